@@ -1,0 +1,12 @@
+# One image for every dcr-platform service; docker-compose.yml picks the module to run.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml ./
+COPY shared ./shared
+COPY services ./services
+COPY deploy/city.yaml deploy/city.yaml
+COPY deploy/postgres/migrations deploy/postgres/migrations
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 dcr
+USER dcr
+EXPOSE 8001 8002 8003 8004

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Run the four Python services locally with uvicorn, in the background.
+#
+#   services.sh start    start each service that is not already running, then wait (60 s
+#                        deadline, polling) until every /healthz answers 200; on timeout print
+#                        the tail of that service's log and exit 1
+#   services.sh stop     SIGTERM our processes (pid files), SIGKILL after 30 s
+#   services.sh status   print running/stopped per service
+#
+# Needs PostgreSQL and Kafka up (postgres.sh start, kafka.sh start).
+# Logs: .state/logs/<service>.log  Pids: .state/run/<service>.pid
+set -euo pipefail
+LOG_PREFIX=services  # used by log()/die() in lib.sh
+# shellcheck source=deploy/scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# name  module:factory  port
+SERVICES=(
+    "intake     services.intake.app:create_app     8001"
+    "supply     services.supply.app:create_app     8002"
+    "incident   services.incident.app:create_app   8003"
+    "projection services.projection.app:create_app 8004"
+)
+HEALTH_TIMEOUT=60
+
+healthy() { http_ok "http://127.0.0.1:$1/healthz"; }
+
+start() {
+    require_venv
+    command -v curl >/dev/null || apt_ensure curl
+    local entry name app port pid
+    # Development bearer tokens: hashed in tokens.yaml (read by the services), clear in
+    # dev-tokens.yaml (for curl and the simulator). Generated once, kept across restarts.
+    (cd "$ROOT" && "$VENV_PY" -m shared.auth generate \
+        --out "$STATE/auth/tokens.yaml" --clear-out "$STATE/auth/dev-tokens.yaml" >/dev/null)
+    for entry in "${SERVICES[@]}"; do
+        read -r name app port <<<"$entry"
+        if pid="$(pid_of "$name" "$app")"; then
+            log "$name already running (pid $pid)"
+            continue
+        fi
+        port_open 127.0.0.1 "$port" && die "port $port ($name) is taken by a process we did not start"
+        log "starting $name on 127.0.0.1:$port"
+        (cd "$ROOT" && spawn "$name" "$VENV_PY" -m uvicorn "$app" --factory \
+            --host 127.0.0.1 --port "$port")
+    done
+    local deadline=$((SECONDS + HEALTH_TIMEOUT)) failed=0
+    for entry in "${SERVICES[@]}"; do
+        read -r name app port <<<"$entry"
+        until healthy "$port"; do
+            if ! pid_of "$name" "$app" >/dev/null; then
+                log "$name exited during startup; last lines of $LOGS/$name.log:"
+                tail -n 40 "$LOGS/$name.log" >&2
+                failed=1
+                break
+            fi
+            if ((SECONDS >= deadline)); then
+                log "$name not healthy after ${HEALTH_TIMEOUT}s; last lines of $LOGS/$name.log:"
+                tail -n 40 "$LOGS/$name.log" >&2
+                failed=1
+                break
+            fi
+            sleep 0.25
+        done
+        ((failed)) && exit 1
+        log "$name healthy: http://127.0.0.1:$port"
+    done
+}
+
+stop() {
+    local i entry name app port
+    # Reverse order: the projection (consumer side) goes first.
+    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+        read -r name app port <<<"${SERVICES[$i]}"
+        stop_pid "$name" "$app" 30
+    done
+}
+
+status() {
+    local entry name app port pid
+    for entry in "${SERVICES[@]}"; do
+        read -r name app port <<<"$entry"
+        if pid="$(pid_of "$name" "$app")"; then
+            if healthy "$port"; then echo "$name: running (pid $pid, healthy, :$port)"
+            else echo "$name: running (pid $pid, NOT healthy, :$port)"; fi
+        else
+            echo "$name: stopped"
+        fi
+    done
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    *) echo "usage: $0 {start|stop|status}" >&2; exit 2 ;;
+esac

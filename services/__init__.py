@@ -1,0 +1,1 @@
+"""The four dcr-platform services. Services never import each other; they share ``shared``."""

@@ -1,0 +1,1 @@
+"""Intake service: visits, refusals, referrals and on-site services (topic ``dcr.visits``)."""

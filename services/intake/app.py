@@ -1,0 +1,20 @@
+"""Intake's composition root (``uvicorn services.intake.app:create_app --factory``)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.intake.routes import ROUTES
+from shared.ingest.api import IngestDeps
+from shared.ingest.app import create_ingest_app
+
+
+def create_app(deps: IngestDeps | None = None) -> FastAPI:
+    return create_ingest_app(
+        "intake",
+        "dcr-platform intake",
+        "Facilities report visits, refusals, referrals and on-site services. Client codes are "
+        "pseudonymised on arrival (keyed HMAC) and never leave this service in clear.",
+        ROUTES,
+        deps,
+    )

@@ -1,0 +1,96 @@
+"""Intake's request models and how each becomes an event. The mechanism is in shared.ingest."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from shared.events import payloads as p
+from shared.events.vocabulary import OnSiteService, ReferralKind, RefusalReason, Route, Substance
+from shared.ingest.api import FacilityReport, IngestContext, IngestRoute
+
+ClientCode = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The client's code at this facility. Pseudonymised on arrival: it never leaves "
+        "this service in clear.",
+        examples=["HT-0042"],
+    ),
+]
+
+
+class VisitStartedRequest(FacilityReport):
+    client_code: ClientCode
+    booth: Annotated[int, Field(ge=1, le=200)] | None = None
+    substances: Annotated[tuple[Substance, ...], Field(min_length=1, max_length=10)]
+    route: Route
+    assisted_injection: bool = False
+    first_visit: bool = False
+
+
+class VisitEndedRequest(FacilityReport):
+    visit_id: p.VisitId
+
+
+class VisitRefusedRequest(FacilityReport):
+    reason: RefusalReason
+    client_code: ClientCode | None = None
+
+
+class ReferralRequest(FacilityReport):
+    referral_to: ReferralKind
+    visit_id: p.VisitId | None = None
+
+
+class ServiceGivenRequest(FacilityReport):
+    service: OnSiteService
+    visit_id: p.VisitId | None = None
+
+
+def visit_started(r: VisitStartedRequest, ctx: IngestContext) -> p.VisitStarted:
+    return p.VisitStarted(
+        visit_id=ctx.new_id(),
+        client_pseudonym=ctx.pseudonym(r.client_code),
+        booth=r.booth,
+        substances=r.substances,
+        route=r.route,
+        assisted_injection=r.assisted_injection,
+        first_visit=r.first_visit,
+    )
+
+
+def visit_ended(r: VisitEndedRequest, ctx: IngestContext) -> p.VisitEnded:
+    return p.VisitEnded(visit_id=r.visit_id)
+
+
+def visit_refused(r: VisitRefusedRequest, ctx: IngestContext) -> p.VisitRefused:
+    return p.VisitRefused(
+        reason=r.reason, client_pseudonym=ctx.pseudonym(r.client_code) if r.client_code else None
+    )
+
+
+def referral(r: ReferralRequest, ctx: IngestContext) -> p.ReferralMade:
+    return p.ReferralMade(referral_to=r.referral_to, visit_id=r.visit_id)
+
+
+def service_given(r: ServiceGivenRequest, ctx: IngestContext) -> p.ServiceGiven:
+    return p.ServiceGiven(service=r.service, visit_id=r.visit_id)
+
+
+ROUTES: tuple[IngestRoute[Any], ...] = (
+    IngestRoute(
+        "/visits",
+        VisitStartedRequest,
+        visit_started,
+        "Check a client in (visit started)",
+        echo=("visit_id",),
+    ),
+    IngestRoute("/visits/end", VisitEndedRequest, visit_ended, "A visit ended"),
+    IngestRoute("/refusals", VisitRefusedRequest, visit_refused, "A client was turned away"),
+    IngestRoute("/referrals", ReferralRequest, referral, "A referral was made"),
+    IngestRoute("/services", ServiceGivenRequest, service_given, "An on-site service was given"),
+)

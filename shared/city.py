@@ -1,0 +1,125 @@
+"""The city model: districts and facilities from ``deploy/city.yaml`` (see CitySettings).
+
+Invariants (checked at load): ids are unique, every facility's district exists, the time zone is
+a valid IANA zone. Days in read models are calendar days in :attr:`City.timezone`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Id = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class FacilityStatus(StrEnum):
+    TEMPORARY = "temporary"
+    PERMANENT = "permanent"
+    PLANNED = "planned"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class District(_Frozen):
+    id: Id
+    name: str
+
+
+class Facility(_Frozen):
+    id: Id
+    name: str
+    district: Id
+    address: str
+    booths: Annotated[int, Field(ge=1, le=200)]
+    status: FacilityStatus
+    #: weekday -> (open, close) in local "HH:MM"; "24:00" means midnight at the end of the day.
+    opening_hours: dict[Weekday, tuple[str, str]] = {}
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _valid_times(cls, v: dict[Weekday, tuple[str, str]]) -> dict[Weekday, tuple[str, str]]:
+        for day, (start, end) in v.items():
+            for t in (start, end):
+                if t != "24:00":
+                    try:
+                        time.fromisoformat(t)
+                    except ValueError:
+                        raise ValueError(f"{day}: {t!r} is not HH:MM") from None
+        return v
+
+    def is_open(self, at_local: datetime) -> bool:
+        """Whether the facility is open at a local (city time zone) datetime."""
+        hhmm = at_local.strftime("%H:%M")
+        today = _WEEKDAYS[at_local.weekday()]
+        yesterday = _WEEKDAYS[(at_local.weekday() - 1) % 7]
+        if today in self.opening_hours:
+            start, end = self.opening_hours[today]
+            if start <= end and start <= hhmm < end:
+                return True
+            if end < start and hhmm >= start:
+                return True
+        if yesterday in self.opening_hours:
+            start, end = self.opening_hours[yesterday]
+            if end < start and hhmm < end:
+                return True
+        return False
+
+
+class City(_Frozen):
+    timezone: str = "Europe/Copenhagen"
+    districts: tuple[District, ...]
+    facilities: tuple[Facility, ...]
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except ZoneInfoNotFoundError:
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> City:
+        district_ids = [d.id for d in self.districts]
+        facility_ids = [f.id for f in self.facilities]
+        for kind, ids in (("district", district_ids), ("facility", facility_ids)):
+            dupes = {i for i in ids if ids.count(i) > 1}
+            if dupes:
+                raise ValueError(f"duplicate {kind} id(s): {sorted(dupes)}")
+        for f in self.facilities:
+            if f.district not in district_ids:
+                raise ValueError(f"facility {f.id} names unknown district {f.district}")
+        return self
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def facility_by_id(self) -> dict[str, Facility]:
+        return {f.id: f for f in self.facilities}
+
+    @cached_property
+    def district_by_id(self) -> dict[str, District]:
+        return {d.id: d for d in self.districts}
+
+    def district_of(self, facility_id: str) -> str | None:
+        f = self.facility_by_id.get(facility_id)
+        return f.district if f else None
+
+
+def load_city(path: Path) -> City:
+    with path.open(encoding="utf-8") as fh:
+        return City.model_validate(yaml.safe_load(fh))

@@ -1,0 +1,71 @@
+"""The event catalogue: every CloudEvents ``type``, its topic, payload model and schema version.
+
+Adding a version 2 of an event: bump ``version`` here, change the model, and register an upcaster
+in :data:`UPCASTERS` that turns a version-1 ``data`` dict into a version-2 one. Consumers always
+see the current version.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.events import payloads as p
+from shared.kafka import topics
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    type: str
+    topic: str
+    model: builtins.type[p.Payload]
+    version: int = 1
+
+
+CATALOGUE: dict[str, EventSpec] = {
+    spec.type: spec
+    for spec in (
+        EventSpec("dk.dcr.visit.started", topics.VISITS, p.VisitStarted),
+        EventSpec("dk.dcr.visit.ended", topics.VISITS, p.VisitEnded),
+        EventSpec("dk.dcr.visit.refused", topics.VISITS, p.VisitRefused),
+        EventSpec("dk.dcr.referral.made", topics.VISITS, p.ReferralMade),
+        EventSpec("dk.dcr.service.given", topics.VISITS, p.ServiceGiven),
+        EventSpec("dk.dcr.supplies.dispensed", topics.SUPPLIES, p.SuppliesDispensed),
+        EventSpec("dk.dcr.sharps.returned", topics.SUPPLIES, p.SharpsReturned),
+        EventSpec("dk.dcr.stock.delivered", topics.SUPPLIES, p.StockDelivered),
+        EventSpec("dk.dcr.stock.counted", topics.SUPPLIES, p.StockCounted),
+        EventSpec("dk.dcr.street_needles.collected", topics.SUPPLIES, p.StreetNeedlesCollected),
+        EventSpec("dk.dcr.incident.reported", topics.INCIDENTS, p.IncidentReported),
+        EventSpec("dk.dcr.drugcheck.result", topics.INCIDENTS, p.DrugCheckResult),
+        EventSpec("dk.dcr.alert.raised", topics.ALERTS, p.DrugAlertRaised),
+    )
+}
+
+_BY_MODEL: dict[type[p.Payload], EventSpec] = {s.model: s for s in CATALOGUE.values()}
+
+#: (type, from_version) -> function turning that version's data into version ``from_version + 1``.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def spec_for(model: type[p.Payload]) -> EventSpec:
+    return _BY_MODEL[model]
+
+
+def upcast(event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
+    """Bring ``data`` written at ``version`` up to the catalogue's current version.
+
+    Raises LookupError when a step is missing (the record goes to the dead-letter topic).
+    """
+    current = CATALOGUE[event_type].version
+    if version > current:
+        raise LookupError(f"schema version {version} of {event_type} is newer than {current}")
+    while version < current:
+        step = UPCASTERS.get((event_type, version))
+        if step is None:
+            raise LookupError(f"no upcaster for {event_type} v{version}")
+        data = step(data)
+        version += 1
+    return data

@@ -1,0 +1,195 @@
+"""The CloudEvents 1.0 envelope and its Kafka binary-mode codec.
+
+Binary mode: CloudEvents attributes travel as ``ce_*`` headers, the value is the payload as JSON
+with ``content-type: application/json``. Extension ``ce_schemaversion`` carries the payload's
+schema version. The Kafka key is the facility id (or the district for street collections) so one
+facility's events stay ordered in one partition.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Final
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+)
+
+from shared.events import payloads as p
+from shared.events.catalogue import CATALOGUE, spec_for, upcast
+
+SPECVERSION: Final = "1.0"
+CONTENT_TYPE: Final = "application/json"
+_SOURCE = re.compile(r"^/(facilities|districts)/([a-z0-9-]{1,64})$")
+
+
+class DecodeError(ValueError):
+    """A Kafka record that is not a valid event. ``reason`` is safe to log and to put in headers
+    (it never contains payload values)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Envelope(BaseModel):
+    """One event. Invariant: ``type`` is in the catalogue and ``data`` is that type's model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: UUID
+    type: str
+    source: str
+    time: AwareDatetime
+    subject: str | None = None
+    data: SerializeAsAny[p.Payload]
+
+    @field_validator("source")
+    @classmethod
+    def _source_names_facility_or_district(cls, v: str) -> str:
+        if _SOURCE.match(v) is None:
+            raise ValueError("source must be /facilities/<id> or /districts/<id>")
+        return v
+
+    @classmethod
+    def wrap(
+        cls, data: p.Payload, *, id: UUID, source: str, time: datetime, subject: str | None = None
+    ) -> Envelope:
+        return cls(
+            id=id,
+            type=spec_for(type(data)).type,
+            source=source,
+            time=time,
+            subject=subject,
+            data=data,
+        )
+
+    @property
+    def topic(self) -> str:
+        return CATALOGUE[self.type].topic
+
+    @property
+    def schema_version(self) -> int:
+        return CATALOGUE[self.type].version
+
+    @property
+    def facility_id(self) -> str | None:
+        """The facility the event happened at; None for district-level (street) events."""
+        kind, ident = _parse_source(self.source)
+        return ident if kind == "facilities" else None
+
+    @property
+    def key(self) -> str:
+        """The partition key: facility id, or district id for district-level events."""
+        return _parse_source(self.source)[1]
+
+
+def facility_source(facility_id: str) -> str:
+    return f"/facilities/{facility_id}"
+
+
+def district_source(district_id: str) -> str:
+    return f"/districts/{district_id}"
+
+
+def _parse_source(source: str) -> tuple[str, str]:
+    m = _SOURCE.match(source)
+    if m is None:
+        raise DecodeError("ce_source is not /facilities/<id> or /districts/<id>")
+    return m.group(1), m.group(2)
+
+
+def to_headers(env: Envelope) -> dict[str, str]:
+    headers = {
+        "ce_specversion": SPECVERSION,
+        "ce_id": str(env.id),
+        "ce_type": env.type,
+        "ce_source": env.source,
+        "ce_time": env.time.isoformat(),
+        "ce_schemaversion": str(env.schema_version),
+        "content-type": CONTENT_TYPE,
+    }
+    if env.subject is not None:
+        headers["ce_subject"] = env.subject
+    return headers
+
+
+def to_value(env: Envelope) -> bytes:
+    return env.data.model_dump_json().encode()
+
+
+_REQUIRED = ("ce_specversion", "ce_id", "ce_type", "ce_source", "ce_time")
+
+
+def decode(
+    headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]], value: bytes | None
+) -> Envelope:
+    """Decode a Kafka record into an Envelope, upcasting old schema versions.
+
+    Raises :class:`DecodeError` with a reason naming what is wrong (never the payload values).
+    """
+    h = {
+        k: v.decode("utf-8", "replace")
+        for k, v in (headers.items() if isinstance(headers, Mapping) else headers)
+    }
+    missing = [name for name in _REQUIRED if name not in h]
+    if missing:
+        raise DecodeError(f"missing CloudEvents header(s): {', '.join(missing)}")
+    if h["ce_specversion"] != SPECVERSION:
+        raise DecodeError(f"unsupported ce_specversion {h['ce_specversion']!r}")
+    if h.get("content-type", CONTENT_TYPE).split(";")[0].strip() != CONTENT_TYPE:
+        raise DecodeError("content-type is not application/json")
+    spec = CATALOGUE.get(h["ce_type"])
+    if spec is None:
+        raise DecodeError(f"unknown ce_type {h['ce_type'][:100]!r}")
+    try:
+        version = int(h.get("ce_schemaversion", "1"))
+    except ValueError:
+        raise DecodeError("ce_schemaversion is not an integer") from None
+    if value is None:
+        raise DecodeError("record has no value")
+    try:
+        raw: Any = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise DecodeError("value is not valid JSON") from None
+    if not isinstance(raw, dict):
+        raise DecodeError("value is not a JSON object")
+    try:
+        data = spec.model.model_validate(upcast(spec.type, version, raw))
+    except LookupError as exc:
+        raise DecodeError(str(exc)) from None
+    except ValidationError as exc:
+        fields = sorted({".".join(str(x) for x in e["loc"]) or "<root>" for e in exc.errors()})
+        raise DecodeError(f"payload invalid for {spec.type}: {', '.join(fields)}") from None
+    try:
+        return Envelope(
+            id=UUID(h["ce_id"]),
+            type=spec.type,
+            source=h["ce_source"],
+            time=datetime.fromisoformat(h["ce_time"]),
+            subject=h.get("ce_subject"),
+            data=data,
+        )
+    except (ValueError, ValidationError) as exc:
+        if isinstance(exc, DecodeError):
+            raise
+        raise DecodeError("invalid ce_id, ce_source or ce_time header") from None
+
+
+def to_record_json(env: Envelope) -> str:
+    """The envelope as its Kafka record (headers + value) in JSON, for storage and replay."""
+    return json.dumps({"headers": to_headers(env), "value": to_value(env).decode()})
+
+
+def from_record_json(text: str) -> Envelope:
+    doc = json.loads(text)
+    return decode({k: v.encode() for k, v in doc["headers"].items()}, doc["value"].encode())

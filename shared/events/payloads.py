@@ -1,0 +1,173 @@
+"""One frozen pydantic model per event type: the ``data`` of a CloudEvent.
+
+Invariants: payloads never hold a client's clear code (only the keyed pseudonym), unknown fields
+are rejected, counts are bounded so that an absurd value is refused at the door instead of
+poisoning a read model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from shared.events.vocabulary import (
+    AlertReason,
+    IncidentKind,
+    OnSiteService,
+    Outcome,
+    ReferralKind,
+    RefusalReason,
+    Route,
+    Severity,
+    Substance,
+    SupplyItem,
+)
+
+#: Upper bound for any one count in one event (a day's worth for a large facility, times ten).
+MAX_COUNT = 10_000
+MAX_WEIGHT_KG = 1_000.0
+
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+PositiveCount = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+WeightKg = Annotated[float, Field(ge=0, le=MAX_WEIGHT_KG, allow_inf_nan=False)]
+#: Opaque identifier of a visit (issued by the intake service).
+VisitId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+#: Hex HMAC-SHA256 of a client's facility code. Never the clear code.
+Pseudonym = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+DistrictId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")]
+
+
+class Payload(BaseModel):
+    """Base of every event payload: frozen, unknown fields rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- dcr.visits -------------------------------------------------------------------------------
+
+
+class VisitStarted(Payload):
+    visit_id: VisitId
+    client_pseudonym: Pseudonym
+    booth: Annotated[int, Field(ge=1, le=200)] | None = None
+    substances: Annotated[tuple[Substance, ...], Field(min_length=1, max_length=10)]
+    route: Route
+    assisted_injection: bool = False
+    first_visit: bool = False
+
+
+class VisitEnded(Payload):
+    visit_id: VisitId
+
+
+class VisitRefused(Payload):
+    reason: RefusalReason
+    client_pseudonym: Pseudonym | None = None
+
+
+class ReferralMade(Payload):
+    referral_to: ReferralKind
+    visit_id: VisitId | None = None
+
+
+class ServiceGiven(Payload):
+    service: OnSiteService
+    visit_id: VisitId | None = None
+
+
+# --- dcr.supplies -----------------------------------------------------------------------------
+
+Items = Annotated[dict[SupplyItem, PositiveCount], Field(min_length=1)]
+
+
+class SuppliesDispensed(Payload):
+    items: Items
+    secondary_distribution: bool = False
+    visit_id: VisitId | None = None
+
+
+class _CountOrWeight(Payload):
+    count: Count | None = None
+    weight_kg: WeightKg | None = None
+
+    @model_validator(mode="after")
+    def _count_or_weight(self) -> Self:
+        if self.count is None and self.weight_kg is None:
+            raise ValueError("give a count, a weight_kg, or both")
+        return self
+
+
+class SharpsReturned(_CountOrWeight):
+    pass
+
+
+class StockDelivered(Payload):
+    items: Items
+
+
+class StockCounted(Payload):
+    """An inventory count: the on-hand quantity per item replaces the running figure."""
+
+    items: Annotated[dict[SupplyItem, Count], Field(min_length=1)]
+
+
+class StreetNeedlesCollected(_CountOrWeight):
+    """Reported by the city's sanitation teams, per district (not by a facility)."""
+
+    district: DistrictId
+    area: Annotated[str, Field(min_length=1, max_length=120)]
+
+
+# --- dcr.incidents ----------------------------------------------------------------------------
+
+
+class Interventions(Payload):
+    naloxone_doses: Annotated[int, Field(ge=0, le=20)] = 0
+    oxygen: bool = False
+    rescue_breathing: bool = False
+    cpr: bool = False
+    ambulance_called: bool = False
+
+
+class IncidentReported(Payload):
+    incident_id: VisitId
+    kind: IncidentKind
+    severity: Severity
+    #: Staff judge the person would probably have died without treatment.
+    life_threatening: bool
+    interventions: Interventions = Interventions()
+    outcome: Outcome
+    suspected_substance: Substance | None = None
+    visit_id: VisitId | None = None
+
+
+class DrugCheckResult(Payload):
+    expected: Substance
+    found: Annotated[tuple[Substance, ...], Field(min_length=1, max_length=10)]
+    visit_id: VisitId | None = None
+
+    @property
+    def unexpected(self) -> frozenset[Substance]:
+        """Substances found that were not the one expected (e.g. fentanyl in heroin)."""
+        return frozenset(self.found) - {self.expected, Substance.UNKNOWN}
+
+
+class DrugAlertRaised(Payload):
+    """Raised by the incident service; once per episode (``episode`` is the dedup key)."""
+
+    alert_id: VisitId
+    district: DistrictId
+    reason: AlertReason
+    episode: Annotated[str, Field(min_length=1, max_length=200)]
+    substance: Substance | None = None
+    overdoses_in_window: Annotated[int, Field(ge=0)] | None = None
+    window_start: AwareDatetime | None = None
+    window_end: AwareDatetime | None = None
+    facility_id: str | None = None
+
+    def window(self) -> tuple[datetime, datetime] | None:
+        if self.window_start is None or self.window_end is None:
+            return None
+        return self.window_start, self.window_end

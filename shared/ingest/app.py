@@ -1,0 +1,99 @@
+"""Composition root shared by the ingest services: builds clients in the lifespan (none at import
+time), wires the routes, health and metrics. A service supplies only its name and route specs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request
+
+from shared.auth import TokenRegistry
+from shared.city import load_city
+from shared.http import install_common
+from shared.ingest.api import IngestDeps, IngestRoute, build_router
+from shared.ingest.kafka_publisher import KafkaEventPublisher, make_broker
+from shared.ingest.pg_idempotency import PostgresIdempotencyStore
+from shared.privacy import Pseudonymiser
+from shared.settings import (
+    AuthSettings,
+    CitySettings,
+    DatabaseSettings,
+    IngestSettings,
+    KafkaSettings,
+    SecuritySettings,
+)
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def real_deps(service: str) -> AsyncIterator[IngestDeps]:
+    """Connect to PostgreSQL and Kafka from settings; close both on exit."""
+    security = SecuritySettings()
+    kafka = KafkaSettings()
+    db = DatabaseSettings()
+    async with AsyncExitStack() as stack:
+        pool = await asyncpg.create_pool(
+            db.dsn.get_secret_value(), min_size=db.pool_min, max_size=db.pool_max
+        )
+        stack.push_async_callback(pool.close)
+        broker = make_broker(kafka, client_id=f"dcr-{service}")
+        await broker.start()
+        stack.push_async_callback(broker.stop)
+        yield IngestDeps(
+            service=service,
+            city=load_city(CitySettings().file),
+            tokens=TokenRegistry.from_file(AuthSettings().tokens_file),
+            pseudonymiser=Pseudonymiser(security.pseudonym_secret.get_secret_value().encode()),
+            publisher=KafkaEventPublisher(broker, kafka),
+            idempotency=PostgresIdempotencyStore(pool),
+            settings=IngestSettings(),
+        )
+
+
+#: A service's own background work (e.g. a Kafka consumer), run for the app's lifetime.
+Background = Callable[[IngestDeps], AbstractAsyncContextManager[Any]]
+
+
+def create_ingest_app(
+    service: str,
+    title: str,
+    description: str,
+    routes: Sequence[IngestRoute[Any]],
+    deps: IngestDeps | None = None,
+    background: Background | None = None,
+) -> FastAPI:
+    """The FastAPI app of one ingest service. With ``deps`` (tests), no client is created.
+
+    ``background``, if given, is entered after the deps are built and exited before they close.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            built = (
+                deps if deps is not None else await stack.enter_async_context(real_deps(service))
+            )
+            app.state.deps = built
+            if background is not None:
+                app.state.background = await stack.enter_async_context(background(built))
+            log.info("%s ready", service)
+            yield
+
+    app = FastAPI(title=title, description=description, version="1.0", lifespan=lifespan)
+
+    def get_deps(request: Request) -> IngestDeps:
+        d: IngestDeps = request.app.state.deps
+        return d
+
+    async def health() -> dict[str, bool]:
+        d: IngestDeps = app.state.deps
+        return {"kafka": await d.publisher.ping(), "database": await d.idempotency.ping()}
+
+    app.include_router(build_router(routes, get_deps), prefix="/v1", tags=[service])
+    install_common(app, service, health, IngestSettings().max_body_bytes)
+    return app

@@ -1,0 +1,76 @@
+"""PostgreSQL adapter of the IdempotencyStore port (table ``ingest_idempotency``)."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from shared.ingest.ports import IdempotencyRecord, StoreUnavailable
+
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+class PostgresIdempotencyStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def claim(self, record: IdempotencyRecord) -> tuple[IdempotencyRecord, bool]:
+        try:
+            return await self._claim(record)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
+
+    async def _claim(self, record: IdempotencyRecord) -> tuple[IdempotencyRecord, bool]:
+        async with self._pool.acquire() as conn:
+            created = await conn.fetchval(
+                """INSERT INTO ingest_idempotency
+                       (scope, key, fingerprint, envelope, response, published)
+                   VALUES ($1, $2, $3, $4, $5::jsonb, false)
+                   ON CONFLICT (scope, key) DO NOTHING
+                   RETURNING true""",
+                record.scope,
+                record.key,
+                record.fingerprint,
+                record.envelope_json,
+                json.dumps(record.response),
+            )
+            row = await conn.fetchrow(
+                """SELECT fingerprint, envelope, response, published FROM ingest_idempotency
+                   WHERE scope = $1 AND key = $2""",
+                record.scope,
+                record.key,
+            )
+        assert row is not None  # inserted or already there; rows are never deleted concurrently
+        return IdempotencyRecord(
+            scope=record.scope,
+            key=record.key,
+            fingerprint=row["fingerprint"],
+            envelope_json=row["envelope"],
+            response=json.loads(row["response"]),
+            published=row["published"],
+        ), bool(created)
+
+    async def mark_published(self, scope: str, key: str) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                await conn.execute(
+                    "UPDATE ingest_idempotency SET published = true WHERE scope = $1 AND key = $2",
+                    scope,
+                    key,
+                )
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
+
+    async def ping(self) -> bool:
+        try:
+            async with self._pool.acquire(timeout=2) as conn:
+                return bool(await conn.fetchval("SELECT 1") == 1)
+        except (*_UNAVAILABLE, asyncpg.PostgresError):
+            return False

@@ -1,0 +1,1 @@
+"""Kafka plumbing: topic catalogue, admin (readiness + topic creation), publishing."""

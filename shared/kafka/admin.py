@@ -1,0 +1,103 @@
+"""Broker readiness and explicit topic creation.
+
+Ready means a metadata request succeeds (not merely an open port). Topics are created with the
+configured partition count and unlimited retention: the event log is the system of record and
+read models are rebuilt from it.
+
+Usage: ``python -m shared.kafka.admin wait|ensure [--timeout SECONDS]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from shared.kafka.topics import ALL_TOPICS
+from shared.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+#: Unlimited retention by time and size: the log is the system of record.
+TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "1"}
+
+
+async def wait_until_ready(bootstrap: str, timeout: float) -> None:
+    """Poll until a metadata request succeeds; raise TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        try:
+            await admin.start()
+            await admin.describe_cluster()
+            return
+        except (KafkaError, OSError) as exc:
+            last_error = exc
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"Kafka at {bootstrap} not ready after {timeout}s: {last_error!r}")
+
+
+async def ensure_topics(
+    bootstrap: str, partitions: int, replication: int = 1, prefix: str = ""
+) -> list[str]:
+    """Create every catalogue topic that does not exist yet; return the names created.
+
+    Existing topics are left alone (safe to run twice); a topic with fewer partitions than
+    configured is reported, never silently shrunk or grown (that would re-key facilities).
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [prefix + t for t in ALL_TOPICS if prefix + t not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        t,
+                        num_partitions=partitions,
+                        replication_factor=replication,
+                        topic_configs=TOPIC_CONFIG,
+                    )
+                    for t in missing
+                ]
+            )
+        return missing
+    finally:
+        await admin.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dcr-topics", description=__doc__)
+    parser.add_argument("command", choices=["wait", "ensure"])
+    parser.add_argument("--timeout", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = KafkaSettings()
+    try:
+        asyncio.run(wait_until_ready(settings.bootstrap_servers, args.timeout))
+    except TimeoutError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if args.command == "ensure":
+        created = asyncio.run(
+            ensure_topics(
+                settings.bootstrap_servers, settings.partitions, prefix=settings.topic_prefix
+            )
+        )
+        print(f"topics created: {', '.join(created) or 'none (all exist)'}")
+    else:
+        print(f"Kafka ready at {settings.bootstrap_servers}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""The topic catalogue. Topics are created explicitly (never auto-created) by ``dcr-topics``."""
+
+from typing import Final
+
+VISITS: Final = "dcr.visits"
+SUPPLIES: Final = "dcr.supplies"
+INCIDENTS: Final = "dcr.incidents"
+ALERTS: Final = "dcr.alerts"
+DEADLETTER: Final = "dcr.deadletter"
+
+#: Topics that carry domain events (what the projection consumes).
+EVENT_TOPICS: Final = (VISITS, SUPPLIES, INCIDENTS, ALERTS)
+ALL_TOPICS: Final = (*EVENT_TOPICS, DEADLETTER)
