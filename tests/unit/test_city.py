@@ -1,0 +1,77 @@
+"""The shipped city file and the rules that guard it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from pydantic import ValidationError
+
+from shared.city import City, load_city
+from shared.settings import CitySettings
+
+
+def test_shipped_city_is_copenhagen() -> None:
+    city = load_city(CitySettings().file)
+    assert city.timezone == "Europe/Copenhagen"
+    assert {d.id for d in city.districts} == {"vesterbro", "nordvest", "sydhavn", "amager"}
+    halmtorv = city.facility_by_id["halmtorv"]
+    assert (halmtorv.district, halmtorv.status) == ("vesterbro", "temporary")
+    assert city.facility_by_id["maendenes-hjem"].status == "planned"
+    assert city.district_of("amager") == "amager"
+
+
+def test_opening_hours_including_past_midnight() -> None:
+    city = City.model_validate(
+        {
+            "districts": [{"id": "d", "name": "D"}],
+            "facilities": [
+                {
+                    "id": "night",
+                    "name": "N",
+                    "district": "d",
+                    "address": "x",
+                    "booths": 4,
+                    "status": "permanent",
+                    "opening_hours": {"fri": ["20:00", "02:00"], "sat": ["10:00", "12:00"]},
+                }
+            ],
+        }
+    )
+    f = city.facility_by_id["night"]
+    assert f.is_open(datetime(2026, 11, 27, 21, 0))  # Friday evening
+    assert f.is_open(datetime(2026, 11, 28, 1, 59))  # Saturday, after midnight
+    assert not f.is_open(datetime(2026, 11, 28, 2, 0))
+    assert f.is_open(datetime(2026, 11, 28, 10, 0))
+    assert not f.is_open(datetime(2026, 11, 26, 21, 0))  # Thursday: closed
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"facilities": [{"district": "nowhere"}]},
+        {"districts": [{"id": "vesterbro", "name": "A"}, {"id": "vesterbro", "name": "B"}]},
+        {"timezone": "Mars/Olympus"},
+    ],
+)
+def test_inconsistent_city_is_refused(broken: dict[str, object]) -> None:
+    base: dict[str, object] = {
+        "timezone": "Europe/Copenhagen",
+        "districts": [{"id": "vesterbro", "name": "Vesterbro"}],
+        "facilities": [],
+    }
+    if "facilities" in broken:
+        broken = {
+            "facilities": [
+                {
+                    "id": "f",
+                    "name": "F",
+                    "district": "nowhere",
+                    "address": "x",
+                    "booths": 1,
+                    "status": "planned",
+                }
+            ]
+        }
+    with pytest.raises(ValidationError):
+        City.model_validate(base | broken)
