@@ -10,6 +10,8 @@ import asyncio
 
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY
 
 from shared.events.envelope import Envelope, to_headers, to_value
 from shared.ingest.ports import PublishError
@@ -17,7 +19,11 @@ from shared.settings import KafkaSettings
 
 
 def make_broker(settings: KafkaSettings, client_id: str) -> KafkaBroker:
-    """A broker for publishing: idempotent producer, acks=all. Creates no connection yet."""
+    """A broker for publishing: idempotent producer, acks=all. Creates no connection yet.
+
+    FastStream's Prometheus middleware adds ``dcr_faststream_published_messages_*`` metrics
+    (labels: app, broker, destination topic; no message content).
+    """
     return KafkaBroker(
         settings.bootstrap_servers,
         client_id=client_id,
@@ -25,6 +31,11 @@ def make_broker(settings: KafkaSettings, client_id: str) -> KafkaBroker:
         acks="all",
         request_timeout_ms=int(settings.publish_timeout_s * 1000),
         logger=None,
+        middlewares=[
+            KafkaPrometheusMiddleware(
+                registry=REGISTRY, app_name=client_id, metrics_prefix="dcr_faststream"
+            )
+        ],
     )
 
 
