@@ -8,7 +8,7 @@ from pydantic import Field
 
 from shared.events import payloads as p
 from shared.events.vocabulary import OnSiteService, ReferralKind, RefusalReason, Route, Substance
-from shared.ingest.api import FacilityReport, IngestContext, IngestRoute
+from shared.ingest.api import FacilityReport, IngestContext, IngestRoute, request_examples
 
 ClientCode = Annotated[
     str,
@@ -24,6 +24,16 @@ ClientCode = Annotated[
 
 
 class VisitStartedRequest(FacilityReport):
+    model_config = request_examples(
+        {
+            "facility_id": "halmtorv",
+            "client_code": "HT-0042",
+            "booth": 4,
+            "substances": ["heroin", "cocaine"],
+            "route": "inject",
+        }
+    )
+
     client_code: ClientCode
     booth: Annotated[int, Field(ge=1, le=200)] | None = None
     substances: Annotated[tuple[Substance, ...], Field(min_length=1, max_length=10)]
@@ -33,20 +43,32 @@ class VisitStartedRequest(FacilityReport):
 
 
 class VisitEndedRequest(FacilityReport):
+    model_config = request_examples(
+        {"facility_id": "halmtorv", "visit_id": "3f9a1c0e5b7d4e2a8c6b1d0f9e8a7c6b"}
+    )
+
     visit_id: p.VisitId
 
 
 class VisitRefusedRequest(FacilityReport):
+    model_config = request_examples(
+        {"facility_id": "halmtorv", "reason": "capacity", "client_code": "HT-0042"}
+    )
+
     reason: RefusalReason
     client_code: ClientCode | None = None
 
 
 class ReferralRequest(FacilityReport):
+    model_config = request_examples({"facility_id": "halmtorv", "referral_to": "housing"})
+
     referral_to: ReferralKind
     visit_id: p.VisitId | None = None
 
 
 class ServiceGivenRequest(FacilityReport):
+    model_config = request_examples({"facility_id": "halmtorv", "service": "wound_care"})
+
     service: OnSiteService
     visit_id: p.VisitId | None = None
 

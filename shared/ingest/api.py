@@ -66,6 +66,13 @@ class Report(BaseModel):
     )
 
 
+def request_examples(*bodies: dict[str, Any]) -> ConfigDict:
+    """``model_config`` for a request model documenting ``bodies`` as its OpenAPI examples
+    (``occurred_at`` is filled in). Merged with the inherited config (frozen, extra forbidden)."""
+    at = "2026-11-28T10:15:00+01:00"
+    return ConfigDict(json_schema_extra={"examples": [{"occurred_at": at, **b} for b in bodies]})
+
+
 class FacilityReport(Report):
     """A report made by a facility about itself."""
 

@@ -11,11 +11,12 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, Request
 
+from shared.asyncapi import install_asyncapi
 from shared.auth import TokenRegistry
 from shared.city import load_city
 from shared.http import install_common
 from shared.ingest.api import IngestDeps, IngestRoute, build_router
-from shared.ingest.kafka_publisher import KafkaEventPublisher, make_broker
+from shared.ingest.kafka_publisher import connected_publisher
 from shared.ingest.pg_idempotency import PostgresIdempotencyStore
 from shared.privacy import Pseudonymiser
 from shared.settings import (
@@ -32,7 +33,11 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def real_deps(service: str) -> AsyncIterator[IngestDeps]:
-    """Connect to PostgreSQL and Kafka from settings; close both on exit."""
+    """Connect to PostgreSQL and Kafka from settings; close both on exit.
+
+    Kafka being down does not stop the service from starting: the publisher keeps connecting in
+    the background and the routes answer 503 (``/healthz``: ``kafka: false``) until it is up.
+    """
     security = SecuritySettings()
     kafka = KafkaSettings()
     db = DatabaseSettings()
@@ -41,15 +46,15 @@ async def real_deps(service: str) -> AsyncIterator[IngestDeps]:
             db.dsn.get_secret_value(), min_size=db.pool_min, max_size=db.pool_max
         )
         stack.push_async_callback(pool.close)
-        broker = make_broker(kafka, client_id=f"dcr-{service}")
-        await broker.start()
-        stack.push_async_callback(broker.stop)
+        publisher = await stack.enter_async_context(
+            connected_publisher(kafka, client_id=f"dcr-{service}")
+        )
         yield IngestDeps(
             service=service,
             city=load_city(CitySettings().file),
             tokens=TokenRegistry.from_file(AuthSettings().tokens_file),
             pseudonymiser=Pseudonymiser(security.pseudonym_secret.get_secret_value().encode()),
-            publisher=KafkaEventPublisher(broker, kafka),
+            publisher=publisher,
             idempotency=PostgresIdempotencyStore(pool),
             settings=IngestSettings(),
         )
@@ -96,4 +101,5 @@ def create_ingest_app(
 
     app.include_router(build_router(routes, get_deps), prefix="/v1", tags=[service])
     install_common(app, service, health, IngestSettings().max_body_bytes)
+    install_asyncapi(app, title, description)
     return app

@@ -1,0 +1,307 @@
+"""The drug alert rule: a pure function ``(state, incident event) -> (state, alerts)``.
+
+No I/O here (the Kafka/PostgreSQL driver is :mod:`services.incident.alert_worker`); ``now`` is an
+argument, so the rule is deterministic and unit-tested without clocks.
+
+Overdose clusters (reason ``overdose_cluster``)
+    ``c_d(x)`` is the number of overdoses (:data:`~shared.events.vocabulary.OVERDOSE_KINDS`) in
+    district ``d`` with event time in ``(x - window, x]``. An **episode** is a maximal interval of
+    event time on which ``c_d(x) >= threshold``; each episode raises exactly one alert. Adding an
+    overdose only ever grows ``c_d``, so an episode only ever grows or merges with a neighbour:
+    a late report that moves an episode's start earlier, or bridges two episodes, raises nothing
+    new. A new episode (a second alert) starts only after ``c_d`` fell below the threshold.
+    The alert's episode key is ``overdose_cluster/<district>/<start>``, ``start`` being the
+    instant the threshold was reached as known when the alert was raised.
+
+Adulterants (reason ``adulterant_found``)
+    A drug check whose ``found`` holds a substance other than the ``expected`` one (and other
+    than ``unknown``) raises one alert per district, substance and **local calendar day** (the
+    city's time zone): episode key ``adulterant_found/<district>/<substance>/<YYYY-MM-DD>``.
+    Calendar days make the key independent of arrival order, so a restarted worker (or the
+    database's unique constraint on the key) recognises a repeat without any window state; the
+    price is that a finding just after midnight raises the next day's alert again.
+
+Lateness and memory
+    Events whose time is older than ``now - max_lateness`` raise nothing and are not kept
+    (``now`` is processing time, so replaying an old topic raises no alerts for old history).
+    The state keeps overdoses no older than ``now - max_lateness - window`` and episodes ending
+    no earlier than ``now - max_lateness``: exactly what an acceptable late event can still
+    interact with. Within that horizon, counts are exact.
+
+Idempotency
+    A redelivered event (same ``id``) changes nothing. Alert event ids are
+    ``uuid5(ALERT_NAMESPACE, episode key)``: publishing the same episode twice gives the same
+    CloudEvents id, which consumers deduplicate.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import NamedTuple
+from uuid import UUID, uuid5
+
+from shared.events.envelope import Envelope, district_source
+from shared.events.payloads import DrugAlertRaised, DrugCheckResult, IncidentReported
+from shared.events.vocabulary import OVERDOSE_KINDS, AlertReason, Substance
+
+#: Namespace of alert event ids (uuid5 of the episode key).
+ALERT_NAMESPACE = UUID("6f1c0c1e-5d7a-4a43-9a43-0d5c2d1b7a10")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRules:
+    """Parameters of the rule. ``zone`` is the city's time zone (adulterant days)."""
+
+    threshold: int = 3
+    window: timedelta = timedelta(hours=2)
+    max_lateness: timedelta = timedelta(hours=6)
+    zone: tzinfo = UTC
+
+    def __post_init__(self) -> None:
+        if self.threshold < 1:
+            raise ValueError("threshold must be at least 1")
+        if self.window <= timedelta(0) or self.max_lateness < timedelta(0):
+            raise ValueError("window must be positive and max_lateness not negative")
+
+    def day(self, at: datetime) -> date:
+        return at.astimezone(self.zone).date()
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Overdose:
+    time: datetime
+    event_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Half-open event-time interval ``[start, end)``."""
+
+    start: datetime
+    end: datetime
+
+    def touches(self, other: Span) -> bool:
+        return self.start <= other.end and other.start <= self.end
+
+
+@dataclass(frozen=True, slots=True)
+class DistrictWindow:
+    """One district's recent overdoses (sorted) and the episodes already alerted (disjoint)."""
+
+    overdoses: tuple[Overdose, ...] = ()
+    episodes: tuple[Span, ...] = ()
+
+    def knows(self, event_id: UUID) -> bool:
+        return any(o.event_id == event_id for o in self.overdoses)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class AdulterantKey:
+    district: str
+    substance: Substance
+    day: date
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """Immutable; every step returns a new one. ``districts`` must not be mutated."""
+
+    districts: Mapping[str, DistrictWindow] = field(default_factory=dict)
+    adulterants: frozenset[AdulterantKey] = frozenset()
+
+    def knows_overdose(self, district: str, event_id: UUID) -> bool:
+        w = self.districts.get(district)
+        return w is not None and w.knows(event_id)
+
+    @classmethod
+    def restore(
+        cls,
+        rules: AlertRules,
+        now: datetime,
+        overdoses: Iterable[tuple[str, UUID, datetime]],
+        adulterants: Iterable[tuple[str, Substance, datetime]],
+    ) -> AlertState:
+        """Rebuild the state from persisted overdoses ``(district, event id, time)`` and raised
+        adulterant alerts ``(district, substance, time)``.
+
+        Every episode the overdoses form counts as already alerted: the driver persists an
+        overdose in the same transaction as the alerts it raised, so none was left un-alerted.
+        """
+        by_district: dict[str, list[Overdose]] = {}
+        for district, event_id, at in overdoses:
+            by_district.setdefault(district, []).append(Overdose(at, event_id))
+        oldest_kept = now - rules.max_lateness - rules.window
+        oldest_episode_end = now - rules.max_lateness
+        districts: dict[str, DistrictWindow] = {}
+        for district, items in by_district.items():
+            kept = tuple(sorted({o for o in items if o.time >= oldest_kept}))
+            spans = _spans([o.time for o in kept], rules)
+            districts[district] = DistrictWindow(
+                kept, tuple(s for s in spans if s.end >= oldest_episode_end)
+            )
+        first_day = rules.day(now - rules.max_lateness)
+        keys = frozenset(
+            k
+            for d, s, at in adulterants
+            if (k := AdulterantKey(d, s, rules.day(at))).day >= first_day
+        )
+        return cls(districts, keys)
+
+
+class Step(NamedTuple):
+    state: AlertState
+    alerts: tuple[Envelope, ...]
+
+
+def evaluate(
+    rules: AlertRules, state: AlertState, event: Envelope, district: str, now: datetime
+) -> Step:
+    """Apply one incident event (at a facility in ``district``); return the new state and the
+    alerts to raise (``dk.dcr.alert.raised`` envelopes). Other event types change nothing."""
+    if event.time < now - rules.max_lateness:
+        return Step(state, ())
+    if isinstance(event.data, IncidentReported) and event.data.kind in OVERDOSE_KINDS:
+        return _overdose(rules, state, event, district, now)
+    if isinstance(event.data, DrugCheckResult) and event.data.unexpected:
+        return _drug_check(rules, state, event, event.data, district, now)
+    return Step(state, ())
+
+
+def _overdose(
+    rules: AlertRules, state: AlertState, event: Envelope, district: str, now: datetime
+) -> Step:
+    window = state.districts.get(district, DistrictWindow())
+    if window.knows(event.id):
+        return Step(state, ())
+    oldest_kept = now - rules.max_lateness - rules.window
+    overdoses = [o for o in window.overdoses if o.time >= oldest_kept]
+    bisect.insort(overdoses, Overdose(event.time, event.id))
+    episodes = [e for e in window.episodes if e.end >= now - rules.max_lateness]
+    times = [o.time for o in overdoses]
+    # Only spans containing an instant in [t, t + window) can have changed.
+    changed = [
+        s
+        for s in _spans(times, rules)
+        if s.end > event.time and s.start < event.time + rules.window
+    ]
+    alerts: list[Envelope] = []
+    for span in changed:
+        known = [e for e in episodes if e.touches(span)]
+        if known:
+            episodes = [e for e in episodes if e not in known]
+            episodes.append(
+                Span(
+                    min(span.start, *(e.start for e in known)),
+                    max(span.end, *(e.end for e in known)),
+                )
+            )
+        else:
+            episodes.append(span)
+            alerts.append(_cluster_alert(rules, district, span.start, times, event))
+    new_window = DistrictWindow(tuple(overdoses), tuple(sorted(episodes, key=lambda e: e.start)))
+    return Step(replace(state, districts={**state.districts, district: new_window}), tuple(alerts))
+
+
+def _spans(times: list[datetime], rules: AlertRules) -> list[Span]:
+    """Maximal intervals on which the sliding count reaches the threshold (``times`` sorted).
+
+    An overdose at ``t`` counts on ``[t, t + window)``; changes at one instant apply together.
+    """
+    changes: dict[datetime, int] = {}
+    for t in times:
+        changes[t] = changes.get(t, 0) + 1
+        changes[t + rules.window] = changes.get(t + rules.window, 0) - 1
+    spans: list[Span] = []
+    count, start = 0, None
+    for instant in sorted(changes):
+        count += changes[instant]
+        if count >= rules.threshold and start is None:
+            start = instant
+        elif count < rules.threshold and start is not None:
+            spans.append(Span(start, instant))
+            start = None
+    assert start is None  # every overdose's count ends
+    return spans
+
+
+def _cluster_alert(
+    rules: AlertRules, district: str, start: datetime, times: list[datetime], trigger: Envelope
+) -> Envelope:
+    in_window = sum(1 for t in times if start - rules.window < t <= start)
+    episode = f"{AlertReason.OVERDOSE_CLUSTER}/{district}/{start.astimezone(UTC).isoformat()}"
+    return _alert(
+        episode,
+        start,
+        district=district,
+        reason=AlertReason.OVERDOSE_CLUSTER,
+        overdoses_in_window=in_window,
+        window_start=start - rules.window,
+        window_end=start,
+        facility_id=trigger.facility_id,
+    )
+
+
+def _drug_check(
+    rules: AlertRules,
+    state: AlertState,
+    event: Envelope,
+    check: DrugCheckResult,
+    district: str,
+    now: datetime,
+) -> Step:
+    day = rules.day(event.time)
+    first_day = rules.day(now - rules.max_lateness)
+    keys = {k for k in state.adulterants if k.day >= first_day}
+    alerts: list[Envelope] = []
+    for substance in sorted(check.unexpected):
+        key = AdulterantKey(district, substance, day)
+        if key in keys:
+            continue
+        keys.add(key)
+        episode = f"{AlertReason.ADULTERANT_FOUND}/{district}/{substance}/{day.isoformat()}"
+        day_start = datetime.combine(day, time(0), tzinfo=rules.zone)
+        day_end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=rules.zone)
+        alerts.append(
+            _alert(
+                episode,
+                event.time,
+                district=district,
+                reason=AlertReason.ADULTERANT_FOUND,
+                substance=substance,
+                window_start=day_start,
+                window_end=day_end,
+                facility_id=event.facility_id,
+            )
+        )
+    return Step(replace(state, adulterants=frozenset(keys)), tuple(alerts))
+
+
+def _alert(
+    episode: str,
+    at: datetime,
+    *,
+    district: str,
+    reason: AlertReason,
+    substance: Substance | None = None,
+    overdoses_in_window: int | None = None,
+    window_start: datetime,
+    window_end: datetime,
+    facility_id: str | None,
+) -> Envelope:
+    """The alert envelope; its id (and ``alert_id``) is derived from the episode key."""
+    event_id = uuid5(ALERT_NAMESPACE, episode)
+    data = DrugAlertRaised(
+        alert_id=event_id.hex,
+        district=district,
+        reason=reason,
+        episode=episode,
+        substance=substance,
+        overdoses_in_window=overdoses_in_window,
+        window_start=window_start,
+        window_end=window_end,
+        facility_id=facility_id,
+    )
+    return Envelope.wrap(data, id=event_id, source=district_source(district), time=at)

@@ -1,0 +1,1 @@
+"""Supply service: harm-reduction supplies, sharps, stock and street needles (``dcr.supplies``)."""

@@ -1,0 +1,156 @@
+"""Drug alerts end to end: incidents posted to the incident API -> the alert worker (consuming the
+real incidents topic) -> exactly one record per episode on the alerts topic, also across a
+restart of the service. Overdoses in vesterbro and sydhavn are posted only here (other tests'
+incidents would count towards the window)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import asyncpg
+import httpx
+import pytest
+
+from services.incident.app import create_app as create_incident
+from shared.events.envelope import decode
+from shared.events.payloads import DrugAlertRaised
+from shared.events.vocabulary import AlertReason
+from shared.kafka import topics
+from tests.integration.ingest.conftest import (
+    alert_worker_caught_up,
+    at,
+    bearer,
+    check_cloudevent,
+)
+from tests.support import Record, poll_until, read_topic, serve
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import TestEnv
+
+pytestmark = pytest.mark.integration
+
+
+def overdose(facility: str, minutes_ago: float) -> dict[str, object]:
+    return {
+        "facility_id": facility,
+        "occurred_at": at(minutes_ago),
+        "kind": "opioid_overdose",
+        "severity": "severe",
+        "life_threatening": True,
+        "interventions": {"naloxone_doses": 2},
+        "outcome": "recovered_on_site",
+        "suspected_substance": "heroin",
+    }
+
+
+async def alerts(env: TestEnv, district: str, reason: AlertReason) -> list[Record]:
+    out = []
+    for record in await read_topic(env.bootstrap, env.topic(topics.ALERTS)):
+        data = decode(record.headers, record.value).data
+        assert isinstance(data, DrugAlertRaised)
+        if data.district == district and data.reason is reason:
+            out.append(record)
+    return out
+
+
+async def post(
+    client: httpx.AsyncClient,
+    env: TestEnv,
+    path: str,
+    body: dict[str, object],
+) -> str:
+    principal = str(body["facility_id"])
+    r = await client.post(path, json=body, headers=bearer(env, principal))
+    assert r.status_code == 202, r.text
+    return str(r.json()["event_id"])
+
+
+async def caught_up(env: TestEnv) -> None:
+    await poll_until(
+        lambda: alert_worker_caught_up(env),
+        timeout=30,
+        what="the alert worker to commit every incident",
+    )
+
+
+async def test_overdose_cluster_raises_one_alert_per_episode(
+    test_env: TestEnv, incident: httpx.AsyncClient
+) -> None:
+    assert await alerts(test_env, "vesterbro", AlertReason.OVERDOSE_CLUSTER) == []
+    await post(incident, test_env, "/v1/incidents", overdose("halmtorv", 100))
+    await post(incident, test_env, "/v1/incidents", overdose("maendenes-hjem", 70))
+    await caught_up(test_env)
+    assert await alerts(test_env, "vesterbro", AlertReason.OVERDOSE_CLUSTER) == []
+
+    await post(incident, test_env, "/v1/incidents", overdose("halmtorv", 40))
+    [record] = await poll_until(
+        lambda: alerts(test_env, "vesterbro", AlertReason.OVERDOSE_CLUSTER),
+        timeout=30,
+        what="an overdose cluster alert for vesterbro",
+    )
+    env = check_cloudevent(
+        record,
+        event_id=record.headers["ce_id"].decode(),
+        event_type="dk.dcr.alert.raised",
+        source="/districts/vesterbro",
+        key="vesterbro",
+    )
+    assert isinstance(env.data, DrugAlertRaised)
+    assert env.data.overdoses_in_window == 3 and env.data.facility_id == "halmtorv"
+
+    await post(incident, test_env, "/v1/incidents", overdose("maendenes-hjem", 10))  # 4th
+    await caught_up(test_env)
+    assert len(await alerts(test_env, "vesterbro", AlertReason.OVERDOSE_CLUSTER)) == 1
+
+    conn = await asyncpg.connect(test_env.dsn)
+    try:
+        assert (
+            await conn.fetchval("SELECT count(*) FROM alert_overdoses WHERE district = 'vesterbro'")
+            == 4
+        )
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM alert_episodes WHERE district = 'vesterbro' "
+                "AND reason = 'overdose_cluster' AND published"
+            )
+            == 1
+        )
+    finally:
+        await conn.close()
+
+
+async def test_restarted_worker_does_not_raise_the_episode_again(test_env: TestEnv) -> None:
+    """A new service instance rebuilds the window from PostgreSQL and resumes at the committed
+    offsets: three more overdoses continuing the same episode raise nothing (a worker that
+    forgot the episode would count them as a new cluster)."""
+    async with serve(create_incident()) as first:
+        for minutes_ago in (50, 40, 30):
+            await post(first, test_env, "/v1/incidents", overdose("sydhavn", minutes_ago))
+        before = await poll_until(
+            lambda: alerts(test_env, "sydhavn", AlertReason.OVERDOSE_CLUSTER),
+            timeout=30,
+            what="an overdose cluster alert for sydhavn",
+        )
+    assert len(before) == 1
+    async with serve(create_incident()) as restarted:
+        for minutes_ago in (20, 15, 5):
+            await post(restarted, test_env, "/v1/incidents", overdose("sydhavn", minutes_ago))
+        await caught_up(test_env)
+    assert await alerts(test_env, "sydhavn", AlertReason.OVERDOSE_CLUSTER) == before
+
+
+async def test_unexpected_substance_raises_one_adulterant_alert(
+    test_env: TestEnv, incident: httpx.AsyncClient
+) -> None:
+    check = {"facility_id": "nordvest", "expected": "heroin", "found": ["heroin", "fentanyl"]}
+    await post(incident, test_env, "/v1/drug-checks", {**check, "occurred_at": at(20)})
+    [record] = await poll_until(
+        lambda: alerts(test_env, "nordvest", AlertReason.ADULTERANT_FOUND),
+        timeout=30,
+        what="an adulterant alert for nordvest",
+    )
+    data = decode(record.headers, record.value).data
+    assert isinstance(data, DrugAlertRaised) and data.substance == "fentanyl"
+    await post(incident, test_env, "/v1/drug-checks", {**check, "occurred_at": at(1)})
+    await caught_up(test_env)
+    assert len(await alerts(test_env, "nordvest", AlertReason.ADULTERANT_FOUND)) == 1

@@ -1,0 +1,125 @@
+"""The alert worker's per-record handling on fakes: persist before publish, publish once, retry
+the same alert after a failed publish, skip what it cannot use."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import pytest
+
+from services.incident.alert_worker import AlertWorker
+from services.incident.alerting import AlertRules
+from services.incident.settings import AlertSettings
+from shared.city import load_city
+from shared.events.envelope import Envelope, facility_source, to_headers, to_value
+from shared.events.payloads import IncidentReported
+from shared.events.vocabulary import IncidentKind, Outcome, Severity, Substance
+from shared.ingest.ports import InMemoryPublisher, PublishError
+from shared.settings import CitySettings, KafkaSettings
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeAlertStore:
+    """In-memory stand-in for services.incident.alert_store.AlertStore."""
+
+    overdoses: dict[UUID, tuple[str, UUID, datetime]] = field(default_factory=dict)
+    episodes: dict[str, Envelope] = field(default_factory=dict)
+    published: set[UUID] = field(default_factory=set)
+
+    async def load(
+        self, since: datetime
+    ) -> tuple[list[tuple[str, UUID, datetime]], list[tuple[str, Substance, datetime]]]:
+        return [o for o in self.overdoses.values() if o[2] >= since], []
+
+    async def record(
+        self, overdose: tuple[str, UUID, datetime] | None, alerts: Sequence[Envelope]
+    ) -> None:
+        if overdose is not None:
+            self.overdoses.setdefault(overdose[1], overdose)
+        for alert in alerts:
+            self.episodes.setdefault(alert.data.episode, alert)  # type: ignore[attr-defined]
+
+    async def unpublished(self) -> list[Envelope]:
+        return [e for e in self.episodes.values() if e.id not in self.published]
+
+    async def mark_published(self, alert_id: UUID) -> None:
+        self.published.add(alert_id)
+
+
+def overdose_record(
+    minutes_ago: float, facility: str = "halmtorv"
+) -> tuple[list[tuple[str, bytes]], bytes]:
+    data = IncidentReported(
+        incident_id=uuid4().hex,
+        kind=IncidentKind.OPIOID_OVERDOSE,
+        severity=Severity.SEVERE,
+        life_threatening=True,
+        outcome=Outcome.RECOVERED_ON_SITE,
+    )
+    env = Envelope.wrap(
+        data,
+        id=uuid4(),
+        source=facility_source(facility),
+        time=NOW - timedelta(minutes=minutes_ago),
+    )
+    return [(k, v.encode()) for k, v in to_headers(env).items()], to_value(env)
+
+
+def worker(store: FakeAlertStore, publisher: InMemoryPublisher) -> AlertWorker:
+    city = load_city(CitySettings().file)
+    return AlertWorker(
+        rules=AlertRules(zone=city.zone),
+        city=city,
+        store=store,  # type: ignore[arg-type]
+        publisher=publisher,
+        kafka=KafkaSettings(),
+        settings=AlertSettings(),
+        clock=lambda: NOW,
+    )
+
+
+async def test_overdoses_are_persisted_and_the_alert_published_once() -> None:
+    store, publisher = FakeAlertStore(), InMemoryPublisher()
+    w = worker(store, publisher)
+    records = [overdose_record(m) for m in (50, 40, 30)]
+    for headers, value in records:
+        await w.handle(headers, value)
+    for headers, value in records:  # redelivery after a crash before the offset commit
+        await w.handle(headers, value)
+    await w.handle(*overdose_record(20, facility="maendenes-hjem"))  # same episode
+    assert len(store.overdoses) == 4
+    [alert] = publisher.published
+    assert alert.type == "dk.dcr.alert.raised" and alert.key == "vesterbro"
+    assert store.published == {alert.id}
+
+
+async def test_failed_publish_leaves_the_alert_stored_and_it_is_published_later() -> None:
+    store, publisher = FakeAlertStore(), InMemoryPublisher(fail=True)
+    w = worker(store, publisher)
+    await w.handle(*overdose_record(50))
+    await w.handle(*overdose_record(40))
+    with pytest.raises(PublishError):
+        await w.handle(*overdose_record(30))
+    [stored] = store.episodes.values()
+    assert store.published == set()
+    publisher.fail = False
+    fresh = worker(store, publisher)  # the next session: a restart rebuilds from the store
+    await fresh.flush()
+    assert [a.id for a in publisher.published] == [stored.id]
+    await fresh.flush()
+    assert len(publisher.published) == 1
+
+
+async def test_records_it_cannot_use_are_skipped() -> None:
+    store, publisher = FakeAlertStore(), InMemoryPublisher()
+    w = worker(store, publisher)
+    headers, value = overdose_record(10)
+    await w.handle([], value)  # no CloudEvents headers
+    await w.handle(headers, b"not json")
+    await w.handle(*overdose_record(10, facility="atlantis"))  # not a facility of the city
+    assert store.overdoses == {} and publisher.published == []
