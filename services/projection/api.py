@@ -1,0 +1,265 @@
+"""The read API (JSON): city summary, district days, facility live and stock, alerts; and the
+public variants with small-cell suppression.
+
+Every answer carries the freshness of the read models (``data_complete_until``, ``lag_events``,
+``last_applied_record_time``; see :class:`~.runner.Freshness`). Dates are calendar days in the
+city's time zone; ``from``/``to`` default to today there, ``from > to`` or a range longer than
+``max_range_days`` is a 422.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import AwareDatetime
+
+from services.projection import queries
+from services.projection.figures import Day, days_between, empty_day, sum_days, to_json
+from services.projection.runner import Freshness
+from services.projection.settings import ProjectionSettings
+from services.projection.suppression import CITY, public_day, suppress_day
+from shared.city import City
+
+
+@dataclass
+class ReadContext:
+    pool: asyncpg.Pool
+    city: City
+    settings: ProjectionSettings
+    freshness: Callable[[], Awaitable[Freshness]]
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def today(self) -> date:
+        return self.clock().astimezone(self.city.zone).date()
+
+
+FromDate = Annotated[date | None, Query(alias="from", description="First day (YYYY-MM-DD)")]
+ToDate = Annotated[date | None, Query(alias="to", description="Last day (YYYY-MM-DD)")]
+
+
+def _query_error(name: str, msg: str) -> HTTPException:
+    return HTTPException(422, detail=[{"loc": ["query", name], "msg": msg, "type": "value_error"}])
+
+
+def _range(ctx: ReadContext, start: date | None, end: date | None) -> tuple[date, date]:
+    end = end or ctx.today()
+    start = start or end
+    if start > end:
+        raise _query_error("from", "must not be after 'to'")
+    if (end - start).days + 1 > ctx.settings.max_range_days:
+        raise _query_error("from", f"range longer than {ctx.settings.max_range_days} days")
+    return start, end
+
+
+async def _fresh(ctx: ReadContext) -> dict[str, Any]:
+    return (await ctx.freshness()).as_json()
+
+
+async def _city_days(
+    ctx: ReadContext,
+    start: date,
+    end: date,
+) -> tuple[dict[date, dict[str, Day]], dict[date, Day]]:
+    """Every district's figures and the city's sum, for each day of the range."""
+    districts = [d.id for d in ctx.city.districts]
+    async with ctx.pool.acquire() as conn:
+        found = await queries.district_days(conn, districts, start, end)
+        medians = await queries.city_medians(conn, start, end)
+    per_day: dict[date, dict[str, Day]] = {}
+    city: dict[date, Day] = {}
+    for day in days_between(start, end):
+        per_day[day] = {d: found.get((d, day)) or empty_day() for d in districts}
+        city[day] = sum_days(per_day[day].values(), medians.get(day))
+    return per_day, city
+
+
+def build_router(get_ctx: Callable[[Request], ReadContext]) -> APIRouter:
+    router = APIRouter()
+
+    def district_or_404(ctx: ReadContext, district: str) -> str:
+        if district not in ctx.city.district_by_id:
+            raise HTTPException(404, "unknown district")
+        return district
+
+    @router.get("/districts", summary="The city's districts and their facilities")
+    async def districts(request: Request) -> dict[str, Any]:
+        ctx = get_ctx(request)
+        return {
+            "districts": [
+                {
+                    "id": d.id,
+                    "name": d.name,
+                    "facilities": [
+                        {"id": f.id, "name": f.name, "status": f.status.value, "booths": f.booths}
+                        for f in ctx.city.facilities
+                        if f.district == d.id
+                    ],
+                }
+                for d in ctx.city.districts
+            ]
+        }
+
+    @router.get("/districts/{district}/daily", summary="A district's figures per day")
+    async def district_daily(
+        request: Request, district: str, start: FromDate = None, end: ToDate = None
+    ) -> dict[str, Any]:
+        ctx = get_ctx(request)
+        district_or_404(ctx, district)
+        first, last = _range(ctx, start, end)
+        async with ctx.pool.acquire() as conn:
+            found = await queries.district_days(conn, [district], first, last)
+        days = [
+            {"day": day.isoformat(), **to_json(found.get((district, day)) or empty_day())}
+            for day in days_between(first, last)
+        ]
+        return {
+            "district": district,
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "days": days,
+            **await _fresh(ctx),
+        }
+
+    @router.get("/city/summary", summary="The districts' figures summed per day")
+    async def city_summary(
+        request: Request, start: FromDate = None, end: ToDate = None
+    ) -> dict[str, Any]:
+        ctx = get_ctx(request)
+        first, last = _range(ctx, start, end)
+        _, city = await _city_days(ctx, first, last)
+        days = [{"day": day.isoformat(), **to_json(figures)} for day, figures in city.items()]
+        return {
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "days": days,
+            **await _fresh(ctx),
+        }
+
+    @router.get(
+        "/public/districts/{district}/daily",
+        summary="A district's figures per day, small counts suppressed",
+    )
+    async def public_district_daily(
+        request: Request, district: str, start: FromDate = None, end: ToDate = None
+    ) -> dict[str, Any]:
+        ctx = get_ctx(request)
+        district_or_404(ctx, district)
+        first, last = _range(ctx, start, end)
+        per_day, city = await _city_days(ctx, first, last)
+        threshold = ctx.settings.suppression_threshold
+        days = []
+        for day in days_between(first, last):
+            hidden = suppress_day(per_day[day], city[day], threshold)
+            days.append(
+                {
+                    "day": day.isoformat(),
+                    **public_day(district, to_json(per_day[day][district]), hidden, threshold),
+                }
+            )
+        return {
+            "district": district,
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "suppression_threshold": threshold,
+            "days": days,
+            **await _fresh(ctx),
+        }
+
+    @router.get("/public/city/summary", summary="City figures per day, small counts suppressed")
+    async def public_city_summary(
+        request: Request, start: FromDate = None, end: ToDate = None
+    ) -> dict[str, Any]:
+        ctx = get_ctx(request)
+        first, last = _range(ctx, start, end)
+        per_day, city = await _city_days(ctx, first, last)
+        threshold = ctx.settings.suppression_threshold
+        days = []
+        for day in days_between(first, last):
+            hidden = suppress_day(per_day[day], city[day], threshold)
+            days.append(
+                {"day": day.isoformat(), **public_day(CITY, to_json(city[day]), hidden, threshold)}
+            )
+        return {
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "suppression_threshold": threshold,
+            "days": days,
+            **await _fresh(ctx),
+        }
+
+    @router.get("/facilities/{facility}/live", summary="A facility right now")
+    async def facility_live(request: Request, facility: str) -> dict[str, Any]:
+        ctx = get_ctx(request)
+        f = ctx.city.facility_by_id.get(facility)
+        if f is None:
+            raise HTTPException(404, "unknown facility")
+        now = ctx.clock()
+        async with ctx.pool.acquire() as conn:
+            live = await queries.facility_live(
+                conn, facility, ctx.today(), now, ctx.settings.stale_visit_hours
+            )
+        last_event = live["last_event_time"]
+        return {
+            "facility": f.id,
+            "name": f.name,
+            "district": f.district,
+            "status": f.status.value,
+            "booths_total": f.booths,
+            "booths_in_use": live["in_use"],
+            "booths_free": max(f.booths - live["in_use"], 0),
+            "open_now": f.is_open(now.astimezone(ctx.city.zone)),
+            "visits_today": live["visits_today"],
+            "refusals_today": live["refusals_today"],
+            "last_event_time": last_event.isoformat() if last_event else None,
+            **await _fresh(ctx),
+        }
+
+    @router.get("/facilities/{facility}/stock", summary="A facility's supplies on hand")
+    async def facility_stock(request: Request, facility: str) -> dict[str, Any]:
+        ctx = get_ctx(request)
+        if facility not in ctx.city.facility_by_id:
+            raise HTTPException(404, "unknown facility")
+        async with ctx.pool.acquire() as conn:
+            rows = await queries.facility_stock(conn, facility, ctx.clock())
+        items = []
+        for r in rows:
+            on_hand = int(r["counted"]) + int(r["moved"])
+            daily = Decimal(int(r["used_7d"])) / 7
+            items.append(
+                {
+                    "item": r["item"],
+                    "on_hand": on_hand,
+                    "counted_at": r["counted_at"].isoformat() if r["counted_at"] else None,
+                    "average_daily_use_7d": round(float(daily), 2),
+                    "days_of_cover": round(float(on_hand / daily), 1) if daily > 0 else None,
+                }
+            )
+        return {"facility": facility, "items": items, **await _fresh(ctx)}
+
+    @router.get("/alerts", summary="Drug alerts, newest first")
+    async def alerts(
+        request: Request,
+        district: str | None = None,
+        since: AwareDatetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        ctx = get_ctx(request)
+        if district is not None:
+            district_or_404(ctx, district)
+        async with ctx.pool.acquire() as conn:
+            rows = await queries.alerts(conn, district, since, limit)
+        return {
+            "alerts": [
+                {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
+                for r in rows
+            ],
+            **await _fresh(ctx),
+        }
+
+    return router

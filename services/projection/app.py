@@ -1,0 +1,97 @@
+"""The projection's composition root (``uvicorn services.projection.app:create_app --factory``).
+
+The lifespan builds the clients (none at import time): a PostgreSQL pool for the read API and
+the batches, and the :class:`~.runner.ProjectionRunner` (Kafka consumer + dead-letter producer)
+as a background task. ``/healthz`` is 200 only when the database answers, Kafka answers and the
+consumer is running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+from fastapi import FastAPI, Request
+
+from services.projection.api import ReadContext, build_router
+from services.projection.runner import ProjectionRunner
+from services.projection.settings import ProjectionSettings
+from shared.city import load_city
+from shared.http import install_common
+from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
+
+log = logging.getLogger(__name__)
+SERVICE = "projection"
+#: The read API takes no bodies; anything larger than this is refused.
+MAX_BODY_BYTES = 16 * 1024
+
+
+def create_app() -> FastAPI:
+    settings = ProjectionSettings()
+    city = load_city(CitySettings().file)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = DatabaseSettings()
+        dsn = db.dsn.get_secret_value()
+        pool = await asyncpg.create_pool(dsn, min_size=db.pool_min, max_size=db.pool_max)
+        runner = ProjectionRunner(
+            pool=pool, city=city, settings=settings, kafka=KafkaSettings(), dsn=dsn
+        )
+        task = asyncio.create_task(runner.run(), name="projection-consumer")
+        task.add_done_callback(_report_crash)
+        app.state.runner = runner
+        app.state.read = ReadContext(
+            pool=pool, city=city, settings=settings, freshness=runner.freshness
+        )
+        log.info("%s ready", SERVICE)
+        try:
+            yield
+        finally:
+            runner.stop()
+            try:
+                await asyncio.wait_for(task, timeout=30)
+            except TimeoutError:
+                log.warning("consumer did not stop within 30 s; cancelled")
+            await pool.close()
+
+    app = FastAPI(
+        title="dcr-platform projection",
+        description="Read models of the drug consumption rooms: city and district "
+        "figures per day, facilities live and stock, drug alerts.",
+        version="1.0",
+        lifespan=lifespan,
+    )
+
+    def get_ctx(request: Request) -> ReadContext:
+        ctx: ReadContext = request.app.state.read
+        return ctx
+
+    async def health() -> dict[str, bool]:
+        ctx: ReadContext = app.state.read
+        runner: ProjectionRunner = app.state.runner
+        return {
+            "database": await _db_ok(ctx.pool),
+            "kafka": await runner.kafka_ok(),
+            "consumer": runner.running,
+        }
+
+    app.include_router(build_router(get_ctx), prefix="/v1", tags=[SERVICE])
+    install_common(app, SERVICE, health, MAX_BODY_BYTES)
+    return app
+
+
+async def _db_ok(pool: asyncpg.Pool) -> bool:
+    try:
+        async with pool.acquire(timeout=2) as conn:
+            return bool(await conn.fetchval("SELECT 1") == 1)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return False
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("projection consumer stopped: %r", task.exception())

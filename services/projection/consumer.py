@@ -1,0 +1,329 @@
+"""The consume loop: Kafka batches -> one PostgreSQL transaction each (exactly once in effect).
+
+Invariants:
+
+* Offsets live in PostgreSQL (``projection_offsets``), written in the same transaction as the
+  read-model changes of the records they cover; Kafka's own committed offsets are not used. On
+  (re)assignment a partition is positioned at its stored offset, so a crash (kill -9) at any
+  moment replays exactly the records whose effects were not committed.
+* ``self._next[tp]`` is the stored offset this instance believes it owns. A batch first locks
+  those rows; a partition whose stored offset differs (another instance or a rebuild moved it)
+  is skipped in that batch and re-positioned from the database (fencing), so two instances can
+  never both apply the same records.
+* Revocation waits for the in-flight batch (``self._lock``), so a partition is handed over only
+  between transactions.
+* A batch that fails (database or broker trouble) is rolled back and every partition is rewound
+  to its stored offset; it is retried after a back-off. Records that cannot be used are
+  dead-lettered inside the batch's transaction (published before the commit), and the offset
+  moves past them with the rest.
+* Logs name topics, partitions, offsets and reasons only; never ids or payload values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import asyncpg
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from services.projection import domain, store
+from services.projection.metrics import (
+    ASSIGNED_PARTITIONS,
+    BATCH_FAILURES,
+    BATCH_LATENCY,
+    BATCH_SIZE,
+    CONSUMER_LAG,
+    DUPLICATES,
+    EVENTS_APPLIED,
+    FENCED,
+    LAST_APPLIED_AGE,
+)
+from shared.city import City
+from shared.kafka.deadletter import DeadLetter
+from shared.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class DeadLetterSink(Protocol):
+    async def publish(self, letters: Sequence[DeadLetter]) -> None:
+        """Return once every letter is durably stored (raise otherwise)."""
+
+
+def to_raw(record: Any) -> domain.RawRecord:
+    """An aiokafka ConsumerRecord as the domain's RawRecord."""
+    return domain.RawRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp,
+        key=record.key,
+        value=record.value,
+        headers=tuple((k, bytes(v)) for k, v in (record.headers or ())),
+    )
+
+
+class Projector:
+    """Applies batches of one consumer's records; owns that consumer's positions."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        city: City,
+        group: str,
+        kafka: KafkaSettings,
+        deadletters: DeadLetterSink,
+    ) -> None:
+        self._pool = pool
+        self._city = city
+        self._group = group
+        self._kafka = kafka
+        self._deadletters = deadletters
+        self._consumer: Any = None
+        self._next: dict[TopicPartition, int] = {}
+        self._lock = asyncio.Lock()
+        #: Kafka timestamp (ms) of the newest record applied by this instance.
+        self.last_applied_ms: int | None = None
+
+    # --- wiring ---------------------------------------------------------------------------
+
+    def bind(self, consumer: Any) -> None:
+        self._consumer = consumer
+
+    def listener(self) -> ConsumerRebalanceListener:
+        return _Listener(self)
+
+    @property
+    def positions(self) -> Mapping[TopicPartition, int]:
+        """Stored next offset per partition this instance owns."""
+        return dict(self._next)
+
+    # --- rebalance ------------------------------------------------------------------------
+
+    async def assigned(self, tps: Sequence[TopicPartition]) -> None:
+        async with self._lock:
+            await self._load(tps)
+
+    async def revoked(self, tps: Sequence[TopicPartition]) -> None:
+        """Called on revocation: waits for the batch in flight, then forgets the partitions."""
+        async with self._lock:
+            for tp in tps:
+                self._next.pop(tp, None)
+                _forget_lag(self._logical(tp.topic), tp.partition)
+            ASSIGNED_PARTITIONS.set(len(self._next))
+
+    async def _load(self, tps: Sequence[TopicPartition]) -> None:
+        if not tps:
+            return
+        async with self._pool.acquire() as conn:
+            offsets = await store.load_offsets(
+                conn, self._group, [(tp.topic, tp.partition) for tp in tps]
+            )
+        for tp in tps:
+            offset = offsets[(tp.topic, tp.partition)]
+            self._consumer.seek(tp, offset)
+            self._next[tp] = offset
+        ASSIGNED_PARTITIONS.set(len(self._next))
+        log.info("positioned %d partition(s) at their stored offsets", len(tps))
+
+    async def ensure_positions(self) -> None:
+        """Position assigned partitions that have no stored offset loaded yet (e.g. when the
+        database was unreachable during the rebalance callback)."""
+        missing = [tp for tp in self._consumer.assignment() if tp not in self._next]
+        if missing:
+            async with self._lock:
+                await self._load([tp for tp in missing if tp not in self._next])
+
+    def rewind(self) -> None:
+        """Seek every owned partition back to its stored offset (after a failed batch)."""
+        for tp, offset in self._next.items():
+            self._consumer.seek(tp, offset)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def poll_once(self, timeout_ms: int, max_records: int) -> int:
+        """Fetch one batch and apply it; return the number of records it covered."""
+        await self.ensure_positions()
+        batch = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        applied = 0
+        async with self._lock:
+            records = [
+                r
+                for tp, rs in batch.items()
+                if tp in self._next
+                for r in rs
+                if r.offset >= self._next[tp]
+            ]
+            if records:
+                applied = await self._apply(records)
+        self.observe()
+        return applied
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        *,
+        poll_timeout_ms: int,
+        max_records: int,
+        backoff_s: float,
+        until: Mapping[TopicPartition, int] | None = None,
+        on_batch: Callable[[], None] | None = None,
+    ) -> None:
+        """Poll and apply until ``stop`` is set (or, with ``until``, every partition reached its
+        end offset there). Failed batches are retried from the stored offsets. ``on_batch`` is
+        called after every poll (progress reporting)."""
+        while not stop.is_set():
+            if until is not None and self.reached(until):
+                return
+            try:
+                await self.poll_once(poll_timeout_ms, max_records)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                BATCH_FAILURES.inc()
+                # The type only: driver messages may quote values. Tracebacks for the unexpected.
+                log.warning(
+                    "batch failed (%s); retrying from stored offsets",
+                    type(exc).__name__,
+                    exc_info=not _expected(exc),
+                )
+                async with self._lock:
+                    self.rewind()
+                await _sleep_or_stop(stop, backoff_s)
+            if on_batch is not None:
+                on_batch()
+
+    def reached(self, until: Mapping[TopicPartition, int]) -> bool:
+        return all(self._next.get(tp, -1) >= end for tp, end in until.items())
+
+    async def _apply(self, records: Sequence[Any]) -> int:
+        """Apply records (all of owned partitions, in log order per partition) in one
+        transaction; return how many were covered (applied, duplicate or dead-lettered)."""
+        started = time.perf_counter()
+        by_tp: dict[TopicPartition, list[Any]] = {}
+        for r in records:
+            by_tp.setdefault(TopicPartition(r.topic, r.partition), []).append(r)
+        async with self._pool.acquire() as conn, conn.transaction():
+            stored = await store.lock_offsets(
+                conn, self._group, [(tp.topic, tp.partition) for tp in by_tp]
+            )
+            stale = {tp for tp in by_tp if stored.get((tp.topic, tp.partition)) != self._next[tp]}
+            kept = [to_raw(r) for tp, rs in by_tp.items() if tp not in stale for r in rs]
+            decoded, rejected = domain.decode_batch(kept, self._city)
+            unique = domain.first_occurrences(decoded)
+            await store.lock_districts(
+                conn, {domain.district_of(d.event, self._city) for d in unique}
+            )
+            new_keys = await store.claim_events(conn, unique)
+            fresh = [d for d in unique if d.dedup_key in new_keys]
+            changes = domain.project([d.event for d in fresh], self._city)
+            await store.apply_changes(conn, changes)
+            await self._deadletters.publish([_letter(r) for r in rejected])
+            positions = {
+                (tp.topic, tp.partition): (rs[-1].offset + 1, _ts(rs[-1].timestamp))
+                for tp, rs in by_tp.items()
+                if tp not in stale
+            }
+            await store.save_offsets(conn, self._group, positions)
+        # committed: from here on the effects are durable
+        for tp, rs in by_tp.items():
+            if tp in stale:
+                FENCED.inc()
+                log.warning(
+                    "partition %s/%d was moved by another writer; re-positioning",
+                    self._logical(tp.topic),
+                    tp.partition,
+                )
+                self._next.pop(tp, None)
+            else:
+                self._next[tp] = rs[-1].offset + 1
+                newest = max(r.timestamp for r in rs)
+                self.last_applied_ms = max(self.last_applied_ms or newest, newest)
+        BATCH_SIZE.observe(len(kept))
+        BATCH_LATENCY.observe(time.perf_counter() - started)
+        for event_type, n in changes.applied_types.items():
+            EVENTS_APPLIED.labels(event_type).inc(n)
+        fresh_ids = {id(d) for d in fresh}
+        for d in decoded:
+            if id(d) not in fresh_ids:
+                DUPLICATES.labels(self._logical(d.record.topic)).inc()
+        return len(kept)
+
+    def observe(self) -> None:
+        """Update the lag and age gauges (called every loop)."""
+        for tp, offset in self._next.items():
+            high = self._consumer.highwater(tp)
+            if high is not None:
+                CONSUMER_LAG.labels(self._logical(tp.topic), str(tp.partition)).set(
+                    max(high - offset, 0)
+                )
+        if self.last_applied_ms is not None:
+            LAST_APPLIED_AGE.set(max(time.time() - self.last_applied_ms / 1000, 0.0))
+
+    def _logical(self, topic: str) -> str:
+        prefix = self._kafka.topic_prefix
+        return topic[len(prefix) :] if topic.startswith(prefix) else topic
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, projector: Projector) -> None:
+        self._p = projector
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        await self._p.revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        try:
+            await self._p.assigned(list(assigned))
+        except Exception as exc:  # positioned later by ensure_positions()
+            log.warning(
+                "could not load stored offsets on assignment (%s); will retry", type(exc).__name__
+            )
+
+
+def _letter(r: domain.Rejected) -> DeadLetter:
+    rec = r.record
+    return DeadLetter(
+        topic=rec.topic,
+        partition=rec.partition,
+        offset=rec.offset,
+        key=rec.key,
+        value=rec.value,
+        headers=rec.headers,
+        reason=r.reason,
+    )
+
+
+def _ts(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _forget_lag(topic: str, partition: int) -> None:
+    with contextlib.suppress(KeyError):
+        CONSUMER_LAG.remove(topic, str(partition))
+
+
+def _expected(exc: BaseException) -> bool:
+    """Outages we expect (no traceback in the log for these)."""
+    return isinstance(
+        exc,
+        OSError
+        | TimeoutError
+        | KafkaError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.CannotConnectNowError,
+    )
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -1,0 +1,385 @@
+"""The projection logic as pure functions: Kafka records -> events -> read-model changes.
+
+No I/O here (no aiokafka, asyncpg or FastStream): :mod:`.store` applies the :class:`Changes`
+in one transaction, :mod:`.consumer` feeds the records.
+
+Invariants:
+
+* Batch independence. Applying the events of a log in batches of any size gives the same read
+  models: every change is either a sum (counts, exact ``Decimal`` weights), a greatest/least
+  (last event time, visit end), a first-wins upsert in log order (visit start, stock count at
+  equal times, alerts per episode) or a recompute from the ``visits`` facts (visit counts,
+  unique clients, median/mean minutes, route/substance breakdowns). This is what makes a rebuild
+  equal to the live run.
+* Days are calendar days in the city's time zone, taken from the event's ``time`` (DST-correct);
+  a visit belongs to the day it started.
+* A record is either applied or rejected (dead-lettered) with a reason that never contains
+  payload values; nothing is silently dropped.
+* Nothing here logs or returns a clear client code (there is none in events) and pseudonyms only
+  go to the ``visits`` facts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from shared.city import City
+from shared.events import payloads as p
+from shared.events.envelope import DecodeError, Envelope, decode
+from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
+
+#: Event types reported at a facility (their source must be /facilities/<known id>).
+_DISTRICT_LEVEL = frozenset({"dk.dcr.street_needles.collected", "dk.dcr.alert.raised"})
+
+#: district_daily columns changed by adding deltas (the rest are recomputed from visits).
+INT_COLUMNS: tuple[str, ...] = (
+    "refusals",
+    "referrals",
+    "services",
+    "supplies_dispensed",
+    "sharps_returned_count",
+    "incidents",
+    "overdoses",
+    "life_threatening",
+    "naloxone_doses",
+    "ambulance_calls",
+    "hospital_transfers",
+    "deaths",
+    "drug_checks",
+    "drug_checks_unexpected",
+    "street_needles_count",
+)
+DECIMAL_COLUMNS: tuple[str, ...] = ("sharps_returned_kg", "street_needles_kg")
+#: facility_daily columns changed by adding deltas.
+FACILITY_INT_COLUMNS: tuple[str, ...] = ("refusals", "incidents", "overdoses")
+
+DayKey = tuple[str, date]  # (district or facility, local day)
+BreakdownKey = tuple[str, date, str, str]  # (district, day, dimension, key)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A Kafka record as consumed (``topic`` is the physical name, with any test prefix)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    record: RawRecord
+    event: Envelope
+
+    @property
+    def dedup_key(self) -> tuple[str, str]:
+        return self.event.source, str(self.event.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record for the dead-letter topic; ``reason`` is safe to log and put in a header."""
+
+    record: RawRecord
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class VisitStart:
+    facility: str
+    visit_id: str
+    district: str
+    day: date
+    start_time: datetime
+    client_pseudonym: str
+    route: str
+    substances: tuple[str, ...]
+    assisted_injection: bool
+    first_visit: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VisitEnd:
+    facility: str
+    visit_id: str
+    district: str
+    end_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StockMovement:
+    source: str
+    id: str
+    facility: str
+    item: str
+    at: datetime
+    delta: int
+
+
+@dataclass(frozen=True, slots=True)
+class StockCount:
+    facility: str
+    item: str
+    counted_at: datetime
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    alert_id: str
+    episode: str
+    district: str
+    raised_at: datetime
+    reason: str
+    substance: str | None
+    facility_id: str | None
+    overdoses_in_window: int | None
+    window_start: datetime | None
+    window_end: datetime | None
+
+
+@dataclass
+class Changes:
+    """Everything one batch of new (deduplicated) events changes in the read models."""
+
+    #: Districts whose rows this batch writes (the store locks them, sorted, to serialise
+    #: concurrent instances per district).
+    districts: set[str] = field(default_factory=set)
+    daily: dict[DayKey, dict[str, int | Decimal]] = field(default_factory=dict)
+    breakdown: Counter[BreakdownKey] = field(default_factory=Counter)
+    facility_daily: dict[DayKey, Counter[str]] = field(default_factory=dict)
+    facility_last_event: dict[str, datetime] = field(default_factory=dict)
+    #: First start per visit in log order.
+    visit_starts: dict[tuple[str, str], VisitStart] = field(default_factory=dict)
+    #: Earliest end per visit.
+    visit_ends: dict[tuple[str, str], VisitEnd] = field(default_factory=dict)
+    stock_movements: list[StockMovement] = field(default_factory=list)
+    #: Latest count per (facility, item); at equal times the first in log order.
+    stock_counts: dict[tuple[str, str], StockCount] = field(default_factory=dict)
+    #: First alert per alert id and per episode, in log order.
+    alerts: list[Alert] = field(default_factory=list)
+    applied_types: Counter[str] = field(default_factory=Counter)
+
+    def add(self, district: str, day: date, column: str, amount: int | Decimal = 1) -> None:
+        row = self.daily.setdefault((district, day), {})
+        row[column] = row.get(column, 0) + amount
+
+    def count(self, district: str, day: date, dimension: str, key: str, n: int = 1) -> None:
+        self.breakdown[(district, day, dimension, key)] += n
+
+    def facility_add(self, facility: str, day: date, column: str) -> None:
+        self.facility_daily.setdefault((facility, day), Counter())[column] += 1
+
+
+def local_day(t: datetime, zone: ZoneInfo) -> date:
+    """The calendar day of instant ``t`` in ``zone`` (DST-correct: conversion, not an offset)."""
+    return t.astimezone(zone).date()
+
+
+def kg(value: float | None) -> Decimal:
+    """An exact decimal of a reported weight (its shortest repr), so sums are order-independent."""
+    return Decimal(repr(value)) if value is not None else Decimal(0)
+
+
+def check_references(env: Envelope, city: City) -> str | None:
+    """Why ``env`` names something this city does not have (or a wrong kind of source); None if
+    it is fine. The reason never contains payload values."""
+    facility = env.facility_id
+    if facility is None:
+        if env.type not in _DISTRICT_LEVEL:
+            return f"{env.type} requires a /facilities/<id> source"
+        if env.key not in city.district_by_id:
+            return "unknown district in source"
+    elif facility not in city.facility_by_id:
+        return "unknown facility in source"
+    data = env.data
+    if isinstance(data, p.StreetNeedlesCollected):
+        if data.district not in city.district_by_id:
+            return "unknown district in payload"
+        if facility is None and env.key != data.district:
+            return "source district differs from payload district"
+    if isinstance(data, p.DrugAlertRaised):
+        if data.district not in city.district_by_id:
+            return "unknown district in payload"
+        if data.facility_id is not None and data.facility_id not in city.facility_by_id:
+            return "unknown facility in payload"
+    return None
+
+
+def decode_batch(records: Iterable[RawRecord], city: City) -> tuple[list[Decoded], list[Rejected]]:
+    """Split records into decoded events and rejects (undecodable, invalid, unknown places)."""
+    decoded: list[Decoded] = []
+    rejected: list[Rejected] = []
+    for r in records:
+        try:
+            env = decode(r.headers, r.value)
+        except DecodeError as exc:
+            rejected.append(Rejected(r, exc.reason))
+            continue
+        reason = check_references(env, city)
+        if reason is None:
+            decoded.append(Decoded(r, env))
+        else:
+            rejected.append(Rejected(r, reason))
+    return decoded, rejected
+
+
+def first_occurrences(events: Iterable[Decoded]) -> list[Decoded]:
+    """The events with duplicates (same CloudEvents source + id) removed, first one kept."""
+    seen: set[tuple[str, str]] = set()
+    out: list[Decoded] = []
+    for d in events:
+        if d.dedup_key not in seen:
+            seen.add(d.dedup_key)
+            out.append(d)
+    return out
+
+
+def district_of(env: Envelope, city: City) -> str:
+    """The district an (already checked) event belongs to."""
+    data = env.data
+    if isinstance(data, p.StreetNeedlesCollected | p.DrugAlertRaised):
+        return data.district
+    facility = env.facility_id
+    district = city.district_of(facility) if facility is not None else None
+    if district is None:  # check_references guarantees this cannot happen
+        raise ValueError("event names no known facility")
+    return district
+
+
+def project(events: Sequence[Envelope], city: City) -> Changes:
+    """The read-model changes of ``events`` (new ones only, in log order per partition).
+
+    Precondition: every event passed :func:`check_references` and was not applied before.
+    """
+    ch = Changes()
+    zone = city.zone
+    for env in events:
+        district = district_of(env, city)
+        day = local_day(env.time, zone)
+        facility = env.facility_id
+        ch.districts.add(district)
+        ch.applied_types[env.type] += 1
+        if facility is not None:
+            last = ch.facility_last_event.get(facility)
+            if last is None or env.time > last:
+                ch.facility_last_event[facility] = env.time
+        _apply_one(ch, env, district, day, facility)
+    return ch
+
+
+def _apply_one(ch: Changes, env: Envelope, district: str, day: date, facility: str | None) -> None:
+    data = env.data
+    if isinstance(data, p.VisitStarted):
+        assert facility is not None
+        ch.visit_starts.setdefault(
+            (facility, data.visit_id),
+            VisitStart(
+                facility=facility,
+                visit_id=data.visit_id,
+                district=district,
+                day=day,
+                start_time=env.time,
+                client_pseudonym=data.client_pseudonym,
+                route=data.route.value,
+                substances=tuple(sorted({s.value for s in data.substances})),
+                assisted_injection=data.assisted_injection,
+                first_visit=data.first_visit,
+            ),
+        )
+    elif isinstance(data, p.VisitEnded):
+        assert facility is not None
+        key = (facility, data.visit_id)
+        known = ch.visit_ends.get(key)
+        if known is None or env.time < known.end_time:
+            ch.visit_ends[key] = VisitEnd(facility, data.visit_id, district, env.time)
+    elif isinstance(data, p.VisitRefused):
+        assert facility is not None
+        ch.add(district, day, "refusals")
+        ch.count(district, day, "refusal_reason", data.reason.value)
+        ch.facility_add(facility, day, "refusals")
+    elif isinstance(data, p.ReferralMade):
+        ch.add(district, day, "referrals")
+        ch.count(district, day, "referral", data.referral_to.value)
+    elif isinstance(data, p.ServiceGiven):
+        ch.add(district, day, "services")
+        ch.count(district, day, "service", data.service.value)
+    elif isinstance(data, p.SuppliesDispensed | p.StockDelivered):
+        assert facility is not None
+        sign = -1 if isinstance(data, p.SuppliesDispensed) else 1
+        for item, n in sorted(data.items.items()):
+            ch.stock_movements.append(
+                StockMovement(env.source, str(env.id), facility, item.value, env.time, sign * n)
+            )
+            if sign < 0:
+                ch.add(district, day, "supplies_dispensed", n)
+                ch.count(district, day, "supply_item", item.value, n)
+    elif isinstance(data, p.StockCounted):
+        assert facility is not None
+        for item, n in data.items.items():
+            key = (facility, item.value)
+            known_count = ch.stock_counts.get(key)
+            if known_count is None or env.time > known_count.counted_at:
+                ch.stock_counts[key] = StockCount(facility, item.value, env.time, n)
+    elif isinstance(data, p.SharpsReturned):
+        ch.add(district, day, "sharps_returned_count", data.count or 0)
+        ch.add(district, day, "sharps_returned_kg", kg(data.weight_kg))
+    elif isinstance(data, p.StreetNeedlesCollected):
+        ch.add(district, day, "street_needles_count", data.count or 0)
+        ch.add(district, day, "street_needles_kg", kg(data.weight_kg))
+    elif isinstance(data, p.IncidentReported):
+        _incident(ch, data, district, day, facility)
+    elif isinstance(data, p.DrugCheckResult):
+        ch.add(district, day, "drug_checks")
+        ch.add(district, day, "drug_checks_unexpected", 1 if data.unexpected else 0)
+    elif isinstance(data, p.DrugAlertRaised):
+        _alert(ch, env, data)
+
+
+def _incident(
+    ch: Changes, data: p.IncidentReported, district: str, day: date, facility: str | None
+) -> None:
+    overdose = data.kind in OVERDOSE_KINDS
+    ch.add(district, day, "incidents")
+    ch.add(district, day, "overdoses", int(overdose))
+    ch.add(district, day, "life_threatening", int(data.life_threatening))
+    ch.add(district, day, "naloxone_doses", data.interventions.naloxone_doses)
+    ch.add(district, day, "ambulance_calls", int(data.interventions.ambulance_called))
+    ch.add(
+        district, day, "hospital_transfers", int(data.outcome is Outcome.TRANSFERRED_TO_HOSPITAL)
+    )
+    ch.add(district, day, "deaths", int(data.outcome is Outcome.DIED))
+    ch.count(district, day, "incident_kind", data.kind.value)
+    ch.count(district, day, "incident_outcome", data.outcome.value)
+    if facility is not None:
+        ch.facility_add(facility, day, "incidents")
+        if overdose:
+            ch.facility_add(facility, day, "overdoses")
+
+
+def _alert(ch: Changes, env: Envelope, data: p.DrugAlertRaised) -> None:
+    if any(a.alert_id == data.alert_id or a.episode == data.episode for a in ch.alerts):
+        return
+    ch.alerts.append(
+        Alert(
+            alert_id=data.alert_id,
+            episode=data.episode,
+            district=data.district,
+            raised_at=env.time,
+            reason=data.reason.value,
+            substance=data.substance.value if data.substance else None,
+            facility_id=data.facility_id,
+            overdoses_in_window=data.overdoses_in_window,
+            window_start=data.window_start,
+            window_end=data.window_end,
+        )
+    )

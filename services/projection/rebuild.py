@@ -1,0 +1,196 @@
+"""Rebuild the read models from the event log: ``python -m services.projection.rebuild``.
+
+Empties every read model, the dedup table and the group's stored offsets, then replays every
+partition of the event topics from its beginning up to the end offsets seen at start, through
+the same code as the live service (:class:`~.consumer.Projector`), printing progress to stderr.
+The result equals the live run's tables (every change is batch-independent, see
+:mod:`.domain`). Offsets are stored under the live consumer group, so the service resumes exactly
+where the rebuild stopped; an interrupted rebuild leaves a consistent prefix (run it again).
+
+Refuses to run while a projection instance is running (it holds the shared side of an advisory
+lock that the rebuild takes exclusively); instances started meanwhile wait for it to finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import asyncpg
+from aiokafka import TopicPartition
+
+from services.projection import store
+from services.projection.consumer import Projector
+from services.projection.metrics import REBUILD_PROGRESS
+from services.projection.runner import make_consumer
+from services.projection.settings import ProjectionSettings
+from shared.city import City, load_city
+from shared.kafka.deadletter import DeadLetter
+from shared.kafka.topics import EVENT_TOPICS
+from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class RebuildRefused(RuntimeError):
+    """A projection instance (or another rebuild) is running."""
+
+
+class SkippedLetters:
+    """Dead-letter sink of a rebuild: the live run already dead-lettered these records, so they
+    are counted, not published again."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def publish(self, letters: Sequence[DeadLetter]) -> None:
+        self.count += len(letters)
+
+
+class Progress:
+    """A progress line on ``out`` (rewritten in place on a terminal, else every 10 %)."""
+
+    def __init__(self, total: int, out: TextIO) -> None:
+        self.total = total
+        self._out = out
+        self._started = time.monotonic()
+        self._last_tenth = -1
+        self._last_done = -1
+        self._tty = out.isatty()
+
+    def __call__(self, done: int) -> None:
+        ratio = done / self.total if self.total else 1.0
+        REBUILD_PROGRESS.set(ratio)
+        tenth = int(ratio * 10)
+        if not self._tty and (
+            done == self._last_done or (tenth == self._last_tenth and done < self.total)
+        ):
+            return
+        self._last_tenth, self._last_done = tenth, done
+        rate = done / max(time.monotonic() - self._started, 1e-6)
+        bar = "#" * int(ratio * 30)
+        line = f"rebuild [{bar:<30}] {done}/{self.total} records ({ratio:.1%}) {rate:.0f}/s"
+        self._out.write(("\r" + line) if self._tty else line + "\n")
+        self._out.flush()
+
+    def finish(self) -> None:
+        if self._tty:
+            self._out.write("\n")
+            self._out.flush()
+
+
+async def rebuild(
+    out: TextIO = sys.stderr, progress_factory: Callable[[int, TextIO], Progress] = Progress
+) -> int:
+    """Run a rebuild; return the number of records replayed. Raises RebuildRefused."""
+    settings = ProjectionSettings()
+    kafka = KafkaSettings()
+    dsn = DatabaseSettings().dsn.get_secret_value()
+    city = load_city(CitySettings().file)
+    lock_conn = await asyncpg.connect(dsn)
+    try:
+        if not await lock_conn.fetchval(
+            "SELECT pg_try_advisory_lock($1, 0)", store.REBUILD_LOCK_NS
+        ):
+            raise RebuildRefused(
+                "a projection instance or another rebuild is running; stop "
+                "the projection service first"
+            )
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        consumer = make_consumer(kafka, settings, group=False)
+        try:
+            await consumer.start()
+            return await _replay(pool, consumer, settings, kafka, city, out, progress_factory)
+        finally:
+            await consumer.stop()
+            await pool.close()
+    finally:
+        await lock_conn.close()
+
+
+async def _replay(
+    pool: asyncpg.Pool,
+    c: Any,
+    settings: ProjectionSettings,
+    kafka: KafkaSettings,
+    city: City,
+    out: TextIO,
+    progress_factory: Callable[[int, TextIO], Progress],
+) -> int:
+    # metadata of every topic (a consumer without subscription knows none yet)
+    await c._client.force_metadata_update()
+    tps = [
+        TopicPartition(kafka.topic(t), p)
+        for t in EVENT_TOPICS
+        for p in sorted(c.partitions_for_topic(kafka.topic(t)) or ())
+    ]
+    c.assign(tps)
+    begin = await c.beginning_offsets(tps)
+    end = await c.end_offsets(tps)
+    async with pool.acquire() as conn, conn.transaction():
+        await store.reset(conn, settings.group_id)
+    skipped = SkippedLetters()
+    projector = Projector(
+        pool=pool,
+        city=city,
+        group=settings.group_id,
+        kafka=kafka,
+        deadletters=skipped,
+    )
+    projector.bind(c)
+    await projector.assigned(tps)
+    total = sum(int(end[tp]) - int(begin[tp]) for tp in tps)
+    progress = progress_factory(total, out)
+
+    def report() -> None:
+        done = sum(
+            max(min(projector.positions.get(tp, begin[tp]), end[tp]) - begin[tp], 0) for tp in tps
+        )
+        progress(done)
+
+    report()
+    await projector.run(
+        asyncio.Event(),
+        poll_timeout_ms=settings.poll_timeout_ms,
+        max_records=max(settings.batch_max_records, 2000),
+        backoff_s=settings.retry_backoff_s,
+        until=end,
+        on_batch=report,
+    )
+    report()
+    progress.finish()
+    if skipped.count:
+        out.write(
+            f"rebuild: {skipped.count} unusable record(s) skipped (already in the "
+            "dead-letter topic from the live run)\n"
+        )
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.projection.rebuild",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    started = time.monotonic()
+    try:
+        n = asyncio.run(rebuild())
+    except RebuildRefused as exc:
+        print(f"rebuild refused: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"rebuild done: {n} records replayed in {time.monotonic() - started:.1f} s", file=sys.stderr
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

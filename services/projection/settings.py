@@ -1,0 +1,28 @@
+"""``DCR_PROJECTION_*``: how the projection consumes and what its read API shows."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ProjectionSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DCR_PROJECTION_")
+
+    #: Kafka consumer group. Instances in one group split the partitions; offsets are stored in
+    #: PostgreSQL per group (``projection_offsets``), never committed to Kafka.
+    group_id: str = Field(default="dcr-projection", min_length=1, max_length=200)
+    #: Most records applied in one database transaction.
+    batch_max_records: int = Field(default=500, ge=1, le=100_000)
+    #: How long one poll waits for records, in milliseconds.
+    poll_timeout_ms: int = Field(default=500, ge=10, le=60_000)
+    #: Kafka group session timeout: how soon a dead instance's partitions move to another.
+    session_timeout_ms: int = Field(default=10_000, ge=6_000, le=300_000)
+    #: Wait before retrying a batch that failed (database or broker unavailable), seconds.
+    retry_backoff_s: float = Field(default=1.0, gt=0, le=60)
+    #: Public endpoints show counts 1..threshold-1 as suppressed.
+    suppression_threshold: int = Field(default=5, ge=1, le=100)
+    #: Largest date range (days) one read request may ask for.
+    max_range_days: int = Field(default=366, ge=1, le=3660)
+    #: A visit started longer ago than this and never ended no longer occupies a booth.
+    stale_visit_hours: float = Field(default=12.0, gt=0)

@@ -1,0 +1,420 @@
+"""PostgreSQL side of the projection: offsets, dedup and read-model writes (asyncpg, set-based).
+
+Every function taking ``conn`` runs inside the caller's transaction; one batch of records is one
+transaction: fence offsets, lock districts, claim event ids, apply changes, save offsets.
+Statements are set-based (``unnest`` of arrays): the number of round trips per batch is fixed,
+whatever its size.
+
+Concurrency (several instances in one group): each batch first locks the offset rows of its
+partitions (``FOR UPDATE``; a partition whose stored offset is not the one this instance expects
+was taken over and is skipped) and then takes a transaction advisory lock per district it writes,
+in sorted order, so recomputes of the same (district, day) never interleave and lock order is
+the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from services.projection.domain import (
+    DECIMAL_COLUMNS,
+    FACILITY_INT_COLUMNS,
+    INT_COLUMNS,
+    Changes,
+    Decoded,
+)
+
+#: Advisory lock namespaces (two-int4 form; never overlaps shared.db.migrate's bigint key).
+DISTRICT_LOCK_NS = 0x0DC2
+REBUILD_LOCK_NS = 0x0DC3
+
+TopicPartitionKey = tuple[str, int]
+
+#: Read-model tables, in the order a rebuild truncates them (and the tests compare them).
+READ_MODEL_TABLES: tuple[str, ...] = (
+    "district_daily",
+    "district_daily_breakdown",
+    "facility_daily",
+    "facility_state",
+    "visits",
+    "stock_movements",
+    "stock_counts",
+    "alerts",
+    "projection_events",
+)
+
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+
+# --- offsets ----------------------------------------------------------------------------------
+
+
+async def load_offsets(
+    conn: Conn, group: str, tps: Iterable[TopicPartitionKey]
+) -> dict[TopicPartitionKey, int]:
+    """Stored next offsets of ``tps`` for ``group``, creating missing rows at offset 0."""
+    topics, parts = _split(tps)
+    rows = await conn.fetch(
+        """WITH ins AS (
+               INSERT INTO projection_offsets (consumer_group, topic, partition, next_offset)
+               SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int[]) AS u(t, p)
+               ON CONFLICT DO NOTHING)
+           SELECT u.t AS topic, u.p AS partition, coalesce(o.next_offset, 0) AS next_offset
+           FROM unnest($2::text[], $3::int[]) AS u(t, p)
+           LEFT JOIN projection_offsets o
+             ON o.consumer_group = $1 AND o.topic = u.t AND o.partition = u.p""",
+        group,
+        topics,
+        parts,
+    )
+    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+async def lock_offsets(
+    conn: Conn, group: str, tps: Iterable[TopicPartitionKey]
+) -> dict[TopicPartitionKey, int]:
+    """Lock and return the stored next offsets of ``tps`` (missing rows are absent)."""
+    topics, parts = _split(sorted(tps))
+    rows = await conn.fetch(
+        """SELECT o.topic, o.partition, o.next_offset
+           FROM projection_offsets o
+           JOIN unnest($2::text[], $3::int[]) AS u(t, p) ON o.topic = u.t AND o.partition = u.p
+           WHERE o.consumer_group = $1
+           ORDER BY o.topic, o.partition
+           FOR UPDATE OF o""",
+        group,
+        topics,
+        parts,
+    )
+    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+async def save_offsets(
+    conn: Conn, group: str, positions: Mapping[TopicPartitionKey, tuple[int, datetime]]
+) -> None:
+    """Store the next offset (and last record time) of each partition applied in this batch."""
+    keys = sorted(positions)
+    await conn.execute(
+        """UPDATE projection_offsets o
+           SET next_offset = u.n, last_record_time = u.ts
+           FROM unnest($2::text[], $3::int[], $4::bigint[], $5::timestamptz[]) AS u(t, p, n, ts)
+           WHERE o.consumer_group = $1 AND o.topic = u.t AND o.partition = u.p""",
+        group,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [positions[k][0] for k in keys],
+        [positions[k][1] for k in keys],
+    )
+
+
+async def reset(conn: Conn, group: str) -> None:
+    """Empty every read model and forget ``group``'s offsets (rebuild)."""
+    await conn.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")
+    await conn.execute("DELETE FROM projection_offsets WHERE consumer_group = $1", group)
+
+
+# --- dedup and locks --------------------------------------------------------------------------
+
+
+async def lock_districts(conn: Conn, districts: Iterable[str]) -> None:
+    """Serialise writers per district until commit (sorted: every transaction, same order)."""
+    ordered = sorted(set(districts))
+    if ordered:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext(d)) FROM unnest($2::text[]) AS d",
+            DISTRICT_LOCK_NS,
+            ordered,
+        )
+
+
+async def claim_events(conn: Conn, events: Sequence[Decoded]) -> set[tuple[str, str]]:
+    """Record the events' (source, id); return the keys not applied before (to apply now)."""
+    if not events:
+        return set()
+    rows = await conn.fetch(
+        """INSERT INTO projection_events (source, id, type, time)
+           SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[])
+           ON CONFLICT DO NOTHING
+           RETURNING source, id""",
+        [d.event.source for d in events],
+        [d.event.id for d in events],
+        [d.event.type for d in events],
+        [d.event.time for d in events],
+    )
+    return {(r["source"], str(r["id"])) for r in rows}
+
+
+# --- read models ------------------------------------------------------------------------------
+
+_DAILY_COLS = INT_COLUMNS + DECIMAL_COLUMNS
+_DAILY_UPSERT = (
+    f"INSERT INTO district_daily (district, day, {', '.join(_DAILY_COLS)}) "  # noqa: S608
+    f"SELECT * FROM unnest($1::text[], $2::date[], "
+    + ", ".join(
+        f"${i + 3}::{'numeric' if c in DECIMAL_COLUMNS else 'bigint'}[]"
+        for i, c in enumerate(_DAILY_COLS)
+    )
+    + ") ON CONFLICT (district, day) DO UPDATE SET "
+    + ", ".join(f"{c} = district_daily.{c} + EXCLUDED.{c}" for c in _DAILY_COLS)
+)
+_FACILITY_UPSERT = (
+    f"INSERT INTO facility_daily (facility, day, {', '.join(FACILITY_INT_COLUMNS)}) "  # noqa: S608
+    "SELECT * FROM unnest($1::text[], $2::date[], "
+    + ", ".join(f"${i + 3}::int[]" for i in range(len(FACILITY_INT_COLUMNS)))
+    + ") ON CONFLICT (facility, day) DO UPDATE SET "
+    + ", ".join(f"{c} = facility_daily.{c} + EXCLUDED.{c}" for c in FACILITY_INT_COLUMNS)
+)
+
+
+async def apply_changes(conn: Conn, ch: Changes) -> None:
+    """Write ``ch`` (see :func:`services.projection.domain.project`)."""
+    await _daily(conn, ch)
+    await _breakdown(conn, ch)
+    await _facility(conn, ch)
+    day_keys, facility_keys = await _visits(conn, ch)
+    await recompute_visit_figures(conn, day_keys, facility_keys)
+    await _stock(conn, ch)
+    await _alerts(conn, ch)
+
+
+async def _daily(conn: Conn, ch: Changes) -> None:
+    if not ch.daily:
+        return
+    keys = sorted(ch.daily)
+    columns: list[list[Any]] = []
+    for c in _DAILY_COLS:
+        zero: int | Decimal = Decimal(0) if c in DECIMAL_COLUMNS else 0
+        columns.append([ch.daily[k].get(c, zero) for k in keys])
+    await conn.execute(_DAILY_UPSERT, [k[0] for k in keys], [k[1] for k in keys], *columns)
+
+
+async def _breakdown(conn: Conn, ch: Changes) -> None:
+    if not ch.breakdown:
+        return
+    keys = sorted(ch.breakdown)
+    await conn.execute(
+        """INSERT INTO district_daily_breakdown (district, day, dimension, key, n)
+           SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::bigint[])
+           ON CONFLICT (district, day, dimension, key)
+           DO UPDATE SET n = district_daily_breakdown.n + EXCLUDED.n""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+        [k[3] for k in keys],
+        [ch.breakdown[k] for k in keys],
+    )
+
+
+async def _facility(conn: Conn, ch: Changes) -> None:
+    if ch.facility_daily:
+        keys = sorted(ch.facility_daily)
+        await conn.execute(
+            _FACILITY_UPSERT,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            *[[ch.facility_daily[k][c] for k in keys] for c in FACILITY_INT_COLUMNS],
+        )
+    if ch.facility_last_event:
+        keys2 = sorted(ch.facility_last_event)
+        await conn.execute(
+            """INSERT INTO facility_state (facility, last_event_time)
+               SELECT * FROM unnest($1::text[], $2::timestamptz[])
+               ON CONFLICT (facility) DO UPDATE
+               SET last_event_time = greatest(facility_state.last_event_time,
+                                              EXCLUDED.last_event_time)""",
+            keys2,
+            [ch.facility_last_event[k] for k in keys2],
+        )
+
+
+async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[tuple[str, date]]]:
+    """Upsert visit starts (first wins) and ends (earliest wins); return the (district, day) and
+    (facility, day) keys whose visit figures changed."""
+    returned: list[asyncpg.Record] = []
+    if ch.visit_starts:
+        starts = [ch.visit_starts[k] for k in sorted(ch.visit_starts)]
+        returned += await conn.fetch(
+            """INSERT INTO visits (facility, visit_id, district, day, start_time, client_pseudonym,
+                                   route, substances, assisted_injection, first_visit)
+               SELECT f, v, d, dy, st, cp, r, string_to_array(s, ','), a, fv
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::timestamptz[],
+                           $6::text[], $7::text[], $8::text[], $9::bool[], $10::bool[])
+                    AS u(f, v, d, dy, st, cp, r, s, a, fv)
+               ON CONFLICT (facility, visit_id) DO UPDATE
+               SET day = EXCLUDED.day, start_time = EXCLUDED.start_time,
+                   client_pseudonym = EXCLUDED.client_pseudonym, route = EXCLUDED.route,
+                   substances = EXCLUDED.substances,
+                   assisted_injection = EXCLUDED.assisted_injection,
+                   first_visit = EXCLUDED.first_visit
+               WHERE visits.start_time IS NULL
+               RETURNING district, day, facility""",
+            [s.facility for s in starts],
+            [s.visit_id for s in starts],
+            [s.district for s in starts],
+            [s.day for s in starts],
+            [s.start_time for s in starts],
+            [s.client_pseudonym for s in starts],
+            [s.route for s in starts],
+            [",".join(s.substances) for s in starts],
+            [s.assisted_injection for s in starts],
+            [s.first_visit for s in starts],
+        )
+    if ch.visit_ends:
+        ends = [ch.visit_ends[k] for k in sorted(ch.visit_ends)]
+        returned += await conn.fetch(
+            """INSERT INTO visits (facility, visit_id, district, end_time)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+               ON CONFLICT (facility, visit_id) DO UPDATE
+               SET end_time = least(visits.end_time, EXCLUDED.end_time)
+               WHERE visits.end_time IS NULL OR EXCLUDED.end_time < visits.end_time
+               RETURNING district, day, facility""",
+            [e.facility for e in ends],
+            [e.visit_id for e in ends],
+            [e.district for e in ends],
+            [e.end_time for e in ends],
+        )
+    day_keys = {(r["district"], r["day"]) for r in returned if r["day"] is not None}
+    facility_keys = {(r["facility"], r["day"]) for r in returned if r["day"] is not None}
+    return day_keys, facility_keys
+
+
+async def recompute_visit_figures(
+    conn: Conn, day_keys: set[tuple[str, date]], facility_keys: set[tuple[str, date]]
+) -> None:
+    """Recompute the visit-derived figures of these (district, day) / (facility, day) keys from
+    the ``visits`` facts (exact unique clients, median and mean of completed visits)."""
+    if day_keys:
+        keys = sorted(day_keys)
+        districts, days = [k[0] for k in keys], [k[1] for k in keys]
+        await conn.execute(
+            """WITH k AS (SELECT * FROM unnest($1::text[], $2::date[]) AS k(district, day)),
+               v AS (SELECT v.*, v.end_time - v.start_time AS dur,
+                            v.end_time >= v.start_time AS done
+                     FROM visits v JOIN k USING (district, day)
+                     WHERE v.start_time IS NOT NULL),
+               agg AS (
+                   SELECT district, day, count(*) AS visits,
+                          count(DISTINCT client_pseudonym) AS unique_clients,
+                          count(*) FILTER (WHERE first_visit) AS new_clients,
+                          count(*) FILTER (WHERE assisted_injection) AS assisted,
+                          count(*) FILTER (WHERE done) AS completed,
+                          percentile_cont(0.5) WITHIN GROUP (ORDER BY dur)
+                              FILTER (WHERE done) AS med,
+                          coalesce(sum(extract(epoch FROM dur)) FILTER (WHERE done), 0) AS secs
+                   FROM v GROUP BY district, day)
+               INSERT INTO district_daily (district, day, visits, unique_clients, new_clients,
+                   assisted_injections, visits_completed, visit_minutes_median,
+                   visit_minutes_mean, visit_seconds_total)
+               SELECT district, day, visits, unique_clients, new_clients, assisted, completed,
+                      round(extract(epoch FROM med) / 60, 2),
+                      CASE WHEN completed > 0 THEN round(secs / completed / 60, 2) END, secs
+               FROM agg
+               ON CONFLICT (district, day) DO UPDATE
+               SET visits = EXCLUDED.visits, unique_clients = EXCLUDED.unique_clients,
+                   new_clients = EXCLUDED.new_clients,
+                   assisted_injections = EXCLUDED.assisted_injections,
+                   visits_completed = EXCLUDED.visits_completed,
+                   visit_minutes_median = EXCLUDED.visit_minutes_median,
+                   visit_minutes_mean = EXCLUDED.visit_minutes_mean,
+                   visit_seconds_total = EXCLUDED.visit_seconds_total""",
+            districts,
+            days,
+        )
+        await conn.execute(
+            """DELETE FROM district_daily_breakdown b
+               USING unnest($1::text[], $2::date[]) AS k(district, day)
+               WHERE b.district = k.district AND b.day = k.day
+                 AND b.dimension IN ('route', 'substance')""",
+            districts,
+            days,
+        )
+        await conn.execute(
+            """WITH v AS (SELECT v.* FROM visits v
+                          JOIN unnest($1::text[], $2::date[]) AS k(district, day)
+                          USING (district, day)
+                          WHERE v.start_time IS NOT NULL)
+               INSERT INTO district_daily_breakdown (district, day, dimension, key, n)
+               SELECT district, day, 'route', route, count(*) FROM v GROUP BY 1, 2, 4
+               UNION ALL
+               SELECT district, day, 'substance', s, count(*)
+               FROM v, unnest(v.substances) AS s GROUP BY 1, 2, 4""",
+            districts,
+            days,
+        )
+    if facility_keys:
+        fkeys = sorted(facility_keys)
+        await conn.execute(
+            """INSERT INTO facility_daily (facility, day, visits)
+               SELECT k.facility, k.day, count(*)
+               FROM unnest($1::text[], $2::date[]) AS k(facility, day)
+               JOIN visits v ON v.facility = k.facility AND v.day = k.day
+               WHERE v.start_time IS NOT NULL
+               GROUP BY k.facility, k.day
+               ON CONFLICT (facility, day) DO UPDATE SET visits = EXCLUDED.visits""",
+            [k[0] for k in fkeys],
+            [k[1] for k in fkeys],
+        )
+
+
+async def _stock(conn: Conn, ch: Changes) -> None:
+    if ch.stock_movements:
+        m = ch.stock_movements
+        await conn.execute(
+            """INSERT INTO stock_movements (source, id, item, facility, at, delta)
+               SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[],
+                                    $5::timestamptz[], $6::bigint[])
+               ON CONFLICT DO NOTHING""",
+            [x.source for x in m],
+            [x.id for x in m],
+            [x.item for x in m],
+            [x.facility for x in m],
+            [x.at for x in m],
+            [x.delta for x in m],
+        )
+    if ch.stock_counts:
+        counts = [ch.stock_counts[k] for k in sorted(ch.stock_counts)]
+        await conn.execute(
+            """INSERT INTO stock_counts (facility, item, counted_at, quantity)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[])
+               ON CONFLICT (facility, item) DO UPDATE
+               SET counted_at = EXCLUDED.counted_at, quantity = EXCLUDED.quantity
+               WHERE EXCLUDED.counted_at > stock_counts.counted_at""",
+            [c.facility for c in counts],
+            [c.item for c in counts],
+            [c.counted_at for c in counts],
+            [c.quantity for c in counts],
+        )
+
+
+async def _alerts(conn: Conn, ch: Changes) -> None:
+    if not ch.alerts:
+        return
+    a = ch.alerts
+    await conn.execute(
+        """INSERT INTO alerts (alert_id, episode, district, raised_at, reason, substance,
+                               facility_id, overdoses_in_window, window_start, window_end)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
+                                $5::text[], $6::text[], $7::text[], $8::int[],
+                                $9::timestamptz[], $10::timestamptz[])
+           ON CONFLICT DO NOTHING""",
+        [x.alert_id for x in a],
+        [x.episode for x in a],
+        [x.district for x in a],
+        [x.raised_at for x in a],
+        [x.reason for x in a],
+        [x.substance for x in a],
+        [x.facility_id for x in a],
+        [x.overdoses_in_window for x in a],
+        [x.window_start for x in a],
+        [x.window_end for x in a],
+    )
+
+
+def _split(tps: Iterable[TopicPartitionKey]) -> tuple[list[str], list[int]]:
+    items = list(tps)
+    return [t for t, _ in items], [p for _, p in items]

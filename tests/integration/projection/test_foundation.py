@@ -1,0 +1,48 @@
+"""Foundation: a visit posted to intake shows up in the district's daily figures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.intake.app import create_app as intake_app
+from services.projection.app import create_app as projection_app
+from tests.support import auth, now_iso, poll_until, serve
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import TestEnv
+
+pytestmark = pytest.mark.integration
+
+
+async def test_visit_started_counts_in_district_daily(iso_env: TestEnv) -> None:
+    today = datetime.now(ZoneInfo("Europe/Copenhagen")).date().isoformat()
+    async with serve(intake_app()) as intake, serve(projection_app()) as projection:
+        posted = await intake.post(
+            "/v1/visits",
+            json={
+                "facility_id": "halmtorv",
+                "occurred_at": now_iso(),
+                "client_code": "HT-0042",
+                "substances": ["heroin"],
+                "route": "inject",
+            },
+            headers=auth(iso_env.tokens["halmtorv"]),
+        )
+        assert posted.status_code == 202, posted.text
+
+        async def today_figures() -> dict[str, Any] | None:
+            r = await projection.get("/v1/districts/vesterbro/daily")
+            assert r.status_code == 200, r.text
+            day = r.json()["days"][-1]
+            assert day["day"] == today
+            return day if day["visits"] == 1 else None
+
+        day = await poll_until(today_figures, timeout=30, what="visits == 1 in district_daily")
+        assert day["unique_clients"] == 1
+        assert day["visits_by_route"]["inject"] == 1
+        health = await projection.get("/healthz")
+        assert health.status_code == 200, health.text

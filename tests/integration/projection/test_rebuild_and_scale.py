@@ -1,0 +1,145 @@
+"""A rebuild reproduces the live tables exactly; two instances through a rebalance (one of them
+killed) give exact results."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from services.projection.store import READ_MODEL_TABLES
+from shared.events.envelope import Envelope
+from shared.settings import REPO_ROOT
+from tests.integration.projection.harness import (
+    ProjectionProcess,
+    applied_records,
+    assert_api_matches_oracle,
+    produce,
+    produce_raw,
+    snapshot,
+    wait_caught_up,
+)
+from tests.support import poll_until
+from tests.unit.projection.factory import CITY, random_stream
+from tests.unit.projection.oracle import Oracle
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import TestEnv
+
+pytestmark = pytest.mark.integration
+TABLES = (*READ_MODEL_TABLES, "projection_offsets")
+
+
+async def _rebuild() -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.projection.rebuild",
+        cwd=REPO_ROOT,
+        env=dict(os.environ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+async def _check_oracle(url: str, events: list[Envelope]) -> None:
+    oracle = Oracle(CITY).feed(events)
+    days = [k[1] for k in oracle.district_days()]
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        await assert_api_matches_oracle(client, oracle, min(days), max(days))
+
+
+async def test_rebuild_reproduces_the_live_tables(iso_env: TestEnv, tmp_path: Path) -> None:
+    events = random_stream(seed=11, n=2000, base=datetime.now(UTC))
+    await produce(iso_env.bootstrap, iso_env.topic_prefix, events[:1000])
+    await produce_raw(iso_env.bootstrap, iso_env.topic("dcr.visits"), b"x", b"{bad", [])
+    await produce(iso_env.bootstrap, iso_env.topic_prefix, events[1000:])
+    # live: small batches; the rebuild uses large ones, so batch boundaries differ
+    proc = ProjectionProcess(tmp_path, DCR_PROJECTION_BATCH_MAX_RECORDS="7").start()
+    try:
+        await proc.wait_healthy()
+        await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
+        code, err = await _rebuild()
+        assert code == 2 and "stop the projection service" in err  # refused while running
+    finally:
+        proc.terminate()
+    live = await snapshot(iso_env.dsn, TABLES)
+    assert all(
+        live[t]
+        for t in (
+            "district_daily",
+            "district_daily_breakdown",
+            "visits",
+            "stock_movements",
+            "alerts",
+        )
+    )
+
+    code, err = await _rebuild()
+    assert code == 0, err
+    assert "rebuild [" in err and "100.0%" in err and "1 unusable record" in err
+    rebuilt = await snapshot(iso_env.dsn, TABLES)
+    for table in TABLES:
+        assert rebuilt[table] == live[table], table
+
+    # the service resumes where the rebuild stopped
+    more = random_stream(seed=12, n=300, base=datetime.now(UTC))
+    await produce(iso_env.bootstrap, iso_env.topic_prefix, more)
+    proc = ProjectionProcess(tmp_path).start()
+    try:
+        await proc.wait_healthy()
+        await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
+        await _check_oracle(proc.url, events + more)
+    finally:
+        proc.terminate()
+
+
+async def test_two_instances_split_the_work_through_a_rebalance(
+    iso_env: TestEnv, tmp_path: Path
+) -> None:
+    events = random_stream(seed=21, n=4500, base=datetime.now(UTC))
+    parts = events[:2000], events[2000:3500], events[3500:]
+    env = {"DCR_PROJECTION_BATCH_MAX_RECORDS": "10", "DCR_PROJECTION_SESSION_TIMEOUT_MS": "6000"}
+    await produce(iso_env.bootstrap, iso_env.topic_prefix, parts[0])
+    a = ProjectionProcess(tmp_path, "a", **env).start()
+    b = ProjectionProcess(tmp_path, "b", **env)
+    try:
+        await a.wait_healthy()
+
+        async def some_applied() -> bool:
+            return await applied_records(iso_env.dsn) > 200
+
+        await poll_until(some_applied, timeout=30, interval=0.02, what="a applied some")
+        b.start()
+        await b.wait_healthy()
+
+        async def split() -> bool:  # the rebalance completed: each owns some partitions
+            owned = [await x.metric("dcr_projection_assigned_partitions") for x in (a, b)]
+            return all(n > 0 for n in owned) and sum(owned) == 24
+
+        await poll_until(split, timeout=30, what="partitions split between a and b")
+        await produce(iso_env.bootstrap, iso_env.topic_prefix, parts[1])
+
+        async def both_working() -> bool:
+            return (
+                await b.metric("dcr_projection_events_applied_total") > 0
+                and await a.metric("dcr_projection_events_applied_total") > 0
+            )
+
+        await poll_until(both_working, timeout=30, what="both instances applying events")
+        a.kill9()  # its partitions move to b after the session timeout
+        await produce(iso_env.bootstrap, iso_env.topic_prefix, parts[2])
+        await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
+        await _check_oracle(b.url, events)
+    finally:
+        a.terminate()
+        b.terminate()
