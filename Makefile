@@ -7,6 +7,7 @@
 #   make lint    ruff check, ruff format --check, mypy
 #   make status  what is running
 #   make logs    last lines of every log in .state/logs (LINES=100 for more)
+#   make rebuild stop the projection, rebuild its read models from the topics, start it again
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -17,7 +18,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 LINES ?= 30
 
-.PHONY: help venv up down test lint status logs
+.PHONY: help venv up down test lint status logs rebuild
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -74,3 +75,10 @@ status:
 logs:
 	@shopt -s nullglob; for f in .state/logs/*.log; do \
 		echo "===== $$f ====="; tail -n $(LINES) "$$f"; echo; done
+
+rebuild: venv
+	@$(SCRIPTS)/postgres.sh start
+	@$(SCRIPTS)/kafka.sh start
+	@$(SCRIPTS)/services.sh stop-one projection
+	@$(PY) -m services.projection.rebuild
+	@$(SCRIPTS)/services.sh start

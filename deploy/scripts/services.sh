@@ -5,6 +5,7 @@
 #                        deadline, polling) until every /healthz answers 200; on timeout print
 #                        the tail of that service's log and exit 1
 #   services.sh stop     SIGTERM our processes (pid files), SIGKILL after 30 s
+#   services.sh stop-one NAME   stop one service (e.g. the projection before a rebuild)
 #   services.sh status   print running/stopped per service
 #
 # Needs PostgreSQL and Kafka up (postgres.sh start, kafka.sh start).
@@ -89,9 +90,19 @@ status() {
     done
 }
 
+stop_one() {
+    local entry name app port
+    for entry in "${SERVICES[@]}"; do
+        read -r name app port <<<"$entry"
+        [[ "$name" == "$1" ]] && { stop_pid "$name" "$app" 30; return 0; }
+    done
+    die "unknown service $1"
+}
+
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
+    stop-one) stop_one "${2:?usage: $0 stop-one NAME}" ;;
     status) status ;;
-    *) echo "usage: $0 {start|stop|status}" >&2; exit 2 ;;
+    *) echo "usage: $0 {start|stop|stop-one NAME|status}" >&2; exit 2 ;;
 esac
