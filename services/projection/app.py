@@ -17,6 +17,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 
 from services.projection.api import ReadContext, build_router
+from services.projection.domain_metrics import install_domain_metrics
 from services.projection.runner import ProjectionRunner
 from services.projection.settings import ProjectionSettings
 from shared.city import load_city
@@ -38,6 +39,7 @@ def create_app() -> FastAPI:
         db = DatabaseSettings()
         dsn = db.dsn.get_secret_value()
         pool = await asyncpg.create_pool(dsn, min_size=db.pool_min, max_size=db.pool_max)
+        domain_metrics = install_domain_metrics(pool, city, settings)
         runner = ProjectionRunner(
             pool=pool, city=city, settings=settings, kafka=KafkaSettings(), dsn=dsn
         )
@@ -56,6 +58,7 @@ def create_app() -> FastAPI:
                 await asyncio.wait_for(task, timeout=30)
             except TimeoutError:
                 log.warning("consumer did not stop within 30 s; cancelled")
+            await domain_metrics.aclose()
             await pool.close()
 
     app = FastAPI(

@@ -1,0 +1,1344 @@
+#!/usr/bin/env python3
+"""Generate the Grafana dashboards of dcr-platform (Grafana 11 JSON model, schemaVersion 39).
+
+    .venv/bin/python deploy/grafana/generate.py          # write deploy/grafana/dashboards/*.json
+    .venv/bin/python deploy/grafana/generate.py --check  # exit 1 if the committed JSON differs
+
+The generated JSON is committed (Grafana provisions it from files); tests/monitoring checks that it
+equals this script's output, and tests/integration/monitoring/test_dashboards_live.py runs every
+PromQL target against a real Prometheus scraping the real services and every SQL target against
+the real read models as Grafana's user ``dcr_reader``.
+
+Conventions:
+
+* Data sources are referenced by uid: :data:`PROMETHEUS` (``dcr-prometheus``) and :data:`POSTGRES`
+  (``dcr-postgres``), provisioned by ``provisioning/datasources/dcr.yml``.
+* Domain metrics are exported identically by every projection instance (they are read from the
+  shared read models), so PromQL takes ``max by (...)`` over instances before summing.
+* District and facility variables are custom lists generated from ``deploy/city.yaml`` (ids are
+  the values, names the labels), so a new facility shows up when the dashboards are regenerated.
+* SQL reads only what migration 020 grants ``dcr_reader``; calendar days are the city's
+  (``day`` columns), drawn at local midnight. Dashboards are for the city's staff (Grafana login),
+  so counts are not suppressed like the public read API's.
+"""
+
+# The SQL built here is dashboard text for Grafana, never executed by this script; the only
+# interpolated values are ids and names from deploy/city.yaml (quoted by _sql_text).
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+OUT = HERE / "dashboards"
+CITY_FILE = ROOT / "deploy" / "city.yaml"
+
+PROMETHEUS = {"type": "prometheus", "uid": "dcr-prometheus"}
+POSTGRES = {"type": "grafana-postgresql-datasource", "uid": "dcr-postgres"}
+SCHEMA_VERSION = 39
+TAG = "dcr"
+#: Requests that are not API traffic (scrapes, health checks).
+API = 'route!~"/metrics|/healthz"'
+
+Json = dict[str, Any]
+
+
+# --- building blocks --------------------------------------------------------------------------
+
+
+def prom(expr: str, legend: str = "", *, instant: bool = False) -> Json:
+    return {
+        "datasource": PROMETHEUS,
+        "editorMode": "code",
+        "expr": expr,
+        "legendFormat": legend or "__auto",
+        "range": not instant,
+        "instant": instant,
+    }
+
+
+def sql(raw: str, fmt: str = "table") -> Json:
+    """A raw SQL target; ``fmt`` is ``table`` or ``time_series`` (columns time, metric, value)."""
+    return {
+        "datasource": POSTGRES,
+        "editorMode": "code",
+        "format": fmt,
+        "rawQuery": True,
+        "rawSql": " ".join(raw.split()),
+    }
+
+
+class Layout:
+    """Places panels left to right on Grafana's 24-column grid, wrapping to new lines."""
+
+    def __init__(self) -> None:
+        self.panels: list[Json] = []
+        self._x = 0
+        self._y = 0
+        self._row_h = 0
+
+    def row(self, title: str) -> None:
+        self._newline()
+        self.panels.append(
+            {
+                "type": "row",
+                "title": title,
+                "collapsed": False,
+                "panels": [],
+                "gridPos": {"h": 1, "w": 24, "x": 0, "y": self._y},
+            }
+        )
+        self._y += 1
+
+    def add(self, panel: Json, w: int, h: int) -> None:
+        if self._x + w > 24:
+            self._newline()
+        panel["gridPos"] = {"h": h, "w": w, "x": self._x, "y": self._y}
+        self.panels.append(panel)
+        self._x += w
+        self._row_h = max(self._row_h, h)
+
+    def _newline(self) -> None:
+        self._y += self._row_h
+        self._x = 0
+        self._row_h = 0
+
+    def numbered(self) -> list[Json]:
+        for i, p in enumerate(self.panels, start=1):
+            p["id"] = i
+        return self.panels
+
+
+def _panel(
+    kind: str,
+    title: str,
+    targets: Sequence[Json],
+    *,
+    description: str = "",
+    unit: str = "short",
+    decimals: int | None = None,
+    options: Json | None = None,
+    defaults: Json | None = None,
+    overrides: Sequence[Json] = (),
+) -> Json:
+    refs = "ABCDEFGHIJ"
+    datasource = targets[0]["datasource"]
+    field_defaults: Json = {"unit": unit}
+    if decimals is not None:
+        field_defaults["decimals"] = decimals
+    field_defaults.update(defaults or {})
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": datasource,
+        "targets": [{"refId": refs[i], **t} for i, t in enumerate(targets)],
+        "fieldConfig": {"defaults": field_defaults, "overrides": list(overrides)},
+        "options": options or {},
+    }
+
+
+def stat(title: str, target: Json, **kw: Any) -> Json:
+    kw.setdefault("decimals", 0)
+    options = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "colorMode": "value",
+        "graphMode": "none",
+        "justifyMode": "auto",
+        "textMode": "auto",
+        "orientation": "auto",
+    }
+    defaults = {
+        "color": {"mode": "thresholds"},
+        "thresholds": {"mode": "absolute", "steps": [{"color": "blue", "value": None}]},
+    }
+    defaults.update(kw.pop("defaults", {}))
+    return _panel("stat", title, [target], options=options, defaults=defaults, **kw)
+
+
+def timeseries(title: str, *targets: Json, stacked: bool = False, **kw: Any) -> Json:
+    options = {
+        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+    custom: Json = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "auto"}
+    if stacked:
+        custom["stacking"] = {"mode": "normal", "group": "A"}
+    defaults = {"custom": custom, "color": {"mode": "palette-classic"}}
+    defaults.update(kw.pop("defaults", {}))
+    return _panel("timeseries", title, list(targets), options=options, defaults=defaults, **kw)
+
+
+def bars(title: str, *targets: Json, **kw: Any) -> Json:
+    """Daily figures from SQL, drawn as bars (one per local day)."""
+    kw.setdefault("decimals", 0)
+    defaults = {
+        "custom": {"drawStyle": "bars", "fillOpacity": 70, "lineWidth": 1, "showPoints": "never"},
+        "color": {"mode": "palette-classic"},
+    }
+    options = {
+        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+    return _panel("timeseries", title, list(targets), options=options, defaults=defaults, **kw)
+
+
+def bargauge(title: str, target: Json, **kw: Any) -> Json:
+    kw.setdefault("decimals", 0)
+    options = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "orientation": "horizontal",
+        "displayMode": "basic",
+        "showUnfilled": True,
+    }
+    defaults = {
+        "color": {"mode": "palette-classic"},
+        "min": 0,
+        "thresholds": {"mode": "absolute", "steps": [{"color": "blue", "value": None}]},
+    }
+    return _panel("bargauge", title, [target], options=options, defaults=defaults, **kw)
+
+
+def table(title: str, target: Json, **kw: Any) -> Json:
+    options = {"showHeader": True, "cellHeight": "sm", "footer": {"show": False}}
+    return _panel("table", title, [target], options=options, **kw)
+
+
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    layout: Layout,
+    *,
+    timezone: str,
+    time_from: str = "now-7d",
+    variables: Sequence[Json] = (),
+) -> Json:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": [TAG],
+        "timezone": timezone,
+        "editable": False,
+        "graphTooltip": 1,
+        "fiscalYearStartMonth": 0,
+        "liveNow": False,
+        "refresh": "30s",
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "weekStart": "monday",
+        "time": {"from": time_from, "to": "now"},
+        "timepicker": {},
+        "annotations": {
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                    "enable": True,
+                    "hide": True,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                }
+            ]
+        },
+        "links": [
+            {
+                "type": "dashboards",
+                "title": "DCR dashboards",
+                "tags": [TAG],
+                "asDropdown": True,
+                "includeVars": False,
+                "keepTime": True,
+            }
+        ],
+        "templating": {"list": list(variables)},
+        "panels": layout.numbered(),
+    }
+
+
+def custom_variable(name: str, label: str, options: Sequence[tuple[str, str]]) -> Json:
+    """A single-value custom variable: ``options`` are (value, text) pairs."""
+    return {
+        "type": "custom",
+        "name": name,
+        "label": label,
+        "query": ",".join(f"{text} : {value}" for value, text in options),
+        "current": {"selected": True, "text": options[0][1], "value": options[0][0]},
+        "options": [
+            {"selected": i == 0, "text": text, "value": value}
+            for i, (value, text) in enumerate(options)
+        ],
+        "multi": False,
+        "includeAll": False,
+        "hide": 0,
+        "skipUrlSync": False,
+    }
+
+
+# --- the city ---------------------------------------------------------------------------------
+
+
+class City:
+    def __init__(self, path: Path) -> None:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        self.timezone: str = data["timezone"]
+        self.districts: list[tuple[str, str]] = [(d["id"], d["name"]) for d in data["districts"]]
+        self.facilities: list[tuple[str, str, str]] = [
+            (f["id"], f["name"], f["district"]) for f in data["facilities"]
+        ]
+
+    def local_day(self, column: str) -> str:
+        """SQL: a ``date`` column as the timestamp of that local midnight."""
+        return f"({column}::timestamp AT TIME ZONE '{self.timezone}')"
+
+    def today(self) -> str:
+        return f"(now() AT TIME ZONE '{self.timezone}')::date"
+
+    def district_values(self) -> str:
+        rows = ", ".join(f"('{i}', '{_sql_text(n)}')" for i, n in self.districts)
+        return f"(VALUES {rows}) AS c(district, name)"
+
+    def facility_values(self) -> str:
+        rows = ", ".join(f"('{i}', '{_sql_text(n)}', '{d}')" for i, n, d in self.facilities)
+        return f"(VALUES {rows}) AS c(facility, name, district)"
+
+
+def _sql_text(s: str) -> str:
+    return s.replace("'", "''")
+
+
+# --- dashboards -------------------------------------------------------------------------------
+
+
+def city_overview(city: City) -> Json:
+    d = Layout()
+    d.row("Today, whole city")
+    today = [
+        ("Visits", "dcr_district_visits_today", "Visits started today in every room."),
+        (
+            "Unique clients",
+            "dcr_district_unique_clients_today",
+            "Sum of the districts' distinct clients today (client codes are per facility, so a "
+            "person visiting two districts counts twice).",
+        ),
+        ("Overdoses treated", "dcr_district_overdoses_today", "Opioid overdoses and overamping."),
+        (
+            "Lives probably saved",
+            "dcr_district_life_threatening_incidents_today",
+            "Incidents staff judged life-threatening: the person would probably have died "
+            "without treatment.",
+        ),
+        ("Naloxone doses", "dcr_district_naloxone_doses_today", "Naloxone doses given today."),
+        ("Refusals", "dcr_district_refusals_today", "Clients turned away today."),
+    ]
+    for title, metric, description in today:
+        d.add(stat(title, prom(f"sum(max by (district) ({metric}))")), w=4, h=4)
+        d.panels[-1]["description"] = description
+    d.add(
+        stat(
+            "Needles & syringes out",
+            prom(
+                "sum(max by (district, item) "
+                '(dcr_district_supplies_dispensed_today{item=~"syringes|needles"}))'
+            ),
+            description="Needles and syringes dispensed today.",
+        ),
+        w=4,
+        h=4,
+    )
+    d.add(
+        stat(
+            "Sharps returned",
+            prom("sum(max by (district) (dcr_district_sharps_returned_today))"),
+            description="Used needles and syringes returned to the rooms today.",
+        ),
+        w=4,
+        h=4,
+    )
+    d.add(
+        stat(
+            "Street needles collected",
+            prom(
+                "sum(max by (district) (dcr_district_street_needles_collected_grams_today)) / 1000"
+            ),
+            unit="masskg",
+            decimals=2,
+            description="Weight of needles the sanitation teams collected in the street today.",
+        ),
+        w=4,
+        h=4,
+    )
+    d.add(
+        stat(
+            "Open drug alerts",
+            prom("sum(max by (district) (dcr_drug_alerts_open))"),
+            description="Drug alerts raised (overdose clusters, adulterants found) and open.",
+            defaults={
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}],
+                }
+            },
+        ),
+        w=4,
+        h=4,
+    )
+    d.add(
+        stat(
+            "Booths in use",
+            prom("sum(max by (facility) (dcr_facility_booths_in_use))"),
+            description="Visits started and not ended, all rooms.",
+        ),
+        w=4,
+        h=4,
+    )
+    d.add(
+        stat(
+            "Rooms open now",
+            prom("sum(max by (facility) (dcr_facility_open))"),
+            description="Rooms within their opening hours (planned rooms excluded).",
+        ),
+        w=4,
+        h=4,
+    )
+
+    d.row("Per district, today")
+    d.add(
+        table(
+            "Districts today",
+            sql(
+                f"""SELECT c.name AS "District",
+                       coalesce(d.visits, 0) AS "Visits",
+                       coalesce(d.unique_clients, 0) AS "Unique clients",
+                       coalesce((SELECT sum(b.n) FROM district_daily_breakdown b
+                                 WHERE b.district = c.district AND b.day = {city.today()}
+                                   AND b.dimension = 'supply_item'
+                                   AND b.key IN ('syringes', 'needles')), 0)
+                         AS "Needles out",
+                       coalesce(d.sharps_returned_count, 0) AS "Sharps returned",
+                       coalesce(d.overdoses, 0) AS "Overdoses treated",
+                       coalesce(d.life_threatening, 0) AS "Lives probably saved",
+                       coalesce(d.naloxone_doses, 0) AS "Naloxone doses",
+                       coalesce(d.street_needles_kg, 0) AS "Street needles (kg)"
+                FROM {city.district_values()}
+                LEFT JOIN district_daily d ON d.district = c.district AND d.day = {city.today()}
+                ORDER BY c.name"""
+            ),
+            description="Today's figures per district, from the read models.",
+        ),
+        w=16,
+        h=7,
+    )
+    d.add(
+        bargauge(
+            "Visits today by district",
+            prom("max by (district) (dcr_district_visits_today)", "{{district}}", instant=True),
+        ),
+        w=8,
+        h=7,
+    )
+
+    d.row("Trends per day")
+    d.add(
+        bars(
+            "Visits per day",
+            sql(
+                f"""SELECT {city.local_day("day")} AS time, district AS metric, visits AS value
+                FROM district_daily WHERE $__timeFilter(day) ORDER BY 1, 2""",
+                "time_series",
+            ),
+        ),
+        w=12,
+        h=8,
+    )
+    d.add(
+        bars(
+            "Unique clients per day",
+            sql(
+                f"""SELECT {city.local_day("day")} AS time, district AS metric,
+                       unique_clients AS value
+                FROM district_daily WHERE $__timeFilter(day) ORDER BY 1, 2""",
+                "time_series",
+            ),
+        ),
+        w=12,
+        h=8,
+    )
+    d.add(
+        bars(
+            "Needles out vs returned per day",
+            sql(
+                f"""SELECT time, metric, value FROM (
+                    SELECT {city.local_day("day")} AS time,
+                           'needles & syringes out' AS metric, sum(n) AS value
+                    FROM district_daily_breakdown
+                    WHERE dimension = 'supply_item' AND key IN ('syringes', 'needles')
+                      AND $__timeFilter(day)
+                    GROUP BY day
+                    UNION ALL
+                    SELECT {city.local_day("day")}, 'sharps returned', sum(sharps_returned_count)
+                    FROM district_daily WHERE $__timeFilter(day) GROUP BY day) t
+                ORDER BY 1, 2""",
+                "time_series",
+            ),
+            description="Whole city. Returned sharps are counted where reported as a count.",
+        ),
+        w=12,
+        h=8,
+    )
+    d.add(
+        bars(
+            "Overdoses treated and lives probably saved per day",
+            sql(
+                f"""SELECT time, metric, value FROM (
+                    SELECT {city.local_day("day")} AS time, 'overdoses treated' AS metric,
+                           sum(overdoses) AS value
+                    FROM district_daily WHERE $__timeFilter(day) GROUP BY day
+                    UNION ALL
+                    SELECT {city.local_day("day")}, 'lives probably saved', sum(life_threatening)
+                    FROM district_daily WHERE $__timeFilter(day) GROUP BY day
+                    UNION ALL
+                    SELECT {city.local_day("day")}, 'naloxone doses', sum(naloxone_doses)
+                    FROM district_daily WHERE $__timeFilter(day) GROUP BY day) t
+                ORDER BY 1, 2""",
+                "time_series",
+            ),
+            description="Whole city. Lives probably saved = incidents staff judged "
+            "life-threatening.",
+        ),
+        w=12,
+        h=8,
+    )
+    d.add(
+        bars(
+            "Street needles collected per day",
+            sql(
+                f"""SELECT {city.local_day("day")} AS time, district AS metric,
+                       street_needles_kg AS value
+                FROM district_daily WHERE $__timeFilter(day) ORDER BY 1, 2""",
+                "time_series",
+            ),
+            unit="masskg",
+            decimals=2,
+        ),
+        w=12,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Visits started per hour",
+            prom(
+                "sum by (district) (max by (district, facility) "
+                "(increase(dcr_visits_started_total[1h])))",
+                "{{district}}",
+            ),
+            description="Visits as they are reported (live, from Prometheus).",
+            decimals=0,
+        ),
+        w=12,
+        h=8,
+    )
+    return dashboard(
+        "dcr-city-overview",
+        "DCR · City overview",
+        "Copenhagen's drug consumption rooms: today per district and daily trends.",
+        d,
+        timezone=city.timezone,
+    )
+
+
+def district_drilldown(city: City) -> Json:
+    sel = 'district="$district"'
+    d = Layout()
+    d.row("Today")
+    for title, metric in (
+        ("Visits", "dcr_district_visits_today"),
+        ("Unique clients", "dcr_district_unique_clients_today"),
+        ("Refusals", "dcr_district_refusals_today"),
+        ("Overdoses treated", "dcr_district_overdoses_today"),
+        ("Lives probably saved", "dcr_district_life_threatening_incidents_today"),
+        ("Naloxone doses", "dcr_district_naloxone_doses_today"),
+    ):
+        d.add(stat(title, prom(f"max({metric}{{{sel}}})")), w=4, h=4)
+    d.add(
+        stat("Open drug alerts", prom(f"max(dcr_drug_alerts_open{{{sel}}})")),
+        w=4,
+        h=4,
+    )
+    d.add(
+        stat(
+            "Booths in use", prom(f"sum(max by (facility) (dcr_facility_booths_in_use{{{sel}}}))")
+        ),
+        w=4,
+        h=4,
+    )
+    d.add(
+        stat(
+            "Street needles collected",
+            prom(f"max(dcr_district_street_needles_collected_grams_today{{{sel}}}) / 1000"),
+            unit="masskg",
+            decimals=2,
+        ),
+        w=4,
+        h=4,
+    )
+
+    d.row("Facilities")
+    d.add(
+        table(
+            "Facilities today",
+            sql(
+                f"""SELECT c.name AS "Facility",
+                       coalesce(f.visits, 0) AS "Visits", coalesce(f.refusals, 0) AS "Refusals",
+                       coalesce(f.incidents, 0) AS "Incidents",
+                       coalesce(f.overdoses, 0) AS "Overdoses",
+                       s.last_event_time AS "Last event"
+                FROM {city.facility_values()}
+                LEFT JOIN facility_daily f ON f.facility = c.facility AND f.day = {city.today()}
+                LEFT JOIN facility_state s ON s.facility = c.facility
+                WHERE c.district = '$district'
+                ORDER BY c.name"""
+            ),
+        ),
+        w=12,
+        h=7,
+    )
+    d.add(
+        timeseries(
+            "Booths in use",
+            prom(f"max by (facility) (dcr_facility_booths_in_use{{{sel}}})", "{{facility}}"),
+            decimals=0,
+        ),
+        w=12,
+        h=7,
+    )
+
+    d.row("Incidents and supplies")
+    d.add(
+        bargauge(
+            "Incidents by kind (time range)",
+            prom(
+                f"max by (kind) (increase(dcr_incidents_total{{{sel}}}[$__range]))",
+                "{{kind}}",
+                instant=True,
+            ),
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        bargauge(
+            "Incidents by outcome (time range)",
+            prom(
+                f"max by (outcome) (increase(dcr_incident_outcomes_total{{{sel}}}[$__range]))",
+                "{{outcome}}",
+                instant=True,
+            ),
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        bargauge(
+            "Supplies dispensed today",
+            prom(
+                f"max by (item) (dcr_district_supplies_dispensed_today{{{sel}}})",
+                "{{item}}",
+                instant=True,
+            ),
+        ),
+        w=8,
+        h=8,
+    )
+
+    d.row("Trends per day")
+    d.add(
+        bars(
+            "Visits, unique clients and refusals per day",
+            sql(
+                f"""SELECT time, metric, value FROM (
+                    SELECT {city.local_day("day")} AS time, 'visits' AS metric, visits AS value
+                    FROM district_daily WHERE district = '$district' AND $__timeFilter(day)
+                    UNION ALL
+                    SELECT {city.local_day("day")}, 'unique clients', unique_clients
+                    FROM district_daily WHERE district = '$district' AND $__timeFilter(day)
+                    UNION ALL
+                    SELECT {city.local_day("day")}, 'refusals', refusals
+                    FROM district_daily WHERE district = '$district' AND $__timeFilter(day)) t
+                ORDER BY 1, 2""",
+                "time_series",
+            ),
+        ),
+        w=12,
+        h=8,
+    )
+    d.add(
+        bars(
+            "Incidents per day by kind",
+            sql(
+                f"""SELECT {city.local_day("day")} AS time, key AS metric, n AS value
+                FROM district_daily_breakdown
+                WHERE district = '$district' AND dimension = 'incident_kind'
+                  AND $__timeFilter(day)
+                ORDER BY 1, 2""",
+                "time_series",
+            ),
+        ),
+        w=12,
+        h=8,
+    )
+    d.add(
+        bars(
+            "Supplies dispensed per day by item",
+            sql(
+                f"""SELECT {city.local_day("day")} AS time, key AS metric, n AS value
+                FROM district_daily_breakdown
+                WHERE district = '$district' AND dimension = 'supply_item'
+                  AND $__timeFilter(day)
+                ORDER BY 1, 2""",
+                "time_series",
+            ),
+        ),
+        w=12,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Visit length per day",
+            sql(
+                f"""SELECT time, metric, value FROM (
+                    SELECT {city.local_day("day")} AS time, 'median' AS metric,
+                           visit_minutes_median AS value
+                    FROM district_daily WHERE district = '$district' AND $__timeFilter(day)
+                      AND visit_minutes_median IS NOT NULL
+                    UNION ALL
+                    SELECT {city.local_day("day")}, 'mean', visit_minutes_mean
+                    FROM district_daily WHERE district = '$district' AND $__timeFilter(day)
+                      AND visit_minutes_mean IS NOT NULL) t
+                ORDER BY 1, 2""",
+                "time_series",
+            ),
+            unit="m",
+            description="Minutes from check-in to check-out of completed visits.",
+        ),
+        w=12,
+        h=8,
+    )
+
+    d.row("Drug alerts")
+    d.add(
+        table(
+            "Drug alerts",
+            sql(
+                """SELECT raised_at AS "Raised", reason AS "Reason", substance AS "Substance",
+                       facility_id AS "Facility", overdoses_in_window AS "Overdoses",
+                       state AS "State"
+                FROM alerts WHERE district = '$district' AND $__timeFilter(raised_at)
+                ORDER BY raised_at DESC LIMIT 50"""
+            ),
+        ),
+        w=24,
+        h=7,
+    )
+    return dashboard(
+        "dcr-district",
+        "DCR · District drill-down",
+        "One district: today, its facilities, incidents, supplies, trends and drug alerts.",
+        d,
+        timezone=city.timezone,
+        variables=[custom_variable("district", "District", [(i, n) for i, n in city.districts])],
+    )
+
+
+def facility_operations(city: City) -> Json:
+    sel = 'facility="$facility"'
+    d = Layout()
+    d.row("Now")
+    d.add(
+        stat(
+            "Open now",
+            prom(f"max(dcr_facility_open{{{sel}}})"),
+            defaults={
+                "mappings": [
+                    {
+                        "type": "value",
+                        "options": {
+                            "0": {"text": "Closed", "color": "grey"},
+                            "1": {"text": "Open", "color": "green"},
+                        },
+                    }
+                ]
+            },
+        ),
+        w=4,
+        h=4,
+    )
+    d.add(stat("Booths in use", prom(f"max(dcr_facility_booths_in_use{{{sel}}})")), w=4, h=4)
+    d.add(stat("Booths", prom(f"max(dcr_facility_booths{{{sel}}})")), w=4, h=4)
+    d.add(stat("Visits today", prom(f"max(dcr_facility_visits_today{{{sel}}})")), w=4, h=4)
+    d.add(stat("Refusals today", prom(f"max(dcr_facility_refusals_today{{{sel}}})")), w=4, h=4)
+    d.add(
+        stat(
+            "Since last event",
+            prom(f"time() - max(dcr_facility_last_event_timestamp_seconds{{{sel}}})"),
+            unit="s",
+            description="Time since the latest event the facility reported (event time).",
+            defaults={
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [
+                        {"color": "green", "value": None},
+                        {"color": "orange", "value": 1800},
+                    ],
+                }
+            },
+        ),
+        w=4,
+        h=4,
+    )
+
+    d.row("Occupancy and refusals")
+    d.add(
+        timeseries(
+            "Booths in use",
+            prom(f"max(dcr_facility_booths_in_use{{{sel}}})", "in use"),
+            prom(f"max(dcr_facility_booths{{{sel}}})", "booths"),
+            decimals=0,
+        ),
+        w=12,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Visits and refusals per hour",
+            prom(f"max(increase(dcr_visits_started_total{{{sel}}}[1h]))", "visits started"),
+            prom(f"max(increase(dcr_visits_refused_total{{{sel}}}[1h]))", "refused"),
+            decimals=0,
+        ),
+        w=12,
+        h=8,
+    )
+    d.add(
+        bars(
+            "Check-ins per hour (time range)",
+            sql(
+                """SELECT date_trunc('hour', start_time) AS time, 'check-ins' AS metric,
+                       count(*) AS value
+                FROM visits WHERE facility = '$facility' AND $__timeFilter(start_time)
+                GROUP BY 1 ORDER BY 1""",
+                "time_series",
+            ),
+        ),
+        w=12,
+        h=8,
+    )
+    d.add(
+        bars(
+            "Visits and refusals per day",
+            sql(
+                f"""SELECT time, metric, value FROM (
+                    SELECT {city.local_day("day")} AS time, 'visits' AS metric, visits AS value
+                    FROM facility_daily WHERE facility = '$facility' AND $__timeFilter(day)
+                    UNION ALL
+                    SELECT {city.local_day("day")}, 'refusals', refusals
+                    FROM facility_daily WHERE facility = '$facility' AND $__timeFilter(day)) t
+                ORDER BY 1, 2""",
+                "time_series",
+            ),
+        ),
+        w=12,
+        h=8,
+    )
+
+    d.row("Stock")
+    d.add(
+        table(
+            "Stock on hand",
+            sql(
+                """WITH items AS (SELECT DISTINCT item FROM stock_movements
+                                  WHERE facility = '$facility'
+                                  UNION SELECT item FROM stock_counts
+                                  WHERE facility = '$facility'),
+                     s AS (
+                       SELECT i.item, c.counted_at,
+                              coalesce(c.quantity, 0)
+                                + coalesce((SELECT sum(m.delta) FROM stock_movements m
+                                            WHERE m.facility = '$facility' AND m.item = i.item
+                                              AND (c.counted_at IS NULL
+                                                   OR m.at > c.counted_at)), 0) AS on_hand,
+                              coalesce((SELECT -sum(m.delta) FROM stock_movements m
+                                        WHERE m.facility = '$facility' AND m.item = i.item
+                                          AND m.delta < 0
+                                          AND m.at > now() - interval '7 days'
+                                          AND m.at <= now()), 0) AS used_7d
+                       FROM items i
+                       LEFT JOIN stock_counts c ON c.facility = '$facility' AND c.item = i.item)
+                SELECT item AS "Item", on_hand AS "On hand", used_7d AS "Dispensed (7 days)",
+                       CASE WHEN used_7d > 0
+                            THEN round(greatest(on_hand, 0) * 7.0 / used_7d, 1) END
+                         AS "Days of cover",
+                       counted_at AS "Last counted"
+                FROM s ORDER BY item"""
+            ),
+            description="On hand = latest count + deliveries - dispensing since. Days of cover "
+            "at the last 7 days' mean dispensing rate.",
+        ),
+        w=12,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Days of cover by item",
+            prom(f"max by (item) (dcr_stock_cover_seconds{{{sel}}})", "{{item}}"),
+            unit="s",
+            defaults={
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [
+                        {"color": "red", "value": None},
+                        {"color": "green", "value": 2 * 86400},
+                    ],
+                },
+            },
+        ),
+        w=12,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "On hand by item",
+            prom(f"max by (item) (dcr_stock_on_hand{{{sel}}})", "{{item}}"),
+            decimals=0,
+        ),
+        w=12,
+        h=8,
+    )
+
+    d.row("All facilities")
+    d.add(
+        table(
+            "Facilities: last event and today",
+            sql(
+                f"""SELECT c.name AS "Facility", c.district AS "District",
+                       s.last_event_time AS "Last event",
+                       coalesce(f.visits, 0) AS "Visits today",
+                       coalesce(f.refusals, 0) AS "Refusals today"
+                FROM {city.facility_values()}
+                LEFT JOIN facility_state s ON s.facility = c.facility
+                LEFT JOIN facility_daily f ON f.facility = c.facility AND f.day = {city.today()}
+                ORDER BY c.name"""
+            ),
+        ),
+        w=12,
+        h=8,
+    )
+    d.add(
+        bargauge(
+            "Since last event",
+            prom(
+                "time() - max by (facility) (dcr_facility_last_event_timestamp_seconds)",
+                "{{facility}}",
+                instant=True,
+            ),
+            unit="s",
+        ),
+        w=12,
+        h=8,
+    )
+    return dashboard(
+        "dcr-facility",
+        "DCR · Facility operations",
+        "One room: opening, booths, refusals, stock and when it last reported.",
+        d,
+        timezone=city.timezone,
+        time_from="now-24h",
+        variables=[
+            custom_variable("facility", "Facility", [(i, n) for i, n, _ in city.facilities])
+        ],
+    )
+
+
+def platform_health(city: City) -> Json:
+    d = Layout()
+    d.row("Services")
+    d.add(
+        stat(
+            "Up",
+            prom('up{job=~"intake|supply|incident|projection"}', "{{job}}"),
+            defaults={
+                "mappings": [
+                    {
+                        "type": "value",
+                        "options": {
+                            "0": {"text": "DOWN", "color": "red"},
+                            "1": {"text": "up", "color": "green"},
+                        },
+                    }
+                ]
+            },
+        ),
+        w=8,
+        h=4,
+    )
+    d.add(
+        stat(
+            "Read models behind",
+            prom("time() - max(dcr_read_model_last_record_timestamp_seconds)"),
+            unit="s",
+            description="Age of the newest record applied to the read models (grows while idle; "
+            "a problem only if records wait: see consumer lag).",
+        ),
+        w=4,
+        h=4,
+    )
+    d.add(
+        stat(
+            "Consumer lag",
+            prom("sum(dcr_projection_consumer_lag_records)"),
+            description="Records in the event topics not yet applied, all instances.",
+        ),
+        w=4,
+        h=4,
+    )
+    d.add(
+        stat(
+            "Dead letters (time range)",
+            prom("sum(increase(dcr_deadlettered_records_total[$__range]))"),
+        ),
+        w=4,
+        h=4,
+    )
+    d.add(
+        stat(
+            "Domain metrics age",
+            prom("time() - max(dcr_domain_metrics_last_refresh_timestamp_seconds)"),
+            unit="s",
+            description="Since the projection last read the read models for its domain metrics.",
+        ),
+        w=4,
+        h=4,
+    )
+
+    d.row("HTTP (RED)")
+    d.add(
+        timeseries(
+            "Requests per second",
+            prom(
+                f"sum by (service, status) (rate(dcr_http_requests_total{{{API}}}"
+                "[$__rate_interval]))",
+                "{{service}} {{status}}",
+            ),
+            unit="reqps",
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "5xx ratio",
+            prom(
+                f'(sum by (service) (rate(dcr_http_requests_total{{status=~"5..", {API}}}'
+                "[$__rate_interval]))"
+                f" or sum by (service) (rate(dcr_http_requests_total{{{API}}}"
+                "[$__rate_interval])) * 0)"
+                f" / sum by (service) (rate(dcr_http_requests_total{{{API}}}[$__rate_interval]))",
+                "{{service}}",
+            ),
+            unit="percentunit",
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Latency p95",
+            prom(
+                "histogram_quantile(0.95, sum by (service, le) "
+                f"(rate(dcr_http_request_duration_seconds_bucket{{{API}}}[$__rate_interval])))",
+                "{{service}}",
+            ),
+            unit="s",
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Events taken in by outcome",
+            prom(
+                "sum by (service, outcome) (rate(dcr_ingest_events_total[$__rate_interval]))",
+                "{{service}} {{outcome}}",
+            ),
+            unit="ops",
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Refused authentication",
+            prom(
+                "sum by (service, reason) (rate(dcr_auth_failures_total[$__rate_interval]))",
+                "{{service}} {{reason}}",
+            ),
+            unit="reqps",
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Drug alerts published (time range)",
+            prom(
+                "sum by (district, reason) (increase(dcr_drug_alerts_total[$__range]))",
+                "{{district}} {{reason}}",
+            ),
+            decimals=0,
+        ),
+        w=8,
+        h=8,
+    )
+
+    d.row("Kafka")
+    d.add(
+        timeseries(
+            "Publish latency p95 (acks=all)",
+            prom(
+                "histogram_quantile(0.95, sum by (service, topic, le) "
+                "(rate(dcr_kafka_publish_duration_seconds_bucket[$__rate_interval])))",
+                "{{service}} {{topic}}",
+            ),
+            unit="s",
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Messages published (FastStream)",
+            prom(
+                "sum by (app_name, status) "
+                "(rate(dcr_faststream_published_messages_total[$__rate_interval]))",
+                "{{app_name}} {{status}}",
+            ),
+            unit="ops",
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Publish errors",
+            prom(
+                "sum by (service, topic) (rate(dcr_kafka_publish_errors_total[$__rate_interval]))"
+                " or on () vector(0)",
+                "{{service}} {{topic}}",
+            ),
+            unit="ops",
+            description="Publishes Kafka did not acknowledge (the client got 503). 0 when none.",
+        ),
+        w=8,
+        h=8,
+    )
+
+    d.row("Projection")
+    d.add(
+        timeseries(
+            "Consumer lag by topic",
+            prom("sum by (topic) (dcr_projection_consumer_lag_records)", "{{topic}}"),
+            decimals=0,
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Freshness",
+            prom(
+                "time() - max(dcr_read_model_last_record_timestamp_seconds)",
+                "newest applied record (read models)",
+            ),
+            prom(
+                "max by (instance) (dcr_projection_last_applied_event_age_seconds)",
+                "last applied, {{instance}}",
+            ),
+            unit="s",
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Events applied by type",
+            prom(
+                "sum by (type) (rate(dcr_projection_events_applied_total[$__rate_interval]))",
+                "{{type}}",
+            ),
+            unit="ops",
+            stacked=True,
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Batches",
+            prom(
+                "histogram_quantile(0.5, sum by (le) "
+                "(rate(dcr_projection_batch_size_records_bucket[$__rate_interval])))",
+                "records per batch (p50)",
+            ),
+            prom(
+                "histogram_quantile(0.95, sum by (le) "
+                "(rate(dcr_projection_batch_apply_duration_seconds_bucket[$__rate_interval])))"
+                " * 1000",
+                "apply ms (p95)",
+            ),
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Duplicates, failed batches, fenced partitions",
+            prom(
+                "sum by (topic) (rate(dcr_projection_duplicate_events_total[$__rate_interval]))",
+                "duplicates {{topic}}",
+            ),
+            prom(
+                "sum(rate(dcr_projection_batch_failures_total[$__rate_interval]))",
+                "failed batches",
+            ),
+            prom(
+                "sum(rate(dcr_projection_fenced_partitions_total[$__rate_interval]))",
+                "fenced partitions",
+            ),
+            unit="ops",
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Dead letters per hour",
+            prom(
+                "sum by (service, topic) (increase(dcr_deadlettered_records_total[1h]))",
+                "{{service}} {{topic}}",
+            ),
+            decimals=0,
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Domain metrics refresh",
+            prom(
+                "time() - max by (instance) (dcr_domain_metrics_last_refresh_timestamp_seconds)",
+                "age {{instance}}",
+            ),
+            prom(
+                "sum by (instance) (rate(dcr_domain_metrics_refresh_errors_total"
+                "[$__rate_interval]))",
+                "errors/s {{instance}}",
+            ),
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        timeseries(
+            "Assigned partitions by instance",
+            prom("sum by (instance) (dcr_projection_assigned_partitions)", "{{instance}}"),
+            decimals=0,
+            description="Event-topic partitions each projection instance owns; together they "
+            "should cover every partition of the event topics.",
+        ),
+        w=8,
+        h=8,
+    )
+    d.add(
+        table(
+            "Consumer positions (stored offsets)",
+            sql(
+                """SELECT consumer_group AS "Group", topic AS "Topic",
+                       partition AS "Partition", next_offset AS "Next offset",
+                       last_record_time AS "Last record"
+                FROM projection_offsets ORDER BY consumer_group, topic, partition"""
+            ),
+            description="Where each partition's projection stands, from the read models.",
+        ),
+        w=16,
+        h=8,
+    )
+    return dashboard(
+        "dcr-platform",
+        "DCR · Platform health",
+        "Services (RED), Kafka publishing, the projection's lag, freshness and dead letters.",
+        d,
+        timezone=city.timezone,
+        time_from="now-6h",
+    )
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+DASHBOARDS = {
+    "city-overview.json": city_overview,
+    "district.json": district_drilldown,
+    "facility.json": facility_operations,
+    "platform-health.json": platform_health,
+}
+
+
+def build(city_file: Path = CITY_FILE) -> dict[str, Json]:
+    """File name -> dashboard JSON model."""
+    city = City(city_file)
+    return {name: make(city) for name, make in DASHBOARDS.items()}
+
+
+def render(model: Json) -> str:
+    return json.dumps(model, indent=2, ensure_ascii=False) + "\n"
+
+
+def targets(model: Json) -> Iterable[tuple[Json, Json]]:
+    """(panel, target) for every query of a dashboard."""
+    for panel in model["panels"]:
+        for target in panel.get("targets", []):
+            yield panel, target
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only compare, write nothing")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, model in build().items():
+        path = OUT / name
+        text = render(model)
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            continue
+        stale.append(name)
+        if not args.check:
+            OUT.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    if args.check and stale:
+        print(f"out of date: {', '.join(stale)} (run {Path(__file__).name})", file=sys.stderr)
+        return 1
+    print(f"{'checked' if args.check else 'written'}: {', '.join(DASHBOARDS)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
