@@ -31,7 +31,6 @@ up: venv
 	@$(SCRIPTS)/kafka.sh start
 	@$(SCRIPTS)/prometheus.sh start
 	@$(SCRIPTS)/services.sh start
-	@# TODO(simulator): the simulator hooks in here once deploy/scripts/simulator.sh exists.
 	@if [[ -x $(SCRIPTS)/simulator.sh ]]; then $(SCRIPTS)/simulator.sh start; fi
 	@echo
 	@echo "dcr-platform is up:"
