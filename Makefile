@@ -1,7 +1,7 @@
 # Local stack and checks for dcr-platform (no Docker): see deploy/scripts/*.sh.
 #
-#   make up      venv, PostgreSQL, Kafka, Prometheus, the four services (and the simulator
-#                when deploy/scripts/simulator.sh exists); prints the URLs
+#   make up      venv, PostgreSQL, Kafka, Prometheus, the four services and the simulator
+#                (SIM=0 leaves it off); prints the URLs
 #   make down    stop, in reverse order, only what these scripts started
 #   make test    venv, PostgreSQL, Kafka, promtool, then pytest (PYTEST_ARGS="-k foo -x")
 #   make lint    ruff check, ruff format --check, mypy
@@ -16,6 +16,8 @@ SHELL := /bin/bash
 SCRIPTS := deploy/scripts
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+# make up SIM=0: start the platform without the facility simulator
+SIM ?= 1
 LINES ?= 30
 
 .PHONY: help venv up down test lint status logs rebuild
@@ -31,7 +33,8 @@ up: venv
 	@$(SCRIPTS)/kafka.sh start
 	@$(SCRIPTS)/prometheus.sh start
 	@$(SCRIPTS)/services.sh start
-	@if [[ -x $(SCRIPTS)/simulator.sh ]]; then $(SCRIPTS)/simulator.sh start; fi
+	@if [[ "$(SIM)" != 0 ]]; then $(SCRIPTS)/simulator.sh start; \
+		else echo "simulator off (SIM=0)"; fi
 	@echo
 	@echo "dcr-platform is up:"
 	@echo "  intake      http://127.0.0.1:8001/docs"
