@@ -4,6 +4,8 @@
 #                (SIM=0 leaves it off); prints the URLs
 #   make down    stop, in reverse order, only what these scripts started
 #   make test    venv, PostgreSQL, Kafka, promtool, then pytest (PYTEST_ARGS="-k foo -x")
+#   make test-faults  fault-injection and hostile-input suite incl. heavy variants (~5 min)
+#   make bench   benchmarks (projection catch-up, ingest, freshness, scale) -> bench/results/
 #   make lint    ruff check, ruff format --check, mypy
 #   make status  what is running
 #   make logs    last lines of every log in .state/logs (LINES=100 for more)
@@ -20,7 +22,7 @@ PYTEST_ARGS ?=
 SIM ?= 1
 LINES ?= 30
 
-.PHONY: help venv up down test lint status logs rebuild
+.PHONY: help venv up down test test-faults lint status logs rebuild bench
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -56,11 +58,23 @@ down:
 
 test: venv
 	@$(SCRIPTS)/postgres.sh start
+	@$(SCRIPTS)/kafka.sh install
 	@$(SCRIPTS)/kafka.sh start
 	@$(SCRIPTS)/prometheus.sh install
-	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(PY) -m pytest -m "not heavy" $(PYTEST_ARGS) || rc=$$?; \
 	if [[ $$rc -eq 5 ]]; then echo "make test: FAILED: pytest collected no tests" >&2; fi; \
 	exit $$rc
+
+test-faults: venv
+	@$(SCRIPTS)/postgres.sh start
+	@$(SCRIPTS)/kafka.sh install
+	@$(SCRIPTS)/kafka.sh start
+	DCR_FUZZ_EXAMPLES=$${DCR_FUZZ_EXAMPLES:-150} $(PY) -m pytest tests/faults -rP $(PYTEST_ARGS)
+
+bench: venv
+	@$(SCRIPTS)/postgres.sh start
+	@$(SCRIPTS)/kafka.sh start
+	$(PY) -m bench $(BENCH_ARGS)
 
 lint: venv
 	.venv/bin/ruff check .

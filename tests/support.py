@@ -1,18 +1,26 @@
-"""Helpers for tests: condition polling, in-process apps, Kafka readers, test tokens."""
+"""Helpers for tests: condition polling, in-process apps, Kafka readers, test tokens, and the
+isolated environments (topic prefix + database) integration tests run in."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
+
+from shared.db.migrate import apply_migrations
+from shared.kafka.admin import ensure_topics
 
 T = TypeVar("T")
 
@@ -101,3 +109,64 @@ def auth(token: str, key: str | None = None) -> dict[str, Any]:
     if key is not None:
         headers["Idempotency-Key"] = key
     return headers
+
+
+@dataclass(frozen=True)
+class TestEnv:
+    """Where a test's services live: broker, topic prefix, database, clear tokens."""
+
+    __test__ = False  # not a test class
+
+    bootstrap: str
+    topic_prefix: str
+    dsn: str
+    tokens: dict[str, str]  # principal id -> clear token
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + name
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Remove the topics named ``prefix*`` so test runs do not pile up on a long-lived broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def isolated_env(
+    base: TestEnv,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+    *,
+    label: str = "ptest",
+    bootstrap: str | None = None,
+    drop_topics: bool = False,
+) -> AsyncIterator[TestEnv]:
+    """A fresh migrated database and topic prefix (on ``bootstrap``, default ``base``'s broker)
+    with ``base``'s tokens. With ``monkeypatch``, DCR_DB_DSN / DCR_KAFKA_TOPIC_PREFIX point at
+    them meanwhile (for apps started in-process or as children)."""
+    run = uuid.uuid4().hex[:10]
+    server, _ = base.dsn.rsplit("/", 1)
+    db_name = f"dcr_{label}_{run}"
+    dsn = f"{server}/{db_name}"
+    prefix = f"{label}-{run}."
+    broker = bootstrap or base.bootstrap
+    admin = await asyncpg.connect(base.dsn)
+    await admin.execute(f'CREATE DATABASE "{db_name}"')
+    try:
+        await apply_migrations(dsn)
+        await ensure_topics(broker, 6, prefix=prefix)
+        if monkeypatch is not None:
+            monkeypatch.setenv("DCR_DB_DSN", dsn)
+            monkeypatch.setenv("DCR_KAFKA_TOPIC_PREFIX", prefix)
+        yield TestEnv(broker, prefix, dsn, base.tokens)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        await admin.close()
+        if drop_topics:
+            await delete_topics(broker, prefix)

@@ -29,6 +29,8 @@ JAVA_OPTS=(-Xmx1g -Xms256m -XX:+UseG1GC -Djava.awt.headless=true
 kafka_version() { sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM"; }
 
 install() {
+    # kcat: the external Kafka client the hostile-input tests write poison records with.
+    command -v kcat >/dev/null || apt_ensure kcat
     local version; version="$(kafka_version)"
     if [[ -f "$DEPS/kafka_2.13-$version.jar" && -f "$DEPS/.pom.sha256" ]] \
         && [[ "$(cat "$DEPS/.pom.sha256")" == "$(sha256sum "$POM" | cut -d' ' -f1)" ]]; then

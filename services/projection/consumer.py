@@ -16,6 +16,9 @@ Invariants:
   to its stored offset; it is retried after a back-off. Records that cannot be used are
   dead-lettered inside the batch's transaction (published before the commit), and the offset
   moves past them with the rest.
+* A batch's pure work (decoding, dropping in-batch duplicates, computing the changes) is done
+  before its transaction opens, so no lock is held meanwhile. Only records that continue a
+  partition exactly at ``self._next[tp]`` are applied.
 * Logs name topics, partitions, offsets and reasons only; never ids or payload values.
 """
 
@@ -26,6 +29,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -59,15 +63,28 @@ class DeadLetterSink(Protocol):
 
 def to_raw(record: Any) -> domain.RawRecord:
     """An aiokafka ConsumerRecord as the domain's RawRecord."""
+    headers = record.headers
     return domain.RawRecord(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        timestamp_ms=record.timestamp,
-        key=record.key,
-        value=record.value,
-        headers=tuple((k, bytes(v)) for k, v in (record.headers or ())),
+        record.topic,
+        record.partition,
+        record.offset,
+        record.timestamp,
+        record.key,
+        record.value,
+        tuple([(k, bytes(v)) for k, v in headers]) if headers else (),
     )
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A batch's pure work, done before its transaction: the records per partition (log order),
+    decoded and rejected, the first occurrences, and the changes of all of those."""
+
+    by_tp: dict[TopicPartition, list[Any]]
+    decoded: list[domain.Decoded]
+    rejected: list[domain.Rejected]
+    unique: list[domain.Decoded]
+    changes: domain.Changes
 
 
 class Projector:
@@ -153,19 +170,57 @@ class Projector:
         """Fetch one batch and apply it; return the number of records it covered."""
         await self.ensure_positions()
         batch = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        by_tp = {tp: list(rs) for tp, rs in batch.items() if rs}
+        prepared = self._prepare(by_tp) if by_tp else None
         applied = 0
         async with self._lock:
-            records = [
-                r
-                for tp, rs in batch.items()
-                if tp in self._next
-                for r in rs
-                if r.offset >= self._next[tp]
-            ]
-            if records:
-                applied = await self._apply(records)
+            if prepared is not None:
+                prepared = self._usable(prepared)
+            if prepared is not None:
+                applied = await self._apply(prepared)
         self.observe()
         return applied
+
+    def _prepare(self, by_tp: dict[TopicPartition, list[Any]]) -> Prepared:
+        """Decode, drop in-batch duplicates and project every unique event. Pure: no I/O."""
+        decoded, rejected = domain.decode_batch(
+            [r for rs in by_tp.values() for r in rs], self._city
+        )
+        unique = domain.first_occurrences(decoded)
+        changes = domain.project_decoded(unique, self._city)
+        return Prepared(by_tp, decoded, rejected, unique, changes)
+
+    def _usable(self, batch: Prepared) -> Prepared | None:
+        """What of ``batch`` may be applied now (called under the lock, after a rebalance may
+        have moved partitions): the records of partitions this instance owns that continue
+        exactly at their stored offset (earlier ones were applied already). A partition whose
+        records start later is sought back to its stored offset and skipped in this batch."""
+        keep: dict[TopicPartition, list[Any]] = {}
+        changed = False
+        for tp, rs in batch.by_tp.items():
+            nxt = self._next.get(tp)
+            if nxt is None:
+                changed = True
+                continue
+            if rs[0].offset < nxt:
+                rs = [r for r in rs if r.offset >= nxt]
+                changed = True
+            if not rs:
+                continue
+            if rs[0].offset != nxt:
+                log.info(
+                    "partition %s/%d: fetched records do not continue at the stored offset; "
+                    "re-positioning",
+                    self._logical(tp.topic),
+                    tp.partition,
+                )
+                self._consumer.seek(tp, nxt)
+                changed = True
+                continue
+            keep[tp] = rs
+        if not changed:
+            return batch
+        return self._prepare(keep) if keep else None
 
     async def run(
         self,
@@ -204,27 +259,33 @@ class Projector:
     def reached(self, until: Mapping[TopicPartition, int]) -> bool:
         return all(self._next.get(tp, -1) >= end for tp, end in until.items())
 
-    async def _apply(self, records: Sequence[Any]) -> int:
-        """Apply records (all of owned partitions, in log order per partition) in one
-        transaction; return how many were covered (applied, duplicate or dead-lettered)."""
+    async def _apply(self, batch: Prepared) -> int:
+        """Apply a prepared batch (records of owned partitions, each continuing at its stored
+        offset, in log order) in one transaction; return how many records were covered (applied,
+        duplicate or dead-lettered). The batch's changes were computed for all its unique events,
+        expecting them to be new; they are recomputed for the new ones if some were applied."""
         started = time.perf_counter()
-        by_tp: dict[TopicPartition, list[Any]] = {}
-        for r in records:
-            by_tp.setdefault(TopicPartition(r.topic, r.partition), []).append(r)
+        by_tp = batch.by_tp
+        unique = batch.unique
         async with self._pool.acquire() as conn, conn.transaction():
             stored = await store.lock_offsets(
                 conn, self._group, [(tp.topic, tp.partition) for tp in by_tp]
             )
             stale = {tp for tp in by_tp if stored.get((tp.topic, tp.partition)) != self._next[tp]}
-            kept = [to_raw(r) for tp, rs in by_tp.items() if tp not in stale for r in rs]
-            decoded, rejected = domain.decode_batch(kept, self._city)
-            unique = domain.first_occurrences(decoded)
-            await store.lock_districts(
-                conn, {domain.district_of(d.event, self._city) for d in unique}
-            )
+            kept = sum(len(rs) for tp, rs in by_tp.items() if tp not in stale)
+            decoded, rejected = batch.decoded, batch.rejected
+            if stale:
+                gone = {(tp.topic, tp.partition) for tp in stale}
+                decoded = [d for d in decoded if (d.record.topic, d.record.partition) not in gone]
+                rejected = [r for r in rejected if (r.record.topic, r.record.partition) not in gone]
+                unique = domain.first_occurrences(decoded)
+            await store.lock_districts(conn, {d.district for d in unique})
             new_keys = await store.claim_events(conn, unique)
-            fresh = [d for d in unique if d.dedup_key in new_keys]
-            changes = domain.project([d.event for d in fresh], self._city)
+            if len(new_keys) == len(unique) and not stale:
+                fresh, changes = unique, batch.changes  # all new (new_keys is unique's subset)
+            else:
+                fresh = [d for d in unique if d.dedup_key in new_keys]
+                changes = domain.project_decoded(fresh, self._city)
             await store.apply_changes(conn, changes)
             await self._deadletters.publish([_letter(r) for r in rejected])
             positions = {
@@ -247,7 +308,7 @@ class Projector:
                 self._next[tp] = rs[-1].offset + 1
                 newest = max(r.timestamp for r in rs)
                 self.last_applied_ms = max(self.last_applied_ms or newest, newest)
-        BATCH_SIZE.observe(len(kept))
+        BATCH_SIZE.observe(kept)
         BATCH_LATENCY.observe(time.perf_counter() - started)
         for event_type, n in changes.applied_types.items():
             EVENTS_APPLIED.labels(event_type).inc(n)
@@ -255,7 +316,7 @@ class Projector:
         for d in decoded:
             if id(d) not in fresh_ids:
                 DUPLICATES.labels(self._logical(d.record.topic)).inc()
-        return len(kept)
+        return kept
 
     def observe(self) -> None:
         """Update the lag and age gauges (called every loop)."""
@@ -290,7 +351,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def _letter(r: domain.Rejected) -> DeadLetter:
-    rec = r.record
+    rec = to_raw(r.record)
     return DeadLetter(
         topic=rec.topic,
         partition=rec.partition,

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from shared.city import City
@@ -75,21 +76,43 @@ class RawRecord:
     headers: tuple[tuple[str, bytes], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    record: RawRecord
-    event: Envelope
+class KafkaRecord(Protocol):
+    """What the projection reads of a consumed record (aiokafka's ConsumerRecord as it is, or a
+    :class:`RawRecord`): decoding needs no copy of it."""
 
     @property
-    def dedup_key(self) -> tuple[str, str]:
-        return self.event.source, str(self.event.id)
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A record's event, with what every later step needs computed once (they are hot)."""
+
+    record: KafkaRecord
+    event: Envelope
+    #: (CloudEvents source, id): the deduplication key.
+    dedup_key: tuple[str, str]
+    #: The facility the event happened at; None for district-level events.
+    facility: str | None
+    #: The district the event belongs to.
+    district: str
 
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """A record for the dead-letter topic; ``reason`` is safe to log and put in a header."""
 
-    record: RawRecord
+    record: KafkaRecord
     reason: str
 
 
@@ -193,7 +216,10 @@ def kg(value: float | None) -> Decimal:
 def check_references(env: Envelope, city: City) -> str | None:
     """Why ``env`` names something this city does not have (or a wrong kind of source); None if
     it is fine. The reason never contains payload values."""
-    facility = env.facility_id
+    return _check_references(env, env.facility_id, city)
+
+
+def _check_references(env: Envelope, facility: str | None, city: City) -> str | None:
     if facility is None:
         if env.type not in _DISTRICT_LEVEL:
             return f"{env.type} requires a /facilities/<id> source"
@@ -215,7 +241,9 @@ def check_references(env: Envelope, city: City) -> str | None:
     return None
 
 
-def decode_batch(records: Iterable[RawRecord], city: City) -> tuple[list[Decoded], list[Rejected]]:
+def decode_batch(
+    records: Iterable[KafkaRecord], city: City
+) -> tuple[list[Decoded], list[Rejected]]:
     """Split records into decoded events and rejects (undecodable, invalid, unknown places)."""
     decoded: list[Decoded] = []
     rejected: list[Rejected] = []
@@ -225,9 +253,12 @@ def decode_batch(records: Iterable[RawRecord], city: City) -> tuple[list[Decoded
         except DecodeError as exc:
             rejected.append(Rejected(r, exc.reason))
             continue
-        reason = check_references(env, city)
+        facility = env.facility_id
+        reason = _check_references(env, facility, city)
         if reason is None:
-            decoded.append(Decoded(r, env))
+            decoded.append(
+                Decoded(r, env, (env.source, str(env.id)), facility, _district(env, facility, city))
+            )
         else:
             rejected.append(Rejected(r, reason))
     return decoded, rejected
@@ -238,18 +269,22 @@ def first_occurrences(events: Iterable[Decoded]) -> list[Decoded]:
     seen: set[tuple[str, str]] = set()
     out: list[Decoded] = []
     for d in events:
-        if d.dedup_key not in seen:
-            seen.add(d.dedup_key)
+        key = d.dedup_key
+        if key not in seen:
+            seen.add(key)
             out.append(d)
     return out
 
 
 def district_of(env: Envelope, city: City) -> str:
     """The district an (already checked) event belongs to."""
+    return _district(env, env.facility_id, city)
+
+
+def _district(env: Envelope, facility: str | None, city: City) -> str:
     data = env.data
     if isinstance(data, p.StreetNeedlesCollected | p.DrugAlertRaised):
         return data.district
-    facility = env.facility_id
     district = city.district_of(facility) if facility is not None else None
     if district is None:  # check_references guarantees this cannot happen
         raise ValueError("event names no known facility")
@@ -264,17 +299,31 @@ def project(events: Sequence[Envelope], city: City) -> Changes:
     ch = Changes()
     zone = city.zone
     for env in events:
-        district = district_of(env, city)
-        day = local_day(env.time, zone)
         facility = env.facility_id
-        ch.districts.add(district)
-        ch.applied_types[env.type] += 1
-        if facility is not None:
-            last = ch.facility_last_event.get(facility)
-            if last is None or env.time > last:
-                ch.facility_last_event[facility] = env.time
-        _apply_one(ch, env, district, day, facility)
+        _project_one(ch, env, _district(env, facility, city), facility, zone)
     return ch
+
+
+def project_decoded(events: Sequence[Decoded], city: City) -> Changes:
+    """:func:`project` of decoded events (uses what :class:`Decoded` computed once)."""
+    ch = Changes()
+    zone = city.zone
+    for d in events:
+        _project_one(ch, d.event, d.district, d.facility, zone)
+    return ch
+
+
+def _project_one(
+    ch: Changes, env: Envelope, district: str, facility: str | None, zone: ZoneInfo
+) -> None:
+    day = local_day(env.time, zone)
+    ch.districts.add(district)
+    ch.applied_types[env.type] += 1
+    if facility is not None:
+        last = ch.facility_last_event.get(facility)
+        if last is None or env.time > last:
+            ch.facility_last_event[facility] = env.time
+    _apply_one(ch, env, district, day, facility)
 
 
 def _apply_one(ch: Changes, env: Envelope, district: str, day: date, facility: str | None) -> None:

@@ -3,6 +3,8 @@
 Lifecycle: wait (shared advisory lock) while a rebuild holds the exclusive one, start the
 consumer and the dead-letter producer (retrying while Kafka is down), subscribe to the event
 topics with the rebalance listener, then run :class:`~.consumer.Projector` until stopped.
+The session holding the shared lock is watched: if it is lost (PostgreSQL restarted), applying
+pauses until the lock is held again, so a rebuild never runs beside a live instance.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 SERVICE = "projection"
+#: How often the session holding the shared rebuild lock is checked (it is also watched for
+#: the server closing it, which is noticed at once).
+LOCK_CHECK_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,19 +130,60 @@ class ProjectionRunner:
                 topics=[self._kafka.topic(t) for t in EVENT_TOPICS], listener=projector.listener()
             )
             self._consumer = consumer
-            self.running = True
             log.info("projection consuming as group %s", self._settings.group_id)
-            await projector.run(
-                self._stop,
-                poll_timeout_ms=self._settings.poll_timeout_ms,
-                max_records=self._settings.batch_max_records,
-                backoff_s=self._settings.retry_backoff_s,
-            )
+            while not self._stop.is_set():
+                self.running = True
+                halt = asyncio.Event()
+                guard = asyncio.create_task(self._guard_lock(lock_conn, halt))
+                try:
+                    await projector.run(
+                        halt,
+                        poll_timeout_ms=self._settings.poll_timeout_ms,
+                        max_records=self._settings.batch_max_records,
+                        backoff_s=self._settings.retry_backoff_s,
+                    )
+                finally:
+                    guard.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await guard
+                if self._stop.is_set():
+                    break
+                # The session holding the shared rebuild lock is gone (e.g. PostgreSQL was
+                # restarted): apply nothing more until the lock is held again, so a rebuild can
+                # never run beside this instance.
+                log.warning("lost the database session holding the rebuild lock; re-taking it")
+                self.running = False
+                await _close_conn(lock_conn)
+                relocked = await self._wait_for_rebuild_lock()
+                if relocked is None:
+                    return
+                lock_conn = relocked
         finally:
             self.running = False
             self._consumer = None
             await _close(consumer, producer)
-            await lock_conn.close()
+            await _close_conn(lock_conn)
+
+    async def _guard_lock(self, conn: asyncpg.Connection, halt: asyncio.Event) -> None:
+        """Set ``halt`` when the runner is stopped or ``conn`` (the session holding the shared
+        rebuild lock) is lost: at once when the server closes it, else at the next check."""
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _: lost.set())
+        try:
+            while not self._stop.is_set() and not lost.is_set() and not conn.is_closed():
+                try:
+                    await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=5)
+                except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    break
+                stopped = asyncio.create_task(self._stop.wait())
+                gone = asyncio.create_task(lost.wait())
+                try:
+                    await asyncio.wait({stopped, gone}, timeout=LOCK_CHECK_S)
+                finally:
+                    stopped.cancel()
+                    gone.cancel()
+        finally:
+            halt.set()
 
     async def _wait_for_rebuild_lock(self) -> asyncpg.Connection | None:
         """A connection holding the shared rebuild lock (a rebuild takes it exclusively)."""
@@ -149,7 +195,16 @@ class ProjectionRunner:
                 log.warning("database not available (%s); retrying", type(exc).__name__)
                 await _sleep_or_stop(self._stop, self._settings.retry_backoff_s)
                 continue
-            if await conn.fetchval("SELECT pg_try_advisory_lock_shared($1, 0)", REBUILD_LOCK_NS):
+            try:
+                locked = await conn.fetchval(
+                    "SELECT pg_try_advisory_lock_shared($1, 0)", REBUILD_LOCK_NS
+                )
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("database not available (%s); retrying", type(exc).__name__)
+                await _close_conn(conn)
+                await _sleep_or_stop(self._stop, self._settings.retry_backoff_s)
+                continue
+            if locked:
                 return conn
             await conn.close()
             if not waiting_logged:
@@ -227,6 +282,14 @@ async def _close(*clients: Any) -> None:
                 await c.stop()
             except (KafkaError, OSError) as exc:
                 log.warning("closing a Kafka client failed (%s)", type(exc).__name__)
+
+
+async def _close_conn(conn: asyncpg.Connection) -> None:
+    """Close a connection that may already be dead (abort it if closing does not finish)."""
+    try:
+        await asyncio.wait_for(conn.close(), timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        conn.terminate()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -146,6 +146,8 @@ async def claim_events(conn: Conn, events: Sequence[Decoded]) -> set[tuple[str, 
         [d.event.type for d in events],
         [d.event.time for d in events],
     )
+    if len(rows) == len(events):  # all new (the common case): no need to read the rows
+        return {d.dedup_key for d in events}
     return {(r["source"], str(r["id"])) for r in rows}
 
 
@@ -234,24 +236,45 @@ async def _facility(conn: Conn, ch: Changes) -> None:
 
 async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[tuple[str, date]]]:
     """Upsert visit starts (first wins) and ends (earliest wins); return the (district, day) and
-    (facility, day) keys whose visit figures changed."""
+    (facility, day) keys whose visit figures changed.
+
+    A visit whose start and end are both in this batch is written once (the start's row carries
+    the end), not inserted and then updated; the effect is the same as applying the start and
+    then the end."""
     returned: list[asyncpg.Record] = []
     if ch.visit_starts:
-        starts = [ch.visit_starts[k] for k in sorted(ch.visit_starts)]
+        keys = sorted(ch.visit_starts)
+        starts = [ch.visit_starts[k] for k in keys]
+        ends = [ch.visit_ends.get(k) for k in keys]
         returned += await conn.fetch(
             """INSERT INTO visits (facility, visit_id, district, day, start_time, client_pseudonym,
-                                   route, substances, assisted_injection, first_visit)
-               SELECT f, v, d, dy, st, cp, r, string_to_array(s, ','), a, fv
+                                   route, substances, assisted_injection, first_visit, end_time)
+               SELECT f, v, d, dy, st, cp, r, string_to_array(s, ','), a, fv, et
                FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::timestamptz[],
-                           $6::text[], $7::text[], $8::text[], $9::bool[], $10::bool[])
-                    AS u(f, v, d, dy, st, cp, r, s, a, fv)
+                           $6::text[], $7::text[], $8::text[], $9::bool[], $10::bool[],
+                           $11::timestamptz[])
+                    AS u(f, v, d, dy, st, cp, r, s, a, fv, et)
                ON CONFLICT (facility, visit_id) DO UPDATE
-               SET day = EXCLUDED.day, start_time = EXCLUDED.start_time,
-                   client_pseudonym = EXCLUDED.client_pseudonym, route = EXCLUDED.route,
-                   substances = EXCLUDED.substances,
-                   assisted_injection = EXCLUDED.assisted_injection,
-                   first_visit = EXCLUDED.first_visit
+               SET day = CASE WHEN visits.start_time IS NULL THEN EXCLUDED.day
+                              ELSE visits.day END,
+                   start_time = coalesce(visits.start_time, EXCLUDED.start_time),
+                   client_pseudonym = CASE WHEN visits.start_time IS NULL
+                                           THEN EXCLUDED.client_pseudonym
+                                           ELSE visits.client_pseudonym END,
+                   route = CASE WHEN visits.start_time IS NULL THEN EXCLUDED.route
+                                ELSE visits.route END,
+                   substances = CASE WHEN visits.start_time IS NULL THEN EXCLUDED.substances
+                                     ELSE visits.substances END,
+                   assisted_injection = CASE WHEN visits.start_time IS NULL
+                                             THEN EXCLUDED.assisted_injection
+                                             ELSE visits.assisted_injection END,
+                   first_visit = CASE WHEN visits.start_time IS NULL
+                                      THEN EXCLUDED.first_visit
+                                      ELSE visits.first_visit END,
+                   end_time = least(visits.end_time, EXCLUDED.end_time)
                WHERE visits.start_time IS NULL
+                  OR (EXCLUDED.end_time IS NOT NULL
+                      AND (visits.end_time IS NULL OR EXCLUDED.end_time < visits.end_time))
                RETURNING district, day, facility""",
             [s.facility for s in starts],
             [s.visit_id for s in starts],
@@ -263,9 +286,10 @@ async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[t
             [",".join(s.substances) for s in starts],
             [s.assisted_injection for s in starts],
             [s.first_visit for s in starts],
+            [e.end_time if e is not None else None for e in ends],
         )
-    if ch.visit_ends:
-        ends = [ch.visit_ends[k] for k in sorted(ch.visit_ends)]
+    only_ends = [ch.visit_ends[k] for k in sorted(ch.visit_ends) if k not in ch.visit_starts]
+    if only_ends:
         returned += await conn.fetch(
             """INSERT INTO visits (facility, visit_id, district, end_time)
                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
@@ -273,10 +297,10 @@ async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[t
                SET end_time = least(visits.end_time, EXCLUDED.end_time)
                WHERE visits.end_time IS NULL OR EXCLUDED.end_time < visits.end_time
                RETURNING district, day, facility""",
-            [e.facility for e in ends],
-            [e.visit_id for e in ends],
-            [e.district for e in ends],
-            [e.end_time for e in ends],
+            [e.facility for e in only_ends],
+            [e.visit_id for e in only_ends],
+            [e.district for e in only_ends],
+            [e.end_time for e in only_ends],
         )
     day_keys = {(r["district"], r["day"]) for r in returned if r["day"] is not None}
     facility_keys = {(r["facility"], r["day"]) for r in returned if r["day"] is not None}
@@ -287,13 +311,28 @@ async def recompute_visit_figures(
     conn: Conn, day_keys: set[tuple[str, date]], facility_keys: set[tuple[str, date]]
 ) -> None:
     """Recompute the visit-derived figures of these (district, day) / (facility, day) keys from
-    the ``visits`` facts (exact unique clients, median and mean of completed visits)."""
+    the ``visits`` facts (exact unique clients, median and mean of completed visits).
+
+    Cost: the visits of the touched district-days are read once (a materialised CTE feeds both
+    ``district_daily`` and the route/substance breakdown); the facility counts read the visits
+    of the touched days and facilities once, not once per key."""
     if day_keys:
         keys = sorted(day_keys)
         districts, days = [k[0] for k in keys], [k[1] for k in keys]
         await conn.execute(
+            """DELETE FROM district_daily_breakdown b
+               USING unnest($1::text[], $2::date[]) AS k(district, day)
+               WHERE b.district = k.district AND b.day = k.day
+                 AND b.dimension IN ('route', 'substance')""",
+            districts,
+            days,
+        )
+        await conn.execute(
             """WITH k AS (SELECT * FROM unnest($1::text[], $2::date[]) AS k(district, day)),
-               v AS (SELECT v.*, v.end_time - v.start_time AS dur,
+               v AS MATERIALIZED (
+                     SELECT v.district, v.day, v.client_pseudonym, v.first_visit,
+                            v.assisted_injection, v.route, v.substances,
+                            v.end_time - v.start_time AS dur,
                             v.end_time >= v.start_time AS done
                      FROM visits v JOIN k USING (district, day)
                      WHERE v.start_time IS NOT NULL),
@@ -306,38 +345,23 @@ async def recompute_visit_figures(
                           percentile_cont(0.5) WITHIN GROUP (ORDER BY dur)
                               FILTER (WHERE done) AS med,
                           coalesce(sum(extract(epoch FROM dur)) FILTER (WHERE done), 0) AS secs
-                   FROM v GROUP BY district, day)
-               INSERT INTO district_daily (district, day, visits, unique_clients, new_clients,
-                   assisted_injections, visits_completed, visit_minutes_median,
-                   visit_minutes_mean, visit_seconds_total)
-               SELECT district, day, visits, unique_clients, new_clients, assisted, completed,
-                      round(extract(epoch FROM med) / 60, 2),
-                      CASE WHEN completed > 0 THEN round(secs / completed / 60, 2) END, secs
-               FROM agg
-               ON CONFLICT (district, day) DO UPDATE
-               SET visits = EXCLUDED.visits, unique_clients = EXCLUDED.unique_clients,
-                   new_clients = EXCLUDED.new_clients,
-                   assisted_injections = EXCLUDED.assisted_injections,
-                   visits_completed = EXCLUDED.visits_completed,
-                   visit_minutes_median = EXCLUDED.visit_minutes_median,
-                   visit_minutes_mean = EXCLUDED.visit_minutes_mean,
-                   visit_seconds_total = EXCLUDED.visit_seconds_total""",
-            districts,
-            days,
-        )
-        await conn.execute(
-            """DELETE FROM district_daily_breakdown b
-               USING unnest($1::text[], $2::date[]) AS k(district, day)
-               WHERE b.district = k.district AND b.day = k.day
-                 AND b.dimension IN ('route', 'substance')""",
-            districts,
-            days,
-        )
-        await conn.execute(
-            """WITH v AS (SELECT v.* FROM visits v
-                          JOIN unnest($1::text[], $2::date[]) AS k(district, day)
-                          USING (district, day)
-                          WHERE v.start_time IS NOT NULL)
+                   FROM v GROUP BY district, day),
+               daily AS (
+                   INSERT INTO district_daily (district, day, visits, unique_clients,
+                       new_clients, assisted_injections, visits_completed,
+                       visit_minutes_median, visit_minutes_mean, visit_seconds_total)
+                   SELECT district, day, visits, unique_clients, new_clients, assisted,
+                          completed, round(extract(epoch FROM med) / 60, 2),
+                          CASE WHEN completed > 0 THEN round(secs / completed / 60, 2) END, secs
+                   FROM agg
+                   ON CONFLICT (district, day) DO UPDATE
+                   SET visits = EXCLUDED.visits, unique_clients = EXCLUDED.unique_clients,
+                       new_clients = EXCLUDED.new_clients,
+                       assisted_injections = EXCLUDED.assisted_injections,
+                       visits_completed = EXCLUDED.visits_completed,
+                       visit_minutes_median = EXCLUDED.visit_minutes_median,
+                       visit_minutes_mean = EXCLUDED.visit_minutes_mean,
+                       visit_seconds_total = EXCLUDED.visit_seconds_total)
                INSERT INTO district_daily_breakdown (district, day, dimension, key, n)
                SELECT district, day, 'route', route, count(*) FROM v GROUP BY 1, 2, 4
                UNION ALL
@@ -348,16 +372,22 @@ async def recompute_visit_figures(
         )
     if facility_keys:
         fkeys = sorted(facility_keys)
+        facilities, fdays = [k[0] for k in fkeys], [k[1] for k in fkeys]
         await conn.execute(
-            """INSERT INTO facility_daily (facility, day, visits)
-               SELECT k.facility, k.day, count(*)
-               FROM unnest($1::text[], $2::date[]) AS k(facility, day)
-               JOIN visits v ON v.facility = k.facility AND v.day = k.day
-               WHERE v.start_time IS NOT NULL
-               GROUP BY k.facility, k.day
+            """WITH n AS MATERIALIZED (
+                   SELECT facility, day, count(*) AS visits FROM visits
+                   WHERE day = ANY($3::date[]) AND facility = ANY($4::text[])
+                     AND start_time IS NOT NULL
+                   GROUP BY facility, day)
+               INSERT INTO facility_daily (facility, day, visits)
+               SELECT n.facility, n.day, n.visits
+               FROM n JOIN unnest($1::text[], $2::date[]) AS k(facility, day)
+                 ON n.facility = k.facility AND n.day = k.day
                ON CONFLICT (facility, day) DO UPDATE SET visits = EXCLUDED.visits""",
-            [k[0] for k in fkeys],
-            [k[1] for k in fkeys],
+            facilities,
+            fdays,
+            sorted(set(fdays)),
+            sorted(set(facilities)),
         )
 
 

@@ -15,7 +15,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+)
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY
@@ -48,13 +53,33 @@ def make_broker(settings: KafkaSettings, client_id: str) -> KafkaBroker:
     )
 
 
-class KafkaEventPublisher:
-    """Publishes envelopes through ``broker``; while ``broker`` is None (not connected yet) every
-    publish raises PublishError and ping is False."""
+#: Errors after which aiokafka's idempotent producer never works again: its sequence numbers are
+#: out of step with the broker's (e.g. a batch expired while the broker was down, or the broker
+#: lost the producer's state in a crash) and every later publish fails the same way until the
+#: producer is replaced (aiokafka does not bump the epoch or reset the sequences itself).
+PRODUCER_STATE_ERRORS: tuple[type[KafkaError], ...] = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+)
 
-    def __init__(self, broker: KafkaBroker | None, settings: KafkaSettings) -> None:
+
+class KafkaEventPublisher:
+    """Publishes envelopes through ``broker``; while ``broker`` is None (not connected yet, or
+    being replaced) every publish raises PublishError and ping is False."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker | None,
+        settings: KafkaSettings,
+        client_id: str = "dcr",
+        retry_s: float = 2.0,
+    ) -> None:
         self.broker = broker
         self._settings = settings
+        self._client_id = client_id
+        self._retry_s = retry_s
+        self._connecting: asyncio.Task[None] | None = None
 
     async def publish(self, envelope: Envelope) -> None:
         broker = self.broker
@@ -70,12 +95,48 @@ class KafkaEventPublisher:
                 ),
                 timeout=self._settings.publish_timeout_s,
             )
+        except PRODUCER_STATE_ERRORS as exc:
+            log.warning("Kafka producer out of step (%s); replacing it", type(exc).__name__)
+            self.connect_in_background(replacing=broker)
+            raise PublishError(type(exc).__name__) from exc
         except (KafkaError, OSError, TimeoutError) as exc:
             raise PublishError(type(exc).__name__) from exc
 
     async def ping(self) -> bool:
         broker = self.broker
         return broker is not None and bool(await broker.ping(timeout=2.0))
+
+    def connect_in_background(
+        self, *, replacing: KafkaBroker | None = None, first_wait_s: float = 0.0
+    ) -> None:
+        """Drop ``replacing`` if it is the current broker, then (unless already connecting)
+        connect a new one in the background, retrying every ``retry_s`` seconds."""
+        if replacing is not None and self.broker is replacing:
+            self.broker = None
+        if self.broker is None and (self._connecting is None or self._connecting.done()):
+            self._connecting = asyncio.create_task(self._connect(replacing, first_wait_s))
+
+    async def _connect(self, old: KafkaBroker | None, first_wait_s: float) -> None:
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(old.stop(), timeout=self._settings.publish_timeout_s)
+        await asyncio.sleep(first_wait_s)
+        while self.broker is None:
+            broker = await _start(self._settings, self._client_id)
+            if broker is not None:
+                self.broker = broker
+                log.info("connected to Kafka at %s", self._settings.bootstrap_servers)
+                return
+            await asyncio.sleep(self._retry_s)
+
+    async def close(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+        if self.broker is not None:
+            await self.broker.stop()
+            self.broker = None
 
 
 async def _start(settings: KafkaSettings, client_id: str) -> KafkaBroker | None:
@@ -100,23 +161,15 @@ async def connected_publisher(
     settings: KafkaSettings, client_id: str, retry_s: float = 2.0
 ) -> AsyncIterator[KafkaEventPublisher]:
     """A publisher connected to Kafka if the broker answers now; otherwise one that connects in
-    the background (every ``retry_s`` seconds) and refuses publishes (503) until then.
-    The broker is stopped on exit."""
-    publisher = KafkaEventPublisher(await _start(settings, client_id), settings)
-
-    async def keep_trying() -> None:
-        while publisher.broker is None:
-            await asyncio.sleep(retry_s)
-            publisher.broker = await _start(settings, client_id)
-        log.info("connected to Kafka at %s", settings.bootstrap_servers)
-
-    task = asyncio.create_task(keep_trying()) if publisher.broker is None else None
+    the background (every ``retry_s`` seconds) and refuses publishes (503) until then. A
+    producer that got out of step with the broker is replaced the same way. The broker is
+    stopped on exit."""
+    publisher = KafkaEventPublisher(
+        await _start(settings, client_id), settings, client_id=client_id, retry_s=retry_s
+    )
+    if publisher.broker is None:
+        publisher.connect_in_background(first_wait_s=retry_s)
     try:
         yield publisher
     finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if publisher.broker is not None:
-            await publisher.broker.stop()
+        await publisher.close()

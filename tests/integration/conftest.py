@@ -1,105 +1,15 @@
-"""Integration fixtures: the REAL Kafka and PostgreSQL started by deploy/scripts (make test).
-
-Isolation: every test session gets its own topic prefix and its own database (created from the
-migrations and dropped at the end), so runs never see each other's events or rows.
-"""
+"""Integration tests run against the REAL Kafka and PostgreSQL started by deploy/scripts
+(make test). The session fixtures (``test_env``: topic prefix, database, tokens) live in
+``tests/conftest.py`` so that tests/faults shares the same session; ``TestEnv`` and
+``_delete_topics`` are re-exported here for the modules that import them from this file."""
 
 from __future__ import annotations
 
-import os
-import secrets
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
-import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
 import pytest
-import yaml
 
-from shared.auth import PrincipalKind, digest
-from shared.city import load_city
-from shared.db.migrate import apply_migrations
-from shared.kafka.admin import ensure_topics, wait_until_ready
-from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
+from tests.support import TestEnv
+from tests.support import delete_topics as _delete_topics
+
+__all__ = ["TestEnv", "_delete_topics"]
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass(frozen=True)
-class TestEnv:
-    bootstrap: str
-    topic_prefix: str
-    dsn: str
-    tokens: dict[str, str]  # principal id -> clear token
-
-    def topic(self, name: str) -> str:
-        return self.topic_prefix + name
-
-
-@pytest.fixture(scope="session")
-def _env_vars(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[str, str, dict[str, str]]]:
-    run = uuid.uuid4().hex[:10]
-    base = DatabaseSettings().dsn.get_secret_value()
-    dsn = base.rsplit("/", 1)[0] + f"/dcr_test_{run}"
-    city = load_city(CitySettings().file)
-    ids = [(f.id, PrincipalKind.FACILITY) for f in city.facilities]
-    ids.append(("sanitation-city", PrincipalKind.SANITATION))
-    tokens = {pid: secrets.token_urlsafe(24) for pid, _ in ids}
-    tokens_file = Path(tmp_path_factory.mktemp("auth")) / "tokens.yaml"
-    tokens_file.write_text(
-        yaml.safe_dump(
-            {
-                "principals": [
-                    {"id": pid, "kind": kind.value, "token_sha256": digest(tokens[pid])}
-                    for pid, kind in ids
-                ]
-            }
-        )
-    )
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "DCR_ENV": "test",
-            "DCR_KAFKA_TOPIC_PREFIX": f"test-{run}.",
-            "DCR_DB_DSN": dsn,
-            "DCR_AUTH_TOKENS_FILE": str(tokens_file),
-            "DCR_PSEUDONYM_SECRET": secrets.token_hex(32),
-        }
-    )
-    yield base, dsn, tokens
-    os.environ.clear()
-    os.environ.update(saved)
-
-
-@pytest.fixture(scope="session")
-async def test_env(_env_vars: tuple[str, str, dict[str, str]]) -> AsyncIterator[TestEnv]:
-    base, dsn, tokens = _env_vars
-    kafka = KafkaSettings()
-    await wait_until_ready(kafka.bootstrap_servers, timeout=30)
-    await ensure_topics(kafka.bootstrap_servers, kafka.partitions, prefix=kafka.topic_prefix)
-    admin = await asyncpg.connect(base)
-    db_name = dsn.rsplit("/", 1)[1]
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
-    try:
-        await apply_migrations(dsn)
-        yield TestEnv(kafka.bootstrap_servers, kafka.topic_prefix, dsn, tokens)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        await admin.close()
-        await _delete_topics(kafka.bootstrap_servers, kafka.topic_prefix)
-
-
-async def _delete_topics(bootstrap: str, prefix: str) -> None:
-    """Remove this session's topics so test runs do not pile up on a long-lived broker."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()

@@ -5,11 +5,6 @@ and comparing the read API against the independent oracle."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from datetime import date
@@ -23,90 +18,22 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from services.projection.store import READ_MODEL_TABLES
 from shared.events.envelope import Envelope, decode, to_headers, to_value
 from shared.kafka.topics import EVENT_TOPICS
-from shared.settings import REPO_ROOT
+from tests.process import PROJECTION_APP, ServiceProcess
 from tests.support import poll_until, read_topic
 from tests.unit.projection.oracle import Oracle, normalise
 
 GROUP = "dcr-projection"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ProjectionProcess:
+class ProjectionProcess(ServiceProcess):
     """``uvicorn services.projection.app:create_app --factory`` in its own process."""
 
     def __init__(self, log_dir: Path, name: str = "projection", **env: str) -> None:
-        self.port = free_port()
-        self.name = name
-        self.log_path = log_dir / f"{name}-{self.port}.log"
-        self.env = {**os.environ, **env}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(log_dir, name, PROJECTION_APP, env=env)
 
     def start(self) -> ProjectionProcess:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "services.projection.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO_ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        super().start()
         return self
-
-    async def wait_healthy(self, timeout: float = 30) -> None:
-        async def healthy() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, self.log()
-            try:
-                async with httpx.AsyncClient(timeout=2) as c:
-                    return (await c.get(f"{self.url}/healthz")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await poll_until(healthy, timeout=timeout, what=f"{self.name} healthy")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def terminate(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
-
-    async def metric(self, name: str) -> float:
-        """Sum of all samples of a metric (all label sets)."""
-        async with httpx.AsyncClient(timeout=5) as c:
-            text = (await c.get(f"{self.url}/metrics")).text
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith(name) and not line.startswith("#")
-        )
 
 
 async def produce(bootstrap: str, prefix: str, events: Iterable[Envelope]) -> int:

@@ -1,0 +1,260 @@
+"""Benchmark 2: HTTP clients posting visits to intake, next to a bare aiokafka producer.
+
+intake runs under uvicorn in its own process (one worker, as deployed). The load generator runs
+in this process: a closed loop of ``concurrency`` clients sending a fixed number of
+``POST /v1/visits`` (with an ``Idempotency-Key``, as facilities are told to), then an open loop
+at a fixed rate (latency from the scheduled instant, so a slow answer delays no later request).
+Both run with ``httpx.AsyncClient`` and with a minimal keep-alive client
+(:mod:`bench.http_raw`): httpx costs the generator about as much CPU per request as intake
+spends, on the same 2 cores. A closed loop without Idempotency-Key shows what the key store
+costs. The baseline is a bare producer with the same acks (all, idempotent), the same record (a
+visit-started event as intake publishes it) and each send awaited by its caller, in the same two
+loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from bench import procs
+from bench.env import BenchEnv, isolated
+from bench.http_raw import RawClient
+from bench.kafka_tools import open_loop, raw_produce
+from bench.machine import cpu_between, cpu_sample
+from bench.stats import summarise
+from bench.workload import Encoded, encode
+from shared.events import payloads as p
+from shared.events.envelope import Envelope, facility_source
+from shared.events.vocabulary import Route, Substance
+from shared.privacy import Pseudonymiser
+
+VISIT_PATH = "/v1/visits"
+
+
+class Client(Protocol):
+    async def post(
+        self, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]: ...
+
+
+class HttpxClient:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def post(
+        self, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        r = await self._client.post(path, json=body, headers=headers)
+        return r.status_code, r.json()
+
+
+def httpx_client(url: str) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    return httpx.AsyncClient(base_url=url, timeout=30, limits=limits)
+
+
+def raw_client(url: str) -> RawClient:
+    parts = urlsplit(url)
+    return RawClient(parts.hostname or "127.0.0.1", parts.port or 80)
+
+
+class Poster:
+    """Builds and sends visit-started requests round robin over the city's facilities."""
+
+    def __init__(self, env: BenchEnv, client: Client, idempotency: bool = True) -> None:
+        self.env = env
+        self.client = client
+        self.idempotency = idempotency
+        self.facilities = [f.id for f in env.city.facilities]
+        self.statuses: dict[int, int] = {}
+
+    def request(self, i: int) -> tuple[dict[str, Any], dict[str, str]]:
+        fac = self.facilities[i % len(self.facilities)]
+        body = {
+            "facility_id": fac,
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "client_code": f"C-{i % 997:04d}",
+            "booth": 1 + i % 12,
+            "substances": ["heroin"] if i % 3 else ["heroin", "cocaine"],
+            "route": "inject" if i % 4 else "smoke",
+        }
+        headers = {"Authorization": f"Bearer {self.env.tokens[fac]}"}
+        if self.idempotency:
+            headers["Idempotency-Key"] = uuid.uuid4().hex
+        return body, headers
+
+    async def post(self, i: int) -> int:
+        body, headers = self.request(i)
+        status, _ = await self.client.post(VISIT_PATH, body, headers)
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        return status
+
+
+async def closed_loop(
+    poster: Poster, n: int, concurrency: int, pids: list[int] | None = None
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    counter = iter(range(n))
+
+    async def worker() -> None:
+        for i in counter:
+            t0 = time.perf_counter()
+            if await poster.post(i) == 202:
+                latencies.append(time.perf_counter() - t0)
+
+    poster.statuses.clear()
+    c0 = cpu_sample(pids or [])
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    seconds = time.perf_counter() - started
+    return _result(poster, latencies, seconds) | _cpu(c0, pids)
+
+
+async def fixed_rate(
+    poster: Poster, rate: float, duration_s: float, pids: list[int] | None = None
+) -> dict[str, Any]:
+    latencies: list[float] = []
+
+    async def one(i: int, scheduled: float) -> None:
+        if await poster.post(i) == 202:
+            latencies.append(time.perf_counter() - scheduled)
+
+    poster.statuses.clear()
+    c0 = cpu_sample(pids or [])
+    started = time.perf_counter()
+    await open_loop(int(rate * duration_s), rate, one)
+    seconds = time.perf_counter() - started
+    return {"offered_rate_per_s": rate} | _result(poster, latencies, seconds) | _cpu(c0, pids)
+
+
+def _cpu(c0: Any, pids: list[int] | None) -> dict[str, Any]:
+    """Cores used by the service (first pid) and the load generator (second), machine busy."""
+    if not pids:
+        return {}
+    cpu = cpu_between(c0, cpu_sample(pids))
+    cores = cpu["process_cores"]
+    return {
+        "service_cores": cores[str(pids[0])],
+        "client_cores": cores[str(pids[1])] if len(pids) > 1 else None,
+        "machine_busy_share": cpu["machine_busy_share"],
+    }
+
+
+def _result(poster: Poster, latencies: list[float], seconds: float) -> dict[str, Any]:
+    errors = sum(n for status, n in poster.statuses.items() if status != 202)
+    return (
+        {"requests": len(latencies) + errors, "errors": errors, "seconds": round(seconds, 2)}
+        | summarise(latencies, seconds)
+        | {"statuses": {str(k): v for k, v in sorted(poster.statuses.items())}}
+    )
+
+
+def visit_records(env: BenchEnv, n: int) -> list[Encoded]:
+    """Records like intake's (a visit-started event per facility, real encoding)."""
+    pseudonymiser = Pseudonymiser(env.secret.encode())
+    rng = random.Random(2)  # noqa: S311 - a workload, not a secret
+    out: list[Encoded] = []
+    facilities = [f.id for f in env.city.facilities]
+    for i in range(n):
+        fac = facilities[i % len(facilities)]
+        data = p.VisitStarted(
+            visit_id=uuid.uuid4().hex,
+            client_pseudonym=pseudonymiser.pseudonym(fac, f"C-{i % 997:04d}"),
+            booth=1 + i % 12,
+            substances=(Substance.HEROIN,) if i % 3 else (Substance.HEROIN, Substance.COCAINE),
+            route=Route.INJECT if i % 4 else Route.SMOKE,
+        )
+        env_ = Envelope.wrap(
+            data,
+            id=uuid.UUID(int=rng.getrandbits(128), version=4),
+            source=facility_source(fac),
+            time=datetime.now(UTC),
+        )
+        out.append(encode(env_))
+    return out
+
+
+async def ingest(
+    *,
+    requests: int,
+    concurrency: int,
+    rate: float,
+    rate_seconds: float,
+    facilities: int,
+    keep_logs: bool = False,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with isolated("ingest", facilities, keep_logs) as env:
+        proc = procs.intake(env.service_env(), env.work_dir).start()
+        raw = raw_client(proc.url)
+        try:
+            await proc.wait_healthy()
+            pids = [proc.pid, os.getpid()]
+            async with httpx_client(proc.url) as hx:
+                clients: dict[str, Client] = {"httpx": HttpxClient(hx), "raw": raw}
+                for name, client in clients.items():
+                    poster = Poster(env, client)
+                    print(f"bench: ingest ({name} client) warm-up", file=sys.stderr)
+                    await closed_loop(poster, min(500, requests), concurrency)
+                    print(f"bench: ingest closed loop, {concurrency} clients", file=sys.stderr)
+                    out[f"http_closed_loop_{name}"] = await closed_loop(
+                        poster, requests, concurrency, pids
+                    )
+                    print(
+                        f"bench: ingest fixed rate {rate}/s for {rate_seconds} s", file=sys.stderr
+                    )
+                    out[f"http_fixed_rate_{name}"] = await fixed_rate(
+                        poster, rate, rate_seconds, pids
+                    )
+                out["http_closed_loop_raw_without_idempotency_key"] = await closed_loop(
+                    Poster(env, raw, idempotency=False), requests, concurrency, pids
+                )
+        finally:
+            raw.close()
+            proc.stop()
+        print("bench: bare producer (baseline)", file=sys.stderr)
+        records = visit_records(env, max(requests, int(rate * rate_seconds)))
+        topic = env.topic("dcr.visits")
+        raw_closed = await raw_produce(
+            env.bootstrap, topic, records[:requests], concurrency=concurrency
+        )
+        raw_fixed = await raw_produce(
+            env.bootstrap,
+            topic,
+            records[: int(rate * rate_seconds)],
+            concurrency=concurrency,
+            rate=rate,
+        )
+    value_bytes = len(records[0][2])
+    header_bytes = sum(len(k) + len(v) for k, v in records[0][3])
+    baseline = float(raw_closed["throughput_per_s"])
+    return {
+        "params": {
+            "requests": requests,
+            "concurrency": concurrency,
+            "rate_per_s": rate,
+            "rate_seconds": rate_seconds,
+            "facilities": facilities,
+            "record_value_bytes": value_bytes,
+            "record_header_bytes": header_bytes,
+        },
+        **out,
+        "raw_producer_closed_loop": raw_closed,
+        "raw_producer_fixed_rate": {"offered_rate_per_s": rate} | raw_fixed,
+        "ratio_httpx": round(out["http_closed_loop_httpx"]["throughput_per_s"] / baseline, 4)
+        if baseline
+        else 0.0,
+        "ratio_raw_client": round(out["http_closed_loop_raw"]["throughput_per_s"] / baseline, 4)
+        if baseline
+        else 0.0,
+    }

@@ -1,0 +1,155 @@
+"""``bench/results/REPORT.md``: a markdown table of the latest result of every benchmark."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+BENCHMARKS = ("catchup", "ingest", "freshness", "scale")
+TARGETS = {
+    "catchup": "projection >= 50 % of the bare consumer and >= 20,000 events/s",
+    "freshness": "p99 < 500 ms",
+    "ingest": "p99 < 50 ms at 200 requests/s",
+}
+
+
+def load_results(results_dir: Path) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name in BENCHMARKS:
+        path = results_dir / f"{name}.json"
+        if path.exists():
+            out[name] = json.loads(path.read_text())
+    return out
+
+
+def _n(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def _ms(x: float) -> str:
+    return f"{x:,.1f} ms"
+
+
+def _machine(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    lb, la = doc["load_before"], doc["load_after"]
+    return (
+        f"{m['cores']} cores, {m['memory_gib']} GiB, {m['cpu_model']}; "
+        f"load {lb['load1']} before / {la['load1']} after"
+    )
+
+
+def rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(benchmark, measure, result, baseline / note) rows."""
+    out: list[tuple[str, str, str, str]] = []
+    c = results.get("catchup")
+    if c:
+        r, pj, raw = c["results"], c["results"]["projection"], c["results"]["raw_consumer"]
+        out += [
+            (
+                "1 catch-up",
+                f"projection, {_n(pj['records'])} events from zero",
+                f"**{_n(pj['events_per_s'])} events/s** ({pj['seconds']} s; "
+                f"{_n(pj['events_per_s_from_start'])}/s incl. process start); "
+                f"{pj['projection_cores']} cores; verified: {pj['verified']}",
+                f"bare consumer {_n(raw['events_per_s'])} events/s; **ratio {r['ratio']:.0%}**",
+            ),
+        ]
+    i = results.get("ingest")
+    if i:
+        r = i["results"]
+        rc, rf = r["raw_producer_closed_loop"], r["raw_producer_fixed_rate"]
+        conc = r["params"]["concurrency"]
+        for client, label in (("httpx", "httpx.AsyncClient"), ("raw", "minimal client")):
+            cl = r[f"http_closed_loop_{client}"]
+            ratio = r["ratio_httpx" if client == "httpx" else "ratio_raw_client"]
+            out.append(
+                (
+                    "2 ingest",
+                    f"POST /v1/visits (Idempotency-Key), {conc} {label}s, "
+                    f"{_n(cl['requests'])} requests",
+                    f"**{_n(cl['throughput_per_s'])} req/s**, p50 {_ms(cl['p50_ms'])}, "
+                    f"p99 {_ms(cl['p99_ms'])}; errors {cl['errors']}; "
+                    f"cores: intake {cl.get('service_cores')}, client {cl.get('client_cores')}",
+                    f"bare producer {_n(rc['throughput_per_s'])}/s, p50 {_ms(rc['p50_ms'])}, "
+                    f"p99 {_ms(rc['p99_ms'])}; **ratio {ratio:.1%}**",
+                )
+            )
+        nk = r["http_closed_loop_raw_without_idempotency_key"]
+        out.append(
+            (
+                "2 ingest",
+                "same, minimal clients, without Idempotency-Key",
+                f"{_n(nk['throughput_per_s'])} req/s, p50 {_ms(nk['p50_ms'])}, "
+                f"p99 {_ms(nk['p99_ms'])}; intake {nk.get('service_cores')} cores",
+                "",
+            )
+        )
+        for client, label in (("httpx", "httpx.AsyncClient"), ("raw", "minimal client")):
+            fx = r[f"http_fixed_rate_{client}"]
+            out.append(
+                (
+                    "2 ingest",
+                    f"fixed rate {fx['offered_rate_per_s']:g} req/s, {label} "
+                    f"({_n(fx['requests'])} requests)",
+                    f"p50 {_ms(fx['p50_ms'])}, **p99 {_ms(fx['p99_ms'])}**, max "
+                    f"{_ms(fx['max_ms'])}; errors {fx['errors']}; intake "
+                    f"{fx.get('service_cores')} cores",
+                    f"bare producer at {rf['offered_rate_per_s']:g}/s: p50 "
+                    f"{_ms(rf['p50_ms'])}, p99 {_ms(rf['p99_ms'])}",
+                )
+            )
+    f = results.get("freshness")
+    if f:
+        for run in f["results"]["runs"]:
+            fr, http = run["freshness"], run["http"]
+            city = f["results"]["params"]["city_scale_rate_per_s"]
+            label = " (city scale: 50 rooms at 10x peak)" if run["rate_per_s"] == city else ""
+            out.append(
+                (
+                    "3 freshness",
+                    f"{run['rate_per_s']:g} reports/s{label}, {_n(run['measured_events'])} events",
+                    f"202 -> visible: p50 {_ms(fr['p50_ms'])}, **p99 {_ms(fr['p99_ms'])}**, "
+                    f"max {_ms(fr['max_ms'])}; never visible {run['never_visible']}",
+                    f"HTTP p50 {_ms(http['p50_ms'])}, p99 {_ms(http['p99_ms'])}",
+                )
+            )
+    s = results.get("scale")
+    if s:
+        for run in s["results"]["runs"]:
+            out.append(
+                (
+                    "4 scale",
+                    f"{run['instances']} instance(s), {_n(run['records'])} events",
+                    f"**{_n(run['events_per_s'])} events/s** ({run['seconds']} s); x"
+                    f"{run['speedup']}; {run['projection_cores']} cores in projections; "
+                    f"machine busy {run['machine_busy_share']:.0%}; verified: {run['verified']}",
+                    f"{_n(run['events_per_s_from_start'])}/s incl. start and rebalances",
+                )
+            )
+    return out
+
+
+def render(results: dict[str, dict[str, Any]], notes: str = "") -> str:
+    lines = ["# Benchmark report", ""]
+    if not results:
+        return "\n".join([*lines, "No results yet: run `make bench`.", ""])
+    lines += [
+        "Generated by `python -m bench` (`make bench`) from `bench/results/*.json`; see "
+        "`bench/__init__.py` and each benchmark's module for what exactly is measured.",
+        "",
+        "| benchmark | measure | result | baseline / note |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(results)]
+    lines += ["", "## Runs", ""]
+    for name, doc in results.items():
+        target = TARGETS.get(name)
+        lines.append(
+            f"- **{name}** ({doc['started_at']}, {doc['duration_s']:.0f} s): `{doc['command']}`; "
+            f"{_machine(doc)}" + (f"; target: {target}" if target else "")
+        )
+    if notes:
+        lines += ["", notes.strip()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,241 @@
+"""Throwaway Kafka and PostgreSQL servers that a fault test may stop, kill and restart.
+
+The shared broker (127.0.0.1:9092) and cluster (5432) serve every other test and ``make up``:
+they are never touched. These run on free ports with their own data directories, configured like
+the shared ones (``deploy/kafka/server.properties``; Debian's PostgreSQL 15 binaries with the
+dcr role and the migrations), and are removed when the test ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from shared.db.migrate import apply_migrations
+from shared.kafka.admin import ensure_topics, wait_until_ready
+from shared.settings import REPO_ROOT
+from tests.process import free_port
+
+KAFKA_DEPS = REPO_ROOT / ".deps" / "kafka"
+KAFKA_TEMPLATE = REPO_ROOT / "deploy" / "kafka" / "server.properties"
+KAFKA_LOG4J = REPO_ROOT / "deploy" / "kafka" / "log4j2.yaml"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class ThrowawayKafka:
+    """A single-node KRaft broker on free ports; stop/kill and start again on the same data."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.data = work / "data"
+        self.port = free_port()
+        self.controller_port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.props = work / "server.properties"
+        self.log_path = work / "kafka.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @staticmethod
+    def available() -> bool:
+        return bool(shutil.which("java")) and any(KAFKA_DEPS.glob("kafka_2.13-*.jar"))
+
+    def _java(self, *args: str) -> list[str]:
+        return [
+            "java",
+            "-Xmx512m",
+            "-Xms128m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={KAFKA_LOG4J}",
+            f"-Dkafka.logs.dir={self.work}",
+            "-cp",
+            f"{KAFKA_DEPS}/*",
+            *args,
+        ]
+
+    def format(self) -> None:
+        """Render the properties (shared template, our ports and data dir) and format storage."""
+        self.data.mkdir(parents=True, exist_ok=True)
+        text = KAFKA_TEMPLATE.read_text().replace("@DATA_DIR@", str(self.data))
+        text = re.sub(r"127\.0\.0\.1:9092\b", f"127.0.0.1:{self.port}", text)
+        text = re.sub(r"127\.0\.0\.1:9093\b", f"127.0.0.1:{self.controller_port}", text)
+        assert f":{self.port}" in text and f":{self.controller_port}" in text
+        self.props.write_text(text)
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        with self.log_path.open("ab") as log:
+            subprocess.run(
+                self._java(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(self.props),
+                    "--standalone",
+                ),
+                check=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=120,
+            )
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== start #{self.starts + 1} =====\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self._java("kafka.Kafka", str(self.props)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.starts += 1
+
+    async def wait_ready(self, timeout: float = 90) -> None:
+        assert self.proc is not None and self.proc.poll() is None, self.log()
+        await wait_until_ready(self.bootstrap, timeout=timeout)
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 60) -> None:
+        """Send ``sig`` and wait for the broker to exit (SIGKILL if it outlives ``timeout``)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+
+@contextlib.asynccontextmanager
+async def throwaway_kafka(work: Path, topic_prefix: str) -> AsyncIterator[ThrowawayKafka]:
+    """A formatted, running throwaway broker with the catalogue topics under ``topic_prefix``."""
+    kafka = ThrowawayKafka(work)
+    kafka.format()
+    kafka.start()
+    try:
+        await kafka.wait_ready()
+        await ensure_topics(kafka.bootstrap, 6, prefix=topic_prefix)
+        yield kafka
+    finally:
+        kafka.stop(signal.SIGKILL)
+
+
+def _as_postgres(*argv: str, timeout: float = 120) -> str:
+    done = subprocess.run(
+        ["runuser", "-u", "postgres", "--", *argv],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"{argv[0]} failed: {done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL 15 cluster of its own (initdb in a temporary directory owned by the
+    ``postgres`` OS user) on a free port, with role ``dcr`` and a migrated database ``dcr``."""
+
+    def __init__(self) -> None:
+        # not under pytest's tmp_path: the postgres user must be able to enter the directory
+        self.root = Path(tempfile.mkdtemp(prefix="dcr-faults-pg-"))
+        shutil.chown(self.root, "postgres", "postgres")
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.log_path = self.root / "server.log"
+        self.dsn = f"postgresql://dcr:dcr@127.0.0.1:{self.port}/dcr"
+
+    @staticmethod
+    def available() -> bool:
+        return (PG_BIN / "initdb").exists() and os.geteuid() == 0 and bool(shutil.which("runuser"))
+
+    def init(self) -> None:
+        _as_postgres(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
+
+    def start(self) -> None:
+        _as_postgres(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log_path),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m fast`` (clean) or ``immediate`` (like a crash: recovery on start)."""
+        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def psql(self, sql: str) -> str:
+        return _as_postgres(
+            str(PG_BIN / "psql"),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            str(self.root),
+            "-p",
+            str(self.port),
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        )
+
+    async def provision(self) -> None:
+        self.psql("CREATE ROLE dcr LOGIN CREATEDB PASSWORD 'dcr'")
+        self.psql("CREATE DATABASE dcr OWNER dcr")
+        await apply_migrations(self.dsn)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+    def remove(self) -> None:
+        with contextlib.suppress(AssertionError, subprocess.SubprocessError):
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def throwaway_postgres() -> AsyncIterator[ThrowawayPostgres]:
+    pg = ThrowawayPostgres()
+    try:
+        pg.init()
+        pg.start()
+        await pg.provision()
+        yield pg
+    finally:
+        pg.remove()
