@@ -16,7 +16,7 @@ a 503 publishes the same event (same id), so downstream dedup by (source, id) co
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -164,7 +164,7 @@ def build_router(
     """An APIRouter with one POST endpoint per route spec."""
     router = APIRouter()
 
-    def authenticate(
+    async def authenticate(
         request: Request, authorization: Annotated[str | None, Header()] = None
     ) -> Principal:
         deps = get_deps(request)
@@ -200,7 +200,7 @@ def build_router(
 def _endpoint(
     route: IngestRoute[Any],
     get_deps: Callable[[Request], IngestDeps],
-    authenticate: Callable[..., Principal],
+    authenticate: Callable[..., Awaitable[Principal]],
 ) -> Callable[..., Any]:
     model = route.request_model
 
