@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from shared.events import payloads as p
-from shared.events.catalogue import CATALOGUE, spec_for, upcast
+from shared.events.catalogue import CATALOGUE, EventSpec, spec_for, upcast
 
 SPECVERSION: Final = "1.0"
 CONTENT_TYPE: Final = "application/json"
@@ -127,6 +127,7 @@ def to_value(env: Envelope) -> bytes:
     return env.data.model_dump_json().encode()
 
 
+_BAD_ATTRIBUTES = "invalid ce_id, ce_source or ce_time header"
 _REQUIRED = ("ce_specversion", "ce_id", "ce_type", "ce_source", "ce_time")
 
 
@@ -139,7 +140,7 @@ def decode(
     """
     h = {
         k: v.decode("utf-8", "replace")
-        for k, v in (headers.items() if isinstance(headers, Mapping) else headers)
+        for k, v in (headers.items() if hasattr(headers, "items") else headers)
     }
     missing = [name for name in _REQUIRED if name not in h]
     if missing:
@@ -157,32 +158,47 @@ def decode(
         raise DecodeError("ce_schemaversion is not an integer") from None
     if value is None:
         raise DecodeError("record has no value")
+    data = _payload(spec, version, value)
     try:
+        event_id = UUID(h["ce_id"])
+        time = datetime.fromisoformat(h["ce_time"])
+    except ValueError:
+        raise DecodeError(_BAD_ATTRIBUTES) from None
+    if time.utcoffset() is None or _SOURCE.match(h["ce_source"]) is None:
+        raise DecodeError(_BAD_ATTRIBUTES)
+    # Every field was checked above; model_construct skips validating them a second time
+    # (decoding is the projection's hottest path).
+    return Envelope.model_construct(
+        id=event_id,
+        type=spec.type,
+        source=h["ce_source"],
+        time=time,
+        subject=h.get("ce_subject"),
+        data=data,
+    )
+
+
+def _payload(spec: EventSpec, version: int, value: bytes) -> p.Payload:
+    """The validated payload; current-version records are parsed by pydantic-core directly."""
+    try:
+        if version == spec.version:
+            return spec.model.model_validate_json(value)
         raw: Any = json.loads(value)
+        if not isinstance(raw, dict):
+            raise DecodeError("value is not a JSON object")
+        return spec.model.model_validate(upcast(spec.type, version, raw))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise DecodeError("value is not valid JSON") from None
-    if not isinstance(raw, dict):
-        raise DecodeError("value is not a JSON object")
-    try:
-        data = spec.model.model_validate(upcast(spec.type, version, raw))
     except LookupError as exc:
         raise DecodeError(str(exc)) from None
     except ValidationError as exc:
-        fields = sorted({".".join(str(x) for x in e["loc"]) or "<root>" for e in exc.errors()})
+        errors = exc.errors()
+        if errors and errors[0]["type"] == "json_invalid":
+            raise DecodeError("value is not valid JSON") from None
+        if errors and errors[0]["type"] == "model_type" and not errors[0]["loc"]:
+            raise DecodeError("value is not a JSON object") from None
+        fields = sorted({".".join(str(x) for x in e["loc"]) or "<root>" for e in errors})
         raise DecodeError(f"payload invalid for {spec.type}: {', '.join(fields)}") from None
-    try:
-        return Envelope(
-            id=UUID(h["ce_id"]),
-            type=spec.type,
-            source=h["ce_source"],
-            time=datetime.fromisoformat(h["ce_time"]),
-            subject=h.get("ce_subject"),
-            data=data,
-        )
-    except (ValueError, ValidationError) as exc:
-        if isinstance(exc, DecodeError):
-            raise
-        raise DecodeError("invalid ce_id, ce_source or ce_time header") from None
 
 
 def to_record_json(env: Envelope) -> str:
