@@ -581,8 +581,3 @@ def install_domain_metrics(
     _COLLECTOR.add(source)
     source.start()
     return source
-
-
-def domain_metrics_installed() -> bool:
-    """Whether a live source is installed in this process (used by tests and health)."""
-    return _COLLECTOR.current() is not None

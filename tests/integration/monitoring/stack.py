@@ -11,12 +11,9 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import yaml
-from fastapi import FastAPI
 
 from shared.settings import REPO_ROOT
+from tests.process import free_port
 from tests.support import poll_until
 
 if TYPE_CHECKING:
@@ -34,52 +31,13 @@ if TYPE_CHECKING:
 
 PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
-#: name -> uvicorn factory. The projection goes through :func:`projection_app`.
+#: name -> uvicorn factory (as in deploy/scripts/services.sh).
 SERVICES = {
     "intake": "services.intake.app:create_app",
     "supply": "services.supply.app:create_app",
     "incident": "services.incident.app:create_app",
-    "projection": "tests.integration.monitoring.stack:projection_app",
+    "projection": "services.projection.app:create_app",
 }
-
-
-def projection_app() -> FastAPI:
-    """The real projection app (``services.projection.app:create_app``).
-
-    If its lifespan does not install the domain metrics yet, this installs them after it, so the
-    dashboards can be proven before the wiring lands; test_metrics_lint.py fails until
-    ``services/projection/app.py`` does it itself.
-    """
-    from services.projection.app import create_app
-    from services.projection.domain_metrics import (
-        domain_metrics_installed,
-        install_domain_metrics,
-    )
-
-    app = create_app()
-    original = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
-        async with original(a) as state:
-            source = None
-            if not domain_metrics_installed():
-                read = a.state.read
-                source = install_domain_metrics(read.pool, read.city, read.settings)
-            try:
-                yield state
-            finally:
-                if source is not None:
-                    await source.aclose()
-
-    app.router.lifespan_context = lifespan
-    return app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Proc:
