@@ -23,7 +23,7 @@ from shared.city import load_city
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics, wait_until_ready
 from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
-from tests.support import TestEnv, delete_topics
+from tests.support import TestEnv, delete_topics, drop_database
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +76,6 @@ async def test_env(_env_vars: tuple[str, str, dict[str, str]]) -> AsyncIterator[
         await apply_migrations(dsn)
         yield TestEnv(kafka.bootstrap_servers, kafka.topic_prefix, dsn, tokens)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        await drop_database(admin, db_name)
         await admin.close()
         await delete_topics(kafka.bootstrap_servers, kafka.topic_prefix)

@@ -43,6 +43,21 @@ async def poll_until(
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
 
 
+async def drop_database(admin: asyncpg.Connection, name: str, timeout: float = 30.0) -> None:
+    """``DROP DATABASE ... WITH (FORCE)``, retried while a superuser backend (autovacuum after a
+    bulk load, typically on a fresh cluster) is connected to it: the test role may not terminate
+    those, but they finish on their own."""
+
+    async def dropped() -> bool:
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
+            return False
+        return True
+
+    await poll_until(dropped, timeout=timeout, interval=0.5, what=f"database {name} dropped")
+
+
 @asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Run ``app``'s lifespan (real clients) and give an HTTP client talking to it in-process."""
@@ -166,7 +181,7 @@ async def isolated_env(
             monkeypatch.setenv("DCR_KAFKA_TOPIC_PREFIX", prefix)
         yield TestEnv(broker, prefix, dsn, base.tokens)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        await drop_database(admin, db_name)
         await admin.close()
         if drop_topics:
             await delete_topics(broker, prefix)

@@ -15,6 +15,7 @@ import pytest
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics
 from tests.integration.conftest import TestEnv, _delete_topics
+from tests.support import drop_database
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ async def iso_env(test_env: TestEnv) -> AsyncIterator[TestEnv]:
         await ensure_topics(test_env.bootstrap, 6, prefix=prefix)
         yield TestEnv(test_env.bootstrap, prefix, dsn, test_env.tokens)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        await drop_database(admin, db_name)
         await admin.close()
         await _delete_topics(test_env.bootstrap, prefix)
 
