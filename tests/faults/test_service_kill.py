@@ -30,6 +30,10 @@ pytestmark = pytest.mark.integration
 FACILITIES = ["halmtorv", "maendenes-hjem", "nordvest", "sydhavn", "amager"]
 
 
+# heavy (make test-faults): whether the SIGKILL lands while requests are mid-flight depends on
+# timing; on a cold machine it once hit none and the injection check failed. Until the injection
+# is made deterministic it runs in the fault suite, not in make test.
+@pytest.mark.heavy
 async def test_intake_killed_mid_request_then_retries_give_one_event_per_key(
     fault_env: TestEnv, tmp_path: Path
 ) -> None:
