@@ -56,6 +56,16 @@ render_config() {
 }
 
 format_storage() {
+    # Storage formatted for another controller endpoint (the controller moved from 9093 to 19093 to
+    # leave 9093 to Alertmanager) cannot form its quorum: keep the old data aside and reformat.
+    local endpoint; endpoint="$(sed -n 's/^controller.quorum.bootstrap.servers=//p' "$PROPS")"
+    if [[ -f "$DATA/meta.properties" && "$(cat "$KSTATE/controller.endpoint" 2>/dev/null || echo 127.0.0.1:9093)" != "$endpoint" ]]; then
+        local aside; aside="$KSTATE/data.before-$(date +%Y%m%dT%H%M%S)"
+        log "storage was formatted for another controller endpoint: moving it to $aside and reformatting"
+        mv "$DATA" "$aside"
+        mkdir -p "$DATA"
+    fi
+    echo "$endpoint" >"$KSTATE/controller.endpoint"
     [[ -f "$DATA/meta.properties" ]] && return 0
     if [[ ! -s "$CLUSTER_ID_FILE" ]]; then
         java -cp "$DEPS/*" "-Dlog4j2.configurationFile=$LOG4J" kafka.tools.StorageTool random-uuid \

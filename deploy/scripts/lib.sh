@@ -30,7 +30,7 @@ apt_ensure() {
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added=1
     fi
     local rc=0
-    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } || rc=$?
+    { apt-get -o DPkg::Lock::Timeout=600 update -qq && apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } || rc=$?
     ((added)) && rm -f "$policy"
     return "$rc"
 }

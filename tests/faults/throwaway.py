@@ -69,7 +69,7 @@ class ThrowawayKafka:
         self.data.mkdir(parents=True, exist_ok=True)
         text = KAFKA_TEMPLATE.read_text().replace("@DATA_DIR@", str(self.data))
         text = re.sub(r"127\.0\.0\.1:9092\b", f"127.0.0.1:{self.port}", text)
-        text = re.sub(r"127\.0\.0\.1:9093\b", f"127.0.0.1:{self.controller_port}", text)
+        text = re.sub(r"127\.0\.0\.1:19093\b", f"127.0.0.1:{self.controller_port}", text)
         assert f":{self.port}" in text and f":{self.controller_port}" in text
         self.props.write_text(text)
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
