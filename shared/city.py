@@ -6,7 +6,7 @@ a valid IANA zone. Days in read models are calendar days in :attr:`City.timezone
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -45,6 +45,19 @@ class Facility(_Frozen):
     status: FacilityStatus
     #: weekday -> (open, close) in local "HH:MM"; "24:00" means midnight at the end of the day.
     opening_hours: dict[Weekday, tuple[str, str]] = {}
+    #: First local day the room was open (reports mark it; before/after comparisons use it).
+    #: A planned room has none.
+    opened: date | None = None
+    #: The day a planned room is expected to open (informational).
+    planned_opening: date | None = None
+
+    @model_validator(mode="after")
+    def _dates_match_status(self) -> Facility:
+        if self.status is FacilityStatus.PLANNED and self.opened is not None:
+            raise ValueError(
+                f"{self.id}: a planned room has no 'opened' date (use planned_opening)"
+            )
+        return self
 
     @field_validator("opening_hours")
     @classmethod

@@ -49,6 +49,8 @@ from services.projection.metrics import (
     FENCED,
     LAST_APPLIED_AGE,
 )
+from services.projection.rooms import room_changes
+from services.projection.rooms_store import apply_room_changes
 from shared.city import City
 from shared.kafka.deadletter import DeadLetter
 from shared.settings import KafkaSettings
@@ -287,6 +289,7 @@ class Projector:
                 fresh = [d for d in unique if d.dedup_key in new_keys]
                 changes = domain.project_decoded(fresh, self._city)
             await store.apply_changes(conn, changes)
+            await apply_room_changes(conn, room_changes(fresh, self._city.zone))
             await self._deadletters.publish([_letter(r) for r in rejected])
             positions = {
                 (tp.topic, tp.partition): (rs[-1].offset + 1, _ts(rs[-1].timestamp))

@@ -45,6 +45,8 @@ READ_MODEL_TABLES: tuple[str, ...] = (
     "stock_movements",
     "stock_counts",
     "alerts",
+    "room_daily",  # rooms_store (issue 15)
+    "street_collections_daily",
     "projection_events",
 )
 

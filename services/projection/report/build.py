@@ -1,0 +1,147 @@
+"""Building a report: parse the request, gather the read models, render (shared by the
+``dcr report`` command and the ``GET /v1/reports`` endpoint).
+
+:func:`gather` reads everything in one REPEATABLE READ transaction, so the figures and the
+event-log position it states belong to the same snapshot of the read models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from services.projection import period_queries as q
+from services.projection.period_figures import hidden_cells, scope_tables
+from services.projection.periods import (
+    CALENDAR_PERIODS,
+    Period,
+    PeriodError,
+    PeriodKind,
+    Scope,
+    opening_day,
+    parse_scope,
+    resolve_period,
+    scope_districts,
+    scope_facilities,
+    scope_name,
+)
+from services.projection.report.charts import render_png
+from services.projection.report.document import ReportInput, Variant, build_document
+from services.projection.report.html import render_html
+from services.projection.report.pdf import render_pdf
+from services.projection.store import Conn
+from shared.city import City
+
+
+class Format(StrEnum):
+    HTML = "html"
+    PDF = "pdf"
+
+
+MEDIA_TYPES = {Format.HTML: "text/html; charset=utf-8", Format.PDF: "application/pdf"}
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRequest:
+    scope: Scope
+    period: Period
+    variant: Variant
+
+
+def parse_request(
+    city: City,
+    today: date,
+    *,
+    scope: str,
+    period: str,
+    variant: str,
+    anchor: date | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    max_days: int = 3660,
+) -> ReportRequest:
+    """A request from user input; :class:`PeriodError` names the offending field."""
+    the_scope = parse_scope(scope, city)
+    try:
+        kind = PeriodKind(period)
+    except ValueError:
+        raise PeriodError("period", f"one of {', '.join(k.value for k in PeriodKind)}") from None
+    try:
+        the_variant = Variant(variant)
+    except ValueError:
+        raise PeriodError("variant", "public or internal") from None
+    if kind is not PeriodKind.CUSTOM and (start is not None or end is not None):
+        raise PeriodError("from", "'from'/'to' only go with period=custom (use 'anchor')")
+    the_period = resolve_period(
+        kind, anchor=anchor or today, start=start, end=end, opened=opening_day(the_scope, city)
+    )
+    if the_variant is Variant.PUBLIC and kind not in CALENDAR_PERIODS:
+        raise PeriodError(
+            "period", "the public variant covers calendar periods only (week, month, quarter, year)"
+        )
+    if the_period.days > max_days:
+        raise PeriodError("period", f"longer than {max_days} days")
+    return ReportRequest(the_scope, the_period, the_variant)
+
+
+async def gather(
+    conn: Conn,
+    city: City,
+    req: ReportRequest,
+    *,
+    group: str,
+    threshold: int,
+    build_time: datetime,
+) -> ReportInput:
+    start, end = req.period.start, req.period.end
+    facilities = scope_facilities(req.scope, city)
+    districts = scope_districts(req.scope, city)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        rooms = await q.room_cells(conn, [f.id for f in city.facilities], start, end)
+        series = await q.day_series(conn, facilities, start, end)
+        street = await q.street_days(conn, districts, start, end)
+        areas = await q.street_areas(conn, districts, start, end)
+        alerts = await q.alerts_raised(conn, districts, start, end, city.zone)
+        position = await q.log_position(conn, group)
+    tables = scope_tables(city, rooms)
+    key = req.scope.key
+    hidden: frozenset[str] = frozenset()
+    if req.variant is Variant.PUBLIC:
+        hidden = frozenset(
+            str(c[1])
+            for c in hidden_cells(city, tables, threshold)
+            if isinstance(c, tuple) and c[0] == key
+        )
+    return ReportInput(
+        scope=req.scope,
+        scope_name=scope_name(req.scope, city),
+        period=req.period,
+        variant=req.variant,
+        threshold=threshold,
+        table=tables[key],
+        hidden=hidden,
+        series=series,
+        street=street,
+        street_district_names=tuple(city.district_by_id[d].name for d in districts),
+        areas=tuple(areas),
+        alerts=tuple(alerts),
+        opened=opening_day(req.scope, city),
+        position=position,
+        build_time=build_time,
+        city_timezone=city.timezone,
+    )
+
+
+def render(inp: ReportInput, fmt: Format) -> bytes:
+    """The report's bytes (CPU-bound: call it off the event loop in a server)."""
+    doc = build_document(inp)
+    if fmt is Format.HTML:
+        return render_html(doc, render_png).encode("utf-8")
+    return render_pdf(doc, render_png)
+
+
+def filename(req: ReportRequest, fmt: Format) -> str:
+    scope = req.scope.key.replace(":", "-")
+    p = req.period
+    return f"dcr-report-{scope}-{p.start.isoformat()}-{p.end.isoformat()}-{req.variant}.{fmt}"

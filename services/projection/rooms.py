@@ -1,0 +1,137 @@
+"""Per-room daily figures and street collections per area, as pure functions of applied events.
+
+Companion of :mod:`.domain` (which keeps the district figures): the same decoded, deduplicated
+events of a batch go through :func:`room_changes`, and :mod:`.rooms_store` writes the result in
+the batch's transaction.
+
+Invariants:
+
+* Every change is a sum (integers, exact ``Decimal`` weights), so any batching of the log gives
+  the same rows: a rebuild equals the live run.
+* Days are calendar days in the city's time zone, from the event's ``time`` (as in domain).
+* Visits are not counted here: visits, distinct people and new people of a room over any period
+  are counted from the ``visits`` facts (exact over the period, never a sum of daily uniques).
+* Nothing here holds a pseudonym or any other personal value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from services.projection.domain import Decoded, kg, local_day
+from shared.events import payloads as p
+from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
+
+#: Measures whose rows are keyed by a vocabulary value (total = sum of the keys).
+KEYED_MEASURES: tuple[str, ...] = (
+    "refusals",  # by refusal reason
+    "referrals",  # by referral kind
+    "services",  # by on-site service
+    "supplies_dispensed",  # by supply item
+    "incidents",  # by incident kind
+    "incident_outcomes",  # by outcome
+    "unexpected_substances",  # by substance found that was not the one expected
+)
+#: Plain measures (key '').
+PLAIN_MEASURES: tuple[str, ...] = (
+    "sharps_returned_count",
+    "sharps_returned_kg",
+    "overdoses",
+    "life_threatening",
+    "life_threatening_survived",
+    "naloxone_doses",
+    "ambulance_calls",
+    "hospital_transfers",
+    "deaths",
+    "drug_checks",
+    "drug_checks_unexpected",
+)
+MEASURES: tuple[str, ...] = KEYED_MEASURES + PLAIN_MEASURES
+
+RoomKey = tuple[str, date, str, str]  # (facility, day, measure, key)
+StreetKey = tuple[str, str, date]  # (district, area, day)
+
+
+@dataclass
+class StreetDelta:
+    reports: int = 0
+    needles: int = 0
+    kg: Decimal = Decimal(0)
+
+
+@dataclass
+class RoomChanges:
+    """What one batch adds to ``room_daily`` and ``street_collections_daily``."""
+
+    room: dict[RoomKey, int | Decimal] = field(default_factory=dict)
+    street: dict[StreetKey, StreetDelta] = field(default_factory=dict)
+
+    def add(
+        self, facility: str, day: date, measure: str, key: str = "", n: int | Decimal = 1
+    ) -> None:
+        if n:
+            k = (facility, day, measure, key)
+            self.room[k] = self.room.get(k, 0) + n
+
+
+def room_changes(events: Sequence[Decoded], zone: ZoneInfo) -> RoomChanges:
+    """The room and street changes of ``events`` (new ones only; see domain.project)."""
+    ch = RoomChanges()
+    for d in events:
+        day = local_day(d.event.time, zone)
+        data = d.event.data
+        if isinstance(data, p.StreetNeedlesCollected):
+            delta = ch.street.setdefault((data.district, data.area, day), StreetDelta())
+            delta.reports += 1
+            delta.needles += data.count or 0
+            delta.kg += kg(data.weight_kg)
+        elif d.facility is not None:
+            _room_event(ch, d.facility, day, data)
+    return ch
+
+
+def _room_event(ch: RoomChanges, facility: str, day: date, data: p.Payload) -> None:
+    if isinstance(data, p.VisitRefused):
+        ch.add(facility, day, "refusals", data.reason.value)
+    elif isinstance(data, p.ReferralMade):
+        ch.add(facility, day, "referrals", data.referral_to.value)
+    elif isinstance(data, p.ServiceGiven):
+        ch.add(facility, day, "services", data.service.value)
+    elif isinstance(data, p.SuppliesDispensed):
+        for item, n in sorted(data.items.items()):
+            ch.add(facility, day, "supplies_dispensed", item.value, n)
+    elif isinstance(data, p.SharpsReturned):
+        ch.add(facility, day, "sharps_returned_count", "", data.count or 0)
+        ch.add(facility, day, "sharps_returned_kg", "", kg(data.weight_kg))
+    elif isinstance(data, p.IncidentReported):
+        _incident(ch, facility, day, data)
+    elif isinstance(data, p.DrugCheckResult):
+        ch.add(facility, day, "drug_checks")
+        unexpected = sorted(s.value for s in data.unexpected)
+        if unexpected:
+            ch.add(facility, day, "drug_checks_unexpected")
+        for s in unexpected:
+            ch.add(facility, day, "unexpected_substances", s)
+
+
+def _incident(ch: RoomChanges, facility: str, day: date, data: p.IncidentReported) -> None:
+    died = data.outcome is Outcome.DIED
+    ch.add(facility, day, "incidents", data.kind.value)
+    ch.add(facility, day, "incident_outcomes", data.outcome.value)
+    ch.add(facility, day, "overdoses", "", int(data.kind in OVERDOSE_KINDS))
+    ch.add(facility, day, "life_threatening", "", int(data.life_threatening))
+    ch.add(facility, day, "life_threatening_survived", "", int(data.life_threatening and not died))
+    ch.add(facility, day, "naloxone_doses", "", data.interventions.naloxone_doses)
+    ch.add(facility, day, "ambulance_calls", "", int(data.interventions.ambulance_called))
+    ch.add(
+        facility,
+        day,
+        "hospital_transfers",
+        "",
+        int(data.outcome is Outcome.TRANSFERRED_TO_HOSPITAL),
+    )
+    ch.add(facility, day, "deaths", "", int(died))

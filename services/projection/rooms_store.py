@@ -1,0 +1,41 @@
+"""PostgreSQL side of :mod:`.rooms`: writes :class:`~.rooms.RoomChanges` in the batch's
+transaction (set-based, sums only, so the result does not depend on batching)."""
+
+from __future__ import annotations
+
+from services.projection.rooms import RoomChanges
+from services.projection.store import Conn
+
+
+async def apply_room_changes(conn: Conn, ch: RoomChanges) -> None:
+    if ch.room:
+        keys = sorted(ch.room)
+        await conn.execute(
+            """INSERT INTO room_daily (facility, day, measure, key, amount)
+               SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[],
+                                    $5::numeric[])
+               ON CONFLICT (facility, day, measure, key)
+               DO UPDATE SET amount = room_daily.amount + EXCLUDED.amount""",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [k[3] for k in keys],
+            [ch.room[k] for k in keys],
+        )
+    if ch.street:
+        skeys = sorted(ch.street)
+        await conn.execute(
+            """INSERT INTO street_collections_daily (district, area, day, reports, needles, kg)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::int[],
+                                    $5::bigint[], $6::numeric[])
+               ON CONFLICT (district, area, day) DO UPDATE
+               SET reports = street_collections_daily.reports + EXCLUDED.reports,
+                   needles = street_collections_daily.needles + EXCLUDED.needles,
+                   kg = street_collections_daily.kg + EXCLUDED.kg""",
+            [k[0] for k in skeys],
+            [k[1] for k in skeys],
+            [k[2] for k in skeys],
+            [ch.street[k].reports for k in skeys],
+            [ch.street[k].needles for k in skeys],
+            [ch.street[k].kg for k in skeys],
+        )
