@@ -75,3 +75,29 @@ def test_inconsistent_city_is_refused(broken: dict[str, object]) -> None:
         }
     with pytest.raises(ValidationError):
         City.model_validate(base | broken)
+
+
+def test_opening_dates_are_loaded_and_a_planned_room_has_not_opened() -> None:
+    city = load_city(CitySettings().file)
+    halmtorv = city.facility_by_id["halmtorv"]
+    assert halmtorv.opened is not None and halmtorv.planned_opening is None
+    planned = [f for f in city.facilities if f.status == "planned"]
+    assert planned and all(f.opened is None and f.planned_opening for f in planned)
+    room = {
+        "id": "r",
+        "name": "R",
+        "district": "d",
+        "address": "x",
+        "booths": 4,
+        "status": "planned",
+        "opened": "2026-01-05",
+    }
+    with pytest.raises(ValidationError, match="planned room has no 'opened'"):
+        City.model_validate({"districts": [{"id": "d", "name": "D"}], "facilities": [room]})
+    with pytest.raises(ValidationError):
+        City.model_validate(
+            {
+                "districts": [{"id": "d", "name": "D"}],
+                "facilities": [{**room, "status": "permanent", "opened": "2026-02-30"}],
+            }
+        )

@@ -1,0 +1,102 @@
+"""Reporting periods and scopes: calendar periods contain their anchor and tile the calendar;
+since-opening and custom ranges; bad input names the field."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from services.projection.periods import (
+    PeriodError,
+    PeriodKind,
+    opening_day,
+    parse_scope,
+    resolve_period,
+    scope_districts,
+    scope_facilities,
+)
+from services.projection.report.build import parse_request
+from tests.unit.projection.factory import CITY
+
+
+@pytest.mark.parametrize(
+    ("kind", "anchor", "start", "end"),
+    [
+        (PeriodKind.WEEK, date(2026, 1, 1), date(2025, 12, 29), date(2026, 1, 4)),
+        (PeriodKind.MONTH, date(2024, 2, 29), date(2024, 2, 1), date(2024, 2, 29)),
+        (PeriodKind.MONTH, date(2026, 12, 31), date(2026, 12, 1), date(2026, 12, 31)),
+        (PeriodKind.QUARTER, date(2026, 11, 29), date(2026, 10, 1), date(2026, 12, 31)),
+        (PeriodKind.QUARTER, date(2026, 3, 31), date(2026, 1, 1), date(2026, 3, 31)),
+        (PeriodKind.YEAR, date(2026, 6, 15), date(2026, 1, 1), date(2026, 12, 31)),
+    ],
+)
+def test_calendar_periods(kind: PeriodKind, anchor: date, start: date, end: date) -> None:
+    p = resolve_period(kind, anchor=anchor)
+    assert (p.start, p.end) == (start, end)
+
+
+@pytest.mark.parametrize("kind", [PeriodKind.WEEK, PeriodKind.MONTH, PeriodKind.QUARTER])
+def test_consecutive_calendar_periods_tile_a_year(kind: PeriodKind) -> None:
+    day, covered = date(2026, 1, 1), []
+    while day.year == 2026:
+        p = resolve_period(kind, anchor=day)
+        assert p.start <= day <= p.end
+        covered.append(p)
+        day = p.end + timedelta(days=1)
+    for a, b in zip(covered, covered[1:], strict=False):
+        assert b.start == a.end + timedelta(days=1)
+
+
+def test_since_opening_and_custom() -> None:
+    opened = date(2025, 9, 1)
+    p = resolve_period(PeriodKind.SINCE_OPENING, anchor=date(2026, 2, 1), opened=opened)
+    assert (p.start, p.end, p.days) == (opened, date(2026, 2, 1), 154)
+    with pytest.raises(PeriodError) as e:
+        resolve_period(PeriodKind.SINCE_OPENING, anchor=date(2026, 2, 1), opened=None)
+    assert e.value.field == "period"
+    with pytest.raises(PeriodError) as e:
+        resolve_period(
+            PeriodKind.CUSTOM, anchor=date(2026, 2, 1), start=date(2026, 2, 2), end=date(2026, 2, 1)
+        )
+    assert e.value.field == "from"
+
+
+def test_scopes() -> None:
+    assert scope_facilities(parse_scope("district:vesterbro", CITY), CITY) == [
+        "halmtorv",
+        "maendenes-hjem",
+    ]
+    assert scope_districts(parse_scope("room:halmtorv", CITY), CITY) == ["vesterbro"]
+    assert len(scope_facilities(parse_scope("city", CITY), CITY)) == len(CITY.facilities)
+    assert opening_day(parse_scope("district:vesterbro", CITY), CITY) == date(2025, 9, 1)
+    assert opening_day(parse_scope("room:amager", CITY), CITY) is None
+    for bad in ("room:nowhere", "district:", "town", "room:vesterbro"):
+        with pytest.raises(PeriodError) as e:
+            parse_scope(bad, CITY)
+        assert e.value.field == "scope"
+
+
+def test_public_variant_takes_calendar_periods_only() -> None:
+    today = date(2026, 5, 20)
+    ok = parse_request(CITY, today, scope="city", period="quarter", variant="public")
+    assert (ok.period.start, ok.period.end) == (date(2026, 4, 1), date(2026, 6, 30))
+    for period in ("custom", "since-opening"):
+        with pytest.raises(PeriodError) as e:
+            parse_request(
+                CITY,
+                today,
+                scope="room:halmtorv",
+                period=period,
+                variant="public",
+                start=date(2026, 5, 1) if period == "custom" else None,
+                end=date(2026, 5, 2) if period == "custom" else None,
+            )
+        assert e.value.field == "period"
+    internal = parse_request(
+        CITY, today, scope="room:halmtorv", period="since-opening", variant="internal"
+    )
+    assert internal.period.start == date(2025, 9, 1)
+    with pytest.raises(PeriodError) as e:
+        parse_request(CITY, today, scope="city", period="month", variant="secret")
+    assert e.value.field == "variant"
