@@ -3,6 +3,7 @@ since-opening and custom ranges; bad input names the field."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, timedelta
 
 import pytest
@@ -44,7 +45,7 @@ def test_consecutive_calendar_periods_tile_a_year(kind: PeriodKind) -> None:
         assert p.start <= day <= p.end
         covered.append(p)
         day = p.end + timedelta(days=1)
-    for a, b in zip(covered, covered[1:], strict=False):
+    for a, b in itertools.pairwise(covered):
         assert b.start == a.end + timedelta(days=1)
 
 
