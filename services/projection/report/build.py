@@ -7,6 +7,7 @@ event-log position it states belong to the same snapshot of the read models.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -104,6 +105,9 @@ async def gather(
         areas = await q.street_areas(conn, districts, start, end)
         alerts = await q.alerts_raised(conn, districts, start, end, city.zone)
         position = await q.log_position(conn, group)
+    names = {d.id: d.name for d in city.districts}
+    areas = [dataclasses.replace(a, district=names[a.district]) for a in areas]
+    alerts = [{**a, "district": names.get(a["district"], a["district"])} for a in alerts]
     tables = scope_tables(city, rooms)
     key = req.scope.key
     hidden: frozenset[str] = frozenset()

@@ -74,7 +74,7 @@ def _bars(ax: Axes, chart: Chart) -> None:
     if chart.days:
         mean = sum(values) / len(values)
         ax.axhline(mean, color=ORANGE, linewidth=1.2, label=f"mean {mean:,.1f} a day")
-        ax.legend(loc="lower right", frameon=False)
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False)
     _mark_opening(ax, chart.marker)
     ax.set_ylim(bottom=0)
 
@@ -97,7 +97,7 @@ def _street(ax: Axes, chart: Chart) -> None:
         ax.plot([], [], color=ORANGE, linewidth=2, label="mean with 95% CI")
     _mark_opening(ax, marker)
     ax.set_ylim(bottom=0)
-    ax.legend(loc="lower left", frameon=False)
+    ax.legend(loc="upper right", frameon=True, framealpha=0.9, edgecolor="none")
 
 
 def _mark_opening(ax: Axes, marker: date | None) -> None:
@@ -106,10 +106,11 @@ def _mark_opening(ax: Axes, marker: date | None) -> None:
     ax.axvline(_x(marker), color=GREY, linestyle="--", linewidth=1)
     ax.annotate(
         f"room opened {marker.isoformat()}",
-        xy=(_x(marker), 1.0),
+        xy=(_x(marker), 0.04),
         xycoords=("data", "axes fraction"),
-        xytext=(4, -10),
+        xytext=(4, 0),
         textcoords="offset points",
         fontsize=8,
         color=GREY,
+        bbox={"boxstyle": "square,pad=0.2", "facecolor": "white", "edgecolor": "none"},
     )

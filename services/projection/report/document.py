@@ -357,7 +357,7 @@ def _supplies_section(inp: ReportInput, c: _Cells) -> Section:
                 "needles", "Clean needles handed out per day", inp, inp.series.needles, "needles"
             ),
         ),
-        new_page=True,
+        new_page=False,
     )
 
 

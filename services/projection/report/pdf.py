@@ -119,6 +119,10 @@ def _cards(pdf: FPDF, cards: list[KeyFigure]) -> None:
 
 
 def _table(pdf: FPDF, t: Table) -> None:
+    """A table kept on one page when it fits on one (a header without its rows helps nobody)."""
+    needed = 5.5 * (len(t.rows) + 1) + (5 if t.note else 0)
+    if pdf.get_y() + needed > pdf.h - 18 and needed < pdf.h - 40:
+        pdf.add_page()
     pdf.set_font("dv", "", 9)
     first = 80 if len(t.header) > 2 else 120
     rest = (180 - first) / max(len(t.header) - 1, 1)
