@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 
 from services.projection.api import ReadContext, build_router
 from services.projection.domain_metrics import install_domain_metrics
+from services.projection.period_api import build_period_router
 from services.projection.report_api import build_report_router
 from services.projection.runner import ProjectionRunner
 from services.projection.settings import ProjectionSettings
@@ -85,6 +86,7 @@ def create_app() -> FastAPI:
 
     app.include_router(build_router(get_ctx), prefix="/v1", tags=[SERVICE])
     app.include_router(build_report_router(get_ctx), prefix="/v1", tags=[SERVICE])
+    app.include_router(build_period_router(get_ctx), prefix="/v1", tags=[SERVICE])
     install_common(app, SERVICE, health, MAX_BODY_BYTES)
     return app
 

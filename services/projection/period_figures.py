@@ -121,3 +121,14 @@ def hidden_cells(city: City, tables: Mapping[str, Cells], threshold: int) -> set
             groups.append(Group((f"district:{d.id}", n), rooms))
         groups.append(Group(("city", n), tuple((f"district:{d.id}", n) for d in city.districts)))
     return suppress(values, groups, threshold)
+
+
+def scope_hidden(
+    city: City, tables: Mapping[str, Cells], scope_key: str, threshold: int
+) -> frozenset[str]:
+    """The cells of one scope's table hidden in the public release of all ``tables``."""
+    return frozenset(
+        str(c[1])
+        for c in hidden_cells(city, tables, threshold)
+        if isinstance(c, tuple) and c[0] == scope_key
+    )

@@ -184,3 +184,52 @@ async def log_position(conn: Conn, group: str) -> LogPosition:
         tuple((r["topic"], r["partition"], r["next_offset"]) for r in rows),
         max(times) if times else None,
     )
+
+
+async def room_days(
+    conn: Conn, facility: str, start: date, end: date
+) -> dict[date, dict[str, Decimal]]:
+    """One room's amounts per local day in [start, end] (days without data are absent): the
+    visit figures of the day (people: distinct pseudonyms that day) and its room_daily rows."""
+    out: dict[date, dict[str, Decimal]] = {}
+    rows = await conn.fetch(
+        """SELECT day, measure, key, amount FROM room_daily
+           WHERE facility = $1 AND day BETWEEN $2 AND $3""",
+        facility,
+        start,
+        end,
+    )
+    for r in rows:
+        name = r["measure"] if r["key"] == "" else f"{r['measure']}.{r['key']}"
+        out.setdefault(r["day"], {})[name] = Decimal(r["amount"])
+    visits = await conn.fetch(
+        """SELECT day, count(*) AS visits, count(DISTINCT client_pseudonym) AS people,
+                  count(DISTINCT client_pseudonym) FILTER (WHERE first_visit) AS new_people,
+                  count(*) FILTER (WHERE assisted_injection) AS assisted_injections
+           FROM visits
+           WHERE facility = $1 AND day BETWEEN $2 AND $3 AND start_time IS NOT NULL
+           GROUP BY day""",
+        facility,
+        start,
+        end,
+    )
+    for r in visits:
+        day = out.setdefault(r["day"], {})
+        for name in ("visits", "people", "new_people", "assisted_injections"):
+            day[name] = Decimal(r[name])
+    return out
+
+
+async def street_area_days(
+    conn: Conn, districts: list[str], start: date, end: date
+) -> list[dict[str, Any]]:
+    """Street collections per district, area and day in [start, end]."""
+    rows = await conn.fetch(
+        """SELECT district, area, day, reports, needles, kg FROM street_collections_daily
+           WHERE district = ANY($1::text[]) AND day BETWEEN $2 AND $3
+           ORDER BY day, district, area""",
+        districts,
+        start,
+        end,
+    )
+    return [dict(r) for r in rows]

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from services.projection import period_queries as q
-from services.projection.period_figures import hidden_cells, scope_tables
+from services.projection.period_figures import scope_hidden, scope_tables
 from services.projection.periods import (
     CALENDAR_PERIODS,
     Period,
@@ -112,11 +112,7 @@ async def gather(
     key = req.scope.key
     hidden: frozenset[str] = frozenset()
     if req.variant is Variant.PUBLIC:
-        hidden = frozenset(
-            str(c[1])
-            for c in hidden_cells(city, tables, threshold)
-            if isinstance(c, tuple) and c[0] == key
-        )
+        hidden = scope_hidden(city, tables, key, threshold)
     return ReportInput(
         scope=req.scope,
         scope_name=scope_name(req.scope, city),

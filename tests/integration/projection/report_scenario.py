@@ -88,13 +88,17 @@ def build(now: datetime, zone: ZoneInfo) -> Scenario:
             )
     kinds = [ReferralKind.ADDICTION_TREATMENT] * 3 + [ReferralKind.HOUSING] * 2
     kinds += [ReferralKind.MEDICAL_CARE, ReferralKind.MENTAL_HEALTH]
-    for n, kind in enumerate(kinds):
-        events.append(f.referral(at(first + timedelta(days=n + 1), 11), kind))
+    for n, kind in enumerate(kinds):  # all on one day (tests anchor calendar periods on it)
+        events.append(f.referral(at(referral_day(first), 11, n), kind))
     for n in range(4):
         found = (Substance.HEROIN, Substance.FENTANYL) if n == 0 else (Substance.HEROIN,)
         events.append(f.drug_check(at(first + timedelta(days=n + 3), 12), Substance.HEROIN, found))
     events.append(f.alert(at(first + timedelta(days=20), 15), "scenario-episode"))
     return Scenario(first, today - timedelta(days=1), opened, events)
+
+
+def referral_day(first: date) -> date:
+    return first + timedelta(days=4)
 
 
 def _street(when: datetime, area: str, kg: float) -> Envelope:

@@ -16,6 +16,8 @@ import httpx
 import pytest
 import yaml
 
+from services.projection.figures import days_between
+from services.projection.periods import PeriodKind, resolve_period
 from shared.settings import REPO_ROOT
 from tests.integration.projection.harness import (
     ProjectionProcess,
@@ -23,7 +25,7 @@ from tests.integration.projection.harness import (
     snapshot,
     wait_caught_up,
 )
-from tests.integration.projection.report_scenario import ROOM, Scenario, build
+from tests.integration.projection.report_scenario import ROOM, Scenario, build, referral_day
 from tests.unit.projection.factory import CITY
 from tests.unit.report.pdftools import pdf_pages, pdf_text, row_value
 
@@ -86,6 +88,45 @@ def _assert_scenario_figures(text: str, s: Scenario) -> None:
     assert "Halmtorvet" in flat and "Skelbækgade" in flat
 
 
+async def _assert_read_models(client: httpx.AsyncClient, s: Scenario) -> None:
+    """The JSON read models behind the report: per room, per period, street areas."""
+    span = {"period": "custom", "from": s.first.isoformat(), "to": s.last.isoformat()}
+    for scope in (f"room:{ROOM}", "district:vesterbro", "city"):
+        r = await client.get("/v1/periods", params={**span, "scope": scope})
+        assert r.status_code == 200, r.text
+        figures = r.json()["figures"]
+        assert figures["people"] == 12 and figures["visits"] == 112, scope
+        assert figures["supplies_dispensed.needles"] == 5880
+        assert (figures["incidents"], figures["life_threatening_survived"]) == (10, 6)
+        assert figures["deaths"] == 0
+    other = await client.get("/v1/periods", params={**span, "scope": "room:maendenes-hjem"})
+    assert other.json()["figures"]["visits"] == 0  # per room: not mixed within the district
+    day = await client.get(
+        f"/v1/rooms/{ROOM}/daily", params={"from": s.first.isoformat(), "to": s.last.isoformat()}
+    )
+    days = day.json()["days"]
+    assert len(days) == 28 and all(d["supplies_dispensed.needles"] == 210 for d in days)
+    assert sum(d["people"] for d in days) == 112  # daily uniques add up to more than 12
+    street = await client.get(
+        "/v1/street-collections",
+        params={"district": "vesterbro", "from": s.first.isoformat(), "to": s.last.isoformat()},
+    )
+    rows = street.json()["collections"]
+    assert {r["area"] for r in rows} == {"Halmtorvet", "Skelbækgade"} and len(rows) == 56
+    anchor = referral_day(s.first)
+    year = resolve_period(PeriodKind.YEAR, anchor=anchor)
+    in_year = sum(1 for d in days_between(s.first, s.last) if year.start <= d <= year.end)
+    public = await client.get(
+        "/v1/public/periods",
+        params={"scope": f"room:{ROOM}", "period": "year", "anchor": anchor.isoformat()},
+    )
+    assert public.status_code == 200, public.text
+    body = public.json()
+    assert body["figures"]["supplies_dispensed.needles"] == 210 * in_year  # things: shown
+    assert all(body["figures"][c] is None for c in body["suppressed"])
+    assert "referrals.housing" in body["suppressed"]  # 2 people: below the threshold
+
+
 async def test_council_scenario_report(iso_env: TestEnv, tmp_path: Path) -> None:
     now = datetime.now(UTC)  # the scenario's only clock: every time is relative to it
     s = build(now, CITY.zone)
@@ -121,6 +162,7 @@ async def test_council_scenario_report(iso_env: TestEnv, tmp_path: Path) -> None
             assert html.status_code == 200
             assert html.headers["content-type"].startswith("text/html")
             assert "Lives probably saved" in html.text
+            await _assert_read_models(client, s)
     finally:
         proc.terminate()
 

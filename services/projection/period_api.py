@@ -1,0 +1,191 @@
+"""Read API over the per-room and period read models (its own router, JSON):
+
+* ``GET /v1/rooms/{facility}/daily``: a room's figures per day;
+* ``GET /v1/periods``: totals of a scope (city, district, room) over a week, month, quarter,
+  year, since opening or a custom range; distinct people are counted over the whole period;
+* ``GET /v1/public/periods``: the same for calendar periods with the public release rule
+  (hidden cells are null and listed in ``suppressed``);
+* ``GET /v1/street-collections``: street needle collections per district, area and day.
+
+Access: the composition root passes the read API's authentication dependencies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from services.projection import period_queries as q
+from services.projection.api import FromDate, ReadContext, ToDate
+from services.projection.figures import days_between
+from services.projection.period_figures import complete, scope_hidden, scope_tables
+from services.projection.periods import PeriodError
+from services.projection.report.build import ReportRequest, parse_request
+
+Scope = Annotated[str, Query(description="city, district:<id> or room:<id>")]
+PeriodQ = Annotated[str, Query(description="week, month, quarter, year, since-opening, custom")]
+Anchor = Annotated[date | None, Query(description="A day in the period (default today)")]
+
+
+def _error(field: str, msg: str) -> HTTPException:
+    return HTTPException(422, detail=[{"loc": ["query", field], "msg": msg, "type": "value_error"}])
+
+
+def _number(v: Decimal) -> int | float:
+    return int(v) if v == v.to_integral_value() else float(v)
+
+
+def build_period_router(
+    get_ctx: Callable[[Request], ReadContext], dependencies: Sequence[Any] = ()
+) -> APIRouter:
+    router = APIRouter(dependencies=list(dependencies))
+
+    def request_of(
+        ctx: ReadContext,
+        variant: str,
+        scope: str,
+        period: str,
+        anchor: date | None,
+        start: date | None,
+        end: date | None,
+    ) -> ReportRequest:
+        try:
+            return parse_request(
+                ctx.city,
+                ctx.today(),
+                scope=scope,
+                period=period,
+                variant=variant,
+                anchor=anchor,
+                start=start,
+                end=end,
+                max_days=ctx.settings.max_range_days,
+            )
+        except PeriodError as exc:
+            raise _error(exc.field, str(exc)) from None
+
+    async def totals(ctx: ReadContext, req: ReportRequest, public: bool) -> dict[str, Any]:
+        p = req.period
+        async with ctx.pool.acquire() as conn:
+            rooms = await q.room_cells(conn, [f.id for f in ctx.city.facilities], p.start, p.end)
+        tables = scope_tables(ctx.city, rooms)
+        table = tables[req.scope.key]
+        figures: dict[str, Any] = {k: _number(v) for k, v in table.items()}
+        out: dict[str, Any] = {
+            "scope": req.scope.key,
+            "period": p.kind.value,
+            "label": p.label,
+            "from": p.start.isoformat(),
+            "to": p.end.isoformat(),
+            "days": p.days,
+            "figures": figures,
+        }
+        if public:
+            threshold = ctx.settings.suppression_threshold
+            hidden = sorted(scope_hidden(ctx.city, tables, req.scope.key, threshold))
+            for name in hidden:
+                figures[name] = None
+            out["suppression_threshold"] = threshold
+            out["suppressed"] = hidden
+        out.update((await ctx.freshness()).as_json())
+        return out
+
+    @router.get("/periods", summary="A scope's totals over a period (distinct people exact)")
+    async def periods(
+        request: Request,
+        scope: Scope = "city",
+        period: PeriodQ = "month",
+        anchor: Anchor = None,
+        start: FromDate = None,
+        end: ToDate = None,
+    ) -> dict[str, Any]:
+        ctx = get_ctx(request)
+        req = request_of(ctx, "internal", scope, period, anchor, start, end)
+        return await totals(ctx, req, public=False)
+
+    @router.get(
+        "/public/periods",
+        summary="A scope's totals over a calendar period, small counts suppressed",
+    )
+    async def public_periods(
+        request: Request,
+        scope: Scope = "city",
+        period: PeriodQ = "month",
+        anchor: Anchor = None,
+    ) -> dict[str, Any]:
+        ctx = get_ctx(request)
+        req = request_of(ctx, "public", scope, period, anchor, None, None)
+        return await totals(ctx, req, public=True)
+
+    @router.get("/rooms/{facility}/daily", summary="A room's figures per day")
+    async def room_daily(
+        request: Request, facility: str, start: FromDate = None, end: ToDate = None
+    ) -> dict[str, Any]:
+        ctx = get_ctx(request)
+        if facility not in ctx.city.facility_by_id:
+            raise HTTPException(404, "unknown facility")
+        last = end or ctx.today()
+        first = start or last
+        if first > last:
+            raise _error("from", "must not be after 'to'")
+        if (last - first).days + 1 > ctx.settings.max_range_days:
+            raise _error("from", f"range longer than {ctx.settings.max_range_days} days")
+        async with ctx.pool.acquire() as conn:
+            found = await q.room_days(conn, facility, first, last)
+        days = [
+            {
+                "day": d.isoformat(),
+                **{k: _number(v) for k, v in complete(found.get(d, {})).items()},
+            }
+            for d in days_between(first, last)
+        ]
+        return {
+            "facility": facility,
+            "district": ctx.city.district_of(facility),
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "days": days,
+            **(await ctx.freshness()).as_json(),
+        }
+
+    @router.get("/street-collections", summary="Street needle collections by district and area")
+    async def street_collections(
+        request: Request,
+        district: str | None = None,
+        start: FromDate = None,
+        end: ToDate = None,
+    ) -> dict[str, Any]:
+        ctx = get_ctx(request)
+        if district is not None and district not in ctx.city.district_by_id:
+            raise HTTPException(404, "unknown district")
+        last = end or ctx.today()
+        first = start or last
+        if first > last:
+            raise _error("from", "must not be after 'to'")
+        if (last - first).days + 1 > ctx.settings.max_range_days:
+            raise _error("from", f"range longer than {ctx.settings.max_range_days} days")
+        districts = [district] if district else [d.id for d in ctx.city.districts]
+        async with ctx.pool.acquire() as conn:
+            rows = await q.street_area_days(conn, districts, first, last)
+        return {
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "collections": [
+                {
+                    "day": r["day"].isoformat(),
+                    "district": r["district"],
+                    "area": r["area"],
+                    "reports": r["reports"],
+                    "needles": r["needles"],
+                    "kg": float(r["kg"]),
+                }
+                for r in rows
+            ],
+            **(await ctx.freshness()).as_json(),
+        }
+
+    return router
