@@ -10,6 +10,8 @@
 #   make status  what is running
 #   make logs    last lines of every log in .state/logs (LINES=100 for more)
 #   make rebuild stop the projection, rebuild its read models from the topics, start it again
+#   make report  the evidence report from the read models (REPORT_ARGS="--scope district:vesterbro
+#                --period quarter --variant internal --format html"; see dcr report --help)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -21,8 +23,9 @@ PYTEST_ARGS ?=
 # make up SIM=0: start the platform without the facility simulator
 SIM ?= 1
 LINES ?= 30
+REPORT_ARGS ?=
 
-.PHONY: help venv up down test test-faults lint status logs rebuild bench
+.PHONY: help venv up down test test-faults lint status logs rebuild bench report
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -61,6 +64,7 @@ test: venv
 	@$(SCRIPTS)/kafka.sh install
 	@$(SCRIPTS)/kafka.sh start
 	@$(SCRIPTS)/prometheus.sh install
+	@$(SCRIPTS)/report.sh install
 	@rc=0; $(PY) -m pytest -m "not heavy" $(PYTEST_ARGS) || rc=$$?; \
 	if [[ $$rc -eq 5 ]]; then echo "make test: FAILED: pytest collected no tests" >&2; fi; \
 	exit $$rc
@@ -98,3 +102,7 @@ rebuild: venv
 	@$(SCRIPTS)/services.sh stop-one projection
 	@$(PY) -m services.projection.rebuild
 	@$(SCRIPTS)/services.sh start
+
+report: venv
+	@$(SCRIPTS)/postgres.sh start
+	@.venv/bin/dcr report $(REPORT_ARGS)

@@ -20,7 +20,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from services.projection import period_queries as q
-from services.projection.api import FromDate, ReadContext, ToDate
+from services.projection.api import FromDate, ReadContext, ToDate, _query_error
+from services.projection.api import _range as day_range
 from services.projection.figures import days_between
 from services.projection.period_figures import complete, scope_hidden, scope_tables
 from services.projection.periods import PeriodError
@@ -31,42 +32,40 @@ PeriodQ = Annotated[str, Query(description="week, month, quarter, year, since-op
 Anchor = Annotated[date | None, Query(description="A day in the period (default today)")]
 
 
-def _error(field: str, msg: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": ["query", field], "msg": msg, "type": "value_error"}])
-
-
 def _number(v: Decimal) -> int | float:
     return int(v) if v == v.to_integral_value() else float(v)
+
+
+def report_request(
+    ctx: ReadContext,
+    variant: str,
+    scope: str,
+    period: str,
+    anchor: date | None,
+    start: date | None,
+    end: date | None,
+) -> ReportRequest:
+    """The request of a period or report query; a bad input is a 422 naming the field."""
+    try:
+        return parse_request(
+            ctx.city,
+            ctx.today(),
+            scope=scope,
+            period=period,
+            variant=variant,
+            anchor=anchor,
+            start=start,
+            end=end,
+            max_days=ctx.settings.max_range_days,
+        )
+    except PeriodError as exc:
+        raise _query_error(exc.field, str(exc)) from None
 
 
 def build_period_router(
     get_ctx: Callable[[Request], ReadContext], dependencies: Sequence[Any] = ()
 ) -> APIRouter:
     router = APIRouter(dependencies=list(dependencies))
-
-    def request_of(
-        ctx: ReadContext,
-        variant: str,
-        scope: str,
-        period: str,
-        anchor: date | None,
-        start: date | None,
-        end: date | None,
-    ) -> ReportRequest:
-        try:
-            return parse_request(
-                ctx.city,
-                ctx.today(),
-                scope=scope,
-                period=period,
-                variant=variant,
-                anchor=anchor,
-                start=start,
-                end=end,
-                max_days=ctx.settings.max_range_days,
-            )
-        except PeriodError as exc:
-            raise _error(exc.field, str(exc)) from None
 
     async def totals(ctx: ReadContext, req: ReportRequest, public: bool) -> dict[str, Any]:
         p = req.period
@@ -104,7 +103,7 @@ def build_period_router(
         end: ToDate = None,
     ) -> dict[str, Any]:
         ctx = get_ctx(request)
-        req = request_of(ctx, "internal", scope, period, anchor, start, end)
+        req = report_request(ctx, "internal", scope, period, anchor, start, end)
         return await totals(ctx, req, public=False)
 
     @router.get(
@@ -118,7 +117,7 @@ def build_period_router(
         anchor: Anchor = None,
     ) -> dict[str, Any]:
         ctx = get_ctx(request)
-        req = request_of(ctx, "public", scope, period, anchor, None, None)
+        req = report_request(ctx, "public", scope, period, anchor, None, None)
         return await totals(ctx, req, public=True)
 
     @router.get("/rooms/{facility}/daily", summary="A room's figures per day")
@@ -128,12 +127,7 @@ def build_period_router(
         ctx = get_ctx(request)
         if facility not in ctx.city.facility_by_id:
             raise HTTPException(404, "unknown facility")
-        last = end or ctx.today()
-        first = start or last
-        if first > last:
-            raise _error("from", "must not be after 'to'")
-        if (last - first).days + 1 > ctx.settings.max_range_days:
-            raise _error("from", f"range longer than {ctx.settings.max_range_days} days")
+        first, last = day_range(ctx, start, end)
         async with ctx.pool.acquire() as conn:
             found = await q.room_days(conn, facility, first, last)
         days = [
@@ -162,12 +156,7 @@ def build_period_router(
         ctx = get_ctx(request)
         if district is not None and district not in ctx.city.district_by_id:
             raise HTTPException(404, "unknown district")
-        last = end or ctx.today()
-        first = start or last
-        if first > last:
-            raise _error("from", "must not be after 'to'")
-        if (last - first).days + 1 > ctx.settings.max_range_days:
-            raise _error("from", f"range longer than {ctx.settings.max_range_days} days")
+        first, last = day_range(ctx, start, end)
         districts = [district] if district else [d.id for d in ctx.city.districts]
         async with ctx.pool.acquire() as conn:
             rows = await q.street_area_days(conn, districts, first, last)

@@ -21,6 +21,11 @@ from services.projection.store import Conn
 RoomCells = dict[str, Decimal]  # "measure" or "measure.key" -> amount
 
 
+def _cell(row: Any) -> str:
+    """The cell name of a room_daily row: ``measure`` or ``measure.key``."""
+    return str(row["measure"]) if row["key"] == "" else f"{row['measure']}.{row['key']}"
+
+
 async def room_cells(
     conn: Conn, facilities: list[str], start: date, end: date
 ) -> dict[str, RoomCells]:
@@ -36,8 +41,7 @@ async def room_cells(
         end,
     )
     for r in rows:
-        name = r["measure"] if r["key"] == "" else f"{r['measure']}.{r['key']}"
-        out[r["facility"]][name] = Decimal(r["amount"])
+        out[r["facility"]][_cell(r)] = Decimal(r["amount"])
     visits = await conn.fetch(
         """SELECT facility, count(*) AS visits,
                   count(DISTINCT client_pseudonym) AS people,
@@ -200,8 +204,7 @@ async def room_days(
         end,
     )
     for r in rows:
-        name = r["measure"] if r["key"] == "" else f"{r['measure']}.{r['key']}"
-        out.setdefault(r["day"], {})[name] = Decimal(r["amount"])
+        out.setdefault(r["day"], {})[_cell(r)] = Decimal(r["amount"])
     visits = await conn.fetch(
         """SELECT day, count(*) AS visits, count(DISTINCT client_pseudonym) AS people,
                   count(DISTINCT client_pseudonym) FILTER (WHERE first_visit) AS new_people,

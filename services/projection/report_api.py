@@ -11,17 +11,16 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from services.projection.api import ReadContext
-from services.projection.periods import PeriodError
+from services.projection.period_api import report_request
 from services.projection.report.build import (
     MEDIA_TYPES,
     Format,
     filename,
     gather,
-    parse_request,
     render,
 )
 
@@ -50,22 +49,7 @@ def build_report_router(
         format: Annotated[Format, Query(description="html or pdf")] = Format.HTML,
     ) -> Response:
         ctx = get_ctx(request)
-        try:
-            req = parse_request(
-                ctx.city,
-                ctx.today(),
-                scope=scope,
-                period=period,
-                variant=variant,
-                anchor=anchor,
-                start=start,
-                end=end,
-                max_days=ctx.settings.max_range_days,
-            )
-        except PeriodError as exc:
-            raise HTTPException(
-                422, detail=[{"loc": ["query", exc.field], "msg": str(exc), "type": "value_error"}]
-            ) from None
+        req = report_request(ctx, variant, scope, period, anchor, start, end)
         async with ctx.pool.acquire() as conn:
             inp = await gather(
                 conn,

@@ -103,7 +103,7 @@ def _street(ax: Axes, chart: Chart) -> None:
 def _mark_opening(ax: Axes, marker: date | None) -> None:
     if marker is None:
         return
-    ax.axvline(_x(marker), color=GREY, linestyle="--", linewidth=1)
+    ax.axvline(_x(marker), color=GREY, linestyle="--", linewidth=1, zorder=3)
     ax.annotate(
         f"room opened {marker.isoformat()}",
         xy=(_x(marker), 0.04),

@@ -177,14 +177,20 @@ def build_document(inp: ReportInput) -> Document:
     )
     return Document(
         title=f"Supervised drug consumption rooms: {inp.scope_name}",
-        subtitle=f"Evidence report for {period.label} ({period.days} days, "
-        f"{period.start.isoformat()} to {period.end.isoformat()})",
+        subtitle=_subtitle(period),
         banner=banner,
         footer=footer,
         sections=tuple(sections),
         build_time=inp.build_time,
         key_figures=key,
     )
+
+
+def _subtitle(period: Period) -> str:
+    span = f"{period.start.isoformat()} to {period.end.isoformat()}"
+    if span in period.label:
+        return f"Evidence report for {period.label}, {period.days} days"
+    return f"Evidence report for {period.label} ({period.days} days, {span})"
 
 
 def _when(t: datetime | None, inp: ReportInput) -> str:
