@@ -3,8 +3,6 @@
 * ``GET /v1/rooms/{facility}/daily``: a room's figures per day;
 * ``GET /v1/periods``: totals of a scope (city, district, room) over a week, month, quarter,
   year, since opening or a custom range; distinct people are counted over the whole period;
-* ``GET /v1/public/periods``: the same for calendar periods with the public release rule
-  (hidden cells are null and listed in ``suppressed``);
 * ``GET /v1/street-collections``: street needle collections per district, area and day.
 
 Access: the composition root passes the read API's authentication dependencies.
@@ -23,7 +21,7 @@ from services.projection import period_queries as q
 from services.projection.api import FromDate, ReadContext, ToDate, _query_error
 from services.projection.api import _range as day_range
 from services.projection.figures import days_between
-from services.projection.period_figures import complete, scope_hidden, scope_tables
+from services.projection.period_figures import complete, scope_tables
 from services.projection.periods import PeriodError
 from services.projection.report.build import ReportRequest, parse_request
 
@@ -67,12 +65,11 @@ def build_period_router(
 ) -> APIRouter:
     router = APIRouter(dependencies=list(dependencies))
 
-    async def totals(ctx: ReadContext, req: ReportRequest, public: bool) -> dict[str, Any]:
+    async def totals(ctx: ReadContext, req: ReportRequest) -> dict[str, Any]:
         p = req.period
         async with ctx.pool.acquire() as conn:
             rooms = await q.room_cells(conn, [f.id for f in ctx.city.facilities], p.start, p.end)
-        tables = scope_tables(ctx.city, rooms)
-        table = tables[req.scope.key]
+        table = scope_tables(ctx.city, rooms)[req.scope.key]
         figures: dict[str, Any] = {k: _number(v) for k, v in table.items()}
         out: dict[str, Any] = {
             "scope": req.scope.key,
@@ -83,13 +80,6 @@ def build_period_router(
             "days": p.days,
             "figures": figures,
         }
-        if public:
-            threshold = ctx.settings.suppression_threshold
-            hidden = sorted(scope_hidden(ctx.city, tables, req.scope.key, threshold))
-            for name in hidden:
-                figures[name] = None
-            out["suppression_threshold"] = threshold
-            out["suppressed"] = hidden
         out.update((await ctx.freshness()).as_json())
         return out
 
@@ -104,21 +94,7 @@ def build_period_router(
     ) -> dict[str, Any]:
         ctx = get_ctx(request)
         req = report_request(ctx, "internal", scope, period, anchor, start, end)
-        return await totals(ctx, req, public=False)
-
-    @router.get(
-        "/public/periods",
-        summary="A scope's totals over a calendar period, small counts suppressed",
-    )
-    async def public_periods(
-        request: Request,
-        scope: Scope = "city",
-        period: PeriodQ = "month",
-        anchor: Anchor = None,
-    ) -> dict[str, Any]:
-        ctx = get_ctx(request)
-        req = report_request(ctx, "public", scope, period, anchor, None, None)
-        return await totals(ctx, req, public=True)
+        return await totals(ctx, req)
 
     @router.get("/rooms/{facility}/daily", summary="A room's figures per day")
     async def room_daily(

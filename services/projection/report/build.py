@@ -81,6 +81,10 @@ def parse_request(
         raise PeriodError(
             "period", "the public variant covers calendar periods only (week, month, quarter, year)"
         )
+    if the_variant is Variant.PUBLIC and the_period.end >= today:
+        raise PeriodError(
+            "period", "the public variant covers closed periods only (ended before today)"
+        )
     if the_period.days > max_days:
         raise PeriodError("period", f"longer than {max_days} days")
     return ReportRequest(the_scope, the_period, the_variant)

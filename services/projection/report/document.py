@@ -502,8 +502,9 @@ def _methods_section(inp: ReportInput) -> Section:
         "('suppressed'), and further cells are hidden wherever a hidden count could be "
         "recovered by subtraction (a total and its parts, a district and its rooms, the city and "
         "its districts). Supplies, sharps and street needles are amounts of things and are "
-        "shown as they are. Only calendar periods (week, month, quarter, year) are published, "
-        "so that overlapping periods cannot be subtracted from each other."
+        "shown as they are. Only closed calendar periods (week, month, quarter, year, ended "
+        "before the report was built) are published, so that overlapping periods cannot be "
+        "subtracted from each other."
         if inp.variant is Variant.PUBLIC
         else "Internal variant: NO suppression is applied; small counts are shown as they are. "
         "Do not publish this report or quote its small counts outside the service."

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,18 +114,26 @@ async def _assert_read_models(client: httpx.AsyncClient, s: Scenario) -> None:
     )
     rows = street.json()["collections"]
     assert {r["area"] for r in rows} == {"Halmtorvet", "Skelbækgade"} and len(rows) == 56
-    anchor = referral_day(s.first)
-    year = resolve_period(PeriodKind.YEAR, anchor=anchor)
-    in_year = sum(1 for d in days_between(s.first, s.last) if year.start <= d <= year.end)
+    # the public variant: a closed calendar week (all referrals fall in it)
+    week = resolve_period(PeriodKind.WEEK, anchor=referral_day(s.first))
+    in_week = sum(1 for d in days_between(s.first, s.last) if week.start <= d <= week.end)
     public = await client.get(
-        "/v1/public/periods",
-        params={"scope": f"room:{ROOM}", "period": "year", "anchor": anchor.isoformat()},
+        "/v1/reports",
+        params={
+            "scope": f"room:{ROOM}",
+            "period": "week",
+            "anchor": week.start.isoformat(),
+            "variant": "public",
+            "format": "pdf",
+        },
     )
     assert public.status_code == 200, public.text
-    body = public.json()
-    assert body["figures"]["supplies_dispensed.needles"] == 210 * in_year  # things: shown
-    assert all(body["figures"][c] is None for c in body["suppressed"])
-    assert "referrals.housing" in body["suppressed"]  # 2 people: below the threshold
+    with tempfile.TemporaryDirectory() as tmp:
+        text = pdf_text(public.content, Path(tmp))
+    assert all("PUBLIC - counts of people below 5" in p for p in text.split("\f") if p.strip())
+    assert row_value(text, "Housing") == "suppressed"  # 2 people: below the threshold
+    assert f"Needles {210 * in_week:,} 210.0" in " ".join(text.split())  # things: shown
+    assert "Visits per day" not in text  # no daily series of people in public
 
 
 async def test_council_scenario_report(iso_env: TestEnv, tmp_path: Path) -> None:

@@ -78,10 +78,15 @@ def test_scopes() -> None:
         assert e.value.field == "scope"
 
 
-def test_public_variant_takes_calendar_periods_only() -> None:
+def test_public_variant_takes_closed_calendar_periods_only() -> None:
     today = date(2026, 5, 20)
-    ok = parse_request(CITY, today, scope="city", period="quarter", variant="public")
-    assert (ok.period.start, ok.period.end) == (date(2026, 4, 1), date(2026, 6, 30))
+    ok = parse_request(
+        CITY, today, scope="city", period="quarter", variant="public", anchor=date(2026, 3, 9)
+    )
+    assert (ok.period.start, ok.period.end) == (date(2026, 1, 1), date(2026, 3, 31))
+    with pytest.raises(PeriodError) as e:  # not closed yet: the figures would still change
+        parse_request(CITY, today, scope="city", period="month", variant="public")
+    assert e.value.field == "period"
     for period in ("custom", "since-opening"):
         with pytest.raises(PeriodError) as e:
             parse_request(
