@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from services.projection import period_queries as q
@@ -105,7 +105,7 @@ async def gather(
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         rooms = await q.room_cells(conn, [f.id for f in city.facilities], start, end)
         series = await q.day_series(conn, facilities, start, end)
-        street = await q.street_days(conn, districts, start, end)
+        street = await q.street_days(conn, districts, street_from(req, city), end)
         areas = await q.street_areas(conn, districts, start, end)
         alerts = await q.alerts_raised(conn, districts, start, end, city.zone)
         position = await q.log_position(conn, group)
@@ -135,6 +135,17 @@ async def gather(
         build_time=build_time,
         city_timezone=city.timezone,
     )
+
+
+def street_from(req: ReportRequest, city: City) -> date:
+    """First day of street collections to read: the period's, except for a since-opening
+    period, which has no day before the opening: then as many days before the opening as the
+    period has (the before/after baseline, at most a year)."""
+    opened = opening_day(req.scope, city)
+    p = req.period
+    if p.kind is PeriodKind.SINCE_OPENING and opened is not None:
+        return opened - timedelta(days=min(p.days, 366))
+    return p.start
 
 
 def render(inp: ReportInput, fmt: Format) -> bytes:

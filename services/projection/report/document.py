@@ -387,7 +387,7 @@ def _street_section(inp: ReportInput) -> Section:
             tuple(float(inp.street[d].kg) for d in days),
             "kg per day",
             marker=inp.opened
-            if inp.opened and inp.period.start <= inp.opened <= inp.period.end
+            if inp.opened and days and days[0] <= inp.opened <= inp.period.end
             else None,
             change=change,
         )
@@ -419,7 +419,12 @@ def _street_section(inp: ReportInput) -> Section:
     elif inp.opened is None:
         blocks.append(Paragraph("No room of this scope has opened: no before/after comparison."))
     else:
-        blocks.append(Paragraph("Not enough collection days on both sides of the opening."))
+        blocks.append(
+            Paragraph(
+                "Not enough collection days on both sides of the opening in this period for a "
+                "before/after comparison (a since-opening report compares with the days before)."
+            )
+        )
     area_rows = tuple(
         (a.district, a.area, fmt_int(a.reports), fmt_int(a.needles), fmt_num(a.kg, 2))
         for a in inp.areas
@@ -536,8 +541,9 @@ def _methods_section(inp: ReportInput) -> Section:
             Paragraph(
                 "Street needles: weight collected by the city's sanitation teams in the scope's "
                 "district(s). Before/after means are over days with at least one collection "
-                "report, before and from the room's opening day; 95% confidence intervals by "
-                "Student's t (each side) and Welch's t (the change), treating days as independent. "
+                "report, before and from the room's opening day (a since-opening report takes "
+                "as many days before the opening as it has after, at most 366); 95% confidence "
+                "intervals by Student's t (each side) and Welch's t (the change), treating days as independent. "
                 "A before/after difference is not proof of cause: other changes in the area "
                 "(policing, weather, construction) may contribute."
             ),

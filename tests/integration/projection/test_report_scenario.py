@@ -171,6 +171,13 @@ async def test_council_scenario_report(iso_env: TestEnv, tmp_path: Path) -> None
             assert html.status_code == 200
             assert html.headers["content-type"].startswith("text/html")
             assert "Lives probably saved" in html.text
+            since = await client.get(
+                "/v1/reports",
+                params={"scope": f"room:{ROOM}", "period": "since-opening", "variant": "internal"},
+            )
+            assert since.status_code == 200, since.text
+            flat = " ".join(since.text.split())  # the baseline: the days before the opening
+            assert f"0.50 kg fewer a day after the opening on {s.opened.isoformat()}" in flat
             await _assert_read_models(client, s)
     finally:
         proc.terminate()
