@@ -544,8 +544,8 @@ def _methods_section(inp: ReportInput) -> Section:
                 "report, before and from the room's opening day (a since-opening report takes "
                 "as many days before the opening as it has after, at most 366); 95% confidence "
                 "intervals by Student's t (each side) and Welch's t (the change), treating days "
-                "as independent. A before/after difference is not proof of cause: other changes in the area "
-                "(policing, weather, construction) may contribute."
+                "as independent. A before/after difference is not proof of cause: other "
+                "changes in the area (policing, weather, construction) may contribute."
             ),
             Paragraph(suppression),
             Paragraph(
