@@ -17,7 +17,7 @@ from services.projection.periods import (
     scope_districts,
     scope_facilities,
 )
-from services.projection.report.build import parse_request
+from services.projection.report.build import parse_request, street_from
 from tests.unit.projection.factory import CITY
 
 
@@ -106,3 +106,13 @@ def test_public_variant_takes_closed_calendar_periods_only() -> None:
     with pytest.raises(PeriodError) as e:
         parse_request(CITY, today, scope="city", period="month", variant="secret")
     assert e.value.field == "variant"
+
+
+def test_since_opening_reads_a_baseline_before_the_opening() -> None:
+    today = date(2026, 1, 10)  # halmtorv opened 2025-09-01 in the shipped city file
+    since = parse_request(
+        CITY, today, scope="room:halmtorv", period="since-opening", variant="internal"
+    )
+    assert street_from(since, CITY) == date(2025, 9, 1) - timedelta(days=since.period.days)
+    month = parse_request(CITY, today, scope="room:halmtorv", period="month", variant="internal")
+    assert street_from(month, CITY) == date(2026, 1, 1)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from services.projection.report.build import Format, render
-from services.projection.report.document import Variant
+from services.projection.report.document import Table, Variant, build_document
 from tests.unit.report.pdftools import pdf_pages, pdf_text, row_value
 from tests.unit.report.sample import sample_input
 
@@ -82,3 +82,16 @@ def test_html_is_self_contained() -> None:
     assert len(images) == 3  # visits, needles, street needles
     assert html.count("INTERNAL - NOT FOR PUBLICATION") >= 9  # top, every section, footer
     assert "Lives probably saved" in html
+
+
+def test_a_rate_from_a_hidden_count_is_hidden_too() -> None:
+    doc = build_document(sample_input(Variant.PUBLIC, hidden=frozenset({"overdoses"})))
+    rows = {
+        r[0]: r[1] for s in doc.sections for b in s.blocks if isinstance(b, Table) for r in b.rows
+    }
+    assert rows["Overdoses per 1,000 visits"] == "suppressed"
+    shown = build_document(sample_input(Variant.PUBLIC))
+    rows = {
+        r[0]: r[1] for s in shown.sections for b in s.blocks if isinstance(b, Table) for r in b.rows
+    }
+    assert rows["Overdoses per 1,000 visits"] == "2.58"
