@@ -134,6 +134,17 @@ def resolve_period(
     opened: date | None = None,
 ) -> Period:
     """The period of ``kind`` containing ``anchor`` (custom: ``start``..``end``)."""
+    try:
+        return _resolve(kind, anchor, start, end, opened)
+    except (OverflowError, ValueError) as exc:
+        if isinstance(exc, PeriodError):
+            raise
+        raise PeriodError("anchor", "the period runs outside the calendar") from None
+
+
+def _resolve(
+    kind: PeriodKind, anchor: date, start: date | None, end: date | None, opened: date | None
+) -> Period:
     if kind is PeriodKind.WEEK:
         first = anchor - timedelta(days=anchor.weekday())
         return Period(kind, first, first + timedelta(days=6))

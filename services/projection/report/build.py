@@ -40,6 +40,8 @@ class Format(StrEnum):
     PDF = "pdf"
 
 
+#: Reports cover days in these years (charts and calendars need some room at both ends).
+FIRST_YEAR, LAST_YEAR = 2000, 2999
 MEDIA_TYPES = {Format.HTML: "text/html; charset=utf-8", Format.PDF: "application/pdf"}
 
 
@@ -77,6 +79,9 @@ def parse_request(
     the_period = resolve_period(
         kind, anchor=anchor or today, start=start, end=end, opened=opening_day(the_scope, city)
     )
+    if not (the_period.start.year >= FIRST_YEAR and the_period.end.year <= LAST_YEAR):
+        field = "from" if kind is PeriodKind.CUSTOM else "anchor"
+        raise PeriodError(field, f"outside the years {FIRST_YEAR} to {LAST_YEAR}")
     if the_variant is Variant.PUBLIC and kind not in CALENDAR_PERIODS:
         raise PeriodError(
             "period", "the public variant covers calendar periods only (week, month, quarter, year)"

@@ -116,3 +116,29 @@ def test_since_opening_reads_a_baseline_before_the_opening() -> None:
     assert street_from(since, CITY) == date(2025, 9, 1) - timedelta(days=since.period.days)
     month = parse_request(CITY, today, scope="room:halmtorv", period="month", variant="internal")
     assert street_from(month, CITY) == date(2026, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("period", "anchor", "start", "end", "field"),
+    [
+        ("month", date(9999, 12, 31), None, None, "anchor"),
+        ("week", date(1, 1, 3), None, None, "anchor"),
+        ("year", date(1999, 6, 1), None, None, "anchor"),
+        ("custom", None, date(1, 1, 1), date(1, 1, 2), "from"),
+    ],
+)
+def test_periods_outside_the_supported_years_are_refused(
+    period: str, anchor: date | None, start: date | None, end: date | None, field: str
+) -> None:
+    with pytest.raises(PeriodError) as e:
+        parse_request(
+            CITY,
+            date(2026, 5, 20),
+            scope="city",
+            period=period,
+            variant="internal",
+            anchor=anchor,
+            start=start,
+            end=end,
+        )
+    assert e.value.field == field
