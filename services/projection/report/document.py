@@ -456,7 +456,9 @@ def _drug_checking_section(inp: ReportInput, c: _Cells) -> Section:
             rows.append((f"  found unexpectedly: {s.value.replace('_', ' ')}", c.get(name)))
     alerts = tuple(
         (
-            _when(a["raised_at"], inp),
+            _when(a["raised_at"], inp)
+            if inp.variant is Variant.INTERNAL
+            else _when(a["raised_at"], inp)[:10],  # public: the day only
             a["district"],
             str(a["reason"]).replace("_", " "),
             str(a["substance"] or "-").replace("_", " "),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.projection.report.build import Format, render
@@ -95,3 +95,31 @@ def test_a_rate_from_a_hidden_count_is_hidden_too() -> None:
         r[0]: r[1] for s in shown.sections for b in s.blocks if isinstance(b, Table) for r in b.rows
     }
     assert rows["Overdoses per 1,000 visits"] == "2.58"
+
+
+def test_alerts_show_the_day_only_in_public() -> None:
+    alert = {
+        "alert_id": "a1",
+        "district": "Vesterbro",
+        "raised_at": datetime(2026, 3, 20, 21, 47, tzinfo=UTC),
+        "reason": "overdose_cluster",
+        "substance": "fentanyl",
+        "facility_id": "halmtorv",
+    }
+
+    def alert_rows(variant: Variant) -> list[tuple[str, ...]]:
+        doc = build_document(dataclasses.replace(sample_input(variant), alerts=(alert,)))
+        return [
+            r
+            for s in doc.sections
+            for b in s.blocks
+            if isinstance(b, Table) and b.header[0] == "Alert raised"
+            for r in b.rows
+        ]
+
+    assert alert_rows(Variant.INTERNAL) == [
+        ("2026-03-20 22:47 CET", "Vesterbro", "overdose cluster", "fentanyl")
+    ]
+    assert alert_rows(Variant.PUBLIC) == [
+        ("2026-03-20", "Vesterbro", "overdose cluster", "fentanyl")
+    ]
