@@ -1,0 +1,120 @@
+"""How the desk handles a tablet's reports: in order, each through the board and then to its
+ingest API, one result per report.
+
+Invariants:
+- a report is final once it has a 2xx or 4xx result (the tablet then drops it from its queue);
+  a 503 means "keep it and resend it later with the same key";
+- after the first 503 the remaining reports are not attempted (503), so the platform receives a
+  room's reports in the order they happened;
+- the board changes at once (the room's own state, shared by its tablets), the platform when it
+  is reachable; resending a report changes neither twice (keys);
+- a report about a visit (check-out, incident, referral...) carries the intake's ``visit_id`` of
+  its check-in; a check-out whose check-in has not reached the platform yet waits (503).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.frontdesk.board import Board, CheckIn, CodeMemory
+from services.frontdesk.platform import IngestClient, unavailable
+from services.frontdesk.reports import TARGETS, DeskReport, Kind, Refused, check, ingest_line
+
+
+@dataclass
+class Desk:
+    board: Board
+    codes: CodeMemory
+    ingest: IngestClient
+    booths: Callable[[str], int]
+    code_pattern: str
+
+    async def handle(self, facility: str, reports: list[DeskReport]) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        halted = False
+        for report in reports:
+            try:
+                check(report, self.booths(facility), self.code_pattern)
+                await self._on_board(facility, report)
+                if halted:
+                    results.append(unavailable("not attempted: an earlier report is waiting"))
+                    continue
+                results.append(await self._forward(facility, report))
+            except Refused as refused:
+                results.append(refused.result())
+            halted = halted or results[-1]["status"] == 503
+        return results
+
+    async def _on_board(self, facility: str, report: DeskReport) -> None:
+        """The room's own state changes at once, whether or not the platform is reachable."""
+        if report.kind is Kind.CHECKIN:
+            booth = int(report.fields["booth"])
+            placed = await self.board.check_in(facility, report.key, booth, report.occurred_at)
+            if placed is CheckIn.OCCUPIED:
+                raise Refused(409, "booth", "this booth is occupied")
+            if placed is CheckIn.DONE:
+                self.codes.keep(facility, report.key, str(report.fields["client_code"]))
+        elif report.kind is Kind.CHECKOUT:
+            assert report.checkin_key is not None
+            await self._visit_of(facility, report)  # 404 for an unknown check-in
+            await self.board.check_out(facility, report.checkin_key, report.occurred_at)
+            self.codes.forget(facility, report.checkin_key)
+
+    async def _forward(self, facility: str, report: DeskReport) -> dict[str, Any]:
+        if report.kind is not Kind.CHECKIN:
+            visit_id = await self._visit_of(facility, report)
+            if report.kind is Kind.CHECKOUT and visit_id is None:
+                return unavailable("the check-in has not reached the platform yet")
+            return await self._send(facility, report, visit_id)
+        result = await self._send(facility, report, None)
+        if result["status"] == 202:
+            await self.board.sent(facility, report.key, str(result["body"]["visit_id"]))
+        elif result["status"] != 503:  # the platform refused it: it never happened
+            await self.board.undo(facility, report.key)
+            self.codes.forget(facility, report.key)
+        return result
+
+    async def _visit_of(self, facility: str, report: DeskReport) -> str | None:
+        if report.checkin_key is None:
+            return None
+        exists, visit_id = await self.board.known(facility, report.checkin_key)
+        if not exists:
+            raise Refused(404, "checkin_key", "no such check-in at this room")
+        return visit_id
+
+    async def _send(
+        self, facility: str, report: DeskReport, visit_id: str | None
+    ) -> dict[str, Any]:
+        service = TARGETS[report.kind][0]
+        line = ingest_line(report, facility, visit_id)
+        (result,) = await self.ingest.send(service, facility, [line])
+        return result
+
+    async def board_view(
+        self, facility: str, now: datetime, warning_minutes: int
+    ) -> list[dict[str, Any]]:
+        """Every booth of the room, free or with its occupant (code, minutes, warning)."""
+        occupied = {o.booth: o for o in await self.board.occupants(facility)}
+        view: list[dict[str, Any]] = []
+        for booth in range(1, self.booths(facility) + 1):
+            o = occupied.get(booth)
+            if o is None:
+                view.append({"booth": booth, "free": True})
+                continue
+            minutes = max(int((now - o.checked_in_at).total_seconds() // 60), 0)
+            view.append(
+                {
+                    "booth": booth,
+                    "free": False,
+                    "checkin_key": o.checkin_key,
+                    "client_code": self.codes.get(facility, o.checkin_key),
+                    "checked_in_at": o.checked_in_at.isoformat(),
+                    "minutes": minutes,
+                    "warning": minutes >= warning_minutes,
+                    "sent": o.sent,
+                }
+            )
+        return view

@@ -1,0 +1,222 @@
+"""The front desk in a real Chromium, against the real ingest services, Kafka, projection and
+PostgreSQL. Each test works in its own room (facility), so their figures never mix.
+
+- a full shift (check-ins, the board, an overdose with naloxone, check-outs, a refusal,
+  supplies) lands exactly in the read models;
+- offline: with the intake stopped, 5 check-ins and an overdose wait on the tablet (and are
+  counted there); when the intake is back they reach the platform exactly once, in order;
+- two tablets of one room show the same board within about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import asyncpg
+import pytest
+
+from shared.kafka import topics
+from tests.integration.frontdesk.conftest import Browser, Platform, screenshot
+from tests.integration.frontdesk.tablet import Tablet
+from tests.support import poll_until, read_topic
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+
+async def fetchrow(dsn: str, sql: str, *args: Any) -> asyncpg.Record | None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchrow(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def facility_figures(dsn: str, facility: str) -> dict[str, int]:
+    row = await fetchrow(
+        dsn,
+        """SELECT COALESCE(SUM(visits), 0) AS visits, COALESCE(SUM(refusals), 0) AS refusals,
+                  COALESCE(SUM(incidents), 0) AS incidents,
+                  COALESCE(SUM(overdoses), 0) AS overdoses
+           FROM facility_daily WHERE facility = $1""",
+        facility,
+    )
+    assert row is not None
+    return {k: int(v) for k, v in row.items()}
+
+
+async def visit_rows(dsn: str, facility: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(
+            """SELECT start_time, end_time, route, substances, first_visit FROM visits
+               WHERE facility = $1 ORDER BY start_time""",
+            facility,
+        )
+    finally:
+        await conn.close()
+
+
+async def events_from(platform: Platform, topic: str, facility: str) -> Counter[str]:
+    """CloudEvents types on ``topic`` whose source is ``facility``."""
+    records = await read_topic(platform.env.bootstrap, platform.env.topic(topic))
+    return Counter(
+        r.headers["ce_type"].decode()
+        for r in records
+        if r.headers.get("ce_source", b"").decode() == f"/facilities/{facility}"
+    )
+
+
+async def test_a_full_shift_lands_exactly_in_the_read_models(
+    platform: Platform, browser: Browser
+) -> None:
+    driver = browser()
+    driver.get(platform.desk)
+    tablet = Tablet(driver, platform.desk)
+    tablet.wait(lambda d: tablet.css("#login-view").is_displayed())
+    screenshot(driver, "sign-in")
+    tablet.sign_in("halmtorv")
+
+    tablet.check_in("HT-0001", 1, ("heroin",), "inject", first_visit=True)
+    tablet.check_in("HT-0002", 2, ("heroin", "cocaine"), "inject")
+    tablet.check_in("HT-0003", 5, ("crack",), "smoke")
+    tablet.tab("board")
+    tablet.wait(
+        lambda d: all(
+            b.get("sent") for b in d.execute_script("return state.board") if not b["free"]
+        )
+    )
+    screenshot(driver, "board")
+    tablet.tab("checkin")
+    screenshot(driver, "check-in")
+    tablet.overdose(2, naloxone=2)
+    screenshot(driver, "incident")
+    tablet.refuse("capacity")
+    for booth in (1, 2, 5):
+        tablet.check_out(booth)
+    tablet.delivered(syringes=500, needles=400)
+    tablet.hand_out(syringes=10, needles=10, swabs=20)
+    tablet.sharps(7)
+    tablet.wait_sent()
+
+    expected = {"visits": 3, "refusals": 1, "incidents": 1, "overdoses": 1}
+
+    async def figures_in() -> dict[str, int] | None:
+        got = await facility_figures(platform.env.dsn, "halmtorv")
+        return got if got == expected else None
+
+    await poll_until(figures_in, timeout=30, what="the shift in facility_daily")
+
+    async def all_ended() -> list[asyncpg.Record] | None:
+        rows = await visit_rows(platform.env.dsn, "halmtorv")
+        return rows if len(rows) == 3 and all(r["end_time"] for r in rows) else None
+
+    visits = await poll_until(all_ended, timeout=30, what="three completed visits")
+    assert [(r["route"], sorted(r["substances"]), r["first_visit"]) for r in visits] == [
+        ("inject", ["heroin"], True),
+        ("inject", ["cocaine", "heroin"], False),
+        ("smoke", ["crack"], False),
+    ]
+
+    async def district_in() -> asyncpg.Record | None:
+        row = await fetchrow(
+            platform.env.dsn,
+            """SELECT SUM(naloxone_doses) AS naloxone, SUM(life_threatening) AS lt,
+                      SUM(supplies_dispensed) AS dispensed,
+                      SUM(sharps_returned_count) AS sharps
+               FROM district_daily WHERE district = 'vesterbro'""",
+        )
+        return row if row and row["sharps"] == 7 else None
+
+    district = await poll_until(district_in, timeout=30, what="district figures")
+    assert (district["naloxone"], district["lt"], district["dispensed"]) == (2, 1, 40)
+    on_hand = await fetchrow(
+        platform.env.dsn,
+        """SELECT SUM(delta) FILTER (WHERE item = 'syringes') AS syringes,
+                  SUM(delta) FILTER (WHERE item = 'needles') AS needles
+           FROM stock_movements WHERE facility = 'halmtorv'""",
+    )
+    assert on_hand is not None and (on_hand["syringes"], on_hand["needles"]) == (490, 390)
+
+    # the incident is linked to the visit in booth 2 (the platform got its visit id)
+    incidents = await read_topic(platform.env.bootstrap, platform.env.topic(topics.INCIDENTS))
+    (overdose,) = [json.loads(r.value or b"{}") for r in incidents]
+    assert overdose["interventions"]["naloxone_doses"] == 2
+    assert overdose["visit_id"]
+
+    # the room sees its own figures today (from the read API)
+    tablet.tab("room")
+    tablet.wait(lambda d: tablet.css("#fig-visits").text == "3", timeout=20)
+    assert tablet.css("#fig-refusals").text == "1"
+    screenshot(driver, "today")
+    tablet.css("#lang").click()  # English
+    tablet.wait(lambda d: tablet.css('[data-tab="board"]').text == "Booths")
+    tablet.tab("board")
+    screenshot(driver, "board-en")
+
+
+async def test_offline_reports_wait_on_the_tablet_and_arrive_exactly_once(
+    platform: Platform, browser: Browser
+) -> None:
+    tablet = Tablet(browser(), platform.desk).sign_in("nordvest")
+    intake = platform.procs["intake"]
+    intake.terminate()
+    try:
+        codes = [f"NV-{n:04d}" for n in range(1, 6)]
+        for booth, code in enumerate(codes, start=1):
+            tablet.check_in(code, booth)
+        tablet.overdose(3, naloxone=1)
+        tablet.wait(lambda d: tablet.waiting() == 6)
+        tablet.tab("board")
+        screenshot(tablet.d, "offline-waiting")
+        assert "6" in tablet.css("#queue").text
+        # the incident service is up, but the overdose waits behind the check-ins (order)
+        assert await events_from(platform, topics.INCIDENTS, "nordvest") == Counter()
+    finally:
+        intake = platform.procs["intake"] = intake.restarted().start()
+    await intake.wait_healthy(timeout=60)
+    tablet.wait_sent(timeout=30)
+
+    async def arrived() -> dict[str, int] | None:
+        got = await facility_figures(platform.env.dsn, "nordvest")
+        return got if got["visits"] == 5 and got["incidents"] == 1 else None
+
+    assert await poll_until(arrived, timeout=30, what="the offline reports projected") == {
+        "visits": 5,
+        "refusals": 0,
+        "incidents": 1,
+        "overdoses": 1,
+    }
+    # exactly once at the source too: the tablet's retries published nothing twice
+    assert await events_from(platform, topics.VISITS, "nordvest") == Counter(
+        {"dk.dcr.visit.started": 5}
+    )
+    assert await events_from(platform, topics.INCIDENTS, "nordvest") == Counter(
+        {"dk.dcr.incident.reported": 1}
+    )
+    # the codes appear in no log of the desk or the platform, and in no URL
+    for proc in platform.procs.values():
+        assert not any(code in proc.log_path.read_text(errors="replace") for code in codes)
+
+
+async def test_two_tablets_of_a_room_show_the_same_board_within_a_second(
+    platform: Platform, browser: Browser
+) -> None:
+    a = Tablet(browser(), platform.desk).sign_in("sydhavn")
+    b = Tablet(browser(), platform.desk).sign_in("sydhavn")
+    a.check_in("SH-0001", 4)
+    started = time.monotonic()
+    b.wait_board({4: "SH-0001"}, timeout=3)
+    seen_b = time.monotonic() - started
+    b.check_out(4)
+    started = time.monotonic()
+    a.wait_board({4: None}, timeout=3)
+    seen_a = time.monotonic() - started
+    assert max(seen_a, seen_b) <= 1.5, (seen_a, seen_b)
+    # another room's tablet never sees this room's board
+    other = Tablet(browser(), platform.desk).sign_in("amager")
+    a.check_in("SH-0002", 2)
+    other.wait_board({2: None})
+    screenshot(b.d, "second-tablet")
