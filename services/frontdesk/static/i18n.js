@@ -3,7 +3,7 @@
 window.I18N = {
   da: {
     "app.title": "Skranken", "app.logout": "Log ud", "app.waiting": "{n} venter på at blive sendt",
-    "app.sent": "Sendt", "app.refused": "Afvist af platformen", "app.offline": "Ingen forbindelse",
+    "app.sent": "Registreret", "app.refused": "Afvist af platformen", "app.offline": "Ingen forbindelse",
     "login.title": "Log ind", "login.username": "Brugernavn", "login.password": "Adgangskode",
     "login.submit": "Log ind", "login.failed": "Forkert brugernavn eller adgangskode",
     "tab.board": "Kabiner", "tab.checkin": "Indskrivning", "tab.incident": "Hændelse",
@@ -53,7 +53,7 @@ window.I18N = {
   },
   en: {
     "app.title": "Front desk", "app.logout": "Sign out", "app.waiting": "{n} waiting to be sent",
-    "app.sent": "Sent", "app.refused": "Refused by the platform", "app.offline": "Offline",
+    "app.sent": "Recorded", "app.refused": "Refused by the platform", "app.offline": "Offline",
     "login.title": "Sign in", "login.username": "Username", "login.password": "Password",
     "login.submit": "Sign in", "login.failed": "Wrong username or password",
     "tab.board": "Booths", "tab.checkin": "Check-in", "tab.incident": "Incident",

@@ -5,7 +5,9 @@ PostgreSQL. Each test works in its own room (facility), so their figures never m
   supplies) lands exactly in the read models;
 - offline: with the intake stopped, 5 check-ins and an overdose wait on the tablet (and are
   counted there); when the intake is back they reach the platform exactly once, in order;
-- two tablets of one room show the same board within about a second.
+- two tablets of one room show the same board within about a second;
+- the board warns when someone has been in a booth longer than the room's limit;
+- the desk's API needs a session cookie (HttpOnly, SameSite=Strict) and the CSRF header.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from collections import Counter
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+from selenium.webdriver.common.by import By
 
 from shared.kafka import topics
-from tests.integration.frontdesk.conftest import Browser, Platform, screenshot
+from tests.integration.frontdesk.conftest import PASSWORD, Browser, Platform, screenshot
 from tests.integration.frontdesk.tablet import Tablet
-from tests.support import poll_until, read_topic
+from tests.support import now_iso, poll_until, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -220,3 +224,48 @@ async def test_two_tablets_of_a_room_show_the_same_board_within_a_second(
     a.check_in("SH-0002", 2)
     other.wait_board({2: None})
     screenshot(b.d, "second-tablet")
+
+
+async def test_the_board_warns_when_someone_has_been_in_a_booth_too_long(
+    platform: Platform, browser: Browser
+) -> None:
+    tablet = Tablet(browser(), platform.desk).sign_in("amager")
+    # a check-in recorded (e.g. queued offline) 25 minutes ago; the room warns after 20
+    answer = tablet.d.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+           const at = new Date(Date.now() - 25 * 60 * 1000).toISOString();
+           fetch('/api/reports', {method: 'POST', headers: API, body: JSON.stringify({reports: [
+             {kind: 'checkin', key: 'warning-test-0001', occurred_at: at, fields: {
+               client_code: 'AM-0001', booth: 7, substances: ['heroin'], route: 'inject'}}]})})
+             .then((r) => r.json()).then(done);"""
+    )
+    assert answer["results"][0]["status"] == 202, answer
+    tablet.wait(
+        lambda d: "warning" in tablet.css('#board .booth[data-booth="7"]').get_attribute("class")
+    )
+    card = tablet.css('#board .booth[data-booth="7"]')
+    assert "25 min" in card.text or "26 min" in card.text
+    assert card.find_element(By.CSS_SELECTOR, ".alarm").is_displayed()
+    screenshot(tablet.d, "board-warning")
+    tablet.check_out(7)
+
+
+async def test_the_desk_api_needs_a_session_and_the_csrf_header(platform: Platform) -> None:
+    report = {"kind": "sharps", "key": "csrf-test-0001", "occurred_at": now_iso(),
+              "fields": {"count": 1}}  # fmt: skip
+    async with httpx.AsyncClient(base_url=platform.desk, timeout=10) as c:
+        assert (await c.get("/api/board")).status_code == 401
+        assert (await c.post("/api/reports", json={"reports": [report]})).status_code == 401
+        login = {"username": "amager-staff", "password": PASSWORD}
+        assert (await c.post("/api/login", json=login)).status_code == 403  # no CSRF header
+        r = await c.post("/api/login", json=login, headers={"X-Frontdesk": "1"})
+        assert r.status_code == 200
+        cookie = r.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "max-age=" in cookie
+        wrong = {"username": "amager-staff", "password": "guess"}
+        assert (
+            await c.post("/api/login", json=wrong, headers={"X-Frontdesk": "1"})
+        ).status_code == 401
+        assert (await c.post("/api/reports", json={"reports": [report]})).status_code == 403
+        r = await c.post("/api/reports", json={"reports": [report]}, headers={"X-Frontdesk": "1"})
+        assert r.json()["results"][0]["status"] == 202
