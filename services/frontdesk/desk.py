@@ -5,7 +5,8 @@ Invariants:
 - a report is final once it has a 2xx or 4xx result (the tablet then drops it from its queue);
   a 503 means "keep it and resend it later with the same key";
 - after the first 503 the remaining reports are not attempted (503), so the platform receives a
-  room's reports in the order they happened;
+  room's reports in the order they happened; consecutive reports for the same ingest service go
+  in one ``/v1/batch`` call (a queue that waited offline is sent in a few calls);
 - the board changes at once (the room's own state, shared by its tablets), the platform when it
   is reachable; resending a report changes neither twice (keys);
 - a report about a visit (check-out, incident, referral...) carries the intake's ``visit_id`` of
@@ -33,20 +34,17 @@ class Desk:
     code_pattern: str
 
     async def handle(self, facility: str, reports: list[DeskReport]) -> list[dict[str, Any]]:
-        results: list[dict[str, Any]] = []
-        halted = False
-        for report in reports:
+        results: list[dict[str, Any] | None] = [None] * len(reports)
+        to_send: list[int] = []
+        for i, report in enumerate(reports):
             try:
                 check(report, self.booths(facility), self.code_pattern)
                 await self._on_board(facility, report)
-                if halted:
-                    results.append(unavailable("not attempted: an earlier report is waiting"))
-                    continue
-                results.append(await self._forward(facility, report))
+                to_send.append(i)
             except Refused as refused:
-                results.append(refused.result())
-            halted = halted or results[-1]["status"] == 503
-        return results
+                results[i] = refused.result()
+        await self._forward(facility, reports, to_send, results)
+        return [r if r is not None else unavailable("not attempted") for r in results]
 
     async def _on_board(self, facility: str, report: DeskReport) -> None:
         """The room's own state changes at once, whether or not the platform is reachable."""
@@ -63,19 +61,63 @@ class Desk:
             await self.board.check_out(facility, report.checkin_key, report.occurred_at)
             self.codes.forget(facility, report.checkin_key)
 
-    async def _forward(self, facility: str, report: DeskReport) -> dict[str, Any]:
-        if report.kind is not Kind.CHECKIN:
-            visit_id = await self._visit_of(facility, report)
-            if report.kind is Kind.CHECKOUT and visit_id is None:
-                return unavailable("the check-in has not reached the platform yet")
-            return await self._send(facility, report, visit_id)
-        result = await self._send(facility, report, None)
-        if result["status"] == 202:
-            await self.board.sent(facility, report.key, str(result["body"]["visit_id"]))
-        elif result["status"] != 503:  # the platform refused it: it never happened
+    async def _forward(
+        self,
+        facility: str,
+        reports: list[DeskReport],
+        to_send: list[int],
+        results: list[dict[str, Any] | None],
+    ) -> None:
+        """Send ``reports[to_send]`` in order, consecutive ones for the same ingest service in one
+        ``/v1/batch`` call, cut before a report whose check-in is still in the call being built
+        (its ``visit_id`` comes from that call's answer). Stop at the first 503."""
+        group: list[int] = []
+        visits: dict[int, str | None] = {}
+
+        def service(i: int) -> str:
+            return TARGETS[reports[i].kind][0]
+
+        async def send_group() -> bool:
+            """Send the group; whether every answer in it was final (no 503)."""
+            if not group:
+                return True
+            lines = [ingest_line(reports[i], facility, visits[i]) for i in group]
+            answers = await self.ingest.send(service(group[0]), facility, lines)
+            for i, answer in zip(group, answers, strict=True):
+                results[i] = answer
+                if reports[i].kind is Kind.CHECKIN:
+                    await self._check_in_answered(facility, reports[i], answer)
+            group.clear()
+            return all(a["status"] != 503 for a in answers)
+
+        for i in to_send:
+            report = reports[i]
+            cut = group and (
+                service(group[0]) != service(i)
+                or report.checkin_key in {reports[j].key for j in group}
+            )
+            if cut and not await send_group():
+                return
+            try:
+                visits[i] = await self._visit_of(facility, report)
+            except Refused as refused:
+                results[i] = refused.result()
+                continue
+            if report.kind is Kind.CHECKOUT and visits[i] is None:
+                if await send_group():
+                    results[i] = unavailable("the check-in has not reached the platform yet")
+                return
+            group.append(i)
+        await send_group()
+
+    async def _check_in_answered(
+        self, facility: str, report: DeskReport, answer: dict[str, Any]
+    ) -> None:
+        if answer["status"] == 202:
+            await self.board.sent(facility, report.key, str(answer["body"]["visit_id"]))
+        elif answer["status"] != 503:  # the platform refused it: it never happened
             await self.board.undo(facility, report.key)
             self.codes.forget(facility, report.key)
-        return result
 
     async def _visit_of(self, facility: str, report: DeskReport) -> str | None:
         if report.checkin_key is None:
@@ -84,14 +126,6 @@ class Desk:
         if not exists:
             raise Refused(404, "checkin_key", "no such check-in at this room")
         return visit_id
-
-    async def _send(
-        self, facility: str, report: DeskReport, visit_id: str | None
-    ) -> dict[str, Any]:
-        service = TARGETS[report.kind][0]
-        line = ingest_line(report, facility, visit_id)
-        (result,) = await self.ingest.send(service, facility, [line])
-        return result
 
     async def board_view(
         self, facility: str, now: datetime, warning_minutes: int
