@@ -59,18 +59,30 @@ class StaffFile(BaseModel):
 
 
 class StaffDirectory:
-    def __init__(self, staff: tuple[StaffMember, ...]) -> None:
+    """The accounts of a staff file; re-read when the file changes (people added or reset take
+    effect without restarting the desk)."""
+
+    def __init__(self, staff: tuple[StaffMember, ...], path: Path | None = None) -> None:
         self._by_name = {s.username: s for s in staff}
+        self._path = path
+        self._mtime = _mtime(path)
 
     @classmethod
     def from_file(cls, path: Path) -> StaffDirectory:
-        return cls(_load(path).staff)
+        return cls(_load(path).staff, path)
 
     def verify(self, username: str, password: str) -> StaffMember | None:
         """The member if the password is theirs, else None (same cost either way)."""
+        if self._path is not None and _mtime(self._path) != self._mtime:
+            self._mtime = _mtime(self._path)
+            self._by_name = {s.username: s for s in _load(self._path).staff}
         member = self._by_name.get(username)
         ok = _check(password, member.scrypt if member else _DUMMY)
         return member if ok and member is not None else None
+
+
+def _mtime(path: Path | None) -> float | None:
+    return path.stat().st_mtime if path is not None and path.exists() else None
 
 
 def _load(path: Path) -> StaffFile:

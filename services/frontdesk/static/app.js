@@ -315,10 +315,17 @@ function showLogin() {
   $("#who").textContent = "";
 }
 async function start() {
-  let r;
-  try { r = await fetch("/api/me", { credentials: "same-origin" }); } catch (e) { return; }
-  if (!r.ok) return showLogin();
-  state.me = await r.json();
+  // Who is signed in; when the desk is unreachable, the last answer (room, vocabularies; no
+  // client data) so the app still opens and reports queue. The session itself is the cookie.
+  let me = null;
+  try {
+    const r = await fetch("/api/me", { credentials: "same-origin" });
+    if (r.status === 401) { localStorage.removeItem("me"); return showLogin(); }
+    if (r.ok) { me = await r.json(); localStorage.setItem("me", JSON.stringify(me)); }
+  } catch (e) { /* the desk is unreachable */ }
+  me = me || JSON.parse(localStorage.getItem("me") || "null");
+  if (!me) return showLogin();
+  state.me = me;
   buildForms(state.me.vocabularies);
   $("#login-view").hidden = true;
   $("#app-view").hidden = false;
@@ -344,6 +351,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("#logout").addEventListener("click", async () => {
     await fetch("/api/logout", { method: "POST", headers: API, credentials: "same-origin" }).catch(() => null);
+    localStorage.removeItem("me");
     showLogin();
   });
   $("#lang").addEventListener("click", () => {

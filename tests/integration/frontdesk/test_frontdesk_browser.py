@@ -5,6 +5,8 @@ PostgreSQL. Each test works in its own room (facility), so their figures never m
   supplies) lands exactly in the read models;
 - offline: with the intake stopped, 5 check-ins and an overdose wait on the tablet (and are
   counted there); when the intake is back they reach the platform exactly once, in order;
+- with the desk itself unreachable, the app still opens (service worker) and reports wait on
+  the tablet until the desk is back;
 - two tablets of one room show the same board within about a second;
 - the board warns when someone has been in a booth longer than the room's limit;
 - the desk's API needs a session cookie (HttpOnly, SameSite=Strict) and the CSRF header.
@@ -203,6 +205,38 @@ async def test_offline_reports_wait_on_the_tablet_and_arrive_exactly_once(
     # the codes appear in no log of the desk or the platform, and in no URL
     for proc in platform.procs.values():
         assert not any(code in proc.log_path.read_text(errors="replace") for code in codes)
+
+
+async def test_with_the_desk_itself_unreachable_the_app_opens_and_reports_wait(
+    platform: Platform, browser: Browser
+) -> None:
+    tablet = Tablet(browser(), platform.desk).sign_in("maendenes-hjem")
+    tablet.wait(lambda d: d.execute_script("return !!navigator.serviceWorker.controller"))
+    desk = platform.procs["frontdesk"]
+    desk.terminate()
+    try:
+        tablet.d.refresh()  # the app comes from the service worker's cache
+        tablet.wait(lambda d: tablet.css("#app-view").is_displayed())
+        tablet.sharps(3)
+        tablet.refuse("capacity")
+        tablet.wait(lambda d: tablet.waiting() == 2)
+        screenshot(tablet.d, "desk-unreachable")
+    finally:
+        desk = platform.procs["frontdesk"] = desk.restarted().start()
+    await desk.wait_healthy(timeout=60)
+    tablet.wait_sent(timeout=30)
+
+    async def arrived() -> dict[str, int] | None:
+        got = await facility_figures(platform.env.dsn, "maendenes-hjem")
+        return got if got["refusals"] == 1 else None
+
+    await poll_until(arrived, timeout=30, what="the queued refusal projected")
+    assert await events_from(platform, topics.SUPPLIES, "maendenes-hjem") == Counter(
+        {"dk.dcr.sharps.returned": 1}
+    )
+    assert await events_from(platform, topics.VISITS, "maendenes-hjem") == Counter(
+        {"dk.dcr.visit.refused": 1}
+    )
 
 
 async def test_two_tablets_of_a_room_show_the_same_board_within_a_second(
