@@ -158,7 +158,9 @@ function incidentFor(b) {
   $("#incident-booth").value = b.checkin_key;
 }
 function fillBoothSelects() {
-  const free = state.board.filter((b) => b.free).map((b) => b.booth);
+  // Without a board from the desk (unreachable), every booth may be chosen: staff can see them.
+  const free = state.board.length ? state.board.filter((b) => b.free).map((b) => b.booth)
+    : Array.from({ length: state.me ? state.me.booths : 0 }, (_, i) => i + 1);
   const sel = $("#booth");
   const keep = sel.value;
   sel.replaceChildren(...free.map((n) => el("option", { value: n }, String(n))));
@@ -332,6 +334,7 @@ async function start() {
   $("#logout").hidden = false;
   $("#who").textContent = `${state.me.name} · ${state.me.username}`;
   applyTexts();
+  fillBoothSelects();
   showTab("board");
   refreshBoard();
   flush();

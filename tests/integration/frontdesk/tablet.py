@@ -50,7 +50,7 @@ class Tablet:
 
     def tab(self, name: str) -> None:
         self.css(f'[data-tab="{name}"]').click()
-        self.wait(lambda d: self.css(f"#tab-{name}").is_displayed())
+        self.wait(lambda d: not self.css(f"#tab-{name}").get_property("hidden"))
 
     def board(self) -> dict[int, str | None]:
         """booth -> client code shown (None when free), read in one go from the page."""

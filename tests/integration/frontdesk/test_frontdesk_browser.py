@@ -182,7 +182,7 @@ async def test_offline_reports_wait_on_the_tablet_and_arrive_exactly_once(
         assert await events_from(platform, topics.INCIDENTS, "nordvest") == Counter()
     finally:
         intake = platform.procs["intake"] = intake.restarted().start()
-    await intake.wait_healthy(timeout=60)
+        await intake.wait_healthy(timeout=60)
     tablet.wait_sent(timeout=30)
 
     async def arrived() -> dict[str, int] | None:
@@ -219,11 +219,14 @@ async def test_with_the_desk_itself_unreachable_the_app_opens_and_reports_wait(
         tablet.wait(lambda d: tablet.css("#app-view").is_displayed())
         tablet.sharps(3)
         tablet.refuse("capacity")
+        tablet.tab("checkin")  # every booth may be chosen while the board is unknown
+        assert len(tablet.d.find_elements(By.CSS_SELECTOR, "#booth option")) == 16
         tablet.wait(lambda d: tablet.waiting() == 2)
+        tablet.tab("board")
         screenshot(tablet.d, "desk-unreachable")
     finally:
         desk = platform.procs["frontdesk"] = desk.restarted().start()
-    await desk.wait_healthy(timeout=60)
+        await desk.wait_healthy(timeout=60)
     tablet.wait_sent(timeout=30)
 
     async def arrived() -> dict[str, int] | None:
