@@ -114,12 +114,13 @@ async function refreshBoard() {
   try {
     const r = await fetch("/api/board", { credentials: "same-origin" });
     if (r.status === 401) { showLogin(); return; }
+    $("#board-status").hidden = r.ok;
     if (!r.ok) return;
     const booths = (await r.json()).booths;
     if (JSON.stringify(booths) === JSON.stringify(state.board)) return;  // no churn, no flicker
     state.board = booths;
     renderBoard();
-  } catch (e) { /* offline: keep the last board */ }
+  } catch (e) { $("#board-status").hidden = false; /* keep the last board */ }
 }
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);

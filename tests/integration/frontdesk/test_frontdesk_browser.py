@@ -223,6 +223,7 @@ async def test_with_the_desk_itself_unreachable_the_app_opens_and_reports_wait(
         assert len(tablet.d.find_elements(By.CSS_SELECTOR, "#booth option")) == 16
         tablet.wait(lambda d: tablet.waiting() == 2)
         tablet.tab("board")
+        tablet.wait(lambda d: tablet.css("#board-status").is_displayed())
         screenshot(tablet.d, "desk-unreachable")
     finally:
         desk = platform.procs["frontdesk"] = desk.restarted().start()
