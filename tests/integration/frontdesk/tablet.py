@@ -108,6 +108,20 @@ class Tablet:
         self.css("#incident-submit").click()
         self.wait(lambda d: self.css("#naloxone").text == "0")
 
+    def drug_check(self, expected: str, found: tuple[str, ...]) -> None:
+        self.tab("incident")
+        Select(self.css("#expected")).select_by_value(expected)
+        for substance in found:
+            self.css(f'input[name="found"][value="{substance}"]').click()
+        self.css("#drugcheck-submit").click()
+        self.wait(
+            lambda d: not self.d.find_elements(By.CSS_SELECTOR, 'input[name="found"]:checked')
+        )
+
+    def refer(self, to: str) -> None:
+        self.tab("checkin")
+        self.css(f'#referrals button[data-value="{to}"]').click()
+
     def refuse(self, reason: str) -> None:
         self.tab("checkin")
         self.css(f'#refusals button[data-value="{reason}"]').click()

@@ -100,6 +100,8 @@ async def test_a_full_shift_lands_exactly_in_the_read_models(
     tablet.overdose(2, naloxone=2)
     screenshot(driver, "incident")
     tablet.refuse("capacity")
+    tablet.refer("housing")
+    tablet.drug_check("heroin", ("heroin", "fentanyl"))  # raises a drug alert for the district
     for booth in (1, 2, 5):
         tablet.check_out(booth)
     tablet.delivered(syringes=500, needles=400)
@@ -131,13 +133,15 @@ async def test_a_full_shift_lands_exactly_in_the_read_models(
             platform.env.dsn,
             """SELECT SUM(naloxone_doses) AS naloxone, SUM(life_threatening) AS lt,
                       SUM(supplies_dispensed) AS dispensed,
-                      SUM(sharps_returned_count) AS sharps
+                      SUM(sharps_returned_count) AS sharps, SUM(referrals) AS referrals,
+                      SUM(drug_checks) AS checks, SUM(drug_checks_unexpected) AS unexpected
                FROM district_daily WHERE district = 'vesterbro'""",
         )
         return row if row and row["sharps"] == 7 else None
 
     district = await poll_until(district_in, timeout=30, what="district figures")
     assert (district["naloxone"], district["lt"], district["dispensed"]) == (2, 1, 40)
+    assert (district["referrals"], district["checks"], district["unexpected"]) == (1, 1, 1)
     on_hand = await fetchrow(
         platform.env.dsn,
         """SELECT SUM(delta) FILTER (WHERE item = 'syringes') AS syringes,
@@ -148,7 +152,11 @@ async def test_a_full_shift_lands_exactly_in_the_read_models(
 
     # the incident is linked to the visit in booth 2 (the platform got its visit id)
     incidents = await read_topic(platform.env.bootstrap, platform.env.topic(topics.INCIDENTS))
-    (overdose,) = [json.loads(r.value or b"{}") for r in incidents]
+    (overdose,) = [
+        json.loads(r.value or b"{}")
+        for r in incidents
+        if r.headers["ce_type"] == b"dk.dcr.incident.reported"
+    ]
     assert overdose["interventions"]["naloxone_doses"] == 2
     assert overdose["visit_id"]
 
@@ -156,6 +164,9 @@ async def test_a_full_shift_lands_exactly_in_the_read_models(
     tablet.tab("room")
     tablet.wait(lambda d: tablet.css("#fig-visits").text == "3", timeout=20)
     assert tablet.css("#fig-refusals").text == "1"
+    # the fentanyl found in heroin is an open drug alert for the room's district
+    tablet.wait(lambda d: tablet.d.find_elements(By.CSS_SELECTOR, "#alerts li.alert"), timeout=30)
+    assert "Fentanyl" in tablet.css("#alerts li.alert").text
     screenshot(driver, "today")
     tablet.css("#lang").click()  # English
     tablet.wait(lambda d: tablet.css('[data-tab="board"]').text == "Booths")
