@@ -292,7 +292,7 @@ async function refreshRoom() {
   ] : [el("dd", {}, t("room.unavailable"))]));
   $("#stock tbody").replaceChildren(...(room.stock || []).map((s) => el("tr", { class: s.days_of_cover !== null && s.days_of_cover < 3 ? "low" : "" },
     el("td", {}, label(s.item)), el("td", {}, String(s.on_hand)),
-    el("td", {}, s.days_of_cover === null ? "—" : String(s.days_of_cover)))));
+    el("td", {}, s.days_of_cover === null ? "—" : String(Math.max(0, s.days_of_cover))))));
 }
 
 // ---- shell --------------------------------------------------------------------------------------
