@@ -24,6 +24,9 @@ from services.frontdesk.board import Board, CheckIn, CodeMemory
 from services.frontdesk.platform import IngestClient, unavailable
 from services.frontdesk.reports import TARGETS, DeskReport, Kind, Refused, check, ingest_line
 
+#: Lines per ``/v1/batch`` call: well under the ingest APIs' 64 KiB body limit.
+MAX_LINES_PER_CALL = 50
+
 
 @dataclass
 class Desk:
@@ -95,6 +98,7 @@ class Desk:
             cut = group and (
                 service(group[0]) != service(i)
                 or report.checkin_key in {reports[j].key for j in group}
+                or len(group) >= MAX_LINES_PER_CALL
             )
             if cut and not await send_group():
                 return

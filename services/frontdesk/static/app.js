@@ -75,33 +75,41 @@ async function updateQueueCount() {
   el.classList.toggle("waiting", n > 0);
 }
 
+const FLUSH_CHUNK = 100;  // reports per request (the desk takes at most 200)
+
 async function flush() {
   if (state.flushing || !state.me) return;
   state.flushing = true;
   try {
-    const entries = (await queued()).filter((e) => e.facility === state.me.facility);
-    if (!entries.length) return;
-    let answer;
-    try {
-      const r = await fetch("/api/reports", {
-        method: "POST", headers: API, credentials: "same-origin",
-        body: JSON.stringify({ reports: entries.map((e) => e.report) }),
-      });
-      if (r.status === 401) { showLogin(); return; }
-      if (!r.ok) return;
-      answer = await r.json();
-    } catch (e) { return; }  // the desk itself is unreachable: everything stays queued
-    for (let i = 0; i < answer.results.length; i++) {
-      const res = answer.results[i];
-      if (res.status === 503) break;  // this one and the rest wait, in order
-      await removeQueued(entries[i].seq);
-      if (res.status >= 400) toast(t("app.refused") + ": " + describe(res.body), true);
-    }
+    while (await sendChunk()) { /* the next chunk, in order */ }
   } finally {
     state.flushing = false;
     await updateQueueCount();
     refreshBoard();
   }
+}
+
+// Send the oldest waiting reports; true when all of them were final and more may wait.
+async function sendChunk() {
+  const entries = (await queued()).filter((e) => e.facility === state.me.facility).slice(0, FLUSH_CHUNK);
+  if (!entries.length) return false;
+  let answer;
+  try {
+    const r = await fetch("/api/reports", {
+      method: "POST", headers: API, credentials: "same-origin",
+      body: JSON.stringify({ reports: entries.map((e) => e.report) }),
+    });
+    if (r.status === 401) { showLogin(); return false; }
+    if (!r.ok) return false;
+    answer = await r.json();
+  } catch (e) { return false; }  // the desk itself is unreachable: everything stays queued
+  for (let i = 0; i < answer.results.length; i++) {
+    const res = answer.results[i];
+    if (res.status === 503) return false;  // this one and the rest wait, in order
+    await removeQueued(entries[i].seq);
+    if (res.status >= 400) toast(t("app.refused") + ": " + describe(res.body), true);
+  }
+  return entries.length === FLUSH_CHUNK;
 }
 function describe(body) {
   if (Array.isArray(body)) return body.map((e) => (e.loc || []).slice(-1)[0] + " " + e.msg).join("; ");

@@ -161,3 +161,13 @@ async def test_a_refused_check_in_frees_its_booth_and_a_taken_booth_is_409() -> 
     )
     assert [x["status"] for x in results] == [422, 202, 409, 404]
     assert [o.booth for o in await board.occupants("halmtorv")] == [2]
+
+
+async def test_a_long_queue_goes_in_calls_of_bounded_size() -> None:
+    board, ingest = FakeBoard(), FakeIngest()
+    queue = [r(Kind.SHARPS, f"sharps-{n:04d}", count=1) for n in range(120)]
+    results = await desk(board, ingest).handle("halmtorv", queue)
+    assert [x["status"] for x in results] == [202] * 120
+    assert [len(lines) for _, lines in ingest.calls] == [50, 50, 20]
+    keys = [line["idempotency_key"] for _, lines in ingest.calls for line in lines]
+    assert keys == [q.key for q in queue]  # in order
