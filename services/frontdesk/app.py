@@ -3,7 +3,8 @@
 Serves the tablet app (plain HTML/CSS/JS, a service worker for offline use) and its JSON API:
 
 - ``POST /api/login`` / ``POST /api/logout`` / ``GET /api/me``: per-person sign-in, a signed
-  HttpOnly SameSite=Strict session cookie that expires;
+  HttpOnly SameSite=Strict session cookie that expires; 5 failures for a username within 5
+  minutes make further attempts 429 until the oldest one is 5 minutes old;
 - ``GET /api/board``: every booth of the room (polled by the tablets every second);
 - ``POST /api/reports``: the tablet's queued reports, handled in order (:mod:`.desk`);
 - ``GET /api/room``: the room's figures today, stock with days of cover, open drug alerts of its
@@ -38,6 +39,7 @@ from services.frontdesk.reports import DeskReport
 from services.frontdesk.session import COOKIE, CSRF_HEADER, Session, SessionSigner
 from services.frontdesk.settings import FrontdeskSettings
 from services.frontdesk.staff import StaffDirectory
+from services.frontdesk.throttle import SignInThrottle
 from shared.city import City, load_city
 from shared.events import vocabulary as v
 from shared.http import install_common
@@ -56,6 +58,7 @@ class FrontdeskDeps:
     signer: SessionSigner
     desk: Desk
     read_api: ReadApi
+    throttle: SignInThrottle = field(default_factory=SignInThrottle)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -182,9 +185,17 @@ def create_app(deps: FrontdeskDeps | None = None) -> FastAPI:
         d = _deps(request)
         if request.headers.get(CSRF_HEADER) != "1":
             raise HTTPException(403, f"missing {CSRF_HEADER} header")
+        now = d.clock()
+        wait = d.throttle.retry_after(body.username, now)
+        if wait is not None:
+            raise HTTPException(
+                429, "too many failed sign-ins; try again later", {"Retry-After": str(wait)}
+            )
         member = await asyncio.to_thread(d.staff.verify, body.username, body.password)
         if member is None or member.facility not in d.city.facility_by_id:
+            d.throttle.failed(body.username, now)
             raise HTTPException(401, "unknown user or wrong password")
+        d.throttle.succeeded(body.username)
         response.set_cookie(
             COOKIE,
             d.signer.issue(member.username, member.facility, d.clock()),

@@ -9,7 +9,8 @@ PostgreSQL. Each test works in its own room (facility), so their figures never m
   the tablet until the desk is back;
 - two tablets of one room show the same board within about a second;
 - the board warns when someone has been in a booth longer than the room's limit;
-- the desk's API needs a session cookie (HttpOnly, SameSite=Strict) and the CSRF header.
+- the desk's API needs a session cookie (HttpOnly, SameSite=Strict) and the CSRF header;
+  repeated failed sign-ins for a username are throttled.
 """
 
 from __future__ import annotations
@@ -318,3 +319,10 @@ async def test_the_desk_api_needs_a_session_and_the_csrf_header(platform: Platfo
         assert (await c.post("/api/reports", json={"reports": [report]})).status_code == 403
         r = await c.post("/api/reports", json={"reports": [report]}, headers={"X-Frontdesk": "1"})
         assert r.json()["results"][0]["status"] == 202
+        # guessing passwords: after 5 failures for a username, 429 without checking
+        guess = {"username": "amager-guessed", "password": "guess"}
+        statuses = [
+            (await c.post("/api/login", json=guess, headers={"X-Frontdesk": "1"})).status_code
+            for _ in range(6)
+        ]
+        assert statuses == [401] * 5 + [429]

@@ -14,6 +14,7 @@ from services.frontdesk.reports import DeskReport, Kind, Refused, check, ingest_
 from services.frontdesk.session import SessionSigner
 from services.frontdesk.settings import FrontdeskSettings
 from services.frontdesk.staff import StaffDirectory, add, generate
+from services.frontdesk.throttle import SignInThrottle
 
 T0 = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # any instant; nothing here depends on the date
 PATTERN = FrontdeskSettings().client_code_pattern
@@ -123,3 +124,17 @@ def test_a_check_in_needs_the_rooms_code_format_and_one_of_its_booths(
 def test_a_check_out_names_its_check_in() -> None:
     with pytest.raises(Refused):
         check(report(Kind.CHECKOUT), 12, PATTERN)
+
+
+def test_sign_in_is_throttled_per_username_after_repeated_failures() -> None:
+    throttle = SignInThrottle(limit=3, window=timedelta(minutes=5))
+    for n in range(3):
+        assert throttle.retry_after("anna", T0 + timedelta(seconds=n)) is None
+        throttle.failed("anna", T0 + timedelta(seconds=n))
+    assert throttle.retry_after("anna", T0 + timedelta(seconds=3)) == 298
+    assert throttle.retry_after("bo", T0 + timedelta(seconds=3)) is None  # others unaffected
+    assert throttle.retry_after("anna", T0 + timedelta(minutes=5)) is None  # oldest left
+    throttle.failed("anna", T0 + timedelta(minutes=5))
+    assert throttle.retry_after("anna", T0 + timedelta(minutes=5)) == 2
+    throttle.succeeded("anna")
+    assert throttle.retry_after("anna", T0 + timedelta(minutes=5)) is None
