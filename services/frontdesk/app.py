@@ -5,7 +5,7 @@ Serves the tablet app (plain HTML/CSS/JS, a service worker for offline use) and 
 - ``POST /api/login`` / ``POST /api/logout`` / ``GET /api/me``: per-person sign-in, a signed
   HttpOnly SameSite=Strict session cookie that expires; 5 failures for a username within 5
   minutes make further attempts 429 until the oldest one is 5 minutes old;
-- ``GET /api/board``: every booth of the room (polled by the tablets every second);
+- ``GET /api/board``: every booth of the room (polled by the tablets every 0.5 s);
 - ``POST /api/reports``: the tablet's queued reports, handled in order (:mod:`.desk`);
 - ``GET /api/room``: the room's figures today, stock with days of cover, open drug alerts of its
   district (from the projection's read API).

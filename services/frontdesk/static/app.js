@@ -383,7 +383,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#naloxone-minus").addEventListener("click", () => { $("#naloxone").value = String(Math.max(0, Number($("#naloxone").value) - 1)); });
   applyTexts();
   start();
-  setInterval(refreshBoard, 1000);   // the same board on every tablet within a second
+  setInterval(refreshBoard, 500);    // the same board on every tablet within a second
   setInterval(flush, 3000);          // waiting reports go as soon as the platform is back
   setInterval(refreshRoom, 15000);
   window.addEventListener("online", flush);
