@@ -11,6 +11,7 @@ from typing import Any
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.integration.frontdesk.conftest import PASSWORD
@@ -42,8 +43,7 @@ class Tablet:
         self.d.get(self.url)
         self.wait(lambda d: self.css("#login-view").is_displayed())
         self.css("#username").send_keys(f"{facility}-staff")
-        self.css("#password").send_keys(PASSWORD)
-        self.css("#login-submit").click()
+        self.css("#password").send_keys(PASSWORD, Keys.ENTER)  # the keyboard alone signs in
         self.wait(lambda d: self.css("#app-view").is_displayed())
         self.wait(lambda d: len(self.board()) > 0)
         return self

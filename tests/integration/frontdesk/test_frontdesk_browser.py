@@ -107,6 +107,7 @@ async def test_a_full_shift_lands_exactly_in_the_read_models(
         tablet.check_out(booth)
     tablet.delivered(syringes=500, needles=400)
     tablet.hand_out(syringes=10, needles=10, swabs=20)
+    tablet.counted(foil=35)
     tablet.sharps(7)
     tablet.wait_sent()
 
@@ -150,6 +151,11 @@ async def test_a_full_shift_lands_exactly_in_the_read_models(
            FROM stock_movements WHERE facility = 'halmtorv'""",
     )
     assert on_hand is not None and (on_hand["syringes"], on_hand["needles"]) == (490, 390)
+    counted = await fetchrow(
+        platform.env.dsn,
+        "SELECT quantity FROM stock_counts WHERE facility = 'halmtorv' AND item = 'foil'",
+    )
+    assert counted is not None and counted["quantity"] == 35
 
     # the incident is linked to the visit in booth 2 (the platform got its visit id)
     incidents = await read_topic(platform.env.bootstrap, platform.env.topic(topics.INCIDENTS))
