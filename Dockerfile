@@ -9,4 +9,4 @@ COPY deploy/city.yaml deploy/city.yaml
 COPY deploy/postgres/migrations deploy/postgres/migrations
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 dcr
 USER dcr
-EXPOSE 8001 8002 8003 8004
+EXPOSE 8001 8002 8003 8004 8006

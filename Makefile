@@ -1,9 +1,9 @@
 # Local stack and checks for dcr-platform (no Docker): see deploy/scripts/*.sh.
 #
-#   make up      venv, PostgreSQL, Kafka, Prometheus, the four services and the simulator
+#   make up      venv, PostgreSQL, Kafka, Prometheus, the four services, the front desk and the simulator
 #                (SIM=0 leaves it off); prints the URLs
 #   make down    stop, in reverse order, only what these scripts started
-#   make test    venv, PostgreSQL, Kafka, promtool, then pytest (PYTEST_ARGS="-k foo -x")
+#   make test    venv, PostgreSQL, Kafka, promtool, Chromium, then pytest (PYTEST_ARGS="-k foo -x")
 #   make test-faults  fault-injection and hostile-input suite incl. heavy variants (~5 min)
 #   make bench   benchmarks (projection catch-up, ingest, freshness, scale) -> bench/results/
 #   make lint    ruff check, ruff format --check, mypy
@@ -46,6 +46,7 @@ up: venv
 	@echo "  supply      http://127.0.0.1:8002/docs"
 	@echo "  incident    http://127.0.0.1:8003/docs"
 	@echo "  projection  http://127.0.0.1:8004/docs"
+	@echo "  front desk  http://127.0.0.1:8006  (staff logins: .state/auth/dev-staff.yaml)"
 	@echo "  prometheus  http://127.0.0.1:9090"
 	@echo "  kafka       127.0.0.1:9092"
 	@echo "  postgres    postgresql://dcr:dcr@127.0.0.1:5432/dcr"
@@ -65,6 +66,7 @@ test: venv
 	@$(SCRIPTS)/kafka.sh start
 	@$(SCRIPTS)/prometheus.sh install
 	@$(SCRIPTS)/report.sh install
+	@$(SCRIPTS)/browser.sh install
 	@rc=0; $(PY) -m pytest -m "not heavy" $(PYTEST_ARGS) || rc=$$?; \
 	if [[ $$rc -eq 5 ]]; then echo "make test: FAILED: pytest collected no tests" >&2; fi; \
 	exit $$rc

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the four Python services locally with uvicorn, in the background.
+# Run the Python services locally (the four platform services and the front desk) with
+# uvicorn, in the background.
 #
 #   services.sh start    start each service that is not already running, then wait (60 s
 #                        deadline, polling) until every /healthz answers 200; on timeout print
@@ -21,6 +22,7 @@ SERVICES=(
     "supply     services.supply.app:create_app     8002"
     "incident   services.incident.app:create_app   8003"
     "projection services.projection.app:create_app 8004"
+    "frontdesk  services.frontdesk.app:create_app  8006"
 )
 HEALTH_TIMEOUT=60
 
@@ -34,6 +36,9 @@ start() {
     # dev-tokens.yaml (for curl and the simulator). Generated once, kept across restarts.
     (cd "$ROOT" && "$VENV_PY" -m shared.auth generate \
         --out "$STATE/auth/tokens.yaml" --clear-out "$STATE/auth/dev-tokens.yaml" >/dev/null)
+    # Front-desk staff accounts (scrypt hashes; clear development passwords in dev-staff.yaml).
+    (cd "$ROOT" && "$VENV_PY" -m services.frontdesk.staff generate \
+        --out "$STATE/auth/staff.yaml" --clear-out "$STATE/auth/dev-staff.yaml" >/dev/null)
     for entry in "${SERVICES[@]}"; do
         read -r name app port <<<"$entry"
         if pid="$(pid_of "$name" "$app")"; then
@@ -70,7 +75,7 @@ start() {
 
 stop() {
     local i entry name app port
-    # Reverse order: the projection (consumer side) goes first.
+    # Reverse order: the front desk, then the projection (consumer side) go first.
     for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
         read -r name app port <<<"${SERVICES[$i]}"
         stop_pid "$name" "$app" 30

@@ -157,12 +157,10 @@ def _field_error(loc: str, msg: str) -> HTTPException:
     )
 
 
-def build_router(
-    routes: Sequence[IngestRoute[Any]],
+def bearer_authenticator(
     get_deps: Callable[[Request], IngestDeps],
-) -> APIRouter:
-    """An APIRouter with one POST endpoint per route spec."""
-    router = APIRouter()
+) -> Callable[..., Awaitable[Principal]]:
+    """The FastAPI dependency turning ``Authorization: Bearer ...`` into a principal (else 401)."""
 
     async def authenticate(
         request: Request, authorization: Annotated[str | None, Header()] = None
@@ -177,6 +175,16 @@ def build_router(
             raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
         return principal
 
+    return authenticate
+
+
+def build_router(
+    routes: Sequence[IngestRoute[Any]],
+    get_deps: Callable[[Request], IngestDeps],
+) -> APIRouter:
+    """An APIRouter with one POST endpoint per route spec."""
+    router = APIRouter()
+    authenticate = bearer_authenticator(get_deps)
     for route in routes:
         router.add_api_route(
             route.path,

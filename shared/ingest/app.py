@@ -16,6 +16,7 @@ from shared.auth import TokenRegistry
 from shared.city import load_city
 from shared.http import install_common
 from shared.ingest.api import IngestDeps, IngestRoute, build_router
+from shared.ingest.batch import build_batch_router
 from shared.ingest.kafka_publisher import connected_publisher
 from shared.ingest.pg_idempotency import PostgresIdempotencyStore
 from shared.privacy import Pseudonymiser
@@ -100,6 +101,7 @@ def create_ingest_app(
         return {"kafka": await d.publisher.ping(), "database": await d.idempotency.ping()}
 
     app.include_router(build_router(routes, get_deps), prefix="/v1", tags=[service])
+    app.include_router(build_batch_router(routes, get_deps), prefix="/v1", tags=[service])
     install_common(app, service, health, IngestSettings().max_body_bytes)
     install_asyncapi(app, title, description)
     return app

@@ -38,6 +38,8 @@ def test_every_route_has_an_example_that_validates(service: str) -> None:
     app = APPS[service](make_deps(service))
     schema = app.openapi()
     posts = {path: ops["post"] for path, ops in schema["paths"].items() if "post" in ops}
+    batch = posts.pop("/v1/batch")  # NDJSON of lines naming these routes (test_batch.py)
+    assert "application/x-ndjson" in batch["requestBody"]["content"]
     assert set(posts) == {"/v1" + r.path for r in ROUTES[service]}
     models = {r.request_model.__name__: r.request_model for r in ROUTES[service]}
     for path, op in posts.items():
