@@ -1,9 +1,9 @@
 """PostgreSQL persistence of the drug alert worker (tables of migration 010).
 
 Why a table of recent overdoses rather than re-reading the incidents topic on start: the table
-holds only what the rule needs (event id, district, time of overdoses), a start-up rebuild is one
-indexed query instead of a scan of the topic's history, and writing an overdose in the **same
-transaction** as the alerts it raised makes "counted" and "alerted" atomic, which lets
+holds only what the rule needs (event source and id, district, time of overdoses), a start-up
+rebuild is one indexed query instead of a scan of the topic's history, and writing an overdose
+in the **same transaction** as the alerts it raised makes "counted" and "alerted" atomic, which lets
 :meth:`AlertState.restore <services.incident.alerting.AlertState.restore>` treat every episode
 in the table as alerted.
 
@@ -34,7 +34,7 @@ class AlertStore:
 
     async def load(
         self, since: datetime
-    ) -> tuple[list[tuple[str, UUID, datetime]], list[tuple[str, Substance, datetime]]]:
+    ) -> tuple[list[tuple[str, str, UUID, datetime]], list[tuple[str, Substance, datetime]]]:
         """Overdoses and adulterant alerts with event time at or after ``since``; also deletes
         overdoses far older than that (they can no longer matter)."""
         async with self._pool.acquire() as conn:
@@ -42,7 +42,7 @@ class AlertStore:
                 "DELETE FROM alert_overdoses WHERE occurred_at < $1", since - _KEEP_EXTRA
             )
             overdoses = await conn.fetch(
-                "SELECT district, event_id, occurred_at FROM alert_overdoses "
+                "SELECT district, source, event_id, occurred_at FROM alert_overdoses "
                 "WHERE occurred_at >= $1",
                 since,
             )
@@ -53,20 +53,21 @@ class AlertStore:
                 since,
             )
         return (
-            [(r["district"], r["event_id"], r["occurred_at"]) for r in overdoses],
+            [(r["district"], r["source"], r["event_id"], r["occurred_at"]) for r in overdoses],
             [(r["district"], Substance(r["substance"]), r["occurred_at"]) for r in adulterants],
         )
 
     async def record(
-        self, overdose: tuple[str, UUID, datetime] | None, alerts: Sequence[Envelope]
+        self, overdose: tuple[str, str, UUID, datetime] | None, alerts: Sequence[Envelope]
     ) -> None:
-        """In one transaction: the overdose (if any) and the alerts (unpublished). Both are
-        no-ops for rows already there (redelivered event, episode already raised)."""
+        """In one transaction: the overdose ``(district, source, id, time)`` (if any) and the
+        alerts (unpublished). Both are no-ops for rows already there (redelivered event, episode
+        already raised)."""
         async with self._pool.acquire() as conn, conn.transaction():
             if overdose is not None:
                 await conn.execute(
-                    "INSERT INTO alert_overdoses (district, event_id, occurred_at) "
-                    "VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING",
+                    "INSERT INTO alert_overdoses (district, source, event_id, occurred_at) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT (source, event_id) DO NOTHING",
                     *overdose,
                 )
             for env in alerts:

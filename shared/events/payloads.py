@@ -166,6 +166,9 @@ class DrugAlertRaised(Payload):
     window_start: AwareDatetime | None = None
     window_end: AwareDatetime | None = None
     facility_id: str | None = None
+    #: Raised from reports that arrived late: the episode began more than ``late_after`` before
+    #: the alert (services.incident.alerting). Absent in records written before it existed.
+    late: bool = False
 
     def window(self) -> tuple[datetime, datetime] | None:
         if self.window_start is None or self.window_end is None:
