@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from shared.settings import REPO_ROOT
 from tests.monitoring.dashboards import PROMETHEUS, rules
 
 PROMTOOL = Path("/usr/bin/promtool")
+AMTOOL = Path("/usr/bin/amtool")
 CONFIGS = [PROMETHEUS / "prometheus.yml", PROMETHEUS / "prometheus.compose.yml"]
 RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROMETHEUS / "tests").glob("*.yml"))
@@ -80,7 +82,42 @@ def test_local_and_compose_configs_differ_only_in_targets() -> None:
     for cfg in (local, compose):
         for job in cfg["scrape_configs"]:
             job.pop("static_configs")
+    alertmanagers = [
+        [
+            t
+            for am in cfg.pop("alerting")["alertmanagers"]
+            for sc in am["static_configs"]
+            for t in sc["targets"]
+        ]
+        for cfg in (local, compose)
+    ]
+    assert alertmanagers == [["127.0.0.1:9093"], ["alertmanager:9093"]]
     assert local == compose
+
+
+def test_amtool_accepts_the_alertmanager_configs_and_they_are_current() -> None:
+    """``amtool check-config`` on both generated configs (like promtool for Prometheus's), and
+    they equal deploy/alertmanager/generate.py's output for the committed contacts."""
+    assert AMTOOL.exists(), "amtool missing: run deploy/scripts/alertmanager.sh install"
+    configs = sorted((REPO_ROOT / "deploy" / "alertmanager").glob("alertmanager*.yml"))
+    assert [p.name for p in configs] == ["alertmanager.compose.yml", "alertmanager.yml"]
+    proc = subprocess.run(
+        [str(AMTOOL), "check-config", *map(str, configs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    gen = subprocess.run(
+        [sys.executable, "deploy/alertmanager/generate.py", "--check"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert gen.returncode == 0, gen.stderr
 
 
 def test_every_service_is_scraped_on_its_port() -> None:
