@@ -56,6 +56,9 @@ def _env_vars(
             "DCR_DB_DSN": dsn,
             "DCR_AUTH_TOKENS_FILE": str(tokens_file),
             "DCR_PSEUDONYM_SECRET": secrets.token_hex(32),
+            # the drug alert notifier only where a test provides its SMTP/webhook receivers
+            # (tests/integration/notify), never towards a developer's mail sink
+            "DCR_NOTIFY_ENABLED": "false",
         }
     )
     yield base, dsn, tokens

@@ -1,0 +1,186 @@
+"""Drug alert notifications on the real parts: overdoses posted over HTTP to the incident service
+(real Kafka, PostgreSQL), its alert worker and notifier, a real SMTP server (the project's mail
+sink) and a real HTTP webhook receiver verifying signatures. Every district recipient gets exactly
+one e-mail and every webhook recipient one signed webhook; other districts hear nothing; a notifier
+killed in the middle of a delivery loses and doubles nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from services.incident.app import create_app as create_incident
+from tests.integration.ingest.conftest import bearer
+from tests.integration.ingest.test_drug_alerts import overdose
+from tests.integration.notify.receivers import (
+    SECRET,
+    WebhookReceiver,
+    mail_sink,
+    mails,
+    write_contacts,
+)
+from tests.process import INCIDENT_APP, ServiceProcess
+from tests.support import TestEnv, isolated_env, poll_until, serve
+
+pytestmark = pytest.mark.integration
+
+VESTERBRO = {"halmtorv-staff", "mh-staff", "outreach", "ops"}
+PSEUDONYM = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+@dataclass
+class NotifyEnv:
+    env: TestEnv
+    mail_dir: Path
+    webhook: WebhookReceiver
+    recipients: dict[str, dict[str, str]]
+
+    async def delivery_states(self) -> dict[str, int]:
+        conn = await asyncpg.connect(self.env.dsn)
+        try:
+            rows = await conn.fetch("SELECT state, count(*) AS n FROM alert_deliveries GROUP BY 1")
+        finally:
+            await conn.close()
+        return {r["state"]: r["n"] for r in rows}
+
+    async def all_delivered(self, expected: int) -> bool:
+        return await self.delivery_states() == {"delivered": expected}
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver().running() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+async def notify_env(
+    test_env: TestEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, webhook: WebhookReceiver
+) -> AsyncIterator[NotifyEnv]:
+    mail_dir = tmp_path / "mail"
+    recipients = write_contacts(tmp_path / "contacts.yaml", webhook.url)
+    with mail_sink(mail_dir) as smtp_port:
+        for name, value in {
+            "DCR_NOTIFY_ENABLED": "true",
+            "DCR_NOTIFY_SMTP_PORT": str(smtp_port),
+            "DCR_NOTIFY_WEBHOOK_SECRET": SECRET,
+            "DCR_CONTACTS_FILE": str(tmp_path / "contacts.yaml"),
+            "DCR_NOTIFY_BACKOFF_S": "0.2",
+            "DCR_NOTIFY_POLL_S": "0.1",
+            "DCR_NOTIFY_LEASE_S": "2",
+            "DCR_ALERTS_RETRY_S": "0.3",
+        }.items():
+            monkeypatch.setenv(name, value)
+        async with isolated_env(test_env, monkeypatch, label="notify", drop_topics=True) as env:
+            yield NotifyEnv(env, mail_dir, webhook, recipients)
+
+
+def check_mails(n: NotifyEnv) -> None:
+    got = mails(n.mail_dir)
+    to = sorted(str(m["To"]) for m in got)
+    assert to == sorted(n.recipients[r]["email"] for r in VESTERBRO)  # each exactly once
+    for m in got:
+        assert "Overdose cluster: 3 overdoses in Vesterbro within 2 h" in str(m["Subject"])
+        text = m.get_content()
+        for needle in (
+            "DRUG ALERT - Vesterbro",
+            "Since: ",
+            "Halmtorv (temporary room)",
+            "Mændenes Hjem, Istedgade",
+            "What to do: Warn clients",
+            "naloxone",
+            "?var-district=vesterbro",
+        ):
+            assert needle in text, needle
+        assert not PSEUDONYM.search(text)
+    assert len({m["Message-ID"] for m in got}) == len(got)
+
+
+def check_webhook(n: NotifyEnv) -> None:
+    [hook] = n.webhook.accepted()
+    assert hook.signature_ok and hook.path == "/hooks/outreach"
+    body = json.loads(hook.body)
+    assert body["type"] == "dk.dcr.alert.raised"
+    assert body["district"] == "vesterbro" and body["reason"] == "overdose_cluster"
+    assert body["overdoses_in_window"] == 3 and body["late"] is False
+    assert not PSEUDONYM.search(hook.body.decode())
+
+
+async def test_three_overdoses_reach_every_district_recipient_exactly_once(
+    notify_env: NotifyEnv,
+) -> None:
+    n = notify_env
+    async with serve(create_incident()) as incident:
+        for facility, minutes_ago in (("halmtorv", 30), ("maendenes-hjem", 20), ("halmtorv", 10)):
+            r = await incident.post(
+                "/v1/incidents",
+                json=overdose(facility, minutes_ago),
+                headers=bearer(n.env, facility),
+            )
+            assert r.status_code == 202, r.text
+        await poll_until(
+            lambda: n.all_delivered(len(VESTERBRO) + 1),
+            timeout=30,
+            what="4 e-mails and 1 webhook delivered",
+        )
+        health = (await incident.get("/healthz")).json()["checks"]
+        assert health["notifier"] is True and health["alert_worker"] is True
+    check_mails(n)
+    check_webhook(n)
+
+
+async def test_notifier_killed_mid_delivery_loses_and_doubles_nothing(
+    notify_env: NotifyEnv, tmp_path: Path
+) -> None:
+    """The webhook receiver kills the incident process while handling its first request (the
+    notifier has sent, nothing is recorded yet); a restarted process resends after the lease,
+    with the same delivery id, and every recipient ends with exactly one message."""
+    n = notify_env
+    proc = ServiceProcess(tmp_path, "incident", INCIDENT_APP).start()
+    first: list[str] = []
+
+    def kill_on_first(hook: object) -> int:
+        if not first:
+            first.append(str(getattr(hook, "headers", {}).get("x-dcr-delivery")))
+            proc.kill9()
+            return 503
+        return 200
+
+    n.webhook.on_request = kill_on_first
+    try:
+        await proc.wait_healthy()
+        async with httpx.AsyncClient(base_url=proc.url, timeout=10) as c:
+            for facility, minutes_ago in (("halmtorv", 30), ("halmtorv", 20), ("halmtorv", 10)):
+                r = await c.post(
+                    "/v1/incidents",
+                    json=overdose(facility, minutes_ago),
+                    headers=bearer(n.env, facility),
+                )
+                assert r.status_code == 202, r.text
+        await poll_until(lambda: _dead(proc), timeout=30, what="the kill mid-delivery")
+        restarted = proc.restarted().start()
+        try:
+            await restarted.wait_healthy()
+            await poll_until(
+                lambda: n.all_delivered(len(VESTERBRO) + 1),
+                timeout=30,
+                what="every delivery completed after the restart",
+            )
+        finally:
+            restarted.terminate()
+    finally:
+        proc.terminate()
+    check_mails(n)
+    check_webhook(n)
+    assert n.webhook.accepted()[0].headers["x-dcr-delivery"] == first[0]  # same delivery id
+
+
+async def _dead(proc: ServiceProcess) -> bool:
+    return not proc.alive
