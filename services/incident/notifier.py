@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -60,6 +61,8 @@ IN_STATE = Gauge(
     "Rows of the notifier's delivery log per state (pending, delivered, dead)",
     ["state"],
 )
+for _state in ("pending", "delivered", "dead"):
+    IN_STATE.labels(_state)  # exported (0) from the start, also where the notifier is disabled
 LATENCY = Histogram(
     "dcr_alert_delivery_seconds",
     "From an alert event being stored for delivery to its receiver accepting it",
@@ -171,6 +174,7 @@ class Notifier:
                 continue
             await self._store.delivered(d)
             DELIVERIES.labels(d.channel, "delivered").inc()
+            LATENCY.labels(d.channel).observe((datetime.now(UTC) - d.created_at).total_seconds())
         return len(due)
 
     async def deliver(self) -> None:

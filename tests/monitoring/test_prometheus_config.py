@@ -29,6 +29,7 @@ TEST_FILES = sorted((PROMETHEUS / "tests").glob("*.yml"))
 REQUIRED_ALERTS = {
     "DrugAlertOpen",
     "DrugAlertEvaluatorDown",
+    "AlertDeliveryDead",
     "FacilitySilent",
     "ProjectionLagHigh",
     "ProjectionStale",
