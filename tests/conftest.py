@@ -36,6 +36,7 @@ def _env_vars(
     city = load_city(CitySettings().file)
     ids = [(f.id, PrincipalKind.FACILITY) for f in city.facilities]
     ids.append(("sanitation-city", PrincipalKind.SANITATION))
+    ids.append(("ops-oncall", PrincipalKind.OPS))
     tokens = {pid: secrets.token_urlsafe(24) for pid, _ in ids}
     tokens_file = Path(tmp_path_factory.mktemp("auth")) / "tokens.yaml"
     tokens_file.write_text(

@@ -39,7 +39,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter, Gauge
 
 from services.incident.alert_store import AlertStore
-from services.incident.alerting import AlertRules, AlertState, evaluate
+from services.incident.alerting import AlertRules, AlertState, due_resolutions, evaluate
 from services.incident.leader import Leadership, lock_key
 from services.incident.settings import AlertSettings
 from shared.city import City
@@ -94,6 +94,10 @@ class AlertWorker:
         self.state = AlertState()
         self.leader = False
         self._heartbeat = time.monotonic()
+
+    @property
+    def store(self) -> AlertStore:
+        return self._store
 
     def beat(self) -> None:
         self._heartbeat = time.monotonic()
@@ -166,6 +170,7 @@ class AlertWorker:
                     for record in records:
                         await self.handle(record.headers, record.value)
                     await consumer.commit({tp: records[-1].offset + 1})
+                await self.resolve_due()
                 ends = await consumer.end_offsets(parts)
                 behind = [max(0, ends[tp] - await consumer.position(tp)) for tp in parts]
                 LAG.set(sum(behind))
@@ -202,8 +207,22 @@ class AlertWorker:
         if step.alerts:
             await self.flush()
 
+    async def resolve_due(self) -> None:
+        """Resolve the alerts whose episode ended (see ``alerting.due_resolutions``) and
+        publish the resolutions."""
+        due = due_resolutions(
+            await self._store.open_alerts(),
+            await self._store.last_overdoses(),
+            self._settings.quiet_period,
+            self._clock(),
+        )
+        resolved = [e for e in due if await self._store.resolve(e)]
+        if resolved:
+            await self.flush()
+
     async def flush(self) -> None:
-        """Publish every stored, unpublished alert (oldest first) and mark it published."""
+        """Publish every stored, unpublished alert and lifecycle event (oldest first) and mark
+        it published."""
         for alert in await self._store.unpublished():
             await self._publisher.publish(alert)
             await self._store.mark_published(alert.id)
@@ -211,6 +230,10 @@ class AlertWorker:
             assert isinstance(data, DrugAlertRaised)
             DRUG_ALERTS.labels(data.district, data.reason.value).inc()
             log.info("drug alert published: %s", data.episode)
+        for event in await self._store.outbox_unpublished():
+            await self._publisher.publish(event)
+            await self._store.mark_outbox_published(event.id)
+            log.info("%s published for alert %s", event.type, getattr(event.data, "alert_id", ""))
 
 
 @contextlib.asynccontextmanager

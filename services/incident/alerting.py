@@ -53,7 +53,12 @@ from typing import NamedTuple
 from uuid import UUID, uuid5
 
 from shared.events.envelope import Envelope, district_source
-from shared.events.payloads import DrugAlertRaised, DrugCheckResult, IncidentReported
+from shared.events.payloads import (
+    DrugAlertRaised,
+    DrugAlertResolved,
+    DrugCheckResult,
+    IncidentReported,
+)
 from shared.events.vocabulary import OVERDOSE_KINDS, AlertReason, Substance
 
 #: Namespace of alert event ids (uuid5 of the episode key).
@@ -329,3 +334,57 @@ def _alert(
         late=late,
     )
     return Envelope.wrap(data, id=event_id, source=district_source(district), time=at)
+
+
+# --- resolution -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAlert:
+    """A raised, unresolved alert as stored by the driver."""
+
+    alert_id: str
+    district: str
+    reason: AlertReason
+    episode: str
+    at: datetime  # the alert event's time (episode start / drug check time)
+
+
+def due_resolutions(
+    open_alerts: Iterable[OpenAlert],
+    last_overdose: Mapping[str, datetime],
+    quiet: timedelta,
+    now: datetime,
+) -> list[Envelope]:
+    """``dk.dcr.alert.resolved`` events for the alerts whose episode has ended.
+
+    Rule (by event time): an overdose cluster alert ends once no overdose in its district
+    happened for ``quiet`` after the last one (``last_overdose[district]``, or the alert's own
+    time if later); an adulterant alert ends ``quiet`` after the finding. The resolved event's
+    time is that end (``last seen + quiet``), so it is the same whenever it is evaluated, and
+    its id is ``uuid5(ALERT_NAMESPACE, episode + "/resolved")``: once per alert.
+    """
+    out = []
+    for a in open_alerts:
+        last = a.at
+        if a.reason is AlertReason.OVERDOSE_CLUSTER:
+            last = max(last, last_overdose.get(a.district, last))
+        if now - last < quiet:
+            continue
+        data = DrugAlertResolved(
+            alert_id=a.alert_id,
+            district=a.district,
+            reason=a.reason,
+            episode=a.episode,
+            last_seen=last,
+            quiet_period_s=int(quiet.total_seconds()),
+        )
+        out.append(
+            Envelope.wrap(
+                data,
+                id=uuid5(ALERT_NAMESPACE, a.episode + "/resolved"),
+                source=district_source(a.district),
+                time=last + quiet,
+            )
+        )
+    return out

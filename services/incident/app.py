@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.incident.alert_routes import alert_router
 from services.incident.routes import ROUTES
 from services.incident.workers import run_incident_workers
 from shared.ingest.api import IngestDeps
@@ -13,7 +14,7 @@ from shared.ingest.app import create_ingest_app
 def create_app(deps: IngestDeps | None = None) -> FastAPI:
     """With injected ``deps`` (unit tests) the drug alert worker and the notifier are not
     started: they need the real Kafka and PostgreSQL, and their cores are tested on their own."""
-    return create_ingest_app(
+    app = create_ingest_app(
         "incident",
         "dcr-platform incident",
         "Facilities report incidents (overdoses, seizures, violence, ...) with the interventions "
@@ -23,3 +24,5 @@ def create_app(deps: IngestDeps | None = None) -> FastAPI:
         deps,
         background=run_incident_workers if deps is None else None,
     )
+    app.include_router(alert_router(), prefix="/v1", tags=["alerts"])
+    return app

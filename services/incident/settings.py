@@ -21,6 +21,9 @@ class AlertSettings(BaseSettings):
     window: timedelta = Field(default=timedelta(hours=2), gt=timedelta(0))
     #: Reports older than this (event time vs. now) no longer raise alerts.
     max_lateness: timedelta = Field(default=timedelta(hours=6), ge=timedelta(0))
+    #: An alert is resolved when its district had no qualifying overdose (event time) for this
+    #: long (adulterant alerts: this long after the finding).
+    quiet_period: timedelta = Field(default=timedelta(hours=2), gt=timedelta(0))
     #: An alert about an instant older than this (vs. processing time) is marked ``late``.
     late_after: timedelta = Field(default=timedelta(minutes=15), ge=timedelta(0))
     #: Consumer group of the alert worker (prefixed with DCR_KAFKA_TOPIC_PREFIX).

@@ -184,6 +184,8 @@ class DrugAlertAcknowledged(Payload):
     alert_id: VisitId
     district: DistrictId
     acknowledged_by: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")]
+    #: From the alert being raised (stored by the incident service) to this acknowledgement.
+    seconds_to_acknowledge: Annotated[float, Field(ge=0)]
 
 
 class DrugAlertResolved(Payload):

@@ -51,6 +51,9 @@ class FakeAlertStore:
     async def mark_published(self, alert_id: UUID) -> None:
         self.published.add(alert_id)
 
+    async def outbox_unpublished(self) -> list[Envelope]:
+        return []
+
 
 def overdose_record(
     minutes_ago: float, facility: str = "halmtorv"
