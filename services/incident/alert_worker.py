@@ -94,6 +94,8 @@ class AlertWorker:
         self.state = AlertState()
         self.leader = False
         self._heartbeat = time.monotonic()
+        #: One flush at a time in this process (the loop and the ack route both flush).
+        self._flushing = asyncio.Lock()
 
     @property
     def store(self) -> AlertStore:
@@ -222,7 +224,12 @@ class AlertWorker:
 
     async def flush(self) -> None:
         """Publish every stored, unpublished alert and lifecycle event (oldest first) and mark
-        it published."""
+        it published. Serialised in this process; an event published by two instances at once
+        carries the same CloudEvents id both times, which every consumer deduplicates."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         for alert in await self._store.unpublished():
             await self._publisher.publish(alert)
             await self._store.mark_published(alert.id)
