@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
 import pytest
 
 from services.incident.app import create_app as create_incident
+from services.projection.app import create_app as create_projection
 from shared.events.envelope import decode
 from shared.events.payloads import DrugAlertRaised
 from shared.kafka import topics
@@ -85,6 +87,32 @@ async def test_raised_acknowledged_resolved_each_notified_once(
     }
     hooks = [json.loads(h.body)["type"] for h in n.webhook.accepted()]
     assert sorted(hooks) == sorted(LIFECYCLE)
+
+    # the projection's read model and metrics show the states
+    async with serve(create_projection()) as projection:
+
+        async def resolved_in_read_model() -> list[dict[str, Any]]:
+            r = await projection.get("/v1/alerts", params={"district": "vesterbro"})
+            return [a for a in r.json()["alerts"] if a["state"] == "resolved"]
+
+        [alert] = await poll_until(
+            resolved_in_read_model, timeout=30, what="the read model to show the resolution"
+        )
+        assert alert["alert_id"] == raised.alert_id
+        assert alert["acknowledged_at"] == first.json()["acknowledged_at"]
+        assert alert["seconds_to_acknowledge"] >= 0 and alert["resolved_at"] is not None
+
+        async def metrics() -> str:
+            text = (await projection.get("/metrics")).text
+            return (
+                text
+                if 'dcr_drug_alerts_by_state{district="vesterbro",state="resolved"} 1.0' in text
+                else ""
+            )
+
+        text = await poll_until(metrics, timeout=30, what="the lifecycle metrics")
+        assert 'dcr_drug_alerts_open{district="vesterbro"} 0.0' in text
+        assert 'dcr_drug_alert_seconds_to_acknowledge_count{district="vesterbro"} 1.0' in text
 
 
 async def _of_type(n: NotifyEnv, event_type: str) -> list[tuple[str, object]]:
