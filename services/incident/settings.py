@@ -53,7 +53,7 @@ class NotifySettings(BaseSettings):
     webhook_secret: SecretStr = SecretStr(DEV_SECRET)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     #: Linked from every message (the alerts dashboard; ``?var-district=`` is appended).
-    dashboard_url: str = "http://127.0.0.1:3000/d/dcr-alerts/drug-alerts"
+    dashboard_url: str = "http://127.0.0.1:3000/d/dcr-district"
     consumer_group: str = Field(default="dcr-notifier", pattern=r"^[A-Za-z0-9._-]+$")
     #: A delivery is retried after backoff_s * 2^(attempt-1) (at most backoff_max_s) and is
     #: dead after max_attempts failures.
