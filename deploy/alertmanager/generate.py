@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from shared.city import load_city
-from shared.contacts import Contacts, load_contacts
+from shared.contacts import Contacts, Recipient, load_contacts
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -53,18 +54,25 @@ def domain_alerts() -> list[str]:
     return sorted(r["alert"] for g in doc["groups"] for r in g["rules"] if "alert" in r)
 
 
-def _emails(addresses: list[str]) -> list[dict[str, Any]]:
-    return [{"to": a, "send_resolved": True} for a in addresses]
+def _receiver(name: str, recipients: Sequence[Recipient]) -> dict[str, Any]:
+    """E-mail to every recipient with an address; Alertmanager's own webhook JSON (alert labels
+    and annotations only: never client data) to every recipient with a webhook URL."""
+    receiver: dict[str, Any] = {
+        "name": name,
+        "email_configs": [{"to": r.email, "send_resolved": True} for r in recipients if r.email],
+    }
+    hooks = [{"url": r.webhook, "send_resolved": True} for r in recipients if r.webhook]
+    if hooks:
+        receiver["webhook_configs"] = hooks
+    return receiver
 
 
 def build(smarthost: str, contacts: Contacts, city: Any) -> dict[str, Any]:
     domain = "|".join(domain_alerts())
-    ops = [r.email for r in contacts.platform() if r.email]
-    receivers: list[dict[str, Any]] = [{"name": "ops", "email_configs": _emails(ops)}]
+    receivers: list[dict[str, Any]] = [_receiver("ops", contacts.platform())]
     routes: list[dict[str, Any]] = []
     for d in city.districts:
-        to = [r.email for r in contacts.for_district(d.id, city) if r.email]
-        receivers.append({"name": f"district-{d.id}", "email_configs": _emails(to)})
+        receivers.append(_receiver(f"district-{d.id}", contacts.for_district(d.id, city)))
         routes.append(
             {
                 "receiver": f"district-{d.id}",
