@@ -17,7 +17,7 @@ from fastapi import APIRouter, Header, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 
 from shared.auth import Principal, PrincipalKind
-from shared.ingest.api import IngestDeps
+from shared.ingest.api import IngestDeps, bearer_principal
 from shared.ingest.ports import PublishError
 from shared.metrics import AUTH_FAILURES
 
@@ -25,13 +25,7 @@ AlertId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The alert'
 
 
 def _ops(deps: IngestDeps, authorization: str | None) -> Principal:
-    if not authorization or not authorization.lower().startswith("bearer "):
-        AUTH_FAILURES.labels(deps.service, "missing").inc()
-        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    principal = deps.tokens.authenticate(authorization[7:].strip())
-    if principal is None:
-        AUTH_FAILURES.labels(deps.service, "invalid").inc()
-        raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+    principal = bearer_principal(deps, authorization)
     if principal.kind is not PrincipalKind.OPS:
         AUTH_FAILURES.labels(deps.service, "forbidden").inc()
         raise HTTPException(403, "only ops tokens may acknowledge drug alerts")

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
+from tests.integration.ingest.conftest import bearer
+from tests.integration.ingest.test_drug_alerts import overdose
 from tests.integration.notify.receivers import SECRET, WebhookReceiver, mail_sink, write_contacts
 from tests.support import TestEnv, isolated_env
 
@@ -59,3 +62,14 @@ async def notify_env(
             monkeypatch.setenv(name, value)
         async with isolated_env(test_env, monkeypatch, label="notify", drop_topics=True) as env:
             yield NotifyEnv(env, mail_dir, webhook, recipients)
+
+
+async def post_overdoses(
+    client: httpx.AsyncClient, env: TestEnv, reports: Sequence[tuple[str, float]]
+) -> None:
+    """Post an overdose per ``(facility, minutes ago)`` with that facility's token (202)."""
+    for facility, minutes_ago in reports:
+        r = await client.post(
+            "/v1/incidents", json=overdose(facility, minutes_ago), headers=bearer(env, facility)
+        )
+        assert r.status_code == 202, r.text

@@ -17,8 +17,7 @@ from shared.events.envelope import decode
 from shared.events.payloads import DrugAlertRaised
 from shared.kafka import topics
 from tests.integration.ingest.conftest import bearer
-from tests.integration.ingest.test_drug_alerts import overdose
-from tests.integration.notify.conftest import NotifyEnv
+from tests.integration.notify.conftest import NotifyEnv, post_overdoses
 from tests.integration.notify.receivers import mails
 from tests.support import poll_until, read_topic, serve
 
@@ -43,13 +42,9 @@ async def test_raised_acknowledged_resolved_each_notified_once(
     # (by event time) as soon as it is raised - no waiting.
     monkeypatch.setenv("DCR_ALERTS_QUIET_PERIOD", "PT15M")
     async with serve(create_incident()) as incident:
-        for facility, minutes_ago in (("halmtorv", 40), ("maendenes-hjem", 30), ("halmtorv", 20)):
-            r = await incident.post(
-                "/v1/incidents",
-                json=overdose(facility, minutes_ago),
-                headers=bearer(n.env, facility),
-            )
-            assert r.status_code == 202, r.text
+        await post_overdoses(
+            incident, n.env, [("halmtorv", 40), ("maendenes-hjem", 30), ("halmtorv", 20)]
+        )
         [(_, raised)] = await poll_until(
             lambda: _of_type(n, "dk.dcr.alert.raised"), timeout=30, what="the raised alert"
         )

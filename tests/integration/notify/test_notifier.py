@@ -14,9 +14,7 @@ import httpx
 import pytest
 
 from services.incident.app import create_app as create_incident
-from tests.integration.ingest.conftest import bearer
-from tests.integration.ingest.test_drug_alerts import overdose
-from tests.integration.notify.conftest import NotifyEnv
+from tests.integration.notify.conftest import NotifyEnv, post_overdoses
 from tests.integration.notify.receivers import (
     mails,
 )
@@ -65,13 +63,9 @@ async def test_three_overdoses_reach_every_district_recipient_exactly_once(
 ) -> None:
     n = notify_env
     async with serve(create_incident()) as incident:
-        for facility, minutes_ago in (("halmtorv", 30), ("maendenes-hjem", 20), ("halmtorv", 10)):
-            r = await incident.post(
-                "/v1/incidents",
-                json=overdose(facility, minutes_ago),
-                headers=bearer(n.env, facility),
-            )
-            assert r.status_code == 202, r.text
+        await post_overdoses(
+            incident, n.env, [("halmtorv", 30), ("maendenes-hjem", 20), ("halmtorv", 10)]
+        )
         await poll_until(
             lambda: n.all_delivered(len(VESTERBRO) + 1),
             timeout=30,
@@ -104,13 +98,7 @@ async def test_notifier_killed_mid_delivery_loses_and_doubles_nothing(
     try:
         await proc.wait_healthy()
         async with httpx.AsyncClient(base_url=proc.url, timeout=10) as c:
-            for facility, minutes_ago in (("halmtorv", 30), ("halmtorv", 20), ("halmtorv", 10)):
-                r = await c.post(
-                    "/v1/incidents",
-                    json=overdose(facility, minutes_ago),
-                    headers=bearer(n.env, facility),
-                )
-                assert r.status_code == 202, r.text
+            await post_overdoses(c, n.env, [("halmtorv", 30), ("halmtorv", 20), ("halmtorv", 10)])
         await poll_until(lambda: _dead(proc), timeout=30, what="the kill mid-delivery")
         restarted = proc.restarted().start()
         try:
