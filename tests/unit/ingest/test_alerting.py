@@ -9,7 +9,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.incident.alerting import ALERT_NAMESPACE, AlertRules, AlertState, Step, evaluate
+from services.incident.alerting import (
+    ALERT_NAMESPACE,
+    AlertRules,
+    AlertState,
+    OpenAlert,
+    Step,
+    due_resolutions,
+    evaluate,
+)
 from shared.events.envelope import Envelope, facility_source
 from shared.events.payloads import DrugAlertRaised, DrugCheckResult, IncidentReported
 from shared.events.vocabulary import AlertReason, IncidentKind, Outcome, Severity, Substance
@@ -329,3 +337,18 @@ def test_rules_refuse_nonsense() -> None:
         AlertRules(threshold=0)
     with pytest.raises(ValueError):
         AlertRules(window=timedelta(0))
+
+
+def test_alerts_resolve_after_the_quiet_period_by_event_time() -> None:
+    [alert] = run([incident(0), incident(10), incident(20)])[1]
+    data = data_of(alert)
+    open_alert = OpenAlert(data.alert_id, "vesterbro", data.reason, data.episode, alert.time)
+    quiet = timedelta(hours=2)
+    last = {"vesterbro": T0 + timedelta(minutes=50)}  # a later overdose keeps it open
+    at_end = T0 + timedelta(minutes=50) + quiet
+    assert due_resolutions([open_alert], last, quiet, at_end - timedelta(seconds=1)) == []
+    [resolved] = due_resolutions([open_alert], last, quiet, at_end + timedelta(hours=5))
+    assert resolved.type == "dk.dcr.alert.resolved" and resolved.time == at_end
+    again = due_resolutions([open_alert], last, quiet, at_end)
+    assert [e.id for e in again] == [resolved.id]  # the same event whenever evaluated
+    assert resolved.data.last_seen == T0 + timedelta(minutes=50)  # type: ignore[union-attr]
