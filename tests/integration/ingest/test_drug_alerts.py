@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from services.incident.app import create_app as create_incident
 from shared.events.envelope import decode
@@ -196,3 +197,34 @@ async def test_same_client_event_id_at_two_facilities_still_raises_the_alert(
             assert await conn.fetchval("SELECT count(*) FROM alert_overdoses") == 3
         finally:
             await conn.close()
+
+
+async def test_late_reports_raise_a_late_alert_and_too_late_ones_are_counted(
+    test_env: TestEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three overdoses reported now that happened 5 h ago (within DCR_ALERTS_MAX_LATENESS, 6 h)
+    raise the alert, marked late; one that happened 7 h ago changes nothing and is counted."""
+    async with (
+        isolated_env(test_env, monkeypatch, label="late", drop_topics=True) as env,
+        serve(create_incident()) as incident,
+    ):
+        before = _too_late()
+        await post(incident, env, "/v1/incidents", overdose("nordvest", 7 * 60))
+        for minutes_ago in (5 * 60 + 20, 5 * 60 + 10, 5 * 60):
+            await post(incident, env, "/v1/incidents", overdose("nordvest", minutes_ago))
+        [record] = await poll_until(
+            lambda: alerts(env, "nordvest", AlertReason.OVERDOSE_CLUSTER),
+            timeout=30,
+            what="the late nordvest alert",
+        )
+        data = decode(record.headers, record.value).data
+        assert isinstance(data, DrugAlertRaised) and data.late
+        assert data.overdoses_in_window == 3  # the 7 h old one is not in the window
+        assert _too_late() == before + 1
+
+
+def _too_late() -> float:
+    return (
+        REGISTRY.get_sample_value("dcr_drug_alert_reports_ignored_total", {"reason": "too_late"})
+        or 0.0
+    )
