@@ -2,8 +2,10 @@
 
 Invariants (checked at load against the city): recipient ids are unique, every facility and
 district named exists, every recipient has at least one channel (e-mail or webhook) and a scope
-(a facility, districts or ``all``). :meth:`Contacts.for_district` is the one definition of "the
-district's recipients" used by the notifier and by the Alertmanager configuration generator.
+(a facility, districts or ``all``), and every district has at least one recipient (a drug alert
+nobody would receive is refused at start, not discovered during an overdose cluster).
+:meth:`Contacts.for_district` is the one definition of "the district's recipients" used by the
+notifier and by the Alertmanager configuration generator.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ class Contacts(BaseModel):
             for d in () if r.districts == "all" else r.districts:
                 if d not in city.district_by_id:
                     raise ValueError(f"recipient {r.id} names unknown district {d}")
+        unreached = [d.id for d in city.districts if not self.for_district(d.id, city)]
+        if unreached:
+            raise ValueError(f"no recipient for district(s) {unreached}")
         return self
 
     def for_district(self, district: str, city: City) -> tuple[Recipient, ...]:
