@@ -6,6 +6,7 @@ COPY pyproject.toml ./
 COPY shared ./shared
 COPY services ./services
 COPY deploy/city.yaml deploy/city.yaml
+COPY deploy/contacts.yaml deploy/contacts.yaml
 COPY deploy/postgres/migrations deploy/postgres/migrations
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 dcr
 USER dcr

@@ -1,9 +1,11 @@
 # Local stack and checks for dcr-platform (no Docker): see deploy/scripts/*.sh.
 #
-#   make up      venv, PostgreSQL, Kafka, Prometheus, the four services, the front desk and the simulator
+#   make up      venv, PostgreSQL, Kafka, Prometheus, Alertmanager + the development mail sink
+#                (.state/mail/), the four services, the front desk and the simulator
 #                (SIM=0 leaves it off); prints the URLs
 #   make down    stop, in reverse order, only what these scripts started
-#   make test    venv, PostgreSQL, Kafka, promtool, Chromium, then pytest (PYTEST_ARGS="-k foo -x")
+#   make test    venv, PostgreSQL, Kafka, promtool, amtool check-config, Chromium, then pytest
+#                (PYTEST_ARGS="-k foo -x")
 #   make test-faults  fault-injection and hostile-input suite incl. heavy variants (~5 min)
 #   make bench   benchmarks (projection catch-up, ingest, freshness, scale) -> bench/results/
 #   make lint    ruff check, ruff format --check, mypy
@@ -37,6 +39,7 @@ up: venv
 	@$(SCRIPTS)/postgres.sh start
 	@$(SCRIPTS)/kafka.sh start
 	@$(SCRIPTS)/prometheus.sh start
+	@$(SCRIPTS)/alertmanager.sh start
 	@$(SCRIPTS)/services.sh start
 	@if [[ "$(SIM)" != 0 ]]; then $(SCRIPTS)/simulator.sh start; \
 		else echo "simulator off (SIM=0)"; fi
@@ -48,6 +51,8 @@ up: venv
 	@echo "  projection  http://127.0.0.1:8004/docs"
 	@echo "  front desk  http://127.0.0.1:8006  (staff logins: .state/auth/dev-staff.yaml)"
 	@echo "  prometheus  http://127.0.0.1:9090"
+	@echo "  alertmanager http://127.0.0.1:9093"
+	@echo "  mail sink   smtp://127.0.0.1:1025, every message in .state/mail/*.eml"
 	@echo "  kafka       127.0.0.1:9092"
 	@echo "  postgres    postgresql://dcr:dcr@127.0.0.1:5432/dcr"
 	@echo "  logs        .state/logs/*.log (make logs), postgres: /var/log/postgresql/"
@@ -56,6 +61,7 @@ up: venv
 down:
 	@if [[ -x $(SCRIPTS)/simulator.sh ]]; then $(SCRIPTS)/simulator.sh stop; fi
 	@$(SCRIPTS)/services.sh stop
+	@$(SCRIPTS)/alertmanager.sh stop
 	@$(SCRIPTS)/prometheus.sh stop
 	@$(SCRIPTS)/kafka.sh stop
 	@$(SCRIPTS)/postgres.sh stop
@@ -67,6 +73,7 @@ test: venv
 	@$(SCRIPTS)/prometheus.sh install
 	@$(SCRIPTS)/report.sh install
 	@$(SCRIPTS)/browser.sh install
+	@$(SCRIPTS)/alertmanager.sh check
 	@rc=0; $(PY) -m pytest -m "not heavy" $(PYTEST_ARGS) || rc=$$?; \
 	if [[ $$rc -eq 5 ]]; then echo "make test: FAILED: pytest collected no tests" >&2; fi; \
 	exit $$rc
@@ -91,6 +98,7 @@ status:
 	@$(SCRIPTS)/postgres.sh status
 	@$(SCRIPTS)/kafka.sh status
 	@$(SCRIPTS)/prometheus.sh status
+	@$(SCRIPTS)/alertmanager.sh status
 	@$(SCRIPTS)/services.sh status
 	@if [[ -x $(SCRIPTS)/simulator.sh ]]; then $(SCRIPTS)/simulator.sh status; fi
 

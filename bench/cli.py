@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
+from bench.alerts import alerts
 from bench.catchup import catchup, scale
 from bench.freshness import city_scale_rate, freshness
 from bench.ingest import ingest
@@ -84,6 +85,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--freshness-seconds", type=float, default=60.0)
     g.add_argument("--freshness-warmup", type=float, default=5.0)
     g.add_argument("--poll-ms", type=float, default=5.0, help="visibility poll interval")
+    g = ap.add_argument_group("drug alerts")
+    g.add_argument("--alert-clusters", type=int, default=200, help="overdose clusters posted")
+    g.add_argument("--alert-rate", type=float, default=2.0, help="clusters per second")
     g = ap.add_argument_group("machine")
     g.add_argument("--quiet-wait", type=float, default=0.0, help="max seconds to wait for quiet")
     g.add_argument("--quiet-load", type=float, default=1.0, help="load1 counted as quiet")
@@ -150,6 +154,9 @@ async def _run(args: argparse.Namespace, only: list[str], command: str) -> None:
             instances=args.scale_instances,
             projection_env=projection_env,
             keep_logs=args.keep_logs,
+        ),
+        "alerts": lambda: alerts(
+            clusters=args.alert_clusters, rate=args.alert_rate, keep_logs=args.keep_logs
         ),
     }
     info = machine()

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = ("catchup", "ingest", "freshness", "scale")
+BENCHMARKS = ("catchup", "ingest", "freshness", "scale", "alerts")
 TARGETS = {
     "catchup": "projection >= 50 % of the bare consumer and >= 20,000 events/s",
     "freshness": "p99 < 500 ms",
     "ingest": "p99 < 50 ms at 200 requests/s",
+    "alerts": "overdose 202 -> notification delivered p99 < 5 s",
 }
 
 
@@ -126,6 +127,21 @@ def rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
                     f"{run['speedup']}; {run['projection_cores']} cores in projections; "
                     f"machine busy {run['machine_busy_share']:.0%}; verified: {run['verified']}",
                     f"{_n(run['events_per_s_from_start'])}/s incl. start and rebalances",
+                )
+            )
+    a = results.get("alerts")
+    if a:
+        r = a["results"]
+        for channel in ("webhook", "email"):
+            c = r[channel]
+            out.append(
+                (
+                    "5 drug alerts",
+                    f"{r['params']['clusters']} overdose clusters at "
+                    f"{r['params']['rate_per_s']:g}/s, {channel}",
+                    f"202 -> delivered: p50 {_ms(c['p50_ms'])}, **p99 {_ms(c['p99_ms'])}**, "
+                    f"max {_ms(c['max_ms'])}; missing {c['missing']}",
+                    "signed webhook" if channel == "webhook" else "SMTP",
                 )
             )
     return out

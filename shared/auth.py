@@ -36,6 +36,7 @@ from shared.settings import CitySettings
 class PrincipalKind(StrEnum):
     FACILITY = "facility"
     SANITATION = "sanitation"
+    OPS = "ops"  # platform/outreach on-call: acknowledges drug alerts
 
 
 class Principal(BaseModel):
@@ -75,10 +76,12 @@ class TokenRegistry:
 
 
 def generate(out: Path, clear_out: Path) -> None:
-    """Write a tokens file for every facility in the city plus one sanitation team."""
+    """Write a tokens file for every facility in the city, one sanitation team and one ops
+    on-call account."""
     city = load_city(CitySettings().file)
     ids = [(f.id, PrincipalKind.FACILITY) for f in city.facilities]
     ids.append(("sanitation-city", PrincipalKind.SANITATION))
+    ids.append(("ops-oncall", PrincipalKind.OPS))
     clear = {pid: secrets.token_urlsafe(32) for pid, _ in ids}
     doc = {
         "principals": [

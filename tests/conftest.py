@@ -36,6 +36,7 @@ def _env_vars(
     city = load_city(CitySettings().file)
     ids = [(f.id, PrincipalKind.FACILITY) for f in city.facilities]
     ids.append(("sanitation-city", PrincipalKind.SANITATION))
+    ids.append(("ops-oncall", PrincipalKind.OPS))
     tokens = {pid: secrets.token_urlsafe(24) for pid, _ in ids}
     tokens_file = Path(tmp_path_factory.mktemp("auth")) / "tokens.yaml"
     tokens_file.write_text(
@@ -56,6 +57,9 @@ def _env_vars(
             "DCR_DB_DSN": dsn,
             "DCR_AUTH_TOKENS_FILE": str(tokens_file),
             "DCR_PSEUDONYM_SECRET": secrets.token_hex(32),
+            # the drug alert notifier only where a test provides its SMTP/webhook receivers
+            # (tests/integration/notify), never towards a developer's mail sink
+            "DCR_NOTIFY_ENABLED": "false",
         }
     )
     yield base, dsn, tokens

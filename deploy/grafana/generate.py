@@ -738,17 +738,44 @@ def district_drilldown(city: City) -> Json:
 
     d.row("Drug alerts")
     d.add(
+        bargauge(
+            "Drug alerts by state",
+            prom(f"max by (state) (dcr_drug_alerts_by_state{{{sel}}})", "{{state}}", instant=True),
+            description="Open (nobody took charge yet), acknowledged by ops, resolved after "
+            "the quiet period without qualifying reports.",
+        ),
+        w=8,
+        h=7,
+    )
+    d.add(
+        stat(
+            "Mean time to acknowledge",
+            prom(
+                f"max(dcr_drug_alert_seconds_to_acknowledge_sum{{{sel}}})"
+                f" / max(dcr_drug_alert_seconds_to_acknowledge_count{{{sel}}})"
+            ),
+            unit="s",
+            description="From a drug alert being raised to an ops user acknowledging it "
+            "(acknowledged alerts of the district, all time).",
+        ),
+        w=4,
+        h=7,
+    )
+    d.add(
         table(
             "Drug alerts",
             sql(
                 """SELECT raised_at AS "Raised", reason AS "Reason", substance AS "Substance",
                        facility_id AS "Facility", overdoses_in_window AS "Overdoses",
-                       state AS "State"
+                       state AS "State", late AS "Late reports",
+                       acknowledged_at AS "Acknowledged",
+                       seconds_to_acknowledge AS "Seconds to acknowledge",
+                       resolved_at AS "Resolved"
                 FROM alerts WHERE district = '$district' AND $__timeFilter(raised_at)
                 ORDER BY raised_at DESC LIMIT 50"""
             ),
         ),
-        w=24,
+        w=12,
         h=7,
     )
     return dashboard(

@@ -32,6 +32,11 @@ global:
 rule_files:
   - rules/*.yml
 
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ["127.0.0.1:9093"]
+
 scrape_configs:
   - job_name: prometheus
     static_configs:

@@ -1,11 +1,15 @@
 """PostgreSQL persistence of the drug alert worker (tables of migration 010).
 
 Why a table of recent overdoses rather than re-reading the incidents topic on start: the table
-holds only what the rule needs (event id, district, time of overdoses), a start-up rebuild is one
-indexed query instead of a scan of the topic's history, and writing an overdose in the **same
-transaction** as the alerts it raised makes "counted" and "alerted" atomic, which lets
+holds only what the rule needs (event source and id, district, time of overdoses), a start-up
+rebuild is one indexed query instead of a scan of the topic's history, and writing an overdose
+in the **same transaction** as the alerts it raised makes "counted" and "alerted" atomic, which lets
 :meth:`AlertState.restore <services.incident.alerting.AlertState.restore>` treat every episode
 in the table as alerted.
+
+Lifecycle (migration 031): ``alert_episodes`` also records acknowledgement and resolution, and
+``alert_outbox`` holds their events (``dk.dcr.alert.acknowledged`` / ``resolved``), written in
+the same transaction as the state change and published afterwards, like the raised alerts.
 
 ``alert_episodes`` is also an outbox: an alert is stored (unique episode key) before it is
 published, and marked published after Kafka acknowledged it. A crash in between republishes the
@@ -16,13 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import asyncpg
 
-from shared.events.envelope import Envelope, from_record_json, to_record_json
-from shared.events.payloads import DrugAlertRaised
+from services.incident.alerting import OpenAlert
+from shared.events.envelope import Envelope, district_source, from_record_json, to_record_json
+from shared.events.payloads import DrugAlertAcknowledged, DrugAlertRaised, DrugAlertResolved
 from shared.events.vocabulary import AlertReason, Substance
+
+#: Namespace of acknowledgement event ids (uuid5 of the alert id): once per alert.
+ACK_NAMESPACE = UUID("2d4a7b8e-3f61-4c0f-8e0b-6a1f0e9d5c21")
 
 #: Overdoses this much older than the rule's horizon are deleted on start.
 _KEEP_EXTRA = timedelta(days=7)
@@ -34,7 +42,7 @@ class AlertStore:
 
     async def load(
         self, since: datetime
-    ) -> tuple[list[tuple[str, UUID, datetime]], list[tuple[str, Substance, datetime]]]:
+    ) -> tuple[list[tuple[str, str, UUID, datetime]], list[tuple[str, Substance, datetime]]]:
         """Overdoses and adulterant alerts with event time at or after ``since``; also deletes
         overdoses far older than that (they can no longer matter)."""
         async with self._pool.acquire() as conn:
@@ -42,7 +50,7 @@ class AlertStore:
                 "DELETE FROM alert_overdoses WHERE occurred_at < $1", since - _KEEP_EXTRA
             )
             overdoses = await conn.fetch(
-                "SELECT district, event_id, occurred_at FROM alert_overdoses "
+                "SELECT district, source, event_id, occurred_at FROM alert_overdoses "
                 "WHERE occurred_at >= $1",
                 since,
             )
@@ -53,20 +61,21 @@ class AlertStore:
                 since,
             )
         return (
-            [(r["district"], r["event_id"], r["occurred_at"]) for r in overdoses],
+            [(r["district"], r["source"], r["event_id"], r["occurred_at"]) for r in overdoses],
             [(r["district"], Substance(r["substance"]), r["occurred_at"]) for r in adulterants],
         )
 
     async def record(
-        self, overdose: tuple[str, UUID, datetime] | None, alerts: Sequence[Envelope]
+        self, overdose: tuple[str, str, UUID, datetime] | None, alerts: Sequence[Envelope]
     ) -> None:
-        """In one transaction: the overdose (if any) and the alerts (unpublished). Both are
-        no-ops for rows already there (redelivered event, episode already raised)."""
+        """In one transaction: the overdose ``(district, source, id, time)`` (if any) and the
+        alerts (unpublished). Both are no-ops for rows already there (redelivered event, episode
+        already raised)."""
         async with self._pool.acquire() as conn, conn.transaction():
             if overdose is not None:
                 await conn.execute(
-                    "INSERT INTO alert_overdoses (district, event_id, occurred_at) "
-                    "VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING",
+                    "INSERT INTO alert_overdoses (district, source, event_id, occurred_at) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT (source, event_id) DO NOTHING",
                     *overdose,
                 )
             for env in alerts:
@@ -97,4 +106,106 @@ class AlertStore:
         async with self._pool.acquire() as conn:
             await conn.execute(
                 "UPDATE alert_episodes SET published = true WHERE alert_id = $1", alert_id
+            )
+
+    async def open_alerts(self) -> list[OpenAlert]:
+        """Published alerts not yet resolved."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT alert_id, district, reason, episode, occurred_at FROM alert_episodes "
+                "WHERE resolved_at IS NULL AND published"
+            )
+        return [
+            OpenAlert(
+                r["alert_id"].hex,
+                r["district"],
+                AlertReason(r["reason"]),
+                r["episode"],
+                r["occurred_at"],
+            )
+            for r in rows
+        ]
+
+    async def last_overdoses(self) -> dict[str, datetime]:
+        """Event time of the latest overdose per district."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT district, max(occurred_at) AS last FROM alert_overdoses GROUP BY district"
+            )
+        return {r["district"]: r["last"] for r in rows}
+
+    async def resolve(self, event: Envelope) -> bool:
+        """Mark the alert resolved and store its event; False if it already was."""
+        data = event.data
+        assert isinstance(data, DrugAlertResolved)
+        async with self._pool.acquire() as conn, conn.transaction():
+            done = await conn.execute(
+                "UPDATE alert_episodes SET resolved_at = $2 "
+                "WHERE alert_id = $1 AND resolved_at IS NULL",
+                UUID(data.alert_id),
+                event.time,
+            )
+            if not done.endswith(" 1"):
+                return False
+            await self._outbox(conn, event)
+            return True
+
+    async def acknowledge(
+        self, alert_id: UUID, by: str, at: datetime
+    ) -> tuple[str, datetime | None, str | None]:
+        """Acknowledge an alert once: ``("new" | "already" | "missing", acknowledged_at, by)``.
+        A new acknowledgement stores its event in the outbox in the same transaction."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT district, raised_at, acknowledged_at, acknowledged_by FROM alert_episodes "
+                "WHERE alert_id = $1 FOR UPDATE",
+                alert_id,
+            )
+            if row is None:
+                return "missing", None, None
+            if row["acknowledged_at"] is not None:
+                return "already", row["acknowledged_at"], row["acknowledged_by"]
+            await conn.execute(
+                "UPDATE alert_episodes SET acknowledged_at = $2, acknowledged_by = $3 "
+                "WHERE alert_id = $1",
+                alert_id,
+                at,
+                by,
+            )
+            data = DrugAlertAcknowledged(
+                alert_id=alert_id.hex,
+                district=row["district"],
+                acknowledged_by=by,
+                seconds_to_acknowledge=max(0.0, (at - row["raised_at"]).total_seconds()),
+            )
+            await self._outbox(
+                conn,
+                Envelope.wrap(
+                    data,
+                    id=uuid5(ACK_NAMESPACE, alert_id.hex),
+                    source=district_source(row["district"]),
+                    time=at,
+                ),
+            )
+            return "new", at, by
+
+    @staticmethod
+    async def _outbox(conn: asyncpg.pool.PoolConnectionProxy, event: Envelope) -> None:
+        await conn.execute(
+            "INSERT INTO alert_outbox (event_id, record) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            event.id,
+            to_record_json(event),
+        )
+
+    async def outbox_unpublished(self) -> list[Envelope]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT record FROM alert_outbox WHERE NOT published ORDER BY created_at"
+            )
+        return [from_record_json(r["record"]) for r in rows]
+
+    async def mark_outbox_published(self, event_id: UUID) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE alert_outbox SET published = true WHERE event_id = $1", event_id
             )

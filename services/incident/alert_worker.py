@@ -3,18 +3,26 @@
 Per record, in this order (at least once, duplicates harmless):
 
 1. decode; apply :func:`services.incident.alerting.evaluate` to a copy of the state;
-2. store the overdose and the alerts it raised in one PostgreSQL transaction (alerts keyed by
-   episode, unique: a redelivered record or a restart never stores an episode twice);
+2. store the overdose and the alerts it raised in one PostgreSQL transaction (overdoses keyed by
+   CloudEvents (source, id), alerts by episode, both unique: a redelivered record or a restart
+   never stores either twice);
 3. publish stored-but-unpublished alerts (``acks=all``) and mark them published;
 4. after a partition's batch: commit its offsets.
 
-Any failure (Kafka, PostgreSQL) ends the session; after ``retry_s`` a new one rebuilds the state
-from PostgreSQL, republishes what was stored but not acknowledged (same event ids) and resumes at
-the committed offsets. The worker never crashes the service: ingest keeps working without it.
+Any failure (Kafka, PostgreSQL, loss of leadership) ends the session; after ``retry_s`` a new one
+rebuilds the state from PostgreSQL, republishes what was stored but not acknowledged (same event
+ids) and resumes at the committed offsets. The worker never crashes the service: ingest keeps
+working without it.
 
-Scaling: the rule needs every overdose of a district, and a district's facilities may sit on
-different partitions, so exactly one worker must consume the group (one incident service
-instance). Its consumer group is ``DCR_KAFKA_TOPIC_PREFIX`` + ``DCR_ALERTS_CONSUMER_GROUP``.
+Scaling: exactly one worker evaluates, whatever the number of incident instances: a session
+first becomes leader (:mod:`services.incident.leader`, a PostgreSQL advisory lock) and then
+assigns itself every partition of the topic (no group rebalancing; the group
+``DCR_KAFKA_TOPIC_PREFIX`` + ``DCR_ALERTS_CONSUMER_GROUP`` only stores the offsets).
+
+Nothing is ignored silently: a record that cannot be decoded, comes from an unknown facility or
+is too late to matter (see the rule's docstring) is counted in
+``dcr_drug_alert_reports_ignored_total{reason}``. Liveness (``heartbeat``, a standby's lock
+attempts included), leadership and lag are metrics, and ``/healthz`` reports ``alert_worker``.
 """
 
 from __future__ import annotations
@@ -22,15 +30,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
-from prometheus_client import Counter
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Counter, Gauge
 
 from services.incident.alert_store import AlertStore
-from services.incident.alerting import AlertRules, AlertState, evaluate
+from services.incident.alerting import AlertRules, AlertState, due_resolutions, evaluate
+from services.incident.leader import Leadership, lock_key
 from services.incident.settings import AlertSettings
 from shared.city import City
 from shared.events.envelope import DecodeError, decode
@@ -43,6 +53,23 @@ from shared.settings import DatabaseSettings, KafkaSettings
 log = logging.getLogger(__name__)
 
 DRUG_ALERTS = Counter("dcr_drug_alerts", "Drug alerts published", ["district", "reason"])
+IGNORED = Counter(
+    "dcr_drug_alert_reports_ignored",
+    "Incident-topic records the drug alert rule could not use (undecodable, unknown_facility, "
+    "too_late: event time older than DCR_ALERTS_MAX_LATENESS)",
+    ["reason"],
+)
+LEADER = Gauge(
+    "dcr_drug_alert_worker_leader", "1 while this instance is the active drug alert evaluator"
+)
+HEARTBEAT = Gauge(
+    "dcr_drug_alert_worker_heartbeat_timestamp_seconds",
+    "Last time the drug alert worker polled Kafka (leader) or tried the leader lock (standby)",
+)
+LAG = Gauge(
+    "dcr_drug_alert_worker_lag_records",
+    "Incident records not yet processed by the active drug alert evaluator (leader only)",
+)
 
 
 class AlertWorker:
@@ -65,30 +92,63 @@ class AlertWorker:
         self._settings = settings
         self._clock = clock
         self.state = AlertState()
+        self.leader = False
+        self._heartbeat = time.monotonic()
+        #: One flush at a time in this process (the loop and the ack route both flush).
+        self._flushing = asyncio.Lock()
 
-    async def run(self) -> None:
-        """Run sessions until cancelled, pausing ``retry_s`` after a failed one."""
+    @property
+    def store(self) -> AlertStore:
+        return self._store
+
+    def beat(self) -> None:
+        self._heartbeat = time.monotonic()
+        HEARTBEAT.set_to_current_time()
+
+    def alive(self) -> bool:
+        """Whether the worker polled Kafka or tried the lock recently (liveness)."""
+        return time.monotonic() - self._heartbeat < self._settings.liveness_s
+
+    def health_checks(self) -> dict[str, bool]:
+        """Joins the incident service's ``/healthz`` (see shared.ingest.app)."""
+        return {"alert_worker": self.alive()}
+
+    async def run(self, leadership: Leadership) -> None:
+        """Lead-then-consume sessions until cancelled, pausing ``retry_s`` after a failed one."""
         while True:
             try:
-                await self._session()
+                async with leadership.lead(self._settings.retry_s, self.beat):
+                    self._set_leader(True)
+                    await self._session(leadership)
             except Exception as exc:  # any failure: log, pause, start a fresh session
                 log.warning(
-                    "drug alert worker stopped (%s); restarting in %.0f s",
+                    "drug alert worker stopped (%s); restarting in %.1f s",
                     type(exc).__name__,
                     self._settings.retry_s,
                 )
                 log.debug("drug alert worker failure", exc_info=True)
+            finally:
+                self._set_leader(False)
+            self.beat()
             await asyncio.sleep(self._settings.retry_s)
 
-    async def _session(self) -> None:
+    def _set_leader(self, leader: bool) -> None:
+        if leader != self.leader:
+            log.info("drug alert worker %s", "leads" if leader else "is a standby")
+        self.leader = leader
+        LEADER.set(1 if leader else 0)
+        if not leader:
+            LAG.set(0)
+
+    async def _session(self, leadership: Leadership) -> None:
         now = self._clock()
         overdoses, adulterants = await self._store.load(
             now - self._rules.max_lateness - self._rules.window
         )
         self.state = AlertState.restore(self._rules, now, overdoses, adulterants)
         await self.flush()
+        topic = self._kafka.topic(INCIDENTS)
         consumer = AIOKafkaConsumer(
-            self._kafka.topic(INCIDENTS),
             bootstrap_servers=self._kafka.bootstrap_servers,
             group_id=self._kafka.topic_prefix + self._settings.consumer_group,
             client_id="dcr-incident-alerts",
@@ -97,13 +157,25 @@ class AlertWorker:
         )
         await consumer.start()
         try:
-            log.info("drug alert worker consuming %s", self._kafka.topic(INCIDENTS))
+            await consumer._client.force_metadata_update()  # every topic, as rebuild.py does
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                raise LookupError(f"no partitions for {topic}")
+            parts = [TopicPartition(topic, p) for p in sorted(partitions)]
+            consumer.assign(parts)
+            log.info("drug alert worker consuming %s (%d partitions)", topic, len(parts))
             while True:
+                await leadership.confirm()
+                self.beat()
                 batch = await consumer.getmany(timeout_ms=1000)
                 for tp, records in batch.items():
                     for record in records:
                         await self.handle(record.headers, record.value)
                     await consumer.commit({tp: records[-1].offset + 1})
+                await self.resolve_due()
+                ends = await consumer.end_offsets(parts)
+                behind = [max(0, ends[tp] - await consumer.position(tp)) for tp in parts]
+                LAG.set(sum(behind))
         finally:
             await consumer.stop()
 
@@ -113,6 +185,7 @@ class AlertWorker:
             event = decode(headers, value)
         except DecodeError as exc:  # the projection dead-letters it; here it is only skipped
             log.warning("drug alerts: skipping an undecodable record: %s", exc.reason)
+            IGNORED.labels("undecodable").inc()
             return
         if not isinstance(event.data, IncidentReported | DrugCheckResult):
             return
@@ -121,21 +194,42 @@ class AlertWorker:
             log.warning(
                 "drug alerts: %s from unknown facility %s ignored", event.type, event.facility_id
             )
+            IGNORED.labels("unknown_facility").inc()
             return
         step = evaluate(self._rules, self.state, event, district, self._clock())
-        new_overdose = step.state.knows_overdose(
-            district, event.id
-        ) and not self.state.knows_overdose(district, event.id)
+        if step.too_late:
+            log.warning("drug alerts: %s from %s too late to matter", event.type, event.source)
+            IGNORED.labels("too_late").inc()
+            return
+        key = (district, event.source, event.id)
+        new_overdose = step.state.knows_overdose(*key) and not self.state.knows_overdose(*key)
         if new_overdose or step.alerts:
-            await self._store.record(
-                (district, event.id, event.time) if new_overdose else None, step.alerts
-            )
+            await self._store.record((*key, event.time) if new_overdose else None, step.alerts)
         self.state = step.state
         if step.alerts:
             await self.flush()
 
+    async def resolve_due(self) -> None:
+        """Resolve the alerts whose episode ended (see ``alerting.due_resolutions``) and
+        publish the resolutions."""
+        due = due_resolutions(
+            await self._store.open_alerts(),
+            await self._store.last_overdoses(),
+            self._settings.quiet_period,
+            self._clock(),
+        )
+        resolved = [e for e in due if await self._store.resolve(e)]
+        if resolved:
+            await self.flush()
+
     async def flush(self) -> None:
-        """Publish every stored, unpublished alert (oldest first) and mark it published."""
+        """Publish every stored, unpublished alert and lifecycle event (oldest first) and mark
+        it published. Serialised in this process; an event published by two instances at once
+        carries the same CloudEvents id both times, which every consumer deduplicates."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         for alert in await self._store.unpublished():
             await self._publisher.publish(alert)
             await self._store.mark_published(alert.id)
@@ -143,6 +237,10 @@ class AlertWorker:
             assert isinstance(data, DrugAlertRaised)
             DRUG_ALERTS.labels(data.district, data.reason.value).inc()
             log.info("drug alert published: %s", data.episode)
+        for event in await self._store.outbox_unpublished():
+            await self._publisher.publish(event)
+            await self._store.mark_outbox_published(event.id)
+            log.info("%s published for alert %s", event.type, getattr(event.data, "alert_id", ""))
 
 
 @contextlib.asynccontextmanager
@@ -151,19 +249,27 @@ async def run_alert_worker(deps: IngestDeps) -> AsyncIterator[AlertWorker]:
     lifetime on the app's publisher and its own small PostgreSQL pool."""
     settings = AlertSettings()
     db = DatabaseSettings()
+    kafka = KafkaSettings()
     pool = await asyncpg.create_pool(db.dsn.get_secret_value(), min_size=1, max_size=2)
     try:
         worker = AlertWorker(
             rules=AlertRules(
-                settings.threshold, settings.window, settings.max_lateness, deps.city.zone
+                settings.threshold,
+                settings.window,
+                settings.max_lateness,
+                deps.city.zone,
+                settings.late_after,
             ),
             city=deps.city,
             store=AlertStore(pool),
             publisher=deps.publisher,
-            kafka=KafkaSettings(),
+            kafka=kafka,
             settings=settings,
         )
-        task = asyncio.create_task(worker.run(), name="drug-alert-worker")
+        leadership = Leadership(
+            db.dsn.get_secret_value(), lock_key(kafka.topic_prefix + settings.consumer_group)
+        )
+        task = asyncio.create_task(worker.run(leadership), name="drug-alert-worker")
         try:
             yield worker
         finally:

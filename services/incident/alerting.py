@@ -21,15 +21,24 @@ Adulterants (reason ``adulterant_found``)
     database's unique constraint on the key) recognises a repeat without any window state; the
     price is that a finding just after midnight raises the next day's alert again.
 
-Lateness and memory
-    Events whose time is older than ``now - max_lateness`` raise nothing and are not kept
-    (``now`` is processing time, so replaying an old topic raises no alerts for old history).
+Lateness and memory (the late-report rule)
+    Every report is evaluated by its **event time**, never by when it arrived. A report whose
+    event time is at or after ``now - max_lateness`` (``now`` = processing time, default 6 h)
+    takes part fully: it can complete a cluster and raise an alert even though it came late.
+    Such an alert is **marked late** (``late = true``) when the instant it describes (the
+    episode's start, or the drug check's time) is more than ``late_after`` (default 15 min)
+    before ``now``: the people told learn it is not news of the last minutes. A report older
+    than ``now - max_lateness`` is **too late to matter**: it raises nothing and is not kept,
+    and :attr:`Step.too_late` says so, so that the driver counts it in a metric (nothing is
+    ignored silently; replaying an old topic raises no alerts for old history).
     The state keeps overdoses no older than ``now - max_lateness - window`` and episodes ending
     no earlier than ``now - max_lateness``: exactly what an acceptable late event can still
     interact with. Within that horizon, counts are exact.
 
 Idempotency
-    A redelivered event (same ``id``) changes nothing. Alert event ids are
+    Events are identified by CloudEvents ``(source, id)``, never by ``id`` alone: two
+    facilities may choose the same client event id, and both overdoses count. A redelivered
+    event (same source and id) changes nothing. Alert event ids are
     ``uuid5(ALERT_NAMESPACE, episode key)``: publishing the same episode twice gives the same
     CloudEvents id, which consumers deduplicate.
 """
@@ -44,7 +53,12 @@ from typing import NamedTuple
 from uuid import UUID, uuid5
 
 from shared.events.envelope import Envelope, district_source
-from shared.events.payloads import DrugAlertRaised, DrugCheckResult, IncidentReported
+from shared.events.payloads import (
+    DrugAlertRaised,
+    DrugAlertResolved,
+    DrugCheckResult,
+    IncidentReported,
+)
 from shared.events.vocabulary import OVERDOSE_KINDS, AlertReason, Substance
 
 #: Namespace of alert event ids (uuid5 of the episode key).
@@ -59,6 +73,8 @@ class AlertRules:
     window: timedelta = timedelta(hours=2)
     max_lateness: timedelta = timedelta(hours=6)
     zone: tzinfo = UTC
+    #: An alert about an instant older than this (vs. now) is marked ``late``.
+    late_after: timedelta = timedelta(minutes=15)
 
     def __post_init__(self) -> None:
         if self.threshold < 1:
@@ -73,6 +89,7 @@ class AlertRules:
 @dataclass(frozen=True, slots=True, order=True)
 class Overdose:
     time: datetime
+    source: str
     event_id: UUID
 
 
@@ -94,8 +111,8 @@ class DistrictWindow:
     overdoses: tuple[Overdose, ...] = ()
     episodes: tuple[Span, ...] = ()
 
-    def knows(self, event_id: UUID) -> bool:
-        return any(o.event_id == event_id for o in self.overdoses)
+    def knows(self, source: str, event_id: UUID) -> bool:
+        return any(o.event_id == event_id and o.source == source for o in self.overdoses)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -112,27 +129,28 @@ class AlertState:
     districts: Mapping[str, DistrictWindow] = field(default_factory=dict)
     adulterants: frozenset[AdulterantKey] = frozenset()
 
-    def knows_overdose(self, district: str, event_id: UUID) -> bool:
+    def knows_overdose(self, district: str, source: str, event_id: UUID) -> bool:
         w = self.districts.get(district)
-        return w is not None and w.knows(event_id)
+        return w is not None and w.knows(source, event_id)
 
     @classmethod
     def restore(
         cls,
         rules: AlertRules,
         now: datetime,
-        overdoses: Iterable[tuple[str, UUID, datetime]],
+        overdoses: Iterable[tuple[str, str, UUID, datetime]],
         adulterants: Iterable[tuple[str, Substance, datetime]],
     ) -> AlertState:
-        """Rebuild the state from persisted overdoses ``(district, event id, time)`` and raised
+        """Rebuild the state from persisted overdoses ``(district, source, event id, time)`` and
+        raised
         adulterant alerts ``(district, substance, time)``.
 
         Every episode the overdoses form counts as already alerted: the driver persists an
         overdose in the same transaction as the alerts it raised, so none was left un-alerted.
         """
         by_district: dict[str, list[Overdose]] = {}
-        for district, event_id, at in overdoses:
-            by_district.setdefault(district, []).append(Overdose(at, event_id))
+        for district, source, event_id, at in overdoses:
+            by_district.setdefault(district, []).append(Overdose(at, source, event_id))
         oldest_kept = now - rules.max_lateness - rules.window
         oldest_episode_end = now - rules.max_lateness
         districts: dict[str, DistrictWindow] = {}
@@ -154,6 +172,8 @@ class AlertState:
 class Step(NamedTuple):
     state: AlertState
     alerts: tuple[Envelope, ...]
+    #: The event is older than ``now - max_lateness``: it changed nothing (count it).
+    too_late: bool = False
 
 
 def evaluate(
@@ -162,7 +182,7 @@ def evaluate(
     """Apply one incident event (at a facility in ``district``); return the new state and the
     alerts to raise (``dk.dcr.alert.raised`` envelopes). Other event types change nothing."""
     if event.time < now - rules.max_lateness:
-        return Step(state, ())
+        return Step(state, (), too_late=True)
     if isinstance(event.data, IncidentReported) and event.data.kind in OVERDOSE_KINDS:
         return _overdose(rules, state, event, district, now)
     if isinstance(event.data, DrugCheckResult) and event.data.unexpected:
@@ -174,11 +194,11 @@ def _overdose(
     rules: AlertRules, state: AlertState, event: Envelope, district: str, now: datetime
 ) -> Step:
     window = state.districts.get(district, DistrictWindow())
-    if window.knows(event.id):
+    if window.knows(event.source, event.id):
         return Step(state, ())
     oldest_kept = now - rules.max_lateness - rules.window
     overdoses = [o for o in window.overdoses if o.time >= oldest_kept]
-    bisect.insort(overdoses, Overdose(event.time, event.id))
+    bisect.insort(overdoses, Overdose(event.time, event.source, event.id))
     episodes = [e for e in window.episodes if e.end >= now - rules.max_lateness]
     times = [o.time for o in overdoses]
     # Only spans containing an instant in [t, t + window) can have changed.
@@ -200,7 +220,7 @@ def _overdose(
             )
         else:
             episodes.append(span)
-            alerts.append(_cluster_alert(rules, district, span.start, times, event))
+            alerts.append(_cluster_alert(rules, district, span.start, times, event, now))
     new_window = DistrictWindow(tuple(overdoses), tuple(sorted(episodes, key=lambda e: e.start)))
     return Step(replace(state, districts={**state.districts, district: new_window}), tuple(alerts))
 
@@ -228,7 +248,12 @@ def _spans(times: list[datetime], rules: AlertRules) -> list[Span]:
 
 
 def _cluster_alert(
-    rules: AlertRules, district: str, start: datetime, times: list[datetime], trigger: Envelope
+    rules: AlertRules,
+    district: str,
+    start: datetime,
+    times: list[datetime],
+    trigger: Envelope,
+    now: datetime,
 ) -> Envelope:
     in_window = sum(1 for t in times if start - rules.window < t <= start)
     episode = f"{AlertReason.OVERDOSE_CLUSTER}/{district}/{start.astimezone(UTC).isoformat()}"
@@ -241,6 +266,7 @@ def _cluster_alert(
         window_start=start - rules.window,
         window_end=start,
         facility_id=trigger.facility_id,
+        late=start < now - rules.late_after,
     )
 
 
@@ -274,6 +300,7 @@ def _drug_check(
                 window_start=day_start,
                 window_end=day_end,
                 facility_id=event.facility_id,
+                late=event.time < now - rules.late_after,
             )
         )
     return Step(replace(state, adulterants=frozenset(keys)), tuple(alerts))
@@ -290,6 +317,7 @@ def _alert(
     window_start: datetime,
     window_end: datetime,
     facility_id: str | None,
+    late: bool,
 ) -> Envelope:
     """The alert envelope; its id (and ``alert_id``) is derived from the episode key."""
     event_id = uuid5(ALERT_NAMESPACE, episode)
@@ -303,5 +331,60 @@ def _alert(
         window_start=window_start,
         window_end=window_end,
         facility_id=facility_id,
+        late=late,
     )
     return Envelope.wrap(data, id=event_id, source=district_source(district), time=at)
+
+
+# --- resolution -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAlert:
+    """A raised, unresolved alert as stored by the driver."""
+
+    alert_id: str
+    district: str
+    reason: AlertReason
+    episode: str
+    at: datetime  # the alert event's time (episode start / drug check time)
+
+
+def due_resolutions(
+    open_alerts: Iterable[OpenAlert],
+    last_overdose: Mapping[str, datetime],
+    quiet: timedelta,
+    now: datetime,
+) -> list[Envelope]:
+    """``dk.dcr.alert.resolved`` events for the alerts whose episode has ended.
+
+    Rule (by event time): an overdose cluster alert ends once no overdose in its district
+    happened for ``quiet`` after the last one (``last_overdose[district]``, or the alert's own
+    time if later); an adulterant alert ends ``quiet`` after the finding. The resolved event's
+    time is that end (``last seen + quiet``), so it is the same whenever it is evaluated, and
+    its id is ``uuid5(ALERT_NAMESPACE, episode + "/resolved")``: once per alert.
+    """
+    out = []
+    for a in open_alerts:
+        last = a.at
+        if a.reason is AlertReason.OVERDOSE_CLUSTER:
+            last = max(last, last_overdose.get(a.district, last))
+        if now - last < quiet:
+            continue
+        data = DrugAlertResolved(
+            alert_id=a.alert_id,
+            district=a.district,
+            reason=a.reason,
+            episode=a.episode,
+            last_seen=last,
+            quiet_period_s=int(quiet.total_seconds()),
+        )
+        out.append(
+            Envelope.wrap(
+                data,
+                id=uuid5(ALERT_NAMESPACE, a.episode + "/resolved"),
+                source=district_source(a.district),
+                time=last + quiet,
+            )
+        )
+    return out

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.incident.alert_worker import run_alert_worker
+from services.incident.alert_routes import alert_router
 from services.incident.routes import ROUTES
+from services.incident.workers import run_incident_workers
 from shared.ingest.api import IngestDeps
 from shared.ingest.app import create_ingest_app
 
 
 def create_app(deps: IngestDeps | None = None) -> FastAPI:
-    """With injected ``deps`` (unit tests) the drug alert worker is not started: it needs the
-    real Kafka and PostgreSQL, and its rule is tested on its own."""
-    return create_ingest_app(
+    """With injected ``deps`` (unit tests) the drug alert worker and the notifier are not
+    started: they need the real Kafka and PostgreSQL, and their cores are tested on their own."""
+    app = create_ingest_app(
         "incident",
         "dcr-platform incident",
         "Facilities report incidents (overdoses, seizures, violence, ...) with the interventions "
@@ -21,5 +22,7 @@ def create_app(deps: IngestDeps | None = None) -> FastAPI:
         "overdoses cluster or a drug check finds an unexpected substance.",
         ROUTES,
         deps,
-        background=run_alert_worker if deps is None else None,
+        background=run_incident_workers if deps is None else None,
     )
+    app.include_router(alert_router(), prefix="/v1", tags=["alerts"])
+    return app

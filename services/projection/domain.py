@@ -35,7 +35,14 @@ from shared.events.envelope import DecodeError, Envelope, decode
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
 
 #: Event types reported at a facility (their source must be /facilities/<known id>).
-_DISTRICT_LEVEL = frozenset({"dk.dcr.street_needles.collected", "dk.dcr.alert.raised"})
+_DISTRICT_LEVEL = frozenset(
+    {
+        "dk.dcr.street_needles.collected",
+        "dk.dcr.alert.raised",
+        "dk.dcr.alert.acknowledged",
+        "dk.dcr.alert.resolved",
+    }
+)
 
 #: district_daily columns changed by adding deltas (the rest are recomputed from visits).
 INT_COLUMNS: tuple[str, ...] = (
@@ -168,6 +175,15 @@ class Alert:
     overdoses_in_window: int | None
     window_start: datetime | None
     window_end: datetime | None
+    late: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AlertAck:
+    alert_id: str
+    at: datetime
+    by: str
+    seconds: float
 
 
 @dataclass
@@ -190,6 +206,9 @@ class Changes:
     stock_counts: dict[tuple[str, str], StockCount] = field(default_factory=dict)
     #: First alert per alert id and per episode, in log order.
     alerts: list[Alert] = field(default_factory=list)
+    #: Lifecycle: the first acknowledgement / resolution per alert wins (applied after alerts).
+    alert_acks: list[AlertAck] = field(default_factory=list)
+    alert_resolutions: dict[str, datetime] = field(default_factory=dict)
     applied_types: Counter[str] = field(default_factory=Counter)
 
     def add(self, district: str, day: date, column: str, amount: int | Decimal = 1) -> None:
@@ -233,6 +252,11 @@ def _check_references(env: Envelope, facility: str | None, city: City) -> str | 
             return "unknown district in payload"
         if facility is None and env.key != data.district:
             return "source district differs from payload district"
+    if (
+        isinstance(data, p.DrugAlertAcknowledged | p.DrugAlertResolved)
+        and data.district not in city.district_by_id
+    ):
+        return "unknown district in payload"
     if isinstance(data, p.DrugAlertRaised):
         if data.district not in city.district_by_id:
             return "unknown district in payload"
@@ -283,7 +307,13 @@ def district_of(env: Envelope, city: City) -> str:
 
 def _district(env: Envelope, facility: str | None, city: City) -> str:
     data = env.data
-    if isinstance(data, p.StreetNeedlesCollected | p.DrugAlertRaised):
+    if isinstance(
+        data,
+        p.StreetNeedlesCollected
+        | p.DrugAlertRaised
+        | p.DrugAlertAcknowledged
+        | p.DrugAlertResolved,
+    ):
         return data.district
     district = city.district_of(facility) if facility is not None else None
     if district is None:  # check_references guarantees this cannot happen
@@ -392,6 +422,12 @@ def _apply_one(ch: Changes, env: Envelope, district: str, day: date, facility: s
         ch.add(district, day, "drug_checks_unexpected", 1 if data.unexpected else 0)
     elif isinstance(data, p.DrugAlertRaised):
         _alert(ch, env, data)
+    elif isinstance(data, p.DrugAlertAcknowledged):
+        ch.alert_acks.append(
+            AlertAck(data.alert_id, env.time, data.acknowledged_by, data.seconds_to_acknowledge)
+        )
+    elif isinstance(data, p.DrugAlertResolved):
+        ch.alert_resolutions.setdefault(data.alert_id, env.time)
 
 
 def _incident(
@@ -430,5 +466,6 @@ def _alert(ch: Changes, env: Envelope, data: p.DrugAlertRaised) -> None:
             overdoses_in_window=data.overdoses_in_window,
             window_start=data.window_start,
             window_end=data.window_end,
+            late=data.late,
         )
     )

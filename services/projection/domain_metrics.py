@@ -35,7 +35,9 @@ visit id or an incident id):
   time from ``city.yaml``), ``dcr_facility_last_event_timestamp_seconds`` {district, facility};
 * stock: ``dcr_stock_on_hand`` and ``dcr_stock_cover_seconds`` {district, facility, item}
   (on hand / mean daily dispensing of the last 7 days; absent when nothing was dispensed);
-* ``dcr_drug_alerts_open`` {district};
+* ``dcr_drug_alerts_open`` {district}; the lifecycle: ``dcr_drug_alerts_by_state`` {district, state}
+  (open, acknowledged, resolved) and ``dcr_drug_alert_seconds_to_acknowledge`` {district}
+  (a summary: ``_sum`` / ``_count`` over every acknowledged alert);
 * freshness: ``dcr_read_model_last_record_timestamp_seconds`` (Kafka timestamp of the newest
   record applied, all partitions and instances),
   ``dcr_domain_metrics_last_refresh_timestamp_seconds`` and
@@ -55,7 +57,12 @@ from decimal import Decimal
 
 import asyncpg
 from prometheus_client import REGISTRY, Counter
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -173,6 +180,10 @@ class Snapshot:
     #: (facility, item) -> (on hand, dispensed in the last 7 days)
     stock: Mapping[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     open_alerts: Mapping[str, int] = field(default_factory=dict)
+    #: (district, state) -> alerts
+    alert_states: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: district -> (acknowledged alerts, sum of their seconds to acknowledge)
+    ack_seconds: Mapping[str, tuple[int, float]] = field(default_factory=dict)
     last_event: Mapping[str, datetime] = field(default_factory=dict)
     last_record: datetime | None = None
 
@@ -229,6 +240,10 @@ WHERE c.facility IS NOT NULL
    OR EXISTS (SELECT 1 FROM stock_movements m WHERE m.facility = p.facility AND m.item = p.item)"""
 
 _ALERTS = "SELECT district, count(*) AS n FROM alerts WHERE state = 'open' GROUP BY district"
+_ALERT_STATES = """
+SELECT district, state, count(*) AS n, count(seconds_to_acknowledge) AS acked,
+       coalesce(sum(seconds_to_acknowledge), 0) AS ack_seconds
+FROM alerts GROUP BY district, state"""
 _LAST_EVENT = "SELECT facility, last_event_time FROM facility_state"
 _LAST_RECORD = "SELECT max(last_record_time) FROM projection_offsets WHERE consumer_group = $1"
 
@@ -270,6 +285,12 @@ async def read_snapshot(
             for r in await conn.fetch(_STOCK, facilities, items)
         }
         alerts = {r["district"]: int(r["n"]) for r in await conn.fetch(_ALERTS)}
+        alert_states: dict[tuple[str, str], int] = {}
+        ack_seconds: dict[str, tuple[int, float]] = {}
+        for r in await conn.fetch(_ALERT_STATES):
+            alert_states[(r["district"], r["state"])] = int(r["n"])
+            n, total = ack_seconds.get(r["district"], (0, 0.0))
+            ack_seconds[r["district"]] = (n + int(r["acked"]), total + float(r["ack_seconds"]))
         last_event = {r["facility"]: r["last_event_time"] for r in await conn.fetch(_LAST_EVENT)}
         last_record = await conn.fetchval(_LAST_RECORD, settings.group_id)
     return Snapshot(
@@ -281,6 +302,8 @@ async def read_snapshot(
         breakdown=breakdown,
         stock=stock,
         open_alerts=alerts,
+        alert_states=alert_states,
+        ack_seconds=ack_seconds,
         last_event=last_event,
         last_record=last_record,
     )
@@ -371,6 +394,23 @@ def _render_snapshot(s: Snapshot, city: City) -> Iterator[Metric]:
     for d in districts:
         alerts.add_metric([d], s.open_alerts.get(d, 0))
     yield alerts
+    states = GaugeMetricFamily(
+        "dcr_drug_alerts_by_state",
+        "Drug alerts by lifecycle state (open, acknowledged, resolved)",
+        labels=["district", "state"],
+    )
+    ack = SummaryMetricFamily(
+        "dcr_drug_alert_seconds_to_acknowledge",
+        "From a drug alert being raised to its acknowledgement by ops (acknowledged alerts)",
+        labels=["district"],
+    )
+    for d in districts:
+        for state in ("open", "acknowledged", "resolved"):
+            states.add_metric([d, state], s.alert_states.get((d, state), 0))
+        n, total = s.ack_seconds.get(d, (0, 0.0))
+        ack.add_metric([d], count_value=n, sum_value=total)
+    yield states
+    yield ack
 
     last_record = GaugeMetricFamily(
         "dcr_read_model_last_record_timestamp_seconds",

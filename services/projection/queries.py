@@ -106,7 +106,8 @@ async def alerts(
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """SELECT alert_id, district, raised_at, reason, substance, facility_id,
-                  overdoses_in_window, window_start, window_end, state
+                  overdoses_in_window, window_start, window_end, state, late,
+                  acknowledged_at, seconds_to_acknowledge, resolved_at
            FROM alerts
            WHERE ($1::text IS NULL OR district = $1)
              AND ($2::timestamptz IS NULL OR raised_at >= $2)

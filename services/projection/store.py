@@ -184,6 +184,7 @@ async def apply_changes(conn: Conn, ch: Changes) -> None:
     await recompute_visit_figures(conn, day_keys, facility_keys)
     await _stock(conn, ch)
     await _alerts(conn, ch)
+    await _alert_lifecycle(conn, ch)
 
 
 async def _daily(conn: Conn, ch: Changes) -> None:
@@ -429,10 +430,10 @@ async def _alerts(conn: Conn, ch: Changes) -> None:
     a = ch.alerts
     await conn.execute(
         """INSERT INTO alerts (alert_id, episode, district, raised_at, reason, substance,
-                               facility_id, overdoses_in_window, window_start, window_end)
+                               facility_id, overdoses_in_window, window_start, window_end, late)
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
                                 $5::text[], $6::text[], $7::text[], $8::int[],
-                                $9::timestamptz[], $10::timestamptz[])
+                                $9::timestamptz[], $10::timestamptz[], $11::boolean[])
            ON CONFLICT DO NOTHING""",
         [x.alert_id for x in a],
         [x.episode for x in a],
@@ -444,7 +445,37 @@ async def _alerts(conn: Conn, ch: Changes) -> None:
         [x.overdoses_in_window for x in a],
         [x.window_start for x in a],
         [x.window_end for x in a],
+        [x.late for x in a],
     )
+
+
+async def _alert_lifecycle(conn: Conn, ch: Changes) -> None:
+    """Acknowledgements and resolutions (the first of each per alert wins); the state is
+    ``resolved`` once resolved, else ``acknowledged`` once acknowledged, else ``open``."""
+    if ch.alert_acks:
+        acks = ch.alert_acks
+        await conn.execute(
+            """UPDATE alerts a SET acknowledged_at = x.at, acknowledged_by = x.by,
+                      seconds_to_acknowledge = x.seconds,
+                      state = CASE WHEN a.resolved_at IS NULL THEN 'acknowledged' ELSE a.state END
+                 FROM (SELECT DISTINCT ON (alert_id) * FROM unnest($1::text[],
+                           $2::timestamptz[], $3::text[], $4::float8[])
+                           AS u(alert_id, at, by, seconds) ORDER BY alert_id, at) x
+                WHERE a.alert_id = x.alert_id AND a.acknowledged_at IS NULL""",
+            [x.alert_id for x in acks],
+            [x.at for x in acks],
+            [x.by for x in acks],
+            [x.seconds for x in acks],
+        )
+    if ch.alert_resolutions:
+        ids, ats = zip(*ch.alert_resolutions.items(), strict=True)
+        await conn.execute(
+            """UPDATE alerts a SET resolved_at = x.at, state = 'resolved'
+                 FROM unnest($1::text[], $2::timestamptz[]) AS x(alert_id, at)
+                WHERE a.alert_id = x.alert_id AND a.resolved_at IS NULL""",
+            list(ids),
+            list(ats),
+        )
 
 
 def _split(tps: Iterable[TopicPartitionKey]) -> tuple[list[str], list[int]]:

@@ -166,8 +166,35 @@ class DrugAlertRaised(Payload):
     window_start: AwareDatetime | None = None
     window_end: AwareDatetime | None = None
     facility_id: str | None = None
+    #: Raised from reports that arrived late: the episode began more than ``late_after`` before
+    #: the alert (services.incident.alerting). Absent in records written before it existed.
+    late: bool = False
 
     def window(self) -> tuple[datetime, datetime] | None:
         if self.window_start is None or self.window_end is None:
             return None
         return self.window_start, self.window_end
+
+
+class DrugAlertAcknowledged(Payload):
+    """An ops user took charge of a drug alert (``POST /v1/alerts/{id}/ack``); once per alert.
+
+    ``acknowledged_by`` is the ops principal's id (a team account, not a client)."""
+
+    alert_id: VisitId
+    district: DistrictId
+    acknowledged_by: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")]
+    #: From the alert being raised (stored by the incident service) to this acknowledgement.
+    seconds_to_acknowledge: Annotated[float, Field(ge=0)]
+
+
+class DrugAlertResolved(Payload):
+    """The alert's episode ended: no qualifying report for ``quiet_period_s`` (event time);
+    once per alert. ``last_seen`` is the event time of the last qualifying report."""
+
+    alert_id: VisitId
+    district: DistrictId
+    reason: AlertReason
+    episode: Annotated[str, Field(min_length=1, max_length=200)]
+    last_seen: AwareDatetime
+    quiet_period_s: Annotated[int, Field(ge=0)]

@@ -157,6 +157,18 @@ def _field_error(loc: str, msg: str) -> HTTPException:
     )
 
 
+def bearer_principal(deps: IngestDeps, authorization: str | None) -> Principal:
+    """The principal of an ``Authorization: Bearer`` header, or 401 (counted)."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        AUTH_FAILURES.labels(deps.service, "missing").inc()
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    principal = deps.tokens.authenticate(authorization[7:].strip())
+    if principal is None:
+        AUTH_FAILURES.labels(deps.service, "invalid").inc()
+        raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
 def bearer_authenticator(
     get_deps: Callable[[Request], IngestDeps],
 ) -> Callable[..., Awaitable[Principal]]:
@@ -165,15 +177,7 @@ def bearer_authenticator(
     async def authenticate(
         request: Request, authorization: Annotated[str | None, Header()] = None
     ) -> Principal:
-        deps = get_deps(request)
-        if not authorization or not authorization.lower().startswith("bearer "):
-            AUTH_FAILURES.labels(deps.service, "missing").inc()
-            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        principal = deps.tokens.authenticate(authorization[7:].strip())
-        if principal is None:
-            AUTH_FAILURES.labels(deps.service, "invalid").inc()
-            raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
-        return principal
+        return bearer_principal(get_deps(request), authorization)
 
     return authenticate
 

@@ -75,7 +75,8 @@ def create_ingest_app(
 ) -> FastAPI:
     """The FastAPI app of one ingest service. With ``deps`` (tests), no client is created.
 
-    ``background``, if given, is entered after the deps are built and exited before they close.
+    ``background``, if given, is entered after the deps are built and exited before they close;
+    if the object it yields has a ``health_checks()`` method, its checks join ``/healthz``.
     """
 
     @asynccontextmanager
@@ -98,7 +99,11 @@ def create_ingest_app(
 
     async def health() -> dict[str, bool]:
         d: IngestDeps = app.state.deps
-        return {"kafka": await d.publisher.ping(), "database": await d.idempotency.ping()}
+        checks = {"kafka": await d.publisher.ping(), "database": await d.idempotency.ping()}
+        extra = getattr(getattr(app.state, "background", None), "health_checks", None)
+        if callable(extra):
+            checks.update(extra())
+        return checks
 
     app.include_router(build_router(routes, get_deps), prefix="/v1", tags=[service])
     app.include_router(build_batch_router(routes, get_deps), prefix="/v1", tags=[service])

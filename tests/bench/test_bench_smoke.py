@@ -28,6 +28,8 @@ TINY = [
     "--freshness-rates", "city,40",
     "--freshness-seconds", "2",
     "--freshness-warmup", "0.5",
+    "--alert-clusters", "6",
+    "--alert-rate", "5",
 ]  # fmt: skip
 
 
@@ -108,8 +110,22 @@ def test_scale(results: Path) -> None:
     assert r["runs"][0]["speedup"] == 1.0
 
 
+def test_alerts(results: Path) -> None:
+    r = _load(results, "alerts")
+    assert r["params"]["clusters"] == 6
+    for channel in ("webhook", "email"):
+        assert r[channel]["delivered"] == 6 and r[channel]["missing"] == 0
+        _latencies_sane(r[channel])
+
+
 def test_report(results: Path) -> None:
     report = (results / "REPORT.md").read_text()
-    for row in ("| 1 catch-up |", "| 2 ingest |", "| 3 freshness |", "| 4 scale |"):
+    for row in (
+        "| 1 catch-up |",
+        "| 2 ingest |",
+        "| 3 freshness |",
+        "| 4 scale |",
+        "| 5 drug alerts |",
+    ):
         assert row in report
     assert "cores" in report and "load" in report

@@ -49,6 +49,8 @@ SNAPSHOT = dm.Snapshot(
         ("halmtorv", "syringes"): (-3, 10),
     },
     open_alerts={"vesterbro": 1},
+    alert_states={("vesterbro", "open"): 1, ("vesterbro", "resolved"): 2},
+    ack_seconds={"vesterbro": (2, 300.0)},
     last_event={"halmtorv": MONDAY_10},
     last_record=MONDAY_10,
 )
@@ -95,7 +97,7 @@ def test_exposition_passes_promtool() -> None:
 
 def test_names_labels_and_units() -> None:
     text = exposition(SNAPSHOT)
-    allowed = {"district", "facility", "item", "kind", "outcome"}
+    allowed = {"district", "facility", "item", "kind", "outcome", "state"}
     for family in text_string_to_metric_families(text):
         assert family.name.startswith("dcr_"), family.name
         for s in family.samples:
@@ -115,6 +117,10 @@ def test_names_labels_and_units() -> None:
     assert value(text, "dcr_overdoses_total", district="vesterbro") == 5
     assert value(text, "dcr_district_overdoses_today", district="vesterbro") == 2
     assert value(text, "dcr_drug_alerts_open", district="vesterbro") == 1
+    assert value(text, "dcr_drug_alerts_by_state", district="vesterbro", state="resolved") == 2
+    assert value(text, "dcr_drug_alerts_by_state", district="amager", state="acknowledged") == 0
+    assert value(text, "dcr_drug_alert_seconds_to_acknowledge_sum", district="vesterbro") == 300
+    assert value(text, "dcr_drug_alert_seconds_to_acknowledge_count", district="vesterbro") == 2
     assert value(text, "dcr_read_model_last_record_timestamp_seconds") == MONDAY_10.timestamp()
 
 

@@ -6,10 +6,12 @@ incidents would count towards the window)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from services.incident.app import create_app as create_incident
 from shared.events.envelope import decode
@@ -22,7 +24,7 @@ from tests.integration.ingest.conftest import (
     bearer,
     check_cloudevent,
 )
-from tests.support import Record, poll_until, read_topic, serve
+from tests.support import Record, isolated_env, poll_until, read_topic, serve
 
 if TYPE_CHECKING:
     from tests.integration.conftest import TestEnv
@@ -154,3 +156,75 @@ async def test_unexpected_substance_raises_one_adulterant_alert(
     await post(incident, test_env, "/v1/drug-checks", {**check, "occurred_at": at(1)})
     await caught_up(test_env)
     assert len(await alerts(test_env, "nordvest", AlertReason.ADULTERANT_FOUND)) == 1
+
+
+async def test_same_client_event_id_at_two_facilities_still_raises_the_alert(
+    test_env: TestEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collision case: halmtorv and maendenes-hjem both post an overdose with client event
+    id ...00d1, then halmtorv posts ...00d2: three vesterbro overdoses, one alert (dedupe is by
+    CloudEvents source + id). An isolated database and topic prefix keep other tests' vesterbro
+    overdoses out."""
+    async with (
+        isolated_env(test_env, monkeypatch, label="collide", drop_topics=True) as env,
+        serve(create_incident()) as incident,
+    ):
+        d1, d2 = str(UUID(int=0xD1)), str(UUID(int=0xD2))
+        for facility, event_id, minutes_ago in (
+            ("halmtorv", d1, 30),
+            ("maendenes-hjem", d1, 20),
+            ("halmtorv", d2, 10),
+        ):
+            assert (
+                await post(
+                    incident,
+                    env,
+                    "/v1/incidents",
+                    {**overdose(facility, minutes_ago), "event_id": event_id},
+                )
+                == event_id
+            )
+        [record] = await poll_until(
+            lambda: alerts(env, "vesterbro", AlertReason.OVERDOSE_CLUSTER),
+            timeout=30,
+            what="the vesterbro alert despite the colliding event ids",
+        )
+        data = decode(record.headers, record.value).data
+        assert isinstance(data, DrugAlertRaised) and data.overdoses_in_window == 3
+        assert not data.late
+        conn = await asyncpg.connect(env.dsn)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM alert_overdoses") == 3
+        finally:
+            await conn.close()
+
+
+async def test_late_reports_raise_a_late_alert_and_too_late_ones_are_counted(
+    test_env: TestEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three overdoses reported now that happened 5 h ago (within DCR_ALERTS_MAX_LATENESS, 6 h)
+    raise the alert, marked late; one that happened 7 h ago changes nothing and is counted."""
+    async with (
+        isolated_env(test_env, monkeypatch, label="late", drop_topics=True) as env,
+        serve(create_incident()) as incident,
+    ):
+        before = _too_late()
+        await post(incident, env, "/v1/incidents", overdose("nordvest", 7 * 60))
+        for minutes_ago in (5 * 60 + 20, 5 * 60 + 10, 5 * 60):
+            await post(incident, env, "/v1/incidents", overdose("nordvest", minutes_ago))
+        [record] = await poll_until(
+            lambda: alerts(env, "nordvest", AlertReason.OVERDOSE_CLUSTER),
+            timeout=30,
+            what="the late nordvest alert",
+        )
+        data = decode(record.headers, record.value).data
+        assert isinstance(data, DrugAlertRaised) and data.late
+        assert data.overdoses_in_window == 3  # the 7 h old one is not in the window
+        assert _too_late() == before + 1
+
+
+def _too_late() -> float:
+    return (
+        REGISTRY.get_sample_value("dcr_drug_alert_reports_ignored_total", {"reason": "too_late"})
+        or 0.0
+    )

@@ -28,6 +28,9 @@ ALLOWED_LABELS = frozenset(
         "status",
         "type",
         "reason",
+        # drug alerts (issue 11): lifecycle / delivery-log states, notification channels
+        "state",
+        "channel",
         # histograms / summaries
         "le",
         "quantile",

@@ -105,10 +105,16 @@ async def wait_healthy(proc: Proc, url: str, timeout: float = 60) -> None:
 # --- Prometheus --------------------------------------------------------------------------------
 
 
-def prometheus_config(ports: dict[str, int], self_port: int) -> dict[str, Any]:
+def prometheus_config(
+    ports: dict[str, int], self_port: int, alertmanager: str | None = None
+) -> dict[str, Any]:
     """deploy/prometheus/prometheus.yml with the test's ports, 1 s intervals and the repository's
-    rule files by absolute path."""
+    rule files by absolute path; alerts go to the test's ``alertmanager`` (host:port) or nowhere
+    (never to a developer's Alertmanager on 9093)."""
     cfg: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    cfg.pop("alerting", None)
+    if alertmanager is not None:
+        cfg["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
     cfg["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
     cfg["rule_files"] = [str(PROMETHEUS_DIR / pattern) for pattern in cfg["rule_files"]]
     jobs = {job["job_name"] for job in cfg["scrape_configs"]}
@@ -119,10 +125,12 @@ def prometheus_config(ports: dict[str, int], self_port: int) -> dict[str, Any]:
     return cfg
 
 
-def start_prometheus(ports: dict[str, int], work: Path) -> tuple[Proc, str]:
+def start_prometheus(
+    ports: dict[str, int], work: Path, alertmanager: str | None = None
+) -> tuple[Proc, str]:
     port = free_port()
     config = work / "prometheus.yml"
-    config.write_text(yaml.safe_dump(prometheus_config(ports, port)))
+    config.write_text(yaml.safe_dump(prometheus_config(ports, port, alertmanager)))
     argv = [
         str(PROMETHEUS_BIN),
         f"--config.file={config}",

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.incident.alert_worker import AlertWorker
 from services.incident.alerting import AlertRules
@@ -27,20 +28,20 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 class FakeAlertStore:
     """In-memory stand-in for services.incident.alert_store.AlertStore."""
 
-    overdoses: dict[UUID, tuple[str, UUID, datetime]] = field(default_factory=dict)
+    overdoses: dict[tuple[str, UUID], tuple[str, str, UUID, datetime]] = field(default_factory=dict)
     episodes: dict[str, Envelope] = field(default_factory=dict)
     published: set[UUID] = field(default_factory=set)
 
     async def load(
         self, since: datetime
-    ) -> tuple[list[tuple[str, UUID, datetime]], list[tuple[str, Substance, datetime]]]:
-        return [o for o in self.overdoses.values() if o[2] >= since], []
+    ) -> tuple[list[tuple[str, str, UUID, datetime]], list[tuple[str, Substance, datetime]]]:
+        return [o for o in self.overdoses.values() if o[3] >= since], []
 
     async def record(
-        self, overdose: tuple[str, UUID, datetime] | None, alerts: Sequence[Envelope]
+        self, overdose: tuple[str, str, UUID, datetime] | None, alerts: Sequence[Envelope]
     ) -> None:
         if overdose is not None:
-            self.overdoses.setdefault(overdose[1], overdose)
+            self.overdoses.setdefault((overdose[1], overdose[2]), overdose)
         for alert in alerts:
             self.episodes.setdefault(alert.data.episode, alert)  # type: ignore[attr-defined]
 
@@ -49,6 +50,9 @@ class FakeAlertStore:
 
     async def mark_published(self, alert_id: UUID) -> None:
         self.published.add(alert_id)
+
+    async def outbox_unpublished(self) -> list[Envelope]:
+        return []
 
 
 def overdose_record(
@@ -115,11 +119,22 @@ async def test_failed_publish_leaves_the_alert_stored_and_it_is_published_later(
     assert len(publisher.published) == 1
 
 
-async def test_records_it_cannot_use_are_skipped() -> None:
+def ignored(reason: str) -> float:
+    return (
+        REGISTRY.get_sample_value("dcr_drug_alert_reports_ignored_total", {"reason": reason}) or 0
+    )
+
+
+async def test_records_it_cannot_use_are_skipped_and_counted() -> None:
     store, publisher = FakeAlertStore(), InMemoryPublisher()
     w = worker(store, publisher)
+    before = {r: ignored(r) for r in ("undecodable", "unknown_facility", "too_late")}
     headers, value = overdose_record(10)
     await w.handle([], value)  # no CloudEvents headers
     await w.handle(headers, b"not json")
     await w.handle(*overdose_record(10, facility="atlantis"))  # not a facility of the city
+    too_old = AlertSettings().max_lateness.total_seconds() / 60 + 1
+    await w.handle(*overdose_record(too_old))
     assert store.overdoses == {} and publisher.published == []
+    after = {r: ignored(r) - before[r] for r in before}
+    assert after == {"undecodable": 2, "unknown_facility": 1, "too_late": 1}

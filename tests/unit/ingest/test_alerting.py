@@ -9,7 +9,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.incident.alerting import ALERT_NAMESPACE, AlertRules, AlertState, Step, evaluate
+from services.incident.alerting import (
+    ALERT_NAMESPACE,
+    AlertRules,
+    AlertState,
+    OpenAlert,
+    Step,
+    due_resolutions,
+    evaluate,
+)
 from shared.events.envelope import Envelope, facility_source
 from shared.events.payloads import DrugAlertRaised, DrugCheckResult, IncidentReported
 from shared.events.vocabulary import AlertReason, IncidentKind, Outcome, Severity, Substance
@@ -165,10 +173,38 @@ def test_late_report_completing_an_earlier_cluster_raises_it() -> None:
     assert data_of(alerts[0]).window_end == T0 + timedelta(minutes=30)
 
 
-def test_reports_older_than_the_lateness_limit_raise_nothing() -> None:
+def test_reports_older_than_the_lateness_limit_raise_nothing_and_say_so() -> None:
     late = T0 + RULES.max_lateness + timedelta(minutes=61)
     _, alerts = run([incident(0), incident(30), incident(60)], now=late)
     assert alerts == []
+    step = evaluate(RULES, AlertState(), incident(0), "vesterbro", late)
+    assert step.too_late and step.alerts == ()
+    assert not evaluate(RULES, AlertState(), incident(60), "vesterbro", NOW).too_late
+
+
+def test_same_event_id_from_two_facilities_counts_twice() -> None:
+    """The collision case: halmtorv and maendenes-hjem both choose event id ...00d1, then
+    halmtorv posts ...00d2: three overdoses in vesterbro, one alert."""
+    d1, d2 = UUID(int=0xD1), UUID(int=0xD2)
+    events = [
+        incident(0, "halmtorv", event_id=d1),
+        incident(10, "maendenes-hjem", event_id=d1),
+        incident(20, "halmtorv", event_id=d2),
+    ]
+    state, alerts = run(events)
+    assert [data_of(a).overdoses_in_window for a in alerts] == [3]
+    assert state.knows_overdose("vesterbro", facility_source("maendenes-hjem"), d1)
+    _, again = run(events, state)  # a redelivery of all three still counts once
+    assert again == []
+
+
+def test_an_alert_about_an_episode_long_past_is_marked_late() -> None:
+    events = [incident(0), incident(10), incident(20)]
+    _, [prompt] = run(events, now=T0 + timedelta(minutes=21))
+    assert not data_of(prompt).late
+    _, [late] = run(events, now=T0 + RULES.late_after + timedelta(minutes=21))
+    assert data_of(late).late
+    assert late.id == prompt.id  # the same episode, whenever it is evaluated
 
 
 def test_districts_are_independent() -> None:
@@ -218,7 +254,9 @@ def test_restored_state_does_not_raise_known_episodes_again() -> None:
     events = [incident(0), incident(30), incident(60)]
     _, alerts = run(events)
     assert len(alerts) == 1
-    restored = AlertState.restore(RULES, NOW, [("vesterbro", e.id, e.time) for e in events], [])
+    restored = AlertState.restore(
+        RULES, NOW, [("vesterbro", e.source, e.id, e.time) for e in events], []
+    )
     _, again = run([*events, incident(70), incident(-30)], restored)  # redelivery, more, late
     assert again == []
 
@@ -299,3 +337,18 @@ def test_rules_refuse_nonsense() -> None:
         AlertRules(threshold=0)
     with pytest.raises(ValueError):
         AlertRules(window=timedelta(0))
+
+
+def test_alerts_resolve_after_the_quiet_period_by_event_time() -> None:
+    [alert] = run([incident(0), incident(10), incident(20)])[1]
+    data = data_of(alert)
+    open_alert = OpenAlert(data.alert_id, "vesterbro", data.reason, data.episode, alert.time)
+    quiet = timedelta(hours=2)
+    last = {"vesterbro": T0 + timedelta(minutes=50)}  # a later overdose keeps it open
+    at_end = T0 + timedelta(minutes=50) + quiet
+    assert due_resolutions([open_alert], last, quiet, at_end - timedelta(seconds=1)) == []
+    [resolved] = due_resolutions([open_alert], last, quiet, at_end + timedelta(hours=5))
+    assert resolved.type == "dk.dcr.alert.resolved" and resolved.time == at_end
+    again = due_resolutions([open_alert], last, quiet, at_end)
+    assert [e.id for e in again] == [resolved.id]  # the same event whenever evaluated
+    assert resolved.data.last_seen == T0 + timedelta(minutes=50)  # type: ignore[union-attr]

@@ -11,7 +11,9 @@ from decimal import Decimal
 import pytest
 
 from services.projection import domain
+from shared.events import payloads as p
 from shared.events.vocabulary import (
+    AlertReason,
     IncidentKind,
     Outcome,
     RefusalReason,
@@ -289,6 +291,38 @@ def test_alerts_once_per_episode_and_id() -> None:
     assert [(a.alert_id, a.episode) for a in ch.alerts][:1] == [("a1", "ep-1")]
     assert [a.episode for a in ch.alerts] == ["ep-1", "ep-3"]
     assert ch.facility_last_event == {}
+
+
+def test_alert_lifecycle_events_are_accepted_and_the_first_of_each_kind_wins() -> None:
+    ack = f.wrap(
+        p.DrugAlertAcknowledged(
+            alert_id="a1", district="vesterbro", acknowledged_by="ops-oncall",
+            seconds_to_acknowledge=120.0,
+        ),
+        T + timedelta(minutes=2), None, "vesterbro",
+    )  # fmt: skip
+    resolved = [
+        f.wrap(
+            p.DrugAlertResolved(
+                alert_id="a1",
+                district="vesterbro",
+                reason=AlertReason.OVERDOSE_CLUSTER,
+                episode="ep-1",
+                last_seen=T,
+                quiet_period_s=7200,
+            ),
+            at,
+            None,
+            "vesterbro",
+        )
+        for at in (T + timedelta(hours=2), T + timedelta(hours=3))
+    ]
+    events = [f.alert(T, "ep-1", alert_id="a1"), ack, *resolved]
+    assert all(domain.check_references(e, CITY) is None for e in events)
+    ch = domain.project(events, CITY)
+    assert [(a.alert_id, a.by, a.seconds) for a in ch.alert_acks] == [("a1", "ops-oncall", 120.0)]
+    assert ch.alert_resolutions == {"a1": T + timedelta(hours=2)}
+    assert ch.districts == {"vesterbro"}
 
 
 def test_last_event_time_is_the_greatest() -> None:

@@ -1,0 +1,39 @@
+"""The incident service's background work, composed for its app: the drug alert evaluator
+(:mod:`services.incident.alert_worker`) and the notifier (:mod:`services.incident.notifier`).
+Their liveness joins ``/healthz`` (``alert_worker``, ``notifier``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from services.incident.alert_worker import AlertWorker, run_alert_worker
+from services.incident.notifier import Notifier, run_notifier
+from services.incident.settings import NotifySettings
+from shared.ingest.api import IngestDeps
+
+
+@dataclass(frozen=True)
+class IncidentWorkers:
+    alerts: AlertWorker
+    notifier: Notifier | None
+
+    def health_checks(self) -> dict[str, bool]:
+        checks = self.alerts.health_checks()
+        if self.notifier is not None:
+            checks["notifier"] = self.notifier.alive()
+        return checks
+
+
+@asynccontextmanager
+async def run_incident_workers(deps: IngestDeps) -> AsyncIterator[IncidentWorkers]:
+    settings = NotifySettings()  # refuses an unsafe webhook secret in prod before anything runs
+    async with AsyncExitStack() as stack:
+        alerts = await stack.enter_async_context(run_alert_worker(deps))
+        notifier = (
+            await stack.enter_async_context(run_notifier(deps, settings))
+            if settings.enabled
+            else None
+        )
+        yield IncidentWorkers(alerts, notifier)
