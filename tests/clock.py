@@ -51,7 +51,9 @@ AWKWARD_TIMES = (time(0, 30), time(23, 30))
 
 def awkward_instants() -> list[datetime]:
     return [
-        datetime.combine(day, t, tzinfo=ZONE) for day in AWKWARD_DAYS.values() for t in AWKWARD_TIMES
+        datetime.combine(day, t, tzinfo=ZONE)
+        for day in AWKWARD_DAYS.values()
+        for t in AWKWARD_TIMES
     ]
 
 
