@@ -24,6 +24,7 @@ travels integration tests, the session's own topics accept timestamps from the f
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -74,9 +75,20 @@ def parse_instants(text: str) -> list[datetime]:
     return out
 
 
+_taken: str | None = None
+
+
+def take_request(environ: MutableMapping[str, str]) -> None:
+    """Read ``DCR_TODAY`` once (tests/conftest.py, at configure time) and remove it from the
+    environment: nothing the tests run (dcr-sim's dry runs, child processes, which are not
+    travelled) must take the test session's request for its own."""
+    global _taken
+    _taken = environ.pop(ENV, "").strip()
+
+
 def requested_instants() -> list[datetime] | None:
     """The instants ``DCR_TODAY`` asks for, or None when it is unset (real time)."""
-    text = os.environ.get(ENV, "").strip()
+    text = _taken if _taken is not None else os.environ.get(ENV, "").strip()
     return parse_instants(text) if text else None
 
 

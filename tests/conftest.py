@@ -28,8 +28,18 @@ from shared.city import load_city
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics, wait_until_ready
 from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
-from tests.clock import accept_future_timestamps, instant_id, instants_for, requested_instants
+from tests.clock import (
+    accept_future_timestamps,
+    instant_id,
+    instants_for,
+    requested_instants,
+    take_request,
+)
 from tests.support import TestEnv, delete_topics, drop_database
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    take_request(os.environ)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

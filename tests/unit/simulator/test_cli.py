@@ -133,9 +133,8 @@ def test_tokens(tmp_path: Path) -> None:
 
 @pytest.mark.clock
 def test_dry_run_prints_the_same_requests_for_the_same_seed(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.delenv("DCR_TODAY", raising=False)  # the date run travels by time-machine
     # main() plans from the wall clock, which refuses starts beyond the ingest horizon: start
     # yesterday at 08:00 (a time that exists on every day, DST days included).
     yesterday = datetime.now(CITY.zone).date() - timedelta(days=1)
