@@ -89,7 +89,10 @@ async def test_intake_killed_mid_request_then_retries_give_one_event_per_key(
             if r.status_code == 202:
                 event_ids[key].add(r.json()["event_id"])
 
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=100)) as client:
+        # no keep-alive: after the kill, a waiting request opens a new connection and fails
+        # to connect (ConnectError) instead of maybe reusing one to the dead process
+        no_reuse = httpx.Limits(max_connections=100, max_keepalive_connections=0)
+        async with httpx.AsyncClient(limits=no_reuse) as client:
             burst = asyncio.gather(*(post(client, k, f, b) for k, f, b in requests))
 
             async def all_slots_held() -> bool:
