@@ -7,6 +7,9 @@
 #   make test    venv, PostgreSQL, Kafka, promtool, amtool check-config, Chromium, then pytest
 #                (PYTEST_ARGS="-k foo -x")
 #   make test-faults  fault-injection and hostile-input suite incl. heavy variants (~5 min)
+#   make test-dates   the clock-sensitive tests (marker clock) as if now were each awkward date
+#                (Sundays, DST days, 31 Dec, 29 Feb, a payday; 00:30 and 23:30 Copenhagen);
+#                DCR_TODAY=2028-02-29T23:30 for one instant (see tests/clock.py)
 #   make bench   benchmarks (projection catch-up, ingest, freshness, scale) -> bench/results/
 #   make lint    ruff check, ruff format --check, mypy
 #   make status  what is running
@@ -27,7 +30,7 @@ SIM ?= 1
 LINES ?= 30
 REPORT_ARGS ?=
 
-.PHONY: help venv up down test test-faults lint status logs rebuild bench report
+.PHONY: help venv up down test test-faults test-dates lint status logs rebuild bench report
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -83,6 +86,12 @@ test-faults: venv
 	@$(SCRIPTS)/kafka.sh install
 	@$(SCRIPTS)/kafka.sh start
 	DCR_FUZZ_EXAMPLES=$${DCR_FUZZ_EXAMPLES:-150} $(PY) -m pytest tests/faults -rP $(PYTEST_ARGS)
+
+test-dates: venv
+	@$(SCRIPTS)/postgres.sh start
+	@$(SCRIPTS)/kafka.sh install
+	@$(SCRIPTS)/kafka.sh start
+	DCR_TODAY=$${DCR_TODAY:-awkward} $(PY) -m pytest -m clock $(PYTEST_ARGS)
 
 bench: venv
 	@$(SCRIPTS)/postgres.sh start

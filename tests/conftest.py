@@ -4,6 +4,9 @@ deploy/scripts (make test): tests/integration and tests/faults.
 Isolation: every test session gets its own topic prefix and its own database (created from the
 migrations and dropped at the end), so runs never see each other's events or rows. Unit tests
 never request these fixtures, so they stay free of I/O.
+
+Clock: tests marked ``clock`` run as if "now" were the instants ``DCR_TODAY`` chooses (see
+tests/clock.py; ``make test-dates``).
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
+import time_machine
 import yaml
 
 from shared.auth import PrincipalKind, digest
@@ -23,7 +28,40 @@ from shared.city import load_city
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics, wait_until_ready
 from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
+from tests.clock import (
+    accept_future_timestamps,
+    instant_id,
+    instants_for,
+    requested_instants,
+    take_request,
+)
 from tests.support import TestEnv, delete_topics, drop_database
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    take_request(os.environ)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A ``clock`` test runs once per instant of :func:`tests.clock.instants_for`."""
+    if metafunc.definition.get_closest_marker("clock") is None:
+        return
+    integration = metafunc.definition.get_closest_marker("integration") is not None
+    instants = instants_for(integration)
+    if instants != [None]:
+        ids = [instant_id(at) for at in instants]
+        metafunc.parametrize("_travel", instants, indirect=True, ids=ids)
+
+
+@pytest.fixture(autouse=True)
+def _travel(request: pytest.FixtureRequest) -> Iterator[datetime | None]:
+    """Travel (ticking) to this test's instant, if it has one; see tests/clock.py."""
+    at: datetime | None = getattr(request, "param", None)
+    if at is None:
+        yield None
+        return
+    with time_machine.travel(at, tick=True):
+        yield at
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +111,8 @@ async def test_env(_env_vars: tuple[str, str, dict[str, str]]) -> AsyncIterator[
     kafka = KafkaSettings()
     await wait_until_ready(kafka.bootstrap_servers, timeout=30)
     await ensure_topics(kafka.bootstrap_servers, kafka.partitions, prefix=kafka.topic_prefix)
+    if requested_instants() is not None:
+        await accept_future_timestamps(kafka.bootstrap_servers, kafka.topic_prefix)
     admin = await asyncpg.connect(base)
     db_name = dsn.rsplit("/", 1)[1]
     await admin.execute(f'CREATE DATABASE "{db_name}"')

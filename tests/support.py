@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics
+from tests.clock import accept_future_timestamps, requested_instants
 
 T = TypeVar("T")
 
@@ -176,6 +177,8 @@ async def isolated_env(
     try:
         await apply_migrations(dsn)
         await ensure_topics(broker, 6, prefix=prefix)
+        if requested_instants() is not None:  # a date run: this process may be in the future
+            await accept_future_timestamps(broker, prefix)
         if monkeypatch is not None:
             monkeypatch.setenv("DCR_DB_DSN", dsn)
             monkeypatch.setenv("DCR_KAFKA_TOPIC_PREFIX", prefix)

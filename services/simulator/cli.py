@@ -6,6 +6,7 @@ Examples::
     dcr-sim --days 1                         # the last 24 h, as fast as the services take it
     dcr-sim --days 7 --facilities halmtorv,amager --seed 7 --set overdoses_per_1000=20
     dcr-sim --days 1 --dry-run | head        # the intended requests as JSON lines, no HTTP
+    DCR_TODAY=2027-03-28T23:30 dcr-sim --days 1 --dry-run   # as if now were then (DST day)
 
 Time: the simulated clock runs at ``--speed`` from ``--start`` but never ahead of the wall clock
 (the APIs refuse events from the future), so a fast run backfills and then carries on in real
@@ -24,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -51,6 +53,8 @@ log = logging.getLogger("dcr-sim")
 MAX_BACKFILL = timedelta(days=29)
 FAST_SPEED = 17_280.0  # one simulated day in 5 s
 CATCH_UP_SPEED = 3_600.0  # one simulated hour per second
+#: Plan as if now were another local date/time (dry runs only; see plan_now).
+TODAY_ENV = "DCR_TODAY"
 DEFAULT_URLS = {
     Service.INTAKE: "http://127.0.0.1:8001",
     Service.SUPPLY: "http://127.0.0.1:8002",
@@ -140,6 +144,36 @@ def parse_start(text: str, zone: ZoneInfo, now: datetime) -> datetime:
             f"bad --start {text!r} (use now, today, 2026-11-27 or an ISO time)"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
+def today_override(text: str, zone: ZoneInfo, wall: datetime) -> datetime:
+    """The "now" ``DCR_TODAY`` asks for: a local date (keeping the wall clock's local time of
+    day) or a local ISO time such as ``2028-02-29T23:30``."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+            day = date.fromisoformat(text.strip())
+            local = wall.astimezone(zone)
+            return datetime.combine(day, local.time(), tzinfo=zone).replace(microsecond=0)
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"bad {TODAY_ENV}={text!r} (use 2028-02-29 or 2028-02-29T23:30)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
+def plan_now(args: argparse.Namespace, environ: Mapping[str, str], wall: datetime) -> datetime:
+    """The instant a plan is made from: the wall clock, or ``DCR_TODAY`` with ``--dry-run`` (to
+    see what a DST day, a payday or a month end produces). A run that sends needs the real
+    clock: the ingest APIs refuse event times in the future or beyond their 30-day horizon."""
+    text = environ.get(TODAY_ENV, "").strip()
+    if not text:
+        return wall
+    if not args.dry_run:
+        raise UsageError(
+            f"{TODAY_ENV} is honoured with --dry-run only: the ingest APIs judge event times by "
+            "their own clock"
+        )
+    zone = load_city(args.city or CitySettings().file).zone
+    return today_override(text, zone, wall)
 
 
 def _set_value(text: str) -> tuple[str, Any]:
@@ -246,12 +280,15 @@ def make_plan(args: argparse.Namespace, now: datetime) -> Plan:
         duration = timedelta(days=args.days)
     elif args.duration is not None:
         duration = parse_duration(args.duration)
+    # Durations are elapsed time: computed in UTC (aware arithmetic in the city's zone would be
+    # wall-clock arithmetic, one hour short or long across a DST change).
+    now = now.astimezone(UTC)
     if args.start is not None:
-        start = parse_start(args.start, city.zone, now)
+        start = parse_start(args.start, city.zone, now).astimezone(UTC)
     elif duration is not None:
         start = now - duration
     else:
-        start = parse_start("today", city.zone, now)
+        start = parse_start("today", city.zone, now).astimezone(UTC)
     if start < now - MAX_BACKFILL:
         raise UsageError(
             f"--start is more than {MAX_BACKFILL.days} days ago: the ingest APIs refuse events "
@@ -264,8 +301,8 @@ def make_plan(args: argparse.Namespace, now: datetime) -> Plan:
         city=city,
         params=params,
         seed=args.seed,
-        start=start.astimezone(UTC).replace(microsecond=0),
-        end=(start + duration).astimezone(UTC).replace(microsecond=0) if duration else None,
+        start=start.replace(microsecond=0),
+        end=(start + duration).replace(microsecond=0) if duration else None,
         facilities=facilities,
         services=services,
         street=not args.no_street,
@@ -512,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        plan = make_plan(args, datetime.now(UTC).replace(microsecond=0))
+        wall = datetime.now(UTC).replace(microsecond=0)
+        plan = make_plan(args, plan_now(args, os.environ, wall))
         if args.print_params:
             print(dump_params(plan.params), end="")
             return 0

@@ -204,8 +204,8 @@ class Traffic:
 
 
 def _at(seconds_ago: float) -> str:
-    """An event time shortly before now: the whole traffic spans one minute, so it falls on
-    today's date (in the city) except in the first minute after midnight."""
+    """An event time shortly before now: the whole traffic spans one minute (around midnight it
+    may straddle two days: the tests compare per day, they do not assume one)."""
     return (datetime.now(UTC) - timedelta(seconds=seconds_ago)).isoformat()
 
 

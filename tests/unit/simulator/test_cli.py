@@ -23,6 +23,7 @@ from services.simulator.cli import (
     make_plan,
     parse_duration,
     parse_start,
+    plan_now,
     run_plan,
 )
 from services.simulator.model import Service
@@ -130,13 +131,17 @@ def test_tokens(tmp_path: Path) -> None:
         load_tokens(tmp_path / "missing.yaml", set())
 
 
+@pytest.mark.clock
 def test_dry_run_prints_the_same_requests_for_the_same_seed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # main() plans from the wall clock, which refuses starts beyond the ingest horizon: start
+    # yesterday at 08:00 (a time that exists on every day, DST days included).
+    yesterday = datetime.now(CITY.zone).date() - timedelta(days=1)
     argv = [
         "--dry-run",
         "--start",
-        "2026-11-26T08:00",
+        f"{yesterday.isoformat()}T08:00",
         "--duration",
         "2h",
         "--facilities",
@@ -153,6 +158,7 @@ def test_dry_run_prints_the_same_requests_for_the_same_seed(
     assert capsys.readouterr().out != first
 
 
+@pytest.mark.clock
 async def test_run_plan_against_fake_services_with_progress_and_summary() -> None:
     def accept(request: httpx.Request) -> httpx.Response:
         extra = {"visit_id": "v" + request.headers["Idempotency-Key"][-6:].replace("-", "")}
@@ -161,7 +167,8 @@ async def test_run_plan_against_fake_services_with_progress_and_summary() -> Non
     transport = httpx.MockTransport(accept)
     clients = {s: httpx.AsyncClient(transport=transport, base_url=f"http://{s}") for s in Service}
     now = datetime.now(UTC).replace(microsecond=0)
-    p = plan("--duration", "3h", "--facilities", "maendenes-hjem", now=now)  # open 24/7
+    # open 24/7; as fast as the fakes answer (runs at every awkward instant in make test)
+    p = plan("--duration", "3h", "--facilities", "maendenes-hjem", "--speed", "1e9", now=now)
     tokens = {"maendenes-hjem": "t", "sanitation-city": "s"}
     out = io.StringIO()
     runner, wall = await run_plan(p, clients, tokens, stop=asyncio.Event(), progress=out)
@@ -174,3 +181,43 @@ async def test_run_plan_against_fake_services_with_progress_and_summary() -> Non
     assert lines[1].split() == ["event", "sent", "accepted", "retried", "failed", "unsent"]
     totals = next(line for line in lines if line.startswith("total")).split()
     assert totals[1] == totals[2] == str(total.sent)
+
+
+def test_dcr_today_plans_a_dry_run_as_if_now_were_then() -> None:
+    zone = CITY.zone
+    dry = build_parser().parse_args(["--dry-run", "--days", "1"])
+    env = {"DCR_TODAY": "2027-03-28T23:30"}
+    assert plan_now(dry, env, NOW) == datetime(2027, 3, 28, 23, 30, tzinfo=zone)
+    # a bare date keeps the local time of day (NOW is 16:30 in Copenhagen)
+    assert plan_now(dry, {"DCR_TODAY": "2028-02-29"}, NOW) == datetime(
+        2028, 2, 29, 16, 30, tzinfo=zone
+    )
+    assert plan_now(dry, {}, NOW) == NOW
+    p = make_plan(dry, plan_now(dry, env, NOW))
+    assert p.end == datetime(2027, 3, 28, 23, 30, tzinfo=zone)
+    assert p.end - p.start == timedelta(days=1)
+    with pytest.raises(UsageError, match="dry-run"):  # the services judge by their own clock
+        plan_now(build_parser().parse_args(["--days", "1"]), env, NOW)
+    with pytest.raises(UsageError, match="DCR_TODAY"):
+        plan_now(dry, {"DCR_TODAY": "someday"}, NOW)
+
+
+def test_dcr_today_reaches_main(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DCR_TODAY", "2027-10-31T12:00")
+    argv = ["--dry-run", "--duration", "3h", "--facilities", "halmtorv", "--no-street"]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows and all(r["at"].startswith("2027-10-31T") for r in rows)
+    monkeypatch.setenv("DCR_TODAY", "2027-10-31")
+    assert main(argv[1:]) == 2  # not a dry run: refused
+
+
+def test_a_duration_is_elapsed_time_across_a_dst_change() -> None:
+    spring = datetime(2027, 3, 28, 23, 30, tzinfo=CITY.zone)  # a 23-hour day
+    p = plan("--days", "1", now=spring)
+    assert p.end is not None and p.end - p.start == timedelta(hours=24)
+    p = plan("--start", "2027-10-31", "--duration", "25h", now=spring.replace(month=11, day=2))
+    assert p.end is not None and p.end - p.start == timedelta(hours=25)
+    assert p.start == datetime(2027, 10, 31, tzinfo=CITY.zone)
