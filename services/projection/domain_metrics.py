@@ -193,7 +193,9 @@ class Snapshot:
 _REBUILDING = """
 SELECT EXISTS (SELECT 1 FROM pg_locks
                WHERE locktype = 'advisory' AND classid::bigint = $1 AND objid::bigint = 0
-                 AND objsubid = 2 AND mode = 'ExclusiveLock' AND granted)"""
+                 AND objsubid = 2 AND mode = 'ExclusiveLock' AND granted
+                 AND database = (SELECT oid FROM pg_database
+                                 WHERE datname = current_database()))"""
 
 _VISITS = """
 SELECT facility, count(start_time) AS started, count(end_time) AS ended,
