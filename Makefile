@@ -1,7 +1,8 @@
 # Local stack and checks for dcr-platform (no Docker): see deploy/scripts/*.sh.
 #
 #   make up      venv, PostgreSQL, Kafka, Prometheus, the four services and the simulator
-#                (SIM=0 leaves it off); prints the URLs
+#                (SIM=0 leaves it off); prints the URLs. KAFKA_NODES=3: a 3-node Kafka cluster
+#                (brokers :9092,:9192,:9292; replication factor 3, min.insync.replicas=2)
 #   make down    stop, in reverse order, only what these scripts started
 #   make test    venv, PostgreSQL, Kafka, promtool, then pytest (PYTEST_ARGS="-k foo -x")
 #   make test-faults  fault-injection and hostile-input suite incl. heavy variants (~5 min)
@@ -24,6 +25,13 @@ PYTEST_ARGS ?=
 SIM ?= 1
 LINES ?= 30
 REPORT_ARGS ?=
+# make up KAFKA_NODES=3: the 3-node KRaft cluster (deploy/scripts/kafka.sh) instead of one node
+KAFKA_NODES ?= 1
+export KAFKA_NODES
+ifeq ($(KAFKA_NODES),3)
+export DCR_KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092,127.0.0.1:9192,127.0.0.1:9292
+export DCR_KAFKA_REPLICATION_FACTOR ?= 3
+endif
 
 .PHONY: help venv up down test test-faults lint status logs rebuild bench report
 
@@ -47,7 +55,7 @@ up: venv
 	@echo "  incident    http://127.0.0.1:8003/docs"
 	@echo "  projection  http://127.0.0.1:8004/docs"
 	@echo "  prometheus  http://127.0.0.1:9090"
-	@echo "  kafka       127.0.0.1:9092"
+	@echo "  kafka       $${DCR_KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} ($(KAFKA_NODES) node(s))"
 	@echo "  postgres    postgresql://dcr:dcr@127.0.0.1:5432/dcr"
 	@echo "  logs        .state/logs/*.log (make logs), postgres: /var/log/postgresql/"
 	@echo "  stop with   make down"

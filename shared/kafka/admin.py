@@ -24,7 +24,19 @@ from shared.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 #: Unlimited retention by time and size: the log is the system of record.
-TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "1"}
+TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+def min_insync_replicas(replication: int) -> int:
+    """In-sync copies an acks=all write needs: all but one (2 of 3), at least 1.
+
+    Invariant: with replication >= 2, an acknowledged event is on at least two brokers, and
+    losing any one broker neither loses it nor stops writes; losing two refuses writes."""
+    return max(1, replication - 1)
+
+
+def topic_config(replication: int) -> dict[str, str]:
+    return {**TOPIC_CONFIG, "min.insync.replicas": str(min_insync_replicas(replication))}
 
 
 async def wait_until_ready(bootstrap: str, timeout: float) -> None:
@@ -65,7 +77,7 @@ async def ensure_topics(
                         t,
                         num_partitions=partitions,
                         replication_factor=replication,
-                        topic_configs=TOPIC_CONFIG,
+                        topic_configs=topic_config(replication),
                     )
                     for t in missing
                 ]
@@ -90,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ensure":
         created = asyncio.run(
             ensure_topics(
-                settings.bootstrap_servers, settings.partitions, prefix=settings.topic_prefix
+                settings.bootstrap_servers,
+                settings.partitions,
+                replication=settings.replication_factor,
+                prefix=settings.topic_prefix,
             )
         )
         print(f"topics created: {', '.join(created) or 'none (all exist)'}")
