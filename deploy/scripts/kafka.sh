@@ -203,7 +203,11 @@ cluster_start() {
 }
 
 cluster_stop() {
-    local i
+    # SIGTERM all nodes at once: one by one, the last would wait for a quorum that is gone.
+    local i pid
+    for i in 1 2 3; do
+        if pid="$(pid_of "kafka-$i" "$MAIN_CLASS")"; then kill -TERM "$pid" 2>/dev/null || true; fi
+    done
     for i in 3 2 1; do
         if [[ "$KAFKA_NODES" == 3 || -f "$RUN/kafka-$i.pid" ]]; then
             stop_pid "kafka-$i" "$MAIN_CLASS" 30
