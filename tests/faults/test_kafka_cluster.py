@@ -19,6 +19,7 @@ import asyncio
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -40,19 +41,23 @@ pytestmark = pytest.mark.integration
 PER_PHASE = 40
 
 
-async def partition_leaders(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    """(topic, partition) -> id of the broker leading it (-1: no leader)."""
+async def describe_partitions(bootstrap: str, topics: list[str]) -> list[dict[str, Any]]:
+    """The metadata of every partition of ``topics`` (with its "topic" added)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
     await admin.start()
     try:
         described = await admin.describe_topics(topics)
-        return {
-            (t["topic"], int(p["partition"])): int(p["leader"])
-            for t in described
-            for p in t["partitions"]
-        }
+        return [{**p, "topic": t["topic"]} for t in described for p in t["partitions"]]
     finally:
         await admin.close()
+
+
+async def partition_leaders(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> id of the broker leading it (-1: no leader)."""
+    return {
+        (p["topic"], int(p["partition"])): int(p["leader"])
+        for p in await describe_partitions(bootstrap, topics)
+    }
 
 
 async def busiest_leader(env: TestEnv) -> tuple[int, tuple[str, int]]:
@@ -88,6 +93,9 @@ async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
             }
             procs += started.values()
             await asyncio.gather(*(p.wait_healthy(timeout=90) for p in procs))
+            event_topics = [env.topic(t) for t in EVENT_TOPICS]
+            partitions = await describe_partitions(env.bootstrap, event_topics)
+            assert partitions and all(len(p["replicas"]) == 3 for p in partitions), partitions
 
             traffic = Traffic(
                 {"intake": started["intake"].url, "supply": started["supply"].url},
@@ -119,7 +127,7 @@ async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
             await until_accepted(killed_at + PER_PHASE, "202s with one broker dead")
             assert not cluster.node(first).running
             await cluster.wait_brokers(all_nodes - {first})
-            leaders = await partition_leaders(env.bootstrap, [env.topic(t) for t in EVENT_TOPICS])
+            leaders = await partition_leaders(env.bootstrap, event_topics)
             assert first not in leaders.values() and -1 not in leaders.values(), leaders
             burst_first = traffic.refused_503 - refused_before_first
 
