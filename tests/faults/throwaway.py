@@ -96,6 +96,7 @@ class ThrowawayKafka:
 
     def format(self) -> None:
         """Render the properties (shared template, our ports and data dir) and format storage."""
+        self.data.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             subprocess.run(
                 self.format_command(),
