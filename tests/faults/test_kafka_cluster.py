@@ -127,8 +127,12 @@ async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
             await until_accepted(killed_at + PER_PHASE, "202s with one broker dead")
             assert not cluster.node(first).running
             await cluster.wait_brokers(all_nodes - {first})
-            leaders = await partition_leaders(env.bootstrap, event_topics)
-            assert first not in leaders.values() and -1 not in leaders.values(), leaders
+
+            async def led_by_survivors() -> bool:
+                leaders = await partition_leaders(env.bootstrap, event_topics)
+                return first not in leaders.values() and -1 not in leaders.values()
+
+            await poll_until(led_by_survivors, timeout=30, what="new leaders for every partition")
             burst_first = traffic.refused_503 - refused_before_first
 
             # 2. a second broker dies: no 2 in-sync copies anywhere, so no 202 at all
