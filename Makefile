@@ -2,7 +2,8 @@
 #
 #   make up      venv, PostgreSQL, Kafka, Prometheus, Alertmanager + the development mail sink
 #                (.state/mail/), the four services, the front desk and the simulator
-#                (SIM=0 leaves it off); prints the URLs
+#                (SIM=0 leaves it off); prints the URLs. KAFKA_NODES=3: a 3-node Kafka cluster
+#                (brokers :9092,:9192,:9292; replication factor 3, min.insync.replicas=2)
 #   make down    stop, in reverse order, only what these scripts started
 #   make test    venv, PostgreSQL, Kafka, promtool, amtool check-config, Chromium, then pytest
 #                (PYTEST_ARGS="-k foo -x")
@@ -29,6 +30,13 @@ PYTEST_ARGS ?=
 SIM ?= 1
 LINES ?= 30
 REPORT_ARGS ?=
+# make up KAFKA_NODES=3: the 3-node KRaft cluster (deploy/scripts/kafka.sh) instead of one node
+KAFKA_NODES ?= 1
+export KAFKA_NODES
+ifeq ($(KAFKA_NODES),3)
+export DCR_KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092,127.0.0.1:9192,127.0.0.1:9292
+export DCR_KAFKA_REPLICATION_FACTOR ?= 3
+endif
 
 .PHONY: help venv up down test test-faults test-dates lint status logs rebuild bench report
 
@@ -56,7 +64,7 @@ up: venv
 	@echo "  prometheus  http://127.0.0.1:9090"
 	@echo "  alertmanager http://127.0.0.1:9093"
 	@echo "  mail sink   smtp://127.0.0.1:1025, every message in .state/mail/*.eml"
-	@echo "  kafka       127.0.0.1:9092"
+	@echo "  kafka       $${DCR_KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} ($(KAFKA_NODES) node(s))"
 	@echo "  postgres    postgresql://dcr:dcr@127.0.0.1:5432/dcr"
 	@echo "  logs        .state/logs/*.log (make logs), postgres: /var/log/postgresql/"
 	@echo "  stop with   make down"

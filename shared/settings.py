@@ -32,6 +32,9 @@ class KafkaSettings(BaseSettings):
 
     bootstrap_servers: str = "127.0.0.1:9092"
     partitions: int = Field(default=6, ge=1)
+    #: Copies of every partition: 1 on the single development node, 3 on the cluster
+    #: (``make up KAFKA_NODES=3``). min.insync.replicas follows (see shared.kafka.admin).
+    replication_factor: int = Field(default=1, ge=1)
     #: How long a publish may take before the service answers 503.
     publish_timeout_s: float = Field(default=5.0, gt=0)
     #: Prepended to every topic name (isolates test runs sharing one broker). Empty in production.
@@ -40,6 +43,11 @@ class KafkaSettings(BaseSettings):
     def topic(self, name: str) -> str:
         """The physical topic name of catalogue topic ``name``."""
         return self.topic_prefix + name
+
+    def bootstrap_list(self) -> list[str]:
+        """``bootstrap_servers`` split at commas (a cluster: ``host:port,host:port,...``).
+        aiokafka splits a string itself; FastStream's KafkaBroker does not, so it gets this."""
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
 
 
 class DatabaseSettings(BaseSettings):

@@ -162,10 +162,12 @@ async def isolated_env(
     label: str = "ptest",
     bootstrap: str | None = None,
     drop_topics: bool = False,
+    replication: int = 1,
 ) -> AsyncIterator[TestEnv]:
-    """A fresh migrated database and topic prefix (on ``bootstrap``, default ``base``'s broker)
-    with ``base``'s tokens. With ``monkeypatch``, DCR_DB_DSN / DCR_KAFKA_TOPIC_PREFIX point at
-    them meanwhile (for apps started in-process or as children)."""
+    """A fresh migrated database and topic prefix (on ``bootstrap``, default ``base``'s broker;
+    topics with ``replication`` copies) with ``base``'s tokens. With ``monkeypatch``,
+    DCR_DB_DSN / DCR_KAFKA_TOPIC_PREFIX point at them meanwhile (for apps started in-process or
+    as children)."""
     run = uuid.uuid4().hex[:10]
     server, _ = base.dsn.rsplit("/", 1)
     db_name = f"dcr_{label}_{run}"
@@ -176,7 +178,7 @@ async def isolated_env(
     await admin.execute(f'CREATE DATABASE "{db_name}"')
     try:
         await apply_migrations(dsn)
-        await ensure_topics(broker, 6, prefix=prefix)
+        await ensure_topics(broker, 6, replication=replication, prefix=prefix)
         if requested_instants() is not None:  # a date run: this process may be in the future
             await accept_future_timestamps(broker, prefix)
         if monkeypatch is not None:

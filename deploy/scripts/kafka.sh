@@ -10,6 +10,12 @@
 #   kafka.sh status    print running/stopped
 #
 # Data: .state/kafka/data  Log: .state/logs/kafka.log  Pid: .state/run/kafka.pid
+#
+# KAFKA_NODES=3 (make up KAFKA_NODES=3): a 3-node KRaft cluster instead, every node broker +
+# controller (deploy/kafka/cluster.properties), on brokers 127.0.0.1:9092,9192,9292 and
+# controllers 19093,19193,19293 (KAFKA_CLUSTER_PORTS / KAFKA_CLUSTER_CONTROLLER_PORTS override),
+# heap -Xmx768m -Xms256m each (3 x 768 MiB of 24 GiB; G1). Topics with replication factor 3 and
+# min.insync.replicas=2. Data: .state/kafka-cluster/nodeN/data  Log/pid: kafka-N.
 set -euo pipefail
 LOG_PREFIX=kafka  # used by log()/die() in lib.sh
 # shellcheck source=deploy/scripts/lib.sh
@@ -25,6 +31,14 @@ LOG4J="$ROOT/deploy/kafka/log4j2.yaml"
 MAIN_CLASS="kafka.Kafka"
 JAVA_OPTS=(-Xmx1g -Xms256m -XX:+UseG1GC -Djava.awt.headless=true
            "-Dlog4j2.configurationFile=$LOG4J" "-Dkafka.logs.dir=$LOGS")
+
+KAFKA_NODES="${KAFKA_NODES:-1}"
+[[ "$KAFKA_NODES" == 1 || "$KAFKA_NODES" == 3 ]] || die "KAFKA_NODES must be 1 or 3, not $KAFKA_NODES"
+read -r -a CLUSTER_PORTS <<<"${KAFKA_CLUSTER_PORTS:-9092 9192 9292}"
+read -r -a CLUSTER_CONTROLLER_PORTS <<<"${KAFKA_CLUSTER_CONTROLLER_PORTS:-19093 19193 19293}"
+CSTATE="$STATE/kafka-cluster"
+CLUSTER_JAVA_OPTS=(-Xmx768m -Xms256m -XX:+UseG1GC -Djava.awt.headless=true
+                   "-Dlog4j2.configurationFile=$LOG4J" "-Dkafka.logs.dir=$LOGS")
 
 kafka_version() { sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM"; }
 
@@ -124,6 +138,100 @@ status() {
     local pid
     if pid="$(running_pid)"; then echo "kafka: running (pid $pid)"; else echo "kafka: stopped"; fi
 }
+
+# --- the 3-node cluster (KAFKA_NODES=3) ---------------------------------------------------------
+
+cluster_bootstrap() {
+    local port out=()
+    for port in "${CLUSTER_PORTS[@]}"; do out+=("127.0.0.1:$port"); done
+    (IFS=,; echo "${out[*]}")
+}
+
+cluster_render() {
+    local voters=() i
+    for i in 1 2 3; do voters+=("$i@127.0.0.1:${CLUSTER_CONTROLLER_PORTS[i-1]}"); done
+    for i in 1 2 3; do
+        mkdir -p "$CSTATE/node$i/data"
+        sed -e "s|@NODE_ID@|$i|g" -e "s|@PORT@|${CLUSTER_PORTS[i-1]}|g" \
+            -e "s|@CONTROLLER_PORT@|${CLUSTER_CONTROLLER_PORTS[i-1]}|g" \
+            -e "s|@VOTERS@|$(IFS=,; echo "${voters[*]}")|g" -e "s|@DATA_DIR@|$CSTATE/node$i/data|g" \
+            "$ROOT/deploy/kafka/cluster.properties" >"$CSTATE/node$i/server.properties"
+    done
+}
+
+cluster_format() {
+    # One cluster id for the three nodes (static quorum: no --standalone).
+    [[ -s "$CSTATE/cluster.id" ]] || java -cp "$DEPS/*" "-Dlog4j2.configurationFile=$LOG4J" \
+        kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$CSTATE/cluster.id"
+    local i
+    for i in 1 2 3; do
+        [[ -f "$CSTATE/node$i/data/meta.properties" ]] && continue
+        log "formatting node $i (cluster id $(cat "$CSTATE/cluster.id"))"
+        java -cp "$DEPS/*" "-Dlog4j2.configurationFile=$LOG4J" kafka.tools.StorageTool format \
+            -t "$(cat "$CSTATE/cluster.id")" -c "$CSTATE/node$i/server.properties" --ignore-formatted \
+            >>"$LOGS/kafka-$i.log" 2>&1 || die "storage format of node $i failed, see $LOGS/kafka-$i.log"
+    done
+}
+
+cluster_start() {
+    local i pid
+    if running_pid >/dev/null; then
+        die "the single-node broker of this checkout runs: make down first, then KAFKA_NODES=3"
+    fi
+    install
+    mkdir -p "$CSTATE"
+    cluster_render
+    cluster_format
+    for i in 1 2 3; do
+        if pid="$(pid_of "kafka-$i" "$MAIN_CLASS")"; then
+            log "node $i already running (pid $pid)"
+        elif port_open 127.0.0.1 "${CLUSTER_PORTS[i-1]}"; then
+            die "port ${CLUSTER_PORTS[i-1]} is served by a process this checkout did not start"
+        else
+            log "starting node $i ($(kafka_version)) on 127.0.0.1:${CLUSTER_PORTS[i-1]}, log: $LOGS/kafka-$i.log"
+            spawn "kafka-$i" java "${CLUSTER_JAVA_OPTS[@]}" -cp "$DEPS/*" "$MAIN_CLASS" \
+                "$CSTATE/node$i/server.properties"
+        fi
+    done
+    require_venv
+    if ! DCR_KAFKA_BOOTSTRAP_SERVERS="$(cluster_bootstrap)" DCR_KAFKA_REPLICATION_FACTOR=3 \
+            "$VENV_PY" -m shared.kafka.admin ensure --timeout 120; then
+        for i in 1 2 3; do tail -n 20 "$LOGS/kafka-$i.log" >&2; done
+        exit 1
+    fi
+    log "cluster ready on $(cluster_bootstrap) (replication factor 3, min.insync.replicas=2)"
+}
+
+cluster_stop() {
+    # SIGTERM all nodes at once: one by one, the last would wait for a quorum that is gone.
+    local i pid
+    for i in 1 2 3; do
+        if pid="$(pid_of "kafka-$i" "$MAIN_CLASS")"; then kill -TERM "$pid" 2>/dev/null || true; fi
+    done
+    for i in 3 2 1; do
+        if [[ "$KAFKA_NODES" == 3 || -f "$RUN/kafka-$i.pid" ]]; then
+            stop_pid "kafka-$i" "$MAIN_CLASS" 30
+        fi
+    done
+}
+
+cluster_status() {
+    local i pid
+    for i in 1 2 3; do
+        if pid="$(pid_of "kafka-$i" "$MAIN_CLASS")"; then echo "kafka-$i: running (pid $pid)"
+        else echo "kafka-$i: stopped"; fi
+    done
+}
+
+if [[ "$KAFKA_NODES" == 3 ]]; then
+    start() { cluster_start; }
+    status() { cluster_status; }
+fi
+
+case "${1:-}" in
+    # make down stops whatever this checkout started, whichever KAFKA_NODES it was started with.
+    stop) cluster_stop; [[ "$KAFKA_NODES" == 3 ]] || stop; exit 0 ;;
+esac
 
 case "${1:-}" in
     install) install ;;

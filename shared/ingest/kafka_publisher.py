@@ -39,7 +39,7 @@ def make_broker(settings: KafkaSettings, client_id: str) -> KafkaBroker:
     (labels: app, broker, destination topic; no message content).
     """
     return KafkaBroker(
-        settings.bootstrap_servers,
+        settings.bootstrap_list(),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",

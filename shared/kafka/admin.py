@@ -24,19 +24,35 @@ from shared.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 #: Unlimited retention by time and size: the log is the system of record.
-TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "1"}
+TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
 
 
-async def wait_until_ready(bootstrap: str, timeout: float) -> None:
-    """Poll until a metadata request succeeds; raise TimeoutError after ``timeout`` seconds."""
+def min_insync_replicas(replication: int) -> int:
+    """In-sync copies an acks=all write needs: all but one (2 of 3), at least 1.
+
+    Invariant: with replication >= 2, an acknowledged event is on at least two brokers, and
+    losing any one broker neither loses it nor stops writes; losing two refuses writes."""
+    return max(1, replication - 1)
+
+
+def topic_config(replication: int) -> dict[str, str]:
+    return {**TOPIC_CONFIG, "min.insync.replicas": str(min_insync_replicas(replication))}
+
+
+async def wait_until_ready(bootstrap: str, timeout: float, brokers: int = 1) -> None:
+    """Poll until a metadata request succeeds and lists at least ``brokers`` brokers (a cluster
+    is ready for topics with N replicas once N brokers registered); raise TimeoutError after
+    ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
+    last_error: Exception | str | None = None
     while time.monotonic() < deadline:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
         try:
             await admin.start()
-            await admin.describe_cluster()
-            return
+            described = await admin.describe_cluster()
+            if len(described["brokers"]) >= brokers:
+                return
+            last_error = f"{len(described['brokers'])} of {brokers} brokers registered"
         except (KafkaError, OSError) as exc:
             last_error = exc
         finally:
@@ -59,17 +75,22 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [prefix + t for t in ALL_TOPICS if prefix + t not in existing]
         if missing:
-            await admin.create_topics(
+            response = await admin.create_topics(
                 [
                     NewTopic(
                         t,
                         num_partitions=partitions,
                         replication_factor=replication,
-                        topic_configs=TOPIC_CONFIG,
+                        topic_configs=topic_config(replication),
                     )
                     for t in missing
                 ]
             )
+            # The broker answers per topic (e.g. INVALID_REPLICATION_FACTOR with too few
+            # brokers); aiokafka does not raise for those. 36: created meanwhile by another.
+            failed = [e for e in response.topic_errors if e[1] not in (0, 36)]
+            if failed:
+                raise KafkaError(f"topics not created: {failed}")
         return missing
     finally:
         await admin.close()
@@ -83,14 +104,21 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = KafkaSettings()
     try:
-        asyncio.run(wait_until_ready(settings.bootstrap_servers, args.timeout))
+        asyncio.run(
+            wait_until_ready(
+                settings.bootstrap_servers, args.timeout, brokers=settings.replication_factor
+            )
+        )
     except TimeoutError as exc:
         print(exc, file=sys.stderr)
         return 1
     if args.command == "ensure":
         created = asyncio.run(
             ensure_topics(
-                settings.bootstrap_servers, settings.partitions, prefix=settings.topic_prefix
+                settings.bootstrap_servers,
+                settings.partitions,
+                replication=settings.replication_factor,
+                prefix=settings.topic_prefix,
             )
         )
         print(f"topics created: {', '.join(created) or 'none (all exist)'}")

@@ -2,12 +2,14 @@
 
 The shared broker (127.0.0.1:9092) and cluster (5432) serve every other test and ``make up``:
 they are never touched. These run on free ports with their own data directories, configured like
-the shared ones (``deploy/kafka/server.properties``; Debian's PostgreSQL 15 binaries with the
-dcr role and the migrations), and are removed when the test ends.
+the shared ones (``deploy/kafka/server.properties``, or ``deploy/kafka/cluster.properties`` for
+each node of a 3-node cluster; Debian's PostgreSQL 15 binaries with the dcr role and the
+migrations), and are removed when the test ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import os
@@ -20,6 +22,9 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics, wait_until_ready
 from shared.settings import REPO_ROOT
@@ -27,6 +32,7 @@ from tests.process import free_port
 
 KAFKA_DEPS = REPO_ROOT / ".deps" / "kafka"
 KAFKA_TEMPLATE = REPO_ROOT / "deploy" / "kafka" / "server.properties"
+KAFKA_CLUSTER_TEMPLATE = REPO_ROOT / "deploy" / "kafka" / "cluster.properties"
 KAFKA_LOG4J = REPO_ROOT / "deploy" / "kafka" / "log4j2.yaml"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -34,11 +40,16 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 class ThrowawayKafka:
     """A single-node KRaft broker on free ports; stop/kill and start again on the same data."""
 
-    def __init__(self, work: Path) -> None:
+    #: Heap of the JVM: 512 MiB for a lone broker; each of a cluster's three nodes gets less.
+    heap = "512m"
+
+    def __init__(
+        self, work: Path, port: int | None = None, controller_port: int | None = None
+    ) -> None:
         self.work = work
         self.data = work / "data"
-        self.port = free_port()
-        self.controller_port = free_port()
+        self.port = port or free_port()
+        self.controller_port = controller_port or free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.props = work / "server.properties"
         self.log_path = work / "kafka.log"
@@ -52,7 +63,7 @@ class ThrowawayKafka:
     def _java(self, *args: str) -> list[str]:
         return [
             "java",
-            "-Xmx512m",
+            f"-Xmx{self.heap}",
             "-Xms128m",
             "-XX:+UseSerialGC",
             "-XX:TieredStopAtLevel=1",
@@ -64,26 +75,31 @@ class ThrowawayKafka:
             *args,
         ]
 
-    def format(self) -> None:
-        """Render the properties (shared template, our ports and data dir) and format storage."""
-        self.data.mkdir(parents=True, exist_ok=True)
+    def render(self) -> str:
+        """The properties: shared single-node template with our ports and data dir."""
         text = KAFKA_TEMPLATE.read_text().replace("@DATA_DIR@", str(self.data))
         text = re.sub(r"127\.0\.0\.1:9092\b", f"127.0.0.1:{self.port}", text)
         text = re.sub(r"127\.0\.0\.1:19093\b", f"127.0.0.1:{self.controller_port}", text)
         assert f":{self.port}" in text and f":{self.controller_port}" in text
-        self.props.write_text(text)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        return text
+
+    def format_command(self, cluster_id: str | None = None) -> list[str]:
+        """Write the properties; the StorageTool command that formats our data dir."""
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.props.write_text(self.render())
+        cluster_id = cluster_id or new_cluster_id()
+        args = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.props)]
+        return self._java(*args, *self.format_flags)
+
+    #: A lone node is its own controller quorum.
+    format_flags: tuple[str, ...] = ("--standalone",)
+
+    def format(self) -> None:
+        """Render the properties (shared template, our ports and data dir) and format storage."""
+        self.data.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             subprocess.run(
-                self._java(
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(self.props),
-                    "--standalone",
-                ),
+                self.format_command(),
                 check=True,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -119,6 +135,110 @@ class ThrowawayKafka:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+class ClusterNode(ThrowawayKafka):
+    """One broker+controller of a :class:`ThrowawayKafkaCluster` (``cluster.properties``)."""
+
+    heap = "384m"
+    format_flags = ()  # static quorum: controller.quorum.voters names all three
+
+    def __init__(self, work: Path, node_id: int, port: int, controller_port: int) -> None:
+        super().__init__(work, port, controller_port)
+        self.node_id = node_id
+        self.voters = ""
+
+    def render(self) -> str:
+        text = KAFKA_CLUSTER_TEMPLATE.read_text()
+        for name, value in {
+            "@NODE_ID@": str(self.node_id),
+            "@PORT@": str(self.port),
+            "@CONTROLLER_PORT@": str(self.controller_port),
+            "@VOTERS@": self.voters,
+            "@DATA_DIR@": str(self.data),
+        }.items():
+            text = text.replace(name, value)
+        settings = [line for line in text.splitlines() if not line.startswith("#")]
+        assert not re.search(r"@[A-Z_]+@", "\n".join(settings)), "a placeholder left"
+        return text
+
+
+class ThrowawayKafkaCluster:
+    """Three KRaft nodes (each broker + controller, heap 384 MiB) on free ports with their own
+    data dirs: any one may be killed and restarted on the same data; two down stop writes."""
+
+    size = 3
+
+    def __init__(self, work: Path) -> None:
+        self.nodes = [
+            ClusterNode(work / f"node{i}", i, free_port(), free_port())
+            for i in range(1, self.size + 1)
+        ]
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        for n in self.nodes:
+            n.voters = voters
+        self.bootstrap = ",".join(n.bootstrap for n in self.nodes)
+
+    def node(self, node_id: int) -> ClusterNode:
+        return next(n for n in self.nodes if n.node_id == node_id)
+
+    def format(self) -> None:
+        """Format the three data dirs with one cluster id (in parallel: 3 JVM starts)."""
+        cluster_id = new_cluster_id()
+        procs = []
+        for n in self.nodes:
+            n.work.mkdir(parents=True, exist_ok=True)
+            with n.log_path.open("ab") as log:
+                procs.append(
+                    subprocess.Popen(
+                        n.format_command(cluster_id), stdout=log, stderr=subprocess.STDOUT
+                    )
+                )
+        for n, p in zip(self.nodes, procs, strict=True):
+            assert p.wait(timeout=120) == 0, n.log()
+
+    def start(self) -> None:
+        for n in self.nodes:
+            n.start()
+
+    async def live_brokers(self) -> set[int]:
+        """Ids of the brokers the cluster's metadata lists (registered and not fenced)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+        try:
+            await admin.start()
+            described = await admin.describe_cluster()
+            return {int(b["node_id"]) for b in described["brokers"]}
+        finally:
+            await admin.close()
+
+    async def wait_brokers(self, expected: set[int], timeout: float = 120) -> None:
+        """Until exactly ``expected`` brokers are live in the metadata."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        seen: set[int] | Exception = set()
+        while asyncio.get_running_loop().time() < deadline:
+            for n in self.nodes:
+                if n.proc is not None and n.proc.poll() is not None and n.node_id in expected:
+                    raise AssertionError(f"node {n.node_id} exited:\n{n.log()}")
+            try:
+                seen = await self.live_brokers()
+                if seen == expected:
+                    return
+            except (KafkaError, OSError) as exc:
+                seen = exc
+            await asyncio.sleep(0.5)  # polling interval
+        raise TimeoutError(f"brokers {sorted(expected)} not live after {timeout}s: {seen!r}")
+
+    def kill(self) -> None:
+        for n in self.nodes:
+            n.stop(signal.SIGKILL)
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,202 @@
+"""Fault: brokers of a 3-node KRaft cluster die while facilities keep posting.
+
+Runs on a throwaway cluster (:class:`tests.faults.throwaway.ThrowawayKafkaCluster`, never the
+shared broker on :9092) with the catalogue topics at replication factor 3 and
+min.insync.replicas=2. Intake, supply and the projection run as real processes; facilities post
+with Idempotency-Keys and retry every 503 with the same key (tests/faults/traffic.py).
+
+1. SIGKILL the broker leading the busiest partition: ingest goes on answering 202 with that
+   broker still dead (a short burst of retried 503s while it is fenced is allowed and counted).
+2. SIGKILL a second broker: no write has 2 in-sync copies any more, so ingest refuses every
+   report with 503 (no 202), while the read models are still served.
+3. Restart both: everything converges: every 202 is in the read models exactly once, the daily
+   figures are the sums of the accepted reports, and the reconciliation command exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.city import load_city
+from shared.kafka.topics import EVENT_TOPICS
+from shared.settings import CitySettings
+from tests.faults.conftest import reconcile, report
+from tests.faults.test_kafka_outage import FACILITIES, SERVICE_ENV, _read_models
+from tests.faults.throwaway import ThrowawayKafka, ThrowawayKafkaCluster
+from tests.faults.traffic import Traffic
+from tests.integration.projection.harness import end_offsets, wait_caught_up
+from tests.process import INTAKE_APP, PROJECTION_APP, SUPPLY_APP, ServiceProcess
+from tests.support import TestEnv, isolated_env, poll_until
+
+pytestmark = pytest.mark.integration
+
+PER_PHASE = 40
+
+
+async def describe_partitions(bootstrap: str, topics: list[str]) -> list[dict[str, Any]]:
+    """The metadata of every partition of ``topics`` (with its "topic" added)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+        return [{**p, "topic": t["topic"]} for t in described for p in t["partitions"]]
+    finally:
+        await admin.close()
+
+
+async def partition_leaders(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> id of the broker leading it (-1: no leader)."""
+    return {
+        (p["topic"], int(p["partition"])): int(p["leader"])
+        for p in await describe_partitions(bootstrap, topics)
+    }
+
+
+async def busiest_leader(env: TestEnv) -> tuple[int, tuple[str, int]]:
+    """The broker leading the event partition with the most records, and that partition."""
+    ends = await end_offsets(env.bootstrap, env.topic_prefix)
+    busiest = max(ends, key=lambda tp: ends[tp])
+    leaders = await partition_leaders(env.bootstrap, [env.topic(t) for t in EVENT_TOPICS])
+    return leaders[busiest], busiest
+
+
+async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
+    test_env: TestEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not ThrowawayKafka.available():
+        pytest.fail("Kafka jars missing: run deploy/scripts/kafka.sh install")
+    cluster = ThrowawayKafkaCluster(tmp_path / "kafka")
+    cluster.format()
+    cluster.start()
+    all_nodes = {n.node_id for n in cluster.nodes}
+    procs: list[ServiceProcess] = []
+    traffic_task: asyncio.Task[None] | None = None
+    began = time.monotonic()
+    try:
+        await cluster.wait_brokers(all_nodes)
+        monkeypatch.setenv("DCR_KAFKA_BOOTSTRAP_SERVERS", cluster.bootstrap)
+        async with isolated_env(
+            test_env, monkeypatch, label="fcluster", bootstrap=cluster.bootstrap, replication=3
+        ) as env:
+            apps = {"intake": INTAKE_APP, "supply": SUPPLY_APP, "projection": PROJECTION_APP}
+            started = {
+                name: ServiceProcess(tmp_path, name, app, env=SERVICE_ENV).start()
+                for name, app in apps.items()
+            }
+            procs += started.values()
+            await asyncio.gather(*(p.wait_healthy(timeout=90) for p in procs))
+            event_topics = [env.topic(t) for t in EVENT_TOPICS]
+            partitions = await describe_partitions(env.bootstrap, event_topics)
+            assert partitions and all(len(p["replicas"]) == 3 for p in partitions), partitions
+
+            traffic = Traffic(
+                {"intake": started["intake"].url, "supply": started["supply"].url},
+                env.tokens,
+                load_city(CitySettings().file),
+                FACILITIES,
+                seed=16,
+                max_per_facility=PER_PHASE * 4,
+            )
+            traffic_task = asyncio.create_task(traffic.run())
+
+            async def until_accepted(n: int, what: str, timeout: float = 90) -> None:
+                async def enough() -> bool:
+                    assert traffic_task is not None
+                    if traffic_task.done():
+                        traffic_task.result()  # raise what stopped the clients
+                    return traffic.accepted >= n
+
+                await poll_until(enough, timeout=timeout, what=what)
+
+            await until_accepted(PER_PHASE, "reports accepted by the healthy cluster")
+
+            # 1. the leader of the busiest partition dies; ingest goes on with 2 of 3 copies
+            first, busiest = await busiest_leader(env)
+            assert first in all_nodes, f"no leader for {busiest}"
+            refused_before_first = traffic.refused_503
+            killed_at = traffic.accepted
+            cluster.node(first).stop(signal.SIGKILL)
+            await until_accepted(killed_at + PER_PHASE, "202s with one broker dead")
+            assert not cluster.node(first).running
+            await cluster.wait_brokers(all_nodes - {first})
+
+            async def led_by_survivors() -> bool:
+                leaders = await partition_leaders(env.bootstrap, event_topics)
+                return first not in leaders.values() and -1 not in leaders.values()
+
+            await poll_until(led_by_survivors, timeout=30, what="new leaders for every partition")
+            burst_first = traffic.refused_503 - refused_before_first
+
+            # 2. a second broker dies: no 2 in-sync copies anywhere, so no 202 at all
+            second = next(iter(sorted(all_nodes - {first})))
+            refused_before_second = traffic.refused_503
+            cluster.node(second).stop(signal.SIGKILL)
+
+            async def refusing(n: int) -> bool:
+                return traffic.refused_503 >= n
+
+            await poll_until(
+                lambda: refusing(refused_before_second + 8),
+                timeout=60,
+                what="503s with two brokers dead",
+            )
+            accepted_while_down = traffic.accepted
+            refused_mark = traffic.refused_503
+            await poll_until(
+                lambda: refusing(refused_mark + 12),
+                timeout=60,
+                what="more 503s with two brokers dead",
+            )
+            assert traffic.accepted == accepted_while_down, "a 202 without 2 in-sync copies"
+            async with httpx.AsyncClient(base_url=started["projection"].url) as reader:
+                served = await reader.get("/v1/districts/vesterbro/daily", timeout=10)
+            assert served.status_code == 200, served.text
+
+            # 3. both come back: the cluster converges and nothing is lost or doubled
+            restarted_at = time.monotonic()
+            cluster.node(first).start()
+            cluster.node(second).start()
+            await cluster.wait_brokers(all_nodes)
+            await until_accepted(traffic.accepted + PER_PHASE, "202s after the restore")
+            recovered_s = time.monotonic() - restarted_at
+            traffic.stop.set()
+            await traffic_task
+            await traffic.drain(timeout=90)
+            assert not traffic.unexpected, traffic.unexpected[:10]
+
+            await wait_caught_up(env.dsn, env.bootstrap, env.topic_prefix, timeout=120)
+            rows = await _read_models(env.dsn)
+            accepted_ids = {r.event_id for r in traffic.reports}
+            report(
+                "3-node cluster: leader killed, then a second broker",
+                busiest_partition=f"{busiest} led by node {first}",
+                second_killed=second,
+                retried_503s_with_one_broker_dead=burst_first,
+                refused_503s_with_two_dead=traffic.refused_503 - refused_before_second,
+                seconds_to_202_after_restore=f"{recovered_s:.1f}",
+                reports=len(traffic.reports),
+                attempts=dict(traffic.outcomes()),
+                applied_events=len(rows.ids),
+                total_seconds=f"{time.monotonic() - began:.1f}",
+            )
+            assert rows.ids == accepted_ids, (
+                f"missing {len(accepted_ids - rows.ids)}, unexpected {len(rows.ids - accepted_ids)}"
+            )
+            assert rows.daily == traffic.expected_daily()
+            assert await started["projection"].healthy()
+            done = await reconcile(wait_s=30)
+            assert done.code == 0, done.out
+    finally:
+        if traffic_task is not None and not traffic_task.done():
+            traffic_task.cancel()
+        for p in procs:
+            p.terminate()
+        cluster.kill()
