@@ -6,12 +6,15 @@ Every route does the same, in this order:
 2. validate the body (pydantic; 422 naming the field) and the event time window (422);
 3. build the event payload (the service's own ``to_payload``: pseudonymise, issue ids);
 4. idempotency: under an ``Idempotency-Key`` header (or a client-supplied ``event_id``) the same
-   request returns the same answer and publishes nothing new, across restarts (409 if the key
-   is reused for a different body);
+   request returns the same answer (same status and body) and publishes nothing new, across
+   restarts. Keys are scoped to (principal, route); a key reused for a different body is 409.
+   A client-supplied ``event_id`` is unique per principal across every route and service: used
+   again with a different body (or on another route) it is 409, whatever the Idempotency-Key;
 5. publish to Kafka and answer 202 only once the broker acknowledged; 503 + Retry-After otherwise.
 
 Invariant: nothing is answered 202 that Kafka did not acknowledge; a retry with the same key after
-a 503 publishes the same event (same id), so downstream dedup by (source, id) counts it once.
+a 503 publishes the same event (same id), so downstream dedup by (source, id) counts it once; and
+no two different reports ever share one (source, id), so that dedup never drops a real report.
 """
 
 import time
@@ -189,7 +192,10 @@ def build_router(
             responses={
                 401: {"description": "missing or invalid token"},
                 403: {"description": "token may not report for this facility/district"},
-                409: {"description": "Idempotency-Key reused with a different body"},
+                409: {
+                    "description": "Idempotency-Key or event_id reused with a different body "
+                    "or on another route"
+                },
                 422: {"description": "invalid field (named in detail[].loc)"},
                 503: {"description": "Kafka unavailable; retry after Retry-After"},
             },
@@ -213,7 +219,6 @@ def _endpoint(
         deps = get_deps(request)
         source, facility_id = _authorise(route, body, principal, deps)
         _check_time_window(body.occurred_at, deps)
-        key = idempotency_key or (str(body.event_id) if body.event_id else None)
         event_id = body.event_id or uuid.uuid4()
         ctx = IngestContext(
             event_id=event_id, facility_id=facility_id, _pseudonymiser=deps.pseudonymiser
@@ -228,26 +233,34 @@ def _endpoint(
             "type": envelope.type,
             **{name: getattr(payload, name) for name in route.echo},
         }
-        if key is None:
+        if idempotency_key is None and body.event_id is None:
             await _publish(deps, envelope)
             _accepted(route, deps, envelope)
             return JSONResponse(status_code=202, content=response)
-        fingerprint = deps.pseudonymiser.fingerprint(body.model_dump_json().encode())
+        route_id = f"{deps.service}{route.path}"
+        fingerprint = deps.pseudonymiser.fingerprint(
+            route_id.encode() + b"\x1f" + body.model_dump_json().encode()
+        )
         try:
             record, fresh = await deps.idempotency.claim(
                 IdempotencyRecord(
-                    scope=principal.id,
-                    key=key,
+                    scope=f"{principal.id}\x1f{route_id}",
+                    key=idempotency_key or f"event_id:{body.event_id}",
                     fingerprint=fingerprint,
                     envelope_json=to_record_json(envelope),
                     response=response,
+                    event_key=f"{principal.id}\x1f{body.event_id}" if body.event_id else None,
                 )
             )
             if record.fingerprint != fingerprint:
-                raise HTTPException(409, "Idempotency-Key was already used with a different body")
+                raise HTTPException(
+                    409,
+                    "Idempotency-Key or event_id was already used with a different body "
+                    "or on another route",
+                )
             if not record.published:
                 await _publish(deps, from_record_json(record.envelope_json))
-                await deps.idempotency.mark_published(principal.id, key)
+                await deps.idempotency.mark_published(record.scope, record.key)
                 if fresh:
                     _accepted(route, deps, envelope)
         except StoreUnavailable:
