@@ -77,6 +77,7 @@ def visit_started(r: VisitStartedRequest, ctx: IngestContext) -> p.VisitStarted:
     return p.VisitStarted(
         visit_id=ctx.new_id(),
         client_pseudonym=ctx.pseudonym(r.client_code),
+        pseudonym_key=ctx.pseudonym_key,
         booth=r.booth,
         substances=r.substances,
         route=r.route,
@@ -90,8 +91,12 @@ def visit_ended(r: VisitEndedRequest, ctx: IngestContext) -> p.VisitEnded:
 
 
 def visit_refused(r: VisitRefusedRequest, ctx: IngestContext) -> p.VisitRefused:
+    if r.client_code is None:
+        return p.VisitRefused(reason=r.reason)
     return p.VisitRefused(
-        reason=r.reason, client_pseudonym=ctx.pseudonym(r.client_code) if r.client_code else None
+        reason=r.reason,
+        client_pseudonym=ctx.pseudonym(r.client_code),
+        pseudonym_key=ctx.pseudonym_key,
     )
 
 

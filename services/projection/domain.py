@@ -124,6 +124,8 @@ class VisitStart:
     day: date
     start_time: datetime
     client_pseudonym: str
+    #: Id of the secret the pseudonym was made under (rotation: docs/pseudonym-keys.md).
+    pseudonym_key: str
     route: str
     substances: tuple[str, ...]
     assisted_injection: bool
@@ -339,6 +341,7 @@ def _apply_one(ch: Changes, env: Envelope, district: str, day: date, facility: s
                 day=day,
                 start_time=env.time,
                 client_pseudonym=data.client_pseudonym,
+                pseudonym_key=data.pseudonym_key,
                 route=data.route.value,
                 substances=tuple(sorted({s.value for s in data.substances})),
                 assisted_injection=data.assisted_injection,

@@ -248,12 +248,13 @@ async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[t
         ends = [ch.visit_ends.get(k) for k in keys]
         returned += await conn.fetch(
             """INSERT INTO visits (facility, visit_id, district, day, start_time, client_pseudonym,
-                                   route, substances, assisted_injection, first_visit, end_time)
-               SELECT f, v, d, dy, st, cp, r, string_to_array(s, ','), a, fv, et
+                                   route, substances, assisted_injection, first_visit, end_time,
+                                   pseudonym_key)
+               SELECT f, v, d, dy, st, cp, r, string_to_array(s, ','), a, fv, et, pk
                FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::timestamptz[],
                            $6::text[], $7::text[], $8::text[], $9::bool[], $10::bool[],
-                           $11::timestamptz[])
-                    AS u(f, v, d, dy, st, cp, r, s, a, fv, et)
+                           $11::timestamptz[], $12::text[])
+                    AS u(f, v, d, dy, st, cp, r, s, a, fv, et, pk)
                ON CONFLICT (facility, visit_id) DO UPDATE
                SET day = CASE WHEN visits.start_time IS NULL THEN EXCLUDED.day
                               ELSE visits.day END,
@@ -261,6 +262,9 @@ async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[t
                    client_pseudonym = CASE WHEN visits.start_time IS NULL
                                            THEN EXCLUDED.client_pseudonym
                                            ELSE visits.client_pseudonym END,
+                   pseudonym_key = CASE WHEN visits.start_time IS NULL
+                                        THEN EXCLUDED.pseudonym_key
+                                        ELSE visits.pseudonym_key END,
                    route = CASE WHEN visits.start_time IS NULL THEN EXCLUDED.route
                                 ELSE visits.route END,
                    substances = CASE WHEN visits.start_time IS NULL THEN EXCLUDED.substances
@@ -287,6 +291,7 @@ async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[t
             [s.assisted_injection for s in starts],
             [s.first_visit for s in starts],
             [e.end_time if e is not None else None for e in ends],
+            [s.pseudonym_key for s in starts],
         )
     only_ends = [ch.visit_ends[k] for k in sorted(ch.visit_ends) if k not in ch.visit_starts]
     if only_ends:

@@ -37,6 +37,10 @@ VisitId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-
 #: Hex HMAC-SHA256 of a client's facility code. Never the clear code.
 Pseudonym = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 DistrictId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")]
+#: Name of the secret a pseudonym was made under (``DCR_PSEUDONYM_KEY_ID``); see shared.privacy.
+PseudonymKeyId = Annotated[str, Field(pattern=r"^[a-z0-9]{1,16}$")]
+#: Key id of pseudonyms published before key ids existed (schema version 1 of the visit events).
+LEGACY_KEY_ID = "k0"
 
 
 class Payload(BaseModel):
@@ -49,8 +53,12 @@ class Payload(BaseModel):
 
 
 class VisitStarted(Payload):
+    """Schema v2: ``pseudonym_key`` names the secret of ``client_pseudonym`` (v1 had none: the
+    upcaster sets :data:`LEGACY_KEY_ID`). Pseudonyms under different keys never match."""
+
     visit_id: VisitId
     client_pseudonym: Pseudonym
+    pseudonym_key: PseudonymKeyId = LEGACY_KEY_ID
     booth: Annotated[int, Field(ge=1, le=200)] | None = None
     substances: Annotated[tuple[Substance, ...], Field(min_length=1, max_length=10)]
     route: Route
@@ -63,8 +71,11 @@ class VisitEnded(Payload):
 
 
 class VisitRefused(Payload):
+    """Schema v2: ``pseudonym_key`` as in :class:`VisitStarted` (None without a pseudonym)."""
+
     reason: RefusalReason
     client_pseudonym: Pseudonym | None = None
+    pseudonym_key: PseudonymKeyId | None = None
 
 
 class ReferralMade(Payload):

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.auth import Principal, PrincipalKind, TokenRegistry
-from shared.city import City
+from shared.city import City, PseudonymScope
 from shared.events.envelope import (
     Envelope,
     district_source,
@@ -47,7 +47,7 @@ from shared.ingest.ports import (
     StoreUnavailable,
 )
 from shared.metrics import AUTH_FAILURES, INGEST_EVENTS, PUBLISH_ERRORS, PUBLISH_LATENCY
-from shared.privacy import Pseudonymiser
+from shared.privacy import CITY_SCOPE, Pseudonymiser
 from shared.settings import IngestSettings
 
 FacilityId = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$", examples=["halmtorv"])]
@@ -100,12 +100,20 @@ class IngestContext:
     event_id: uuid.UUID
     facility_id: str | None
     _pseudonymiser: Pseudonymiser
+    pseudonym_scope: PseudonymScope = PseudonymScope.FACILITY
 
     def pseudonym(self, client_code: str) -> str:
-        """Keyed pseudonym of a client's code at this facility (the clear code goes no further)."""
+        """Keyed pseudonym of a client's code, in the city's pseudonym scope (this facility, or
+        the whole city); the clear code goes no further. Made under :attr:`pseudonym_key`."""
         if self.facility_id is None:
             raise ValueError("pseudonyms are issued for facility reports only")
-        return self._pseudonymiser.pseudonym(self.facility_id, client_code)
+        scope_id = CITY_SCOPE if self.pseudonym_scope is PseudonymScope.CITY else self.facility_id
+        return self._pseudonymiser.pseudonym(scope_id, client_code)
+
+    @property
+    def pseudonym_key(self) -> str:
+        """Id of the secret the pseudonyms of this request are made under."""
+        return self._pseudonymiser.key_id
 
     @staticmethod
     def new_id() -> str:
@@ -221,7 +229,10 @@ def _endpoint(
         _check_time_window(body.occurred_at, deps)
         event_id = body.event_id or uuid.uuid4()
         ctx = IngestContext(
-            event_id=event_id, facility_id=facility_id, _pseudonymiser=deps.pseudonymiser
+            event_id=event_id,
+            facility_id=facility_id,
+            _pseudonymiser=deps.pseudonymiser,
+            pseudonym_scope=deps.city.pseudonym_scope,
         )
         try:
             payload = route.to_payload(body, ctx)
