@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
@@ -48,6 +48,7 @@ from services.projection.metrics import (
     EVENTS_APPLIED,
     FENCED,
     LAST_APPLIED_AGE,
+    OUTSIDE_OPENING_HOURS,
 )
 from shared.city import City
 from shared.kafka.deadletter import DeadLetter
@@ -98,7 +99,9 @@ class Projector:
         group: str,
         kafka: KafkaSettings,
         deadletters: DeadLetterSink,
+        max_visit: timedelta = domain.DEFAULT_MAX_VISIT,
     ) -> None:
+        self._max_visit = max_visit
         self._pool = pool
         self._city = city
         self._group = group
@@ -286,7 +289,7 @@ class Projector:
             else:
                 fresh = [d for d in unique if d.dedup_key in new_keys]
                 changes = domain.project_decoded(fresh, self._city)
-            await store.apply_changes(conn, changes)
+            await store.apply_changes(conn, changes, self._max_visit)
             await self._deadletters.publish([_letter(r) for r in rejected])
             positions = {
                 (tp.topic, tp.partition): (rs[-1].offset + 1, _ts(rs[-1].timestamp))
@@ -312,6 +315,8 @@ class Projector:
         BATCH_LATENCY.observe(time.perf_counter() - started)
         for event_type, n in changes.applied_types.items():
             EVENTS_APPLIED.labels(event_type).inc(n)
+        for facility, n in changes.outside_opening_hours.items():
+            OUTSIDE_OPENING_HOURS.labels(facility).inc(n)
         fresh_ids = {id(d) for d in fresh}
         for d in decoded:
             if id(d) not in fresh_ids:

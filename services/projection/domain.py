@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -58,6 +58,10 @@ INT_COLUMNS: tuple[str, ...] = (
 DECIMAL_COLUMNS: tuple[str, ...] = ("sharps_returned_kg", "street_needles_kg")
 #: facility_daily columns changed by adding deltas.
 FACILITY_INT_COLUMNS: tuple[str, ...] = ("refusals", "incidents", "overdoses")
+
+#: Default longest plausible visit (ProjectionSettings.max_visit_hours): a longer one is closed
+#: by rule and left out of the duration figures, like one that ends before it starts.
+DEFAULT_MAX_VISIT = timedelta(hours=12)
 
 DayKey = tuple[str, date]  # (district or facility, local day)
 BreakdownKey = tuple[str, date, str, str]  # (district, day, dimension, key)
@@ -193,6 +197,8 @@ class Changes:
     #: First alert per alert id and per episode, in log order.
     alerts: list[Alert] = field(default_factory=list)
     applied_types: Counter[str] = field(default_factory=Counter)
+    #: Visit starts outside the facility's opening hours, per facility (accepted; a metric).
+    outside_opening_hours: Counter[str] = field(default_factory=Counter)
 
     def add(self, district: str, day: date, column: str, amount: int | Decimal = 1) -> None:
         row = self.daily.setdefault((district, day), {})
@@ -303,6 +309,7 @@ def project(events: Sequence[Envelope], city: City) -> Changes:
     for env in events:
         facility = env.facility_id
         _project_one(ch, env, _district(env, facility, city), facility, zone)
+        _note_opening_hours(ch, env, facility, city)
     return ch
 
 
@@ -312,7 +319,18 @@ def project_decoded(events: Sequence[Decoded], city: City) -> Changes:
     zone = city.zone
     for d in events:
         _project_one(ch, d.event, d.district, d.facility, zone)
+        _note_opening_hours(ch, d.event, d.facility, city)
     return ch
+
+
+def _note_opening_hours(ch: Changes, env: Envelope, facility: str | None, city: City) -> None:
+    """Count a visit started outside its facility's configured opening hours (it is accepted
+    and counted like any other; the count is a metric for the facility's own follow-up)."""
+    if facility is None or not isinstance(env.data, p.VisitStarted):
+        return
+    f = city.facility_by_id[facility]
+    if f.opening_hours and not f.is_open(env.time.astimezone(city.zone)):
+        ch.outside_opening_hours[facility] += 1
 
 
 def _project_one(

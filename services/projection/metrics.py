@@ -47,3 +47,9 @@ ASSIGNED_PARTITIONS = Gauge(
     "dcr_projection_assigned_partitions",
     "Event-topic partitions this instance owns (positioned at their stored offsets)",
 )
+OUTSIDE_OPENING_HOURS = Counter(
+    "dcr_projection_visits_outside_opening_hours",
+    "Visit starts applied whose time is outside the facility's opening hours in city.yaml "
+    "(accepted and counted like any other visit; this is the flag)",
+    ["facility"],
+)

@@ -141,6 +141,7 @@ async def _replay(
         group=settings.group_id,
         kafka=kafka,
         deadletters=skipped,
+        max_visit=settings.max_visit,
     )
     projector.bind(c)
     await projector.assigned(tps)

@@ -15,7 +15,7 @@ the same everywhere.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +23,7 @@ import asyncpg
 
 from services.projection.domain import (
     DECIMAL_COLUMNS,
+    DEFAULT_MAX_VISIT,
     FACILITY_INT_COLUMNS,
     INT_COLUMNS,
     Changes,
@@ -173,13 +174,13 @@ _FACILITY_UPSERT = (
 )
 
 
-async def apply_changes(conn: Conn, ch: Changes) -> None:
+async def apply_changes(conn: Conn, ch: Changes, max_visit: timedelta = DEFAULT_MAX_VISIT) -> None:
     """Write ``ch`` (see :func:`services.projection.domain.project`)."""
     await _daily(conn, ch)
     await _breakdown(conn, ch)
     await _facility(conn, ch)
     day_keys, facility_keys = await _visits(conn, ch)
-    await recompute_visit_figures(conn, day_keys, facility_keys)
+    await recompute_visit_figures(conn, day_keys, facility_keys, max_visit)
     await _stock(conn, ch)
     await _alerts(conn, ch)
 
@@ -313,10 +314,17 @@ async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[t
 
 
 async def recompute_visit_figures(
-    conn: Conn, day_keys: set[tuple[str, date]], facility_keys: set[tuple[str, date]]
+    conn: Conn,
+    day_keys: set[tuple[str, date]],
+    facility_keys: set[tuple[str, date]],
+    max_visit: timedelta = DEFAULT_MAX_VISIT,
 ) -> None:
     """Recompute the visit-derived figures of these (district, day) / (facility, day) keys from
     the ``visits`` facts (exact unique clients, median and mean of completed visits).
+
+    Plausibility: a visit counts as completed (and enters the duration figures) only when its
+    end is at or after its start and at most ``max_visit`` later; one ending before its start
+    or lasting longer is still a visit, closed by rule, without a duration.
 
     Cost: the visits of the touched district-days are read once (a materialised CTE feeds both
     ``district_daily`` and the route/substance breakdown); the facility counts read the visits
@@ -338,7 +346,9 @@ async def recompute_visit_figures(
                      SELECT v.district, v.day, v.client_pseudonym, v.first_visit,
                             v.assisted_injection, v.route, v.substances,
                             v.end_time - v.start_time AS dur,
-                            v.end_time >= v.start_time AS done
+                            coalesce(v.end_time >= v.start_time
+                                     AND v.end_time - v.start_time <= $3::interval,
+                                     false) AS done
                      FROM visits v JOIN k USING (district, day)
                      WHERE v.start_time IS NOT NULL),
                agg AS (
@@ -374,6 +384,7 @@ async def recompute_visit_figures(
                FROM v, unnest(v.substances) AS s GROUP BY 1, 2, 4""",
             districts,
             days,
+            max_visit,
         )
     if facility_keys:
         fkeys = sorted(facility_keys)

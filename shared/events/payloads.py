@@ -29,9 +29,11 @@ from shared.events.vocabulary import (
 MAX_COUNT = 10_000
 MAX_WEIGHT_KG = 1_000.0
 
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
-PositiveCount = Annotated[int, Field(ge=1, le=MAX_COUNT)]
-WeightKg = Annotated[float, Field(ge=0, le=MAX_WEIGHT_KG, allow_inf_nan=False)]
+#: Counts are strict integers: ``true`` is not 1 and ``"3"`` is not 3 (422 naming the field).
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_COUNT)]
+PositiveCount = Annotated[int, Field(strict=True, ge=1, le=MAX_COUNT)]
+Booth = Annotated[int, Field(strict=True, ge=1, le=200)]
+WeightKg = Annotated[float, Field(strict=True, ge=0, le=MAX_WEIGHT_KG, allow_inf_nan=False)]
 #: Opaque identifier of a visit (issued by the intake service).
 VisitId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 #: Hex HMAC-SHA256 of a client's facility code. Never the clear code.
@@ -59,7 +61,7 @@ class VisitStarted(Payload):
     visit_id: VisitId
     client_pseudonym: Pseudonym
     pseudonym_key: PseudonymKeyId = LEGACY_KEY_ID
-    booth: Annotated[int, Field(ge=1, le=200)] | None = None
+    booth: Booth | None = None
     substances: Annotated[tuple[Substance, ...], Field(min_length=1, max_length=10)]
     route: Route
     assisted_injection: bool = False
@@ -135,7 +137,7 @@ class StreetNeedlesCollected(_CountOrWeight):
 
 
 class Interventions(Payload):
-    naloxone_doses: Annotated[int, Field(ge=0, le=20)] = 0
+    naloxone_doses: Annotated[int, Field(strict=True, ge=0, le=20)] = 0
     oxygen: bool = False
     rescue_breathing: bool = False
     cpr: bool = False
@@ -173,7 +175,7 @@ class DrugAlertRaised(Payload):
     reason: AlertReason
     episode: Annotated[str, Field(min_length=1, max_length=200)]
     substance: Substance | None = None
-    overdoses_in_window: Annotated[int, Field(ge=0)] | None = None
+    overdoses_in_window: Annotated[int, Field(strict=True, ge=0)] | None = None
     window_start: AwareDatetime | None = None
     window_end: AwareDatetime | None = None
     facility_id: str | None = None

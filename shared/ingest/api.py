@@ -161,6 +161,15 @@ class Accepted(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class InvalidField(ValueError):
+    """Raised by a route's ``to_payload`` for a cross-field rule: 422 naming ``field``."""
+
+    def __init__(self, field: str, msg: str) -> None:
+        super().__init__(msg)
+        self.field = field
+        self.msg = msg
+
+
 def _field_error(loc: str, msg: str) -> HTTPException:
     return HTTPException(
         status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -236,6 +245,8 @@ def _endpoint(
         )
         try:
             payload = route.to_payload(body, ctx)
+        except InvalidField as exc:
+            raise _field_error(exc.field, exc.msg) from None
         except ValueError as exc:  # cross-field rules of the service
             raise _field_error("body", str(exc)) from None
         envelope = Envelope.wrap(payload, id=event_id, source=source, time=body.occurred_at)
