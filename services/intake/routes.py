@@ -10,7 +10,14 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from shared.events import payloads as p
-from shared.events.vocabulary import OnSiteService, ReferralKind, RefusalReason, Route, Substance
+from shared.events.vocabulary import (
+    OnSiteService,
+    ReferralKind,
+    RefusalReason,
+    Route,
+    Substance,
+    VoidReason,
+)
 from shared.ingest.api import (
     FacilityReport,
     IngestContext,
@@ -99,6 +106,21 @@ class ServiceGivenRequest(FacilityReport):
     visit_id: p.VisitId | None = None
 
 
+class VoidRequest(FacilityReport):
+    model_config = request_examples(
+        {
+            "facility_id": "halmtorv",
+            "target_event_id": "0b6f7e1c-3a52-4d4b-9a55-8c0d2b6a0e11",
+            "reason": "mistaken",
+        }
+    )
+
+    target_event_id: uuid.UUID = Field(
+        description="The event_id (from the 202 answer) of this facility's report to retract."
+    )
+    reason: VoidReason
+
+
 def visit_started(r: VisitStartedRequest, ctx: IngestContext) -> p.VisitStarted:
     return p.VisitStarted(
         visit_id=timed_visit_id(r.occurred_at),
@@ -139,6 +161,12 @@ def service_given(r: ServiceGivenRequest, ctx: IngestContext) -> p.ServiceGiven:
     return p.ServiceGiven(service=r.service, visit_id=r.visit_id)
 
 
+def void(r: VoidRequest, ctx: IngestContext) -> p.ReportVoided:
+    if r.target_event_id == ctx.event_id:
+        raise InvalidField("target_event_id", "a report cannot void itself")
+    return p.ReportVoided(target_id=r.target_event_id, reason=r.reason)
+
+
 ROUTES: tuple[IngestRoute[Any], ...] = (
     IngestRoute(
         "/visits",
@@ -151,4 +179,14 @@ ROUTES: tuple[IngestRoute[Any], ...] = (
     IngestRoute("/refusals", VisitRefusedRequest, visit_refused, "A client was turned away"),
     IngestRoute("/referrals", ReferralRequest, referral, "A referral was made"),
     IngestRoute("/services", ServiceGivenRequest, service_given, "An on-site service was given"),
+    IngestRoute(
+        "/corrections/void",
+        VoidRequest,
+        void,
+        "Retract one of this facility's own reports (any service's)",
+        description="Every read model drops the report, whether it was already applied or "
+        "arrives later. Only reports of the same facility can be voided. To amend a report, "
+        "void it and send the corrected one as a new report. Stock counts are amended by a new "
+        "count, not voided.",
+    ),
 )

@@ -51,6 +51,7 @@ from services.projection.metrics import (
     OUTSIDE_OPENING_HOURS,
 )
 from shared.city import City
+from shared.events.payloads import ReportVoided
 from shared.kafka.deadletter import DeadLetter
 from shared.settings import KafkaSettings
 
@@ -60,6 +61,16 @@ log = logging.getLogger(__name__)
 class DeadLetterSink(Protocol):
     async def publish(self, letters: Sequence[DeadLetter]) -> None:
         """Return once every letter is durably stored (raise otherwise)."""
+
+
+def _still_seen(changes: domain.Changes, voided: Sequence[domain.Decoded]) -> None:
+    """A voided event still shows its facility reporting (``facility_state``), whatever the
+    order in which it and its void arrive."""
+    for d in voided:
+        if d.facility is not None:
+            last = changes.facility_last_event.get(d.facility)
+            if last is None or d.event.time > last:
+                changes.facility_last_event[d.facility] = d.event.time
 
 
 def to_raw(record: Any) -> domain.RawRecord:
@@ -284,12 +295,26 @@ class Projector:
                 unique = domain.first_occurrences(decoded)
             await store.lock_districts(conn, {d.district for d in unique})
             new_keys = await store.claim_events(conn, unique)
-            if len(new_keys) == len(unique) and not stale:
-                fresh, changes = unique, batch.changes  # all new (new_keys is unique's subset)
+            all_new = len(new_keys) == len(unique) and not stale
+            fresh = unique if all_new else [d for d in unique if d.dedup_key in new_keys]
+            voids = [d for d in fresh if isinstance(d.event.data, ReportVoided)]
+            fresh_keys = {d.dedup_key for d in fresh}
+            voided = fresh_keys & (
+                domain.void_targets(voids) | await store.voided_among(conn, fresh_keys)
+            )
+            if voided:  # claimed, never applied (the void arrived first or with them)
+                changes = domain.project_decoded(
+                    [d for d in fresh if d.dedup_key not in voided], self._city
+                )
+                _still_seen(changes, [d for d in fresh if d.dedup_key in voided])
+            elif all_new:
+                changes = batch.changes  # computed for all unique events, all new
             else:
-                fresh = [d for d in unique if d.dedup_key in new_keys]
                 changes = domain.project_decoded(fresh, self._city)
             await store.apply_changes(conn, changes, self._max_visit)
+            retracted = await store.record_voids(conn, voids, skip=fresh_keys)
+            if retracted:
+                await store.retract(conn, domain.retraction(retracted, self._city), self._max_visit)
             await self._deadletters.publish([_letter(r) for r in rejected])
             positions = {
                 (tp.topic, tp.partition): (rs[-1].offset + 1, _ts(rs[-1].timestamp))

@@ -413,6 +413,7 @@ def _apply_one(ch: Changes, env: Envelope, district: str, day: date, facility: s
         ch.add(district, day, "drug_checks_unexpected", 1 if data.unexpected else 0)
     elif isinstance(data, p.DrugAlertRaised):
         _alert(ch, env, data)
+    # p.ReportVoided changes no figure here: see void_targets() and retraction()
 
 
 def _incident(
@@ -452,4 +453,58 @@ def _alert(ch: Changes, env: Envelope, data: p.DrugAlertRaised) -> None:
             window_start=data.window_start,
             window_end=data.window_end,
         )
+    )
+
+
+# --- corrections (dk.dcr.report.voided) ---------------------------------------------------------
+#
+# A void names a target by (its own source, target id), so a room can only void its own reports.
+# Order independence: a target that arrives after its void is never applied (it is claimed in
+# projection_events, like a duplicate); a target applied before is retracted when the void
+# arrives (its additive changes negated, its visit row and stock movements removed, and the
+# visit figures of its day recomputed). Either way the read models end up as if the target had
+# never been reported. Not retracted: a stock count (amend it with a new count), drug alerts
+# (district-level, raised by the incident service), the "last event seen" time of the facility.
+
+
+def void_targets(events: Iterable[Decoded]) -> set[tuple[str, str]]:
+    """The (source, id) keys the void events among ``events`` retract."""
+    return {
+        (d.event.source, str(d.event.data.target_id))
+        for d in events
+        if isinstance(d.event.data, p.ReportVoided)
+    }
+
+
+@dataclass
+class Retraction:
+    """What undoing already-applied events takes: the negated additive changes, and the visit
+    rows and stock movements to remove."""
+
+    changes: Changes
+    visit_starts: list[tuple[str, str]] = field(default_factory=list)
+    visit_ends: list[tuple[str, str, datetime]] = field(default_factory=list)
+    stock_movements: list[tuple[str, str]] = field(default_factory=list)
+
+
+def retraction(events: Sequence[Envelope], city: City) -> Retraction:
+    """How to undo ``events`` (each applied before and now voided)."""
+    applied = project(events, city)
+    neg = Changes(districts=set(applied.districts))
+    neg.daily = {k: {c: -v for c, v in row.items()} for k, row in applied.daily.items()}
+    neg.breakdown = Counter()
+    for key, n in applied.breakdown.items():
+        neg.breakdown[key] = -n
+    neg.facility_daily = {}
+    for fkey, counts in applied.facility_daily.items():
+        neg.facility_daily[fkey] = Counter()
+        for c, n in counts.items():
+            neg.facility_daily[fkey][c] = -n
+    return Retraction(
+        changes=neg,
+        visit_starts=sorted(applied.visit_starts),
+        visit_ends=sorted(
+            (e.facility, e.visit_id, e.end_time) for e in applied.visit_ends.values()
+        ),
+        stock_movements=sorted({(m.source, m.id) for m in applied.stock_movements}),
     )

@@ -28,7 +28,9 @@ from services.projection.domain import (
     INT_COLUMNS,
     Changes,
     Decoded,
+    Retraction,
 )
+from shared.events.envelope import Envelope, decode
 
 #: Advisory lock namespaces (two-int4 form; never overlaps shared.db.migrate's bigint key).
 DISTRICT_LOCK_NS = 0x0DC2
@@ -47,6 +49,7 @@ READ_MODEL_TABLES: tuple[str, ...] = (
     "stock_counts",
     "alerts",
     "projection_events",
+    "projection_voids",
 )
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -138,18 +141,203 @@ async def claim_events(conn: Conn, events: Sequence[Decoded]) -> set[tuple[str, 
     if not events:
         return set()
     rows = await conn.fetch(
-        """INSERT INTO projection_events (source, id, type, time)
-           SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[])
+        """INSERT INTO projection_events (source, id, type, time, value, schema_version)
+           SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[],
+                                $5::bytea[], $6::smallint[])
            ON CONFLICT DO NOTHING
            RETURNING source, id""",
         [d.event.source for d in events],
         [d.event.id for d in events],
         [d.event.type for d in events],
         [d.event.time for d in events],
+        [d.record.value for d in events],
+        [_schema_version(d) for d in events],
     )
     if len(rows) == len(events):  # all new (the common case): no need to read the rows
         return {d.dedup_key for d in events}
     return {(r["source"], str(r["id"])) for r in rows}
+
+
+def _schema_version(d: Decoded) -> int:
+    for k, v in d.record.headers:
+        if k == "ce_schemaversion":
+            return int(v)
+    return 1
+
+
+async def voided_among(conn: Conn, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of ``keys`` (source, id) that a void applied earlier names."""
+    ks = sorted(keys)
+    if not ks:
+        return set()
+    rows = await conn.fetch(
+        """SELECT v.source, v.target_id FROM projection_voids v
+           JOIN unnest($1::text[], $2::uuid[]) AS k(source, id)
+             ON v.source = k.source AND v.target_id = k.id""",
+        [k[0] for k in ks],
+        [k[1] for k in ks],
+    )
+    return {(r["source"], str(r["target_id"])) for r in rows}
+
+
+async def record_voids(
+    conn: Conn, voids: Sequence[Decoded], skip: set[tuple[str, str]]
+) -> list[Envelope]:
+    """Record the voids (the first per target wins); return the already-applied events they
+    newly retract, decoded from ``projection_events`` (to undo: see :func:`retract`). Targets in
+    ``skip`` (claimed in this batch, so never applied) are not returned."""
+    if not voids:
+        return []
+    rows = await conn.fetch(
+        """WITH new AS (
+               INSERT INTO projection_voids (source, target_id, void_id, reason, time)
+               SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[],
+                                    $5::timestamptz[])
+               ON CONFLICT DO NOTHING
+               RETURNING source, target_id)
+           SELECT e.source, e.id, e.type, e.time, e.value, e.schema_version
+           FROM new JOIN projection_events e ON e.source = new.source AND e.id = new.target_id
+           WHERE e.value IS NOT NULL AND e.type <> 'dk.dcr.report.voided'
+           ORDER BY e.time, e.source, e.id""",
+        [d.event.source for d in voids],
+        [d.event.data.target_id for d in voids],  # type: ignore[attr-defined]
+        [d.event.id for d in voids],
+        [d.event.data.reason.value for d in voids],  # type: ignore[attr-defined]
+        [d.event.time for d in voids],
+    )
+    return [
+        decode(
+            [
+                ("ce_specversion", b"1.0"),
+                ("ce_id", str(r["id"]).encode()),
+                ("ce_source", r["source"].encode()),
+                ("ce_type", r["type"].encode()),
+                ("ce_time", r["time"].isoformat().encode()),
+                ("ce_schemaversion", str(r["schema_version"]).encode()),
+                ("content-type", b"application/json"),
+            ],
+            bytes(r["value"]),
+        )
+        for r in rows
+        if (r["source"], str(r["id"])) not in skip
+    ]
+
+
+async def retract(conn: Conn, r: Retraction, max_visit: timedelta = DEFAULT_MAX_VISIT) -> None:
+    """Undo voided events that were applied (see :func:`services.projection.domain.retraction`):
+    negated sums, their visit rows and stock movements removed, the visit figures of their days
+    recomputed; rows left at zero are deleted, so the tables equal those of a log in which the
+    events were never reported."""
+    await _daily(conn, r.changes)
+    await _breakdown(conn, r.changes)
+    await _facility(conn, r.changes)
+    touched: list[asyncpg.Record] = []
+    if r.visit_starts:
+        touched += await conn.fetch(
+            """WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(facility, visit_id)),
+               old AS (SELECT v.facility, v.visit_id, v.district, v.day FROM visits v
+                       JOIN k USING (facility, visit_id)),
+               gone AS (DELETE FROM visits v USING k
+                        WHERE v.facility = k.facility AND v.visit_id = k.visit_id
+                          AND v.end_time IS NULL),
+               orphaned AS (UPDATE visits v SET day = NULL, start_time = NULL,
+                                   client_pseudonym = NULL, pseudonym_key = NULL, route = NULL,
+                                   substances = NULL, assisted_injection = NULL,
+                                   first_visit = NULL
+                            FROM k WHERE v.facility = k.facility AND v.visit_id = k.visit_id
+                              AND v.end_time IS NOT NULL)
+               SELECT district, day, facility FROM old WHERE day IS NOT NULL""",
+            [k[0] for k in r.visit_starts],
+            [k[1] for k in r.visit_starts],
+        )
+    if r.visit_ends:
+        touched += await conn.fetch(
+            """WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+                          AS k(facility, visit_id, end_time)),
+               gone AS (DELETE FROM visits v USING k
+                        WHERE v.facility = k.facility AND v.visit_id = k.visit_id
+                          AND v.end_time = k.end_time AND v.start_time IS NULL)
+               UPDATE visits v SET end_time = NULL FROM k
+               WHERE v.facility = k.facility AND v.visit_id = k.visit_id
+                 AND v.end_time = k.end_time AND v.start_time IS NOT NULL
+               RETURNING v.district, v.day, v.facility""",
+            [k[0] for k in r.visit_ends],
+            [k[1] for k in r.visit_ends],
+            [k[2] for k in r.visit_ends],
+        )
+    if r.stock_movements:
+        await conn.execute(
+            """DELETE FROM stock_movements m USING unnest($1::text[], $2::uuid[]) AS k(s, i)
+               WHERE m.source = k.s AND m.id = k.i""",
+            [k[0] for k in r.stock_movements],
+            [k[1] for k in r.stock_movements],
+        )
+    day_keys = {(t["district"], t["day"]) for t in touched}
+    facility_keys = {(t["facility"], t["day"]) for t in touched}
+    await _reset_visit_figures(conn, day_keys, facility_keys)
+    await recompute_visit_figures(conn, day_keys, facility_keys, max_visit)
+    await _drop_empty_rows(conn, r.changes, day_keys, facility_keys)
+
+
+async def _reset_visit_figures(
+    conn: Conn, day_keys: set[tuple[str, date]], facility_keys: set[tuple[str, date]]
+) -> None:
+    """Zero the visit figures of these keys (the recompute then sets those that still have
+    visits: it only writes keys with at least one visit)."""
+    if day_keys:
+        keys = sorted(day_keys)
+        await conn.execute(
+            """UPDATE district_daily t SET visits = 0, unique_clients = 0, new_clients = 0,
+                   assisted_injections = 0, visits_completed = 0, visit_minutes_median = NULL,
+                   visit_minutes_mean = NULL, visit_seconds_total = 0
+               FROM unnest($1::text[], $2::date[]) AS k(d, dy)
+               WHERE t.district = k.d AND t.day = k.dy""",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+    if facility_keys:
+        fkeys = sorted(facility_keys)
+        await conn.execute(
+            """UPDATE facility_daily t SET visits = 0
+               FROM unnest($1::text[], $2::date[]) AS k(f, dy)
+               WHERE t.facility = k.f AND t.day = k.dy""",
+            [k[0] for k in fkeys],
+            [k[1] for k in fkeys],
+        )
+
+
+async def _drop_empty_rows(
+    conn: Conn,
+    ch: Changes,
+    day_keys: set[tuple[str, date]],
+    facility_keys: set[tuple[str, date]],
+) -> None:
+    """Delete rows a retraction left at zero (a log without the voided events has none)."""
+    dkeys = sorted(set(ch.daily) | {k[:2] for k in ch.breakdown} | day_keys)
+    if dkeys:
+        await conn.execute(
+            """DELETE FROM district_daily_breakdown b
+               USING unnest($1::text[], $2::date[]) AS k(d, dy)
+               WHERE b.district = k.d AND b.day = k.dy AND b.n <= 0""",
+            [k[0] for k in dkeys],
+            [k[1] for k in dkeys],
+        )
+        await conn.execute(
+            f"""DELETE FROM district_daily t USING unnest($1::text[], $2::date[]) AS k(d, dy)
+               WHERE t.district = k.d AND t.day = k.dy AND t.visits = 0
+                 AND {" AND ".join(f"t.{c} = 0" for c in _DAILY_COLS)}""",  # noqa: S608
+            [k[0] for k in dkeys],
+            [k[1] for k in dkeys],
+        )
+    fkeys = sorted(set(ch.facility_daily) | facility_keys)
+    if fkeys:
+        await conn.execute(
+            f"""DELETE FROM facility_daily t USING unnest($1::text[], $2::date[]) AS k(f, dy)
+               WHERE t.facility = k.f AND t.day = k.dy AND t.visits = 0
+                 AND {" AND ".join(f"t.{c} = 0" for c in FACILITY_INT_COLUMNS)}""",  # noqa: S608
+            [k[0] for k in fkeys],
+            [k[1] for k in fkeys],
+        )
 
 
 # --- read models ------------------------------------------------------------------------------

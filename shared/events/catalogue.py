@@ -40,6 +40,7 @@ CATALOGUE: dict[str, EventSpec] = {
         EventSpec("dk.dcr.incident.reported", topics.INCIDENTS, p.IncidentReported),
         EventSpec("dk.dcr.drugcheck.result", topics.INCIDENTS, p.DrugCheckResult),
         EventSpec("dk.dcr.alert.raised", topics.ALERTS, p.DrugAlertRaised),
+        EventSpec("dk.dcr.report.voided", topics.CORRECTIONS, p.ReportVoided),
     )
 }
 

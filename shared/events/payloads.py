@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Self
+from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -23,6 +24,7 @@ from shared.events.vocabulary import (
     Severity,
     Substance,
     SupplyItem,
+    VoidReason,
 )
 
 #: Upper bound for any one count in one event (a day's worth for a large facility, times ten).
@@ -88,6 +90,19 @@ class ReferralMade(Payload):
 class ServiceGiven(Payload):
     service: OnSiteService
     visit_id: VisitId | None = None
+
+
+# --- dcr.corrections --------------------------------------------------------------------------
+
+
+class ReportVoided(Payload):
+    """A facility retracts one of its own earlier reports: the event with id ``target_id`` and
+    the SAME CloudEvents source (a room can only void its own reports). Every read model
+    applies it, whichever of the two events arrives first. To amend a report, void it and send
+    the corrected report as a new event."""
+
+    target_id: UUID
+    reason: VoidReason
 
 
 # --- dcr.supplies -----------------------------------------------------------------------------
