@@ -10,6 +10,8 @@
 #   make status  what is running
 #   make logs    last lines of every log in .state/logs (LINES=100 for more)
 #   make rebuild stop the projection, rebuild its read models from the topics, start it again
+#   make retention  apply the retention schedule now (docs/retention.md; the projection also
+#                runs it on its own every hour)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -22,7 +24,7 @@ PYTEST_ARGS ?=
 SIM ?= 1
 LINES ?= 30
 
-.PHONY: help venv up down test test-faults lint status logs rebuild bench
+.PHONY: help venv up down test test-faults lint status logs rebuild bench retention
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -98,3 +100,8 @@ rebuild: venv
 	@$(SCRIPTS)/services.sh stop-one projection
 	@$(PY) -m services.projection.rebuild
 	@$(SCRIPTS)/services.sh start
+
+retention: venv
+	@$(SCRIPTS)/postgres.sh start
+	@$(SCRIPTS)/kafka.sh start
+	@$(PY) -m services.projection.retention

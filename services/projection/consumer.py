@@ -154,9 +154,15 @@ class Projector:
     async def _load(self, tps: Sequence[TopicPartition]) -> None:
         if not tps:
             return
+        # Records before a partition's log start were deleted by Kafka's retention (older than
+        # the sealed days, docs/retention.md): a position before it moves up to it.
+        begins = await self._consumer.beginning_offsets(list(tps))
         async with self._pool.acquire() as conn:
             offsets = await store.load_offsets(
-                conn, self._group, [(tp.topic, tp.partition) for tp in tps]
+                conn,
+                self._group,
+                [(tp.topic, tp.partition) for tp in tps],
+                {(tp.topic, tp.partition): int(n) for tp, n in begins.items()},
             )
         for tp in tps:
             offset = offsets[(tp.topic, tp.partition)]
@@ -293,9 +299,16 @@ class Projector:
                 decoded = [d for d in decoded if (d.record.topic, d.record.partition) not in gone]
                 rejected = [r for r in rejected if (r.record.topic, r.record.partition) not in gone]
                 unique = domain.first_occurrences(decoded)
+            sealed = await store.sealed_before(conn)
+            late = domain.sealed_events(decoded, sealed, self._city) if sealed else []
+            if late:  # days retention sealed: their aggregates are final (dead-lettered)
+                late_ids = {id(d) for d in late}
+                decoded = [d for d in decoded if id(d) not in late_ids]
+                rejected = [*rejected, *(domain.Rejected(d.record, domain.SEALED) for d in late)]
+                unique = domain.first_occurrences(decoded)
             await store.lock_districts(conn, {d.district for d in unique})
             new_keys = await store.claim_events(conn, unique)
-            all_new = len(new_keys) == len(unique) and not stale
+            all_new = len(new_keys) == len(unique) and not stale and not late
             fresh = unique if all_new else [d for d in unique if d.dedup_key in new_keys]
             voids = [d for d in fresh if isinstance(d.event.data, ReportVoided)]
             fresh_keys = {d.dedup_key for d in fresh}

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -270,6 +270,16 @@ def decode_batch(
         else:
             rejected.append(Rejected(r, reason))
     return decoded, rejected
+
+
+#: Dead-letter reason of an event whose local day retention has sealed (services/.../retention).
+SEALED = "day sealed by retention"
+
+
+def sealed_events(events: Sequence[Decoded], sealed_before: date, city: City) -> list[Decoded]:
+    """The events whose local day is before ``sealed_before`` (their aggregates are final)."""
+    cut = datetime.combine(sealed_before, time(0), tzinfo=city.zone)
+    return [d for d in events if d.event.time < cut]
 
 
 def first_occurrences(events: Iterable[Decoded]) -> list[Decoded]:

@@ -15,9 +15,10 @@ the same everywhere.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -59,10 +60,27 @@ Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 
 async def load_offsets(
-    conn: Conn, group: str, tps: Iterable[TopicPartitionKey]
+    conn: Conn,
+    group: str,
+    tps: Iterable[TopicPartitionKey],
+    log_start: Mapping[TopicPartitionKey, int] | None = None,
 ) -> dict[TopicPartitionKey, int]:
-    """Stored next offsets of ``tps`` for ``group``, creating missing rows at offset 0."""
+    """Stored next offsets of ``tps`` for ``group``, creating missing rows at offset 0; a stored
+    offset below the partition's ``log_start`` (records deleted by retention) is raised to it."""
     topics, parts = _split(tps)
+    if log_start:
+        keys = sorted(log_start)
+        await conn.execute(
+            """INSERT INTO projection_offsets (consumer_group, topic, partition, next_offset)
+               SELECT $1, t, p, n FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n)
+               ON CONFLICT (consumer_group, topic, partition) DO UPDATE
+               SET next_offset = EXCLUDED.next_offset
+               WHERE projection_offsets.next_offset < EXCLUDED.next_offset""",
+            group,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [log_start[k] for k in keys],
+        )
     rows = await conn.fetch(
         """WITH ins AS (
                INSERT INTO projection_offsets (consumer_group, topic, partition, next_offset)
@@ -116,10 +134,35 @@ async def save_offsets(
     )
 
 
-async def reset(conn: Conn, group: str) -> None:
-    """Empty every read model and forget ``group``'s offsets (rebuild)."""
-    await conn.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")
+async def reset(conn: Conn, group: str, zone: ZoneInfo | None = None) -> None:
+    """Empty every read model and forget ``group``'s offsets (rebuild).
+
+    After retention sealed some days (``retention_state``, needs ``zone``), their aggregate
+    rows, stock movements and counts, alerts and the facilities' last event times are kept:
+    Kafka no longer holds their events, and the replay refuses events of sealed days."""
+    sealed = await conn.fetchval(
+        "SELECT sealed_before FROM retention_state WHERE singleton FOR UPDATE"
+    )
+    if sealed is None or zone is None:
+        await conn.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")
+    else:
+        cut = datetime.combine(sealed, time(0), tzinfo=zone)
+        for table in ("district_daily", "district_daily_breakdown", "facility_daily"):
+            await conn.execute(f"DELETE FROM {table} WHERE day >= $1", sealed)  # noqa: S608
+        await conn.execute("DELETE FROM stock_movements WHERE at >= $1", cut)
+        await conn.execute("DELETE FROM stock_counts WHERE counted_at >= $1", cut)
+        await conn.execute("DELETE FROM alerts WHERE raised_at >= $1", cut)
+        await conn.execute("TRUNCATE visits, projection_events, projection_voids")
     await conn.execute("DELETE FROM projection_offsets WHERE consumer_group = $1", group)
+
+
+async def sealed_before(conn: Conn) -> date | None:
+    """The first local day retention has not sealed (None: nothing sealed). Locked FOR SHARE
+    until commit, so the retention job cannot seal a day while a batch writes to it."""
+    day: date | None = await conn.fetchval(
+        "SELECT sealed_before FROM retention_state WHERE singleton FOR SHARE"
+    )
+    return day
 
 
 # --- dedup and locks --------------------------------------------------------------------------
