@@ -47,6 +47,7 @@ from services.projection.metrics import (
     DUPLICATES,
     EVENTS_APPLIED,
     FENCED,
+    ID_CONFLICTS,
     LAST_APPLIED_AGE,
     OUTSIDE_OPENING_HOURS,
 )
@@ -307,9 +308,26 @@ class Projector:
                 rejected = [*rejected, *(domain.Rejected(d.record, domain.SEALED) for d in late)]
                 unique = domain.first_occurrences(decoded)
             await store.lock_districts(conn, {d.district for d in unique})
+            repeats = domain.conflicting_repeats(decoded)
             new_keys = await store.claim_events(conn, unique)
             all_new = len(new_keys) == len(unique) and not stale and not late
             fresh = unique if all_new else [d for d in unique if d.dedup_key in new_keys]
+            if not all_new:  # some were applied before: a retry, or an id reused (conflict)
+                again = [d for d in unique if d.dedup_key not in new_keys]
+                before = await store.stored_events(conn, [d.dedup_key for d in again])
+                repeats += [
+                    d
+                    for d in again
+                    if d.dedup_key in before and not domain.same_event(before[d.dedup_key], d.event)
+                ]
+            if repeats:  # never silently dropped: dead-lettered with the reason
+                ID_CONFLICTS.inc(len(repeats))
+                rejected = [
+                    *rejected,
+                    *(domain.Rejected(d.record, domain.CONFLICT) for d in repeats),
+                ]
+                repeat_ids = {id(d) for d in repeats}
+                decoded = [d for d in decoded if id(d) not in repeat_ids]
             voids = [d for d in fresh if isinstance(d.event.data, ReportVoided)]
             fresh_keys = {d.dedup_key for d in fresh}
             voided = fresh_keys & (

@@ -272,6 +272,28 @@ def decode_batch(
     return decoded, rejected
 
 
+#: Dead-letter reason of a record whose (source, id) was applied for a DIFFERENT event: the
+#: ingest services refuse that (409), so it can only come from elsewhere; never dropped silently.
+CONFLICT = "event id already applied with a different body"
+
+
+def same_event(a: Envelope, b: Envelope) -> bool:
+    """Whether two records with one (source, id) carry the same report (a retry or replay)."""
+    return a.type == b.type and a.time == b.time and a.data == b.data
+
+
+def conflicting_repeats(events: Iterable[Decoded]) -> list[Decoded]:
+    """The later records whose (source, id) an earlier record in ``events`` has, with a
+    different report (dead-lettered with :data:`CONFLICT`; equal ones are plain duplicates)."""
+    first: dict[tuple[str, str], Decoded] = {}
+    out: list[Decoded] = []
+    for d in events:
+        seen = first.setdefault(d.dedup_key, d)
+        if seen is not d and not same_event(seen.event, d.event):
+            out.append(d)
+    return out
+
+
 #: Dead-letter reason of an event whose local day retention has sealed (services/.../retention).
 SEALED = "day sealed by retention"
 

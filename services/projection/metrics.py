@@ -53,3 +53,8 @@ OUTSIDE_OPENING_HOURS = Counter(
     "(accepted and counted like any other visit; this is the flag)",
     ["facility"],
 )
+ID_CONFLICTS = Counter(
+    "dcr_projection_event_id_conflicts",
+    "Records dead-lettered because their (source, id) was already applied for a different "
+    "event (the ingest services answer 409 to that, so this should stay 0)",
+)

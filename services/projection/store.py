@@ -248,22 +248,42 @@ async def record_voids(
         [d.event.data.reason.value for d in voids],  # type: ignore[attr-defined]
         [d.event.time for d in voids],
     )
-    return [
-        decode(
-            [
-                ("ce_specversion", b"1.0"),
-                ("ce_id", str(r["id"]).encode()),
-                ("ce_source", r["source"].encode()),
-                ("ce_type", r["type"].encode()),
-                ("ce_time", r["time"].isoformat().encode()),
-                ("ce_schemaversion", str(r["schema_version"]).encode()),
-                ("content-type", b"application/json"),
-            ],
-            bytes(r["value"]),
-        )
-        for r in rows
-        if (r["source"], str(r["id"])) not in skip
-    ]
+    return [_stored_event(r) for r in rows if (r["source"], str(r["id"])) not in skip]
+
+
+def _stored_event(r: asyncpg.Record) -> Envelope:
+    """An event as kept in ``projection_events`` (value and schema version), decoded."""
+    return decode(
+        [
+            ("ce_specversion", b"1.0"),
+            ("ce_id", str(r["id"]).encode()),
+            ("ce_source", r["source"].encode()),
+            ("ce_type", r["type"].encode()),
+            ("ce_time", r["time"].isoformat().encode()),
+            ("ce_schemaversion", str(r["schema_version"]).encode()),
+            ("content-type", b"application/json"),
+        ],
+        bytes(r["value"]),
+    )
+
+
+async def stored_events(
+    conn: Conn, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Envelope]:
+    """The applied events with these (source, id) keys, where their value was kept."""
+    ks = sorted(keys)
+    if not ks:
+        return {}
+    rows = await conn.fetch(
+        """SELECT e.source, e.id, e.type, e.time, e.value, e.schema_version
+           FROM projection_events e
+           JOIN unnest($1::text[], $2::uuid[]) AS k(source, id)
+             ON e.source = k.source AND e.id = k.id
+           WHERE e.value IS NOT NULL""",
+        [k[0] for k in ks],
+        [k[1] for k in ks],
+    )
+    return {(r["source"], str(r["id"])): _stored_event(r) for r in rows}
 
 
 async def retract(conn: Conn, r: Retraction, max_visit: timedelta = DEFAULT_MAX_VISIT) -> None:

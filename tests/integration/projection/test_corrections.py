@@ -20,14 +20,17 @@ import pytest
 
 from services.incident.app import create_app as incident_app
 from services.intake.app import create_app as intake_app
+from services.projection import domain
 from services.projection.app import create_app as projection_app
 from services.projection.store import READ_MODEL_TABLES
 from services.supply.app import create_app as supply_app
 from shared.events import payloads as p
-from shared.events.vocabulary import VoidReason
+from shared.events.vocabulary import IncidentKind, VoidReason
+from shared.kafka.deadletter import REASON_HEADER
+from shared.kafka.topics import DEADLETTER
 from tests.integration.projection.harness import produce, snapshot, wait_caught_up
 from tests.process import run_module
-from tests.support import auth, serve
+from tests.support import auth, read_topic, serve
 from tests.unit.projection import factory as f
 from tests.unit.projection.factory import CITY
 
@@ -235,4 +238,33 @@ async def test_implausible_visits_and_orphan_ends(iso_env: TestEnv) -> None:
     assert (row["visits"], row["visits_completed"]) == (3, 2)  # "long" has no duration
     assert row["visit_minutes_median"] == 45  # median of 40 and 50 minutes
     assert row["visit_minutes_mean"] == 45
+    await rebuild_equals_live(iso_env)
+
+
+async def test_one_id_for_two_different_events_is_dead_lettered_not_dropped(
+    iso_env: TestEnv,
+) -> None:
+    """The reviewer's case, arriving at the projection from outside the ingest services (which
+    answer 409): the first event counts, the other is dead-lettered with the reason; an exact
+    replay of the first is a plain duplicate."""
+    day = datetime.now(CITY.zone).date() - timedelta(days=1)
+    shared_id = uuid.uuid4()
+    referral = f.wrap(
+        p.ReferralMade(referral_to="housing"), local(day, 9), facility="amager", id=shared_id
+    )
+    seizure = f.incident(local(day, 9), IncidentKind.SEIZURE, facility="amager")
+    seizure = f.wrap(seizure.data, seizure.time, facility="amager", id=shared_id)
+    other_referral = f.wrap(
+        p.ReferralMade(referral_to="medical_care"), local(day, 9), facility="amager", id=shared_id
+    )
+    async with serve(projection_app()):
+        await produce(iso_env.bootstrap, iso_env.topic_prefix, [referral, other_referral])
+        await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
+        await produce(iso_env.bootstrap, iso_env.topic_prefix, [seizure, referral])
+        await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
+    row = await day_row(iso_env.dsn, "amager", day)
+    assert (row["referrals"], row["incidents"]) == (1, 0)
+    letters = await read_topic(iso_env.bootstrap, iso_env.topic(DEADLETTER))
+    reasons = [r.headers.get(REASON_HEADER, b"") for r in letters]
+    assert reasons.count(domain.CONFLICT.encode()) == 2, reasons
     await rebuild_equals_live(iso_env)
