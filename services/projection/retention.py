@@ -58,7 +58,9 @@ EXPIRED_ORPHAN_ENDS = Counter(
     "Orphan visit ends deleted by retention (their start can no longer be accepted)",
 )
 RETENTION_DELETED = Counter(
-    "dcr_retention_deleted_rows", "Rows deleted by the retention job, per table", ["table"]
+    "dcr_retention_deleted_rows",
+    "Rows deleted (or, for unsealed ends, emptied) by the retention job; kind = the table/step",
+    ["kind"],
 )
 
 
