@@ -36,6 +36,7 @@ from shared.events.envelope import Envelope, decode
 #: Advisory lock namespaces (two-int4 form; never overlaps shared.db.migrate's bigint key).
 DISTRICT_LOCK_NS = 0x0DC2
 REBUILD_LOCK_NS = 0x0DC3
+CITY_LOCK_NS = 0x0DC4
 
 TopicPartitionKey = tuple[str, int]
 
@@ -44,6 +45,7 @@ READ_MODEL_TABLES: tuple[str, ...] = (
     "district_daily",
     "district_daily_breakdown",
     "facility_daily",
+    "city_daily",
     "facility_state",
     "visits",
     "stock_movements",
@@ -147,7 +149,7 @@ async def reset(conn: Conn, group: str, zone: ZoneInfo | None = None) -> None:
         await conn.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")
     else:
         cut = datetime.combine(sealed, time(0), tzinfo=zone)
-        for table in ("district_daily", "district_daily_breakdown", "facility_daily"):
+        for table in ("district_daily", "district_daily_breakdown", "facility_daily", "city_daily"):
             await conn.execute(f"DELETE FROM {table} WHERE day >= $1", sealed)  # noqa: S608
         await conn.execute("DELETE FROM stock_movements WHERE at >= $1", cut)
         await conn.execute("DELETE FROM stock_counts WHERE counted_at >= $1", cut)
@@ -637,6 +639,8 @@ async def recompute_visit_figures(
             days,
             max_visit,
         )
+    if day_keys:
+        await _recompute_city_days(conn, {k[1] for k in day_keys}, max_visit)
     if facility_keys:
         fkeys = sorted(facility_keys)
         facilities, fdays = [k[0] for k in fkeys], [k[1] for k in fkeys]
@@ -656,6 +660,30 @@ async def recompute_visit_figures(
             sorted(set(fdays)),
             sorted(set(facilities)),
         )
+
+
+async def _recompute_city_days(conn: Conn, days: set[date], max_visit: timedelta) -> None:
+    """City-wide distinct clients and median minutes of these days, from ``visits``.
+
+    Serialised by a city-wide advisory lock (taken after the district locks, so the lock order
+    stays the same everywhere): two instances writing different districts of one day would
+    otherwise each count the other's uncommitted visits out."""
+    ordered = sorted(days)
+    await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", CITY_LOCK_NS)
+    await conn.execute("DELETE FROM city_daily WHERE day = ANY($1::date[])", ordered)
+    await conn.execute(
+        """INSERT INTO city_daily (day, unique_clients, visit_minutes_median)
+           SELECT day, count(DISTINCT client_pseudonym),
+                  round(extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (
+                            ORDER BY end_time - start_time)
+                        FILTER (WHERE end_time >= start_time
+                                  AND end_time - start_time <= $2::interval)) / 60, 2)
+           FROM visits
+           WHERE day = ANY($1::date[]) AND start_time IS NOT NULL
+           GROUP BY day""",
+        ordered,
+        max_visit,
+    )
 
 
 async def _stock(conn: Conn, ch: Changes) -> None:

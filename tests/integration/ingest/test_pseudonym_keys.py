@@ -208,22 +208,39 @@ async def test_rotation_counts_old_and_new_pseudonyms_separately(
         assert [r[0] for r in keys] == ["k1", "k2"]
 
 
-@pytest.mark.parametrize(("scope", "clients"), [("facility", 2), ("city", 1)])
+@pytest.mark.parametrize(
+    ("scope", "vesterbro", "amager", "city"), [("facility", 2, 1, 3), ("city", 1, 1, 1)]
+)
 async def test_city_scope_makes_one_code_in_two_rooms_one_client(
-    test_env: TestEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, scope: str, clients: int
+    test_env: TestEnv,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    scope: str,
+    vesterbro: int,
+    amager: int,
+    city: int,
 ) -> None:
+    """One code at both Vesterbro rooms and at Amager: with ``city`` scope one person in the
+    district figures and in the city figure (not the districts' sum)."""
     day = datetime.now(CITY.zone).date() - timedelta(days=1)
-    city = yaml.safe_load((REPO_ROOT / "deploy/city.yaml").read_text())
-    city["pseudonym_scope"] = scope
+    config = yaml.safe_load((REPO_ROOT / "deploy/city.yaml").read_text())
+    config["pseudonym_scope"] = scope
     city_file = tmp_path / "city.yaml"
-    city_file.write_text(yaml.safe_dump(city))
+    city_file.write_text(yaml.safe_dump(config))
     monkeypatch.setenv("DCR_CITY_FILE", str(city_file))
     async with isolated_env(test_env, monkeypatch, label="scope") as env:
         async with serve(create_intake()) as intake:
-            for facility in ("halmtorv", "maendenes-hjem"):  # both in Vesterbro
+            for facility in ("halmtorv", "maendenes-hjem", "amager"):
                 await post_visits(
                     env, intake, ["V-0042"], facility=facility, occurred_at=local(day, 12)
                 )
-        async with serve(create_projection()):
+        async with serve(create_projection()) as projection:
             await wait_caught_up(env.dsn, env.bootstrap, env.topic_prefix)
-        assert tuple(await district_day(env.dsn, "vesterbro", day)) == (2, clients)
+            summary = await projection.get(
+                "/v1/city/summary", params={"from": day.isoformat(), "to": day.isoformat()}
+            )
+        assert tuple(await district_day(env.dsn, "vesterbro", day)) == (2, vesterbro)
+        assert tuple(await district_day(env.dsn, "amager", day)) == (1, amager)
+        assert summary.status_code == 200, summary.text
+        [figures] = summary.json()["days"]
+        assert (figures["visits"], figures["unique_clients"]) == (3, city)
