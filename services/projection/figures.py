@@ -7,9 +7,8 @@ included), so consumers and the suppression see complete groups.
 ``unique_clients`` counts distinct pseudonyms among the day's visits. With the default
 ``pseudonym_scope: facility`` (deploy/city.yaml, shared.privacy) pseudonyms are per room: the
 figure counts distinct (room, client code) pairs, an upper bound of people (one person visiting
-two rooms counts twice), and the city's figure is exactly the sum of the districts'. With
-``pseudonym_scope: city`` a district's figure counts people; the city's figure, still the sum
-of the districts', counts a person seen in two districts twice (docs/pseudonym-keys.md).
+two rooms counts twice). With ``pseudonym_scope: city`` it counts people. The city's figure is
+not summed: it is the distinct count city-wide (``city_daily``), like the city median.
 """
 
 from __future__ import annotations
