@@ -5,11 +5,18 @@ from __future__ import annotations
 import secrets
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from shared.auth import Principal, PrincipalKind, TokenRegistry, digest
 from shared.privacy import Pseudonymiser
-from shared.settings import DEV_SECRET, Environment, SecuritySettings, secret_weakness
+from shared.settings import (
+    DEV_SECRET,
+    REPO_ROOT,
+    Environment,
+    SecuritySettings,
+    secret_weakness,
+)
 
 STRONG = secrets.token_hex(32)
 
@@ -101,3 +108,19 @@ def test_tokens_are_matched_by_digest_only() -> None:
     assert registry.authenticate("t3") is None
     assert registry.authenticate("") is None
     assert "t1" not in repr(found) and digest("t1") not in repr(found)
+
+
+@pytest.mark.parametrize("secret", [DEV_SECRET, "a" * 32])
+def test_docker_compose_environment_refuses_a_public_or_weak_secret(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    """The services' environment in docker-compose.yml (DCR_ENV=prod, secret required) with
+    the repository's development secret or a weak one: they refuse to start."""
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    env = compose["x-service-env"]
+    assert env["DCR_ENV"] == "prod"
+    assert str(env["DCR_PSEUDONYM_SECRET"]).startswith("${DCR_PSEUDONYM_SECRET:?")
+    monkeypatch.setenv("DCR_ENV", env["DCR_ENV"])
+    monkeypatch.setenv("DCR_PSEUDONYM_SECRET", secret)
+    with pytest.raises(ValidationError, match="DCR_PSEUDONYM_SECRET"):
+        SecuritySettings()
