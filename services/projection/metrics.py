@@ -48,7 +48,7 @@ ASSIGNED_PARTITIONS = Gauge(
     "Event-topic partitions this instance owns (positioned at their stored offsets)",
 )
 OUTSIDE_OPENING_HOURS = Counter(
-    "dcr_projection_visits_outside_opening_hours",
+    "dcr_projection_visit_starts_while_closed",
     "Visit starts applied whose time is outside the facility's opening hours in city.yaml "
     "(accepted and counted like any other visit; this is the flag)",
     ["facility"],
