@@ -52,6 +52,7 @@ from services.projection.metrics import (
     OUTSIDE_OPENING_HOURS,
 )
 from shared.city import City
+from shared.events.envelope import Envelope
 from shared.events.payloads import ReportVoided
 from shared.kafka.deadletter import DeadLetter
 from shared.settings import KafkaSettings
@@ -308,26 +309,35 @@ class Projector:
                 rejected = [*rejected, *(domain.Rejected(d.record, domain.SEALED) for d in late)]
                 unique = domain.first_occurrences(decoded)
             await store.lock_districts(conn, {d.district for d in unique})
-            repeats = domain.conflicting_repeats(decoded)
+            # One (source, id) with two different events: none of them counts, in any order
+            # (the ingest services answer 409, so this comes from elsewhere); all dead-lettered.
+            conflicted = {d.dedup_key for d in domain.conflicting_repeats(decoded)}
             new_keys = await store.claim_events(conn, unique)
             all_new = len(new_keys) == len(unique) and not stale and not late
             fresh = unique if all_new else [d for d in unique if d.dedup_key in new_keys]
+            undo: list[Envelope] = []
             if not all_new:  # some were applied before: a retry, or an id reused (conflict)
                 again = [d for d in unique if d.dedup_key not in new_keys]
                 before = await store.stored_events(conn, [d.dedup_key for d in again])
-                repeats += [
-                    d
-                    for d in again
-                    if d.dedup_key in before and not domain.same_event(before[d.dedup_key], d.event)
-                ]
-            if repeats:  # never silently dropped: dead-lettered with the reason
-                ID_CONFLICTS.inc(len(repeats))
-                rejected = [
-                    *rejected,
-                    *(domain.Rejected(d.record, domain.CONFLICT) for d in repeats),
-                ]
-                repeat_ids = {id(d) for d in repeats}
-                decoded = [d for d in decoded if id(d) not in repeat_ids]
+                for d in again:
+                    if d.dedup_key not in before:
+                        continue
+                    earlier = before[d.dedup_key]
+                    if earlier is None or not domain.same_event(earlier, d.event):
+                        conflicted.add(d.dedup_key)
+                        if earlier is not None:
+                            undo.append(earlier)
+            if conflicted:
+                ID_CONFLICTS.inc(len(conflicted))
+                bad = [d for d in decoded if d.dedup_key in conflicted]
+                times: dict[tuple[str, str], datetime] = {}
+                for d in bad:
+                    times[d.dedup_key] = min(times.get(d.dedup_key, d.event.time), d.event.time)
+                await store.mark_conflicted(conn, times)
+                rejected = [*rejected, *(domain.Rejected(d.record, domain.CONFLICT) for d in bad)]
+                decoded = [d for d in decoded if d.dedup_key not in conflicted]
+                fresh = [d for d in fresh if d.dedup_key not in conflicted]
+                all_new = False
             voids = [d for d in fresh if isinstance(d.event.data, ReportVoided)]
             fresh_keys = {d.dedup_key for d in fresh}
             voided = fresh_keys & (
@@ -342,7 +352,11 @@ class Projector:
                 changes = batch.changes  # computed for all unique events, all new
             else:
                 changes = domain.project_decoded(fresh, self._city)
+            if conflicted:
+                _still_seen(changes, bad)
             await store.apply_changes(conn, changes, self._max_visit)
+            if undo:
+                await store.retract(conn, domain.retraction(undo, self._city), self._max_visit)
             retracted = await store.record_voids(conn, voids, skip=fresh_keys)
             if retracted:
                 await store.retract(conn, domain.retraction(retracted, self._city), self._max_visit)

@@ -272,8 +272,10 @@ def decode_batch(
     return decoded, rejected
 
 
-#: Dead-letter reason of a record whose (source, id) was applied for a DIFFERENT event: the
-#: ingest services refuse that (409), so it can only come from elsewhere; never dropped silently.
+#: Dead-letter reason of a record whose (source, id) also carries a DIFFERENT event. Which came
+#: first depends on consumption order across topics, so none of them counts (one applied
+#: earlier is retracted; store.CONFLICTED marks the key). The ingest services refuse such an
+#: id (409), so it can only come from elsewhere; never dropped silently.
 CONFLICT = "event id already applied with a different body"
 
 

@@ -271,8 +271,9 @@ def _stored_event(r: asyncpg.Record) -> Envelope:
 
 async def stored_events(
     conn: Conn, keys: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], Envelope]:
-    """The applied events with these (source, id) keys, where their value was kept."""
+) -> dict[tuple[str, str], Envelope | None]:
+    """The applied events with these (source, id) keys where their value was kept; None for a
+    key marked conflicted (:func:`mark_conflicted`)."""
     ks = sorted(keys)
     if not ks:
         return {}
@@ -281,11 +282,36 @@ async def stored_events(
            FROM projection_events e
            JOIN unnest($1::text[], $2::uuid[]) AS k(source, id)
              ON e.source = k.source AND e.id = k.id
-           WHERE e.value IS NOT NULL""",
+           WHERE e.value IS NOT NULL OR e.type = $3""",
         [k[0] for k in ks],
         [k[1] for k in ks],
+        CONFLICTED,
     )
-    return {(r["source"], str(r["id"])): _stored_event(r) for r in rows}
+    return {
+        (r["source"], str(r["id"])): None if r["type"] == CONFLICTED else _stored_event(r)
+        for r in rows
+    }
+
+
+#: projection_events.type of a (source, id) seen with two different events: none of them
+#: counts, whatever the order they arrive in (``time`` = the earliest of their times).
+CONFLICTED = "conflicted"
+
+
+async def mark_conflicted(conn: Conn, times: Mapping[tuple[str, str], datetime]) -> None:
+    """Mark these claimed keys conflicted (see :data:`CONFLICTED`)."""
+    ks = sorted(times)
+    if ks:
+        await conn.execute(
+            """UPDATE projection_events e SET type = $4, value = NULL, schema_version = NULL,
+                      time = least(e.time, k.t)
+               FROM unnest($1::text[], $2::uuid[], $3::timestamptz[]) AS k(source, id, t)
+               WHERE e.source = k.source AND e.id = k.id""",
+            [k[0] for k in ks],
+            [k[1] for k in ks],
+            [times[k] for k in ks],
+            CONFLICTED,
+        )
 
 
 async def retract(conn: Conn, r: Retraction, max_visit: timedelta = DEFAULT_MAX_VISIT) -> None:
