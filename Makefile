@@ -18,6 +18,8 @@
 #   make rebuild stop the projection, rebuild its read models from the topics, start it again
 #   make report  the evidence report from the read models (REPORT_ARGS="--scope district:vesterbro
 #                --period quarter --variant internal --format html"; see dcr report --help)
+#   make retention  apply the retention schedule now (docs/retention.md; the projection also
+#                runs it on its own every hour)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -38,7 +40,7 @@ export DCR_KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092,127.0.0.1:9192,127.0.0.1:92
 export DCR_KAFKA_REPLICATION_FACTOR ?= 3
 endif
 
-.PHONY: help venv up down test test-faults test-dates lint status logs rebuild bench report
+.PHONY: help venv up down test test-faults test-dates lint status logs rebuild bench report retention
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -133,3 +135,7 @@ rebuild: venv
 report: venv
 	@$(SCRIPTS)/postgres.sh start
 	@.venv/bin/dcr report $(REPORT_ARGS)
+retention: venv
+	@$(SCRIPTS)/postgres.sh start
+	@$(SCRIPTS)/kafka.sh start
+	@$(PY) -m services.projection.retention

@@ -21,6 +21,20 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+class PseudonymScope(StrEnum):
+    """Where one client code identifies one person (``pseudonym_scope`` in city.yaml).
+
+    ``facility``: codes are issued per room; distinct pseudonyms in a district or the city are
+    distinct (facility, code) pairs, not distinct people. ``city``: one code is one person
+    city-wide (only where the rooms share one code register and it is lawful to link visits
+    across rooms); district and city unique-client figures are then distinct people.
+    Changing the scope changes every pseudonym: treat it as a key rotation (new key id).
+    """
+
+    FACILITY = "facility"
+    CITY = "city"
+
+
 class FacilityStatus(StrEnum):
     TEMPORARY = "temporary"
     PERMANENT = "permanent"
@@ -91,6 +105,7 @@ class Facility(_Frozen):
 
 class City(_Frozen):
     timezone: str = "Europe/Copenhagen"
+    pseudonym_scope: PseudonymScope = PseudonymScope.FACILITY
     districts: tuple[District, ...]
     facilities: tuple[Facility, ...]
 

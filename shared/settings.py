@@ -1,12 +1,14 @@
 """Typed settings shared by every service (pydantic-settings, one env prefix per concern).
 
 Defaults are the local development values used by ``make up``; production overrides them through
-the environment. Secrets have no usable default outside ``DCR_ENV=dev``/``test`` (see
-:class:`SecuritySettings`).
+the environment. Secrets have no default at all (see :class:`SecuritySettings`): a service that
+needs one refuses to start until it is configured, and ``DCR_ENV`` defaults to ``prod``.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from enum import StrEnum
 from pathlib import Path
 
@@ -15,14 +17,47 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-#: The development secret. Accepted only when DCR_ENV is dev or test.
+#: The development secret (public: it is in this repository). Accepted only with an explicit
+#: ``DCR_ENV=dev``; ``make up`` does not even use it (it generates a random local secret).
 DEV_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105
+#: Strength a pseudonym secret must have outside development (see :func:`secret_weakness`).
+MIN_SECRET_CHARS = 32
+MIN_SECRET_BITS = 128.0
+MIN_SECRET_DISTINCT = 12
 
 
 class Environment(StrEnum):
+    """``DCR_ENV``. Only ``dev`` relaxes anything (it accepts :data:`DEV_SECRET`); ``test`` is
+    as strict as ``prod``. Unset means ``prod``: nothing fails open by default."""
+
     DEV = "dev"
     TEST = "test"
     PROD = "prod"
+
+
+def secret_weakness(secret: str) -> str | None:
+    """Why ``secret`` is too weak to key pseudonyms of low-entropy client codes; None if strong.
+
+    Rules: at least :data:`MIN_SECRET_CHARS` characters, at least :data:`MIN_SECRET_DISTINCT`
+    distinct characters, no repeated pattern (at most 10% of its 4-character windows repeat),
+    and an estimated entropy (length x Shannon entropy of its character frequencies) of at
+    least :data:`MIN_SECRET_BITS` bits. ``secrets.token_hex(32)`` (64 hex
+    chars, ~240 bits by this estimate) passes; 32 x "a" (0 bits) does not. The estimate is an
+    upper bound for a human-chosen secret: passing it is necessary, not sufficient.
+    """
+    if len(secret) < MIN_SECRET_CHARS:
+        return f"shorter than {MIN_SECRET_CHARS} characters"
+    counts = Counter(secret)
+    if len(counts) < MIN_SECRET_DISTINCT:
+        return f"fewer than {MIN_SECRET_DISTINCT} distinct characters"
+    windows = [secret[i : i + 4] for i in range(len(secret) - 3)]
+    if len(set(windows)) < 0.9 * len(windows):
+        return "it repeats a pattern"
+    n = len(secret)
+    bits = n * -sum(c / n * math.log2(c / n) for c in counts.values())
+    if bits < MIN_SECRET_BITS:
+        return f"estimated entropy {bits:.0f} bits is below {MIN_SECRET_BITS:.0f}"
+    return None
 
 
 class KafkaSettings(BaseSettings):
@@ -71,27 +106,45 @@ class CitySettings(BaseSettings):
 
 
 class SecuritySettings(BaseSettings):
-    """``DCR_*``: environment and secrets.
+    """``DCR_*``: environment and the pseudonym key.
 
-    Invariant: outside dev/test the service refuses to start with the development secret or with a
-    secret shorter than 32 characters.
+    Invariants (checked when the settings are built, so a service refuses to start):
+    ``DCR_PSEUDONYM_SECRET`` must be set explicitly (there is no default); :data:`DEV_SECRET` is
+    accepted only with ``DCR_ENV=dev``; any other secret must pass :func:`secret_weakness`.
+    ``DCR_PSEUDONYM_KEY_ID`` names the secret: it travels with every pseudonym so the key can be
+    rotated (docs/pseudonym-keys.md); a new secret needs a new key id.
     """
 
     model_config = SettingsConfigDict(env_prefix="DCR_")
 
-    env: Environment = Environment.DEV
-    pseudonym_secret: SecretStr = SecretStr(DEV_SECRET)
+    env: Environment = Environment.PROD
+    pseudonym_secret: SecretStr | None = None
+    pseudonym_key_id: str = Field(default="k1", pattern=r"^[a-z0-9]{1,16}$")
 
     @model_validator(mode="after")
     def _refuse_unsafe_secret(self) -> SecuritySettings:
-        if self.env is Environment.PROD:
-            secret = self.pseudonym_secret.get_secret_value()
-            if secret == DEV_SECRET or len(secret) < 32:
+        if self.pseudonym_secret is None:
+            raise ValueError(
+                "DCR_PSEUDONYM_SECRET is not set: generate one with "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        secret = self.pseudonym_secret.get_secret_value()
+        if secret == DEV_SECRET:
+            if self.env is not Environment.DEV:
                 raise ValueError(
-                    "DCR_PSEUDONYM_SECRET must be set to a random value of at least 32 characters "
-                    "when DCR_ENV=prod"
+                    "DCR_PSEUDONYM_SECRET is the public development secret; it is accepted "
+                    "only with DCR_ENV=dev"
                 )
+            return self
+        weakness = secret_weakness(secret)
+        if weakness is not None:
+            raise ValueError(f"DCR_PSEUDONYM_SECRET is too weak: {weakness}")
         return self
+
+    def secret_bytes(self) -> bytes:
+        """The configured secret (present: the validator refuses settings without one)."""
+        assert self.pseudonym_secret is not None
+        return self.pseudonym_secret.get_secret_value().encode()
 
 
 class AuthSettings(BaseSettings):

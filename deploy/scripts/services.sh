@@ -8,6 +8,13 @@
 #   services.sh stop     SIGTERM our processes (pid files), SIGKILL after 30 s
 #   services.sh stop-one NAME   stop one service (e.g. the projection before a rebuild)
 #   services.sh status   print running/stopped per service
+#   services.sh env      print the DCR_ENV / DCR_PSEUDONYM_* lines the services are started with
+#                        (shell syntax; tests/integration/ingest/test_pseudonym_keys.py uses it)
+#
+# Pseudonym key (issue 13): the services run with an explicit DCR_ENV=dev and a RANDOM secret
+# generated once per checkout into .state/secrets/pseudonym_secret (mode 600), never the public
+# development secret in shared/settings.py. A DCR_PSEUDONYM_SECRET already in the environment
+# (with its DCR_PSEUDONYM_KEY_ID) is used instead.
 #
 # Needs PostgreSQL and Kafka up (postgres.sh start, kafka.sh start).
 # Logs: .state/logs/<service>.log  Pids: .state/run/<service>.pid
@@ -28,10 +35,32 @@ HEALTH_TIMEOUT=60
 
 healthy() { http_ok "http://127.0.0.1:$1/healthz"; }
 
+# The pseudonym secret of this checkout's development platform (see the header).
+local_pseudonym_secret() {
+    local file="$STATE/secrets/pseudonym_secret"
+    if [[ ! -s "$file" ]]; then
+        (umask 077 && mkdir -p "$STATE/secrets" \
+            && "$VENV_PY" -c 'import secrets; print(secrets.token_hex(32))' >"$file.tmp" \
+            && mv "$file.tmp" "$file")
+    fi
+    cat "$file"
+}
+
+# Exports the pseudonym settings of the services (explicit dev mode, never a default).
+export_pseudonym_env() {
+    export DCR_ENV=dev
+    if [[ -z "${DCR_PSEUDONYM_SECRET:-}" ]]; then
+        DCR_PSEUDONYM_SECRET="$(local_pseudonym_secret)"
+        export DCR_PSEUDONYM_SECRET
+    fi
+    export DCR_PSEUDONYM_KEY_ID="${DCR_PSEUDONYM_KEY_ID:-k1}"
+}
+
 start() {
     require_venv
     command -v curl >/dev/null || apt_ensure curl
     local entry name app port pid
+    export_pseudonym_env
     # Development bearer tokens: hashed in tokens.yaml (read by the services), clear in
     # dev-tokens.yaml (for curl and the simulator). Generated once, kept across restarts.
     (cd "$ROOT" && "$VENV_PY" -m shared.auth generate \
@@ -109,5 +138,11 @@ case "${1:-}" in
     stop) stop ;;
     stop-one) stop_one "${2:?usage: $0 stop-one NAME}" ;;
     status) status ;;
-    *) echo "usage: $0 {start|stop|stop-one NAME|status}" >&2; exit 2 ;;
+    env)
+        require_venv
+        export_pseudonym_env
+        printf 'DCR_ENV=%q\nDCR_PSEUDONYM_SECRET=%q\nDCR_PSEUDONYM_KEY_ID=%q\n' \
+            "$DCR_ENV" "$DCR_PSEUDONYM_SECRET" "$DCR_PSEUDONYM_KEY_ID"
+        ;;
+    *) echo "usage: $0 {start|stop|stop-one NAME|status|env}" >&2; exit 2 ;;
 esac

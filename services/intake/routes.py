@@ -2,13 +2,46 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from shared.events import payloads as p
-from shared.events.vocabulary import OnSiteService, ReferralKind, RefusalReason, Route, Substance
-from shared.ingest.api import FacilityReport, IngestContext, IngestRoute, request_examples
+from shared.events.vocabulary import (
+    OnSiteService,
+    ReferralKind,
+    RefusalReason,
+    Route,
+    Substance,
+    VoidReason,
+)
+from shared.ingest.api import (
+    FacilityReport,
+    IngestContext,
+    IngestRoute,
+    InvalidField,
+    request_examples,
+)
+
+#: Visit ids issued by intake: "t", the visit's start (unix seconds, 10 hex digits), 22 random hex
+#: digits. The start in the id lets the end of a visit be checked against it without a lookup;
+#: it reveals nothing the visit.started event does not carry next to the id anyway. Ids of the
+#: older form (32 random hex digits) are not checked.
+_TIMED_VISIT_ID = re.compile(r"^t([0-9a-f]{10})[0-9a-f]{22}$")
+
+
+def timed_visit_id(started_at: datetime) -> str:
+    return f"t{int(started_at.timestamp()):010x}{uuid.uuid4().hex[:22]}"
+
+
+def visit_start(visit_id: str) -> datetime | None:
+    """The start (to the second, rounded down) encoded in an intake-issued visit id, if any."""
+    m = _TIMED_VISIT_ID.match(visit_id)
+    return datetime.fromtimestamp(int(m.group(1), 16), UTC) if m else None
+
 
 ClientCode = Annotated[
     str,
@@ -35,7 +68,7 @@ class VisitStartedRequest(FacilityReport):
     )
 
     client_code: ClientCode
-    booth: Annotated[int, Field(ge=1, le=200)] | None = None
+    booth: p.Booth | None = None
     substances: Annotated[tuple[Substance, ...], Field(min_length=1, max_length=10)]
     route: Route
     assisted_injection: bool = False
@@ -73,10 +106,26 @@ class ServiceGivenRequest(FacilityReport):
     visit_id: p.VisitId | None = None
 
 
+class VoidRequest(FacilityReport):
+    model_config = request_examples(
+        {
+            "facility_id": "halmtorv",
+            "target_event_id": "0b6f7e1c-3a52-4d4b-9a55-8c0d2b6a0e11",
+            "reason": "mistaken",
+        }
+    )
+
+    target_event_id: uuid.UUID = Field(
+        description="The event_id (from the 202 answer) of this facility's report to retract."
+    )
+    reason: VoidReason
+
+
 def visit_started(r: VisitStartedRequest, ctx: IngestContext) -> p.VisitStarted:
     return p.VisitStarted(
-        visit_id=ctx.new_id(),
+        visit_id=timed_visit_id(r.occurred_at),
         client_pseudonym=ctx.pseudonym(r.client_code),
+        pseudonym_key=ctx.pseudonym_key,
         booth=r.booth,
         substances=r.substances,
         route=r.route,
@@ -86,12 +135,21 @@ def visit_started(r: VisitStartedRequest, ctx: IngestContext) -> p.VisitStarted:
 
 
 def visit_ended(r: VisitEndedRequest, ctx: IngestContext) -> p.VisitEnded:
+    """422 on ``occurred_at`` when the visit would end before it started (an end later than the
+    longest plausible visit is accepted: the projection closes it by rule, without duration)."""
+    started = visit_start(r.visit_id)
+    if started is not None and r.occurred_at < started:
+        raise InvalidField("occurred_at", "is before the start of this visit")
     return p.VisitEnded(visit_id=r.visit_id)
 
 
 def visit_refused(r: VisitRefusedRequest, ctx: IngestContext) -> p.VisitRefused:
+    if r.client_code is None:
+        return p.VisitRefused(reason=r.reason)
     return p.VisitRefused(
-        reason=r.reason, client_pseudonym=ctx.pseudonym(r.client_code) if r.client_code else None
+        reason=r.reason,
+        client_pseudonym=ctx.pseudonym(r.client_code),
+        pseudonym_key=ctx.pseudonym_key,
     )
 
 
@@ -101,6 +159,12 @@ def referral(r: ReferralRequest, ctx: IngestContext) -> p.ReferralMade:
 
 def service_given(r: ServiceGivenRequest, ctx: IngestContext) -> p.ServiceGiven:
     return p.ServiceGiven(service=r.service, visit_id=r.visit_id)
+
+
+def void(r: VoidRequest, ctx: IngestContext) -> p.ReportVoided:
+    if r.target_event_id == ctx.event_id:
+        raise InvalidField("target_event_id", "a report cannot void itself")
+    return p.ReportVoided(target_id=r.target_event_id, reason=r.reason)
 
 
 ROUTES: tuple[IngestRoute[Any], ...] = (
@@ -115,4 +179,14 @@ ROUTES: tuple[IngestRoute[Any], ...] = (
     IngestRoute("/refusals", VisitRefusedRequest, visit_refused, "A client was turned away"),
     IngestRoute("/referrals", ReferralRequest, referral, "A referral was made"),
     IngestRoute("/services", ServiceGivenRequest, service_given, "An on-site service was given"),
+    IngestRoute(
+        "/corrections/void",
+        VoidRequest,
+        void,
+        "Retract one of this facility's own reports (any service's)",
+        description="Every read model drops the report, whether it was already applied or "
+        "arrives later. Only reports of the same facility can be voided. To amend a report, "
+        "void it and send the corrected one as a new report. Stock counts are amended by a new "
+        "count, not voided.",
+    ),
 )

@@ -70,12 +70,14 @@ async def _city_days(
     districts = [d.id for d in ctx.city.districts]
     async with ctx.pool.acquire() as conn:
         found = await queries.district_days(conn, districts, start, end)
-        medians = await queries.city_medians(conn, start, end)
+        city_wide = await queries.city_days(conn, start, end)
     per_day: dict[date, dict[str, Day]] = {}
     city: dict[date, Day] = {}
     for day in days_between(start, end):
         per_day[day] = {d: found.get((d, day)) or empty_day() for d in districts}
-        city[day] = sum_days(per_day[day].values(), medians.get(day))
+        clients, median = city_wide.get(day, (0, None))
+        city[day] = sum_days(per_day[day].values(), median)
+        city[day]["unique_clients"] = clients  # distinct city-wide, not the districts' sum
     return per_day, city
 
 

@@ -2,8 +2,9 @@
 
 The lifespan builds the clients (none at import time): a PostgreSQL pool for the read API and
 the batches, and the :class:`~.runner.ProjectionRunner` (Kafka consumer + dead-letter producer)
-as a background task. ``/healthz`` is 200 only when the database answers, Kafka answers and the
-consumer is running.
+as a background task, and the retention job (:mod:`.retention`, every
+``DCR_RETENTION_INTERVAL_S``). ``/healthz`` is 200 only when the database answers, Kafka
+answers and the consumer is running.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from services.projection.api import ReadContext, build_router
 from services.projection.domain_metrics import install_domain_metrics
 from services.projection.period_api import build_period_router
 from services.projection.report_api import build_report_router
+from services.projection.retention import RetentionSettings, retention_loop
 from services.projection.runner import ProjectionRunner
 from services.projection.settings import ProjectionSettings
 from shared.city import load_city
@@ -47,6 +49,11 @@ def create_app() -> FastAPI:
         )
         task = asyncio.create_task(runner.run(), name="projection-consumer")
         task.add_done_callback(_report_crash)
+        retention_stop = asyncio.Event()
+        retention = asyncio.create_task(
+            retention_loop(pool, city.zone, retention_stop, RetentionSettings()),
+            name="projection-retention",
+        )
         app.state.runner = runner
         app.state.read = ReadContext(
             pool=pool, city=city, settings=settings, freshness=runner.freshness
@@ -55,6 +62,8 @@ def create_app() -> FastAPI:
         try:
             yield
         finally:
+            retention_stop.set()
+            await retention
             runner.stop()
             try:
                 await asyncio.wait_for(task, timeout=30)

@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
@@ -47,11 +47,15 @@ from services.projection.metrics import (
     DUPLICATES,
     EVENTS_APPLIED,
     FENCED,
+    ID_CONFLICTS,
     LAST_APPLIED_AGE,
+    OUTSIDE_OPENING_HOURS,
 )
-from services.projection.rooms import room_changes
+from services.projection.rooms import room_changes, room_retraction
 from services.projection.rooms_store import apply_room_changes
 from shared.city import City
+from shared.events.envelope import Envelope
+from shared.events.payloads import ReportVoided
 from shared.kafka.deadletter import DeadLetter
 from shared.settings import KafkaSettings
 
@@ -61,6 +65,16 @@ log = logging.getLogger(__name__)
 class DeadLetterSink(Protocol):
     async def publish(self, letters: Sequence[DeadLetter]) -> None:
         """Return once every letter is durably stored (raise otherwise)."""
+
+
+def _still_seen(changes: domain.Changes, voided: Sequence[domain.Decoded]) -> None:
+    """A voided event still shows its facility reporting (``facility_state``), whatever the
+    order in which it and its void arrive."""
+    for d in voided:
+        if d.facility is not None:
+            last = changes.facility_last_event.get(d.facility)
+            if last is None or d.event.time > last:
+                changes.facility_last_event[d.facility] = d.event.time
 
 
 def to_raw(record: Any) -> domain.RawRecord:
@@ -100,7 +114,9 @@ class Projector:
         group: str,
         kafka: KafkaSettings,
         deadletters: DeadLetterSink,
+        max_visit: timedelta = domain.DEFAULT_MAX_VISIT,
     ) -> None:
+        self._max_visit = max_visit
         self._pool = pool
         self._city = city
         self._group = group
@@ -142,9 +158,15 @@ class Projector:
     async def _load(self, tps: Sequence[TopicPartition]) -> None:
         if not tps:
             return
+        # Records before a partition's log start were deleted by Kafka's retention (older than
+        # the sealed days, docs/retention.md): a position before it moves up to it.
+        begins = await self._consumer.beginning_offsets(list(tps))
         async with self._pool.acquire() as conn:
             offsets = await store.load_offsets(
-                conn, self._group, [(tp.topic, tp.partition) for tp in tps]
+                conn,
+                self._group,
+                [(tp.topic, tp.partition) for tp in tps],
+                {(tp.topic, tp.partition): int(n) for tp, n in begins.items()},
             )
         for tp in tps:
             offset = offsets[(tp.topic, tp.partition)]
@@ -281,15 +303,70 @@ class Projector:
                 decoded = [d for d in decoded if (d.record.topic, d.record.partition) not in gone]
                 rejected = [r for r in rejected if (r.record.topic, r.record.partition) not in gone]
                 unique = domain.first_occurrences(decoded)
+            sealed = await store.sealed_before(conn)
+            late = domain.sealed_events(decoded, sealed, self._city) if sealed else []
+            if late:  # days retention sealed: their aggregates are final (dead-lettered)
+                late_ids = {id(d) for d in late}
+                decoded = [d for d in decoded if id(d) not in late_ids]
+                rejected = [*rejected, *(domain.Rejected(d.record, domain.SEALED) for d in late)]
+                unique = domain.first_occurrences(decoded)
             await store.lock_districts(conn, {d.district for d in unique})
+            # One (source, id) with two different events: none of them counts, in any order
+            # (the ingest services answer 409, so this comes from elsewhere); all dead-lettered.
+            conflicted = {d.dedup_key for d in domain.conflicting_repeats(decoded)}
             new_keys = await store.claim_events(conn, unique)
-            if len(new_keys) == len(unique) and not stale:
-                fresh, changes = unique, batch.changes  # all new (new_keys is unique's subset)
+            all_new = len(new_keys) == len(unique) and not stale and not late
+            fresh = unique if all_new else [d for d in unique if d.dedup_key in new_keys]
+            undo: list[Envelope] = []
+            if not all_new:  # some were applied before: a retry, or an id reused (conflict)
+                again = [d for d in unique if d.dedup_key not in new_keys]
+                before = await store.stored_events(conn, [d.dedup_key for d in again])
+                for d in again:
+                    if d.dedup_key not in before:
+                        continue
+                    earlier = before[d.dedup_key]
+                    if earlier is None or not domain.same_event(earlier, d.event):
+                        conflicted.add(d.dedup_key)
+                        if earlier is not None:
+                            undo.append(earlier)
+            if conflicted:
+                ID_CONFLICTS.inc(len(conflicted))
+                bad = [d for d in decoded if d.dedup_key in conflicted]
+                times: dict[tuple[str, str], datetime] = {}
+                for d in bad:
+                    times[d.dedup_key] = min(times.get(d.dedup_key, d.event.time), d.event.time)
+                await store.mark_conflicted(conn, times)
+                rejected = [*rejected, *(domain.Rejected(d.record, domain.CONFLICT) for d in bad)]
+                decoded = [d for d in decoded if d.dedup_key not in conflicted]
+                fresh = [d for d in fresh if d.dedup_key not in conflicted]
+                all_new = False
+            voids = [d for d in fresh if isinstance(d.event.data, ReportVoided)]
+            fresh_keys = {d.dedup_key for d in fresh}
+            voided = fresh_keys & (
+                domain.void_targets(voids) | await store.voided_among(conn, fresh_keys)
+            )
+            if voided:  # claimed, never applied (the void arrived first or with them)
+                changes = domain.project_decoded(
+                    [d for d in fresh if d.dedup_key not in voided], self._city
+                )
+                _still_seen(changes, [d for d in fresh if d.dedup_key in voided])
+            elif all_new:
+                changes = batch.changes  # computed for all unique events, all new
             else:
-                fresh = [d for d in unique if d.dedup_key in new_keys]
                 changes = domain.project_decoded(fresh, self._city)
-            await store.apply_changes(conn, changes)
-            await apply_room_changes(conn, room_changes(fresh, self._city.zone))
+            if conflicted:
+                _still_seen(changes, bad)
+            await store.apply_changes(conn, changes, self._max_visit)
+            applied = [d for d in fresh if d.dedup_key not in voided] if voided else fresh
+            await apply_room_changes(conn, room_changes(applied, self._city.zone))
+            zone = self._city.zone
+            if undo:
+                await store.retract(conn, domain.retraction(undo, self._city), self._max_visit)
+                await apply_room_changes(conn, room_retraction(undo, zone))
+            retracted = await store.record_voids(conn, voids, skip=fresh_keys)
+            if retracted:
+                await store.retract(conn, domain.retraction(retracted, self._city), self._max_visit)
+                await apply_room_changes(conn, room_retraction(retracted, zone))
             await self._deadletters.publish([_letter(r) for r in rejected])
             positions = {
                 (tp.topic, tp.partition): (rs[-1].offset + 1, _ts(rs[-1].timestamp))
@@ -315,6 +392,8 @@ class Projector:
         BATCH_LATENCY.observe(time.perf_counter() - started)
         for event_type, n in changes.applied_types.items():
             EVENTS_APPLIED.labels(event_type).inc(n)
+        for facility, n in changes.outside_opening_hours.items():
+            OUTSIDE_OPENING_HOURS.labels(facility).inc(n)
         fresh_ids = {id(d) for d in fresh}
         for d in decoded:
             if id(d) not in fresh_ids:

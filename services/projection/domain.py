@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -65,6 +65,10 @@ INT_COLUMNS: tuple[str, ...] = (
 DECIMAL_COLUMNS: tuple[str, ...] = ("sharps_returned_kg", "street_needles_kg")
 #: facility_daily columns changed by adding deltas.
 FACILITY_INT_COLUMNS: tuple[str, ...] = ("refusals", "incidents", "overdoses")
+
+#: Default longest plausible visit (ProjectionSettings.max_visit_hours): a longer one is closed
+#: by rule and left out of the duration figures, like one that ends before it starts.
+DEFAULT_MAX_VISIT = timedelta(hours=12)
 
 DayKey = tuple[str, date]  # (district or facility, local day)
 BreakdownKey = tuple[str, date, str, str]  # (district, day, dimension, key)
@@ -131,6 +135,8 @@ class VisitStart:
     day: date
     start_time: datetime
     client_pseudonym: str
+    #: Id of the secret the pseudonym was made under (rotation: docs/pseudonym-keys.md).
+    pseudonym_key: str
     route: str
     substances: tuple[str, ...]
     assisted_injection: bool
@@ -210,6 +216,8 @@ class Changes:
     alert_acks: list[AlertAck] = field(default_factory=list)
     alert_resolutions: dict[str, datetime] = field(default_factory=dict)
     applied_types: Counter[str] = field(default_factory=Counter)
+    #: Visit starts outside the facility's opening hours, per facility (accepted; a metric).
+    outside_opening_hours: Counter[str] = field(default_factory=Counter)
 
     def add(self, district: str, day: date, column: str, amount: int | Decimal = 1) -> None:
         row = self.daily.setdefault((district, day), {})
@@ -288,6 +296,40 @@ def decode_batch(
     return decoded, rejected
 
 
+#: Dead-letter reason of a record whose (source, id) also carries a DIFFERENT event. Which came
+#: first depends on consumption order across topics, so none of them counts (one applied
+#: earlier is retracted; store.CONFLICTED marks the key). The ingest services refuse such an
+#: id (409), so it can only come from elsewhere; never dropped silently.
+CONFLICT = "event id already applied with a different body"
+
+
+def same_event(a: Envelope, b: Envelope) -> bool:
+    """Whether two records with one (source, id) carry the same report (a retry or replay)."""
+    return a.type == b.type and a.time == b.time and a.data == b.data
+
+
+def conflicting_repeats(events: Iterable[Decoded]) -> list[Decoded]:
+    """The later records whose (source, id) an earlier record in ``events`` has, with a
+    different report (dead-lettered with :data:`CONFLICT`; equal ones are plain duplicates)."""
+    first: dict[tuple[str, str], Decoded] = {}
+    out: list[Decoded] = []
+    for d in events:
+        seen = first.setdefault(d.dedup_key, d)
+        if seen is not d and not same_event(seen.event, d.event):
+            out.append(d)
+    return out
+
+
+#: Dead-letter reason of an event whose local day retention has sealed (services/.../retention).
+SEALED = "day sealed by retention"
+
+
+def sealed_events(events: Sequence[Decoded], sealed_before: date, city: City) -> list[Decoded]:
+    """The events whose local day is before ``sealed_before`` (their aggregates are final)."""
+    cut = datetime.combine(sealed_before, time(0), tzinfo=city.zone)
+    return [d for d in events if d.event.time < cut]
+
+
 def first_occurrences(events: Iterable[Decoded]) -> list[Decoded]:
     """The events with duplicates (same CloudEvents source + id) removed, first one kept."""
     seen: set[tuple[str, str]] = set()
@@ -331,6 +373,7 @@ def project(events: Sequence[Envelope], city: City) -> Changes:
     for env in events:
         facility = env.facility_id
         _project_one(ch, env, _district(env, facility, city), facility, zone)
+        _note_opening_hours(ch, env, facility, city)
     return ch
 
 
@@ -340,7 +383,18 @@ def project_decoded(events: Sequence[Decoded], city: City) -> Changes:
     zone = city.zone
     for d in events:
         _project_one(ch, d.event, d.district, d.facility, zone)
+        _note_opening_hours(ch, d.event, d.facility, city)
     return ch
+
+
+def _note_opening_hours(ch: Changes, env: Envelope, facility: str | None, city: City) -> None:
+    """Count a visit started outside its facility's configured opening hours (it is accepted
+    and counted like any other; the count is a metric for the facility's own follow-up)."""
+    if facility is None or not isinstance(env.data, p.VisitStarted):
+        return
+    f = city.facility_by_id[facility]
+    if f.opening_hours and not f.is_open(env.time.astimezone(city.zone)):
+        ch.outside_opening_hours[facility] += 1
 
 
 def _project_one(
@@ -369,6 +423,7 @@ def _apply_one(ch: Changes, env: Envelope, district: str, day: date, facility: s
                 day=day,
                 start_time=env.time,
                 client_pseudonym=data.client_pseudonym,
+                pseudonym_key=data.pseudonym_key,
                 route=data.route.value,
                 substances=tuple(sorted({s.value for s in data.substances})),
                 assisted_injection=data.assisted_injection,
@@ -428,6 +483,7 @@ def _apply_one(ch: Changes, env: Envelope, district: str, day: date, facility: s
         )
     elif isinstance(data, p.DrugAlertResolved):
         ch.alert_resolutions.setdefault(data.alert_id, env.time)
+    # p.ReportVoided changes no figure here: see void_targets() and retraction()
 
 
 def _incident(
@@ -468,4 +524,58 @@ def _alert(ch: Changes, env: Envelope, data: p.DrugAlertRaised) -> None:
             window_end=data.window_end,
             late=data.late,
         )
+    )
+
+
+# --- corrections (dk.dcr.report.voided) ---------------------------------------------------------
+#
+# A void names a target by (its own source, target id), so a room can only void its own reports.
+# Order independence: a target that arrives after its void is never applied (it is claimed in
+# projection_events, like a duplicate); a target applied before is retracted when the void
+# arrives (its additive changes negated, its visit row and stock movements removed, and the
+# visit figures of its day recomputed). Either way the read models end up as if the target had
+# never been reported. Not retracted: a stock count (amend it with a new count), drug alerts
+# (district-level, raised by the incident service), the "last event seen" time of the facility.
+
+
+def void_targets(events: Iterable[Decoded]) -> set[tuple[str, str]]:
+    """The (source, id) keys the void events among ``events`` retract."""
+    return {
+        (d.event.source, str(d.event.data.target_id))
+        for d in events
+        if isinstance(d.event.data, p.ReportVoided)
+    }
+
+
+@dataclass
+class Retraction:
+    """What undoing already-applied events takes: the negated additive changes, and the visit
+    rows and stock movements to remove."""
+
+    changes: Changes
+    visit_starts: list[tuple[str, str]] = field(default_factory=list)
+    visit_ends: list[tuple[str, str, datetime]] = field(default_factory=list)
+    stock_movements: list[tuple[str, str]] = field(default_factory=list)
+
+
+def retraction(events: Sequence[Envelope], city: City) -> Retraction:
+    """How to undo ``events`` (each applied before and now voided)."""
+    applied = project(events, city)
+    neg = Changes(districts=set(applied.districts))
+    neg.daily = {k: {c: -v for c, v in row.items()} for k, row in applied.daily.items()}
+    neg.breakdown = Counter()
+    for key, n in applied.breakdown.items():
+        neg.breakdown[key] = -n
+    neg.facility_daily = {}
+    for fkey, counts in applied.facility_daily.items():
+        neg.facility_daily[fkey] = Counter()
+        for c, n in counts.items():
+            neg.facility_daily[fkey][c] = -n
+    return Retraction(
+        changes=neg,
+        visit_starts=sorted(applied.visit_starts),
+        visit_ends=sorted(
+            (e.facility, e.visit_id, e.end_time) for e in applied.visit_ends.values()
+        ),
+        stock_movements=sorted({(m.source, m.id) for m in applied.stock_movements}),
     )

@@ -4,9 +4,11 @@ Pure functions over plain dicts (no I/O). A day's figures: every count field, th
 (kg), the visit minutes and one mapping per breakdown with every vocabulary key present (zeros
 included), so consumers and the suppression see complete groups.
 
-``unique_clients`` counts distinct pseudonyms among the day's visits. Pseudonyms are scoped to a
-facility (shared.privacy), so one person visiting two facilities counts twice; for the same
-reason the city's figure is exactly the sum of the districts'.
+``unique_clients`` counts distinct pseudonyms among the day's visits. With the default
+``pseudonym_scope: facility`` (deploy/city.yaml, shared.privacy) pseudonyms are per room: the
+figure counts distinct (room, client code) pairs, an upper bound of people (one person visiting
+two rooms counts twice). With ``pseudonym_scope: city`` it counts people. The city's figure is
+not summed: it is the distinct count city-wide (``city_daily``), like the city median.
 """
 
 from __future__ import annotations

@@ -47,3 +47,14 @@ ASSIGNED_PARTITIONS = Gauge(
     "dcr_projection_assigned_partitions",
     "Event-topic partitions this instance owns (positioned at their stored offsets)",
 )
+OUTSIDE_OPENING_HOURS = Counter(
+    "dcr_projection_visit_starts_while_closed",
+    "Visit starts applied whose time is outside the facility's opening hours in city.yaml "
+    "(accepted and counted like any other visit; this is the flag)",
+    ["facility"],
+)
+ID_CONFLICTS = Counter(
+    "dcr_projection_event_id_conflicts",
+    "Records dead-lettered because their (source, id) was already applied for a different "
+    "event (the ingest services answer 409 to that, so this should stay 0)",
+)

@@ -40,18 +40,16 @@ async def district_days(
     return out
 
 
-async def city_medians(conn: Conn, start: date, end: date) -> dict[date, Decimal]:
-    """Median minutes of completed visits per day over all districts (medians do not add up)."""
+async def city_days(conn: Conn, start: date, end: date) -> dict[date, tuple[int, Decimal | None]]:
+    """City-wide (distinct clients, median minutes) per day (``city_daily``): neither adds up
+    from the districts' (a person in two districts; medians)."""
     rows = await conn.fetch(
-        """SELECT day, round(extract(epoch FROM percentile_cont(0.5)
-                                     WITHIN GROUP (ORDER BY end_time - start_time)) / 60, 2) AS m
-           FROM visits
-           WHERE day BETWEEN $1 AND $2 AND start_time IS NOT NULL AND end_time >= start_time
-           GROUP BY day""",
+        """SELECT day, unique_clients, visit_minutes_median FROM city_daily
+           WHERE day BETWEEN $1 AND $2""",
         start,
         end,
     )
-    return {r["day"]: r["m"] for r in rows}
+    return {r["day"]: (r["unique_clients"], r["visit_minutes_median"]) for r in rows}
 
 
 async def facility_live(

@@ -133,7 +133,7 @@ async def _replay(
     begin = await c.beginning_offsets(tps)
     end = await c.end_offsets(tps)
     async with pool.acquire() as conn, conn.transaction():
-        await store.reset(conn, settings.group_id)
+        await store.reset(conn, settings.group_id, city.zone)
     skipped = SkippedLetters()
     projector = Projector(
         pool=pool,
@@ -141,6 +141,7 @@ async def _replay(
         group=settings.group_id,
         kafka=kafka,
         deadletters=skipped,
+        max_visit=settings.max_visit,
     )
     projector.bind(c)
     await projector.assigned(tps)

@@ -26,7 +26,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TextIO
 
@@ -139,13 +139,20 @@ def unusable(env: Envelope, city: City) -> str | None:
     return None
 
 
-def count(records: Sequence[Rec], city: City) -> Expected:
-    """The expected figures of ``records`` (any order; they are sorted by partition and offset)."""
+def count(
+    records: Sequence[Rec], city: City, max_visit: timedelta = timedelta(hours=12)
+) -> Expected:
+    """The expected figures of ``records`` (any order; they are sorted by partition and offset).
+
+    Reports voided by a ``dk.dcr.report.voided`` of the same source count as applied events but
+    add nothing to the figures; a visit is completed when it ends at or after its start and at
+    most ``max_visit`` later (ProjectionSettings.max_visit_hours)."""
     exp = Expected(records=len(records))
     seen: set[tuple[str, str]] = set()
     starts: dict[tuple[str, str], Envelope] = {}
     ends: dict[tuple[str, str], datetime] = {}
     zone = city.zone
+    usable: list[Envelope] = []
     for r in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         try:
             env = decode(r.headers, r.value)
@@ -163,6 +170,15 @@ def count(records: Sequence[Rec], city: City) -> Expected:
             continue
         seen.add((env.source, str(env.id)))
         exp.types[env.type] += 1
+        usable.append(env)
+    voided = {
+        (env.source, str(env.data.target_id))
+        for env in usable
+        if isinstance(env.data, p.ReportVoided)
+    }
+    for env in usable:
+        if (env.source, str(env.id)) in voided and not isinstance(env.data, p.ReportVoided):
+            continue
         data = env.data
         facility = env.source.split("/")[2] if env.source.startswith("/facilities/") else None
         if isinstance(data, _DISTRICT_EVENTS):
@@ -218,7 +234,7 @@ def count(records: Sequence[Rec], city: City) -> Expected:
         d["new_clients"] += start.data.first_visit
         d["assisted_injections"] += start.data.assisted_injection
         end = ends.get((facility_id, visit_id))
-        d["visits_completed"] += end is not None and end >= start.time
+        d["visits_completed"] += end is not None and start.time <= end <= start.time + max_visit
         exp.facility[(facility_id, day)]["visits"] += 1
     for day_key, pseudonyms in clients.items():
         exp.district[day_key]["unique_clients"] = len(pseudonyms)
@@ -400,7 +416,7 @@ async def reconcile(
         records = await _read(consumer, limits, read_timeout_s)
         now_ends = {tp: int(o) for tp, o in (await consumer.end_offsets(tps)).items()}
         lag = sum(max(now_ends[tp] - limits[tp], 0) for tp in tps)
-        exp = count(records, city)
+        exp = count(records, city, ProjectionSettings().max_visit)
         diffs = compare(exp, obs)
         if lag and not allow_lag:
             diffs.append(f"lag: {lag} record(s) in the event topics not applied yet")

@@ -11,12 +11,14 @@ Invariants:
 * Days are calendar days in the city's time zone, from the event's ``time`` (as in domain).
 * Visits are not counted here: visits, distinct people and new people of a room over any period
   are counted from the ``visits`` facts (exact over the period, never a sum of daily uniques).
+* A voided or conflicting event already applied is undone by :func:`room_retraction` (the
+  negated changes), in the same transaction as the district figures' retraction.
 * Nothing here holds a pseudonym or any other personal value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -24,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from services.projection.domain import Decoded, kg, local_day
 from shared.events import payloads as p
+from shared.events.envelope import Envelope
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
 
 #: Measures whose rows are keyed by a vocabulary value (total = sum of the keys).
@@ -80,17 +83,34 @@ class RoomChanges:
 
 def room_changes(events: Sequence[Decoded], zone: ZoneInfo) -> RoomChanges:
     """The room and street changes of ``events`` (new ones only; see domain.project)."""
+    return _changes(((d.event, d.facility) for d in events), zone)
+
+
+def room_retraction(events: Sequence[Envelope], zone: ZoneInfo) -> RoomChanges:
+    """What undoes ``events`` (each applied before, now voided or found conflicting): the
+    negated changes. Room and street figures are sums only, so adding this restores them."""
+    applied = _changes(((e, _facility_of(e.source)) for e in events), zone)
+    street = {k: StreetDelta(-v.reports, -v.needles, -v.kg) for k, v in applied.street.items()}
+    return RoomChanges(room={k: -v for k, v in applied.room.items()}, street=street)
+
+
+def _facility_of(source: str) -> str | None:
+    prefix = "/facilities/"
+    return source[len(prefix) :] if source.startswith(prefix) else None
+
+
+def _changes(events: Iterable[tuple[Envelope, str | None]], zone: ZoneInfo) -> RoomChanges:
     ch = RoomChanges()
-    for d in events:
-        day = local_day(d.event.time, zone)
-        data = d.event.data
+    for event, facility in events:
+        day = local_day(event.time, zone)
+        data = event.data
         if isinstance(data, p.StreetNeedlesCollected):
             delta = ch.street.setdefault((data.district, data.area, day), StreetDelta())
             delta.reports += 1
             delta.needles += data.count or 0
             delta.kg += kg(data.weight_kg)
-        elif d.facility is not None:
-            _room_event(ch, d.facility, day, data)
+        elif facility is not None:
+            _room_event(ch, facility, day, data)
     return ch
 
 

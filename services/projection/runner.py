@@ -124,6 +124,7 @@ class ProjectionRunner:
                 group=self._settings.group_id,
                 kafka=self._kafka,
                 deadletters=DeadLetterPublisher(producer, self._kafka, SERVICE),
+                max_visit=self._settings.max_visit,
             )
             projector.bind(consumer)
             consumer.subscribe(

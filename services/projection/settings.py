@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,3 +30,11 @@ class ProjectionSettings(BaseSettings):
     max_range_days: int = Field(default=366, ge=1, le=3660)
     #: A visit started longer ago than this and never ended no longer occupies a booth.
     stale_visit_hours: float = Field(default=12.0, gt=0)
+    #: Plausibility (issue 13): a visit whose end is more than this after its start is closed by
+    #: rule: it counts as a visit but is left out of the duration figures (median, mean,
+    #: visits_completed), as is a visit whose end is before its start.
+    max_visit_hours: float = Field(default=12.0, gt=0, le=24 * 7)
+
+    @property
+    def max_visit(self) -> timedelta:
+        return timedelta(hours=self.max_visit_hours)

@@ -15,23 +15,28 @@ the same everywhere.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from services.projection.domain import (
     DECIMAL_COLUMNS,
+    DEFAULT_MAX_VISIT,
     FACILITY_INT_COLUMNS,
     INT_COLUMNS,
     Changes,
     Decoded,
+    Retraction,
 )
+from shared.events.envelope import Envelope, decode
 
 #: Advisory lock namespaces (two-int4 form; never overlaps shared.db.migrate's bigint key).
 DISTRICT_LOCK_NS = 0x0DC2
 REBUILD_LOCK_NS = 0x0DC3
+CITY_LOCK_NS = 0x0DC4
 
 TopicPartitionKey = tuple[str, int]
 
@@ -40,6 +45,7 @@ READ_MODEL_TABLES: tuple[str, ...] = (
     "district_daily",
     "district_daily_breakdown",
     "facility_daily",
+    "city_daily",
     "facility_state",
     "visits",
     "stock_movements",
@@ -48,6 +54,7 @@ READ_MODEL_TABLES: tuple[str, ...] = (
     "room_daily",  # rooms_store (issue 15)
     "street_collections_daily",
     "projection_events",
+    "projection_voids",
 )
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -57,10 +64,27 @@ Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 
 async def load_offsets(
-    conn: Conn, group: str, tps: Iterable[TopicPartitionKey]
+    conn: Conn,
+    group: str,
+    tps: Iterable[TopicPartitionKey],
+    log_start: Mapping[TopicPartitionKey, int] | None = None,
 ) -> dict[TopicPartitionKey, int]:
-    """Stored next offsets of ``tps`` for ``group``, creating missing rows at offset 0."""
+    """Stored next offsets of ``tps`` for ``group``, creating missing rows at offset 0; a stored
+    offset below the partition's ``log_start`` (records deleted by retention) is raised to it."""
     topics, parts = _split(tps)
+    if log_start:
+        keys = sorted(log_start)
+        await conn.execute(
+            """INSERT INTO projection_offsets (consumer_group, topic, partition, next_offset)
+               SELECT $1, t, p, n FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n)
+               ON CONFLICT (consumer_group, topic, partition) DO UPDATE
+               SET next_offset = EXCLUDED.next_offset
+               WHERE projection_offsets.next_offset < EXCLUDED.next_offset""",
+            group,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [log_start[k] for k in keys],
+        )
     rows = await conn.fetch(
         """WITH ins AS (
                INSERT INTO projection_offsets (consumer_group, topic, partition, next_offset)
@@ -114,10 +138,42 @@ async def save_offsets(
     )
 
 
-async def reset(conn: Conn, group: str) -> None:
-    """Empty every read model and forget ``group``'s offsets (rebuild)."""
-    await conn.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")
+async def reset(conn: Conn, group: str, zone: ZoneInfo | None = None) -> None:
+    """Empty every read model and forget ``group``'s offsets (rebuild).
+
+    After retention sealed some days (``retention_state``, needs ``zone``), their aggregate
+    rows, stock movements and counts, alerts and the facilities' last event times are kept:
+    Kafka no longer holds their events, and the replay refuses events of sealed days."""
+    sealed = await conn.fetchval(
+        "SELECT sealed_before FROM retention_state WHERE singleton FOR UPDATE"
+    )
+    if sealed is None or zone is None:
+        await conn.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")
+    else:
+        cut = datetime.combine(sealed, time(0), tzinfo=zone)
+        for table in (
+            "district_daily",
+            "district_daily_breakdown",
+            "facility_daily",
+            "city_daily",
+            "room_daily",
+            "street_collections_daily",
+        ):
+            await conn.execute(f"DELETE FROM {table} WHERE day >= $1", sealed)  # noqa: S608
+        await conn.execute("DELETE FROM stock_movements WHERE at >= $1", cut)
+        await conn.execute("DELETE FROM stock_counts WHERE counted_at >= $1", cut)
+        await conn.execute("DELETE FROM alerts WHERE raised_at >= $1", cut)
+        await conn.execute("TRUNCATE visits, projection_events, projection_voids")
     await conn.execute("DELETE FROM projection_offsets WHERE consumer_group = $1", group)
+
+
+async def sealed_before(conn: Conn) -> date | None:
+    """The first local day retention has not sealed (None: nothing sealed). Locked FOR SHARE
+    until commit, so the retention job cannot seal a day while a batch writes to it."""
+    day: date | None = await conn.fetchval(
+        "SELECT sealed_before FROM retention_state WHERE singleton FOR SHARE"
+    )
+    return day
 
 
 # --- dedup and locks --------------------------------------------------------------------------
@@ -139,18 +195,249 @@ async def claim_events(conn: Conn, events: Sequence[Decoded]) -> set[tuple[str, 
     if not events:
         return set()
     rows = await conn.fetch(
-        """INSERT INTO projection_events (source, id, type, time)
-           SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[])
+        """INSERT INTO projection_events (source, id, type, time, value, schema_version)
+           SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[],
+                                $5::bytea[], $6::smallint[])
            ON CONFLICT DO NOTHING
            RETURNING source, id""",
         [d.event.source for d in events],
         [d.event.id for d in events],
         [d.event.type for d in events],
         [d.event.time for d in events],
+        [d.record.value for d in events],
+        [_schema_version(d) for d in events],
     )
     if len(rows) == len(events):  # all new (the common case): no need to read the rows
         return {d.dedup_key for d in events}
     return {(r["source"], str(r["id"])) for r in rows}
+
+
+def _schema_version(d: Decoded) -> int:
+    for k, v in d.record.headers:
+        if k == "ce_schemaversion":
+            return int(v)
+    return 1
+
+
+async def voided_among(conn: Conn, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of ``keys`` (source, id) that a void applied earlier names."""
+    ks = sorted(keys)
+    if not ks:
+        return set()
+    rows = await conn.fetch(
+        """SELECT v.source, v.target_id FROM projection_voids v
+           JOIN unnest($1::text[], $2::uuid[]) AS k(source, id)
+             ON v.source = k.source AND v.target_id = k.id""",
+        [k[0] for k in ks],
+        [k[1] for k in ks],
+    )
+    return {(r["source"], str(r["target_id"])) for r in rows}
+
+
+async def record_voids(
+    conn: Conn, voids: Sequence[Decoded], skip: set[tuple[str, str]]
+) -> list[Envelope]:
+    """Record the voids (the first per target wins); return the already-applied events they
+    newly retract, decoded from ``projection_events`` (to undo: see :func:`retract`). Targets in
+    ``skip`` (claimed in this batch, so never applied) are not returned."""
+    if not voids:
+        return []
+    rows = await conn.fetch(
+        """WITH new AS (
+               INSERT INTO projection_voids (source, target_id, void_id, reason, time)
+               SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[],
+                                    $5::timestamptz[])
+               ON CONFLICT DO NOTHING
+               RETURNING source, target_id)
+           SELECT e.source, e.id, e.type, e.time, e.value, e.schema_version
+           FROM new JOIN projection_events e ON e.source = new.source AND e.id = new.target_id
+           WHERE e.value IS NOT NULL AND e.type <> 'dk.dcr.report.voided'
+           ORDER BY e.time, e.source, e.id""",
+        [d.event.source for d in voids],
+        [d.event.data.target_id for d in voids],  # type: ignore[attr-defined]
+        [d.event.id for d in voids],
+        [d.event.data.reason.value for d in voids],  # type: ignore[attr-defined]
+        [d.event.time for d in voids],
+    )
+    return [_stored_event(r) for r in rows if (r["source"], str(r["id"])) not in skip]
+
+
+def _stored_event(r: asyncpg.Record) -> Envelope:
+    """An event as kept in ``projection_events`` (value and schema version), decoded."""
+    return decode(
+        [
+            ("ce_specversion", b"1.0"),
+            ("ce_id", str(r["id"]).encode()),
+            ("ce_source", r["source"].encode()),
+            ("ce_type", r["type"].encode()),
+            ("ce_time", r["time"].isoformat().encode()),
+            ("ce_schemaversion", str(r["schema_version"]).encode()),
+            ("content-type", b"application/json"),
+        ],
+        bytes(r["value"]),
+    )
+
+
+async def stored_events(
+    conn: Conn, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Envelope | None]:
+    """The applied events with these (source, id) keys where their value was kept; None for a
+    key marked conflicted (:func:`mark_conflicted`)."""
+    ks = sorted(keys)
+    if not ks:
+        return {}
+    rows = await conn.fetch(
+        """SELECT e.source, e.id, e.type, e.time, e.value, e.schema_version
+           FROM projection_events e
+           JOIN unnest($1::text[], $2::uuid[]) AS k(source, id)
+             ON e.source = k.source AND e.id = k.id
+           WHERE e.value IS NOT NULL OR e.type = $3""",
+        [k[0] for k in ks],
+        [k[1] for k in ks],
+        CONFLICTED,
+    )
+    return {
+        (r["source"], str(r["id"])): None if r["type"] == CONFLICTED else _stored_event(r)
+        for r in rows
+    }
+
+
+#: projection_events.type of a (source, id) seen with two different events: none of them
+#: counts, whatever the order they arrive in (``time`` = the earliest of their times).
+CONFLICTED = "conflicted"
+
+
+async def mark_conflicted(conn: Conn, times: Mapping[tuple[str, str], datetime]) -> None:
+    """Mark these claimed keys conflicted (see :data:`CONFLICTED`)."""
+    ks = sorted(times)
+    if ks:
+        await conn.execute(
+            """UPDATE projection_events e SET type = $4, value = NULL, schema_version = NULL,
+                      time = least(e.time, k.t)
+               FROM unnest($1::text[], $2::uuid[], $3::timestamptz[]) AS k(source, id, t)
+               WHERE e.source = k.source AND e.id = k.id""",
+            [k[0] for k in ks],
+            [k[1] for k in ks],
+            [times[k] for k in ks],
+            CONFLICTED,
+        )
+
+
+async def retract(conn: Conn, r: Retraction, max_visit: timedelta = DEFAULT_MAX_VISIT) -> None:
+    """Undo voided events that were applied (see :func:`services.projection.domain.retraction`):
+    negated sums, their visit rows and stock movements removed, the visit figures of their days
+    recomputed; rows left at zero are deleted, so the tables equal those of a log in which the
+    events were never reported."""
+    await _daily(conn, r.changes)
+    await _breakdown(conn, r.changes)
+    await _facility(conn, r.changes)
+    touched: list[asyncpg.Record] = []
+    if r.visit_starts:
+        touched += await conn.fetch(
+            """WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(facility, visit_id)),
+               old AS (SELECT v.facility, v.visit_id, v.district, v.day FROM visits v
+                       JOIN k USING (facility, visit_id)),
+               gone AS (DELETE FROM visits v USING k
+                        WHERE v.facility = k.facility AND v.visit_id = k.visit_id
+                          AND v.end_time IS NULL),
+               orphaned AS (UPDATE visits v SET day = NULL, start_time = NULL,
+                                   client_pseudonym = NULL, pseudonym_key = NULL, route = NULL,
+                                   substances = NULL, assisted_injection = NULL,
+                                   first_visit = NULL
+                            FROM k WHERE v.facility = k.facility AND v.visit_id = k.visit_id
+                              AND v.end_time IS NOT NULL)
+               SELECT district, day, facility FROM old WHERE day IS NOT NULL""",
+            [k[0] for k in r.visit_starts],
+            [k[1] for k in r.visit_starts],
+        )
+    if r.visit_ends:
+        touched += await conn.fetch(
+            """WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+                          AS k(facility, visit_id, end_time)),
+               gone AS (DELETE FROM visits v USING k
+                        WHERE v.facility = k.facility AND v.visit_id = k.visit_id
+                          AND v.end_time = k.end_time AND v.start_time IS NULL)
+               UPDATE visits v SET end_time = NULL FROM k
+               WHERE v.facility = k.facility AND v.visit_id = k.visit_id
+                 AND v.end_time = k.end_time AND v.start_time IS NOT NULL
+               RETURNING v.district, v.day, v.facility""",
+            [k[0] for k in r.visit_ends],
+            [k[1] for k in r.visit_ends],
+            [k[2] for k in r.visit_ends],
+        )
+    if r.stock_movements:
+        await conn.execute(
+            """DELETE FROM stock_movements m USING unnest($1::text[], $2::uuid[]) AS k(s, i)
+               WHERE m.source = k.s AND m.id = k.i""",
+            [k[0] for k in r.stock_movements],
+            [k[1] for k in r.stock_movements],
+        )
+    day_keys = {(t["district"], t["day"]) for t in touched}
+    facility_keys = {(t["facility"], t["day"]) for t in touched}
+    await _reset_visit_figures(conn, day_keys, facility_keys)
+    await recompute_visit_figures(conn, day_keys, facility_keys, max_visit)
+    await _drop_empty_rows(conn, r.changes, day_keys, facility_keys)
+
+
+async def _reset_visit_figures(
+    conn: Conn, day_keys: set[tuple[str, date]], facility_keys: set[tuple[str, date]]
+) -> None:
+    """Zero the visit figures of these keys (the recompute then sets those that still have
+    visits: it only writes keys with at least one visit)."""
+    if day_keys:
+        keys = sorted(day_keys)
+        await conn.execute(
+            """UPDATE district_daily t SET visits = 0, unique_clients = 0, new_clients = 0,
+                   assisted_injections = 0, visits_completed = 0, visit_minutes_median = NULL,
+                   visit_minutes_mean = NULL, visit_seconds_total = 0
+               FROM unnest($1::text[], $2::date[]) AS k(d, dy)
+               WHERE t.district = k.d AND t.day = k.dy""",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+    if facility_keys:
+        fkeys = sorted(facility_keys)
+        await conn.execute(
+            """UPDATE facility_daily t SET visits = 0
+               FROM unnest($1::text[], $2::date[]) AS k(f, dy)
+               WHERE t.facility = k.f AND t.day = k.dy""",
+            [k[0] for k in fkeys],
+            [k[1] for k in fkeys],
+        )
+
+
+async def _drop_empty_rows(
+    conn: Conn,
+    ch: Changes,
+    day_keys: set[tuple[str, date]],
+    facility_keys: set[tuple[str, date]],
+) -> None:
+    """Delete rows a retraction left at zero (a log without the voided events has none)."""
+    dkeys = sorted(set(ch.daily) | {k[:2] for k in ch.breakdown} | day_keys)
+    if dkeys:
+        await conn.execute(
+            """DELETE FROM district_daily_breakdown b
+               USING unnest($1::text[], $2::date[]) AS k(d, dy)
+               WHERE b.district = k.d AND b.day = k.dy AND b.n <= 0""",
+            [k[0] for k in dkeys],
+            [k[1] for k in dkeys],
+        )
+        await conn.execute(
+            f"""DELETE FROM district_daily t USING unnest($1::text[], $2::date[]) AS k(d, dy)
+               WHERE t.district = k.d AND t.day = k.dy AND t.visits = 0
+                 AND {" AND ".join(f"t.{c} = 0" for c in _DAILY_COLS)}""",  # noqa: S608
+            [k[0] for k in dkeys],
+            [k[1] for k in dkeys],
+        )
+    fkeys = sorted(set(ch.facility_daily) | facility_keys)
+    if fkeys:
+        await conn.execute(
+            f"""DELETE FROM facility_daily t USING unnest($1::text[], $2::date[]) AS k(f, dy)
+               WHERE t.facility = k.f AND t.day = k.dy AND t.visits = 0
+                 AND {" AND ".join(f"t.{c} = 0" for c in FACILITY_INT_COLUMNS)}""",  # noqa: S608
+            [k[0] for k in fkeys],
+            [k[1] for k in fkeys],
+        )
 
 
 # --- read models ------------------------------------------------------------------------------
@@ -175,13 +462,13 @@ _FACILITY_UPSERT = (
 )
 
 
-async def apply_changes(conn: Conn, ch: Changes) -> None:
+async def apply_changes(conn: Conn, ch: Changes, max_visit: timedelta = DEFAULT_MAX_VISIT) -> None:
     """Write ``ch`` (see :func:`services.projection.domain.project`)."""
     await _daily(conn, ch)
     await _breakdown(conn, ch)
     await _facility(conn, ch)
     day_keys, facility_keys = await _visits(conn, ch)
-    await recompute_visit_figures(conn, day_keys, facility_keys)
+    await recompute_visit_figures(conn, day_keys, facility_keys, max_visit)
     await _stock(conn, ch)
     await _alerts(conn, ch)
     await _alert_lifecycle(conn, ch)
@@ -251,12 +538,13 @@ async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[t
         ends = [ch.visit_ends.get(k) for k in keys]
         returned += await conn.fetch(
             """INSERT INTO visits (facility, visit_id, district, day, start_time, client_pseudonym,
-                                   route, substances, assisted_injection, first_visit, end_time)
-               SELECT f, v, d, dy, st, cp, r, string_to_array(s, ','), a, fv, et
+                                   route, substances, assisted_injection, first_visit, end_time,
+                                   pseudonym_key)
+               SELECT f, v, d, dy, st, cp, r, string_to_array(s, ','), a, fv, et, pk
                FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::timestamptz[],
                            $6::text[], $7::text[], $8::text[], $9::bool[], $10::bool[],
-                           $11::timestamptz[])
-                    AS u(f, v, d, dy, st, cp, r, s, a, fv, et)
+                           $11::timestamptz[], $12::text[])
+                    AS u(f, v, d, dy, st, cp, r, s, a, fv, et, pk)
                ON CONFLICT (facility, visit_id) DO UPDATE
                SET day = CASE WHEN visits.start_time IS NULL THEN EXCLUDED.day
                               ELSE visits.day END,
@@ -264,6 +552,9 @@ async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[t
                    client_pseudonym = CASE WHEN visits.start_time IS NULL
                                            THEN EXCLUDED.client_pseudonym
                                            ELSE visits.client_pseudonym END,
+                   pseudonym_key = CASE WHEN visits.start_time IS NULL
+                                        THEN EXCLUDED.pseudonym_key
+                                        ELSE visits.pseudonym_key END,
                    route = CASE WHEN visits.start_time IS NULL THEN EXCLUDED.route
                                 ELSE visits.route END,
                    substances = CASE WHEN visits.start_time IS NULL THEN EXCLUDED.substances
@@ -290,6 +581,7 @@ async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[t
             [s.assisted_injection for s in starts],
             [s.first_visit for s in starts],
             [e.end_time if e is not None else None for e in ends],
+            [s.pseudonym_key for s in starts],
         )
     only_ends = [ch.visit_ends[k] for k in sorted(ch.visit_ends) if k not in ch.visit_starts]
     if only_ends:
@@ -311,10 +603,17 @@ async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[t
 
 
 async def recompute_visit_figures(
-    conn: Conn, day_keys: set[tuple[str, date]], facility_keys: set[tuple[str, date]]
+    conn: Conn,
+    day_keys: set[tuple[str, date]],
+    facility_keys: set[tuple[str, date]],
+    max_visit: timedelta = DEFAULT_MAX_VISIT,
 ) -> None:
     """Recompute the visit-derived figures of these (district, day) / (facility, day) keys from
     the ``visits`` facts (exact unique clients, median and mean of completed visits).
+
+    Plausibility: a visit counts as completed (and enters the duration figures) only when its
+    end is at or after its start and at most ``max_visit`` later; one ending before its start
+    or lasting longer is still a visit, closed by rule, without a duration.
 
     Cost: the visits of the touched district-days are read once (a materialised CTE feeds both
     ``district_daily`` and the route/substance breakdown); the facility counts read the visits
@@ -336,7 +635,9 @@ async def recompute_visit_figures(
                      SELECT v.district, v.day, v.client_pseudonym, v.first_visit,
                             v.assisted_injection, v.route, v.substances,
                             v.end_time - v.start_time AS dur,
-                            v.end_time >= v.start_time AS done
+                            coalesce(v.end_time >= v.start_time
+                                     AND v.end_time - v.start_time <= $3::interval,
+                                     false) AS done
                      FROM visits v JOIN k USING (district, day)
                      WHERE v.start_time IS NOT NULL),
                agg AS (
@@ -372,7 +673,10 @@ async def recompute_visit_figures(
                FROM v, unnest(v.substances) AS s GROUP BY 1, 2, 4""",
             districts,
             days,
+            max_visit,
         )
+    if day_keys:
+        await _recompute_city_days(conn, {k[1] for k in day_keys}, max_visit)
     if facility_keys:
         fkeys = sorted(facility_keys)
         facilities, fdays = [k[0] for k in fkeys], [k[1] for k in fkeys]
@@ -392,6 +696,30 @@ async def recompute_visit_figures(
             sorted(set(fdays)),
             sorted(set(facilities)),
         )
+
+
+async def _recompute_city_days(conn: Conn, days: set[date], max_visit: timedelta) -> None:
+    """City-wide distinct clients and median minutes of these days, from ``visits``.
+
+    Serialised by a city-wide advisory lock (taken after the district locks, so the lock order
+    stays the same everywhere): two instances writing different districts of one day would
+    otherwise each count the other's uncommitted visits out."""
+    ordered = sorted(days)
+    await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", CITY_LOCK_NS)
+    await conn.execute("DELETE FROM city_daily WHERE day = ANY($1::date[])", ordered)
+    await conn.execute(
+        """INSERT INTO city_daily (day, unique_clients, visit_minutes_median)
+           SELECT day, count(DISTINCT client_pseudonym),
+                  round(extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (
+                            ORDER BY end_time - start_time)
+                        FILTER (WHERE end_time >= start_time
+                                  AND end_time - start_time <= $2::interval)) / 60, 2)
+           FROM visits
+           WHERE day = ANY($1::date[]) AND start_time IS NOT NULL
+           GROUP BY day""",
+        ordered,
+        max_visit,
+    )
 
 
 async def _stock(conn: Conn, ch: Changes) -> None:

@@ -27,9 +27,9 @@ class EventSpec:
 CATALOGUE: dict[str, EventSpec] = {
     spec.type: spec
     for spec in (
-        EventSpec("dk.dcr.visit.started", topics.VISITS, p.VisitStarted),
+        EventSpec("dk.dcr.visit.started", topics.VISITS, p.VisitStarted, version=2),
         EventSpec("dk.dcr.visit.ended", topics.VISITS, p.VisitEnded),
-        EventSpec("dk.dcr.visit.refused", topics.VISITS, p.VisitRefused),
+        EventSpec("dk.dcr.visit.refused", topics.VISITS, p.VisitRefused, version=2),
         EventSpec("dk.dcr.referral.made", topics.VISITS, p.ReferralMade),
         EventSpec("dk.dcr.service.given", topics.VISITS, p.ServiceGiven),
         EventSpec("dk.dcr.supplies.dispensed", topics.SUPPLIES, p.SuppliesDispensed),
@@ -42,6 +42,7 @@ CATALOGUE: dict[str, EventSpec] = {
         EventSpec("dk.dcr.alert.raised", topics.ALERTS, p.DrugAlertRaised),
         EventSpec("dk.dcr.alert.acknowledged", topics.ALERTS, p.DrugAlertAcknowledged),
         EventSpec("dk.dcr.alert.resolved", topics.ALERTS, p.DrugAlertResolved),
+        EventSpec("dk.dcr.report.voided", topics.CORRECTIONS, p.ReportVoided),
     )
 }
 
@@ -49,7 +50,19 @@ _BY_MODEL: dict[type[p.Payload], EventSpec] = {s.model: s for s in CATALOGUE.val
 
 #: (type, from_version) -> function turning that version's data into version ``from_version + 1``.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def _add_legacy_key_id(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 -> v2 of the visit events: pseudonyms made before key ids existed are key ``k0``."""
+    if data.get("client_pseudonym") is None:
+        return data
+    return {**data, "pseudonym_key": p.LEGACY_KEY_ID}
+
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("dk.dcr.visit.started", 1): _add_legacy_key_id,
+    ("dk.dcr.visit.refused", 1): _add_legacy_key_id,
+}
 
 
 def spec_for(model: type[p.Payload]) -> EventSpec:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Self
+from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -23,20 +24,27 @@ from shared.events.vocabulary import (
     Severity,
     Substance,
     SupplyItem,
+    VoidReason,
 )
 
 #: Upper bound for any one count in one event (a day's worth for a large facility, times ten).
 MAX_COUNT = 10_000
 MAX_WEIGHT_KG = 1_000.0
 
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
-PositiveCount = Annotated[int, Field(ge=1, le=MAX_COUNT)]
-WeightKg = Annotated[float, Field(ge=0, le=MAX_WEIGHT_KG, allow_inf_nan=False)]
+#: Counts are strict integers: ``true`` is not 1 and ``"3"`` is not 3 (422 naming the field).
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_COUNT)]
+PositiveCount = Annotated[int, Field(strict=True, ge=1, le=MAX_COUNT)]
+Booth = Annotated[int, Field(strict=True, ge=1, le=200)]
+WeightKg = Annotated[float, Field(strict=True, ge=0, le=MAX_WEIGHT_KG, allow_inf_nan=False)]
 #: Opaque identifier of a visit (issued by the intake service).
 VisitId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 #: Hex HMAC-SHA256 of a client's facility code. Never the clear code.
 Pseudonym = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 DistrictId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")]
+#: Name of the secret a pseudonym was made under (``DCR_PSEUDONYM_KEY_ID``); see shared.privacy.
+PseudonymKeyId = Annotated[str, Field(pattern=r"^[a-z0-9]{1,16}$")]
+#: Key id of pseudonyms published before key ids existed (schema version 1 of the visit events).
+LEGACY_KEY_ID = "k0"
 
 
 class Payload(BaseModel):
@@ -49,9 +57,13 @@ class Payload(BaseModel):
 
 
 class VisitStarted(Payload):
+    """Schema v2: ``pseudonym_key`` names the secret of ``client_pseudonym`` (v1 had none: the
+    upcaster sets :data:`LEGACY_KEY_ID`). Pseudonyms under different keys never match."""
+
     visit_id: VisitId
     client_pseudonym: Pseudonym
-    booth: Annotated[int, Field(ge=1, le=200)] | None = None
+    pseudonym_key: PseudonymKeyId = LEGACY_KEY_ID
+    booth: Booth | None = None
     substances: Annotated[tuple[Substance, ...], Field(min_length=1, max_length=10)]
     route: Route
     assisted_injection: bool = False
@@ -63,8 +75,11 @@ class VisitEnded(Payload):
 
 
 class VisitRefused(Payload):
+    """Schema v2: ``pseudonym_key`` as in :class:`VisitStarted` (None without a pseudonym)."""
+
     reason: RefusalReason
     client_pseudonym: Pseudonym | None = None
+    pseudonym_key: PseudonymKeyId | None = None
 
 
 class ReferralMade(Payload):
@@ -75,6 +90,19 @@ class ReferralMade(Payload):
 class ServiceGiven(Payload):
     service: OnSiteService
     visit_id: VisitId | None = None
+
+
+# --- dcr.corrections --------------------------------------------------------------------------
+
+
+class ReportVoided(Payload):
+    """A facility retracts one of its own earlier reports: the event with id ``target_id`` and
+    the SAME CloudEvents source (a room can only void its own reports). Every read model
+    applies it, whichever of the two events arrives first. To amend a report, void it and send
+    the corrected report as a new event."""
+
+    target_id: UUID
+    reason: VoidReason
 
 
 # --- dcr.supplies -----------------------------------------------------------------------------
@@ -124,7 +152,7 @@ class StreetNeedlesCollected(_CountOrWeight):
 
 
 class Interventions(Payload):
-    naloxone_doses: Annotated[int, Field(ge=0, le=20)] = 0
+    naloxone_doses: Annotated[int, Field(strict=True, ge=0, le=20)] = 0
     oxygen: bool = False
     rescue_breathing: bool = False
     cpr: bool = False
@@ -162,7 +190,7 @@ class DrugAlertRaised(Payload):
     reason: AlertReason
     episode: Annotated[str, Field(min_length=1, max_length=200)]
     substance: Substance | None = None
-    overdoses_in_window: Annotated[int, Field(ge=0)] | None = None
+    overdoses_in_window: Annotated[int, Field(strict=True, ge=0)] | None = None
     window_start: AwareDatetime | None = None
     window_end: AwareDatetime | None = None
     facility_id: str | None = None

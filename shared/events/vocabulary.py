@@ -31,6 +31,15 @@ class RefusalReason(StrEnum):
     OTHER = "other"
 
 
+class VoidReason(StrEnum):
+    """Why a facility retracts one of its own reports (``dk.dcr.report.voided``)."""
+
+    MISTAKEN = "mistaken"  # it did not happen
+    DUPLICATE = "duplicate"  # reported twice (under two event ids)
+    WRONG_DETAILS = "wrong_details"  # amended: the corrected report is sent as a new event
+    OTHER = "other"
+
+
 class ReferralKind(StrEnum):
     ADDICTION_TREATMENT = "addiction_treatment"
     OPIOID_SUBSTITUTION = "opioid_substitution"

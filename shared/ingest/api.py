@@ -6,12 +6,15 @@ Every route does the same, in this order:
 2. validate the body (pydantic; 422 naming the field) and the event time window (422);
 3. build the event payload (the service's own ``to_payload``: pseudonymise, issue ids);
 4. idempotency: under an ``Idempotency-Key`` header (or a client-supplied ``event_id``) the same
-   request returns the same answer and publishes nothing new, across restarts (409 if the key
-   is reused for a different body);
+   request returns the same answer (same status and body) and publishes nothing new, across
+   restarts. Keys are scoped to (principal, route); a key reused for a different body is 409.
+   A client-supplied ``event_id`` is unique per principal across every route and service: used
+   again with a different body (or on another route) it is 409, whatever the Idempotency-Key;
 5. publish to Kafka and answer 202 only once the broker acknowledged; 503 + Retry-After otherwise.
 
 Invariant: nothing is answered 202 that Kafka did not acknowledge; a retry with the same key after
-a 503 publishes the same event (same id), so downstream dedup by (source, id) counts it once.
+a 503 publishes the same event (same id), so downstream dedup by (source, id) counts it once; and
+no two different reports ever share one (source, id), so that dedup never drops a real report.
 """
 
 import time
@@ -27,7 +30,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.auth import Principal, PrincipalKind, TokenRegistry
-from shared.city import City
+from shared.city import City, PseudonymScope
 from shared.events.envelope import (
     Envelope,
     district_source,
@@ -44,7 +47,7 @@ from shared.ingest.ports import (
     StoreUnavailable,
 )
 from shared.metrics import AUTH_FAILURES, INGEST_EVENTS, PUBLISH_ERRORS, PUBLISH_LATENCY
-from shared.privacy import Pseudonymiser
+from shared.privacy import CITY_SCOPE, Pseudonymiser
 from shared.settings import IngestSettings
 
 FacilityId = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$", examples=["halmtorv"])]
@@ -97,12 +100,20 @@ class IngestContext:
     event_id: uuid.UUID
     facility_id: str | None
     _pseudonymiser: Pseudonymiser
+    pseudonym_scope: PseudonymScope = PseudonymScope.FACILITY
 
     def pseudonym(self, client_code: str) -> str:
-        """Keyed pseudonym of a client's code at this facility (the clear code goes no further)."""
+        """Keyed pseudonym of a client's code, in the city's pseudonym scope (this facility, or
+        the whole city); the clear code goes no further. Made under :attr:`pseudonym_key`."""
         if self.facility_id is None:
             raise ValueError("pseudonyms are issued for facility reports only")
-        return self._pseudonymiser.pseudonym(self.facility_id, client_code)
+        scope_id = CITY_SCOPE if self.pseudonym_scope is PseudonymScope.CITY else self.facility_id
+        return self._pseudonymiser.pseudonym(scope_id, client_code)
+
+    @property
+    def pseudonym_key(self) -> str:
+        """Id of the secret the pseudonyms of this request are made under."""
+        return self._pseudonymiser.key_id
 
     @staticmethod
     def new_id() -> str:
@@ -148,6 +159,15 @@ class Accepted(BaseModel):
     event_id: uuid.UUID
     type: str
     model_config = ConfigDict(extra="allow")
+
+
+class InvalidField(ValueError):
+    """Raised by a route's ``to_payload`` for a cross-field rule: 422 naming ``field``."""
+
+    def __init__(self, field: str, msg: str) -> None:
+        super().__init__(msg)
+        self.field = field
+        self.msg = msg
 
 
 def _field_error(loc: str, msg: str) -> HTTPException:
@@ -201,7 +221,10 @@ def build_router(
             responses={
                 401: {"description": "missing or invalid token"},
                 403: {"description": "token may not report for this facility/district"},
-                409: {"description": "Idempotency-Key reused with a different body"},
+                409: {
+                    "description": "Idempotency-Key or event_id reused with a different body "
+                    "or on another route"
+                },
                 422: {"description": "invalid field (named in detail[].loc)"},
                 503: {"description": "Kafka unavailable; retry after Retry-After"},
             },
@@ -225,13 +248,17 @@ def _endpoint(
         deps = get_deps(request)
         source, facility_id = _authorise(route, body, principal, deps)
         _check_time_window(body.occurred_at, deps)
-        key = idempotency_key or (str(body.event_id) if body.event_id else None)
         event_id = body.event_id or uuid.uuid4()
         ctx = IngestContext(
-            event_id=event_id, facility_id=facility_id, _pseudonymiser=deps.pseudonymiser
+            event_id=event_id,
+            facility_id=facility_id,
+            _pseudonymiser=deps.pseudonymiser,
+            pseudonym_scope=deps.city.pseudonym_scope,
         )
         try:
             payload = route.to_payload(body, ctx)
+        except InvalidField as exc:
+            raise _field_error(exc.field, exc.msg) from None
         except ValueError as exc:  # cross-field rules of the service
             raise _field_error("body", str(exc)) from None
         envelope = Envelope.wrap(payload, id=event_id, source=source, time=body.occurred_at)
@@ -240,26 +267,34 @@ def _endpoint(
             "type": envelope.type,
             **{name: getattr(payload, name) for name in route.echo},
         }
-        if key is None:
+        if idempotency_key is None and body.event_id is None:
             await _publish(deps, envelope)
             _accepted(route, deps, envelope)
             return JSONResponse(status_code=202, content=response)
-        fingerprint = deps.pseudonymiser.fingerprint(body.model_dump_json().encode())
+        route_id = f"{deps.service}{route.path}"
+        fingerprint = deps.pseudonymiser.fingerprint(
+            route_id.encode() + b"\x1f" + body.model_dump_json().encode()
+        )
         try:
             record, fresh = await deps.idempotency.claim(
                 IdempotencyRecord(
-                    scope=principal.id,
-                    key=key,
+                    scope=f"{principal.id}\x1f{route_id}",
+                    key=idempotency_key or f"event_id:{body.event_id}",
                     fingerprint=fingerprint,
                     envelope_json=to_record_json(envelope),
                     response=response,
+                    event_key=f"{principal.id}\x1f{body.event_id}" if body.event_id else None,
                 )
             )
             if record.fingerprint != fingerprint:
-                raise HTTPException(409, "Idempotency-Key was already used with a different body")
+                raise HTTPException(
+                    409,
+                    "Idempotency-Key or event_id was already used with a different body "
+                    "or on another route",
+                )
             if not record.published:
                 await _publish(deps, from_record_json(record.envelope_json))
-                await deps.idempotency.mark_published(principal.id, key)
+                await deps.idempotency.mark_published(record.scope, record.key)
                 if fresh:
                     _accepted(route, deps, envelope)
         except StoreUnavailable:

@@ -54,7 +54,7 @@ async def real_deps(service: str) -> AsyncIterator[IngestDeps]:
             service=service,
             city=load_city(CitySettings().file),
             tokens=TokenRegistry.from_file(AuthSettings().tokens_file),
-            pseudonymiser=Pseudonymiser(security.pseudonym_secret.get_secret_value().encode()),
+            pseudonymiser=Pseudonymiser(security.secret_bytes(), security.pseudonym_key_id),
             publisher=publisher,
             idempotency=PostgresIdempotencyStore(pool),
             settings=IngestSettings(),

@@ -29,33 +29,43 @@ class PostgresIdempotencyStore:
 
     async def _claim(self, record: IdempotencyRecord) -> tuple[IdempotencyRecord, bool]:
         async with self._pool.acquire() as conn:
+            # No conflict target: a clash on (scope, key) or on the unique event_key is skipped.
             created = await conn.fetchval(
                 """INSERT INTO ingest_idempotency
-                       (scope, key, fingerprint, envelope, response, published)
-                   VALUES ($1, $2, $3, $4, $5::jsonb, false)
-                   ON CONFLICT (scope, key) DO NOTHING
+                       (scope, key, fingerprint, envelope, response, published, event_key)
+                   VALUES ($1, $2, $3, $4, $5::jsonb, false, $6)
+                   ON CONFLICT DO NOTHING
                    RETURNING true""",
                 record.scope,
                 record.key,
                 record.fingerprint,
                 record.envelope_json,
                 json.dumps(record.response),
+                record.event_key,
             )
-            row = await conn.fetchrow(
-                """SELECT fingerprint, envelope, response, published FROM ingest_idempotency
-                   WHERE scope = $1 AND key = $2""",
+            if created:
+                return record, True
+            rows = await conn.fetch(
+                """SELECT scope, key, fingerprint, envelope, response, published, event_key
+                   FROM ingest_idempotency
+                   WHERE (scope = $1 AND key = $2) OR event_key = $3
+                   ORDER BY (fingerprint = $4), scope, key""",
                 record.scope,
                 record.key,
+                record.event_key,
+                record.fingerprint,
             )
-        assert row is not None  # inserted or already there; rows are never deleted concurrently
+        # the clash is there: rows are deleted only by retention, long after any retry
+        row = rows[0]  # a differing fingerprint sorts first (false < true)
         return IdempotencyRecord(
-            scope=record.scope,
-            key=record.key,
+            scope=row["scope"],
+            key=row["key"],
             fingerprint=row["fingerprint"],
             envelope_json=row["envelope"],
             response=json.loads(row["response"]),
             published=row["published"],
-        ), bool(created)
+            event_key=row["event_key"],
+        ), False
 
     async def mark_published(self, scope: str, key: str) -> None:
         try:

@@ -30,6 +30,10 @@ class EventPublisher(Protocol):
 class IdempotencyRecord:
     """What a request made under one Idempotency-Key produced.
 
+    ``scope`` is (principal, route): one key means nothing on another route.
+    ``event_key`` is (principal, client-chosen ``event_id``) when the body names one: unique
+    across every route and service, so one event id can never carry two different reports
+    (the projection deduplicates by CloudEvents (source, id), so a second body would be lost).
     ``envelope_json`` holds the event to (re)publish: it contains pseudonyms, never clear codes.
     ``published`` turns true once the broker acknowledged it.
     """
@@ -40,12 +44,15 @@ class IdempotencyRecord:
     envelope_json: str
     response: dict[str, Any]
     published: bool = False
+    event_key: str | None = None
 
 
 class IdempotencyStore(Protocol):
     async def claim(self, record: IdempotencyRecord) -> tuple[IdempotencyRecord, bool]:
-        """Store ``record`` unless (scope, key) exists; return the stored one and whether it is
-        the one just stored (True) or an earlier request's (False)."""
+        """Store ``record`` unless a record with its (scope, key) or its ``event_key`` exists;
+        return the stored one and whether it is the one just stored (True) or an earlier
+        request's (False). When several earlier records match, one whose fingerprint differs
+        from ``record``'s is returned (the caller answers 409)."""
 
     async def mark_published(self, scope: str, key: str) -> None: ...
 
@@ -73,8 +80,17 @@ class InMemoryIdempotencyStore:
     records: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
 
     async def claim(self, record: IdempotencyRecord) -> tuple[IdempotencyRecord, bool]:
-        stored = self.records.setdefault((record.scope, record.key), record)
-        return stored, stored is record
+        earlier = [
+            r
+            for r in self.records.values()
+            if (r.scope, r.key) == (record.scope, record.key)
+            or (record.event_key is not None and r.event_key == record.event_key)
+        ]
+        if not earlier:
+            self.records[(record.scope, record.key)] = record
+            return record, True
+        differing = [r for r in earlier if r.fingerprint != record.fingerprint]
+        return (differing or earlier)[0], False
 
     async def mark_published(self, scope: str, key: str) -> None:
         self.records[(scope, key)] = replace(self.records[(scope, key)], published=True)

@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import Envelope, to_headers, to_value
 from shared.kafka.deadletter import VALUE_OMITTED_HEADER
 from shared.kafka.topics import DEADLETTER, VISITS
@@ -124,7 +125,8 @@ async def test_poison_records_are_dead_lettered_and_the_projection_goes_on(
         ),
         Poison(
             "schema-version-99",
-            "schema version 99 of dk.dcr.visit.refused is newer than 1",
+            "schema version 99 of dk.dcr.visit.refused is newer than "
+            f"{CATALOGUE['dk.dcr.visit.refused'].version}",
             good_json,
             _ce(template, ce_schemaversion="99"),
         ),

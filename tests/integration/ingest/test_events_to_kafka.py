@@ -63,6 +63,14 @@ CASES: list[tuple[str, str, str, dict[str, Any], str, dict[str, Any]]] = [
         {"service": "wound_care"},
     ),
     (
+        "intake",
+        "/v1/corrections/void",
+        "halmtorv",
+        {"target_event_id": "0b6f7e1c-3a52-4d4b-9a55-8c0d2b6a0e11", "reason": "mistaken"},
+        "dk.dcr.report.voided",
+        {"target_id": "0b6f7e1c-3a52-4d4b-9a55-8c0d2b6a0e11", "reason": "mistaken"},
+    ),
+    (
         "supply",
         "/v1/supplies/dispensed",
         "halmtorv",
@@ -173,7 +181,7 @@ async def test_event_reaches_kafka_as_a_cloudevent(
         source=f"/{kind}/{source_id}",
         key=source_id,
     )
-    assert record.headers["ce_schemaversion"] == b"1"
+    assert record.headers["ce_schemaversion"] == str(CATALOGUE[event_type].version).encode()
     payload = env.data.model_dump(mode="json")
     assert {k: payload[k] for k in expected} == expected
     if isinstance(env.data, VisitStarted):

@@ -52,7 +52,7 @@ ALLOWED_LABELS = frozenset(
 #: Metric name prefixes: ours, and prometheus_client's default process/platform collectors.
 ALLOWED_PREFIXES = ("dcr_", "process_", "python_")
 #: Values that look like a pseudonym (64 hex), a uuid4 hex id (visit/incident ids) or a uuid.
-_ID_LIKE = re.compile(r"^(?:[0-9a-f]{32}|[0-9a-f]{64}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f-]{24,})$")
+_ID_LIKE = re.compile(r"^(?:t?[0-9a-f]{32}|[0-9a-f]{64}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f-]{24,})$")
 
 
 def promtool_check(text: str) -> str:

@@ -15,6 +15,7 @@ import pytest
 
 from services.projection.store import READ_MODEL_TABLES
 from shared.events.envelope import Envelope
+from shared.kafka.topics import EVENT_TOPICS
 from shared.settings import REPO_ROOT
 from tests.integration.projection.harness import (
     ProjectionProcess,
@@ -124,7 +125,7 @@ async def test_two_instances_split_the_work_through_a_rebalance(
 
         async def split() -> bool:  # the rebalance completed: each owns some partitions
             owned = [await x.metric("dcr_projection_assigned_partitions") for x in (a, b)]
-            return all(n > 0 for n in owned) and sum(owned) == 24
+            return all(n > 0 for n in owned) and sum(owned) == 6 * len(EVENT_TOPICS)
 
         await poll_until(split, timeout=30, what="partitions split between a and b")
         await produce(iso_env.bootstrap, iso_env.topic_prefix, parts[1])

@@ -173,7 +173,7 @@ async def test_publisher_down_is_503_and_a_retry_publishes_exactly_once(intake: 
     assert retry.status_code == 202
     [env] = intake.publisher.published
     # the event stored under the key on the first attempt is the one published: same id
-    stored = intake.store.records[("halmtorv", "k-4")]
+    stored = intake.store.records[("halmtorv\x1fintake/visits", "k-4")]
     assert str(env.id) == retry.json()["event_id"] == stored.response["event_id"]
     again = await intake.client.post("/v1/visits", json=visit(), headers=bearer("halmtorv", "k-4"))
     assert again.json() == retry.json()

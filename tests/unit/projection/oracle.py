@@ -164,7 +164,8 @@ class Oracle:
                 mins = [
                     Decimal((v["end"] - v["start"]) / timedelta(microseconds=1)) / 60_000_000
                     for v in vs
-                    if "end" in v and v["end"] >= v["start"]
+                    # plausible only: not ending before the start, at most 12 h (issue 13)
+                    if "end" in v and v["start"] <= v["end"] <= v["start"] + timedelta(hours=12)
                 ]
                 row["visits_completed"] = len(mins)
                 if mins:

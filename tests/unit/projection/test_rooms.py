@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from services.projection.domain import decode_batch, first_occurrences
-from services.projection.rooms import RoomChanges, room_changes
+from services.projection.rooms import RoomChanges, room_changes, room_retraction
 from shared.events import payloads as p
 from shared.events.envelope import Envelope
 from shared.events.vocabulary import IncidentKind, Outcome, ReferralKind, Substance, SupplyItem
@@ -80,3 +80,20 @@ def test_any_batching_gives_the_same_sums() -> None:
         for k, v in part.room.items():
             summed[k] = summed.get(k, 0) + v
     assert summed == whole.room
+
+
+def test_a_retracted_event_is_undone_exactly() -> None:
+    """A void (or an id found conflicting) undoes what the event added, and nothing else."""
+    events = _events()
+    voided = [events[3], events[-1]]  # an overdose with naloxone, and a street report
+    kept = [e for e in events if e not in voided]
+    whole, undo = _changes(events), room_retraction(voided, f.CITY.zone)
+    expected = _changes(kept)
+    room = {k: whole.room.get(k, 0) + undo.room.get(k, 0) for k in whole.room | undo.room}
+    assert {k: v for k, v in room.items() if v} == expected.room
+    for key, delta in undo.street.items():
+        total = whole.street[key]
+        left = (total.reports + delta.reports, total.needles + delta.needles, total.kg + delta.kg)
+        want = expected.street.get(key)
+        assert left == ((want.reports, want.needles, want.kg) if want else (0, 0, Decimal(0)))
+    assert undo.room[("halmtorv", DAY, "naloxone_doses", "")] == -2
