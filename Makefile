@@ -1,6 +1,6 @@
 # Local stack and checks for dcr-platform (no Docker): see deploy/scripts/*.sh.
 #
-#   make up      venv, PostgreSQL, Kafka, Prometheus, the four services and the simulator
+#   make up      venv, PostgreSQL, Kafka, Prometheus, the services (public API: 8005) and the simulator
 #                (SIM=0 leaves it off); prints the URLs
 #   make down    stop, in reverse order, only what these scripts started
 #   make test    venv, PostgreSQL, Kafka, promtool, then pytest (PYTEST_ARGS="-k foo -x")
@@ -42,7 +42,8 @@ up: venv
 	@echo "  intake      http://127.0.0.1:8001/docs"
 	@echo "  supply      http://127.0.0.1:8002/docs"
 	@echo "  incident    http://127.0.0.1:8003/docs"
-	@echo "  projection  http://127.0.0.1:8004/docs"
+	@echo "  projection  http://127.0.0.1:8004/docs  (bearer token: .state/auth/dev-tokens.yaml)"
+	@echo "  public      http://127.0.0.1:8005/docs  (released public figures, no token)"
 	@echo "  prometheus  http://127.0.0.1:9090"
 	@echo "  kafka       127.0.0.1:9092"
 	@echo "  postgres    postgresql://dcr:dcr@127.0.0.1:5432/dcr"

@@ -18,12 +18,11 @@ import asyncpg
 import pytest
 import yaml
 
-from shared.auth import PrincipalKind, digest
-from shared.city import load_city
+from shared.auth import dev_principals, digest
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics, wait_until_ready
-from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
-from tests.support import TestEnv, delete_topics, drop_database
+from shared.settings import DatabaseSettings, KafkaSettings
+from tests.support import OPS_TOKEN_ENV, SCRAPE_TOKEN_ENV, TestEnv, delete_topics, drop_database
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +32,7 @@ def _env_vars(
     run = uuid.uuid4().hex[:10]
     base = DatabaseSettings().dsn.get_secret_value()
     dsn = base.rsplit("/", 1)[0] + f"/dcr_test_{run}"
-    city = load_city(CitySettings().file)
-    ids = [(f.id, PrincipalKind.FACILITY) for f in city.facilities]
-    ids.append(("sanitation-city", PrincipalKind.SANITATION))
+    ids = dev_principals()  # facilities, sanitation team, ops, analyst, prometheus
     tokens = {pid: secrets.token_urlsafe(24) for pid, _ in ids}
     tokens_file = Path(tmp_path_factory.mktemp("auth")) / "tokens.yaml"
     tokens_file.write_text(
@@ -56,6 +53,8 @@ def _env_vars(
             "DCR_DB_DSN": dsn,
             "DCR_AUTH_TOKENS_FILE": str(tokens_file),
             "DCR_PSEUDONYM_SECRET": secrets.token_hex(32),
+            SCRAPE_TOKEN_ENV: tokens["prometheus"],
+            OPS_TOKEN_ENV: tokens["ops"],
         }
     )
     yield base, dsn, tokens

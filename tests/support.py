@@ -4,6 +4,7 @@ isolated environments (topic prefix + database) integration tests run in."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -59,12 +60,33 @@ async def drop_database(admin: asyncpg.Connection, name: str, timeout: float = 3
 
 
 @asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run ``app``'s lifespan (real clients) and give an HTTP client talking to it in-process."""
+async def serve(
+    app: FastAPI, headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run ``app``'s lifespan (real clients) and give an HTTP client talking to it in-process
+    (sending ``headers``, e.g. a reader's bearer token, with every request)."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=headers
+        ) as client:
             yield client
+
+
+#: The session's Prometheus-scraper and ops tokens (set by tests/conftest.py), for helpers that
+#: read ``/metrics`` or the read API of a service process without a TestEnv at hand.
+SCRAPE_TOKEN_ENV = "DCR_TEST_SCRAPE_TOKEN"
+OPS_TOKEN_ENV = "DCR_TEST_OPS_TOKEN"
+
+
+def scrape_auth() -> dict[str, str]:
+    """``Authorization`` for ``/metrics`` with the session's scraper token."""
+    return {"Authorization": f"Bearer {os.environ[SCRAPE_TOKEN_ENV]}"}
+
+
+def ops_auth() -> dict[str, str]:
+    """``Authorization`` for the internal read API with the session's ops token."""
+    return {"Authorization": f"Bearer {os.environ[OPS_TOKEN_ENV]}"}
 
 
 def now_iso() -> str:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the four Python services locally with uvicorn, in the background.
+# Run the five Python services locally (the public API is a second app of the projection) with uvicorn, in the background.
 #
 #   services.sh start    start each service that is not already running, then wait (60 s
 #                        deadline, polling) until every /healthz answers 200; on timeout print
@@ -21,6 +21,7 @@ SERVICES=(
     "supply     services.supply.app:create_app     8002"
     "incident   services.incident.app:create_app   8003"
     "projection services.projection.app:create_app 8004"
+    "public     services.projection.public_app:create_app 8005"
 )
 HEALTH_TIMEOUT=60
 
@@ -30,10 +31,7 @@ start() {
     require_venv
     command -v curl >/dev/null || apt_ensure curl
     local entry name app port pid
-    # Development bearer tokens: hashed in tokens.yaml (read by the services), clear in
-    # dev-tokens.yaml (for curl and the simulator). Generated once, kept across restarts.
-    (cd "$ROOT" && "$VENV_PY" -m shared.auth generate \
-        --out "$STATE/auth/tokens.yaml" --clear-out "$STATE/auth/dev-tokens.yaml" >/dev/null)
+    dev_tokens  # lib.sh: .state/auth/{tokens,dev-tokens}.yaml, prometheus.token
     for entry in "${SERVICES[@]}"; do
         read -r name app port <<<"$entry"
         if pid="$(pid_of "$name" "$app")"; then

@@ -20,9 +20,10 @@ from services.projection.api import ReadContext, build_router
 from services.projection.domain_metrics import install_domain_metrics
 from services.projection.runner import ProjectionRunner
 from services.projection.settings import ProjectionSettings
+from shared.auth import TokenRegistry
 from shared.city import load_city
 from shared.http import install_common
-from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
+from shared.settings import AuthSettings, CitySettings, DatabaseSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 SERVICE = "projection"
@@ -36,6 +37,7 @@ def create_app() -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.tokens = TokenRegistry.from_file(AuthSettings().tokens_file)
         db = DatabaseSettings()
         dsn = db.dsn.get_secret_value()
         pool = await asyncpg.create_pool(dsn, min_size=db.pool_min, max_size=db.pool_max)
@@ -82,8 +84,12 @@ def create_app() -> FastAPI:
             "consumer": runner.running,
         }
 
-    app.include_router(build_router(get_ctx), prefix="/v1", tags=[SERVICE])
-    install_common(app, SERVICE, health, MAX_BODY_BYTES)
+    def get_tokens(request: Request) -> TokenRegistry:
+        tokens: TokenRegistry = request.app.state.tokens
+        return tokens
+
+    app.include_router(build_router(get_ctx, get_tokens, SERVICE), prefix="/v1", tags=[SERVICE])
+    install_common(app, SERVICE, health, MAX_BODY_BYTES, tokens=get_tokens)
     return app
 
 

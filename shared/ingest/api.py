@@ -36,6 +36,7 @@ from shared.events.envelope import (
     to_record_json,
 )
 from shared.events.payloads import Payload
+from shared.http_auth import bearer_principal, forbidden
 from shared.ingest.ports import (
     EventPublisher,
     IdempotencyRecord,
@@ -43,7 +44,7 @@ from shared.ingest.ports import (
     PublishError,
     StoreUnavailable,
 )
-from shared.metrics import AUTH_FAILURES, INGEST_EVENTS, PUBLISH_ERRORS, PUBLISH_LATENCY
+from shared.metrics import INGEST_EVENTS, PUBLISH_ERRORS, PUBLISH_LATENCY
 from shared.privacy import Pseudonymiser
 from shared.settings import IngestSettings
 
@@ -168,14 +169,7 @@ def build_router(
         request: Request, authorization: Annotated[str | None, Header()] = None
     ) -> Principal:
         deps = get_deps(request)
-        if not authorization or not authorization.lower().startswith("bearer "):
-            AUTH_FAILURES.labels(deps.service, "missing").inc()
-            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        principal = deps.tokens.authenticate(authorization[7:].strip())
-        if principal is None:
-            AUTH_FAILURES.labels(deps.service, "invalid").inc()
-            raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
-        return principal
+        return bearer_principal(deps.tokens, deps.service, authorization)
 
     for route in routes:
         router.add_api_route(
@@ -277,17 +271,15 @@ def _authorise(
     if route.scope is Scope.FACILITY:
         assert isinstance(body, FacilityReport)
         if principal.kind is not PrincipalKind.FACILITY or principal.id != body.facility_id:
-            AUTH_FAILURES.labels(deps.service, "forbidden").inc()
-            raise HTTPException(
-                403, f"this token may not report for facility_id {body.facility_id!r}"
+            raise forbidden(
+                deps.service, f"this token may not report for facility_id {body.facility_id!r}"
             )
         if body.facility_id not in deps.city.facility_by_id:
             raise _field_error("facility_id", "unknown facility")
         return facility_source(body.facility_id), body.facility_id
     assert isinstance(body, DistrictReport)
     if principal.kind is not PrincipalKind.SANITATION:
-        AUTH_FAILURES.labels(deps.service, "forbidden").inc()
-        raise HTTPException(403, "only sanitation team tokens may report street collections")
+        raise forbidden(deps.service, "only sanitation team tokens may report street collections")
     if body.district not in deps.city.district_by_id:
         raise _field_error("district", "unknown district")
     return district_source(body.district), None

@@ -27,7 +27,7 @@ from services.supply.app import create_app as create_supply
 from shared.auth import Principal, PrincipalKind, TokenRegistry, digest
 from tests.faults.conftest import report
 from tests.integration.projection.harness import end_offsets
-from tests.support import TestEnv, serve
+from tests.support import TestEnv, scrape_auth, serve
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +103,7 @@ async def test_every_unauthorised_request_is_refused_counted_and_publishes_nothi
             "supply": supply,
             "incident": incident_client,
         }
-        before = _failures((await intake.get("/metrics")).text)
+        before = _failures((await intake.get("/metrics", headers=scrape_auth())).text)
         for service, path, body, headers, status, _ in cases:
             r = await clients[service].post(path, json=body, headers=headers)
             assert r.status_code == status, (service, path, headers.keys(), r.text)
@@ -112,7 +112,7 @@ async def test_every_unauthorised_request_is_refused_counted_and_publishes_nothi
             if status == 401:
                 assert r.headers["WWW-Authenticate"] == "Bearer"
             answered.append(f"{service}{path} {status} {detail}")
-        after = _failures((await intake.get("/metrics")).text)
+        after = _failures((await intake.get("/metrics", headers=scrape_auth())).text)
         # the right ones still get through (so the refusals above were about the token)
         ok = await intake.post("/v1/refusals", json=refusal, headers=bearer(tokens["halmtorv"]))
         assert ok.status_code == 202, ok.text

@@ -47,7 +47,7 @@ from tests.integration.monitoring.stack import (
     wait_healthy,
 )
 from tests.monitoring import dashboards as dash
-from tests.support import poll_until, read_topic
+from tests.support import poll_until, read_topic, scrape_auth
 
 if TYPE_CHECKING:
     from tests.integration.conftest import TestEnv
@@ -198,7 +198,7 @@ async def test_every_service_and_prometheus_itself_is_scraped(live: Live) -> Non
 async def test_each_service_process_exposition_passes_promtool(live: Live, service: str) -> None:
     """Each process's own exposition (the projection's with its domain metrics)."""
     async with httpx.AsyncClient(timeout=10) as c:
-        text = (await c.get(f"{live.urls[service]}/metrics")).text
+        text = (await c.get(f"{live.urls[service]}/metrics", headers=scrape_auth())).text
     assert await asyncio.to_thread(promtool_check, text) == ""
     problems = label_problems(text, frozenset(live.traffic.client_codes | live.traffic.issued_ids))
     assert problems == [], problems

@@ -22,7 +22,7 @@ from tests.integration.projection.harness import (
     log_events,
     wait_caught_up,
 )
-from tests.support import auth, poll_until, serve
+from tests.support import auth, ops_auth, poll_until, serve
 from tests.unit.projection.factory import CITY
 from tests.unit.projection.oracle import Oracle
 
@@ -56,7 +56,7 @@ async def test_scripted_stream_through_the_ingest_apis(iso_env: TestEnv) -> None
         serve(intake_app()) as intake,
         serve(supply_app()) as supply,
         serve(incident_app()) as incident,
-        serve(projection_app()) as projection,
+        serve(projection_app(), headers=ops_auth()) as projection,
     ):
         # --- day 2 (yesterday), halmtorv in vesterbro: 8 visits, 6 inject + 2 smoke ---------
         durations = [10, 20, 30, 40, 50, 60]  # minutes, for the first six (two never end)
@@ -333,7 +333,7 @@ async def test_scripted_stream_through_the_ingest_apis(iso_env: TestEnv) -> None
 
 
 async def test_read_api_validation(iso_env: TestEnv) -> None:
-    async with serve(projection_app()) as projection:
+    async with serve(projection_app(), headers=ops_auth()) as projection:
         r = await projection.get("/v1/districts/atlantis/daily")
         assert r.status_code == 404
         r = await projection.get("/v1/districts/vesterbro/daily", params={"from": "2026-13-01"})
