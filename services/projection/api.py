@@ -7,8 +7,6 @@ city's time zone; ``from``/``to`` default to today there, ``from > to`` or a ran
 ``max_range_days`` is a 422.
 """
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime

@@ -284,7 +284,7 @@ class _Lp:
         lp.a_matrix_.start_ = np.cumsum([0, *(len(col) for col in columns)]).astype(np.int32)
         lp.a_matrix_.index_ = np.array([k for col in columns for k, _ in col], dtype=np.int32)
         lp.a_matrix_.value_ = np.array([v for col in columns for _, v in col], dtype=float)
-        self._highs = highspy.Highs()
+        self._highs = highspy.Highs()  # type: ignore[no-untyped-call]
         self._highs.setOptionValue("output_flag", False)
         self._highs.passModel(lp)
         self._all = np.arange(len(cells), dtype=np.int32)
