@@ -182,7 +182,7 @@ def audit(
     relations: Sequence[Relation],
     width: float = math.inf,
     only: set[str] | None = None,
-    cache: dict[tuple[Any, ...], dict[Cell, Range]] | None = None,
+    seen: dict[Cell, Range] | None = None,
 ) -> dict[Cell, Range]:
     """A range a reader cannot narrow, for every hidden cell that appears in a relation.
 
@@ -192,8 +192,10 @@ def audit(
     returned range is spanned by feasible solutions the LPs found: once it is ``width`` wide the
     cell is proven protected and its exact bounds are not sought (default: always exact).
     Cells in no relation are unbounded above and not returned.
-    With ``only`` (period names), only components holding a cell of those periods are audited;
-    ``cache`` keeps the ranges of components already solved (same relations, same hidden cells).
+    With ``only`` (period names), only components holding a cell of those periods are audited.
+    ``seen`` carries the ranges spanned by earlier solutions: hiding more cells only adds
+    feasible tables (an earlier solution, with the newly hidden cells at their true values, is
+    still one), so a range once seen stays a valid lower bound across :func:`plan`'s rounds.
     """
     out: dict[Cell, Range] = {}
     for component in _components(hidden, relations):
@@ -201,13 +203,9 @@ def audit(
         if only is not None and not any(c[0] in only for r in rels for c in (r.total, *r.members)):
             continue
         cells = sorted({c for r in rels for c in (r.total, *r.members) if c in hidden})
-        key = (tuple(component), tuple(cells))
-        if cache is not None and key in cache:
-            out.update(cache[key])
-            continue
-        found = _component_ranges(values, cells, rels, width)
-        if cache is not None:
-            cache[key] = found
+        found = _component_ranges(values, cells, rels, width, seen or {})
+        if seen is not None:
+            seen.update(found)
         out.update(found)
     return out
 
@@ -218,15 +216,26 @@ UNBOUNDED = 1e7
 
 
 def _component_ranges(
-    values: Mapping[Cell, int], cells: list[Cell], rels: list[Relation], width: float
+    values: Mapping[Cell, int],
+    cells: list[Cell],
+    rels: list[Relation],
+    width: float,
+    seen_before: Mapping[Cell, Range],
 ) -> dict[Cell, Range]:
     """Every solution an LP returns is a feasible table: it widens the seen range of every cell
     at once. First whole groups of cells are pushed up and down together (objective: the sum of
     the cells not yet proven protected), then each remaining cell alone (its exact min and max).
     """
-    lp = _Lp(values, cells, rels)
     low = np.array([float(values[c]) for c in cells])
     high = low.copy()
+    for i, c in enumerate(cells):
+        if c in seen_before:
+            low[i] = min(low[i], seen_before[c].low)
+            high[i] = max(high[i], seen_before[c].high)
+    wide = np.floor(high + 1e-6) - np.ceil(low - 1e-6)
+    if np.all(wide >= width):
+        return {c: Range(float(low[i]), float(high[i])) for i, c in enumerate(cells)}
+    lp = _Lp(values, cells, rels)
 
     def seen(x: np.ndarray) -> None:
         np.minimum(low, x, out=low)
@@ -336,11 +345,11 @@ def plan(
         for c in (r.total, *r.members):
             by_cell[c].append(r)
     _no_single_unknown(values, hidden, new, relations)
-    cache: dict[tuple[Any, ...], dict[Cell, Range]] = {}
+    seen: dict[Cell, Range] = {}
     rounds = 0
     while True:
         rounds += 1
-        ranges = audit(values, hidden, relations, threshold, {period}, cache)
+        ranges = audit(values, hidden, relations, threshold, {period}, seen)
         weak = [c for c, rng in ranges.items() if rng.width < threshold]
         if not weak:
             return Decision(frozenset(hidden & new), withheld=False, rounds=rounds)
