@@ -7,6 +7,7 @@ import asyncio
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics
@@ -207,3 +209,24 @@ async def isolated_env(
         await admin.close()
         if drop_topics:
             await delete_topics(broker, prefix)
+
+
+def flatten_table(table: dict[str, Any]) -> dict[str, Any]:
+    """A figures table with each breakdown spread into ``breakdown.key`` cells."""
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{key}": n for key, n in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
+def auth_failures(exposition: str) -> Counter[tuple[str, str]]:
+    """``dcr_auth_failures_total`` per (service, reason) in a /metrics exposition."""
+    out: Counter[tuple[str, str]] = Counter()
+    for family in text_string_to_metric_families(exposition):
+        for s in family.samples:
+            if s.name == "dcr_auth_failures_total":
+                out[(s.labels["service"], s.labels["reason"])] += int(s.value)
+    return out

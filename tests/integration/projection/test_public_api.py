@@ -19,7 +19,7 @@ import pytest
 from services.projection.app import create_app as projection_app
 from services.projection.public_app import create_app as public_app
 from tests.integration.projection.harness import produce, wait_caught_up
-from tests.support import ops_auth, scrape_auth, serve
+from tests.support import flatten_table, ops_auth, scrape_auth, serve
 from tests.unit.projection.factory import random_stream
 
 if TYPE_CHECKING:
@@ -46,16 +46,6 @@ async def _internal(client: httpx.AsyncClient, day: date) -> dict[str, dict[str,
         )
         assert r.status_code == 200, r.text
         out[d] = r.json()["days"][0]
-    return out
-
-
-def _cells(table: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in table.items():
-        if isinstance(v, dict):
-            out.update({f"{k}.{key}": n for key, n in v.items()})
-        else:
-            out[k] = v
     return out
 
 
@@ -86,7 +76,7 @@ async def test_released_days_hide_small_counts_and_never_change(
             assert set(tables) == {"city", *DISTRICTS}
             small = shown = 0
             for d in DISTRICTS:
-                published, real = _cells(tables[d]), _cells(truth[d])
+                published, real = flatten_table(tables[d]), flatten_table(truth[d])
                 for name, value in published.items():
                     if name in ("suppressed", "day") or name not in real:
                         continue

@@ -26,7 +26,7 @@ import pytest
 from scipy.optimize import linprog
 
 from services.projection.public_app import create_app as public_app
-from tests.support import serve
+from tests.support import flatten_table, serve
 
 if TYPE_CHECKING:
     from tests.integration.conftest import TestEnv
@@ -119,16 +119,6 @@ async def _write_read_models(dsn: str) -> dict[tuple[date, str], dict[str, Any]]
     finally:
         await conn.close()
     return truth
-
-
-def _flat(table: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in table.items():
-        if isinstance(v, dict):
-            out.update({f"{k}.{key}": n for key, n in v.items()})
-        else:
-            out[k] = v
-    return out
 
 
 def _relations(periods: list[str], weeks: dict[str, list[str]]) -> list[list[tuple[str, int]]]:
@@ -253,7 +243,7 @@ async def test_no_hidden_cell_is_recovered_narrower_than_the_protection_interval
                 withheld.append(f"{p}|{t}")
                 unknown += [f"{p}|{t}|{f}" for f in ATTACKED]
                 continue
-            flat = _flat(table)
+            flat = flatten_table(table)
             for f in ATTACKED:
                 cell = f"{p}|{t}|{f}"
                 if flat[f] is None:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 from fastapi import FastAPI
-from prometheus_client.parser import text_string_to_metric_families
 
 from services.incident.app import create_app as incident_app
 from services.intake.app import create_app as intake_app
@@ -19,7 +18,7 @@ from services.projection.app import create_app as projection_app
 from services.projection.public_app import create_app as public_app
 from services.supply.app import create_app as supply_app
 from shared.auth import digest
-from tests.support import auth, scrape_auth, serve
+from tests.support import auth, auth_failures, scrape_auth, serve
 
 if TYPE_CHECKING:
     from tests.integration.conftest import TestEnv
@@ -33,15 +32,6 @@ def _routes(app: FastAPI) -> list[str]:
     """Every GET path of the app's schema except the open liveness probe, made concrete."""
     paths = [p for p, ops in app.openapi()["paths"].items() if "get" in ops and p != "/healthz"]
     return [p.replace("{district}", "vesterbro").replace("{facility}", OWN) for p in paths]
-
-
-def _failures(exposition: str) -> Counter[tuple[str, str]]:
-    out: Counter[tuple[str, str]] = Counter()
-    for family in text_string_to_metric_families(exposition):
-        for s in family.samples:
-            if s.name == "dcr_auth_failures_total":
-                out[(s.labels["service"], s.labels["reason"])] += int(s.value)
-    return out
 
 
 def _allowed(role: str, path: str) -> bool:
@@ -68,7 +58,7 @@ async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
     )
     refused: Counter[tuple[str, str]] = Counter()
     async with serve(app) as client:
-        before = _failures((await client.get("/metrics", headers=scrape_auth())).text)
+        before = auth_failures((await client.get("/metrics", headers=scrape_auth())).text)
         for path in routes:
             for headers, reason in (
                 ({}, "missing"),
@@ -93,7 +83,7 @@ async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
             r = await client.get(f"/v1/facilities/{OWN}/{view}", headers=auth(tokens[OTHER]))
             assert r.status_code == 403, r.text
             refused[("projection", "forbidden")] += 1
-        after = _failures((await client.get("/metrics", headers=scrape_auth())).text)
+        after = auth_failures((await client.get("/metrics", headers=scrape_auth())).text)
     assert after - before == refused
 
 
