@@ -170,7 +170,34 @@ def _propagate(
 def _lp_ranges(
     rels: list[list[tuple[str, int]]], known: dict[str, int], unknown: list[str], floor: float
 ) -> dict[str, tuple[float, float]] | None:
-    """min and max of every unknown by LP (scipy HiGHS); None if the assumption is infeasible."""
+    """min and max of every unknown by LP (scipy HiGHS), one connected group of unknowns at a
+    time; None if the assumption (every unknown >= floor) is infeasible."""
+    group = {c: c for c in unknown}
+
+    def root(c: str) -> str:
+        while group[c] != c:
+            c = group[c]
+        return c
+
+    for rel in rels:
+        cells = [c for c, _ in rel if c in group]
+        for c in cells[1:]:
+            group[root(c)] = root(cells[0])
+    members: dict[str, list[str]] = defaultdict(list)
+    for c in unknown:
+        members[root(c)].append(c)
+    out: dict[str, tuple[float, float]] = {}
+    for cells in members.values():
+        found = _lp_group(rels, known, cells, floor)
+        if found is None:
+            return None
+        out.update(found)
+    return out
+
+
+def _lp_group(
+    rels: list[list[tuple[str, int]]], known: dict[str, int], unknown: list[str], floor: float
+) -> dict[str, tuple[float, float]] | None:
     index = {c: i for i, c in enumerate(unknown)}
     rows, rhs = [], []
     for rel in rels:
@@ -185,6 +212,8 @@ def _lp_ranges(
                 const -= coef * known[c]
         rows.append(row)
         rhs.append(const)
+    if not rows:
+        return {c: (floor, np.inf) for c in unknown}
     a_eq, b_eq = np.array(rows), np.array(rhs)
     bounds = [(floor, None)] * len(unknown)
     out: dict[str, tuple[float, float]] = {}
@@ -264,9 +293,6 @@ async def test_no_hidden_cell_is_recovered_narrower_than_the_protection_interval
     narrow = {c: (lo[c], hi[c]) for c in unknown if hi[c] - lo[c] < THRESHOLD}
     assert narrow == {}, f"interval propagation narrowed {len(narrow)} cells: {narrow}"
     # 2. LP bounds, first with >= 0, then with "a hidden cell is >= 1" where that is feasible
-    by_component: dict[str, list[str]] = defaultdict(list)
-    for c in unknown:
-        by_component[c.split("|")[2].split(".")[0]].append(c)
     for floor in (0.0, 1.0):
         ranges = _lp_ranges(rels, known, unknown, floor)
         if ranges is None:

@@ -118,7 +118,8 @@ def test_a_week_is_audited_with_its_released_days() -> None:
         values.update(d.cells())
         hidden |= d.hidden_cells()
         relations += period_relations(d.period.name, DISTRICTS, daily=True)
-    assert all(r.width >= 5 for r in audit(values, hidden, relations).values())
+    ranges = audit(values, hidden, relations, width=5)  # proven wide enough, not exact
+    assert ranges and all(r.width >= 5 for r in ranges.values())
     assert release.public(DISTRICTS)["tables"]["city"]["visits"] is not None or release.withheld
 
 
