@@ -3,7 +3,8 @@
 | kind       | may read                                                            |
 |------------|---------------------------------------------------------------------|
 | ops        | everything internal (figures, live and stock of every room, alerts, /metrics) |
-| analyst    | the directory, district and city figures; no live per-room view, no alerts |
+| analyst    | the directory, district and city figures of closed days (before today: a   |
+|            | single-room district's today would be a live per-room view); no alerts   |
 | facility   | the directory, its own room's live and stock view only               |
 | metrics    | /metrics only (shared.http)                                          |
 | sanitation | nothing here (it reports street collections)                        |
@@ -13,6 +14,8 @@ facility token for another room a 403; both are counted in ``dcr_auth_failures_t
 """
 
 from __future__ import annotations
+
+from datetime import date
 
 from shared.auth import Principal, PrincipalKind
 from shared.http_auth import forbidden
@@ -35,3 +38,10 @@ def own_room(principal: Principal, facility: str, service: str) -> None:
     """403 unless ``principal`` is ops or the facility ``facility`` itself."""
     if principal.kind is FACILITY and principal.id != facility:
         raise forbidden(service, f"a facility token reads only its own room, not {facility!r}")
+
+
+def closed_days_only(principal: Principal, last: date, today: date, service: str) -> None:
+    """403 if an analyst asks for today or later (three districts have one room each: their
+    figures of today would show that room live)."""
+    if principal.kind is ANALYST and last >= today:
+        raise forbidden(service, "an analyst token reads closed days only ('to' before today)")

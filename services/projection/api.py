@@ -9,7 +9,7 @@ city's time zone; ``from``/``to`` default to today there, ``from > to`` or a ran
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -93,9 +93,19 @@ def build_router(
     def role(kinds: frozenset[Any]) -> Any:
         return Depends(require_kinds(service, get_tokens, kinds))
 
-    directory, figures = [role(access.DIRECTORY)], [role(access.FIGURES)]
-    internal = [role(access.INTERNAL)]
+    directory, internal = [role(access.DIRECTORY)], [role(access.INTERNAL)]
+    figures_reader = require_kinds(service, get_tokens, access.FIGURES)
     room_reader = require_kinds(service, get_tokens, access.ROOM)
+
+    def figures_range(
+        ctx: ReadContext, principal: Principal, start: date | None, end: date | None
+    ) -> tuple[date, date]:
+        """The day range asked for; an analyst's is closed days only (default: yesterday)."""
+        if principal.kind is not access.ANALYST:
+            return _range(ctx, start, end)
+        yesterday = ctx.today() - timedelta(days=1)
+        access.closed_days_only(principal, end or yesterday, ctx.today(), service)
+        return _range(ctx, start, end or yesterday)
 
     def district_or_404(ctx: ReadContext, district: str) -> str:
         if district not in ctx.city.district_by_id:
@@ -122,17 +132,17 @@ def build_router(
             ]
         }
 
-    @router.get(
-        "/districts/{district}/daily",
-        summary="A district's figures per day",
-        dependencies=figures,
-    )
+    @router.get("/districts/{district}/daily", summary="A district's figures per day")
     async def district_daily(
-        request: Request, district: str, start: FromDate = None, end: ToDate = None
+        request: Request,
+        district: str,
+        principal: Annotated[Principal, Depends(figures_reader)],
+        start: FromDate = None,
+        end: ToDate = None,
     ) -> dict[str, Any]:
         ctx = get_ctx(request)
         district_or_404(ctx, district)
-        first, last = _range(ctx, start, end)
+        first, last = figures_range(ctx, principal, start, end)
         async with ctx.pool.acquire() as conn:
             found = await queries.district_days(conn, [district], first, last)
         days = [
@@ -147,14 +157,15 @@ def build_router(
             **await _fresh(ctx),
         }
 
-    @router.get(
-        "/city/summary", summary="The districts' figures summed per day", dependencies=figures
-    )
+    @router.get("/city/summary", summary="The districts' figures summed per day")
     async def city_summary(
-        request: Request, start: FromDate = None, end: ToDate = None
+        request: Request,
+        principal: Annotated[Principal, Depends(figures_reader)],
+        start: FromDate = None,
+        end: ToDate = None,
     ) -> dict[str, Any]:
         ctx = get_ctx(request)
-        first, last = _range(ctx, start, end)
+        first, last = figures_range(ctx, principal, start, end)
         _, city = await _city_days(ctx, first, last)
         days = [{"day": day.isoformat(), **to_json(figures)} for day, figures in city.items()]
         return {

@@ -78,6 +78,16 @@ async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
                     assert r.status_code == 403, (path, role, r.text)
                     assert r.json()["detail"]
                     refused[("projection", "forbidden")] += 1
+        # an analyst reads closed days only (a single-room district's today is that room live)
+        future = {"from": "2999-12-30", "to": "2999-12-31"}  # after today, whatever the date
+        for path in ("/v1/districts/amager/daily", "/v1/city/summary"):
+            r = await client.get(path, params=future, headers=auth(tokens["analyst"]))
+            assert r.status_code == 403 and "closed days" in r.json()["detail"], r.text
+            refused[("projection", "forbidden")] += 1
+            r = await client.get(path, params=future, headers=auth(tokens["ops"]))
+            assert r.status_code == 200, r.text
+            r = await client.get(path, headers=auth(tokens["analyst"]))  # default: yesterday
+            assert r.status_code == 200 and r.json()["from"] == r.json()["to"], r.text
         # a facility reads only its own room
         for view in ("live", "stock"):
             r = await client.get(f"/v1/facilities/{OWN}/{view}", headers=auth(tokens[OTHER]))
