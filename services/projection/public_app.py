@@ -3,11 +3,13 @@
 
 Serves only released public figures (:mod:`.public_api`), ``/healthz`` (open, no figures) and
 ``/metrics`` (scraper/ops token). Nothing of the internal API is mounted here. It reads the
-projection's read models and stores each release decision in ``public_releases``.
+projection's read models and stores each release decision in ``public_releases``; a background
+task decides the latest released day, week and month ahead of the first request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +29,8 @@ from shared.settings import CitySettings, DatabaseSettings
 log = logging.getLogger(__name__)
 SERVICE = "public"
 MAX_BODY_BYTES = 16 * 1024
+#: How often the latest released periods are decided ahead of the first request, seconds.
+PREPARE_EVERY_S = 300.0
 
 
 def create_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
@@ -48,10 +52,14 @@ def create_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
             since=settings.public_since,
             clock=clock or (lambda: datetime.now(UTC)),
         )
+        preparing = asyncio.create_task(_prepare(app.state.releaser), name="public-prepare")
         log.info("%s ready", SERVICE)
         try:
             yield
         finally:
+            preparing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await preparing
             await pool.close()
 
     app = FastAPI(
@@ -78,3 +86,14 @@ def create_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
     app.include_router(build_public_router(get_releaser), prefix="/v1", tags=[SERVICE])
     install_common(app, SERVICE, health, MAX_BODY_BYTES)
     return app
+
+
+async def _prepare(releaser: Releaser) -> None:
+    """In the background: decide each newly released day, week and month before anyone asks
+    (a month's audit can take minutes). Errors are logged and retried at the next turn."""
+    while True:
+        try:
+            await releaser.prepare_latest()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+            log.warning("preparing the latest public periods failed: %r", exc)
+        await asyncio.sleep(PREPARE_EVERY_S)

@@ -52,6 +52,18 @@ class Releaser:
         async with self._lock:
             return await self._ensure(period, now)
 
+    async def prepare_latest(self) -> list[Period]:
+        """Decide the most recent released day, week and month if nobody did yet (so a first
+        request does not wait for a week's or month's audit). Returns the periods decided."""
+        now = self.clock()
+        done: list[Period] = []
+        for kind in PeriodKind:
+            p = self.rule.latest(kind, now)
+            if self.public(p, now):
+                await self.get(p)
+                done.append(p)
+        return done
+
     async def _ensure(self, period: Period, now: datetime) -> Release:
         async with self.pool.acquire() as conn:
             found = await _load(conn, period)
