@@ -255,10 +255,13 @@ def _component_ranges(
         if len(left) == len(todo):
             break
         todo = left
+    floor = np.array([1.0 if values[c] > 0 else 0.0 for c in cells])
     for i in open_cells():
         for direction in (-1.0, 1.0):
             if np.floor(high[i] + 1e-6) - np.ceil(low[i] - 1e-6) >= width:
                 break
+            if direction > 0 and low[i] <= floor[i] + 1e-9:
+                break  # already seen at its lower bound: the minimum
             objective = np.zeros(len(cells))
             objective[i] = direction
             seen(lp.solve(objective))
