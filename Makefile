@@ -1,7 +1,7 @@
 # Local stack and checks for dcr-platform (no Docker): see deploy/scripts/*.sh.
 #
 #   make up      venv, PostgreSQL, Kafka, Prometheus, Alertmanager + the development mail sink
-#                (.state/mail/), the four services, the front desk and the simulator
+#                (.state/mail/), the four services, the public API (:8005), the front desk and the simulator
 #                (SIM=0 leaves it off); prints the URLs. KAFKA_NODES=3: a 3-node Kafka cluster
 #                (brokers :9092,:9192,:9292; replication factor 3, min.insync.replicas=2)
 #   make down    stop, in reverse order, only what these scripts started
@@ -61,7 +61,8 @@ up: venv
 	@echo "  intake      http://127.0.0.1:8001/docs"
 	@echo "  supply      http://127.0.0.1:8002/docs"
 	@echo "  incident    http://127.0.0.1:8003/docs"
-	@echo "  projection  http://127.0.0.1:8004/docs"
+	@echo "  projection  http://127.0.0.1:8004/docs  (bearer token: .state/auth/dev-tokens.yaml)"
+	@echo "  public      http://127.0.0.1:8005/docs  (released public figures, no token)"
 	@echo "  front desk  http://127.0.0.1:8006  (staff logins: .state/auth/dev-staff.yaml)"
 	@echo "  prometheus  http://127.0.0.1:9090"
 	@echo "  alertmanager http://127.0.0.1:9093"

@@ -1,4 +1,4 @@
-"""Bearer-token authentication for the ingest APIs.
+"""Bearer-token authentication for the ingest APIs, the read API and every ``/metrics``.
 
 Tokens are configured in a YAML file (``DCR_AUTH_TOKENS_FILE``) as SHA-256 digests, never in clear:
 
@@ -9,10 +9,24 @@ Tokens are configured in a YAML file (``DCR_AUTH_TOKENS_FILE``) as SHA-256 diges
       - id: sanitation-city      # a sanitation team: may post only street collections
         kind: sanitation
         token_sha256: 9b1c...
+      - id: ops                  # operations staff: every internal read
+        kind: ops
+        token_sha256: ...
+      - id: analyst              # health-department analysts: district and city figures
+        kind: analyst
+        token_sha256: ...
+      - id: prometheus           # the scraper: /metrics only
+        kind: metrics
+        token_sha256: ...
+
+What each kind may read is decided by the read API (services.projection.access) and by
+``/metrics`` (shared.http_auth); a facility's token reads its own room's live and stock view.
 
 Every presented token is compared against every configured digest with ``hmac.compare_digest``,
 so the time taken does not depend on which (or whether any) principal matched.
-``python -m shared.auth generate`` writes a development tokens file and the clear tokens beside it.
+``python -m shared.auth generate`` writes a development tokens file and the clear tokens beside it;
+run again, it keeps the existing tokens and only adds principals that are missing (so a checkout
+whose tokens predate the read roles gets them without the facilities' tokens changing).
 """
 
 from __future__ import annotations
@@ -36,7 +50,20 @@ from shared.settings import CitySettings
 class PrincipalKind(StrEnum):
     FACILITY = "facility"
     SANITATION = "sanitation"
-    OPS = "ops"  # platform/outreach on-call: acknowledges drug alerts
+    #: everything internal (read API, /metrics); acknowledges drug alerts (incident service)
+    OPS = "ops"
+    #: district and city figures; no live per-room view
+    ANALYST = "analyst"
+    #: the Prometheus scraper: /metrics only
+    METRICS = "metrics"
+
+
+#: The development read principals ``generate`` adds beside the facilities (id -> kind).
+READ_PRINCIPALS: dict[str, PrincipalKind] = {
+    "ops": PrincipalKind.OPS,
+    "analyst": PrincipalKind.ANALYST,
+    "prometheus": PrincipalKind.METRICS,
+}
 
 
 class Principal(BaseModel):
@@ -75,23 +102,45 @@ class TokenRegistry:
         return found
 
 
-def generate(out: Path, clear_out: Path) -> None:
-    """Write a tokens file for every facility in the city, one sanitation team and one ops
-    on-call account."""
+def dev_principals() -> list[tuple[str, PrincipalKind]]:
+    """Every development principal: each facility of the city, one sanitation team, the ops
+    on-call account, the read roles of :data:`READ_PRINCIPALS`."""
     city = load_city(CitySettings().file)
     ids = [(f.id, PrincipalKind.FACILITY) for f in city.facilities]
     ids.append(("sanitation-city", PrincipalKind.SANITATION))
-    ids.append(("ops-oncall", PrincipalKind.OPS))
-    clear = {pid: secrets.token_urlsafe(32) for pid, _ in ids}
+    ids.append(("ops-oncall", PrincipalKind.OPS))  # the drug alert on-call (acknowledges)
+    ids.extend(READ_PRINCIPALS.items())
+    return ids
+
+
+def generate(out: Path, clear_out: Path, metrics_credential: Path | None = None) -> list[str]:
+    """Write a tokens file (digests) and the clear tokens for :func:`dev_principals`.
+
+    Tokens already in ``clear_out`` are kept (their digests rewritten); missing principals get a
+    new random token. With ``metrics_credential``, the scraper's clear token is written there
+    alone (Prometheus' ``credentials_file``). Returns the ids that got a new token.
+    """
+    clear: dict[str, str] = {}
+    if clear_out.exists() and out.exists():
+        loaded = yaml.safe_load(clear_out.read_text(encoding="utf-8")) or {}
+        clear = {str(k): str(v) for k, v in loaded.items()}
+    ids = dev_principals()
+    added = [pid for pid, _ in ids if pid not in clear]
+    for pid in added:
+        clear[pid] = secrets.token_urlsafe(32)
     doc = {
         "principals": [
             {"id": pid, "kind": kind.value, "token_sha256": digest(clear[pid])} for pid, kind in ids
         ]
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     clear_out.write_text(yaml.safe_dump(clear, sort_keys=False), encoding="utf-8")
     clear_out.chmod(0o600)
+    out.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    if metrics_credential is not None:
+        metrics_credential.write_text(clear["prometheus"], encoding="utf-8")
+        metrics_credential.chmod(0o600)
+    return added
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,13 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["generate"])
     parser.add_argument("--out", type=Path, required=True, help="tokens file (digests)")
     parser.add_argument("--clear-out", type=Path, required=True, help="clear tokens (dev only)")
-    parser.add_argument("--force", action="store_true", help="overwrite existing files")
+    parser.add_argument(
+        "--metrics-credential-out",
+        type=Path,
+        default=None,
+        help="file for the Prometheus scraper's clear token (credentials_file)",
+    )
+    parser.add_argument("--force", action="store_true", help="new tokens for every principal")
     args = parser.parse_args(argv)
-    if args.out.exists() and not args.force:
-        print(f"{args.out} exists; keeping it")
-        return 0
-    generate(args.out, args.clear_out)
-    print(f"wrote {args.out} and {args.clear_out}")
+    if args.force:
+        args.clear_out.unlink(missing_ok=True)
+    added = generate(args.out, args.clear_out, args.metrics_credential_out)
+    print(f"wrote {args.out} and {args.clear_out}; new tokens: {', '.join(added) or 'none'}")
     return 0
 
 

@@ -1,4 +1,8 @@
-"""HTTP plumbing every service uses: RED metrics, body size limit, 422 shape, /healthz, /metrics."""
+"""HTTP plumbing every service uses: RED metrics, body size limit, 422 shape, /healthz, /metrics.
+
+``/metrics`` needs a bearer token of kind ``ops`` or ``metrics`` (the Prometheus scraper's);
+``/healthz`` stays open for liveness probes and tells only whether the dependencies answer.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.auth import TokenRegistry
+from shared.http_auth import METRICS_READERS, require_kinds
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from shared.settings import AuthSettings
 
 HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -25,8 +32,34 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def install_common(app: FastAPI, service: str, health: HealthCheck, max_body_bytes: int) -> None:
-    """Add the error handler, metrics middleware, body limit, /healthz and /metrics to ``app``."""
+TokensOf = Callable[[Request], TokenRegistry]
+
+
+def tokens_from_settings() -> TokensOf:
+    """The registry of ``DCR_AUTH_TOKENS_FILE``, read at the first request that needs it (so an
+    app can be created, e.g. for its OpenAPI schema, without the file)."""
+    loaded: list[TokenRegistry] = []
+
+    def get(_: Request) -> TokenRegistry:
+        if not loaded:
+            loaded.append(TokenRegistry.from_file(AuthSettings().tokens_file))
+        return loaded[0]
+
+    return get
+
+
+def install_common(
+    app: FastAPI,
+    service: str,
+    health: HealthCheck,
+    max_body_bytes: int,
+    tokens: TokensOf | None = None,
+) -> None:
+    """Add the error handler, metrics middleware, body limit, /healthz and /metrics to ``app``.
+
+    ``tokens`` gives the registry ``/metrics`` authenticates against (default: the tokens file).
+    """
+    metrics_reader = require_kinds(service, tokens or tokens_from_settings(), METRICS_READERS)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -41,7 +74,12 @@ def install_common(app: FastAPI, service: str, health: HealthCheck, max_body_byt
             content={"status": "ok" if ok else "unavailable", "checks": checks},
         )
 
-    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        include_in_schema=False,
+        dependencies=[Depends(metrics_reader)],
+    )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -23,11 +23,10 @@ import pytest
 import time_machine
 import yaml
 
-from shared.auth import PrincipalKind, digest
-from shared.city import load_city
+from shared.auth import dev_principals, digest
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics, wait_until_ready
-from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
+from shared.settings import DatabaseSettings, KafkaSettings
 from tests.clock import (
     accept_future_timestamps,
     instant_id,
@@ -35,7 +34,7 @@ from tests.clock import (
     requested_instants,
     take_request,
 )
-from tests.support import TestEnv, delete_topics, drop_database
+from tests.support import OPS_TOKEN_ENV, SCRAPE_TOKEN_ENV, TestEnv, delete_topics, drop_database
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -71,10 +70,7 @@ def _env_vars(
     run = uuid.uuid4().hex[:10]
     base = DatabaseSettings().dsn.get_secret_value()
     dsn = base.rsplit("/", 1)[0] + f"/dcr_test_{run}"
-    city = load_city(CitySettings().file)
-    ids = [(f.id, PrincipalKind.FACILITY) for f in city.facilities]
-    ids.append(("sanitation-city", PrincipalKind.SANITATION))
-    ids.append(("ops-oncall", PrincipalKind.OPS))
+    ids = dev_principals()  # facilities, sanitation team, ops, analyst, prometheus
     tokens = {pid: secrets.token_urlsafe(24) for pid, _ in ids}
     tokens_file = Path(tmp_path_factory.mktemp("auth")) / "tokens.yaml"
     tokens_file.write_text(
@@ -98,6 +94,8 @@ def _env_vars(
             # the drug alert notifier only where a test provides its SMTP/webhook receivers
             # (tests/integration/notify), never towards a developer's mail sink
             "DCR_NOTIFY_ENABLED": "false",
+            SCRAPE_TOKEN_ENV: tokens["prometheus"],
+            OPS_TOKEN_ENV: tokens["ops"],
         }
     )
     yield base, dsn, tokens

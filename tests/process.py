@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from shared.settings import REPO_ROOT
-from tests.support import poll_until
+from tests.support import poll_until, scrape_auth
 
 INTAKE_APP = "services.intake.app:create_app"
 SUPPLY_APP = "services.supply.app:create_app"
@@ -138,7 +138,7 @@ class ServiceProcess:
     async def metric(self, name: str) -> float:
         """Sum of all samples of a metric (all label sets)."""
         async with httpx.AsyncClient(timeout=5) as c:
-            text = (await c.get(f"{self.url}/metrics")).text
+            text = (await c.get(f"{self.url}/metrics", headers=scrape_auth())).text
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()

@@ -4,8 +4,10 @@ isolated environments (topic prefix + database) integration tests run in."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics
@@ -60,12 +63,33 @@ async def drop_database(admin: asyncpg.Connection, name: str, timeout: float = 3
 
 
 @asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run ``app``'s lifespan (real clients) and give an HTTP client talking to it in-process."""
+async def serve(
+    app: FastAPI, headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run ``app``'s lifespan (real clients) and give an HTTP client talking to it in-process
+    (sending ``headers``, e.g. a reader's bearer token, with every request)."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=headers
+        ) as client:
             yield client
+
+
+#: The session's Prometheus-scraper and ops tokens (set by tests/conftest.py), for helpers that
+#: read ``/metrics`` or the read API of a service process without a TestEnv at hand.
+SCRAPE_TOKEN_ENV = "DCR_TEST_SCRAPE_TOKEN"
+OPS_TOKEN_ENV = "DCR_TEST_OPS_TOKEN"
+
+
+def scrape_auth() -> dict[str, str]:
+    """``Authorization`` for ``/metrics`` with the session's scraper token."""
+    return {"Authorization": f"Bearer {os.environ[SCRAPE_TOKEN_ENV]}"}
+
+
+def ops_auth() -> dict[str, str]:
+    """``Authorization`` for the internal read API with the session's ops token."""
+    return {"Authorization": f"Bearer {os.environ[OPS_TOKEN_ENV]}"}
 
 
 def now_iso() -> str:
@@ -190,3 +214,24 @@ async def isolated_env(
         await admin.close()
         if drop_topics:
             await delete_topics(broker, prefix)
+
+
+def flatten_table(table: dict[str, Any]) -> dict[str, Any]:
+    """A figures table with each breakdown spread into ``breakdown.key`` cells."""
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{key}": n for key, n in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
+def auth_failures(exposition: str) -> Counter[tuple[str, str]]:
+    """``dcr_auth_failures_total`` per (service, reason) in a /metrics exposition."""
+    out: Counter[tuple[str, str]] = Counter()
+    for family in text_string_to_metric_families(exposition):
+        for s in family.samples:
+            if s.name == "dcr_auth_failures_total":
+                out[(s.labels["service"], s.labels["reason"])] += int(s.value)
+    return out

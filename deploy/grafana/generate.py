@@ -860,10 +860,10 @@ def facility_operations(city: City) -> Json:
         bars(
             "Check-ins per hour (time range)",
             sql(
-                """SELECT date_trunc('hour', start_time) AS time, 'check-ins' AS metric,
-                       count(*) AS value
-                FROM visits WHERE facility = '$facility' AND $__timeFilter(start_time)
-                GROUP BY 1 ORDER BY 1""",
+                """SELECT hour AS time, 'check-ins' AS metric, check_ins AS value
+                FROM facility_checkins_hourly
+                WHERE facility = '$facility' AND $__timeFilter(hour)
+                ORDER BY 1""",
                 "time_series",
             ),
         ),
@@ -1002,7 +1002,7 @@ def platform_health(city: City) -> Json:
     d.add(
         stat(
             "Up",
-            prom('up{job=~"intake|supply|incident|projection"}', "{{job}}"),
+            prom('up{job=~"intake|supply|incident|projection|public"}', "{{job}}"),
             defaults={
                 "mappings": [
                     {

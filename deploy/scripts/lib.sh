@@ -98,3 +98,14 @@ wait_until() {
 
 # require_venv : create/refresh .venv if needed (cheap when up to date).
 require_venv() { "$ROOT/deploy/scripts/venv.sh" >/dev/null; }
+
+# Development bearer tokens: hashed in tokens.yaml (read by the services), clear in
+# dev-tokens.yaml (for curl, the simulator and every read role: facilities, sanitation-city,
+# ops, analyst, prometheus) and the scraper's alone in prometheus.token (Prometheus'
+# credentials_file). Generated once; later runs keep every token and add missing principals.
+dev_tokens() {
+    require_venv
+    (cd "$ROOT" && "$VENV_PY" -m shared.auth generate \
+        --out "$STATE/auth/tokens.yaml" --clear-out "$STATE/auth/dev-tokens.yaml" \
+        --metrics-credential-out "$STATE/auth/prometheus.token" >/dev/null)
+}

@@ -43,18 +43,30 @@ scrape_configs:
       - targets: ["127.0.0.1:9090"]
   - job_name: intake
     metrics_path: /metrics
+    authorization:
+      type: Bearer
+      credentials_file: ../../.state/auth/prometheus.token
     static_configs:
       - targets: ["127.0.0.1:8001"]
   - job_name: supply
     metrics_path: /metrics
+    authorization:
+      type: Bearer
+      credentials_file: ../../.state/auth/prometheus.token
     static_configs:
       - targets: ["127.0.0.1:8002"]
   - job_name: incident
     metrics_path: /metrics
+    authorization:
+      type: Bearer
+      credentials_file: ../../.state/auth/prometheus.token
     static_configs:
       - targets: ["127.0.0.1:8003"]
   - job_name: projection
     metrics_path: /metrics
+    authorization:
+      type: Bearer
+      credentials_file: ../../.state/auth/prometheus.token
     static_configs:
       - targets: ["127.0.0.1:8004"]
 YAML
@@ -64,6 +76,9 @@ install() {
     apt_ensure prometheus curl
     [[ -f "$CONFIG" ]] || write_default_config
 }
+
+# The scrape jobs read the scraper's token from .state/auth/prometheus.token (promtool checks
+# that it exists), so the development tokens are written before the config is checked.
 
 running_pid() { pid_of prometheus "$BIN"; }
 
@@ -80,6 +95,7 @@ start() {
             log "a Prometheus this checkout did not start is serving $ADDR; using it"
             return 0
         fi
+        dev_tokens
         promtool check config "$CONFIG" >/dev/null || die "invalid $CONFIG (run: promtool check config $CONFIG)"
         mkdir -p "$DATA"
         log "starting, log: $LOGS/prometheus.log"

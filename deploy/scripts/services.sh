@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run the Python services locally (the four platform services and the front desk) with
-# uvicorn, in the background.
+# Run the Python services locally (the four platform services, the public API, a second app of
+# the projection, and the front desk) with uvicorn, in the background.
 #
 #   services.sh start    start each service that is not already running, then wait (60 s
 #                        deadline, polling) until every /healthz answers 200; on timeout print
@@ -29,6 +29,7 @@ SERVICES=(
     "supply     services.supply.app:create_app     8002"
     "incident   services.incident.app:create_app   8003"
     "projection services.projection.app:create_app 8004"
+    "public     services.projection.public_app:create_app 8005"
     "frontdesk  services.frontdesk.app:create_app  8006"
 )
 HEALTH_TIMEOUT=60
@@ -61,10 +62,7 @@ start() {
     command -v curl >/dev/null || apt_ensure curl
     local entry name app port pid
     export_pseudonym_env
-    # Development bearer tokens: hashed in tokens.yaml (read by the services), clear in
-    # dev-tokens.yaml (for curl and the simulator). Generated once, kept across restarts.
-    (cd "$ROOT" && "$VENV_PY" -m shared.auth generate \
-        --out "$STATE/auth/tokens.yaml" --clear-out "$STATE/auth/dev-tokens.yaml" >/dev/null)
+    dev_tokens  # lib.sh: .state/auth/{tokens,dev-tokens}.yaml, prometheus.token
     # Front-desk staff accounts (scrypt hashes; clear development passwords in dev-staff.yaml).
     (cd "$ROOT" && "$VENV_PY" -m services.frontdesk.staff generate \
         --out "$STATE/auth/staff.yaml" --clear-out "$STATE/auth/dev-staff.yaml" >/dev/null)

@@ -17,7 +17,8 @@ from fastapi import APIRouter, Header, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 
 from shared.auth import Principal, PrincipalKind
-from shared.ingest.api import IngestDeps, bearer_principal
+from shared.http_auth import bearer_principal
+from shared.ingest.api import IngestDeps
 from shared.ingest.ports import PublishError
 from shared.metrics import AUTH_FAILURES
 
@@ -25,7 +26,7 @@ AlertId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The alert'
 
 
 def _ops(deps: IngestDeps, authorization: str | None) -> Principal:
-    principal = bearer_principal(deps, authorization)
+    principal = bearer_principal(deps.tokens, deps.service, authorization)
     if principal.kind is not PrincipalKind.OPS:
         AUTH_FAILURES.labels(deps.service, "forbidden").inc()
         raise HTTPException(403, "only ops tokens may acknowledge drug alerts")

@@ -1,5 +1,5 @@
-"""The read API (JSON): city summary, district days, facility live and stock, alerts; and the
-public variants with small-cell suppression.
+"""The internal read API (JSON, port 8004): city summary, district days, facility live and
+stock, alerts. Every route needs a bearer token of a kind :mod:`.access` allows for it.
 
 Every answer carries the freshness of the read models (``data_complete_until``, ``lag_events``,
 ``last_applied_record_time``; see :class:`~.runner.Freshness`). Dates are calendar days in the
@@ -7,24 +7,23 @@ city's time zone; ``from``/``to`` default to today there, ``from > to`` or a ran
 ``max_range_days`` is a 422.
 """
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import AwareDatetime
 
-from services.projection import queries
+from services.projection import access, queries
 from services.projection.figures import Day, days_between, empty_day, sum_days, to_json
 from services.projection.runner import Freshness
 from services.projection.settings import ProjectionSettings
-from services.projection.suppression import CITY, public_day, suppress_day
+from shared.auth import Principal, TokenRegistry
 from shared.city import City
+from shared.http_auth import require_kinds
 
 
 @dataclass
@@ -81,15 +80,43 @@ async def _city_days(
     return per_day, city
 
 
-def build_router(get_ctx: Callable[[Request], ReadContext]) -> APIRouter:
-    router = APIRouter()
+def build_router(
+    get_ctx: Callable[[Request], ReadContext],
+    get_tokens: Callable[[Request], TokenRegistry],
+    service: str,
+) -> APIRouter:
+    router = APIRouter(
+        responses={
+            401: {"description": "missing or invalid bearer token"},
+            403: {"description": "this token's role may not read this"},
+        }
+    )
+
+    def role(kinds: frozenset[Any]) -> Any:
+        return Depends(require_kinds(service, get_tokens, kinds))
+
+    directory, internal = [role(access.DIRECTORY)], [role(access.INTERNAL)]
+    figures_reader = require_kinds(service, get_tokens, access.FIGURES)
+    room_reader = require_kinds(service, get_tokens, access.ROOM)
+
+    def figures_range(
+        ctx: ReadContext, principal: Principal, start: date | None, end: date | None
+    ) -> tuple[date, date]:
+        """The day range asked for; an analyst's is closed days only (default: yesterday)."""
+        if principal.kind is not access.ANALYST:
+            return _range(ctx, start, end)
+        yesterday = ctx.today() - timedelta(days=1)
+        access.closed_days_only(principal, end or yesterday, ctx.today(), service)
+        return _range(ctx, start, end or yesterday)
 
     def district_or_404(ctx: ReadContext, district: str) -> str:
         if district not in ctx.city.district_by_id:
             raise HTTPException(404, "unknown district")
         return district
 
-    @router.get("/districts", summary="The city's districts and their facilities")
+    @router.get(
+        "/districts", summary="The city's districts and their facilities", dependencies=directory
+    )
     async def districts(request: Request) -> dict[str, Any]:
         ctx = get_ctx(request)
         return {
@@ -109,11 +136,15 @@ def build_router(get_ctx: Callable[[Request], ReadContext]) -> APIRouter:
 
     @router.get("/districts/{district}/daily", summary="A district's figures per day")
     async def district_daily(
-        request: Request, district: str, start: FromDate = None, end: ToDate = None
+        request: Request,
+        district: str,
+        principal: Annotated[Principal, Depends(figures_reader)],
+        start: FromDate = None,
+        end: ToDate = None,
     ) -> dict[str, Any]:
         ctx = get_ctx(request)
         district_or_404(ctx, district)
-        first, last = _range(ctx, start, end)
+        first, last = figures_range(ctx, principal, start, end)
         async with ctx.pool.acquire() as conn:
             found = await queries.district_days(conn, [district], first, last)
         days = [
@@ -130,10 +161,13 @@ def build_router(get_ctx: Callable[[Request], ReadContext]) -> APIRouter:
 
     @router.get("/city/summary", summary="The districts' figures summed per day")
     async def city_summary(
-        request: Request, start: FromDate = None, end: ToDate = None
+        request: Request,
+        principal: Annotated[Principal, Depends(figures_reader)],
+        start: FromDate = None,
+        end: ToDate = None,
     ) -> dict[str, Any]:
         ctx = get_ctx(request)
-        first, last = _range(ctx, start, end)
+        first, last = figures_range(ctx, principal, start, end)
         _, city = await _city_days(ctx, first, last)
         days = [{"day": day.isoformat(), **to_json(figures)} for day, figures in city.items()]
         return {
@@ -143,60 +177,13 @@ def build_router(get_ctx: Callable[[Request], ReadContext]) -> APIRouter:
             **await _fresh(ctx),
         }
 
-    @router.get(
-        "/public/districts/{district}/daily",
-        summary="A district's figures per day, small counts suppressed",
-    )
-    async def public_district_daily(
-        request: Request, district: str, start: FromDate = None, end: ToDate = None
-    ) -> dict[str, Any]:
-        ctx = get_ctx(request)
-        district_or_404(ctx, district)
-        first, last = _range(ctx, start, end)
-        per_day, city = await _city_days(ctx, first, last)
-        threshold = ctx.settings.suppression_threshold
-        days = []
-        for day in days_between(first, last):
-            hidden = suppress_day(per_day[day], city[day], threshold)
-            days.append(
-                {
-                    "day": day.isoformat(),
-                    **public_day(district, to_json(per_day[day][district]), hidden, threshold),
-                }
-            )
-        return {
-            "district": district,
-            "from": first.isoformat(),
-            "to": last.isoformat(),
-            "suppression_threshold": threshold,
-            "days": days,
-            **await _fresh(ctx),
-        }
-
-    @router.get("/public/city/summary", summary="City figures per day, small counts suppressed")
-    async def public_city_summary(
-        request: Request, start: FromDate = None, end: ToDate = None
-    ) -> dict[str, Any]:
-        ctx = get_ctx(request)
-        first, last = _range(ctx, start, end)
-        per_day, city = await _city_days(ctx, first, last)
-        threshold = ctx.settings.suppression_threshold
-        days = []
-        for day in days_between(first, last):
-            hidden = suppress_day(per_day[day], city[day], threshold)
-            days.append(
-                {"day": day.isoformat(), **public_day(CITY, to_json(city[day]), hidden, threshold)}
-            )
-        return {
-            "from": first.isoformat(),
-            "to": last.isoformat(),
-            "suppression_threshold": threshold,
-            "days": days,
-            **await _fresh(ctx),
-        }
-
     @router.get("/facilities/{facility}/live", summary="A facility right now")
-    async def facility_live(request: Request, facility: str) -> dict[str, Any]:
+    async def facility_live(
+        request: Request,
+        facility: str,
+        principal: Annotated[Principal, Depends(room_reader)],
+    ) -> dict[str, Any]:
+        access.own_room(principal, facility, service)
         ctx = get_ctx(request)
         f = ctx.city.facility_by_id.get(facility)
         if f is None:
@@ -223,7 +210,12 @@ def build_router(get_ctx: Callable[[Request], ReadContext]) -> APIRouter:
         }
 
     @router.get("/facilities/{facility}/stock", summary="A facility's supplies on hand")
-    async def facility_stock(request: Request, facility: str) -> dict[str, Any]:
+    async def facility_stock(
+        request: Request,
+        facility: str,
+        principal: Annotated[Principal, Depends(room_reader)],
+    ) -> dict[str, Any]:
+        access.own_room(principal, facility, service)
         ctx = get_ctx(request)
         if facility not in ctx.city.facility_by_id:
             raise HTTPException(404, "unknown facility")
@@ -244,7 +236,7 @@ def build_router(get_ctx: Callable[[Request], ReadContext]) -> APIRouter:
             )
         return {"facility": facility, "items": items, **await _fresh(ctx)}
 
-    @router.get("/alerts", summary="Drug alerts, newest first")
+    @router.get("/alerts", summary="Drug alerts, newest first", dependencies=internal)
     async def alerts(
         request: Request,
         district: str | None = None,

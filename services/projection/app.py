@@ -15,8 +15,9 @@ import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 
+from services.projection import access
 from services.projection.api import ReadContext, build_router
 from services.projection.domain_metrics import install_domain_metrics
 from services.projection.period_api import build_period_router
@@ -24,9 +25,11 @@ from services.projection.report_api import build_report_router
 from services.projection.retention import RetentionSettings, retention_loop
 from services.projection.runner import ProjectionRunner
 from services.projection.settings import ProjectionSettings
+from shared.auth import TokenRegistry
 from shared.city import load_city
 from shared.http import install_common
-from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
+from shared.http_auth import require_kinds
+from shared.settings import AuthSettings, CitySettings, DatabaseSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 SERVICE = "projection"
@@ -40,6 +43,7 @@ def create_app() -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.tokens = TokenRegistry.from_file(AuthSettings().tokens_file)
         db = DatabaseSettings()
         dsn = db.dsn.get_secret_value()
         pool = await asyncpg.create_pool(dsn, min_size=db.pool_min, max_size=db.pool_max)
@@ -93,10 +97,17 @@ def create_app() -> FastAPI:
             "consumer": runner.running,
         }
 
-    app.include_router(build_router(get_ctx), prefix="/v1", tags=[SERVICE])
-    app.include_router(build_report_router(get_ctx), prefix="/v1", tags=[SERVICE])
-    app.include_router(build_period_router(get_ctx), prefix="/v1", tags=[SERVICE])
-    install_common(app, SERVICE, health, MAX_BODY_BYTES)
+    def get_tokens(request: Request) -> TokenRegistry:
+        tokens: TokenRegistry = request.app.state.tokens
+        return tokens
+
+    # Reports and period/per-room figures: ops only for now (services.projection.access): an
+    # internal report shows small counts per room, and a period may include today.
+    internal = [Depends(require_kinds(SERVICE, get_tokens, access.INTERNAL))]
+    app.include_router(build_router(get_ctx, get_tokens, SERVICE), prefix="/v1", tags=[SERVICE])
+    app.include_router(build_report_router(get_ctx, internal), prefix="/v1", tags=[SERVICE])
+    app.include_router(build_period_router(get_ctx, internal), prefix="/v1", tags=[SERVICE])
+    install_common(app, SERVICE, health, MAX_BODY_BYTES, tokens=get_tokens)
     return app
 
 

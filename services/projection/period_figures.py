@@ -6,20 +6,23 @@ measure (``referrals.housing``); every cell of :func:`cell_names` is present (ze
 A district's table is the sum of its rooms' tables and the city's the sum of the districts':
 exact for every cell, people included, because pseudonyms are keyed per room.
 
-Public release (:func:`hidden_cells`): the rule of :mod:`.suppression` applied to the tables of
-every room, district and the city of the period at once: person counts in 1..threshold-1 are
-hidden, then complementary cells until no published relation (a keyed total and its keys, a
-district and its rooms, the city and its districts, deaths within outcomes...) has exactly one
-hidden cell. Quantities of things (supplies, sharps, street needles) are shown as they are.
+Public release (:func:`hidden_cells`): the LP-audited rule of :mod:`.suppression` (its
+:func:`~.suppression.plan`) applied to the tables of every room, district and the city of the
+period at once: person counts in 1..threshold-1 are hidden, then more cells until no hidden
+cell can be narrowed, through the published relations (a keyed total and its keys, a district
+and its rooms, the city and its districts, deaths within outcomes...), to a range narrower than
+the threshold. Quantities of things (supplies, sharps, street needles) are shown as they are.
+A report is audited on its own: it is not part of the released public periods of :8005.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 
 from services.projection.rooms import KEYED_MEASURES, PLAIN_MEASURES
-from services.projection.suppression import Group, suppress
+from services.projection.suppression import Relation, plan
 from shared.city import City
 from shared.events.vocabulary import (
     OVERDOSE_KINDS,
@@ -89,6 +92,18 @@ def scope_tables(city: City, rooms: Mapping[str, Mapping[str, Decimal]]) -> dict
     return out
 
 
+#: The one period of a report's release, in :mod:`.suppression`'s cells ``(period, table, field)``.
+_REPORT = "report"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A published relation ``total = sum(members)`` between ``(table, cell)`` pairs."""
+
+    total: tuple[str, str]
+    members: tuple[tuple[str, str], ...]
+
+
 def _table_groups(t: str) -> list[Group]:
     def keyed(m: str, keys: Iterable[str] | None = None) -> tuple[tuple[str, str], ...]:
         wanted = set(keys) if keys is not None else set(KEYS[m])
@@ -111,7 +126,7 @@ def _table_groups(t: str) -> list[Group]:
 def hidden_cells(city: City, tables: Mapping[str, Cells], threshold: int) -> set[Hashable]:
     """Hidden ``(table, cell)`` pairs of the public release of ``tables`` (see module doc)."""
     person = [n for n in cell_names() if is_person_cell(n)]
-    values: dict[Hashable, int] = {(t, n): int(tables[t][n]) for t in tables for n in person}
+    values: dict[tuple[str, str], int] = {(t, n): int(tables[t][n]) for t in tables for n in person}
     groups: list[Group] = []
     for t in tables:
         groups += _table_groups(t)
@@ -120,7 +135,15 @@ def hidden_cells(city: City, tables: Mapping[str, Cells], threshold: int) -> set
             rooms = tuple((f"room:{f.id}", n) for f in city.facilities if f.district == d.id)
             groups.append(Group((f"district:{d.id}", n), rooms))
         groups.append(Group(("city", n), tuple((f"district:{d.id}", n) for d in city.districts)))
-    return suppress(values, groups, threshold)
+    # Only relations that hold for the true counts are published relations (life-threatening =
+    # survived + deaths holds only while every death was life-threatening).
+    exact = [g for g in groups if values[g.total] == sum(values[m] for m in g.members)]
+    relations = [
+        Relation((_REPORT, *g.total), tuple((_REPORT, *m) for m in g.members)) for g in exact
+    ]
+    cells = {(_REPORT, t, n): v for (t, n), v in values.items()}
+    decision = plan(_REPORT, cells, set(), relations, threshold)
+    return {(c[1], c[2]) for c in decision.hidden}
 
 
 def scope_hidden(

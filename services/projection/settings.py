@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,8 +24,16 @@ class ProjectionSettings(BaseSettings):
     session_timeout_ms: int = Field(default=10_000, ge=6_000, le=300_000)
     #: Wait before retrying a batch that failed (database or broker unavailable), seconds.
     retry_backoff_s: float = Field(default=1.0, gt=0, le=60)
-    #: Public endpoints show counts 1..threshold-1 as suppressed.
+    #: Public figures (port 8005) hide counts 1..threshold-1, and every hidden cell must stay
+    #: uncertain over a range at least this wide (docs/public-figures.md).
     suppression_threshold: int = Field(default=5, ge=1, le=100)
+    #: A public period is released this many days after its last day ...
+    release_delay_days: int = Field(default=1, ge=1, le=60)
+    #: ... at this hour, local time (the city's zone).
+    release_hour: int = Field(default=6, ge=0, le=23)
+    #: No public period starts before this day (older periods are never published, and
+    #: deciding a period never reaches back further).
+    public_since: date = date(2026, 1, 1)
     #: Largest date range (days) one read request may ask for.
     max_range_days: int = Field(default=366, ge=1, le=3660)
     #: A visit started longer ago than this and never ended no longer occupies a booth.

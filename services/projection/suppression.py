@@ -1,24 +1,40 @@
-"""Small-cell suppression for the public API (pure functions).
+"""Small-cell suppression of the public figures, audited by linear programming (pure: no I/O).
 
-Primary suppression: a count in 1..threshold-1 is not shown. Complementary suppression: a
-*group* is a linear relation ``total = sum(members)`` that a reader can use to recover a hidden
-cell by subtraction. As long as some group has exactly one hidden cell (total or member), one
-more cell of that group is hidden: its smallest shown non-zero member (then a zero member, then
-the total). This repeats until no group has exactly one hidden cell, so no hidden cell is the
-only unknown of any published relation. Zeros are shown unless hidden as complements.
+A *cell* is one published count: ``(period, table, field)`` where ``period`` names a released
+period (``day:2026-11-20``, ``week:2026-11-16``, ``month:2026-11-01``), ``table`` a district id
+or :data:`CITY`, and ``field`` a count (``visits``) or a breakdown key (``visits_by_route.inject``).
+A *relation* ``total = sum(members)`` is what a reader can combine: every breakdown against its
+total, nested groups (overdoses = the overdose kinds of incidents-by-kind, deaths = outcome
+'died'), the city against its districts, and a week or month against its days.
 
-For one day, the public tables are every district plus the city (the sum of the districts), so
-the groups are: each breakdown against its total (per district and for the city), the same-value
-pairs (deaths = outcome 'died', ...), and every cell of the city against the same cell of all
-districts. Public district and city endpoints slice the same decision, so they cannot be
-subtracted from each other either.
+The rule (:func:`plan`):
+
+1. *Primary*: a count in ``1 .. threshold-1`` of the new period is hidden.
+2. *Audit*: for every hidden cell, the smallest and largest value a reader can derive from
+   everything published (the new period and every released period related to it), with each
+   hidden cell non-negative (and at least 1 if it is not zero: a reader who knows the rule might
+   know it) is found by linear programming (HiGHS, through highspy), bounds rounded inward to
+   integers.
+3. *Protection*: that range must be at least ``threshold`` wide. A hidden cell whose range is
+   narrower makes one more cell of the new period hidden (the smallest shown non-zero cell of a
+   relation it is in, else a zero) and the audit runs again, until every range is wide enough.
+   Cells of released periods never change; if no new cell can help, the new period is withheld.
+
+Invariant: :func:`plan` returns only decisions for which :func:`audit` finds no hidden cell with
+a range narrower than the threshold. Hidden cells are published as ``null`` whatever their value
+(primary or complement, zero or not), so a null tells nothing beyond the ranges audited here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import highspy
+import numpy as np
 
 from services.projection.figures import BREAKDOWNS, Day
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
@@ -45,107 +61,365 @@ PERSON_COUNTS: tuple[str, ...] = (
     "drug_checks_unexpected",
 )
 PERSON_BREAKDOWNS: tuple[str, ...] = tuple(b for b in BREAKDOWNS if b != "supplies_by_item")
+#: Distinct people do not add up over days: a week or month has no ``unique_clients``.
+DAILY_ONLY: frozenset[str] = frozenset({"unique_clients"})
 CITY = "*"
+
+Cell = tuple[str, str, str]  # (period, table, field)
 
 
 @dataclass(frozen=True, slots=True)
-class Group:
+class Relation:
     """A published relation ``total = sum(members)``."""
 
-    total: Hashable
-    members: tuple[Hashable, ...]
+    total: Cell
+    members: tuple[Cell, ...]
 
 
-def suppress(
-    values: Mapping[Hashable, int], groups: Sequence[Group], threshold: int
-) -> set[Hashable]:
-    """The cells to hide. Every cell named by a group must be in ``values``."""
-    hidden = {c for c, v in values.items() if 0 < v < threshold}
-    changed = True
-    while changed:
-        changed = False
-        for g in groups:
-            unknown = sum(1 for c in (g.total, *g.members) if c in hidden)
-            if unknown != 1:
-                continue
-            shown = [c for c in g.members if c not in hidden]
-            if not shown:
-                hidden.add(g.total)  # the only hidden cell is a member: hide the total too
-            else:
-                hidden.add(min(shown, key=lambda c: (values[c] == 0, values[c], repr(c))))
-            changed = True
-    return hidden
-
-
-def _district_groups(d: str) -> list[Group]:
-    """Relations within one table (a district, or the city)."""
-
-    def cells(name: str, keys: Iterable[str] | None = None) -> tuple[tuple[str, str, str], ...]:
-        vocab = BREAKDOWNS[name][1]
-        wanted = set(keys) if keys is not None else None
-        return tuple((d, name, k.value) for k in vocab if wanted is None or k.value in wanted)
-
-    overdose = [k.value for k in OVERDOSE_KINDS]
-    return [
-        Group((d, "visits"), cells("visits_by_route")),
-        Group((d, "refusals"), cells("refusals_by_reason")),
-        Group((d, "referrals"), cells("referrals_by_kind")),
-        Group((d, "services"), cells("services_by_kind")),
-        Group((d, "incidents"), cells("incidents_by_kind")),
-        Group((d, "incidents"), cells("incidents_by_outcome")),
-        Group((d, "overdoses"), cells("incidents_by_kind", overdose)),
-        Group(
-            (d, "hospital_transfers"),
-            ((d, "incidents_by_outcome", Outcome.TRANSFERRED_TO_HOSPITAL.value),),
-        ),
-        Group((d, "deaths"), ((d, "incidents_by_outcome", Outcome.DIED.value),)),
-    ]
-
-
-def _cells(table: str, day: Day) -> dict[Hashable, int]:
-    out: dict[Hashable, int] = {(table, f): int(day[f]) for f in PERSON_COUNTS}
+def fields(daily: bool) -> list[str]:
+    """The person-count cells of one table (``breakdown.key`` for breakdown cells)."""
+    out = [f for f in PERSON_COUNTS if daily or f not in DAILY_ONLY]
     for name in PERSON_BREAKDOWNS:
-        for k, n in day[name].items():
-            out[(table, name, k)] = int(n)
+        out.extend(f"{name}.{k.value}" for k in BREAKDOWNS[name][1])
     return out
 
 
-def suppress_day(districts: Mapping[str, Day], city: Day, threshold: int) -> set[Hashable]:
-    """Hidden cells of one day: keys ``(table, field)`` / ``(table, breakdown, key)`` where
-    table is a district id or :data:`CITY`."""
-    values: dict[Hashable, int] = _cells(CITY, city)
-    groups = _district_groups(CITY)
-    for d, day in districts.items():
-        values.update(_cells(d, day))
-        groups += _district_groups(d)
-    for cell in list(_cells(CITY, city)):
-        assert isinstance(cell, tuple)
-        groups.append(Group(cell, tuple((d, *cell[1:]) for d in sorted(districts))))
-    return suppress(values, groups, threshold)
+def table_cells(period: str, table: str, day: Day, daily: bool) -> dict[Cell, int]:
+    """The person-count cells of one table of figures (figures.Day form)."""
+    out: dict[Cell, int] = {}
+    for f in fields(daily):
+        if "." in f:
+            name, key = f.split(".", 1)
+            out[(period, table, f)] = int(day[name].get(key, 0))
+        else:
+            out[(period, table, f)] = int(day[f])
+    return out
 
 
-def public_day(table: str, day: Day, hidden: set[Hashable], threshold: int) -> dict[str, Any]:
-    """``day`` (figures.to_json form) with hidden cells as None and a ``suppressed`` list of
-    their names (``field`` or ``breakdown.key``). Mean/median minutes are hidden when fewer than
-    ``threshold`` visits completed (they would describe individuals)."""
-    out = dict(day)
-    names: list[str] = []
-    for f in PERSON_COUNTS:
-        if (table, f) in hidden:
+def table_relations(period: str, table: str) -> list[Relation]:
+    """Relations within one table (a district's or the city's)."""
+
+    def c(f: str) -> Cell:
+        return (period, table, f)
+
+    def keys(name: str, only: Iterable[str] | None = None) -> tuple[Cell, ...]:
+        wanted = set(only) if only is not None else None
+        vocab = BREAKDOWNS[name][1]
+        return tuple(c(f"{name}.{k.value}") for k in vocab if wanted is None or k.value in wanted)
+
+    return [
+        Relation(c("visits"), keys("visits_by_route")),
+        Relation(c("refusals"), keys("refusals_by_reason")),
+        Relation(c("referrals"), keys("referrals_by_kind")),
+        Relation(c("services"), keys("services_by_kind")),
+        Relation(c("incidents"), keys("incidents_by_kind")),
+        Relation(c("incidents"), keys("incidents_by_outcome")),
+        Relation(c("overdoses"), keys("incidents_by_kind", [k.value for k in OVERDOSE_KINDS])),
+        Relation(
+            c("hospital_transfers"),
+            (c(f"incidents_by_outcome.{Outcome.TRANSFERRED_TO_HOSPITAL.value}"),),
+        ),
+        Relation(c("deaths"), (c(f"incidents_by_outcome.{Outcome.DIED.value}"),)),
+    ]
+
+
+def period_relations(period: str, districts: Sequence[str], daily: bool) -> list[Relation]:
+    """Every relation within one period: each table's, and the city against its districts."""
+    out: list[Relation] = []
+    for t in (CITY, *districts):
+        out += table_relations(period, t)
+    for f in fields(daily):
+        out.append(Relation((period, CITY, f), tuple((period, d, f) for d in districts)))
+    return out
+
+
+def time_relations(period: str, days: Sequence[str], districts: Sequence[str]) -> list[Relation]:
+    """A week's or month's cells against the same cells of its days."""
+    return [
+        Relation((period, t, f), tuple((d, t, f) for d in days))
+        for t in (CITY, *districts)
+        for f in fields(daily=False)
+    ]
+
+
+@dataclass(frozen=True)
+class Range:
+    low: float
+    high: float
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+
+def _components(hidden: set[Cell], relations: Sequence[Relation]) -> list[list[int]]:
+    """Indices of the relations, grouped by the connected hidden cells they share."""
+    parent: dict[Cell, Cell] = {}
+
+    def find(c: Cell) -> Cell:
+        while parent.setdefault(c, c) != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    touching: list[tuple[int, Cell]] = []
+    for i, r in enumerate(relations):
+        unknown = [c for c in (r.total, *r.members) if c in hidden]
+        if not unknown:
+            continue
+        for c in unknown[1:]:
+            parent[find(c)] = find(unknown[0])
+        touching.append((i, unknown[0]))
+    groups: dict[Cell, list[int]] = defaultdict(list)
+    for i, c in touching:
+        groups[find(c)].append(i)
+    return list(groups.values())
+
+
+def audit(
+    values: Mapping[Cell, int],
+    hidden: set[Cell],
+    relations: Sequence[Relation],
+    width: float = math.inf,
+    only: set[str] | None = None,
+    seen: dict[Cell, Range] | None = None,
+) -> dict[Cell, Range]:
+    """A range a reader cannot narrow, for every hidden cell that appears in a relation.
+
+    ``values`` are the true counts (published cells are what the reader sees). A hidden cell is
+    bounded below by 0, or 1 if its true value is not zero (conservative: as if the reader knew
+    which hidden cells are zero); integers, so bounds are rounded inward. For each cell the
+    returned range is spanned by feasible solutions the LPs found: once it is ``width`` wide the
+    cell is proven protected and its exact bounds are not sought (default: always exact).
+    Cells in no relation are unbounded above and not returned.
+    With ``only`` (period names), only components holding a cell of those periods are audited.
+    ``seen`` carries the ranges spanned by earlier solutions: hiding more cells only adds
+    feasible tables (an earlier solution, with the newly hidden cells at their true values, is
+    still one), so a range once seen stays a valid lower bound across :func:`plan`'s rounds.
+    """
+    out: dict[Cell, Range] = {}
+    for component in _components(hidden, relations):
+        rels = [relations[i] for i in component]
+        if only is not None and not any(c[0] in only for r in rels for c in (r.total, *r.members)):
+            continue
+        cells = sorted({c for r in rels for c in (r.total, *r.members) if c in hidden})
+        found = _component_ranges(values, cells, rels, width, seen or {})
+        if seen is not None:
+            seen.update(found)
+        out.update(found)
+    return out
+
+
+#: Stands for "no upper bound" in the LPs (every count here is far below it): with it every LP
+#: has an optimum, and a cell that reaches it is as good as unbounded.
+UNBOUNDED = 1e7
+
+
+def _component_ranges(
+    values: Mapping[Cell, int],
+    cells: list[Cell],
+    rels: list[Relation],
+    width: float,
+    seen_before: Mapping[Cell, Range],
+) -> dict[Cell, Range]:
+    """Every solution an LP returns is a feasible table: it widens the seen range of every cell
+    at once. First whole groups of cells are pushed up and down together (objective: the sum of
+    the cells not yet proven protected), then each remaining cell alone (its exact min and max).
+    """
+    low = np.array([float(values[c]) for c in cells])
+    high = low.copy()
+    for i, c in enumerate(cells):
+        if c in seen_before:
+            low[i] = min(low[i], seen_before[c].low)
+            high[i] = max(high[i], seen_before[c].high)
+    wide = np.floor(high + 1e-6) - np.ceil(low - 1e-6)
+    if np.all(wide >= width):
+        return {c: Range(float(low[i]), float(high[i])) for i, c in enumerate(cells)}
+    lp = _Lp(values, cells, rels)
+
+    def seen(x: np.ndarray) -> None:
+        np.minimum(low, x, out=low)
+        np.maximum(high, x, out=high)
+
+    def open_cells() -> np.ndarray:
+        wide = np.floor(high + 1e-6) - np.ceil(low - 1e-6)
+        return np.flatnonzero(wide < width)
+
+    todo = open_cells()
+    while len(todo) > 1:
+        for direction in (-1.0, 1.0):
+            objective = np.zeros(len(cells))
+            objective[todo] = direction
+            seen(lp.solve(objective))
+        left = open_cells()
+        if len(left) == len(todo):
+            break
+        todo = left
+    floor = np.array([1.0 if values[c] > 0 else 0.0 for c in cells])
+    for i in open_cells():
+        for direction in (-1.0, 1.0):
+            if np.floor(high[i] + 1e-6) - np.ceil(low[i] - 1e-6) >= width:
+                break
+            if direction > 0 and low[i] <= floor[i] + 1e-9:
+                break  # already seen at its lower bound: the minimum
+            objective = np.zeros(len(cells))
+            objective[i] = direction
+            seen(lp.solve(objective))
+    return {c: Range(_integral(low[i], up=True), _integral(high[i])) for i, c in enumerate(cells)}
+
+
+class _Lp:
+    """The feasible tables of one component for HiGHS: one variable per hidden cell, one equality
+    row per relation (the shown cells moved to the right-hand side), each variable between its
+    lower bound (0, or 1 if not zero) and :data:`UNBOUNDED`. Solved again and again with another
+    objective (HiGHS starts from the previous basis)."""
+
+    def __init__(self, values: Mapping[Cell, int], cells: list[Cell], rels: list[Relation]) -> None:
+        index = {c: i for i, c in enumerate(cells)}
+        columns: list[list[tuple[int, float]]] = [[] for _ in cells]
+        rhs = np.zeros(len(rels))
+        for k, r in enumerate(rels):
+            for c, sign in ((r.total, 1.0), *((m, -1.0) for m in r.members)):
+                if c in index:
+                    columns[index[c]].append((k, sign))
+                else:
+                    rhs[k] -= sign * values[c]
+        lp = highspy.HighsLp()
+        lp.num_col_ = len(cells)
+        lp.num_row_ = len(rels)
+        lp.col_cost_ = np.zeros(len(cells))
+        lp.col_lower_ = np.array([1.0 if values[c] > 0 else 0.0 for c in cells])
+        lp.col_upper_ = np.full(len(cells), UNBOUNDED)
+        lp.row_lower_ = rhs
+        lp.row_upper_ = rhs.copy()
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = np.cumsum([0, *(len(col) for col in columns)]).astype(np.int32)
+        lp.a_matrix_.index_ = np.array([k for col in columns for k, _ in col], dtype=np.int32)
+        lp.a_matrix_.value_ = np.array([v for col in columns for _, v in col], dtype=float)
+        self._highs = highspy.Highs()  # type: ignore[no-untyped-call]
+        self._highs.setOptionValue("output_flag", False)
+        self._highs.passModel(lp)
+        self._all = np.arange(len(cells), dtype=np.int32)
+
+    def solve(self, objective: np.ndarray) -> np.ndarray:
+        """An optimal (vertex) solution of min objective·x over the feasible tables."""
+        self._highs.changeColsCost(len(objective), self._all, objective.astype(float))
+        self._highs.run()
+        status = self._highs.getModelStatus()
+        if status != highspy.HighsModelStatus.kOptimal:
+            raise ValueError(
+                f"suppression audit: the published relations are inconsistent: {status}"
+            )
+        return np.array(self._highs.getSolution().col_value, dtype=float)
+
+
+def _integral(x: float, up: bool = False) -> float:
+    """``x`` rounded inward to an integer (counts are integers), tolerating solver noise."""
+    if x >= UNBOUNDED - 1:
+        return math.inf
+    return float(math.ceil(x - 1e-6) if up else math.floor(x + 1e-6))
+
+
+@dataclass(frozen=True)
+class Decision:
+    hidden: frozenset[Cell]
+    withheld: bool
+    rounds: int
+
+
+def plan(
+    period: str,
+    values: Mapping[Cell, int],
+    released_hidden: set[Cell],
+    relations: Sequence[Relation],
+    threshold: int,
+) -> Decision:
+    """Which cells of ``period`` to hide, given the released periods' decisions.
+
+    ``values``: true counts of every cell named by ``relations`` (those of released periods as
+    frozen when they were released). ``released_hidden``: cells of released periods that are
+    hidden (fixed). Returns the hidden cells of ``period`` (or every cell, ``withheld``, if no
+    choice of this period's cells protects every hidden cell).
+    """
+    new = {c for c in values if c[0] == period}
+    hidden = set(released_hidden) | {c for c in new if 0 < values[c] < threshold}
+    by_cell: dict[Cell, list[Relation]] = defaultdict(list)
+    for r in relations:
+        for c in (r.total, *r.members):
+            by_cell[c].append(r)
+    _no_single_unknown(values, hidden, new, relations)
+    seen: dict[Cell, Range] = {}
+    rounds = 0
+    while True:
+        rounds += 1
+        ranges = audit(values, hidden, relations, threshold, {period}, seen)
+        weak = [c for c, rng in ranges.items() if rng.width < threshold]
+        if not weak:
+            return Decision(frozenset(hidden & new), withheld=False, rounds=rounds)
+        added = False
+        for c in sorted(weak):
+            candidates = {
+                m for r in by_cell[c] for m in (r.total, *r.members) if m in new and m not in hidden
+            }
+            if candidates:
+                hidden.add(min(candidates, key=lambda m: (values[m] == 0, values[m], m)))
+                added = True
+        if not added:
+            if new <= hidden:
+                return Decision(frozenset(new), withheld=True, rounds=rounds)
+            hidden |= new  # nothing local helps: hide the whole period's person counts
+
+
+def _no_single_unknown(
+    values: Mapping[Cell, int], hidden: set[Cell], new: set[Cell], relations: Sequence[Relation]
+) -> None:
+    """A cheap first pass (classic complementary suppression, no LP): while a relation has
+    exactly one hidden cell, hide its smallest shown non-zero cell of the new period (else a
+    zero). Saves audit rounds; the audit alone decides whether the result is safe."""
+    changed = True
+    while changed:
+        changed = False
+        for r in relations:
+            cells = (r.total, *r.members)
+            if sum(1 for c in cells if c in hidden) != 1:
+                continue
+            shown = [c for c in cells if c in new and c not in hidden]
+            if shown:
+                hidden.add(min(shown, key=lambda c: (values[c] == 0, values[c], c)))
+                changed = True
+
+
+def public_table(
+    period: str,
+    table: str,
+    figures: Mapping[str, Any],
+    hidden: Iterable[Cell],
+    threshold: int,
+    daily: bool,
+) -> dict[str, Any]:
+    """One table of a released period (``figures``: figures.to_json form) with its hidden cells
+    as None and a ``suppressed`` list of their names. Mean/median minutes are shown only when at
+    least ``threshold`` visits completed and that count is shown; a week or month has no median
+    and no ``unique_clients`` (they do not add up over days)."""
+    mine = {c[2] for c in hidden if c[0] == period and c[1] == table}
+    out = dict(figures)
+    if not daily:
+        for f in (*DAILY_ONLY, "visit_minutes_median"):
+            out.pop(f, None)
+    for f in fields(daily):
+        if f not in mine:
+            continue
+        if "." in f:
+            name, key = f.split(".", 1)
+            out[name] = {**out[name], key: None}
+        else:
             out[f] = None
-            names.append(f)
-    for b in PERSON_BREAKDOWNS:
-        shown = dict(out[b])
-        for k in shown:
-            if (table, b, k) in hidden:
-                shown[k] = None
-                names.append(f"{b}.{k}")
-        out[b] = shown
-    completed = day["visits_completed"]
-    if (table, "visits_completed") in hidden or 0 < completed < threshold:
+    names = sorted(mine)
+    completed = out.get("visits_completed")
+    if completed is None or completed < threshold:
         for f in ("visit_minutes_median", "visit_minutes_mean"):
             if out.get(f) is not None:
                 out[f] = None
                 names.append(f)
-    out["suppressed"] = sorted(names)
+    out["suppressed"] = names
     return out

@@ -39,6 +39,7 @@ from shared.events.envelope import (
     to_record_json,
 )
 from shared.events.payloads import Payload
+from shared.http_auth import bearer_principal, forbidden
 from shared.ingest.ports import (
     EventPublisher,
     IdempotencyRecord,
@@ -46,7 +47,7 @@ from shared.ingest.ports import (
     PublishError,
     StoreUnavailable,
 )
-from shared.metrics import AUTH_FAILURES, INGEST_EVENTS, PUBLISH_ERRORS, PUBLISH_LATENCY
+from shared.metrics import INGEST_EVENTS, PUBLISH_ERRORS, PUBLISH_LATENCY
 from shared.privacy import CITY_SCOPE, Pseudonymiser
 from shared.settings import IngestSettings
 
@@ -177,18 +178,6 @@ def _field_error(loc: str, msg: str) -> HTTPException:
     )
 
 
-def bearer_principal(deps: IngestDeps, authorization: str | None) -> Principal:
-    """The principal of an ``Authorization: Bearer`` header, or 401 (counted)."""
-    if not authorization or not authorization.lower().startswith("bearer "):
-        AUTH_FAILURES.labels(deps.service, "missing").inc()
-        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    principal = deps.tokens.authenticate(authorization[7:].strip())
-    if principal is None:
-        AUTH_FAILURES.labels(deps.service, "invalid").inc()
-        raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
-    return principal
-
-
 def bearer_authenticator(
     get_deps: Callable[[Request], IngestDeps],
 ) -> Callable[..., Awaitable[Principal]]:
@@ -197,7 +186,8 @@ def bearer_authenticator(
     async def authenticate(
         request: Request, authorization: Annotated[str | None, Header()] = None
     ) -> Principal:
-        return bearer_principal(get_deps(request), authorization)
+        deps = get_deps(request)
+        return bearer_principal(deps.tokens, deps.service, authorization)
 
     return authenticate
 
@@ -324,17 +314,15 @@ def _authorise(
     if route.scope is Scope.FACILITY:
         assert isinstance(body, FacilityReport)
         if principal.kind is not PrincipalKind.FACILITY or principal.id != body.facility_id:
-            AUTH_FAILURES.labels(deps.service, "forbidden").inc()
-            raise HTTPException(
-                403, f"this token may not report for facility_id {body.facility_id!r}"
+            raise forbidden(
+                deps.service, f"this token may not report for facility_id {body.facility_id!r}"
             )
         if body.facility_id not in deps.city.facility_by_id:
             raise _field_error("facility_id", "unknown facility")
         return facility_source(body.facility_id), body.facility_id
     assert isinstance(body, DistrictReport)
     if principal.kind is not PrincipalKind.SANITATION:
-        AUTH_FAILURES.labels(deps.service, "forbidden").inc()
-        raise HTTPException(403, "only sanitation team tokens may report street collections")
+        raise forbidden(deps.service, "only sanitation team tokens may report street collections")
     if body.district not in deps.city.district_by_id:
         raise _field_error("district", "unknown district")
     return district_source(body.district), None

@@ -107,6 +107,8 @@ def create_ingest_app(
 
     app.include_router(build_router(routes, get_deps), prefix="/v1", tags=[service])
     app.include_router(build_batch_router(routes, get_deps), prefix="/v1", tags=[service])
-    install_common(app, service, health, IngestSettings().max_body_bytes)
+    install_common(
+        app, service, health, IngestSettings().max_body_bytes, tokens=lambda r: get_deps(r).tokens
+    )
     install_asyncapi(app, title, description)
     return app

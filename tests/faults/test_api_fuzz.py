@@ -5,7 +5,8 @@ go over real HTTP to the four services running as uvicorn processes on the real 
 PostgreSQL (``fault_services``: their own database and topic prefix). Generated data is valid
 and invalid (schemathesis' positive and negative modes, plus its examples and coverage phases);
 the bearer token is always a real one: the token of the facility the body names when it names
-one, the sanitation team's on the street route, else a facility's. A share of the bodies is
+one, the sanitation team's on the street route, else a facility's; on the read API the ops
+token. A share of the bodies is
 steered to a real facility and a recent time so that cases get past authorisation and the time
 window into the services' own checks and Kafka.
 
@@ -125,14 +126,15 @@ def _principal(case: Case[Any], tokens: dict[str, str]) -> str:
 def _call(case: Case[Any], services: Services, service: str) -> None:
     if service == "projection":
         _steer_path(case)
+        token = services.env.tokens["ops"]  # the read API's widest role
     else:
         _steer(case)
         token = services.env.tokens[_principal(case, services.env.tokens)]
-        if case.headers is None:
-            case.headers = {}
-        for name in [k for k in case.headers if k.lower() == "authorization"]:
-            del case.headers[name]
-        case.headers["Authorization"] = f"Bearer {token}"
+    if case.headers is None:
+        case.headers = {}
+    for name in [k for k in case.headers if k.lower() == "authorization"]:
+        del case.headers[name]
+    case.headers["Authorization"] = f"Bearer {token}"
     response = case.call(base_url=services.url(service), session=_session, timeout=30)
     SEEN[(service, response.status_code)] += 1
     what = f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"

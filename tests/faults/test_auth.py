@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from services.incident.app import create_app as create_incident
 from services.intake.app import create_app as create_intake
@@ -27,22 +26,13 @@ from services.supply.app import create_app as create_supply
 from shared.auth import Principal, PrincipalKind, TokenRegistry, digest
 from tests.faults.conftest import report
 from tests.integration.projection.harness import end_offsets
-from tests.support import TestEnv, serve
+from tests.support import TestEnv, auth_failures, scrape_auth, serve
 
 pytestmark = pytest.mark.integration
 
 
 def _at() -> str:
     return (datetime.now(UTC) - timedelta(minutes=3)).isoformat()
-
-
-def _failures(exposition: str) -> Counter[tuple[str, str]]:
-    out: Counter[tuple[str, str]] = Counter()
-    for family in text_string_to_metric_families(exposition):
-        for s in family.samples:
-            if s.name == "dcr_auth_failures_total":
-                out[(s.labels["service"], s.labels["reason"])] += int(s.value)
-    return out
 
 
 async def test_every_unauthorised_request_is_refused_counted_and_publishes_nothing(
@@ -103,7 +93,7 @@ async def test_every_unauthorised_request_is_refused_counted_and_publishes_nothi
             "supply": supply,
             "incident": incident_client,
         }
-        before = _failures((await intake.get("/metrics")).text)
+        before = auth_failures((await intake.get("/metrics", headers=scrape_auth())).text)
         for service, path, body, headers, status, _ in cases:
             r = await clients[service].post(path, json=body, headers=headers)
             assert r.status_code == status, (service, path, headers.keys(), r.text)
@@ -112,7 +102,7 @@ async def test_every_unauthorised_request_is_refused_counted_and_publishes_nothi
             if status == 401:
                 assert r.headers["WWW-Authenticate"] == "Bearer"
             answered.append(f"{service}{path} {status} {detail}")
-        after = _failures((await intake.get("/metrics")).text)
+        after = auth_failures((await intake.get("/metrics", headers=scrape_auth())).text)
         # the right ones still get through (so the refusals above were about the token)
         ok = await intake.post("/v1/refusals", json=refusal, headers=bearer(tokens["halmtorv"]))
         assert ok.status_code == 202, ok.text

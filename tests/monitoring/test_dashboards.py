@@ -16,6 +16,7 @@ from shared.settings import REPO_ROOT, CitySettings
 from tests.monitoring.dashboards import GRAFANA, committed, load_generator, targets
 
 MIGRATION = REPO_ROOT / "deploy" / "postgres" / "migrations" / "020_grafana_reader.sql"
+AGGREGATES = REPO_ROOT / "deploy" / "postgres" / "migrations" / "041_grafana_aggregates_only.sql"
 EXPECTED = {
     "city-overview.json": "dcr-city-overview",
     "district.json": "dcr-district",
@@ -106,27 +107,34 @@ def test_variables_are_defined_and_list_the_city(models: dict[str, dict[str, Any
 
 
 def _granted() -> tuple[set[str], set[str]]:
-    """Tables granted whole, and the columns granted on visits, by migration 020."""
+    """Tables and views granted whole to dcr_reader (migrations 020 and 041), and the columns of
+    visits still granted (041 revokes every one of 020's)."""
     sql = MIGRATION.read_text()
     tables_part = re.search(r"GRANT SELECT ON (.*?) TO dcr_reader", sql, re.S)
     visits_part = re.search(r"GRANT SELECT \((.*?)\)\s*ON visits", sql, re.S)
     assert tables_part and visits_part
     tables = {t.strip() for t in tables_part.group(1).split(",")}
     columns = {c.strip() for c in visits_part.group(1).split(",")}
+    later = AGGREGATES.read_text()
+    revoked = re.search(r"REVOKE SELECT \((.*?)\)\s*ON visits FROM dcr_reader", later, re.S)
+    assert revoked and "REVOKE ALL ON visits FROM dcr_reader" in later
+    columns -= {c.strip() for c in revoked.group(1).split(",")}
+    tables |= set(re.findall(r"GRANT SELECT ON (\w+) TO dcr_reader", later))
     return tables, columns
 
 
 def test_sql_reads_only_what_grafanas_role_is_granted() -> None:
     tables, visit_columns = _granted()
     assert "ingest_idempotency" not in tables and "visits" not in tables
-    assert not {"client_pseudonym", "visit_id"} & visit_columns
+    assert "public_releases" not in tables
+    assert visit_columns == set(), "no visit-level column is granted"
     sql_targets = [t for t in targets() if t.kind == "sql"]
     assert sql_targets
     for t in sql_targets:
         read = set(re.findall(r"\b(?:FROM|JOIN)\s+([a-z_]+)", t.query, re.I))
         read -= {"unnest"}
         ctes = set(re.findall(r"\b([a-z_]+)\s+AS\s*\(", t.query, re.I))
-        assert read - ctes <= tables | {"visits"}, (t.id, read - ctes - tables)
+        assert read - ctes <= tables, (t.id, read - ctes - tables)
         assert "client_pseudonym" not in t.query and "visit_id" not in t.query, t.id
         if "visits" in read - ctes:
             assert "*" not in t.query.replace("count(*)", ""), t.id

@@ -57,9 +57,29 @@ def promtool(*args: str | Path) -> str:
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
-def test_promtool_check_config(config: Path) -> None:
-    out = promtool("check", "config", config)
+def test_promtool_check_config(config: Path, tmp_path: Path) -> None:
+    """The configuration as deployed, with its scraper credential file and rule files pointed at
+    a placeholder token and the repository's rules (promtool checks that both exist)."""
+    cfg = _load(config)
+    token = tmp_path / "prometheus.token"
+    token.write_text("placeholder")
+    for job in cfg["scrape_configs"]:
+        if "authorization" in job:
+            assert job["authorization"]["type"] == "Bearer"
+            job["authorization"]["credentials_file"] = str(token)
+    cfg["rule_files"] = [str(PROMETHEUS / pattern) for pattern in cfg["rule_files"]]
+    checked = tmp_path / config.name
+    checked.write_text(yaml.safe_dump(cfg))
+    out = promtool("check", "config", checked)
     assert f"{len(RULE_FILES)} rule files found" in out
+
+
+def test_every_service_job_scrapes_with_a_credential_file() -> None:
+    for config in CONFIGS:
+        for job in _load(config)["scrape_configs"]:
+            if job["job_name"] != "prometheus":
+                assert job["authorization"]["type"] == "Bearer", (config.name, job)
+                assert job["authorization"]["credentials_file"].endswith("prometheus.token")
 
 
 def test_promtool_check_rules() -> None:
@@ -83,6 +103,7 @@ def test_local_and_compose_configs_differ_only_in_targets() -> None:
     for cfg in (local, compose):
         for job in cfg["scrape_configs"]:
             job.pop("static_configs")
+            job.pop("authorization", None)  # the token file's path differs (volume vs .state)
     alertmanagers = [
         [
             t
@@ -125,7 +146,7 @@ def test_every_service_is_scraped_on_its_port() -> None:
     script = (REPO_ROOT / "deploy" / "scripts" / "services.sh").read_text()
     ports = {name: port for name, _, port in re.findall(r'"(\w+)\s+(\S+)\s+(\d+)"', script)}
     ports.pop("frontdesk")  # the front desk (a room's web app) is not scraped yet
-    assert len(ports) == 4
+    assert len(ports) == 5
     local, compose = (_load(p) for p in CONFIGS)
     targets = {
         cfg_name: {

@@ -32,7 +32,7 @@ def test_compose_runs_the_same_services_on_the_same_ports_as_the_scripts(
         name: (module, port)
         for name, module, port in re.findall(r'"(\w+)\s+(\S+)\s+(\d+)"', script)
     }
-    assert set(local) == {"intake", "supply", "incident", "projection", "frontdesk"}
+    assert set(local) == {"intake", "supply", "incident", "projection", "public", "frontdesk"}
     for name, (module, port) in local.items():
         svc = compose["services"][name]
         assert module in svc["command"], name

@@ -13,7 +13,7 @@ import pytest
 from services.intake.app import create_app as create_intake
 from shared.kafka import topics
 from tests.integration.ingest.conftest import at, bearer
-from tests.support import read_topic, serve
+from tests.support import read_topic, scrape_auth, serve
 
 if TYPE_CHECKING:
     from tests.integration.conftest import TestEnv
@@ -83,7 +83,7 @@ async def test_clear_client_code_appears_nowhere(
             await client.post("/v1/visits", json=visit, headers=bearer(test_env, "nordvest")),
         ]
         assert [e.status_code for e in errors] == [422, 409, 403]
-        metrics = (await client.get("/metrics")).text
+        metrics = (await client.get("/metrics", headers=scrape_auth())).text
 
     for answer in (started, refused, *errors):
         assert CODE not in answer.text

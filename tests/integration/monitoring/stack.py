@@ -37,7 +37,17 @@ SERVICES = {
     "supply": "services.supply.app:create_app",
     "incident": "services.incident.app:create_app",
     "projection": "services.projection.app:create_app",
+    "public": "services.projection.public_app:create_app",
 }
+
+
+def reader_dsn(dsn: str) -> str:
+    """The database's DSN as dcr_reader (password: DCR_READER_PASSWORD, else the local
+    development one that deploy/scripts/postgres.sh sets)."""
+    scheme, rest = dsn.split("://", 1)
+    host_db = rest.rsplit("@", 1)[-1]
+    password = os.environ.get("DCR_READER_PASSWORD", "dcr_reader")
+    return f"{scheme}://dcr_reader:{password}@{host_db}"
 
 
 class Proc:
@@ -73,7 +83,7 @@ class Proc:
 
 
 def start_services(env: TestEnv, log_dir: Path, extra_env: dict[str, str]) -> dict[str, Any]:
-    """Start the four services on free ports; returns name -> (Proc, url)."""
+    """Start the services (the public API too) on free ports; returns name -> (Proc, url)."""
     base = {**os.environ, **extra_env}
     base.update({"DCR_DB_DSN": env.dsn, "DCR_KAFKA_TOPIC_PREFIX": env.topic_prefix})
     started: dict[str, Any] = {}
@@ -106,11 +116,11 @@ async def wait_healthy(proc: Proc, url: str, timeout: float = 60) -> None:
 
 
 def prometheus_config(
-    ports: dict[str, int], self_port: int, alertmanager: str | None = None
+    ports: dict[str, int], self_port: int, token_file: Path, alertmanager: str | None = None
 ) -> dict[str, Any]:
-    """deploy/prometheus/prometheus.yml with the test's ports, 1 s intervals and the repository's
-    rule files by absolute path; alerts go to the test's ``alertmanager`` (host:port) or nowhere
-    (never to a developer's Alertmanager on 9093)."""
+    """deploy/prometheus/prometheus.yml with the test's ports, 1 s intervals, the repository's
+    rule files by absolute path and the test session's scraper token file; alerts go to the
+    test's ``alertmanager`` (host:port) or nowhere (never to a developer's Alertmanager on 9093)."""
     cfg: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     cfg.pop("alerting", None)
     if alertmanager is not None:
@@ -122,15 +132,20 @@ def prometheus_config(
     for job in cfg["scrape_configs"]:
         port = self_port if job["job_name"] == "prometheus" else ports[job["job_name"]]
         job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
+        if "authorization" in job:
+            job["authorization"]["credentials_file"] = str(token_file)
     return cfg
 
 
 def start_prometheus(
-    ports: dict[str, int], work: Path, alertmanager: str | None = None
+    ports: dict[str, int], work: Path, scrape_token: str, alertmanager: str | None = None
 ) -> tuple[Proc, str]:
     port = free_port()
+    token_file = work / "prometheus.token"
+    token_file.write_text(scrape_token)
+    token_file.chmod(0o600)
     config = work / "prometheus.yml"
-    config.write_text(yaml.safe_dump(prometheus_config(ports, port, alertmanager)))
+    config.write_text(yaml.safe_dump(prometheus_config(ports, port, token_file, alertmanager)))
     argv = [
         str(PROMETHEUS_BIN),
         f"--config.file={config}",

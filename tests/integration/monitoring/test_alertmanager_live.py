@@ -100,8 +100,12 @@ async def test_a_firing_rule_reaches_the_district_webhook_and_mailboxes(
             tmp_path,
             {"PATH": "/usr/bin:/bin"},
         )
-        ports = dict.fromkeys(("intake", "supply", "incident", "projection"), exposition)
-        prom, _ = start_prometheus(ports, tmp_path, alertmanager=f"127.0.0.1:{am_port}")
+        jobs = ("intake", "supply", "incident", "projection", "public")
+        ports = dict.fromkeys(jobs, exposition)
+        # the stub exposition asks for no credential; Prometheus still sends its bearer token
+        prom, _ = start_prometheus(
+            ports, tmp_path, "stub-scrape-token", alertmanager=f"127.0.0.1:{am_port}"
+        )
         try:
 
             async def firing_hook() -> list[dict[str, Any]]:

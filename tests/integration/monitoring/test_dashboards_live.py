@@ -9,7 +9,8 @@ scrapes it with the repository's rules, then
   names is exposed; Prometheus loads and evaluates every rule without error;
 * the domain metrics equal what was sent through the APIs (exact), and today's gauges equal the
   read models;
-* ``dcr_reader`` can not read client pseudonyms, visit ids or ingest records.
+* ``dcr_reader`` can not read visit-level rows (any column of ``visits``), ingest records or
+  the frozen unsuppressed public figures.
 
 Setup (module fixture ``live``): an isolated database and topic prefix; the four services as
 uvicorn processes on free ports; Prometheus (/usr/bin/prometheus) scraping them every second
@@ -23,7 +24,6 @@ stopped at the end whatever happened.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -41,13 +41,14 @@ from tests.integration.monitoring.stack import (
     Proc,
     PromClient,
     Traffic,
+    reader_dsn,
     send_traffic,
     start_prometheus,
     start_services,
     wait_healthy,
 )
 from tests.monitoring import dashboards as dash
-from tests.support import poll_until, read_topic
+from tests.support import poll_until, read_topic, scrape_auth
 
 if TYPE_CHECKING:
     from tests.integration.conftest import TestEnv
@@ -68,15 +69,6 @@ class Live:
     traffic: Traffic
     reader_dsn: str
     urls: dict[str, str]
-
-
-def reader_dsn(dsn: str) -> str:
-    """The database's DSN as dcr_reader (password: DCR_READER_PASSWORD, else the local
-    development one that deploy/scripts/postgres.sh sets)."""
-    scheme, rest = dsn.split("://", 1)
-    host_db = rest.rsplit("@", 1)[-1]
-    password = os.environ.get("DCR_READER_PASSWORD", "dcr_reader")
-    return f"{scheme}://dcr_reader:{password}@{host_db}"
 
 
 async def _applied(dsn: str, expected: int) -> bool:
@@ -119,7 +111,7 @@ async def live(iso_env: TestEnv, tmp_path_factory: pytest.TempPathFactory) -> As
             await wait_healthy(proc, url)
         urls = {name: url for name, (_, url) in services.items()}
         ports = {name: int(url.rsplit(":", 1)[1]) for name, url in urls.items()}
-        prom_proc, prom_url = start_prometheus(ports, work)
+        prom_proc, prom_url = start_prometheus(ports, work, iso_env.tokens["prometheus"])
         procs.append(prom_proc)
         prom = PromClient(prom_url)
         await wait_healthy_prometheus(prom_proc, prom)
@@ -137,7 +129,7 @@ async def live(iso_env: TestEnv, tmp_path_factory: pytest.TempPathFactory) -> As
         async def all_up() -> bool:
             assert prom is not None
             up = await prom.targets_up()
-            return len(up) == 5 and set(up.values()) == {"up"}
+            return len(up) == 6 and set(up.values()) == {"up"}
 
         await poll_until(all_up, timeout=30, interval=0.25, what="every target up")
         expected_visits = sum(traffic.visits_started.values())
@@ -191,6 +183,7 @@ async def test_every_service_and_prometheus_itself_is_scraped(live: Live) -> Non
         "supply": "up",
         "incident": "up",
         "projection": "up",
+        "public": "up",
     }
 
 
@@ -198,7 +191,7 @@ async def test_every_service_and_prometheus_itself_is_scraped(live: Live) -> Non
 async def test_each_service_process_exposition_passes_promtool(live: Live, service: str) -> None:
     """Each process's own exposition (the projection's with its domain metrics)."""
     async with httpx.AsyncClient(timeout=10) as c:
-        text = (await c.get(f"{live.urls[service]}/metrics")).text
+        text = (await c.get(f"{live.urls[service]}/metrics", headers=scrape_auth())).text
     assert await asyncio.to_thread(promtool_check, text) == ""
     problems = label_problems(text, frozenset(live.traffic.client_codes | live.traffic.issued_ids))
     assert problems == [], problems
@@ -383,11 +376,15 @@ async def test_no_label_value_is_a_client_code_or_an_issued_id(live: Live) -> No
 async def test_grafana_reader_cannot_read_private_data(live: Live) -> None:
     conn = await asyncpg.connect(live.reader_dsn)
     try:
-        assert await conn.fetchval("SELECT count(*) FROM visits") > 0  # granted columns only
+        assert await conn.fetchval("SELECT sum(check_ins) FROM facility_checkins_hourly") > 0
         for forbidden in (
             "SELECT client_pseudonym FROM visits",
             "SELECT visit_id FROM visits",
             "SELECT * FROM visits",
+            "SELECT count(*) FROM visits",  # aggregates only: no visit-level rows at all
+            "SELECT facility, start_time, end_time FROM visits",
+            "SELECT substances, route, first_visit FROM visits",
+            "SELECT * FROM public_releases",
             "SELECT * FROM ingest_idempotency",
             "SELECT * FROM projection_events",
             "SELECT * FROM alert_episodes",

@@ -24,7 +24,7 @@ from services.intake.app import create_app as create_intake
 from services.projection.app import create_app as create_projection
 from services.supply.app import create_app as create_supply
 from tests.integration.monitoring.exposition import label_problems, promtool_check
-from tests.support import poll_until, serve
+from tests.support import ops_auth, poll_until, scrape_auth, serve
 
 if TYPE_CHECKING:
     from tests.integration.conftest import TestEnv
@@ -107,9 +107,9 @@ async def _incident(c: httpx.AsyncClient, env: TestEnv) -> list[str]:
 
 
 async def _projection(c: httpx.AsyncClient, env: TestEnv) -> list[str]:
-    assert (await c.get("/v1/districts")).status_code == 200
-    assert (await c.get("/v1/districts/vesterbro/daily")).status_code == 200
-    assert (await c.get("/v1/districts/atlantis/daily")).status_code == 404
+    assert (await c.get("/v1/districts", headers=ops_auth())).status_code == 200
+    assert (await c.get("/v1/districts/vesterbro/daily", headers=ops_auth())).status_code == 200
+    assert (await c.get("/v1/districts/atlantis/daily", headers=ops_auth())).status_code == 404
     return []
 
 
@@ -134,7 +134,7 @@ async def test_metrics_pass_promtool_and_have_bounded_labels(
     async with serve(factory()) as client:
         await poll_until(lambda: _healthy(client), timeout=30, what=f"{service} healthy")
         ids = await traffic(client, iso_environ)
-        response = await client.get("/metrics")
+        response = await client.get("/metrics", headers=scrape_auth())
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -151,7 +151,7 @@ async def test_projection_exports_domain_metrics(iso_environ: TestEnv) -> None:
         await poll_until(lambda: _healthy(client), timeout=30, what="projection healthy")
 
         async def domain_metrics() -> str | None:
-            text = (await client.get("/metrics")).text
+            text = (await client.get("/metrics", headers=scrape_auth())).text
             return text if "dcr_visits_started_total{" in text else None
 
         try:

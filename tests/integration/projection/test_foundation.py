@@ -10,7 +10,7 @@ import pytest
 
 from services.intake.app import create_app as intake_app
 from services.projection.app import create_app as projection_app
-from tests.support import auth, poll_until, serve
+from tests.support import auth, ops_auth, poll_until, serve
 
 if TYPE_CHECKING:
     from tests.integration.conftest import TestEnv
@@ -21,7 +21,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.clock]
 async def test_visit_started_counts_in_district_daily(iso_env: TestEnv) -> None:
     now = datetime.now(UTC)
     day = now.astimezone(ZoneInfo("Europe/Copenhagen")).date().isoformat()  # the visit's day
-    async with serve(intake_app()) as intake, serve(projection_app()) as projection:
+    async with (
+        serve(intake_app()) as intake,
+        serve(projection_app(), headers=ops_auth()) as projection,
+    ):
         posted = await intake.post(
             "/v1/visits",
             json={

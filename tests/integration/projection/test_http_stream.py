@@ -15,6 +15,7 @@ import pytest
 from services.incident.app import create_app as incident_app
 from services.intake.app import create_app as intake_app
 from services.projection.app import create_app as projection_app
+from services.projection.public_app import create_app as public_app
 from services.supply.app import create_app as supply_app
 from tests.integration.projection.harness import (
     api_days,
@@ -22,7 +23,7 @@ from tests.integration.projection.harness import (
     log_events,
     wait_caught_up,
 )
-from tests.support import auth, poll_until, serve
+from tests.support import auth, ops_auth, poll_until, serve
 from tests.unit.projection.factory import CITY
 from tests.unit.projection.oracle import Oracle
 
@@ -59,7 +60,7 @@ async def test_scripted_stream_through_the_ingest_apis(iso_env: TestEnv) -> None
         serve(intake_app()) as intake,
         serve(supply_app()) as supply,
         serve(incident_app()) as incident,
-        serve(projection_app()) as projection,
+        serve(projection_app(), headers=ops_auth()) as projection,
     ):
         # --- day 2 (two days ago), halmtorv in vesterbro: 8 visits, 6 inject + 2 smoke ---------
         durations = [10, 20, 30, 40, 50, 60]  # minutes, for the first six (two never end)
@@ -280,23 +281,21 @@ async def test_scripted_stream_through_the_ingest_apis(iso_env: TestEnv) -> None
         assert city[d1]["refusals"] == 1 and city[d2]["street_needles_kg"] == 0.35
         assert r.json()["lag_events"] == 0 and r.json()["data_complete_until"] is not None
 
-        # public view: small cells hidden, with a complement where a total would reveal them
-        r = await projection.get(
-            "/v1/public/districts/vesterbro/daily",
-            params={"from": d2.isoformat(), "to": d2.isoformat()},
-        )
-        pub = r.json()["days"][0]
-        assert pub["visits"] == 8
-        assert pub["visits_by_route"]["smoke"] is None  # 2: primary
-        assert pub["visits_by_route"]["inject"] is None  # complement (8 - 6 = 2 otherwise)
-        assert pub["refusals"] is None and pub["refusals_by_reason"]["capacity"] is None
-        assert pub["supplies_by_item"]["syringes"] == 35  # quantities are not suppressed
-        assert "visits_by_route.smoke" in pub["suppressed"]
-        r = await projection.get(
-            "/v1/public/city/summary", params={"from": d2.isoformat(), "to": d2.isoformat()}
-        )
-        pub_city = r.json()["days"][0]
-        assert pub_city["visits"] == 13 and pub_city["visits_by_route"]["smoke"] is None
+        # public view (its own app; "now" two days on, so both days are released): small
+        # cells hidden, with complements where a total would reveal them
+        later = datetime.now(UTC) + timedelta(days=2)
+        async with serve(public_app(clock=lambda: later)) as public:
+            r = await public.get(f"/v1/public/day/{d2.isoformat()}")
+            assert r.status_code == 200, r.text
+            pub = r.json()["tables"]["vesterbro"]
+            assert pub["visits_by_route"]["smoke"] is None  # 2: primary
+            # 8 visits, 6 inject: the inject cell or the total must be hidden too
+            assert pub["visits_by_route"]["inject"] is None or pub["visits"] is None
+            assert pub["refusals"] is None and pub["refusals_by_reason"]["capacity"] is None
+            assert pub["supplies_by_item"]["syringes"] == 35  # quantities are not suppressed
+            assert "visits_by_route.smoke" in pub["suppressed"]
+            pub_city = r.json()["tables"]["city"]
+            assert pub_city["visits_by_route"]["smoke"] is None
 
         # stock: the count at 10:00 replaces what came before it; later dispensing subtracts
         r = await projection.get("/v1/facilities/halmtorv/stock")
@@ -336,7 +335,7 @@ async def test_scripted_stream_through_the_ingest_apis(iso_env: TestEnv) -> None
 
 
 async def test_read_api_validation(iso_env: TestEnv) -> None:
-    async with serve(projection_app()) as projection:
+    async with serve(projection_app(), headers=ops_auth()) as projection:
         r = await projection.get("/v1/districts/atlantis/daily")
         assert r.status_code == 404
         r = await projection.get("/v1/districts/vesterbro/daily", params={"from": "2026-13-01"})

@@ -18,7 +18,7 @@ from tests.integration.projection.harness import (
     snapshot,
     wait_caught_up,
 )
-from tests.support import poll_until
+from tests.support import ops_auth, poll_until, scrape_auth
 from tests.unit.projection.factory import CITY, random_stream
 from tests.unit.projection.oracle import Oracle
 
@@ -64,7 +64,7 @@ async def test_kill9_mid_stream_and_restart_gives_exact_tables(
 
         oracle = Oracle(CITY).feed(events)
         days = [k[1] for k in oracle.district_days()]
-        async with httpx.AsyncClient(base_url=proc.url, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=proc.url, timeout=10, headers=ops_auth()) as client:
             await assert_api_matches_oracle(client, oracle, min(days), max(days))
             for fac in ("halmtorv", "amager"):
                 r = await client.get(f"/v1/facilities/{fac}/stock")
@@ -85,8 +85,8 @@ async def test_kill9_mid_stream_and_restart_gives_exact_tables(
         assert await proc.metric("dcr_projection_batch_size_records_count") > 0
         assert await proc.metric("dcr_projection_batch_apply_duration_seconds_count") > 0
         assert await proc.metric("dcr_projection_duplicate_events_total") >= 300
-        async with httpx.AsyncClient(base_url=proc.url, timeout=5) as client:
-            metrics = (await client.get("/metrics")).text
+        async with httpx.AsyncClient(base_url=proc.url, timeout=5, headers=ops_auth()) as client:
+            metrics = (await client.get("/metrics", headers=scrape_auth())).text
         lag = [
             line
             for line in metrics.splitlines()

@@ -26,7 +26,7 @@ from tests.integration.projection.harness import (
     snapshot,
     wait_caught_up,
 )
-from tests.support import poll_until
+from tests.support import ops_auth, poll_until
 from tests.unit.projection.factory import CITY, random_stream
 from tests.unit.projection.oracle import Oracle
 
@@ -55,7 +55,7 @@ async def _rebuild() -> tuple[int, str]:
 async def _check_oracle(url: str, events: list[Envelope]) -> None:
     oracle = Oracle(CITY).feed(events)
     days = [k[1] for k in oracle.district_days()]
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=10, headers=ops_auth()) as client:
         await assert_api_matches_oracle(client, oracle, min(days), max(days))
 
 

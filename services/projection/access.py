@@ -1,0 +1,47 @@
+"""Who may read what on the internal read API (port 8004).
+
+| kind       | may read                                                            |
+|------------|---------------------------------------------------------------------|
+| ops        | everything internal (figures, live and stock of every room, alerts, /metrics) |
+| analyst    | the directory, district and city figures of closed days (before today: a   |
+|            | single-room district's today would be a live per-room view); no alerts   |
+| facility   | the directory, its own room's live and stock view only               |
+| metrics    | /metrics only (shared.http)                                          |
+| sanitation | nothing here (it reports street collections)                        |
+
+A request without a valid token is a 401, a valid token of a kind not listed for the route or a
+facility token for another room a 403; both are counted in ``dcr_auth_failures_total``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from shared.auth import Principal, PrincipalKind
+from shared.http_auth import forbidden
+
+OPS = PrincipalKind.OPS
+ANALYST = PrincipalKind.ANALYST
+FACILITY = PrincipalKind.FACILITY
+
+#: The districts and their rooms (configuration, no figures).
+DIRECTORY = frozenset({OPS, ANALYST, FACILITY})
+#: Unsuppressed district and city figures.
+FIGURES = frozenset({OPS, ANALYST})
+#: One room's live and stock view (a facility token: its own room only, see :func:`own_room`).
+ROOM = frozenset({OPS, FACILITY})
+#: Everything else (drug alerts name rooms and live overdose counts).
+INTERNAL = frozenset({OPS})
+
+
+def own_room(principal: Principal, facility: str, service: str) -> None:
+    """403 unless ``principal`` is ops or the facility ``facility`` itself."""
+    if principal.kind is FACILITY and principal.id != facility:
+        raise forbidden(service, f"a facility token reads only its own room, not {facility!r}")
+
+
+def closed_days_only(principal: Principal, last: date, today: date, service: str) -> None:
+    """403 if an analyst asks for today or later (three districts have one room each: their
+    figures of today would show that room live)."""
+    if principal.kind is ANALYST and last >= today:
+        raise forbidden(service, "an analyst token reads closed days only ('to' before today)")

@@ -1,0 +1,121 @@
+"""Who may read what on the internal read API and every /metrics, on the real PostgreSQL and
+Kafka: every route is found in the app's own OpenAPI schema (no hand list), asked without a
+token, with a wrong token and with each role; refusals are 401/403 exactly as on ingest and are
+counted in ``dcr_auth_failures_total{service, reason}``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import pytest
+from fastapi import FastAPI
+
+from services.incident.app import create_app as incident_app
+from services.intake.app import create_app as intake_app
+from services.projection.app import create_app as projection_app
+from services.projection.public_app import create_app as public_app
+from services.supply.app import create_app as supply_app
+from shared.auth import digest
+from tests.support import auth, auth_failures, scrape_auth, serve
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import TestEnv
+
+pytestmark = pytest.mark.integration
+
+OWN, OTHER = "halmtorv", "nordvest"  # two facilities' tokens
+
+
+def _routes(app: FastAPI) -> list[str]:
+    """Every GET path of the app's schema except the open liveness probe, made concrete."""
+    paths = [p for p, ops in app.openapi()["paths"].items() if "get" in ops and p != "/healthz"]
+    return [p.replace("{district}", "vesterbro").replace("{facility}", OWN) for p in paths]
+
+
+def _allowed(role: str, path: str) -> bool:
+    """What the roles are for (services/projection/access.py), stated from the user's side."""
+    if role == "ops":
+        return True
+    if path == "/v1/districts":
+        return role in ("analyst", OWN)
+    if path.startswith("/v1/facilities/"):
+        return role == OWN
+    if path == "/v1/alerts":
+        return False
+    return role == "analyst"  # district and city figures
+
+
+async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
+    iso_env: TestEnv,
+) -> None:
+    tokens = iso_env.tokens
+    app = projection_app()
+    routes = _routes(app)
+    assert {"/v1/districts", "/v1/city/summary", f"/v1/facilities/{OWN}/live", "/v1/alerts"} <= (
+        set(routes)
+    )
+    refused: Counter[tuple[str, str]] = Counter()
+    async with serve(app) as client:
+        before = auth_failures((await client.get("/metrics", headers=scrape_auth())).text)
+        for path in routes:
+            for headers, reason in (
+                ({}, "missing"),
+                ({"Authorization": "Basic b3BzOng="}, "missing"),
+                (auth("not-a-token"), "invalid"),
+                (auth(digest(tokens["ops"])), "invalid"),
+            ):
+                r = await client.get(path, headers=headers)
+                assert r.status_code == 401, (path, headers, r.text)
+                assert r.headers["WWW-Authenticate"] == "Bearer"
+                refused[("projection", reason)] += 1
+            for role in ("ops", "analyst", OWN, "sanitation-city", "prometheus"):
+                r = await client.get(path, headers=auth(tokens[role]))
+                if _allowed(role, path):
+                    assert r.status_code == 200, (path, role, r.text)
+                else:
+                    assert r.status_code == 403, (path, role, r.text)
+                    assert r.json()["detail"]
+                    refused[("projection", "forbidden")] += 1
+        # an analyst reads closed days only (a single-room district's today is that room live)
+        future = {"from": "2999-12-30", "to": "2999-12-31"}  # after today, whatever the date
+        for path in ("/v1/districts/amager/daily", "/v1/city/summary"):
+            r = await client.get(path, params=future, headers=auth(tokens["analyst"]))
+            assert r.status_code == 403 and "closed days" in r.json()["detail"], r.text
+            refused[("projection", "forbidden")] += 1
+            r = await client.get(path, params=future, headers=auth(tokens["ops"]))
+            assert r.status_code == 200, r.text
+            r = await client.get(path, headers=auth(tokens["analyst"]))  # default: yesterday
+            assert r.status_code == 200 and r.json()["from"] == r.json()["to"], r.text
+        # a facility reads only its own room
+        for view in ("live", "stock"):
+            r = await client.get(f"/v1/facilities/{OWN}/{view}", headers=auth(tokens[OTHER]))
+            assert r.status_code == 403, r.text
+            refused[("projection", "forbidden")] += 1
+        after = auth_failures((await client.get("/metrics", headers=scrape_auth())).text)
+    assert after - before == refused
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [intake_app, supply_app, incident_app, projection_app, public_app],
+    ids=["intake", "supply", "incident", "projection", "public"],
+)
+async def test_metrics_need_the_scraper_or_ops_token_and_healthz_shows_no_figures(
+    factory: type[FastAPI], iso_env: TestEnv
+) -> None:
+    tokens = iso_env.tokens
+    async with serve(factory()) as client:
+        assert (await client.get("/metrics")).status_code == 401
+        assert (await client.get("/metrics", headers=auth("nope"))).status_code == 401
+        for role in ("analyst", OWN, "sanitation-city"):
+            r = await client.get("/metrics", headers=auth(tokens[role]))
+            assert r.status_code == 403, (role, r.text)
+        for role in ("prometheus", "ops"):
+            r = await client.get("/metrics", headers=auth(tokens[role]))
+            assert r.status_code == 200 and "dcr_http_requests_total" in r.text
+        health = await client.get("/healthz")
+        checks = health.json()["checks"]
+        assert all(isinstance(v, bool) for v in checks.values()), checks  # up/down only
+        assert "dcr_" not in health.text

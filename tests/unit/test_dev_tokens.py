@@ -1,0 +1,34 @@
+"""``python -m shared.auth generate``: every role gets a development token, the scraper's is
+written alone for Prometheus, and running it again keeps existing tokens (adding new roles)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from shared.auth import PrincipalKind, TokenRegistry, main
+
+
+def test_generate_writes_every_role_and_keeps_tokens_on_rerun(tmp_path: Path) -> None:
+    out, clear, cred = tmp_path / "tokens.yaml", tmp_path / "dev.yaml", tmp_path / "p.token"
+    args = ["generate", "--out", str(out), "--clear-out", str(clear)]
+    assert main([*args, "--metrics-credential-out", str(cred)]) == 0
+    tokens = yaml.safe_load(clear.read_text())
+    assert {"ops", "analyst", "prometheus", "halmtorv", "sanitation-city"} <= set(tokens)
+    assert cred.read_text() == tokens["prometheus"]
+    assert oct(clear.stat().st_mode & 0o777) == "0o600"
+    registry = TokenRegistry.from_file(out)
+    kinds = {p: registry.authenticate(t) for p, t in tokens.items()}
+    assert kinds["ops"] is not None and kinds["ops"].kind is PrincipalKind.OPS
+    assert kinds["analyst"] is not None and kinds["analyst"].kind is PrincipalKind.ANALYST
+    assert kinds["prometheus"] is not None and kinds["prometheus"].kind is PrincipalKind.METRICS
+    assert str(tokens["ops"]) not in out.read_text()  # digests only
+
+    # an older checkout: facilities only. A rerun keeps their tokens and adds the read roles.
+    old = {k: v for k, v in tokens.items() if k not in ("ops", "analyst", "prometheus")}
+    clear.write_text(yaml.safe_dump(old))
+    assert main(args) == 0
+    again = yaml.safe_load(clear.read_text())
+    assert {k: again[k] for k in old} == old
+    assert {"ops", "analyst", "prometheus"} <= set(again) and again["ops"] != tokens["ops"]
