@@ -34,7 +34,7 @@ from tests.faults.throwaway import ThrowawayKafka, ThrowawayKafkaCluster
 from tests.faults.traffic import Traffic
 from tests.integration.projection.harness import end_offsets, wait_caught_up
 from tests.process import INTAKE_APP, PROJECTION_APP, SUPPLY_APP, ServiceProcess
-from tests.support import TestEnv, isolated_env, poll_until
+from tests.support import TestEnv, isolated_env, ops_auth, poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -156,7 +156,9 @@ async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
                 what="more 503s with two brokers dead",
             )
             assert traffic.accepted == accepted_while_down, "a 202 without 2 in-sync copies"
-            async with httpx.AsyncClient(base_url=started["projection"].url) as reader:
+            async with httpx.AsyncClient(
+                base_url=started["projection"].url, headers=ops_auth()
+            ) as reader:
                 served = await reader.get("/v1/districts/vesterbro/daily", timeout=10)
             assert served.status_code == 200, served.text
 

@@ -35,7 +35,7 @@ from shared.settings import DEV_SECRET, REPO_ROOT
 from tests.integration.ingest.conftest import at, bearer
 from tests.integration.projection.harness import wait_caught_up
 from tests.process import INTAKE_APP, ServiceProcess
-from tests.support import isolated_env, poll_until, read_topic, serve
+from tests.support import isolated_env, ops_auth, poll_until, read_topic, serve
 from tests.unit.projection.factory import CITY
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ async def test_city_scope_makes_one_code_in_two_rooms_one_client(
                 await post_visits(
                     env, intake, ["V-0042"], facility=facility, occurred_at=local(day, 12)
                 )
-        async with serve(create_projection()) as projection:
+        async with serve(create_projection(), headers=ops_auth()) as projection:
             await wait_caught_up(env.dsn, env.bootstrap, env.topic_prefix)
             summary = await projection.get(
                 "/v1/city/summary", params={"from": day.isoformat(), "to": day.isoformat()}

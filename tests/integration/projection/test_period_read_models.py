@@ -14,7 +14,7 @@ import pytest
 from services.projection.app import create_app as projection_app
 from shared.events import payloads as p
 from tests.integration.projection.harness import produce, wait_caught_up
-from tests.support import serve
+from tests.support import ops_auth, serve
 from tests.unit.projection.factory import CITY, random_stream
 from tests.unit.projection.oracle import Oracle
 
@@ -76,7 +76,7 @@ async def test_period_totals_equal_the_oracle(iso_env: TestEnv) -> None:
     days = sorted(k[1] for k in oracle.district_days())
     first, last = days[0], days[-1]
     span = {"period": "custom", "from": first.isoformat(), "to": last.isoformat()}
-    async with serve(projection_app()) as client:
+    async with serve(projection_app(), headers=ops_auth()) as client:
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
         for district in CITY.districts:
             r = await client.get("/v1/periods", params={**span, "scope": f"district:{district.id}"})

@@ -27,6 +27,7 @@ from tests.integration.projection.harness import (
     wait_caught_up,
 )
 from tests.integration.projection.report_scenario import ROOM, Scenario, build, referral_day
+from tests.support import ops_auth
 from tests.unit.projection.factory import CITY
 from tests.unit.report.pdftools import pdf_pages, pdf_text, row_value
 
@@ -154,7 +155,7 @@ async def test_council_scenario_report(iso_env: TestEnv, tmp_path: Path) -> None
     try:
         await proc.wait_healthy()
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
-        async with httpx.AsyncClient(base_url=proc.url, timeout=120) as client:
+        async with httpx.AsyncClient(base_url=proc.url, timeout=120, headers=ops_auth()) as client:
             r = await client.get("/v1/reports", params=params)
             assert r.status_code == 200, r.text
             assert r.headers["content-type"] == "application/pdf"
