@@ -1,0 +1,74 @@
+"""Edges of the drug alert rule that a one-line slip would break without any other test noticing
+(found by mutation testing, docs/mutation-report.md): the restored window after a restart, the
+open lower bound of the counting window, the lateness limit, the adulterant day."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from services.incident.alerting import AlertState, Span, evaluate
+from shared.events.vocabulary import Substance
+from tests.unit.ingest.test_alerting import NOW, RULES, T0, data_of, drug_check, incident, run
+
+
+def test_a_late_report_after_a_restart_completes_a_cluster_of_overdoses_stored_before_it() -> None:
+    """Two overdoses 6 h 50 min and 6 h 30 min before ``now`` were stored (no alert yet). After a
+    restart, a report 5 h 55 min old (within the 6 h lateness) completes the cluster: the
+    restored state must still hold the two, although they are older than the lateness limit."""
+    now = T0 + timedelta(hours=8)
+    first, second = incident(60 + 10), incident(60 + 30)  # 6:50 and 6:30 before now
+    live, alerts = run([first, second], now=now - timedelta(hours=5))
+    assert alerts == []
+    restored = AlertState.restore(
+        RULES, now, [("vesterbro", e.id, e.time) for e in (first, second)], []
+    )
+    late = incident(60 + 2 * 60 + 5)  # 5:55 before now
+    _, alerts = run([late], restored, now=now)
+    [alert] = alerts
+    assert data_of(alert).overdoses_in_window == 3
+    assert data_of(alert).window_end == late.time
+
+
+def test_the_window_is_open_at_its_lower_bound() -> None:
+    """Overdoses at 10:00, 11:00 and two at 12:00 with a 2 h window: at 12:00 the 10:00 one has
+    just left the window, so the alert counts 3, not 4."""
+    _, alerts = run([incident(0), incident(60), incident(120), incident(120)])
+    [alert] = alerts
+    data = data_of(alert)
+    assert data.window_end == T0 + timedelta(minutes=120)
+    assert data.overdoses_in_window == 3
+
+
+def test_overdoses_exactly_one_window_apart_do_not_count_together() -> None:
+    _, alerts = run([incident(0), incident(60), incident(120)])
+    assert alerts == []
+
+
+def test_a_report_exactly_at_the_lateness_limit_still_counts() -> None:
+    now = T0 + RULES.max_lateness + timedelta(minutes=30)
+    events = [incident(30), incident(40), incident(50)]  # the first exactly max_lateness old
+    _, alerts = run(events, now=now)
+    assert len(alerts) == 1
+
+
+def test_restore_forgets_what_no_acceptable_late_report_can_touch() -> None:
+    now = NOW + timedelta(days=1)
+    old = [incident(m) for m in (0, 10, 20)]  # a full cluster, a day before now
+    state = AlertState.restore(RULES, now, [("vesterbro", e.id, e.time) for e in old], [])
+    assert state.districts["vesterbro"].overdoses == ()
+    assert state.districts["vesterbro"].episodes == ()
+    keep = AlertState.restore(RULES, NOW, [("vesterbro", e.id, e.time) for e in old], [])
+    assert len(keep.districts["vesterbro"].overdoses) == 3
+    assert keep.districts["vesterbro"].episodes == (
+        Span(T0 + timedelta(minutes=20), T0 + timedelta(minutes=120)),
+    )
+
+
+def test_restore_keeps_adulterant_days_within_the_lateness_only() -> None:
+    yesterday = drug_check(-24 * 60, Substance.HEROIN, Substance.FENTANYL)
+    state = AlertState.restore(RULES, NOW, [], [("vesterbro", Substance.FENTANYL, yesterday.time)])
+    assert state.adulterants == frozenset()
+    step = evaluate(
+        RULES, state, drug_check(0, Substance.HEROIN, Substance.FENTANYL), "vesterbro", NOW
+    )
+    assert len(step.alerts) == 1
