@@ -89,7 +89,9 @@ MUTATIONS = (
 
 
 def killed(m: Mutation, scratch: Path) -> tuple[bool, str]:
-    """Apply ``m`` in ``scratch``, run its tests, restore the file; (killed?, pytest's last line)."""
+    """Apply ``m`` in ``scratch``, run its tests, restore the file.
+
+    Returns (killed?, pytest's last line)."""
     target = scratch / m.path
     original = target.read_text(encoding="utf-8")
     if original.count(m.old) != 1:

@@ -101,7 +101,9 @@ def load_reasons() -> list[dict[str, str]]:
     return entries
 
 
-def _key(path: str, function: str, removed: tuple[str, ...], added: tuple[str, ...]) -> tuple[str, ...]:
+def _key(
+    path: str, function: str, removed: tuple[str, ...], added: tuple[str, ...]
+) -> tuple[str, ...]:
     return (path, function, "\n".join(removed), "\n".join(added))
 
 

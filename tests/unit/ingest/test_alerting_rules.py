@@ -17,7 +17,7 @@ def test_a_late_report_after_a_restart_completes_a_cluster_of_overdoses_stored_b
     restored state must still hold the two, although they are older than the lateness limit."""
     now = T0 + timedelta(hours=8)
     first, second = incident(60 + 10), incident(60 + 30)  # 6:50 and 6:30 before now
-    live, alerts = run([first, second], now=now - timedelta(hours=5))
+    _, alerts = run([first, second], now=now - timedelta(hours=5))
     assert alerts == []
     restored = AlertState.restore(
         RULES, now, [("vesterbro", e.id, e.time) for e in (first, second)], []
