@@ -7,6 +7,8 @@
 #   make test-faults  fault-injection and hostile-input suite incl. heavy variants (~5 min)
 #   make bench   benchmarks (projection catch-up, ingest, freshness, scale) -> bench/results/
 #   make lint    ruff check, ruff format --check, mypy
+#   make mutation  mutation testing of the pure cores (~30 min; MODULE=path.py for one file)
+#                -> docs/mutation-report.md; not part of make test
 #   make status  what is running
 #   make logs    last lines of every log in .state/logs (LINES=100 for more)
 #   make rebuild stop the projection, rebuild its read models from the topics, start it again
@@ -22,7 +24,7 @@ PYTEST_ARGS ?=
 SIM ?= 1
 LINES ?= 30
 
-.PHONY: help venv up down test test-faults lint status logs rebuild bench
+.PHONY: help venv up down test test-faults lint status logs rebuild bench mutation
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -75,6 +77,10 @@ bench: venv
 	@$(SCRIPTS)/postgres.sh start
 	@$(SCRIPTS)/kafka.sh start
 	$(PY) -m bench $(BENCH_ARGS)
+
+# one file: make mutation MODULE=services/projection/suppression.py
+mutation: venv
+	@tests/mutation/run.sh $(MODULE)
 
 lint: venv
 	.venv/bin/ruff check .

@@ -5,11 +5,11 @@ alerts are accepted, what is rejected and why (found by mutation testing, docs/m
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from services.projection import domain
 from shared.events import payloads as p
-from shared.events.vocabulary import AlertReason, RefusalReason, Substance
+from shared.events.vocabulary import AlertReason, RefusalReason, Route, Substance, SupplyItem
 from tests.unit.projection import factory as f
 
 CITY = f.CITY
@@ -63,3 +63,118 @@ def test_the_same_event_id_from_two_sources_is_two_events() -> None:
     changes = domain.project_decoded(kept, CITY)
     refusals = {k[0]: v["refusals"] for k, v in changes.daily.items()}
     assert refusals == {"vesterbro": 1, "nordvest": 1}
+
+
+# --- every field of what the store writes -----------------------------------------------------
+
+
+def test_a_visit_start_keeps_every_fact_of_the_first_report() -> None:
+    ch = domain.project(
+        [
+            f.visit_started(
+                "v1",
+                T,
+                facility="nordvest",
+                client=3,
+                route=Route.SNORT,
+                substances=(Substance.COCAINE,),
+                first=True,
+                assisted=True,
+            ),
+            f.visit_started("v1", T + timedelta(minutes=5), facility="nordvest", client=4),
+        ],
+        CITY,
+    )
+    assert ch.visit_starts == {
+        ("nordvest", "v1"): domain.VisitStart(
+            facility="nordvest",
+            visit_id="v1",
+            district="nordvest",
+            day=date(2026, 11, 27),
+            start_time=T,
+            client_pseudonym=f.pseudonym(3),
+            route="snort",
+            substances=("cocaine",),
+            assisted_injection=True,
+            first_visit=True,
+        )
+    }
+
+
+def test_the_earliest_end_wins_in_any_order() -> None:
+    early, late = T + timedelta(minutes=20), T + timedelta(minutes=30)
+    for order in ((early, late), (late, early)):
+        ch = domain.project([f.visit_ended("v1", t, facility="amager") for t in order], CITY)
+        assert ch.visit_ends == {("amager", "v1"): domain.VisitEnd("amager", "v1", "amager", early)}
+
+
+def test_stock_movements_carry_their_event_and_sign() -> None:
+    delivery = f.delivered(T, {SupplyItem.FOIL: 40}, facility="amager")
+    dispensing = f.dispensed(T + timedelta(hours=1), {SupplyItem.FOIL: 4}, facility="amager")
+    ch = domain.project([delivery, dispensing], CITY)
+    assert ch.stock_movements == [
+        domain.StockMovement("/facilities/amager", str(delivery.id), "amager", "foil", T, 40),
+        domain.StockMovement(
+            "/facilities/amager", str(dispensing.id), "amager", "foil", dispensing.time, -4
+        ),
+    ]
+    day = ("amager", date(2026, 11, 27))
+    assert ch.daily == {day: {"supplies_dispensed": 4}}  # deliveries are not dispensing
+    assert dict(ch.breakdown) == {(*day, "supply_item", "foil"): 4}
+
+
+def test_a_stock_count_keeps_every_field_and_the_latest_wins() -> None:
+    ch = domain.project(
+        [
+            f.counted(T, {SupplyItem.FOIL: 9}, facility="amager"),
+            f.counted(T + timedelta(hours=1), {SupplyItem.FOIL: 5}, facility="amager"),
+        ],
+        CITY,
+    )
+    assert ch.stock_counts == {
+        ("amager", "foil"): domain.StockCount("amager", "foil", T + timedelta(hours=1), 5)
+    }
+
+
+def test_an_alert_keeps_every_field_of_its_event() -> None:
+    start, end = T - timedelta(hours=2), T
+    env = f.wrap(
+        p.DrugAlertRaised(
+            alert_id="a7",
+            district="amager",
+            reason=AlertReason.OVERDOSE_CLUSTER,
+            episode="overdose_cluster/amager/x",
+            substance=Substance.FENTANYL,
+            overdoses_in_window=4,
+            window_start=start,
+            window_end=end,
+            facility_id="amager",
+        ),
+        T,
+        None,
+        "amager",
+    )
+    no_substance = f.wrap(
+        p.DrugAlertRaised(
+            alert_id="a8", district="amager", reason=AlertReason.OVERDOSE_CLUSTER, episode="e8"
+        ),
+        T,
+        None,
+        "amager",
+    )
+    ch = domain.project([env, no_substance], CITY)
+    assert ch.alerts == [
+        domain.Alert(
+            alert_id="a7",
+            episode="overdose_cluster/amager/x",
+            district="amager",
+            raised_at=T,
+            reason="overdose_cluster",
+            substance="fentanyl",
+            facility_id="amager",
+            overdoses_in_window=4,
+            window_start=start,
+            window_end=end,
+        ),
+        domain.Alert("a8", "e8", "amager", T, "overdose_cluster", None, None, None, None, None),
+    ]
