@@ -4,9 +4,12 @@ open lower bound of the counting window, the lateness limit, the adulterant day.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
-from services.incident.alerting import AlertState, Span, evaluate
+import pytest
+
+from services.incident.alerting import AlertRules, AlertState, Span, evaluate
 from shared.events.vocabulary import Substance
 from tests.unit.ingest.test_alerting import NOW, RULES, T0, data_of, drug_check, incident, run
 
@@ -72,3 +75,55 @@ def test_restore_keeps_adulterant_days_within_the_lateness_only() -> None:
         RULES, state, drug_check(0, Substance.HEROIN, Substance.FENTANYL), "vesterbro", NOW
     )
     assert len(step.alerts) == 1
+
+
+def test_nonsense_rules_are_refused_with_their_reason() -> None:
+    with pytest.raises(ValueError, match=r"^threshold must be at least 1$"):
+        AlertRules(threshold=0)
+    message = r"^window must be positive and max_lateness not negative$"
+    with pytest.raises(ValueError, match=message):
+        AlertRules(window=timedelta(0))
+    with pytest.raises(ValueError, match=message):
+        AlertRules(max_lateness=timedelta(seconds=-1))
+    assert AlertRules(max_lateness=timedelta(0)).max_lateness == timedelta(0)
+
+
+def test_overdoses_at_the_same_instant_all_count() -> None:
+    rules = AlertRules(threshold=3, window=timedelta(hours=2), max_lateness=timedelta(hours=6))
+    _, alerts = run([incident(0), incident(0), incident(0)], rules=rules)
+    [alert] = alerts
+    assert data_of(alert).overdoses_in_window == 3
+    # ... and they all leave the window together: a fourth two hours later starts afresh
+    _, alerts = run([incident(0), incident(0), incident(0), incident(120)], rules=rules)
+    assert len(alerts) == 1
+
+
+def test_a_too_late_report_changes_nothing() -> None:
+    state, _ = run([incident(0), incident(10)])
+    step = evaluate(RULES, state, incident(-6 * 60 - 1), "vesterbro", NOW)
+    assert step.state is state and step.alerts == ()
+
+
+def test_a_check_with_two_adulterants_raises_the_new_one_even_if_the_first_is_known() -> None:
+    state, first = run([drug_check(0, Substance.HEROIN, Substance.BENZODIAZEPINES)])
+    assert len(first) == 1
+    _, alerts = run(
+        [drug_check(5, Substance.HEROIN, Substance.BENZODIAZEPINES, Substance.FENTANYL)], state
+    )
+    assert [data_of(a).substance for a in alerts] == [Substance.FENTANYL]
+
+
+def test_episode_keys_do_not_depend_on_the_servers_time_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, alerts = run([incident(0), incident(10), incident(20)])
+    key = data_of(alerts[0]).episode
+    assert key.endswith("2026-11-28T10:20:00+00:00")
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        _, again = run([incident(0), incident(10), incident(20)])
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert data_of(again[0]).episode == key
