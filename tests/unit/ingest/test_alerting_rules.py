@@ -127,3 +127,15 @@ def test_episode_keys_do_not_depend_on_the_servers_time_zone(
         monkeypatch.undo()
         time.tzset()
     assert data_of(again[0]).episode == key
+
+
+def test_a_restart_late_in_the_day_remembers_that_days_adulterant_alerts() -> None:
+    """23:00 in Copenhagen: today's alert is still within the lateness window, so a repeat
+    finding today (after a restart) raises nothing."""
+    late_evening = T0.replace(hour=22)  # 23:00 local (CET)
+    earlier = late_evening - timedelta(hours=2)
+    state = AlertState.restore(
+        RULES, late_evening, [], [("vesterbro", Substance.FENTANYL, earlier)]
+    )
+    check = drug_check(12 * 60 - 30, Substance.HEROIN, Substance.FENTANYL)  # 21:30 UTC
+    assert evaluate(RULES, state, check, "vesterbro", late_evening).alerts == ()
