@@ -167,17 +167,38 @@ def verdict(mutants: list[Mutant], reasons: dict[tuple[str, ...], str]) -> list[
     return problems
 
 
+def skeleton(m: Mutant) -> str:
+    """A survivors.toml entry for ``m`` with the reason left to write."""
+
+    def literal(lines: tuple[str, ...]) -> str:
+        return json.dumps("\n".join(lines), ensure_ascii=False)  # a valid TOML basic string
+
+    return (
+        f"[[survivor]]  # {m.name} ({m.status})\n"
+        f'module = "{m.path}"\nfunction = "{m.function}"\n'
+        f'removed = {literal(m.removed)}\nadded = {literal(m.added)}\nreason = ""\n'
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--module", action="append", help="only this file (repeatable)")
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
     parser.add_argument("--header", default="# Mutation report")
+    parser.add_argument(
+        "--skeleton", action="store_true", help="print survivors.toml entries for unreviewed ones"
+    )
     args = parser.parse_args(argv)
     mutants = load_mutants(args.module)
     if not mutants:
         print("no mutation results under mutants/: run mutmut first", file=sys.stderr)
         return 1
     reasons = {entry_key(e): e["reason"] for e in load_reasons()}
+    if args.skeleton:
+        for m in mutants:
+            if m.status != "killed" and mutant_key(m) not in reasons:
+                print(skeleton(m))
+        return 0
     text = render(mutants, reasons, args.header)
     if args.out:
         args.out.write_text(text, encoding="utf-8")

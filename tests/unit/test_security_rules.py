@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import stat
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def test_digest_is_the_sha256_of_the_token() -> None:
 
 
 def test_generate_writes_digests_and_clear_tokens_that_authenticate(tmp_path: Path) -> None:
-    out, clear_out = tmp_path / "auth" / "tokens.yaml", tmp_path / "auth" / "clear.yaml"
+    out, clear_out = tmp_path / "state" / "auth" / "tokens.yaml", tmp_path / "clear.yaml"
     assert auth.main(["generate", "--out", str(out), "--clear-out", str(clear_out)]) == 0
     registry = TokenRegistry.from_file(out)
     clear = yaml.safe_load(clear_out.read_text(encoding="utf-8"))
@@ -64,10 +65,11 @@ def test_generate_writes_digests_and_clear_tokens_that_authenticate(tmp_path: Pa
     for pid, token in clear.items():
         principal = registry.authenticate(token)
         assert principal is not None and (principal.id, principal.kind) == (pid, expected[pid])
-        assert len(token) >= 40  # 32 random bytes, url-safe
+        assert len(token) == 43  # 32 random bytes, url-safe base64
     assert len(set(clear.values())) == len(clear)
     assert not any(token in out.read_text(encoding="utf-8") for token in clear.values())
     assert stat.S_IMODE(clear_out.stat().st_mode) == 0o600
+    assert list(clear) == list(expected)  # in the city's order, as written
     doc = yaml.safe_load(out.read_text(encoding="utf-8"))
     assert [p["id"] for p in doc["principals"]] == [
         *(f.id for f in city.facilities),
@@ -102,11 +104,12 @@ def test_the_command_line_is_documented_and_checked(capsys: pytest.CaptureFixtur
         ("--force", "overwrite existing files"),
         ("{generate}", ""),
     ):
-        assert option in text and meaning in text
+        assert option in text and re.search(rf"\s{re.escape(meaning)}\n", text), option
     for bad in (
         ["generate"],
         ["rotate", "--out", "a", "--clear-out", "b"],
         ["generate", "--out", "a"],
+        ["generate", "--clear-out", "b"],
     ):
         with pytest.raises(SystemExit) as done:
             auth.main(bad)
