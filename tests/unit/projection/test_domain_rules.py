@@ -6,10 +6,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 from services.projection import domain
 from shared.events import payloads as p
-from shared.events.vocabulary import AlertReason, RefusalReason, Route, Substance, SupplyItem
+from shared.events.vocabulary import (
+    AlertReason,
+    IncidentKind,
+    Outcome,
+    RefusalReason,
+    Route,
+    Substance,
+    SupplyItem,
+)
 from tests.unit.projection import factory as f
 
 CITY = f.CITY
@@ -32,16 +41,19 @@ def _alert(facility_id: str | None, district: str = "vesterbro") -> f.Envelope:
     )
 
 
-def test_an_alert_naming_a_known_facility_is_applied() -> None:
-    decoded, rejected = domain.decode_batch([f.record(_alert("halmtorv"))], CITY)
-    assert rejected == [] and len(decoded) == 1
-    ch = domain.project_decoded(decoded, CITY)
-    assert [a.facility_id for a in ch.alerts] == ["halmtorv"]
+def test_an_alert_naming_a_known_facility_or_none_is_applied() -> None:
+    for facility in ("halmtorv", None):
+        decoded, rejected = domain.decode_batch([f.record(_alert(facility))], CITY)
+        assert rejected == [] and len(decoded) == 1
+        ch = domain.project_decoded(decoded, CITY)
+        assert [a.facility_id for a in ch.alerts] == [facility]
 
 
 def test_an_alert_naming_an_unknown_facility_is_dead_lettered() -> None:
-    decoded, rejected = domain.decode_batch([f.record(_alert("atlantis"))], CITY)
+    rec = f.record(_alert("atlantis"))
+    decoded, rejected = domain.decode_batch([rec], CITY)
     assert decoded == [] and rejected[0].reason == "unknown facility in payload"
+    assert rejected[0].record is rec
 
 
 def test_an_alert_for_an_unknown_payload_district_is_dead_lettered() -> None:
@@ -178,3 +190,76 @@ def test_an_alert_keeps_every_field_of_its_event() -> None:
         ),
         domain.Alert("a8", "e8", "amager", T, "overdose_cluster", None, None, None, None, None),
     ]
+
+
+# --- references, rejects and the district an event belongs to ---------------------------------
+
+
+def test_reference_reasons_word_for_word() -> None:
+    street = p.StreetNeedlesCollected(district="atlantis", area="x", count=1)
+    from_facility = f.wrap(street, T, "halmtorv")
+    from_district = f.wrap(street, T, None, "vesterbro")
+    assert domain.check_references(from_facility, CITY) == "unknown district in payload"
+    assert domain.check_references(from_district, CITY) == "unknown district in payload"
+    assert domain.check_references(f.refused(T), CITY) is None
+    assert domain.check_references(_alert(None), CITY) is None
+
+
+def test_a_facility_may_report_a_street_collection_for_any_known_district() -> None:
+    env = f.wrap(p.StreetNeedlesCollected(district="amager", area="x", count=2), T, "halmtorv")
+    decoded, rejected = domain.decode_batch([f.record(env)], CITY)
+    assert rejected == [] and decoded[0].district == "amager"
+
+
+def test_a_bad_record_does_not_stop_the_batch() -> None:
+    good, unknown = f.refused(T), f.refused(T, facility="atlantis")
+    bad = f.record(good, 0, value=b"{not json")
+    decoded, rejected = domain.decode_batch([bad, f.record(unknown, 1), f.record(good, 2)], CITY)
+    assert [d.record.offset for d in decoded] == [2]
+    assert [(r.record.offset, r.reason) for r in rejected] == [
+        (0, "value is not valid JSON"),
+        (1, "unknown facility in source"),
+    ]
+    assert decoded[0].facility == "halmtorv" and decoded[0].district == "vesterbro"
+    assert decoded[0].event == good
+
+
+def test_the_district_of_an_event() -> None:
+    assert domain.district_of(f.refused(T, facility="nordvest"), CITY) == "nordvest"
+    assert domain.district_of(f.street_needles(T, "sydhavn", count=1), CITY) == "sydhavn"
+    assert domain.district_of(_alert("halmtorv", district="amager"), CITY) == "amager"
+
+
+# --- counts of things -------------------------------------------------------------------------
+
+
+def test_street_needles_and_sharps_by_count_or_weight() -> None:
+    ch = domain.project(
+        [
+            f.street_needles(T, "sydhavn", count=17, weight_kg=0.35),
+            f.street_needles(T, "sydhavn", weight_kg=0.1),  # weight only: no count added
+            f.sharps(T, count=4),  # count only: no weight added
+        ],
+        CITY,
+    )
+    day = date(2026, 11, 27)
+    assert ch.daily == {
+        ("sydhavn", day): {"street_needles_count": 17, "street_needles_kg": Decimal("0.45")},
+        ("vesterbro", day): {"sharps_returned_count": 4, "sharps_returned_kg": Decimal(0)},
+    }
+
+
+def test_incidents_are_broken_down_by_kind_and_outcome_per_district_and_day() -> None:
+    ch = domain.project(
+        [
+            f.incident(T, IncidentKind.SEIZURE, outcome=Outcome.LEFT, facility="amager"),
+            f.incident(T, IncidentKind.SEIZURE, outcome=Outcome.DIED, facility="amager"),
+        ],
+        CITY,
+    )
+    day = date(2026, 11, 27)
+    assert dict(ch.breakdown) == {
+        ("amager", day, "incident_kind", "seizure"): 2,
+        ("amager", day, "incident_outcome", "left"): 1,
+        ("amager", day, "incident_outcome", "died"): 1,
+    }
