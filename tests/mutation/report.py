@@ -2,12 +2,14 @@
 
 Run from the repository root after ``mutmut run`` (``tests/mutation/run.sh`` does both).
 
-Score of a module = killed / mutants, where *killed* counts mutants a test failed on and mutants
-that timed out (an endless loop is a failure a user sees); *survived*, *no tests* (no unit test
-calls the function) and *suspicious* count against the score. Every surviving or untested mutant
-must match a reviewed entry in ``tests/mutation/survivors.toml`` (module, function and the changed
-lines), which says why it is equivalent or harmless; entries are matched by content, not by
-mutmut's numbering, so they survive renumbering after an edit.
+Score of a module = killed / checked mutants, where *killed* counts mutants a test failed on and
+mutants that timed out (an endless loop is a failure a user sees); *survived*, *no tests* (no unit
+test calls the function) and *suspicious* count against the score. Mutants *not checked* (a run
+stopped early) are left out of the score and make the verdict fail: the run is incomplete.
+Every surviving or untested mutant must match a reviewed entry in
+``tests/mutation/survivors.toml`` (module, function and the changed lines), which says why it
+is equivalent or harmless; entries are matched by content, not by mutmut's numbering, so they
+survive renumbering after an edit.
 
 Exit status 1 when a module scores below :data:`MIN_SCORE` or a survivor has no reviewed reason.
 """
@@ -89,7 +91,7 @@ def load_mutants(modules: list[str] | None = None) -> list[Mutant]:
             status = _status(code)
             removed: tuple[str, ...] = ()
             added: tuple[str, ...] = ()
-            if status != "killed":
+            if status not in ("killed", "not checked"):
                 removed, added = _changed_lines(get_diff_for_mutant(name, path=Path(path)))
             out.append(Mutant(name, path, function, status, removed, added))
     return out
@@ -119,17 +121,22 @@ def render(mutants: list[Mutant], reasons: dict[tuple[str, ...], str], header: s
     by_module: dict[str, Counter[str]] = {}
     for m in mutants:
         by_module.setdefault(m.path, Counter())[m.status] += 1
-    lines = [header, "", "| module | mutants | killed | survived | no tests | suspicious | score |"]
-    lines.append("|---|---:|---:|---:|---:|---:|---:|")
+    lines = [
+        header,
+        "",
+        "| module | mutants | killed | survived | no tests | suspicious | not checked | score |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for path, c in sorted(by_module.items()):
         total = sum(c.values())
-        score = c["killed"] / total if total else 1.0
+        checked = total - c["not checked"]
+        score = f"{c['killed'] / checked:.1%}" if checked else "-"
         lines.append(
             f"| {path} | {total} | {c['killed']} | {c['survived']} | {c['no tests']} "
-            f"| {c['suspicious'] + c['not checked']} | {score:.1%} |"
+            f"| {c['suspicious']} | {c['not checked']} | {score} |"
         )
     lines += ["", "## Surviving mutants and why they are equivalent or harmless", ""]
-    open_ = [m for m in mutants if m.status != "killed"]
+    open_ = [m for m in mutants if m.status not in ("killed", "not checked")]
     if not open_:
         lines.append("None.")
     current = None
@@ -158,11 +165,14 @@ def verdict(mutants: list[Mutant], reasons: dict[tuple[str, ...], str]) -> list[
     by_module: dict[str, Counter[str]] = {}
     for m in mutants:
         by_module.setdefault(m.path, Counter())[m.status] += 1
-        if m.status != "killed" and mutant_key(m) not in reasons:
+        if m.status not in ("killed", "not checked") and mutant_key(m) not in reasons:
             problems.append(f"unreviewed {m.status} mutant {m.name}: {m.removed} -> {m.added}")
     for path, c in sorted(by_module.items()):
-        score = c["killed"] / sum(c.values())
-        if score < MIN_SCORE:
+        checked = sum(c.values()) - c["not checked"]
+        if c["not checked"]:
+            problems.append(f"{path}: run incomplete, {c['not checked']} mutants not checked")
+        if checked and c["killed"] / checked < MIN_SCORE:
+            score = c["killed"] / checked
             problems.append(f"{path}: {score:.1%} of mutants killed, below {MIN_SCORE:.0%}")
     return problems
 
@@ -196,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     reasons = {entry_key(e): e["reason"] for e in load_reasons()}
     if args.skeleton:
         for m in mutants:
-            if m.status != "killed" and mutant_key(m) not in reasons:
+            if m.status not in ("killed", "not checked") and mutant_key(m) not in reasons:
                 print(skeleton(m))
         return 0
     text = render(mutants, reasons, args.header)
