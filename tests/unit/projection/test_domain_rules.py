@@ -263,3 +263,10 @@ def test_incidents_are_broken_down_by_kind_and_outcome_per_district_and_day() ->
         ("amager", day, "incident_outcome", "left"): 1,
         ("amager", day, "incident_outcome", "died"): 1,
     }
+
+
+def test_decoded_events_count_on_the_citys_calendar_day() -> None:
+    late_evening = datetime(2026, 7, 1, 23, 30, tzinfo=UTC)  # 01:30 on 2 July in Copenhagen
+    decoded, _ = domain.decode_batch([f.record(f.refused(late_evening))], CITY)
+    ch = domain.project_decoded(decoded, CITY)
+    assert set(ch.daily) == {("vesterbro", date(2026, 7, 2))}
