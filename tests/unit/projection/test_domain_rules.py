@@ -8,6 +8,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from services.projection import domain
 from shared.events import payloads as p
 from shared.events.vocabulary import (
@@ -270,3 +272,8 @@ def test_decoded_events_count_on_the_citys_calendar_day() -> None:
     decoded, _ = domain.decode_batch([f.record(f.refused(late_evening))], CITY)
     ch = domain.project_decoded(decoded, CITY)
     assert set(ch.daily) == {("vesterbro", date(2026, 7, 2))}
+
+
+def test_an_unchecked_event_of_an_unknown_facility_is_a_named_error() -> None:
+    with pytest.raises(ValueError, match=r"^event names no known facility$"):
+        domain.district_of(f.refused(T, facility="atlantis"), CITY)
