@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from services.projection.figures import empty_day, sum_days, to_json
 from services.projection.suppression import CITY, public_day, suppress_day
 
@@ -123,3 +125,47 @@ def test_shown_cells_are_the_true_values_and_suppressed_names_the_hidden_ones() 
     assert pub["visits_by_route"]["snort"] == 0
     assert pub["visit_minutes_mean"] == 26.0 and pub["visit_minutes_median"] == 25.0
     assert pub["suppressed"] == ["visits_by_route.inject", "visits_by_route.smoke"]
+
+
+def _breakdown_day(total: str, breakdown: str, cells: dict[str, int]) -> dict[str, Any]:
+    day = _day(**{total: sum(cells.values()), breakdown: cells})
+    if breakdown.startswith("incidents_by"):  # an incident has a kind and an outcome
+        other = "incidents_by_outcome" if breakdown == "incidents_by_kind" else "incidents_by_kind"
+        day["incidents"] = sum(cells.values())
+        day[other]["recovered_on_site" if other == "incidents_by_outcome" else "other"] = day[
+            "incidents"
+        ]
+        day["deaths"] = day["incidents_by_outcome"]["died"]
+        day["overdoses"] = sum(
+            day["incidents_by_kind"][k] for k in ("opioid_overdose", "stimulant_overamping")
+        )
+    return day
+
+
+@pytest.mark.parametrize(
+    ("total", "breakdown", "small", "others"),
+    [
+        ("visits", "visits_by_route", "inject", ("smoke", "snort")),
+        ("refusals", "refusals_by_reason", "capacity", ("closed", "intoxicated")),
+        ("referrals", "referrals_by_kind", "housing", ("medical_care", "mental_health")),
+        ("services", "services_by_kind", "wound_care", ("counselling", "drug_checking")),
+        ("incidents", "incidents_by_kind", "seizure", ("violence", "other_medical")),
+        ("incidents", "incidents_by_outcome", "left", ("died", "recovered_on_site")),
+        ("overdoses", "incidents_by_kind", "opioid_overdose", ("stimulant_overamping", "seizure")),
+    ],
+)
+def test_a_small_total_and_its_only_cell_hide_each_other_and_zeros_stay_shown(
+    total: str, breakdown: str, small: str, others: tuple[str, str]
+) -> None:
+    """vesterbro has 3 of one kind: the total and that cell are two unknowns of their relation,
+    so nothing more of vesterbro's breakdown is hidden (zeros are shown unless needed)."""
+    districts = {
+        "vesterbro": _breakdown_day(total, breakdown, {small: 3}),
+        "amager": _breakdown_day(total, breakdown, {others[0]: 7, others[1]: 5}),
+        "nordvest": _breakdown_day(total, breakdown, {small: 20}),
+    }
+    pub = _public(districts)["vesterbro"]
+    assert pub[total] is None and pub[breakdown][small] is None
+    assert {k: v for k, v in pub[breakdown].items() if k != small} == {
+        k: 0 for k in pub[breakdown] if k != small
+    }
