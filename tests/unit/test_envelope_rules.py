@@ -164,3 +164,13 @@ def test_an_alert_window_needs_both_ends() -> None:
     assert p.DrugAlertRaised.model_validate(base | {"window_end": T}).window() is None
     both = p.DrugAlertRaised.model_validate(base | {"window_start": T, "window_end": T})
     assert both.window() == (T, T)
+
+
+def test_an_envelope_built_around_validation_names_its_bad_source() -> None:
+    env = Envelope.model_construct(
+        id=ID, type="dk.dcr.visit.refused", source="/elsewhere/x", time=T, subject=None, data=None
+    )
+    with pytest.raises(DecodeError) as err:
+        _ = env.key
+    assert err.value.reason == "ce_source is not /facilities/<id> or /districts/<id>"
+    assert str(err.value) == err.value.reason

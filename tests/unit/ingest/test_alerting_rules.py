@@ -139,3 +139,15 @@ def test_a_restart_late_in_the_day_remembers_that_days_adulterant_alerts() -> No
     )
     check = drug_check(12 * 60 - 30, Substance.HEROIN, Substance.FENTANYL)  # 21:30 UTC
     assert evaluate(RULES, state, check, "vesterbro", late_evening).alerts == ()
+
+
+def test_overdoses_at_the_same_instant_leave_the_window_together() -> None:
+    """Three at 10:00 and one at 11:00: at 12:00 the count falls to 1, so two more at 12:10 and
+    12:20 make a new episode (a second alert)."""
+    _, alerts = run([incident(0), incident(0), incident(0), incident(60)])
+    assert len(alerts) == 1
+    _, alerts = run([incident(m) for m in (0, 0, 0, 60, 130, 140)])
+    assert [data_of(a).window_end for a in alerts] == [
+        T0,
+        T0 + timedelta(minutes=140),
+    ]

@@ -169,3 +169,19 @@ def test_a_small_total_and_its_only_cell_hide_each_other_and_zeros_stay_shown(
     assert {k: v for k, v in pub[breakdown].items() if k != small} == {
         k: 0 for k in pub[breakdown] if k != small
     }
+
+
+@pytest.mark.parametrize(("completed", "shown"), [(1, False), (4, False), (5, True), (9, True)])
+def test_minutes_are_shown_from_threshold_completed_visits(completed: int, shown: bool) -> None:
+    day = _day(
+        visits=12,
+        visits_by_route={"inject": 12},
+        visits_completed=completed,
+        visit_minutes_median=20,
+        visit_minutes_mean=21,
+    )
+    city = sum_days([day])
+    hidden = suppress_day({"vesterbro": day}, city, THRESHOLD)
+    out = public_day("vesterbro", to_json(day), hidden, THRESHOLD)
+    assert (out["visit_minutes_mean"] is not None) is shown
+    assert (out["visit_minutes_median"] is not None) is shown
