@@ -43,7 +43,7 @@ def test_body_fingerprints_are_keyed_and_separated_from_pseudonyms() -> None:
 
 def test_a_secret_of_16_bytes_is_enough_and_15_is_not() -> None:
     Pseudonymiser(b"x" * 16)
-    with pytest.raises(ValueError, match="at least 16 bytes"):
+    with pytest.raises(ValueError, match=r"^pseudonym secret must be at least 16 bytes$"):
         Pseudonymiser(b"x" * 15)
     assert repr(Pseudonymiser(SECRET)) == "Pseudonymiser(<secret>)"
     assert SECRET.decode() not in repr(Pseudonymiser(SECRET))
