@@ -7,7 +7,7 @@
 #   make test-faults  fault-injection and hostile-input suite incl. heavy variants (~5 min)
 #   make bench   benchmarks (projection catch-up, ingest, freshness, scale) -> bench/results/
 #   make lint    ruff check, ruff format --check, mypy
-#   make mutation  mutation testing of the pure cores (~30 min; MODULE=path.py for one file)
+#   make mutation  mutation testing of the pure cores (~26 min; MODULE=path.py for one file)
 #                -> docs/mutation-report.md; not part of make test
 #   make status  what is running
 #   make logs    last lines of every log in .state/logs (LINES=100 for more)
