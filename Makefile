@@ -13,6 +13,8 @@
 #                DCR_TODAY=2028-02-29T23:30 for one instant (see tests/clock.py)
 #   make bench   benchmarks (projection catch-up, ingest, freshness, scale) -> bench/results/
 #   make lint    ruff check, ruff format --check, mypy
+#   make mutation  mutation testing of the pure cores (~26 min; MODULE=path.py for one file)
+#                -> docs/mutation-report.md; not part of make test
 #   make status  what is running
 #   make logs    last lines of every log in .state/logs (LINES=100 for more)
 #   make rebuild stop the projection, rebuild its read models from the topics, start it again
@@ -40,7 +42,7 @@ export DCR_KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092,127.0.0.1:9192,127.0.0.1:92
 export DCR_KAFKA_REPLICATION_FACTOR ?= 3
 endif
 
-.PHONY: help venv up down test test-faults test-dates lint status logs rebuild bench report retention
+.PHONY: help venv up down test test-faults test-dates lint status logs rebuild bench report retention mutation
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -108,6 +110,10 @@ bench: venv
 	@$(SCRIPTS)/postgres.sh start
 	@$(SCRIPTS)/kafka.sh start
 	$(PY) -m bench $(BENCH_ARGS)
+
+# one file: make mutation MODULE=services/projection/suppression.py
+mutation: venv
+	@tests/mutation/run.sh $(MODULE)
 
 lint: venv
 	.venv/bin/ruff check .

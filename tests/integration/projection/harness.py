@@ -5,9 +5,8 @@ and comparing the read API against the independent oracle."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +14,13 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.projection.settings import ProjectionSettings
 from services.projection.store import READ_MODEL_TABLES
-from shared.events.envelope import Envelope, decode, to_headers, to_value
+from shared.events.envelope import Envelope, to_headers, to_value
 from shared.kafka.topics import EVENT_TOPICS
 from tests.process import PROJECTION_APP, ServiceProcess
 from tests.support import poll_until, read_topic
-from tests.unit.projection.oracle import Oracle, normalise
+from tests.unit.projection.oracle import CITY_TABLE, Oracle, normalise, public_violations
 
 GROUP = "dcr-projection"
 
@@ -132,17 +132,14 @@ async def snapshot(dsn: str, tables: Sequence[str] = READ_MODEL_TABLES) -> dict[
         await conn.close()
 
 
-async def log_events(bootstrap: str, prefix: str) -> list[Envelope]:
-    """Every decodable event in the event topics (for the oracle), in log order per partition."""
-    out: list[Envelope] = []
+async def log_records(bootstrap: str, prefix: str) -> list[tuple[dict[str, bytes], bytes | None]]:
+    """Every record of the event topics as (headers, value), in log order per partition, for
+    the oracle to decode itself (Oracle.feed_records)."""
+    out: list[tuple[dict[str, bytes], bytes | None]] = []
     for t in EVENT_TOPICS:
         records = await read_topic(bootstrap, prefix + t)
         records.sort(key=lambda r: (r.partition, r.offset))
-        for r in records:
-            try:
-                out.append(decode(r.headers, r.value))
-            except ValueError:
-                continue
+        out += [(r.headers, r.value) for r in records]
     return out
 
 
@@ -168,21 +165,89 @@ async def api_days(
     return out
 
 
+async def _get(client: httpx.AsyncClient, path: str, **params: str) -> dict[str, Any]:
+    r = await client.get(path, params=params)
+    assert r.status_code == 200, (path, r.text)
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def surface_mismatches(
+    client: httpx.AsyncClient, oracle: Oracle, start: date, end: date
+) -> list[str]:
+    """Where the read API differs from the oracle, over every read surface: district days, the
+    city summary, the public district and city views (checked against the oracle's unsuppressed
+    figures and the published rule), every facility's stock and live figures, the alerts."""
+    out: list[str] = []
+    span = {"from": start.isoformat(), "to": end.isoformat()}
+    districts = [d.id for d in oracle.city.districts]
+    in_range = lambda k: start <= k <= end  # noqa: E731
+
+    expected = {k: v for k, v in oracle.district_days().items() if in_range(k[1])}
+    got = await api_days(client, districts, start, end)
+    out += [f"district {k}: API {got.get(k)} != {expected.get(k)}" for k in _diff(got, expected)]
+
+    city = {d: v for d, v in oracle.city_days().items() if in_range(d)}
+    body = await _get(client, "/v1/city/summary", **span)
+    got_city = {date.fromisoformat(d["day"]): normalise(d) for d in body["days"]}
+    got_city = {d: v for d, v in got_city.items() if v}
+    out += [f"city {d}: API {got_city.get(d)} != {city.get(d)}" for d in _diff(got_city, city)]
+
+    public: dict[date, dict[str, dict[str, Any]]] = {}
+    threshold = 0
+    for d in districts:
+        body = await _get(client, f"/v1/public/districts/{d}/daily", **span)
+        threshold = body["suppression_threshold"]
+        for day in body["days"]:
+            public.setdefault(date.fromisoformat(day["day"]), {})[d] = day
+    body = await _get(client, "/v1/public/city/summary", **span)
+    for day in body["days"]:
+        public.setdefault(date.fromisoformat(day["day"]), {})[CITY_TABLE] = day
+    for day, tables in sorted(public.items()):
+        truth = {d: expected.get((d, day), {}) for d in districts}
+        truth[CITY_TABLE] = city.get(day, {})
+        out += [f"public {day}: {v}" for v in public_violations(tables, truth, threshold)]
+
+    stale_hours = ProjectionSettings().stale_visit_hours
+    for f in oracle.city.facilities:
+        body = await _get(client, f"/v1/facilities/{f.id}/stock")
+        stock = {i["item"]: i["on_hand"] for i in body["items"]}
+        if stock != oracle.stock(f.id):
+            out.append(f"stock {f.id}: API {stock} != {oracle.stock(f.id)}")
+        before = datetime.now(UTC)
+        live = await _get(client, f"/v1/facilities/{f.id}/live")
+        after = datetime.now(UTC)
+        shown = {k: live[k] for k in ("booths_in_use", "visits_today", "refusals_today")}
+        last = live["last_event_time"]
+        shown["last_event_time"] = datetime.fromisoformat(last) if last else None
+        wanted = [oracle.facility_live(f.id, t, stale_hours) for t in (before, after)]
+        if shown not in wanted:  # either instant of the request: the day may turn meanwhile
+            out.append(f"live {f.id}: API {shown} != {wanted[0]}")
+
+    body = await _get(client, "/v1/alerts", limit="1000")
+    alert_ids = {a["alert_id"] for a in body["alerts"]}
+    if alert_ids != {a["alert_id"] for a in oracle.alerts.values()}:
+        out.append(f"alerts: API {sorted(alert_ids)} != oracle's")
+    return out
+
+
+def _diff(got: dict[Any, Any], expected: dict[Any, Any]) -> list[Any]:
+    return sorted((k for k in set(got) | set(expected) if got.get(k) != expected.get(k)), key=str)
+
+
 async def assert_api_matches_oracle(
     client: httpx.AsyncClient, oracle: Oracle, start: date, end: date, timeout: float = 30
 ) -> None:
-    """Poll until the district days in [start, end] equal the oracle's (then assert)."""
-    districts = [d.id for d in oracle.city.districts]
-    expected = {k: v for k, v in oracle.district_days().items() if start <= k[1] <= end}
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await api_days(client, districts, start, end)
-        if got == expected or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.2)
-    diff = {
-        k: (got.get(k), expected.get(k))
-        for k in set(got) | set(expected)
-        if got.get(k) != expected.get(k)
-    }
-    assert got == expected, f"API != oracle for {len(diff)} day(s): {diff}"
+    """Poll until every read surface for the days in [start, end] agrees with the oracle
+    (:func:`surface_mismatches`); fail with the differences left at ``timeout``."""
+    last: list[str] = []
+
+    async def agrees() -> bool:
+        nonlocal last
+        last = await surface_mismatches(client, oracle, start, end)
+        return not last
+
+    try:
+        await poll_until(agrees, timeout=timeout, interval=0.2, what="API equal to the oracle")
+    except AssertionError:
+        raise AssertionError(f"API != oracle in {len(last)} place(s): {last}") from None

@@ -20,7 +20,7 @@ from services.supply.app import create_app as supply_app
 from tests.integration.projection.harness import (
     api_days,
     assert_api_matches_oracle,
-    log_events,
+    log_records,
     wait_caught_up,
 )
 from tests.support import auth, ops_auth, poll_until, serve
@@ -263,7 +263,10 @@ async def test_scripted_stream_through_the_ingest_apis(iso_env: TestEnv) -> None
         assert days[("amager", d2)] == {"street_needles_count": 17, "street_needles_kg": 0.35}
 
         # the oracle, fed with what is in the log
-        oracle = Oracle(CITY).feed(await log_events(iso_env.bootstrap, iso_env.topic_prefix))
+        oracle = Oracle(CITY).feed_records(
+            await log_records(iso_env.bootstrap, iso_env.topic_prefix)
+        )
+        assert oracle.rejected == 0
         await assert_api_matches_oracle(projection, oracle, d1, d2)
 
         # city summary: sums, and the median over every district's visits

@@ -1,24 +1,84 @@
 """An independent, naive model of the read models, for comparing against the projection.
 
-It replays events one by one in log order, keeping whole objects in memory, and shares no code
-with services.projection (only the event types and the city). Expected values of the tests are
-computed here, not by the code under test.
+It decodes the raw Kafka records itself (CloudEvents binary mode as the contract describes it,
+not through shared.events.envelope.decode), replays the events one by one in log order, keeping
+whole objects in memory, and shares no code with services.projection (only the payload models
+and the city). Expected values of the tests are computed here, not by the code under test:
+district and city days, per-facility (room) stock and live figures, and the rule the public
+(suppressed) view must obey (:func:`public_violations`).
 """
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from statistics import median
 from typing import Any
 
+from pydantic import ValidationError
+
 from shared.city import City
 from shared.events import payloads as p
-from shared.events.envelope import Envelope
 
 _OVERDOSE = {"opioid_overdose", "stimulant_overamping"}
+
+#: CloudEvents type -> payload model, written out from the event catalogue's documentation.
+_MODELS: dict[str, type[p.Payload]] = {
+    "dk.dcr.visit.started": p.VisitStarted,
+    "dk.dcr.visit.ended": p.VisitEnded,
+    "dk.dcr.visit.refused": p.VisitRefused,
+    "dk.dcr.referral.made": p.ReferralMade,
+    "dk.dcr.service.given": p.ServiceGiven,
+    "dk.dcr.supplies.dispensed": p.SuppliesDispensed,
+    "dk.dcr.sharps.returned": p.SharpsReturned,
+    "dk.dcr.stock.delivered": p.StockDelivered,
+    "dk.dcr.stock.counted": p.StockCounted,
+    "dk.dcr.street_needles.collected": p.StreetNeedlesCollected,
+    "dk.dcr.incident.reported": p.IncidentReported,
+    "dk.dcr.drugcheck.result": p.DrugCheckResult,
+    "dk.dcr.alert.raised": p.DrugAlertRaised,
+}
+_SOURCE = re.compile(r"/(facilities|districts)/([a-z0-9-]+)")
+
+
+@dataclass(frozen=True)
+class OracleEvent:
+    """What the oracle reads of an event (the same attribute names as an Envelope)."""
+
+    id: uuid.UUID
+    type: str
+    source: str
+    time: datetime
+    data: p.Payload
+
+
+def decode_record(headers: Mapping[str, bytes], value: bytes | None) -> OracleEvent | None:
+    """The event of a raw record in binary mode, or None when it is not a valid current-version
+    event of a known type (such a record must be dead-lettered, not applied)."""
+    try:
+        h = {k: v.decode("utf-8", "replace") for k, v in headers.items()}
+        if h.get("ce_specversion") != "1.0" or value is None:
+            return None
+        if h.get("content-type", "application/json").split(";")[0].strip() != "application/json":
+            return None
+        if int(h.get("ce_schemaversion", "1")) != 1 or h.get("ce_type") not in _MODELS:
+            return None
+        source = h["ce_source"]
+        if _SOURCE.fullmatch(source) is None:
+            return None
+        time = datetime.fromisoformat(h["ce_time"])
+        if time.tzinfo is None:
+            return None
+        data = _MODELS[h["ce_type"]].model_validate(json.loads(value))
+        return OracleEvent(uuid.UUID(h["ce_id"]), h["ce_type"], source, time, data)
+    except (KeyError, ValueError, UnicodeDecodeError, ValidationError):
+        return None
 
 
 def _q(x: Decimal) -> float:
@@ -40,11 +100,44 @@ class Oracle:
         self.alerts: dict[str, dict[str, Any]] = {}  # by episode
         self.alert_ids: set[str] = set()
         self.last_event: dict[str, datetime] = {}
+        self.rejected = 0  # raw records that are no valid event (dead letters)
 
     def day(self, t: datetime) -> date:
         return t.astimezone(self.city.zone).date()
 
-    def feed(self, events: Iterable[Envelope]) -> Oracle:
+    def feed_records(self, records: Iterable[tuple[Mapping[str, bytes], bytes | None]]) -> Oracle:
+        """Raw records (headers, value) in log order per partition; invalid ones are counted."""
+        events = []
+        for headers, value in records:
+            event = decode_record(headers, value)
+            if event is None or self._unknown_place(event):
+                self.rejected += 1
+            else:
+                events.append(event)
+        return self.feed(events)
+
+    def _unknown_place(self, e: OracleEvent) -> bool:
+        m = _SOURCE.fullmatch(e.source)
+        assert m is not None
+        kind, ident = m.groups()
+        d = e.data
+        district = getattr(d, "district", None)
+        if district is not None and district not in self.city.district_by_id:
+            return True
+        alert_facility = d.facility_id if isinstance(d, p.DrugAlertRaised) else None
+        if alert_facility is not None and alert_facility not in self.city.facility_by_id:
+            return True
+        if kind == "facilities":
+            return ident not in self.city.facility_by_id
+        street = isinstance(d, p.StreetNeedlesCollected | p.DrugAlertRaised)
+        return (
+            not street
+            or ident not in self.city.district_by_id
+            or (isinstance(d, p.StreetNeedlesCollected) and d.district != ident)
+        )
+
+    def feed(self, events: Iterable[Any]) -> Oracle:
+        """Events (Envelopes or :class:`OracleEvent`) in log order per partition."""
         for e in events:
             key = (e.source, str(e.id))
             if key in self.seen:
@@ -53,7 +146,7 @@ class Oracle:
             self._one(e)
         return self
 
-    def _one(self, e: Envelope) -> None:
+    def _one(self, e: Any) -> None:
         d = e.data
         fac = e.source.split("/")[2] if e.source.startswith("/facilities/") else None
         if fac is not None:
@@ -175,6 +268,68 @@ class Oracle:
             out[k] = {f: v for f, v in row.items() if v not in (0, 0.0, {}, None)}
         return {k: v for k, v in out.items() if v}
 
+    def _completed_minutes(self, day: date) -> list[Decimal]:
+        return [
+            Decimal((v["end"] - v["start"]) / timedelta(microseconds=1)) / 60_000_000
+            for v in self.visits.values()
+            if "start" in v
+            and self.day(v["start"]) == day
+            and "end" in v
+            and v["end"] >= v["start"]
+        ]
+
+    def city_days(self) -> dict[date, dict[str, Any]]:
+        """Non-zero city figures per day (the oracle's form): the districts' counts summed, the
+        median and mean over every completed visit of the day in the city."""
+        out: dict[date, dict[str, Any]] = {}
+        for (_, day), figures in self.district_days().items():
+            total = out.setdefault(day, {})
+            for f, v in figures.items():
+                if f in ("visit_minutes_median", "visit_minutes_mean"):
+                    continue
+                if isinstance(v, dict):
+                    m = total.setdefault(f, {})
+                    for k, n in v.items():
+                        m[k] = m.get(k, 0) + n
+                else:
+                    total[f] = total.get(f, 0) + v
+        for day, total in out.items():
+            for f in ("sharps_returned_kg", "street_needles_kg"):
+                if f in total:  # floats summed: compare at the API's precision
+                    total[f] = round(total[f], 6)
+            mins = self._completed_minutes(day)
+            if mins:
+                total["visit_minutes_median"] = _q(median(mins))
+                total["visit_minutes_mean"] = _q(sum(mins) / len(mins))
+        return out
+
+    def facility_live(self, facility: str, now: datetime, stale_hours: float) -> dict[str, Any]:
+        """What GET /facilities/<id>/live shows at ``now``: visits and refusals of the local day,
+        booths in use (started within ``stale_hours`` (and at most 5 min ahead), not ended), the
+        last event time."""
+        today = self.day(now)
+        in_use = sum(
+            1
+            for (f, _), v in self.visits.items()
+            if f == facility
+            and "start" in v
+            and "end" not in v
+            and now - timedelta(hours=stale_hours) < v["start"] <= now + timedelta(minutes=5)
+        )
+        last = self.last_event.get(facility)
+        return {
+            "booths_in_use": in_use,
+            "visits_today": self.facility_visits(facility, today),
+            "refusals_today": self.facility_refusals.get((facility, today), 0),
+            "last_event_time": last,
+        }
+
+    def stock(self, facility: str) -> dict[str, int]:
+        """On hand per item ever moved or counted at ``facility``."""
+        items = {i for f, i, _, _ in self.movements if f == facility}
+        items |= {i for f, i in self.stock_counts if f == facility}
+        return {i: self.on_hand(facility, i) for i in sorted(items)}
+
     def facility_visits(self, facility: str, day: date) -> int:
         return sum(
             1
@@ -203,4 +358,132 @@ def normalise(api_day: dict[str, Any]) -> dict[str, Any]:
             v = {k: n for k, n in v.items() if n}
         if v not in (0, 0.0, {}, None):
             out[f] = v
+    return out
+
+
+# --- the public (suppressed) view -------------------------------------------------------------
+
+#: Counts about people (suppressed when small) and the breakdowns made of them, as the public API
+#: documentation describes them.
+PERSON_FIELDS = (
+    "visits",
+    "unique_clients",
+    "new_clients",
+    "assisted_injections",
+    "visits_completed",
+    "refusals",
+    "referrals",
+    "services",
+    "incidents",
+    "overdoses",
+    "life_threatening",
+    "naloxone_doses",
+    "ambulance_calls",
+    "hospital_transfers",
+    "deaths",
+    "drug_checks",
+    "drug_checks_unexpected",
+)
+PERSON_BREAKDOWNS: dict[str, tuple[str, ...]] = {
+    "visits_by_route": tuple(r.value for r in p.Route),
+    "refusals_by_reason": tuple(r.value for r in p.RefusalReason),
+    "referrals_by_kind": tuple(r.value for r in p.ReferralKind),
+    "services_by_kind": tuple(s.value for s in p.OnSiteService),
+    "incidents_by_kind": tuple(k.value for k in p.IncidentKind),
+    "incidents_by_outcome": tuple(o.value for o in p.Outcome),
+    "visits_by_substance": tuple(x.value for x in p.Substance),  # in no relation: many per visit
+}
+CITY_TABLE = "*"
+
+#: A cell: (table, field) or (table, breakdown, key); a relation: total = sum(members).
+Cell = tuple[str, ...]
+Relation = tuple[Cell, tuple[Cell, ...]]
+
+
+def relations(districts: Iterable[str]) -> Iterator[Relation]:
+    """Every linear relation a reader of the public tables of one day knows, written from what
+    the figures mean: a breakdown adds up to its total, a named outcome or kind equals its count,
+    and every cell of the city is the sum of the same cell of the districts."""
+    districts = list(districts)
+    for t in [*districts, CITY_TABLE]:
+
+        def members(breakdown: str, keys: Iterable[str], t: str = t) -> tuple[Cell, ...]:
+            return tuple((t, breakdown, k) for k in keys)
+
+        yield (t, "visits"), members("visits_by_route", PERSON_BREAKDOWNS["visits_by_route"])
+        for total, breakdown in (
+            ("refusals", "refusals_by_reason"),
+            ("referrals", "referrals_by_kind"),
+            ("services", "services_by_kind"),
+            ("incidents", "incidents_by_kind"),
+            ("incidents", "incidents_by_outcome"),
+        ):
+            yield (t, total), members(breakdown, PERSON_BREAKDOWNS[breakdown])
+        yield (t, "overdoses"), members("incidents_by_kind", sorted(_OVERDOSE))
+        yield (t, "deaths"), members("incidents_by_outcome", ["died"])
+        yield (
+            (t, "hospital_transfers"),
+            members("incidents_by_outcome", ["transferred_to_hospital"]),
+        )
+    for f in PERSON_FIELDS:
+        yield (CITY_TABLE, f), tuple((d, f) for d in districts)
+    for name, keys in PERSON_BREAKDOWNS.items():
+        for k in keys:
+            yield (CITY_TABLE, name, k), tuple((d, name, k) for d in districts)
+
+
+def _cell(tables: Mapping[str, Mapping[str, Any]], c: Cell) -> Any:
+    value: Any = tables[c[0]]
+    for part in c[1:]:
+        value = value.get(part, 0) if isinstance(value, Mapping) else None
+    return value
+
+
+def public_violations(
+    public: Mapping[str, Mapping[str, Any]],
+    truth: Mapping[str, Mapping[str, Any]],
+    threshold: int,
+) -> list[str]:
+    """How the public tables of one day (every district plus :data:`CITY_TABLE`, API form) break
+    the published rule against the true figures (the oracle's form or the API's: zeros may be
+    left out): a shown cell must be the true figure, every count of people in 1..threshold-1 is
+    hidden, no hidden cell is the only unknown of a relation, minutes are hidden when the
+    completed-visit count is hidden or small, and ``suppressed`` names exactly the hidden cells.
+    Empty: no violation."""
+    out: list[str] = []
+    for table, pub in public.items():
+        hidden_names = set()
+        for f in PERSON_FIELDS:
+            true, shown = _cell(truth, (table, f)) or 0, pub[f]
+            if shown is None:
+                hidden_names.add(f)
+            elif shown != true:
+                out.append(f"{table}.{f} shows {shown}, truly {true}")
+            if 0 < true < threshold and shown is not None:
+                out.append(f"{table}.{f} = {true} is below {threshold} but shown")
+        for name, keys in PERSON_BREAKDOWNS.items():
+            for k in keys:
+                true, shown = _cell(truth, (table, name, k)) or 0, pub[name][k]
+                if shown is None:
+                    hidden_names.add(f"{name}.{k}")
+                elif shown != true:
+                    out.append(f"{table}.{name}.{k} shows {shown}, truly {true}")
+                if 0 < true < threshold and shown is not None:
+                    out.append(f"{table}.{name}.{k} = {true} is below {threshold} but shown")
+        completed = _cell(truth, (table, "visits_completed")) or 0
+        for f in ("visit_minutes_median", "visit_minutes_mean"):
+            true_minutes = truth[table].get(f)
+            if pub[f] is None:
+                if true_minutes is not None:
+                    hidden_names.add(f)
+            elif pub["visits_completed"] is None or 0 < completed < threshold:
+                out.append(f"{table}.{f} shown for hidden or few completed visits")
+            elif pub[f] != true_minutes:
+                out.append(f"{table}.{f} shows {pub[f]}, truly {true_minutes}")
+        if set(pub["suppressed"]) != hidden_names:
+            out.append(f"{table}: suppressed lists {sorted(pub['suppressed'])}")
+    for total, members in relations(t for t in public if t != CITY_TABLE):
+        unknown = [c for c in (total, *members) if _cell(public, c) is None]
+        if len(unknown) == 1:
+            out.append(f"{'.'.join(unknown[0])} recoverable from {total} = sum{members}")
     return out

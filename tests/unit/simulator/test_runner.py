@@ -1,5 +1,8 @@
 """The runner against fake services: visit ids flow from starts to their dependents, lanes keep
-order, a stop ends the run promptly; and the simulated clock never runs ahead of the wall."""
+order, a stop ends the run promptly; and the simulated clock never runs ahead of the wall.
+
+No test sleeps to let something happen: they hold requests at a gate, freeze the clock, and
+wait on conditions (tests.support.poll_until)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from services.simulator.runner import Runner, SimClock
 from services.simulator.sender import RetryPolicy, Sender
 from shared.city import load_city
 from shared.settings import CitySettings
+from tests.support import poll_until
 
 CITY = load_city(CitySettings().file)
 START = datetime(2026, 11, 26, 6, tzinfo=CITY.zone).astimezone(UTC)
@@ -53,10 +57,10 @@ class FakeServices:
             s: httpx.AsyncClient(transport=transport, base_url=f"http://{s}") for s in Service
         }
 
-        async def no_sleep(_: float) -> None:
-            await asyncio.sleep(0.01)
+        async def no_backoff(_: float) -> None:
+            await asyncio.sleep(0)  # only yield: retries are immediate, nothing waits
 
-        return Sender(clients, TOKENS, policy=RetryPolicy(), sleep=no_sleep)
+        return Sender(clients, TOKENS, policy=RetryPolicy(), sleep=no_backoff)
 
 
 def stream(
@@ -118,7 +122,11 @@ async def test_a_stop_ends_the_run_within_the_grace_period() -> None:
     stop = asyncio.Event()
     runner = Runner(reports, fake.sender(), fast_clock(), run_id="r4")
     task = asyncio.create_task(runner.run(stop, grace_s=0.2))
-    await asyncio.sleep(0.2)
+
+    async def retrying() -> bool:
+        return runner.stats.total().retried > 0
+
+    await poll_until(retrying, interval=0.01, what="a refused report retried")
     stop.set()
     stats = await asyncio.wait_for(task, 5)
     total = stats.total()
@@ -130,37 +138,57 @@ async def test_a_stop_after_the_stream_was_dispatched_ends_once_the_queue_is_del
     """Regression: the end-of-stream markers in the lane queues must not count as work."""
     reports = stream(hours=6, facilities=("halmtorv",))
 
-    async def slow(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0.001)
+    gate = asyncio.Event()  # the services answer nothing until it opens
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        await gate.wait()
         return FakeServices().handler(request)
 
-    transport = httpx.MockTransport(slow)
+    transport = httpx.MockTransport(held)
     clients = {s: httpx.AsyncClient(transport=transport, base_url=f"http://{s}") for s in Service}
     runner = Runner(reports, Sender(clients, TOKENS), fast_clock(), run_id="r6")
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop, grace_s=30))
-    await asyncio.sleep(0.05)  # everything is dispatched (it fits in the queues), not delivered
-    assert runner.stats.total().sent == len(reports) > runner.stats.total().accepted
+
+    async def dispatched() -> bool:  # everything fits in the queues
+        return runner.stats.total().sent == len(reports)
+
+    await poll_until(dispatched, interval=0.01, what="the whole stream dispatched")
+    assert runner.stats.total().accepted == 0  # held at the gate: none delivered yet
     until = runner.delivered_until()
     assert until is not None and until < reports[-1].at == runner.stats.position
     stop.set()
+    gate.set()
     stats = await asyncio.wait_for(task, 10)  # well before the 30 s grace
     assert stats.total().accepted == len(reports) and stats.total().unsent == 0
     assert runner.delivered_until() == reports[-1].at
 
 
 async def test_a_real_time_run_waits_for_the_clock() -> None:
-    """At speed 1 a report 1 h in the simulated future is not sent within the test's time."""
+    """At speed 1 with the clock standing still, only the reports due at its start are sent;
+    once the clock moves on, the reports due by then follow (and no more)."""
     reports = stream(hours=3, facilities=("halmtorv",))
     fake = FakeServices()
-    clock = SimClock(reports[0].at, 1.0, wall=lambda: FAR_FUTURE)
+    t = FakeTime(FAR_FUTURE)
+    clock = SimClock(reports[0].at, 1.0, wall=lambda: FAR_FUTURE, monotonic=t.monotonic)
     stop = asyncio.Event()
-    task = asyncio.create_task(Runner(reports, fake.sender(), clock, run_id="r5").run(stop, 0.5))
-    await asyncio.sleep(0.3)
+    runner = Runner(reports, fake.sender(), clock, run_id="r5")
+    task = asyncio.create_task(runner.run(stop, 0.5))
+    due = [r for r in reports if r.at <= reports[0].at]
+
+    async def sent(n: int) -> bool:
+        return runner.stats.total().sent >= n and runner.stats.total().accepted >= n
+
+    await poll_until(lambda: sent(len(due)), interval=0.01, what="the due reports sent")
+    assert runner.stats.total().sent == len(due)  # the clock stands: nothing later is sent
+    later = reports[len(due) + 2].at  # the clock moves on to the third report not yet due
+    t.advance((later - reports[0].at).total_seconds())
+    now_due = [r for r in reports if r.at <= later]
+    assert len(now_due) > len(due)
+    await poll_until(lambda: sent(len(now_due)), what="the reports due by then sent")
     stop.set()
     stats = await asyncio.wait_for(task, 5)
-    due = [r for r in reports if r.at <= reports[0].at + timedelta(seconds=5)]
-    assert 1 <= stats.total().sent <= len(due)
+    assert stats.total().sent == len(now_due)
 
 
 class FakeTime:
