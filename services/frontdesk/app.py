@@ -79,10 +79,11 @@ async def real_deps() -> AsyncIterator[FrontdeskDeps]:
         )
         stack.push_async_callback(pool.close)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=settings.ingest_timeout_s))
+        room_tokens = _ingest_tokens(settings.ingest_tokens_file)
         ingest = IngestClient(
             {"intake": settings.intake_url, "supply": settings.supply_url,
              "incident": settings.incident_url},
-            _ingest_tokens(settings.ingest_tokens_file),
+            room_tokens,
             http,
         )  # fmt: skip
         token = settings.read_api_token.get_secret_value() if settings.read_api_token else None
@@ -101,7 +102,7 @@ async def real_deps() -> AsyncIterator[FrontdeskDeps]:
                 booths=lambda f: city.facility_by_id[f].booths,
                 code_pattern=settings.client_code_pattern,
             ),
-            read_api=ReadApi(settings.read_api_url, token, http),
+            read_api=ReadApi(settings.read_api_url, token, room_tokens, http),
         )
 
 
@@ -248,9 +249,9 @@ def create_app(deps: FrontdeskDeps | None = None) -> FastAPI:
         d = _deps(request)
         f = d.city.facility_by_id[session.facility]
         live, stock, alerts = await asyncio.gather(
-            d.read_api.get(f"/v1/facilities/{f.id}/live"),
-            d.read_api.get(f"/v1/facilities/{f.id}/stock"),
-            d.read_api.get("/v1/alerts", district=f.district, limit="20"),
+            d.read_api.get(f.id, f"/v1/facilities/{f.id}/live"),
+            d.read_api.get(f.id, f"/v1/facilities/{f.id}/stock"),
+            d.read_api.get(f.id, "/v1/alerts", district=f.district, limit="20"),
         )
         open_alerts = [a for a in (alerts or {}).get("alerts", []) if a.get("state") == "open"]
         return {

@@ -62,17 +62,29 @@ class IngestClient:
 
 
 class ReadApi:
-    """The projection's read API; ``token`` is sent as a bearer token when configured."""
+    """The projection's read API, read as the room itself: with the room's own token (a facility
+    token may read its room's live and stock view and its district's drug alerts), or with
+    ``token`` for every room when one is configured."""
 
-    def __init__(self, base_url: str, token: str | None, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        room_tokens: dict[str, str],
+        http: httpx.AsyncClient,
+    ) -> None:
         self._base = base_url
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._token = token
+        self._room_tokens = room_tokens
         self._http = http
 
-    async def get(self, path: str, **params: str) -> dict[str, Any] | None:
-        """The JSON answer, or None when the read API is unreachable or refuses."""
+    async def get(self, facility: str, path: str, **params: str) -> dict[str, Any] | None:
+        """The JSON answer for ``facility``'s desk, or None when the read API is unreachable or
+        refuses (the screen then says the figures are unavailable)."""
+        token = self._token or self._room_tokens.get(facility)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            r = await self._http.get(self._base + path, params=params, headers=self._headers)
+            r = await self._http.get(self._base + path, params=params, headers=headers)
         except httpx.HTTPError:
             return None
         if r.status_code != 200:

@@ -5,7 +5,8 @@
 | ops        | everything internal (figures, live and stock of every room, alerts, /metrics) |
 | analyst    | the directory, district and city figures of closed days (before today: a   |
 |            | single-room district's today would be a live per-room view); no alerts   |
-| facility   | the directory, its own room's live and stock view only               |
+| facility   | the directory, its own room's live and stock view, its district's    |
+|            | drug alerts (the front desk shows them to the room's staff)          |
 | metrics    | /metrics only (shared.http)                                          |
 | sanitation | nothing here (it reports street collections)                        |
 
@@ -30,7 +31,9 @@ DIRECTORY = frozenset({OPS, ANALYST, FACILITY})
 FIGURES = frozenset({OPS, ANALYST})
 #: One room's live and stock view (a facility token: its own room only, see :func:`own_room`).
 ROOM = frozenset({OPS, FACILITY})
-#: Everything else (drug alerts name rooms and live overdose counts).
+#: Drug alerts: ops, and a facility for its own district (:func:`own_district`).
+ALERTS = frozenset({OPS, FACILITY})
+#: Everything else.
 INTERNAL = frozenset({OPS})
 
 
@@ -45,3 +48,11 @@ def closed_days_only(principal: Principal, last: date, today: date, service: str
     figures of today would show that room live)."""
     if principal.kind is ANALYST and last >= today:
         raise forbidden(service, "an analyst token reads closed days only ('to' before today)")
+
+
+def own_district(
+    principal: Principal, district: str | None, room_district: str, service: str
+) -> None:
+    """403 unless ``principal`` is ops, or a facility asking for its own district's alerts."""
+    if principal.kind is FACILITY and district != room_district:
+        raise forbidden(service, "a facility token reads only its own district's alerts")

@@ -95,9 +95,10 @@ def build_router(
     def role(kinds: frozenset[Any]) -> Any:
         return Depends(require_kinds(service, get_tokens, kinds))
 
-    directory, internal = [role(access.DIRECTORY)], [role(access.INTERNAL)]
+    directory = [role(access.DIRECTORY)]
     figures_reader = require_kinds(service, get_tokens, access.FIGURES)
     room_reader = require_kinds(service, get_tokens, access.ROOM)
+    alerts_reader = require_kinds(service, get_tokens, access.ALERTS)
 
     def figures_range(
         ctx: ReadContext, principal: Principal, start: date | None, end: date | None
@@ -236,9 +237,10 @@ def build_router(
             )
         return {"facility": facility, "items": items, **await _fresh(ctx)}
 
-    @router.get("/alerts", summary="Drug alerts, newest first", dependencies=internal)
+    @router.get("/alerts", summary="Drug alerts, newest first")
     async def alerts(
         request: Request,
+        principal: Annotated[Principal, Depends(alerts_reader)],
         district: str | None = None,
         since: AwareDatetime | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -246,6 +248,9 @@ def build_router(
         ctx = get_ctx(request)
         if district is not None:
             district_or_404(ctx, district)
+        if principal.kind is access.FACILITY:
+            room = ctx.city.facility_by_id.get(principal.id)
+            access.own_district(principal, district, room.district if room else "", service)
         async with ctx.pool.acquire() as conn:
             rows = await queries.alerts(conn, district, since, limit)
         return {

@@ -43,8 +43,16 @@ def _allowed(role: str, path: str) -> bool:
     if path.startswith("/v1/facilities/"):
         return role == OWN
     if path == "/v1/alerts":
+        return False  # a facility reads its own district's alerts only (checked below)
+    if path in OPS_ONLY:
         return False
     return role == "analyst"  # district and city figures
+
+
+#: Reports, period totals, per-room days and street collections: ops only for now.
+OPS_ONLY = ("/v1/reports", "/v1/periods", f"/v1/rooms/{OWN}/daily", "/v1/street-collections")
+#: Routes with required query parameters: a permitted token without them gets 422, not 200.
+NEEDS_PARAMS = ("/v1/reports",)
 
 
 async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
@@ -73,7 +81,8 @@ async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
             for role in ("ops", "analyst", OWN, "sanitation-city", "prometheus"):
                 r = await client.get(path, headers=auth(tokens[role]))
                 if _allowed(role, path):
-                    assert r.status_code == 200, (path, role, r.text)
+                    want = 422 if path in NEEDS_PARAMS else 200
+                    assert r.status_code == want, (path, role, r.text)
                 else:
                     assert r.status_code == 403, (path, role, r.text)
                     assert r.json()["detail"]
@@ -88,6 +97,14 @@ async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
             assert r.status_code == 200, r.text
             r = await client.get(path, headers=auth(tokens["analyst"]))  # default: yesterday
             assert r.status_code == 200 and r.json()["from"] == r.json()["to"], r.text
+        # a facility reads its own district's drug alerts (its front desk shows them), no other
+        r = await client.get(
+            "/v1/alerts", params={"district": "vesterbro"}, headers=auth(tokens[OWN])
+        )
+        assert r.status_code == 200, r.text
+        r = await client.get("/v1/alerts", params={"district": "amager"}, headers=auth(tokens[OWN]))
+        assert r.status_code == 403, r.text
+        refused[("projection", "forbidden")] += 1
         # a facility reads only its own room
         for view in ("live", "stock"):
             r = await client.get(f"/v1/facilities/{OWN}/{view}", headers=auth(tokens[OTHER]))
