@@ -39,7 +39,7 @@ MUTATIONS = (
     Mutation(
         "the deaths = outcome died relation removed from suppression",
         "services/projection/suppression.py",
-        'Group((d, "deaths"), ((d, "incidents_by_outcome", Outcome.DIED.value),)),',
+        'Relation(c("deaths"), (c(f"incidents_by_outcome.{Outcome.DIED.value}"),)),',
         "",
         ("tests/unit/projection",),
     ),
@@ -74,8 +74,8 @@ MUTATIONS = (
     Mutation(
         "visit minutes shown while visits_completed is hidden as a complement",
         "services/projection/suppression.py",
-        'if (table, "visits_completed") in hidden or 0 < completed < threshold:',
-        "if 0 < completed < threshold:",
+        "if completed is None or completed < threshold:",
+        "if completed is not None and completed < threshold:",
         ("tests/unit/projection",),
     ),
     Mutation(

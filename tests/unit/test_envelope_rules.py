@@ -39,6 +39,12 @@ def _headers(env: Envelope) -> dict[str, bytes]:
     return {k: v.encode() for k, v in to_headers(env).items()}
 
 
+def _as_type(event_type: str) -> dict[str, bytes]:
+    """A refusal's headers naming another type at that type's current schema version."""
+    version = str(CATALOGUE[event_type].version).encode()
+    return _headers(_refusal()) | {"ce_type": event_type.encode(), "ce_schemaversion": version}
+
+
 def _reason(headers: dict[str, bytes], value: bytes | None) -> str:
     with pytest.raises(DecodeError) as err:
         decode(headers, value)
@@ -53,7 +59,7 @@ def test_the_headers_of_an_event() -> None:
         "ce_type": "dk.dcr.visit.refused",
         "ce_source": "/facilities/halmtorv",
         "ce_time": "2026-11-27T10:00:00+00:00",
-        "ce_schemaversion": "1",
+        "ce_schemaversion": str(CATALOGUE["dk.dcr.visit.refused"].version),  # 2: key id
         "content-type": "application/json",
         "ce_subject": "visit v1",
     }
@@ -108,7 +114,7 @@ def test_reasons_word_for_word() -> None:
 
 
 def test_payload_reasons_name_nested_fields_all_fields_and_the_root() -> None:
-    incident = _headers(_refusal()) | {"ce_type": b"dk.dcr.incident.reported"}
+    incident = _as_type("dk.dcr.incident.reported")
     value = (
         b'{"incident_id": "i1", "kind": "seizure", "severity": "low", "outcome": "left",'
         b' "life_threatening": false, "interventions": {"naloxone_doses": 99}}'
@@ -119,7 +125,7 @@ def test_payload_reasons_name_nested_fields_all_fields_and_the_root() -> None:
     assert _reason(incident, b'{"incident_id": "i1"}') == (
         "payload invalid for dk.dcr.incident.reported: kind, life_threatening, outcome, severity"
     )
-    sharps = _headers(_refusal()) | {"ce_type": b"dk.dcr.sharps.returned"}
+    sharps = _as_type("dk.dcr.sharps.returned")
     assert _reason(sharps, b"{}") == "payload invalid for dk.dcr.sharps.returned: <root>"
 
 

@@ -1,6 +1,8 @@
 """Pseudonyms and fingerprints are stable across releases (stored facts and idempotency records
-made before an upgrade must still match), secrets shorter than 16 bytes are refused, and
-``python -m shared.auth generate`` writes tokens files that authenticate every principal."""
+made before an upgrade must still match), a pseudonym secret needs 32 characters (and passes the
+entropy checks of shared.settings.secret_weakness; the Pseudonymiser itself refuses fewer than
+16 bytes), and ``python -m shared.auth generate`` writes tokens files that authenticate every
+principal, keeping the tokens already issued unless forced."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from shared import auth
 from shared.auth import PrincipalKind, TokenRegistry, digest
 from shared.city import load_city
 from shared.privacy import Pseudonymiser
-from shared.settings import CitySettings
+from shared.settings import MIN_SECRET_CHARS, CitySettings, secret_weakness
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 
@@ -41,11 +43,17 @@ def test_body_fingerprints_are_keyed_and_separated_from_pseudonyms() -> None:
     assert p.fingerprint(body) != p.fingerprint(body + b" ")
 
 
-def test_a_secret_of_16_bytes_is_enough_and_15_is_not() -> None:
-    Pseudonymiser(b"x" * 16)
+def test_a_secret_needs_32_characters_and_the_pseudonymiser_refuses_fewer_than_16_bytes() -> None:
+    strong = "abcdefghijklmnopqrstuvwxyzABCDEF"  # 32 distinct characters, 160 bits by the estimate
+    assert MIN_SECRET_CHARS == 32 and len(strong) == 32
+    assert secret_weakness(strong) is None
+    assert secret_weakness(strong[:31]) == "shorter than 32 characters"
+    assert secret_weakness("ab" * 16) == "fewer than 12 distinct characters"
+    Pseudonymiser(b"x" * 16)  # the last line of defence only: settings refuse it first
     with pytest.raises(ValueError, match=r"^pseudonym secret must be at least 16 bytes$"):
         Pseudonymiser(b"x" * 15)
-    assert repr(Pseudonymiser(SECRET)) == "Pseudonymiser(<secret>)"
+    assert repr(Pseudonymiser(SECRET)) == "Pseudonymiser(<secret k1>)"
+    assert repr(Pseudonymiser(SECRET, key_id="k7")) == "Pseudonymiser(<secret k7>)"
     assert SECRET.decode() not in repr(Pseudonymiser(SECRET))
 
 
@@ -61,6 +69,12 @@ def test_generate_writes_digests_and_clear_tokens_that_authenticate(tmp_path: Pa
     city = load_city(CitySettings().file)
     expected = {f.id: PrincipalKind.FACILITY for f in city.facilities}
     expected["sanitation-city"] = PrincipalKind.SANITATION
+    expected["ops-oncall"] = PrincipalKind.OPS
+    expected |= {
+        "ops": PrincipalKind.OPS,
+        "analyst": PrincipalKind.ANALYST,
+        "prometheus": PrincipalKind.METRICS,
+    }
     assert set(clear) == set(expected)
     for pid, token in clear.items():
         principal = registry.authenticate(token)
@@ -71,24 +85,26 @@ def test_generate_writes_digests_and_clear_tokens_that_authenticate(tmp_path: Pa
     assert stat.S_IMODE(clear_out.stat().st_mode) == 0o600
     assert list(clear) == list(expected)  # in the city's order, as written
     doc = yaml.safe_load(out.read_text(encoding="utf-8"))
-    assert [p["id"] for p in doc["principals"]] == [
-        *(f.id for f in city.facilities),
-        "sanitation-city",
-    ]
+    assert [p["id"] for p in doc["principals"]] == list(expected)
 
 
-def test_generate_keeps_an_existing_file_unless_forced(
+def test_generate_keeps_issued_tokens_unless_forced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, clear_out = tmp_path / "tokens.yaml", tmp_path / "clear.yaml"
-    out.write_text("keep me", encoding="utf-8")
     args = ["generate", "--out", str(out), "--clear-out", str(clear_out)]
     assert auth.main(args) == 0
-    assert out.read_text(encoding="utf-8") == "keep me" and not clear_out.exists()
-    assert f"{out} exists; keeping it" in capsys.readouterr().out
-    assert auth.main([*args, "--force"]) == 0
-    assert TokenRegistry.from_file(out).authenticate("nothing") is None
-    assert f"wrote {out} and {clear_out}" in capsys.readouterr().out
+    first = yaml.safe_load(clear_out.read_text(encoding="utf-8"))
+    assert "new tokens: " in capsys.readouterr().out
+    assert auth.main(args) == 0  # again: every issued token still authenticates
+    assert yaml.safe_load(clear_out.read_text(encoding="utf-8")) == first
+    assert f"wrote {out} and {clear_out}; new tokens: none" in capsys.readouterr().out
+    assert all(TokenRegistry.from_file(out).authenticate(t) for t in first.values())
+    assert auth.main([*args, "--force"]) == 0  # forced: new tokens, the old ones stop working
+    registry = TokenRegistry.from_file(out)
+    assert not any(registry.authenticate(t) for t in first.values())
+    assert set(yaml.safe_load(clear_out.read_text(encoding="utf-8"))) == set(first)
+    assert f"new tokens: {', '.join(first)}" in capsys.readouterr().out
 
 
 def test_the_command_line_is_documented_and_checked(capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,7 +117,8 @@ def test_the_command_line_is_documented_and_checked(capsys: pytest.CaptureFixtur
     for option, meaning in (
         ("--out", "tokens file (digests)"),
         ("--clear-out", "clear tokens (dev only)"),
-        ("--force", "overwrite existing files"),
+        ("--force", "new tokens for every principal"),
+        ("--metrics-credential-out", ""),
         ("{generate}", ""),
     ):
         assert option in text and re.search(rf"\s{re.escape(meaning)}\n", text), option

@@ -3,9 +3,10 @@ and redeliveries, the alerts published with restarts at any points equal those p
 uninterrupted run.
 
 The run is driven as services.incident.alert_worker drives the rule: every newly known overdose
-and every alert is stored; a restart rebuilds the state with ``AlertState.restore`` from what
-the store loads (event time at or after ``now - max_lateness - window``), and the store keeps
-one alert per episode key (its unique constraint). Deterministic (derandomized, no database)."""
+(by CloudEvents source and id) and every alert is stored; a restart rebuilds the state with
+``AlertState.restore`` from what the store loads (event time at or after
+``now - max_lateness - window``), and the store keeps one alert per episode key (its unique
+constraint). Deterministic (derandomized, no database)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ FACILITIES = ("halmtorv", "maendenes-hjem", "nordvest")
 class Store:
     """What alert_store keeps: overdoses, and alerts unique per episode (first one wins)."""
 
-    overdoses: list[tuple[str, UUID, object]] = field(default_factory=list)
+    overdoses: list[tuple[str, str, UUID, object]] = field(default_factory=list)
     alerts: dict[str, Envelope] = field(default_factory=dict)
 
     def load(self, now: object) -> AlertState:
@@ -42,7 +43,7 @@ class Store:
             if data.reason is AlertReason.ADULTERANT_FOUND and a.time >= since:
                 assert data.substance is not None
                 adulterants.append((data.district, data.substance, a.time))
-        kept = [o for o in self.overdoses if o[2] >= since]  # type: ignore[operator]
+        kept = [o for o in self.overdoses if o[3] >= since]  # type: ignore[operator]
         return AlertState.restore(RULES, now, kept, adulterants)  # type: ignore[arg-type]
 
 
@@ -79,10 +80,9 @@ def publish(events: list[tuple[int, Envelope]], restarts: set[int]) -> dict[str,
         assert event.facility_id is not None
         district = FACILITY_DISTRICT[event.facility_id]
         step = evaluate(RULES, state, event, district, now)
-        if step.state.knows_overdose(district, event.id) and not state.knows_overdose(
-            district, event.id
-        ):
-            store.overdoses.append((district, event.id, event.time))
+        key = (district, event.source, event.id)
+        if step.state.knows_overdose(*key) and not state.knows_overdose(*key):
+            store.overdoses.append((district, event.source, event.id, event.time))
         for alert in step.alerts:
             assert isinstance(alert.data, DrugAlertRaised)
             store.alerts.setdefault(alert.data.episode, alert)

@@ -23,7 +23,7 @@ def test_a_late_report_after_a_restart_completes_a_cluster_of_overdoses_stored_b
     _, alerts = run([first, second], now=now - timedelta(hours=5))
     assert alerts == []
     restored = AlertState.restore(
-        RULES, now, [("vesterbro", e.id, e.time) for e in (first, second)], []
+        RULES, now, [("vesterbro", e.source, e.id, e.time) for e in (first, second)], []
     )
     late = incident(60 + 2 * 60 + 5)  # 5:55 before now
     _, alerts = run([late], restored, now=now)
@@ -57,10 +57,10 @@ def test_a_report_exactly_at_the_lateness_limit_still_counts() -> None:
 def test_restore_forgets_what_no_acceptable_late_report_can_touch() -> None:
     now = NOW + timedelta(days=1)
     old = [incident(m) for m in (0, 10, 20)]  # a full cluster, a day before now
-    state = AlertState.restore(RULES, now, [("vesterbro", e.id, e.time) for e in old], [])
+    state = AlertState.restore(RULES, now, [("vesterbro", e.source, e.id, e.time) for e in old], [])
     assert state.districts["vesterbro"].overdoses == ()
     assert state.districts["vesterbro"].episodes == ()
-    keep = AlertState.restore(RULES, NOW, [("vesterbro", e.id, e.time) for e in old], [])
+    keep = AlertState.restore(RULES, NOW, [("vesterbro", e.source, e.id, e.time) for e in old], [])
     assert len(keep.districts["vesterbro"].overdoses) == 3
     assert keep.districts["vesterbro"].episodes == (
         Span(T0 + timedelta(minutes=20), T0 + timedelta(minutes=120)),

@@ -107,6 +107,7 @@ def test_a_visit_start_keeps_every_fact_of_the_first_report() -> None:
             day=date(2026, 11, 27),
             start_time=T,
             client_pseudonym=f.pseudonym(3),
+            pseudonym_key=p.LEGACY_KEY_ID,  # the factory's events name no key: the legacy one
             route="snort",
             substances=("cocaine",),
             assisted_injection=True,
