@@ -1,5 +1,7 @@
 """PostgreSQL side of :mod:`.rooms`: writes :class:`~.rooms.RoomChanges` in the batch's
-transaction (set-based, sums only, so the result does not depend on batching)."""
+transaction (set-based, sums only, so the result does not depend on batching). A row whose sum a
+retraction brings back to zero is deleted: it is then as if the event had never come (a rebuild
+equal to the live tables)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,16 @@ async def apply_room_changes(conn: Conn, ch: RoomChanges) -> None:
             [k[3] for k in keys],
             [ch.room[k] for k in keys],
         )
+        if any(v < 0 for v in ch.room.values()):  # a retraction: a sum back at zero has no row
+            await conn.execute(
+                """DELETE FROM room_daily
+                   WHERE amount = 0 AND (facility, day, measure, key) IN (
+                       SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[]))""",
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                [k[3] for k in keys],
+            )
     if ch.street:
         skeys = sorted(ch.street)
         await conn.execute(
@@ -39,3 +51,12 @@ async def apply_room_changes(conn: Conn, ch: RoomChanges) -> None:
             [ch.street[k].needles for k in skeys],
             [ch.street[k].kg for k in skeys],
         )
+        if any(v.reports < 0 for v in ch.street.values()):  # a retraction back to nothing
+            await conn.execute(
+                """DELETE FROM street_collections_daily
+                   WHERE reports = 0 AND (district, area, day) IN (
+                       SELECT * FROM unnest($1::text[], $2::text[], $3::date[]))""",
+                [k[0] for k in skeys],
+                [k[1] for k in skeys],
+                [k[2] for k in skeys],
+            )

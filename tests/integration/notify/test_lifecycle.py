@@ -19,7 +19,7 @@ from shared.kafka import topics
 from tests.integration.ingest.conftest import bearer
 from tests.integration.notify.conftest import NotifyEnv, post_overdoses
 from tests.integration.notify.receivers import mails
-from tests.support import poll_until, read_topic, serve
+from tests.support import ops_auth, poll_until, read_topic, serve
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,7 @@ async def test_raised_acknowledged_resolved_each_notified_once(
     assert sorted(hooks) == sorted(LIFECYCLE)
 
     # the projection's read model and metrics show the states
-    async with serve(create_projection()) as projection:
+    async with serve(create_projection(), headers=ops_auth()) as projection:
 
         async def resolved_in_read_model() -> list[dict[str, Any]]:
             r = await projection.get("/v1/alerts", params={"district": "vesterbro"})

@@ -43,7 +43,14 @@ _MODELS: dict[str, type[p.Payload]] = {
     "dk.dcr.incident.reported": p.IncidentReported,
     "dk.dcr.drugcheck.result": p.DrugCheckResult,
     "dk.dcr.alert.raised": p.DrugAlertRaised,
+    # read, not applied by this oracle: an alert's lifecycle and a room's void of its own report
+    "dk.dcr.alert.acknowledged": p.DrugAlertAcknowledged,
+    "dk.dcr.alert.resolved": p.DrugAlertResolved,
+    "dk.dcr.report.voided": p.ReportVoided,
 }
+#: The current schema version of each type (1 where not named), from the catalogue's docs:
+#: visit events carry the pseudonym's key id since version 2.
+_VERSIONS: dict[str, int] = {"dk.dcr.visit.started": 2, "dk.dcr.visit.refused": 2}
 _SOURCE = re.compile(r"/(facilities|districts)/([a-z0-9-]+)")
 
 
@@ -67,7 +74,8 @@ def decode_record(headers: Mapping[str, bytes], value: bytes | None) -> OracleEv
             return None
         if h.get("content-type", "application/json").split(";")[0].strip() != "application/json":
             return None
-        if int(h.get("ce_schemaversion", "1")) != 1 or h.get("ce_type") not in _MODELS:
+        kind = h.get("ce_type", "")
+        if kind not in _MODELS or int(h.get("ce_schemaversion", "1")) != _VERSIONS.get(kind, 1):
             return None
         source = h["ce_source"]
         if _SOURCE.fullmatch(source) is None:
