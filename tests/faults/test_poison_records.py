@@ -40,7 +40,7 @@ from tests.integration.projection.harness import (
     wait_caught_up,
 )
 from tests.process import PROJECTION_APP, ServiceProcess
-from tests.support import TestEnv, poll_until, read_topic
+from tests.support import TestEnv, ops_auth, poll_until, read_topic
 from tests.unit.projection.factory import CITY, random_stream, refused
 from tests.unit.projection.oracle import Oracle
 
@@ -217,7 +217,7 @@ async def test_poison_records_are_dead_lettered_and_the_projection_goes_on(
         await wait_caught_up(fault_env.dsn, fault_env.bootstrap, fault_env.topic_prefix, 60)
         oracle = Oracle(CITY).feed(events)
         days = [k[1] for k in oracle.district_days()]
-        async with httpx.AsyncClient(base_url=proc.url, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=proc.url, timeout=10, headers=ops_auth()) as client:
             await assert_api_matches_oracle(client, oracle, min(days), max(days))
         watching = False
         await watcher

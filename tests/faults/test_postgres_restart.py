@@ -29,7 +29,7 @@ from tests.integration.projection.harness import (
     wait_caught_up,
 )
 from tests.process import PROJECTION_APP, ServiceProcess, run_module
-from tests.support import TestEnv, delete_topics, poll_until
+from tests.support import TestEnv, delete_topics, ops_auth, poll_until
 from tests.unit.projection.factory import CITY, random_stream
 from tests.unit.projection.oracle import Oracle
 
@@ -95,7 +95,9 @@ async def test_postgres_restarts_while_the_projection_applies_batches(
 
             oracle = Oracle(CITY).feed(events)
             days = [k[1] for k in oracle.district_days()]
-            async with httpx.AsyncClient(base_url=proc.url, timeout=10) as client:
+            async with httpx.AsyncClient(
+                base_url=proc.url, timeout=10, headers=ops_auth()
+            ) as client:
                 await assert_api_matches_oracle(client, oracle, min(days), max(days))
             done = await reconcile(wait_s=30)
             assert done.code == 0, done.out

@@ -287,8 +287,9 @@ class Oracle:
         ]
 
     def city_days(self) -> dict[date, dict[str, Any]]:
-        """Non-zero city figures per day (the oracle's form): the districts' counts summed, the
-        median and mean over every completed visit of the day in the city."""
+        """Non-zero city figures per day (the oracle's form): the districts' counts summed, but
+        distinct people counted over the whole city; the median and mean over every completed
+        visit of the day in the city."""
         out: dict[date, dict[str, Any]] = {}
         for (_, day), figures in self.district_days().items():
             total = out.setdefault(day, {})
@@ -305,6 +306,15 @@ class Oracle:
             for f in ("sharps_returned_kg", "street_needles_kg"):
                 if f in total:  # floats summed: compare at the API's precision
                     total[f] = round(total[f], 6)
+            # distinct people of the city: one pseudonym counts once whichever districts it visited
+            # (pseudonyms are per room unless the city's scope is `city`: then one person)
+            people = {
+                v["data"].client_pseudonym
+                for v in self.visits.values()
+                if "start" in v and self.day(v["start"]) == day
+            }
+            if people:
+                total["unique_clients"] = len(people)
             mins = self._completed_minutes(day)
             if mins:
                 total["visit_minutes_median"] = _q(median(mins))
