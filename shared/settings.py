@@ -35,6 +35,16 @@ class Environment(StrEnum):
     PROD = "prod"
 
 
+def refuse_public_signing_secret(variable: str, secret: str, env: Environment) -> None:
+    """ValueError naming ``variable`` if ``secret`` (a signing key: sessions, webhooks) is the
+    public development secret or shorter than :data:`MIN_SECRET_CHARS` while ``env`` is prod."""
+    if env is Environment.PROD and (secret == DEV_SECRET or len(secret) < MIN_SECRET_CHARS):
+        raise ValueError(
+            f"{variable} must be a random value of at least {MIN_SECRET_CHARS} characters "
+            "when DCR_ENV=prod"
+        )
+
+
 def secret_weakness(secret: str) -> str | None:
     """Why ``secret`` is too weak to key pseudonyms of low-entropy client codes; None if strong.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import DEV_SECRET, REPO_ROOT, Environment
+from shared.settings import DEV_SECRET, REPO_ROOT, Environment, refuse_public_signing_secret
 
 AUTH_DIR = REPO_ROOT / ".state" / "auth"
 
@@ -45,11 +45,7 @@ class FrontdeskSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_secret(self) -> FrontdeskSettings:
-        if self.env is Environment.PROD:
-            secret = self.session_secret.get_secret_value()
-            if secret == DEV_SECRET or len(secret) < 32:
-                raise ValueError(
-                    "DCR_FRONTDESK_SESSION_SECRET must be a random value of at least 32 "
-                    "characters when DCR_ENV=prod"
-                )
+        refuse_public_signing_secret(
+            "DCR_FRONTDESK_SESSION_SECRET", self.session_secret.get_secret_value(), self.env
+        )
         return self

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import DEV_SECRET, Environment
+from shared.settings import DEV_SECRET, Environment, refuse_public_signing_secret
 
 
 class AlertSettings(BaseSettings):
@@ -67,10 +67,7 @@ class NotifySettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_secret(self) -> NotifySettings:
-        secret = self.webhook_secret.get_secret_value()
-        if self.env is Environment.PROD and (secret == DEV_SECRET or len(secret) < 32):
-            raise ValueError(
-                "DCR_NOTIFY_WEBHOOK_SECRET must be a random value of at least 32 characters "
-                "when DCR_ENV=prod"
-            )
+        refuse_public_signing_secret(
+            "DCR_NOTIFY_WEBHOOK_SECRET", self.webhook_secret.get_secret_value(), self.env
+        )
         return self
