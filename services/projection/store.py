@@ -31,7 +31,9 @@ from services.projection.domain import (
     Decoded,
     Retraction,
 )
+from services.projection.erasure import ERASED_KEY, erased_digest
 from shared.events.envelope import Envelope, decode
+from shared.events.payloads import VisitStarted
 
 #: Advisory lock namespaces (two-int4 form; never overlaps shared.db.migrate's bigint key).
 DISTRICT_LOCK_NS = 0x0DC2
@@ -138,15 +140,25 @@ async def save_offsets(
     )
 
 
-async def reset(conn: Conn, group: str, zone: ZoneInfo | None = None) -> None:
+async def reset(
+    conn: Conn,
+    group: str,
+    zone: ZoneInfo | None = None,
+    max_visit: timedelta = DEFAULT_MAX_VISIT,
+) -> None:
     """Empty every read model and forget ``group``'s offsets (rebuild).
 
     After retention sealed some days (``retention_state``, needs ``zone``), their aggregate
     rows, stock movements and counts, alerts and the facilities' last event times are kept:
-    Kafka no longer holds their events, and the replay refuses events of sealed days."""
+    Kafka no longer holds their events, and the replay refuses events of sealed days.
+
+    Erased people's anonymised visit rows (``pseudonym_key`` = :data:`ERASED_KEY`) are kept
+    and their days' visit figures recomputed at once: the replay of their starts is a no-op
+    (first start wins), so the erasure survives and the aggregates stay as they were."""
     sealed = await conn.fetchval(
         "SELECT sealed_before FROM retention_state WHERE singleton FOR UPDATE"
     )
+    erased = await conn.fetch("SELECT * FROM visits WHERE pseudonym_key = $1", ERASED_KEY)
     if sealed is None or zone is None:
         await conn.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")
     else:
@@ -165,6 +177,19 @@ async def reset(conn: Conn, group: str, zone: ZoneInfo | None = None) -> None:
         await conn.execute("DELETE FROM alerts WHERE raised_at >= $1", cut)
         await conn.execute("TRUNCATE visits, projection_events, projection_voids")
     await conn.execute("DELETE FROM projection_offsets WHERE consumer_group = $1", group)
+    if erased:
+        await conn.copy_records_to_table(
+            "visits", records=[tuple(r.values()) for r in erased], columns=list(erased[0].keys())
+        )
+        dated = [
+            r for r in erased if r["day"] is not None and (sealed is None or r["day"] >= sealed)
+        ]
+        await recompute_visit_figures(
+            conn,
+            {(r["district"], r["day"]) for r in dated},
+            {(r["facility"], r["day"]) for r in dated},
+            max_visit,
+        )
 
 
 async def sealed_before(conn: Conn) -> date | None:
@@ -196,8 +221,13 @@ async def claim_events(conn: Conn, events: Sequence[Decoded]) -> set[tuple[str, 
         return set()
     rows = await conn.fetch(
         """INSERT INTO projection_events (source, id, type, time, value, schema_version)
-           SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[],
-                                $5::bytea[], $6::smallint[])
+           SELECT s, i, t, tm,
+                  CASE WHEN dg IS NOT NULL
+                            AND EXISTS (SELECT 1 FROM erased_pseudonyms e WHERE e.digest = dg)
+                       THEN NULL ELSE v END,
+                  sv
+           FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[],
+                       $5::bytea[], $6::smallint[], $7::bytea[]) AS u(s, i, t, tm, v, sv, dg)
            ON CONFLICT DO NOTHING
            RETURNING source, id""",
         [d.event.source for d in events],
@@ -206,10 +236,20 @@ async def claim_events(conn: Conn, events: Sequence[Decoded]) -> set[tuple[str, 
         [d.event.time for d in events],
         [d.record.value for d in events],
         [_schema_version(d) for d in events],
+        [_pseudonym_digest(d) for d in events],
     )
     if len(rows) == len(events):  # all new (the common case): no need to read the rows
         return {d.dedup_key for d in events}
     return {(r["source"], str(r["id"])) for r in rows}
+
+
+def _pseudonym_digest(d: Decoded) -> bytes | None:
+    """The erasure digest of the pseudonym a visit start carries (None for other events): an
+    erased person's event is claimed without its value, so no copy of the pseudonym is kept."""
+    data = d.event.data
+    if isinstance(data, VisitStarted):
+        return erased_digest(data.pseudonym_key, data.client_pseudonym)
+    return None
 
 
 def _schema_version(d: Decoded) -> int:

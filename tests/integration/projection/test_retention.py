@@ -8,9 +8,8 @@ dead-lettered (live and in a rebuild alike)."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import asyncpg
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -23,7 +22,13 @@ from services.projection.store import READ_MODEL_TABLES
 from shared.events.envelope import Envelope
 from shared.events.vocabulary import IncidentKind, SupplyItem
 from shared.kafka.topics import DEADLETTER, VISITS
-from tests.integration.projection.harness import end_offsets, produce, snapshot, wait_caught_up
+from tests.integration.projection.harness import (
+    end_offsets,
+    produce,
+    rows,
+    snapshot,
+    wait_caught_up,
+)
 from tests.process import run_module
 from tests.support import read_topic, serve
 from tests.unit.projection import factory as f
@@ -53,14 +58,6 @@ def day_of_events(day: date, tag: str, first_client: int) -> list[Envelope]:
         f.incident(local(day, 14), IncidentKind.SEIZURE, life_threatening=False),
         f.dispensed(local(day, 15), {SupplyItem.SYRINGES: 20}),
     ]
-
-
-async def rows(dsn: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return [tuple(r) for r in await conn.fetch(sql, *args)]
-    finally:
-        await conn.close()
 
 
 async def forget_old_records(env: TestEnv, before: dict[tuple[str, int], int]) -> None:
