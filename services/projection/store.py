@@ -52,6 +52,7 @@ READ_MODEL_TABLES: tuple[str, ...] = (
     "visits",
     "stock_movements",
     "stock_counts",
+    "stock_count_reports",
     "alerts",
     "room_daily",  # rooms_store (issue 15)
     "street_collections_daily",
@@ -174,6 +175,7 @@ async def reset(
             await conn.execute(f"DELETE FROM {table} WHERE day >= $1", sealed)  # noqa: S608
         await conn.execute("DELETE FROM stock_movements WHERE at >= $1", cut)
         await conn.execute("DELETE FROM stock_counts WHERE counted_at >= $1", cut)
+        await conn.execute("DELETE FROM stock_count_reports WHERE counted_at >= $1", cut)
         await conn.execute("DELETE FROM alerts WHERE raised_at >= $1", cut)
         await conn.execute("TRUNCATE visits, projection_events, projection_voids")
     await conn.execute("DELETE FROM projection_offsets WHERE consumer_group = $1", group)
@@ -412,6 +414,8 @@ async def retract(conn: Conn, r: Retraction, max_visit: timedelta = DEFAULT_MAX_
             [k[0] for k in r.stock_movements],
             [k[1] for k in r.stock_movements],
         )
+    if r.stock_counts:
+        await _retract_stock_counts(conn, r.stock_counts)
     day_keys = {(t["district"], t["day"]) for t in touched}
     facility_keys = {(t["facility"], t["day"]) for t in touched}
     await _reset_visit_figures(conn, day_keys, facility_keys)
@@ -790,6 +794,55 @@ async def _stock(conn: Conn, ch: Changes) -> None:
             [c.counted_at for c in counts],
             [c.quantity for c in counts],
         )
+    if ch.stock_count_reports:
+        reports = ch.stock_count_reports
+        await conn.execute(
+            """INSERT INTO stock_count_reports (source, id, facility, item, counted_at, quantity)
+               SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[],
+                                    $5::timestamptz[], $6::bigint[])
+               ON CONFLICT DO NOTHING""",
+            [x.source for x in reports],
+            [x.id for x in reports],
+            [x.facility for x in reports],
+            [x.item for x in reports],
+            [x.counted_at for x in reports],
+            [x.quantity for x in reports],
+        )
+
+
+async def _retract_stock_counts(conn: Conn, keys: Sequence[tuple[str, str]]) -> None:
+    """Remove the voided counts' reports; each (facility, item) they counted gets the latest
+    remaining report as its count (none left: no count), as if they had never been reported.
+    Counts applied before ``stock_count_reports`` existed have no reports and stay as they are.
+    At equal times the lowest (source, id) wins here, where the live upsert kept the first in
+    log order (two counts of one item at the same instant: the only case that may differ)."""
+    gone = await conn.fetch(
+        """DELETE FROM stock_count_reports r USING unnest($1::text[], $2::uuid[]) AS k(s, i)
+           WHERE r.source = k.s AND r.id = k.i
+           RETURNING r.facility, r.item""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    pairs = sorted({(g["facility"], g["item"]) for g in gone})
+    if not pairs:
+        return
+    facilities, items = [p[0] for p in pairs], [p[1] for p in pairs]
+    await conn.execute(
+        """DELETE FROM stock_counts c USING unnest($1::text[], $2::text[]) AS k(facility, item)
+           WHERE c.facility = k.facility AND c.item = k.item""",
+        facilities,
+        items,
+    )
+    await conn.execute(
+        """INSERT INTO stock_counts (facility, item, counted_at, quantity)
+           SELECT DISTINCT ON (r.facility, r.item) r.facility, r.item, r.counted_at, r.quantity
+           FROM stock_count_reports r
+           JOIN unnest($1::text[], $2::text[]) AS k(facility, item)
+             ON r.facility = k.facility AND r.item = k.item
+           ORDER BY r.facility, r.item, r.counted_at DESC, r.source, r.id""",
+        facilities,
+        items,
+    )
 
 
 async def _alerts(conn: Conn, ch: Changes) -> None:
