@@ -21,7 +21,7 @@ import sys
 from datetime import UTC, datetime
 
 import asyncpg
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.projection.erasure import ERASED_KEY, ErasureTarget, anonymous_token, erasure_targets
@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return asyncio.run(_main(args.facility))
+    except ValidationError as exc:  # settings: their messages only, never the inputs (secrets)
+        print(f"erase refused: {'; '.join(e['msg'] for e in exc.errors())}", file=sys.stderr)
+        return 2
     except ValueError as exc:  # the message names the setting or argument, never the code
         print(f"erase refused: {exc}", file=sys.stderr)
         return 2

@@ -159,3 +159,18 @@ async def test_erase_refuses_what_it_cannot_do_safely(
     assert done.code == 2 and why in done.err
     assert CODE not in done.out + done.err
     assert await rows(iso_env.dsn, "SELECT count(*) FROM erased_pseudonyms") == [(0,)]
+
+
+async def test_erase_without_a_pseudonym_secret_refuses_and_shows_no_secret(
+    iso_env: TestEnv,
+) -> None:
+    weak = "0123456789abcdef" * 2  # refused as too weak: the refusal must not print it
+    done = await run_module(
+        "services.projection.erase",
+        "--facility",
+        "halmtorv",
+        stdin=f"{CODE}\n".encode(),
+        DCR_PSEUDONYM_SECRET=weak,
+    )
+    assert done.code == 2 and "DCR_PSEUDONYM_SECRET is too weak" in done.err
+    assert weak not in done.out + done.err and CODE not in done.out + done.err

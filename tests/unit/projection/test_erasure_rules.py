@@ -3,8 +3,11 @@ retained key, and what is recorded of them."""
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
+from services.projection.erase import retained_keys
 from services.projection.erasure import ERASED_KEY, anonymous_token, erased_digest, erasure_targets
 from shared.city import PseudonymScope
 from shared.privacy import CITY_SCOPE, Pseudonymiser
@@ -49,3 +52,21 @@ def test_the_record_is_neither_the_pseudonym_nor_linkable_without_it() -> None:
     assert t.pseudonym.encode() not in t.digest and len(t.digest) == 32
     assert anonymous_token() != anonymous_token() and len(anonymous_token()) == 32
     assert not ERASED_KEY.isalnum()  # never a valid key id (^[a-z0-9]{1,16}$)
+
+
+def test_a_retained_previous_key_is_erased_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    current, previous = secrets.token_hex(32), secrets.token_hex(32)
+    monkeypatch.setenv("DCR_ENV", "prod")
+    monkeypatch.setenv("DCR_PSEUDONYM_SECRET", current)
+    monkeypatch.setenv("DCR_PSEUDONYM_KEY_ID", "k2")
+    monkeypatch.delenv("DCR_PSEUDONYM_PREVIOUS_SECRET", raising=False)
+    assert [k.key_id for k in retained_keys()] == ["k2"]
+    monkeypatch.setenv("DCR_PSEUDONYM_PREVIOUS_SECRET", previous)
+    with pytest.raises(ValueError, match="PREVIOUS_KEY_ID"):
+        retained_keys()  # an unnamed previous key could not be told apart
+    monkeypatch.setenv("DCR_PSEUDONYM_PREVIOUS_KEY_ID", "k1")
+    keys = retained_keys()
+    assert [k.key_id for k in keys] == ["k2", "k1"]
+    assert keys[1].pseudonym("halmtorv", "HT-0001") == Pseudonymiser(
+        previous.encode(), "k1"
+    ).pseudonym("halmtorv", "HT-0001")
