@@ -34,6 +34,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from services.projection.schema import DISTRICT_DAILY
 from services.projection.settings import ProjectionSettings
 from shared.city import City, load_city
 from shared.events import payloads as p
@@ -47,30 +48,7 @@ Key = tuple[str, date]  # (district or facility, local day)
 TP = tuple[str, int]  # (physical topic, partition)
 
 #: district_daily columns that are compared (counts and weights; not medians or means).
-DISTRICT_COLUMNS: tuple[str, ...] = (
-    "visits",
-    "unique_clients",
-    "new_clients",
-    "assisted_injections",
-    "visits_completed",
-    "refusals",
-    "referrals",
-    "services",
-    "supplies_dispensed",
-    "sharps_returned_count",
-    "sharps_returned_kg",
-    "incidents",
-    "overdoses",
-    "life_threatening",
-    "naloxone_doses",
-    "ambulance_calls",
-    "hospital_transfers",
-    "deaths",
-    "drug_checks",
-    "drug_checks_unexpected",
-    "street_needles_count",
-    "street_needles_kg",
-)
+DISTRICT_COLUMNS: tuple[str, ...] = tuple(c.name for c in DISTRICT_DAILY if c.reconciled)
 FACILITY_COLUMNS: tuple[str, ...] = ("visits", "refusals", "incidents", "overdoses")
 _DISTRICT_EVENTS = (p.StreetNeedlesCollected, p.DrugAlertRaised)
 
