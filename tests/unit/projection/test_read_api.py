@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import jsonschema
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
@@ -21,6 +20,7 @@ from services.projection.read_port import LiveCounts, StockRow
 from services.projection.runner import Freshness
 from services.projection.settings import ProjectionSettings
 from shared.auth import Principal, PrincipalKind, TokenRegistry, digest
+from tests.openapi_check import conforms
 from tests.unit.projection.factory import CITY
 from tests.unit.projection.fake_reads import FakeReadModels
 
@@ -73,13 +73,6 @@ def api() -> Iterator[Api]:
         yield Api(client, reads, app)
 
 
-def _conforms(app: FastAPI, path_template: str, body: Any) -> None:
-    """``body`` validates against the 200 answer's schema in the app's OpenAPI document."""
-    doc = app.openapi()
-    content = doc["paths"][path_template]["get"]["responses"]["200"]["content"]
-    jsonschema.validate(body, {**content["application/json"]["schema"], **doc})
-
-
 def _day(**figures: Any) -> dict[str, Any]:
     day = empty_day()
     day.update(figures)
@@ -102,7 +95,7 @@ def test_a_district_day_shows_every_column_and_breakdown(api: Api) -> None:
     assert "visit_seconds_total" not in day
     assert body["data_complete_until"] == NOW.isoformat()  # +00:00, as before the models
     assert body["lag_events"] == 0
-    _conforms(api.app, "/v1/districts/{district}/daily", body)
+    conforms(api.app, "/v1/districts/{district}/daily", body)
 
 
 def test_days_without_data_are_zeros_and_the_city_sums_the_districts(api: Api) -> None:
@@ -116,7 +109,7 @@ def test_days_without_data_are_zeros_and_the_city_sums_the_districts(api: Api) -
     assert empty["day"] == yesterday.isoformat() and empty["visits"] == 0
     assert today["visits"] == 7 and today["unique_clients"] == 6  # city-wide distinct
     assert today["visit_minutes_median"] == 4.5 and today["visit_minutes_mean"] == 3.33
-    _conforms(api.app, "/v1/city/summary", body)
+    conforms(api.app, "/v1/city/summary", body)
 
 
 def test_ranges_are_checked_and_analysts_read_closed_days_only(api: Api) -> None:
@@ -136,7 +129,7 @@ def test_a_room_live_and_its_stock(api: Api) -> None:
     live = api.get(f"/v1/facilities/{ROOM}/live", ROOM).json()
     assert live["booths_in_use"] == 14 and live["booths_free"] == 0  # never below zero
     assert live["visits_today"] == 30 and live["last_event_time"] == NOW.isoformat()
-    _conforms(api.app, "/v1/facilities/{facility}/live", live)
+    conforms(api.app, "/v1/facilities/{facility}/live", live)
     assert api.get("/v1/facilities/nordvest/live", ROOM).status_code == 403
     api.reads.stock[ROOM] = [
         StockRow("naloxone", counted=10, counted_at=NOW - timedelta(days=1), moved=4, used_7d=14),
@@ -147,7 +140,7 @@ def test_a_room_live_and_its_stock(api: Api) -> None:
     assert naloxone["on_hand"] == 14 and naloxone["average_daily_use_7d"] == 2.0
     assert naloxone["days_of_cover"] == 7.0
     assert swab["counted_at"] is None and swab["days_of_cover"] is None
-    _conforms(api.app, "/v1/facilities/{facility}/stock", stock)
+    conforms(api.app, "/v1/facilities/{facility}/stock", stock)
 
 
 def test_alerts_newest_first_and_a_room_reads_its_own_district(api: Api) -> None:
@@ -173,7 +166,7 @@ def test_alerts_newest_first_and_a_room_reads_its_own_district(api: Api) -> None
     body = api.get("/v1/alerts", limit=2).json()
     assert [a["alert_id"] for a in body["alerts"]] == ["a0", "a1"]
     assert body["alerts"][0]["raised_at"] == NOW.isoformat()
-    _conforms(api.app, "/v1/alerts", body)
+    conforms(api.app, "/v1/alerts", body)
     own = api.get("/v1/alerts", ROOM, district="vesterbro").json()
     assert [a["alert_id"] for a in own["alerts"]] == ["a1", "a2"]
     assert api.get("/v1/alerts", ROOM, district="amager").status_code == 403
@@ -184,7 +177,7 @@ def test_the_directory_and_every_route_documents_its_answer(api: Api) -> None:
     assert [d["id"] for d in body["districts"]] == [d.id for d in CITY.districts]
     vesterbro = body["districts"][0]
     assert {f["id"] for f in vesterbro["facilities"]} == {"halmtorv", "maendenes-hjem"}
-    _conforms(api.app, "/v1/districts", body)
+    conforms(api.app, "/v1/districts", body)
     doc = api.app.openapi()
     for path, ops in doc["paths"].items():
         answer = ops["get"]["responses"]["200"]["content"]["application/json"]["schema"]
