@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import Counter, Gauge
 
 from services.incident.alert_store import AlertStore
@@ -47,6 +47,7 @@ from shared.events.envelope import DecodeError, decode
 from shared.events.payloads import DrugAlertRaised, DrugCheckResult, IncidentReported
 from shared.ingest.api import IngestDeps
 from shared.ingest.ports import EventPublisher
+from shared.kafka.admin import partitions_of
 from shared.kafka.topics import INCIDENTS
 from shared.settings import DatabaseSettings, KafkaSettings
 
@@ -157,11 +158,9 @@ class AlertWorker:
         )
         await consumer.start()
         try:
-            await consumer._client.force_metadata_update()  # every topic, as rebuild.py does
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
+            parts = await partitions_of(self._kafka.bootstrap_servers, [topic])
+            if not parts:
                 raise LookupError(f"no partitions for {topic}")
-            parts = [TopicPartition(topic, p) for p in sorted(partitions)]
             consumer.assign(parts)
             log.info("drug alert worker consuming %s (%d partitions)", topic, len(parts))
             while True:

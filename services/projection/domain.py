@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from services.projection import schema
 from shared.city import City
 from shared.events import payloads as p
 from shared.events.envelope import DecodeError, Envelope, decode
@@ -45,24 +46,8 @@ _DISTRICT_LEVEL = frozenset(
 )
 
 #: district_daily columns changed by adding deltas (the rest are recomputed from visits).
-INT_COLUMNS: tuple[str, ...] = (
-    "refusals",
-    "referrals",
-    "services",
-    "supplies_dispensed",
-    "sharps_returned_count",
-    "incidents",
-    "overdoses",
-    "life_threatening",
-    "naloxone_doses",
-    "ambulance_calls",
-    "hospital_transfers",
-    "deaths",
-    "drug_checks",
-    "drug_checks_unexpected",
-    "street_needles_count",
-)
-DECIMAL_COLUMNS: tuple[str, ...] = ("sharps_returned_kg", "street_needles_kg")
+INT_COLUMNS: tuple[str, ...] = schema.names(kind=schema.Kind.ADDITIVE, unit=schema.Unit.COUNT)
+DECIMAL_COLUMNS: tuple[str, ...] = schema.names(kind=schema.Kind.ADDITIVE, unit=schema.Unit.KG)
 #: facility_daily columns changed by adding deltas.
 FACILITY_INT_COLUMNS: tuple[str, ...] = ("refusals", "incidents", "overdoses")
 
