@@ -171,8 +171,9 @@ class AlertState:
     ) -> AlertState:
         """Rebuild the state from persisted overdoses ``(district, source, event id, time)``,
         raised adulterant alerts ``(district, substance, time)``, voids ``(source, target
-        id, void time)`` and the episode keys of withdrawn alerts. The overdoses must not include voided ones (the driver deletes an
-        overdose in the transaction that stores its void).
+        id, void time)`` and the episode keys of withdrawn alerts. The overdoses must not
+        include voided ones (the driver deletes an overdose in the transaction that stores its
+        void).
 
         Every episode the overdoses form counts as already alerted: the driver persists an
         overdose in the same transaction as the alerts it raised, so none was left un-alerted.

@@ -28,7 +28,7 @@ from services.projection.app import create_app as create_projection
 from shared.events.envelope import decode
 from shared.events.payloads import DrugAlertRaised, DrugAlertWithdrawn
 from shared.kafka import topics
-from tests.integration.ingest.conftest import alert_worker_caught_up, bearer
+from tests.integration.ingest.conftest import alert_worker_caught_up, at, bearer
 from tests.integration.ingest.test_drug_alerts import overdose
 from tests.integration.notify.conftest import NotifyEnv
 from tests.integration.notify.receivers import mails
@@ -67,7 +67,12 @@ async def report_overdoses(
 async def void(intake: httpx.AsyncClient, n: NotifyEnv, facility: str, event_id: str) -> None:
     r = await intake.post(
         "/v1/corrections/void",
-        json={"facility_id": facility, "target_event_id": event_id, "reason": "duplicate"},
+        json={
+            "facility_id": facility,
+            "target_event_id": event_id,
+            "reason": "duplicate",
+            "occurred_at": at(5),
+        },
         headers=bearer(n.env, facility),
     )
     assert r.status_code == 202, r.text
