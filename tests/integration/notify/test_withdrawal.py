@@ -25,14 +25,13 @@ import pytest
 from services.incident.app import create_app as create_incident
 from services.intake.app import create_app as create_intake
 from services.projection.app import create_app as create_projection
-from shared.events.envelope import decode
 from shared.events.payloads import DrugAlertRaised, DrugAlertWithdrawn
 from shared.kafka import topics
 from tests.integration.ingest.conftest import alert_worker_caught_up, at, bearer
-from tests.integration.ingest.test_drug_alerts import overdose
-from tests.integration.notify.conftest import NotifyEnv
+from tests.integration.notify.conftest import NotifyEnv, post_overdoses
 from tests.integration.notify.receivers import mails
-from tests.support import ops_auth, poll_until, read_topic, serve
+from tests.integration.notify.test_lifecycle import alert_events
+from tests.support import ops_auth, poll_until, serve
 
 pytestmark = pytest.mark.integration
 
@@ -41,27 +40,6 @@ PER_EVENT = VESTERBRO_EMAILS + 1  # and outreach's webhook
 HEX_ID = re.compile(
     r"\b[0-9a-f]{64}\b|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
-
-
-async def alert_events(n: NotifyEnv) -> list[tuple[str, Any]]:
-    return [
-        (r.headers["ce_type"].decode(), decode(r.headers, r.value).data)
-        for r in await read_topic(n.env.bootstrap, n.env.topic(topics.ALERTS))
-    ]
-
-
-async def report_overdoses(
-    incident: httpx.AsyncClient, n: NotifyEnv, reports: list[tuple[str, float]]
-) -> list[str]:
-    """Post an overdose per ``(facility, minutes ago)``; their event ids."""
-    ids = []
-    for facility, minutes_ago in reports:
-        r = await incident.post(
-            "/v1/incidents", json=overdose(facility, minutes_ago), headers=bearer(n.env, facility)
-        )
-        assert r.status_code == 202, r.text
-        ids.append(str(r.json()["event_id"]))
-    return ids
 
 
 async def void(intake: httpx.AsyncClient, n: NotifyEnv, facility: str, event_id: str) -> None:
@@ -105,8 +83,8 @@ async def test_voiding_one_of_three_reports_withdraws_the_alert_and_notifies_onc
 ) -> None:
     n = notify_env
     async with serve(create_incident()) as incident, serve(create_intake()) as intake:
-        ids = await report_overdoses(
-            incident, n, [("halmtorv", 40), ("maendenes-hjem", 30), ("halmtorv", 20)]
+        ids = await post_overdoses(
+            incident, n.env, [("halmtorv", 40), ("maendenes-hjem", 30), ("halmtorv", 20)]
         )
         alert = await raised_alert(n)
         assert alert.overdoses_in_window == 3
@@ -182,9 +160,9 @@ async def test_voiding_one_of_four_reports_leaves_the_alert_and_sends_nothing(
 ) -> None:
     n = notify_env
     async with serve(create_incident()) as incident, serve(create_intake()) as intake:
-        ids = await report_overdoses(
+        ids = await post_overdoses(
             incident,
-            n,
+            n.env,
             [("halmtorv", 50), ("maendenes-hjem", 40), ("halmtorv", 30), ("halmtorv", 20)],
         )
         alert = await raised_alert(n)
