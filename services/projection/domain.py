@@ -42,6 +42,7 @@ _DISTRICT_LEVEL = frozenset(
         "dk.dcr.alert.raised",
         "dk.dcr.alert.acknowledged",
         "dk.dcr.alert.resolved",
+        "dk.dcr.alert.withdrawn",
     }
 )
 
@@ -214,6 +215,8 @@ class Changes:
     #: Lifecycle: the first acknowledgement / resolution per alert wins (applied after alerts).
     alert_acks: list[AlertAck] = field(default_factory=list)
     alert_resolutions: dict[str, datetime] = field(default_factory=dict)
+    #: A withdrawal (a void took the alert's basis) wins over every other state.
+    alert_withdrawals: dict[str, datetime] = field(default_factory=dict)
     applied_types: Counter[str] = field(default_factory=Counter)
     #: Visit starts outside the facility's opening hours, per facility (accepted; a metric).
     outside_opening_hours: Counter[str] = field(default_factory=Counter)
@@ -260,7 +263,7 @@ def _check_references(env: Envelope, facility: str | None, city: City) -> str | 
         if facility is None and env.key != data.district:
             return "source district differs from payload district"
     if (
-        isinstance(data, p.DrugAlertAcknowledged | p.DrugAlertResolved)
+        isinstance(data, p.DrugAlertAcknowledged | p.DrugAlertResolved | p.DrugAlertWithdrawn)
         and data.district not in city.district_by_id
     ):
         return "unknown district in payload"
@@ -353,7 +356,8 @@ def _district(env: Envelope, facility: str | None, city: City) -> str:
         p.StreetNeedlesCollected
         | p.DrugAlertRaised
         | p.DrugAlertAcknowledged
-        | p.DrugAlertResolved,
+        | p.DrugAlertResolved
+        | p.DrugAlertWithdrawn,
     ):
         return data.district
     district = city.district_of(facility) if facility is not None else None
@@ -485,6 +489,8 @@ def _apply_one(ch: Changes, env: Envelope, district: str, day: date, facility: s
         )
     elif isinstance(data, p.DrugAlertResolved):
         ch.alert_resolutions.setdefault(data.alert_id, env.time)
+    elif isinstance(data, p.DrugAlertWithdrawn):
+        ch.alert_withdrawals.setdefault(data.alert_id, env.time)
     # p.ReportVoided changes no figure here: see void_targets() and retraction()
 
 

@@ -36,7 +36,7 @@ visit id or an incident id):
 * stock: ``dcr_stock_on_hand`` and ``dcr_stock_cover_seconds`` {district, facility, item}
   (on hand / mean daily dispensing of the last 7 days; absent when nothing was dispensed);
 * ``dcr_drug_alerts_open`` {district}; the lifecycle: ``dcr_drug_alerts_by_state`` {district, state}
-  (open, acknowledged, resolved) and ``dcr_drug_alert_seconds_to_acknowledge`` {district}
+  (open, acknowledged, resolved, withdrawn) and ``dcr_drug_alert_seconds_to_acknowledge`` {district}
   (a summary: ``_sum`` / ``_count`` over every acknowledged alert);
 * freshness: ``dcr_read_model_last_record_timestamp_seconds`` (Kafka timestamp of the newest
   record applied, all partitions and instances),
@@ -355,7 +355,7 @@ def _render_snapshot(s: Snapshot, city: City) -> Iterator[Metric]:
     yield alerts
     states = GaugeMetricFamily(
         "dcr_drug_alerts_by_state",
-        "Drug alerts by lifecycle state (open, acknowledged, resolved)",
+        "Drug alerts by lifecycle state (open, acknowledged, resolved, withdrawn)",
         labels=["district", "state"],
     )
     ack = SummaryMetricFamily(
@@ -364,7 +364,7 @@ def _render_snapshot(s: Snapshot, city: City) -> Iterator[Metric]:
         labels=["district"],
     )
     for d in districts:
-        for state in ("open", "acknowledged", "resolved"):
+        for state in ("open", "acknowledged", "resolved", "withdrawn"):
             states.add_metric([d, state], s.alert_states.get((d, state), 0))
         n, total = s.ack_seconds.get(d, (0, 0.0))
         ack.add_metric([d], count_value=n, sum_value=total)

@@ -47,6 +47,7 @@ CATALOGUE: dict[str, EventSpec] = {
         EventSpec("dk.dcr.alert.raised", topics.ALERTS, p.DrugAlertRaised),
         EventSpec("dk.dcr.alert.acknowledged", topics.ALERTS, p.DrugAlertAcknowledged),
         EventSpec("dk.dcr.alert.resolved", topics.ALERTS, p.DrugAlertResolved),
+        EventSpec("dk.dcr.alert.withdrawn", topics.ALERTS, p.DrugAlertWithdrawn),
         EventSpec("dk.dcr.report.voided", topics.CORRECTIONS, p.ReportVoided),
     )
 }
