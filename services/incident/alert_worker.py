@@ -47,6 +47,7 @@ from shared.events.envelope import DecodeError, decode
 from shared.events.payloads import DrugAlertRaised, DrugCheckResult, IncidentReported
 from shared.ingest.api import IngestDeps
 from shared.ingest.ports import EventPublisher
+from shared.kafka.security import client_kwargs
 from shared.kafka.topics import INCIDENTS
 from shared.settings import DatabaseSettings, KafkaSettings
 
@@ -149,7 +150,7 @@ class AlertWorker:
         await self.flush()
         topic = self._kafka.topic(INCIDENTS)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._kafka.bootstrap_servers,
+            **client_kwargs(self._kafka),
             group_id=self._kafka.topic_prefix + self._settings.consumer_group,
             client_id="dcr-incident-alerts",
             enable_auto_commit=False,

@@ -39,6 +39,7 @@ from shared.city import City, load_city
 from shared.events import payloads as p
 from shared.events.envelope import DecodeError, Envelope, decode
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
+from shared.kafka.security import client_kwargs
 from shared.kafka.topics import DEADLETTER, EVENT_TOPICS
 from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
 
@@ -388,7 +389,7 @@ async def reconcile(
     group = ProjectionSettings().group_id
     city = load_city(CitySettings().file)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
+        **client_kwargs(kafka),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
