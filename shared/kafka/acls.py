@@ -105,9 +105,7 @@ class Grant:
         return f"User:{self.username}"
 
 
-def grants(
-    prefix: str = "", groups: Mapping[str, tuple[str, ...]] = DEFAULT_GROUPS
-) -> list[Grant]:
+def grants(prefix: str = "", groups: Mapping[str, tuple[str, ...]] = DEFAULT_GROUPS) -> list[Grant]:
     """Every ACL of the service identities for topics and groups named ``prefix`` + name."""
     out: set[Grant] = set()
 
@@ -139,7 +137,7 @@ async def create_acls(target: Target, wanted: Iterable[Grant]) -> int:
             request = CreateAclsRequest(
                 int(g.resource), g.name, LITERAL, g.principal, "*", int(g.operation), ALLOW
             )
-            response = await admin._send_request(request)  # noqa: SLF001 (no public API)
+            response = await admin._send_request(request)
             for code, message in response.creation_responses:
                 if code != 0:
                     raise KafkaError(f"ACL {g} refused: error {code} {message or ''}".strip())
