@@ -8,6 +8,7 @@
 #                      a metadata request succeeds and create the dcr.* topics
 #   kafka.sh stop      SIGTERM our broker (pid file), SIGKILL after 30 s
 #   kafka.sh status    print running/stopped
+#   kafka.sh rotate ID (KAFKA_NODES=3) a new password for identity ID (docs/kafka-cluster.md)
 #
 # Data: .state/kafka/data  Log: .state/logs/kafka.log  Pid: .state/run/kafka.pid
 #
@@ -261,6 +262,34 @@ cluster_stop() {
     done
 }
 
+# kafka.sh rotate NAME (KAFKA_NODES=3): a new random password for identity NAME, set on the
+# cluster as admin (ConfigCommand, SCRAM-SHA-512) and then written to .state/auth/kafka/NAME.password;
+# restart that service afterwards (services.sh stop-one NAME && services.sh start): connections
+# already authenticated stay open, new ones need the new password.
+cluster_rotate() {
+    local who="$1" new client
+    [[ " ${IDENTITIES[*]} " == *" $who "* ]] || die "unknown identity $who (one of ${IDENTITIES[*]})"
+    new="$(openssl rand -hex 32)"
+    client="$(umask 077 && mktemp)"
+    trap 'rm -f "$client"' EXIT
+    {
+        echo "security.protocol=$CLIENT_PROTOCOL"
+        echo "sasl.mechanism=SCRAM-SHA-512"
+        echo "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$(cat "$KAFKA_SECRETS/admin.password")\";"
+        echo "ssl.truststore.type=PEM"
+        echo "ssl.truststore.location=$KAFKA_SECRETS/tls/ca.pem"
+    } >"$client"
+    java -cp "$DEPS/*" "-Dlog4j2.configurationFile=$LOG4J" kafka.admin.ConfigCommand \
+        --bootstrap-server "$(cluster_bootstrap)" --command-config "$client" --alter \
+        --entity-type users --entity-name "$who" \
+        --add-config "SCRAM-SHA-512=[iterations=8192,password=$new]" >>"$LOGS/kafka-admin.log" 2>&1 \
+        || die "the cluster refused the new credential of $who (see $LOGS/kafka-admin.log)"
+    (umask 077 && echo "$new" >"$KAFKA_SECRETS/$who.password.tmp" \
+        && mv "$KAFKA_SECRETS/$who.password.tmp" "$KAFKA_SECRETS/$who.password")
+    [[ "$who" == admin ]] && log "admin rotated: re-render the nodes (kafka.sh stop; kafka.sh start) so inter-broker logins use it"
+    log "credential of $who rotated; restart it: deploy/scripts/services.sh stop-one $who && deploy/scripts/services.sh start"
+}
+
 cluster_status() {
     local i pid
     for i in 1 2 3; do
@@ -280,9 +309,11 @@ case "${1:-}" in
 esac
 
 case "${1:-}" in
+    rotate) [[ "$KAFKA_NODES" == 3 ]] || die "rotate: the single node has no identities (KAFKA_NODES=3)"
+            cluster_rotate "${2:?usage: $0 rotate IDENTITY}" ;;
     install) install ;;
     start) start ;;
     stop) stop ;;
     status) status ;;
-    *) echo "usage: $0 {install|start|stop|status}" >&2; exit 2 ;;
+    *) echo "usage: $0 {install|start|stop|status|rotate IDENTITY}" >&2; exit 2 ;;
 esac
