@@ -271,7 +271,8 @@ cluster_rotate() {
     [[ " ${IDENTITIES[*]} " == *" $who "* ]] || die "unknown identity $who (one of ${IDENTITIES[*]})"
     new="$(openssl rand -hex 32)"
     client="$(umask 077 && mktemp)"
-    trap 'rm -f "$client"' EXIT
+    # shellcheck disable=SC2064  # expand now: $client is local
+    trap "rm -f '$client'" EXIT
     {
         echo "security.protocol=$CLIENT_PROTOCOL"
         echo "sasl.mechanism=SCRAM-SHA-512"
