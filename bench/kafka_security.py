@@ -29,14 +29,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
-
-from bench.env import bench_city
+from bench.env import _delete_topics, bench_city
 from bench.kafka_tools import end_offsets, preload, raw_consume, raw_produce
 from bench.machine import load, machine
 from bench.workload import EventLog, encode
 from shared.kafka.admin import ensure_topics
-from shared.kafka.security import Target, target_kwargs
+from shared.kafka.security import Target
 from shared.kafka.topics import VISITS
 from shared.settings import REPO_ROOT, KafkaSettings
 
@@ -53,17 +51,6 @@ def cluster_admin(bootstrap: str, protocol: str, secrets: Path = SECRETS) -> Kaf
         password_file=secrets / "admin.password",
         ca_file=secrets / "tls" / "ca.pem" if protocol == "SASL_SSL" else None,
     )
-
-
-async def _delete_topics(target: Target, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(**target_kwargs(target))
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
 
 
 async def measure(
