@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import REPO_ROOT
-from tests.process import (
+from harness.process import (
     INCIDENT_APP,
     INTAKE_APP,
     PROJECTION_APP,
@@ -28,6 +27,7 @@ from tests.process import (
     ServiceProcess,
     run_module,
 )
+from shared.settings import REPO_ROOT
 from tests.support import TestEnv, isolated_env
 
 

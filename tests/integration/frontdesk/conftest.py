@@ -18,16 +18,16 @@ import yaml
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
 
-from services.frontdesk.staff import add as add_staff
-from shared.city import load_city
-from shared.settings import REPO_ROOT, CitySettings
-from tests.process import (
+from harness.process import (
     INCIDENT_APP,
     INTAKE_APP,
     PROJECTION_APP,
     SUPPLY_APP,
     ServiceProcess,
 )
+from services.frontdesk.staff import add as add_staff
+from shared.city import load_city
+from shared.settings import REPO_ROOT, CitySettings
 from tests.support import TestEnv, isolated_env
 
 FRONTDESK_APP = "services.frontdesk.app:create_app"

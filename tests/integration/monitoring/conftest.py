@@ -6,16 +6,11 @@ and their assertions can be exact."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import pytest
 
-from shared.db.migrate import apply_migrations
-from shared.kafka.admin import ensure_topics
-from tests.integration.conftest import TestEnv, _delete_topics
-from tests.support import drop_database
+from tests.support import TestEnv, isolated_env
 
 pytestmark = pytest.mark.integration
 
@@ -23,21 +18,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 async def iso_env(test_env: TestEnv) -> AsyncIterator[TestEnv]:
     """A fresh migrated database and topic prefix for one test module."""
-    run = uuid.uuid4().hex[:10]
-    base, _ = test_env.dsn.rsplit("/", 1)
-    db_name = f"dcr_mtest_{run}"
-    dsn = f"{base}/{db_name}"
-    prefix = f"mtest-{run}."
-    admin = await asyncpg.connect(test_env.dsn)
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
-    try:
-        await apply_migrations(dsn)
-        await ensure_topics(test_env.bootstrap, 6, prefix=prefix)
-        yield TestEnv(test_env.bootstrap, prefix, dsn, test_env.tokens)
-    finally:
-        await drop_database(admin, db_name)
-        await admin.close()
-        await _delete_topics(test_env.bootstrap, prefix)
+    async with isolated_env(test_env, label="mtest", drop_topics=True) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.admin.records_to_delete import RecordsToDelete
 
+from harness.process import run_module
 from services.projection.app import create_app as projection_app
 from services.projection.retention import RetentionSettings, topic_retention_ms
 from services.projection.store import READ_MODEL_TABLES
@@ -24,7 +25,6 @@ from shared.events.envelope import Envelope
 from shared.events.vocabulary import IncidentKind, SupplyItem
 from shared.kafka.topics import DEADLETTER, VISITS
 from tests.integration.projection.harness import end_offsets, produce, snapshot, wait_caught_up
-from tests.process import run_module
 from tests.support import read_topic, serve
 from tests.unit.projection import factory as f
 from tests.unit.projection.factory import CITY
