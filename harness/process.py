@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from harness.poll import poll_until
+from shared.service_table import service
 from shared.settings import REPO_ROOT
 
 #: Where :meth:`ServiceProcess.metric` finds the scraper's clear token (set by whoever built
@@ -214,7 +215,9 @@ async def run_module(
     return Finished(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
 
 
-INTAKE_APP = "services.intake.app:create_app"
-SUPPLY_APP = "services.supply.app:create_app"
-INCIDENT_APP = "services.incident.app:create_app"
-PROJECTION_APP = "services.projection.app:create_app"
+#: The apps of the service table (deploy/services.txt) the tests start most.
+INTAKE_APP = service("intake").app
+SUPPLY_APP = service("supply").app
+INCIDENT_APP = service("incident").app
+PROJECTION_APP = service("projection").app
+FRONTDESK_APP = service("frontdesk").app

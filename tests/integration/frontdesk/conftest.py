@@ -19,6 +19,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
 
 from harness.process import (
+    FRONTDESK_APP,
     INCIDENT_APP,
     INTAKE_APP,
     PROJECTION_APP,
@@ -30,7 +31,6 @@ from shared.city import load_city
 from shared.settings import REPO_ROOT, CitySettings
 from tests.support import TestEnv, isolated_env
 
-FRONTDESK_APP = "services.frontdesk.app:create_app"
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts" / "frontdesk"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -1,6 +1,6 @@
-"""The platform as real processes for the monitoring tests: the four services (uvicorn, like
-deploy/scripts/services.sh), traffic through their public APIs, and a real Prometheus scraping
-them every second with the repository's rule files.
+"""The platform as real processes for the monitoring tests: the scraped services of the
+service table (uvicorn, like deploy/scripts/services.sh), traffic through their public APIs, and
+a real Prometheus scraping them every second with the repository's rule files.
 
 Every process is a :mod:`harness.process` child, stopped (SIGTERM, then SIGKILL) whatever
 happens in the test; readiness is polled against deadlines, never slept for.
@@ -20,6 +20,7 @@ import httpx
 import yaml
 
 from harness.process import ChildProcess, ServiceProcess, free_port
+from shared.service_table import SERVICES as TABLE
 from shared.settings import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -27,14 +28,8 @@ if TYPE_CHECKING:
 
 PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
-#: name -> uvicorn factory (as in deploy/scripts/services.sh).
-SERVICES = {
-    "intake": "services.intake.app:create_app",
-    "supply": "services.supply.app:create_app",
-    "incident": "services.incident.app:create_app",
-    "projection": "services.projection.app:create_app",
-    "public": "services.projection.public_app:create_app",
-}
+#: name -> uvicorn factory: the scraped services of the service table (deploy/services.txt).
+SERVICES = {s.name: s.app for s in TABLE if s.scraped}
 
 
 def reader_dsn(dsn: str) -> str:
