@@ -35,9 +35,10 @@ from harness.isolation import (
 from harness.isolation import isolated as harness_isolated
 from harness.process import ServiceProcess
 from shared.auth import PrincipalKind
+from shared.bootstrap import Platform
 from shared.city import City, District, Facility, FacilityStatus
 from shared.kafka.admin import wait_until_ready
-from shared.settings import REPO_ROOT, DatabaseSettings, KafkaSettings
+from shared.settings import REPO_ROOT
 
 #: Copenhagen's 10 administrative districts (bydele).
 DISTRICTS: tuple[str, ...] = (
@@ -137,8 +138,8 @@ async def isolated(
 ) -> AsyncIterator[BenchEnv]:
     """Create the topics, a migrated database, the city file and tokens; remove them on exit
     (the work directory with the service logs too, unless ``keep_logs``)."""
-    kafka = KafkaSettings()
-    server_dsn = DatabaseSettings().dsn.get_secret_value()
+    platform = Platform()
+    kafka, server_dsn = platform.kafka, platform.dsn
     await wait_until_ready(kafka.bootstrap_servers, timeout=60)
     async with harness_isolated(
         kafka.bootstrap_servers,

@@ -18,10 +18,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from harness.isolation import delete_topics, drop_database, isolated
 from harness.poll import poll_until
 from harness.process import SCRAPE_TOKEN_ENV
+from shared.bootstrap import Platform
+from shared.settings import DatabaseSettings, KafkaSettings
 from tests.clock import accept_future_timestamps, requested_instants
 
 __all__ = ["SCRAPE_TOKEN_ENV", "delete_topics", "drop_database", "poll_until"]
@@ -129,6 +132,15 @@ class TestEnv:
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + name
+
+    def platform(self) -> Platform:
+        """The settings of a process (or an app built in-process) pointed at this environment's
+        broker, topics and database, with the session's city and tokens: pass it down instead
+        of changing ``os.environ``."""
+        return Platform(
+            kafka=KafkaSettings(bootstrap_servers=self.bootstrap, topic_prefix=self.topic_prefix),
+            db=DatabaseSettings(dsn=SecretStr(self.dsn)),
+        )
 
 
 @asynccontextmanager

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from services.incident.alert_worker import AlertWorker, run_alert_worker
 from services.incident.notifier import Notifier, run_notifier
-from services.incident.settings import NotifySettings
-from shared.ingest.api import IngestDeps
+from services.incident.settings import AlertSettings, NotifySettings
+from shared.contacts import ContactsSettings
+from shared.ingest.app import Runtime
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,18 @@ class IncidentWorkers:
 
 
 @asynccontextmanager
-async def run_incident_workers(deps: IngestDeps) -> AsyncIterator[IncidentWorkers]:
-    settings = NotifySettings()  # refuses an unsafe webhook secret in prod before anything runs
+async def run_incident_workers(rt: Runtime) -> AsyncIterator[IncidentWorkers]:
+    """The ``background`` hook of the incident app: its settings built once, both workers on
+    the app's pool and publisher."""
+    notify = NotifySettings()  # refuses an unsafe webhook secret in prod before anything runs
+    alerts_settings = AlertSettings()
     async with AsyncExitStack() as stack:
-        alerts = await stack.enter_async_context(run_alert_worker(deps))
+        alerts = await stack.enter_async_context(run_alert_worker(rt, alerts_settings))
         notifier = (
-            await stack.enter_async_context(run_notifier(deps, settings))
-            if settings.enabled
+            await stack.enter_async_context(
+                run_notifier(rt, notify, alerts_settings.retry_s, ContactsSettings().file)
+            )
+            if notify.enabled
             else None
         )
         yield IncidentWorkers(alerts, notifier)

@@ -38,10 +38,10 @@ from prometheus_client import Counter, Gauge
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.city import load_city
+from shared.bootstrap import Platform
 from shared.kafka.admin import TOPIC_CONFIG
 from shared.kafka.topics import DEADLETTER, EVENT_TOPICS
-from shared.settings import CitySettings, DatabaseSettings, IngestSettings, KafkaSettings
+from shared.settings import IngestSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +219,9 @@ async def retention_loop(
 
 async def _main(apply_topics: bool) -> int:
     settings = RetentionSettings()
-    city = load_city(CitySettings().file)
-    conn = await asyncpg.connect(DatabaseSettings().dsn.get_secret_value())
+    platform = Platform()
+    city = platform.city
+    conn = await platform.connect()
     try:
         report = await run_retention(
             conn,
@@ -233,8 +234,7 @@ async def _main(apply_topics: bool) -> int:
         await conn.close()
     print(f"sealed before {report.sealed_before}; deleted rows: {report.deleted}")
     if apply_topics:
-        kafka = KafkaSettings()
-        await apply_topic_retention(kafka, settings)
+        await apply_topic_retention(platform.kafka, settings)
         print(f"topic retention.ms set: {topic_retention_ms(settings)}")
     return 0
 
