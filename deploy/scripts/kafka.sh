@@ -134,10 +134,7 @@ start() {
 
 stop() { stop_pid kafka "$MAIN_CLASS" 30; }
 
-status() {
-    local pid
-    if pid="$(running_pid)"; then echo "kafka: running (pid $pid)"; else echo "kafka: stopped"; fi
-}
+status() { daemon_status kafka "$MAIN_CLASS"; }
 
 # --- the 3-node cluster (KAFKA_NODES=3) ---------------------------------------------------------
 
@@ -233,10 +230,4 @@ case "${1:-}" in
     stop) cluster_stop; [[ "$KAFKA_NODES" == 3 ]] || stop; exit 0 ;;
 esac
 
-case "${1:-}" in
-    install) install ;;
-    start) start ;;
-    stop) stop ;;
-    status) status ;;
-    *) echo "usage: $0 {install|start|stop|status}" >&2; exit 2 ;;
-esac
+dispatch "install start stop status" "$@"
