@@ -2,6 +2,9 @@
 metrics path and role. The scripts, the Prometheus configs, the compose checks and the harness
 all derive from it; nothing else spells a service's port or app.
 
+Not for deployed code: the service image has no ``deploy/services.txt`` (no service imports
+this module; tests/unit/test_harness_rules.py checks it).
+
 Invariants (checked on load): names and ports are unique; an app is ``module:create_app``; a
 metrics path starts with ``/`` or is ``None`` (not scraped).
 """

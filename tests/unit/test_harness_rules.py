@@ -34,6 +34,11 @@ def test_no_deployed_code_imports_the_harness() -> None:
     for package in ("shared", "services"):
         offenders = [f for f, m in _imports(package).items() if "harness" in m]
         assert offenders == [], offenders
+    # nor the service table, which reads deploy/services.txt (not in the service image)
+    readers = [
+        p for p in (REPO_ROOT / "services").rglob("*.py") if "service_table" in p.read_text()
+    ]
+    assert readers == [], readers
 
 
 def test_the_benchmarks_never_import_tests() -> None:
