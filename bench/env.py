@@ -220,7 +220,7 @@ async def _drop_databases(base_dsn: str, dbs: list[str], wait_s: float = 120) ->
                 except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
                     if time.monotonic() > deadline:
                         raise
-                    await asyncio.sleep(1)
+                    await asyncio.sleep(1)  # polling interval (deadline above)
     finally:
         await admin.close()
 
@@ -242,7 +242,7 @@ async def _wait_for_leaders(bootstrap: str, prefix: str, timeout: float = 30) ->
                 for t in described
             ):
                 return
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # polling interval (deadline above)
     finally:
         await admin.close()
 

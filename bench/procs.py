@@ -75,7 +75,7 @@ class ServiceProcess:
                         return
                 except httpx.HTTPError:
                     pass
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # polling interval (deadline above)
         raise TimeoutError(f"{self.name} not healthy after {timeout}s:\n{self.log_tail()}")
 
     def check_alive(self) -> None:

@@ -43,7 +43,7 @@ async def poll_until(
         last = await check()
         if last:
             return last
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval)  # polling interval
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
 
 
