@@ -32,3 +32,17 @@ def test_generate_writes_every_role_and_keeps_tokens_on_rerun(tmp_path: Path) ->
     again = yaml.safe_load(clear.read_text())
     assert {k: again[k] for k in old} == old
     assert {"ops", "analyst", "prometheus"} <= set(again) and again["ops"] != tokens["ops"]
+
+
+def test_force_gives_every_principal_a_new_token_even_on_a_fresh_checkout(tmp_path: Path) -> None:
+    out, clear, cred = tmp_path / "tokens.yaml", tmp_path / "dev.yaml", tmp_path / "p.token"
+    args = ["generate", "--out", str(out), "--clear-out", str(clear), "--force"]
+    assert main([*args, "--metrics-credential-out", str(cred)]) == 0  # nothing to remove yet
+    first = yaml.safe_load(clear.read_text())
+    assert oct(cred.stat().st_mode & 0o777) == "0o600"  # the scraper's token: owner only
+    assert main(args) == 0
+    second = yaml.safe_load(clear.read_text())
+    assert set(second) == set(first)
+    assert all(second[p] != first[p] for p in first)  # every token replaced
+    registry = TokenRegistry.from_file(out)
+    assert all(registry.authenticate(first[p]) is None for p in first)  # the old ones are dead

@@ -352,3 +352,17 @@ def test_alerts_resolve_after_the_quiet_period_by_event_time() -> None:
     again = due_resolutions([open_alert], last, quiet, at_end)
     assert [e.id for e in again] == [resolved.id]  # the same event whenever evaluated
     assert resolved.data.last_seen == T0 + timedelta(minutes=50)  # type: ignore[union-attr]
+
+
+def test_every_due_alert_resolves_whatever_the_others_and_without_a_later_overdose() -> None:
+    quiet = timedelta(hours=2)
+    still_open = OpenAlert("a1", "vesterbro", AlertReason.OVERDOSE_CLUSTER, "e1", T0)
+    # no overdose recorded for nordvest (e.g. after a restart): its own time counts
+    due = OpenAlert("a2", "nordvest", AlertReason.OVERDOSE_CLUSTER, "e2", T0)
+    last = {"vesterbro": T0 + timedelta(hours=1)}
+    now = T0 + quiet + timedelta(minutes=30)  # vesterbro's quiet period is not over yet
+    [resolved] = due_resolutions([still_open, due], last, quiet, now)
+    assert resolved.time == T0 + quiet
+    assert resolved.data.district == "nordvest"  # type: ignore[union-attr]
+    # the documented id: every instance and version of the evaluator resolves an alert once
+    assert resolved.id == uuid5(ALERT_NAMESPACE, "e2/resolved")
