@@ -28,7 +28,9 @@ def test_generate_writes_every_role_and_keeps_tokens_on_rerun(tmp_path: Path) ->
     # an older checkout: facilities only. A rerun keeps their tokens and adds the read roles.
     old = {k: v for k, v in tokens.items() if k not in ("ops", "analyst", "prometheus")}
     clear.write_text(yaml.safe_dump(old))
+    clear.chmod(0o644)  # e.g. restored from a backup: made owner-only again
     assert main(args) == 0
+    assert oct(clear.stat().st_mode & 0o777) == "0o600"
     again = yaml.safe_load(clear.read_text())
     assert {k: again[k] for k in old} == old
     assert {"ops", "analyst", "prometheus"} <= set(again) and again["ops"] != tokens["ops"]
