@@ -79,7 +79,9 @@ class Measurement:
     blob: str  # git blob id of the module file measured
     measured: str  # UTC date
     seconds: int  # duration of the mutmut run that measured it
-    run: str  # "full" (every module) or "alone" (MODULE=...)
+    #: "full" (every module), "alone" (MODULE=...), either followed by " + open re-run (N s)"
+    #: when the mutants it left open were re-run against newer tests (make mutation-open)
+    run: str
     mutmut: str
     counts: dict[str, int]
     open: list[Mutant]
@@ -137,6 +139,16 @@ def _changed_lines(diff: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(removed), tuple(added)
 
 
+def module_paths(root: Path, modules: list[str] | None = None) -> list[str]:
+    """The modules with a mutmut result file under ``root``/mutants (only ``modules``)."""
+    out = []
+    for meta in sorted((root / "mutants").rglob("*.py.meta")):
+        path = str(meta.relative_to(root / "mutants"))[: -len(".meta")]
+        if Path(path).name != "__init__.py" and (not modules or path in modules):
+            out.append(path)
+    return out
+
+
 def load_mutants(root: Path, modules: list[str] | None = None) -> list[Mutant]:
     """Every mutant with a result under ``root``/mutants (only ``modules`` when given)."""
     from mutmut.mutation.diff_apply import get_diff_for_mutant  # only where mutants exist
@@ -165,15 +177,42 @@ def blob_id(path: Path) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+#: The blob ids of the modules as a run found them (written by ``--snapshot`` before mutmut
+#: starts, so an edit during a long run is not mistaken for the code measured).
+SNAPSHOT = "mutants/measured-blobs.json"
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    blobs = {m: blob_id(root / m) for m in configured_modules(root)}
+    (root / SNAPSHOT).parent.mkdir(exist_ok=True)
+    (root / SNAPSHOT).write_text(json.dumps(blobs, indent=1), encoding="utf-8")
+    return blobs
+
+
+def measured_blobs(root: Path) -> dict[str, str]:
+    f = root / SNAPSHOT
+    return json.loads(f.read_text(encoding="utf-8")) if f.exists() else {}
+
+
 def measure(
-    mutants: list[Mutant], root: Path, commit: str, seconds: int, run: str, today: str
+    mutants: list[Mutant],
+    root: Path,
+    commit: str,
+    seconds: int,
+    run: str,
+    today: str,
+    before: dict[str, Measurement] | None = None,
+    empty: list[str] | None = None,
 ) -> tuple[dict[str, Measurement], list[str]]:
     """Measurements of the modules in ``mutants``; incomplete modules are reported, not
-    measured."""
-    by_module: dict[str, list[Mutant]] = {}
+    measured. ``run="open"``: the open mutants of the measurement in ``before`` were re-run
+    (the others kept their result), so its run and duration are kept, the re-run noted.
+    ``empty``: modules the run read that have nothing to mutate (constants only)."""
+    by_module: dict[str, list[Mutant]] = {p: [] for p in (empty or [])}
     for m in mutants:
         by_module.setdefault(m.path, []).append(m)
     version = importlib.metadata.version("mutmut")
+    blobs = measured_blobs(root)
     out: dict[str, Measurement] = {}
     problems: list[str] = []
     for path, ms in sorted(by_module.items()):
@@ -181,13 +220,18 @@ def measure(
         if c["not checked"]:
             problems.append(f"{path}: run incomplete, {c['not checked']} mutants not checked")
             continue
+        label, secs = run, seconds
+        if run == "open":
+            prior = (before or {}).get(path)
+            label = f"{prior.run if prior else '?'} + open re-run ({seconds} s)"
+            secs = prior.seconds if prior else 0
         out[path] = Measurement(
             module=path,
             commit=commit,
-            blob=blob_id(root / path),
+            blob=blobs.get(path) or blob_id(root / path),
             measured=today,
-            seconds=seconds,
-            run=run,
+            seconds=secs,
+            run=label,
             mutmut=version,
             counts={s: c[s] for s in STATUSES},
             open=sorted((m for m in ms if m.open), key=lambda m: (m.function, m.number)),
@@ -289,7 +333,8 @@ def render(
         flag = " (**stale**: changed since)" if path in changed else ""
         lines.append(
             f"| {path} | {r.total} | {c['killed']} | {c['survived']} | {c['no tests']} "
-            f"| {c['suspicious']} | {r.score:.1%} | `{r.commit}` {r.measured}{flag} "
+            f"| {c['suspicious']} | {f'{r.score:.1%}' if r.total else '-'} "
+            f"| `{r.commit}` {r.measured}{flag} "
             f"| {r.run}, {r.seconds} s, mutmut {r.mutmut} |"
         )
     total = sum(r.total for r in results.values())
@@ -346,7 +391,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--module", action="append", help="only this file (repeatable)")
     parser.add_argument("--commit", default="?", help="the commit measured (with --record)")
     parser.add_argument("--seconds", type=int, default=0, help="the run's duration (--record)")
-    parser.add_argument("--run", default="full", choices=("full", "alone"))
+    parser.add_argument("--run", default="full", choices=("full", "alone", "open"))
+    parser.add_argument(
+        "--list-open", action="store_true", help="print the names of the mutants left open"
+    )
+    parser.add_argument(
+        "--snapshot", action="store_true", help="note the modules' blob ids before a run"
+    )
     parser.add_argument("--out", type=Path, default=REPORT, help="the Markdown report")
     parser.add_argument(
         "--skeleton", action="store_true", help="print survivors.toml entries for unreviewed ones"
@@ -354,13 +405,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = load_results()
     problems: list[str] = []
+    if args.snapshot:
+        snapshot(ROOT)
+        return 0
+    if args.list_open:
+        open_ = [m for m in load_mutants(ROOT, args.module) if m.open]
+        blobs = measured_blobs(ROOT)
+        changed = sorted({m.path for m in open_ if blobs.get(m.path) != blob_id(ROOT / m.path)})
+        if changed:
+            print(
+                f"changed since the last run: {changed}; make mutation MODULE=...", file=sys.stderr
+            )
+            return 1
+        print("\n".join(m.name for m in open_))
+        return 0
     if args.record:
         mutants = load_mutants(ROOT, args.module)
         if not mutants:
             print("no mutation results under mutants/: run mutmut first", file=sys.stderr)
             return 1
         today = datetime.now(UTC).date().isoformat()
-        new, problems = measure(mutants, ROOT, args.commit, args.seconds, args.run, today)
+        new, problems = measure(mutants, ROOT, args.commit, args.seconds, args.run, today, results)
         results = merge(results, new)
         save_results(results)
     reasons = load_reasons()

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # make mutation [MODULE=services/projection/suppression.py]
+# make mutation-open [MODULE=...]   (run.sh --open [MODULE])
 #
 # Mutation testing of the pure cores with mutmut (configured in pyproject.toml [tool.mutmut]):
 # every mutant is run against the unit tests that call the mutated function (tests/unit only,
@@ -12,9 +13,16 @@
 # Without MODULE every module is measured; MODULE=file measures that file alone (its mutants
 # against the current tests) and replaces only its entry in results.json: the other modules
 # keep their last measurement (the report flags a module whose file changed since).
+# --open re-runs only the mutants the last run in this checkout left open (mutants/ kept; the
+# test mapping rebuilt), against the current tests: the quick check after adding a test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
+OPEN=""
+if [[ "${1:-}" == "--open" ]]; then
+    OPEN=1
+    shift
+fi
 MODULE="${1:-}"
 LOG=.state/logs/mutation.log
 mkdir -p .state/logs
@@ -29,10 +37,25 @@ commit="$(git rev-parse --short=12 HEAD)"
 if [[ -n "$(git status --porcelain -- services shared tests pyproject.toml)" ]]; then
     commit="${commit}+dirty"
 fi
-rm -rf mutants
+if [[ -n "$OPEN" ]]; then
+    [[ -d mutants ]] || { echo "mutation: no previous run here (mutants/): make mutation" >&2; exit 2; }
+    open_list="$(.venv/bin/python -m tests.mutation.report --list-open ${MODULE:+--module "$MODULE"})"
+    mapfile -t names <<<"$open_list"
+    [[ -n "$open_list" ]] || names=()
+    if [[ ${#names[@]} -eq 0 ]]; then
+        echo "mutation: no open mutants${MODULE:+ in $MODULE}"
+        exit 0
+    fi
+    args=(--max-children 2 "${names[@]}")
+    record=(--run open ${MODULE:+--module "$MODULE"})
+    rm -f mutants/mutmut-stats.json
+else
+    rm -rf mutants
+    .venv/bin/python -m tests.mutation.report --snapshot
+fi
 
 start=$(date +%s)
-echo "mutation: mutmut run ${args[*]} on ${commit} (log: $LOG)"
+echo "mutation: mutmut run (${#args[@]} args) on ${commit} (log: $LOG)"
 if ! .venv/bin/mutmut run "${args[@]}" >"$LOG" 2>&1; then
     tr '\r' '\n' <"$LOG" | tail -n 30 >&2
     echo "mutation: mutmut failed (full output: $LOG)" >&2

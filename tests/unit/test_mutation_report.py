@@ -97,3 +97,11 @@ def test_blob_id_is_gits(tmp_path: Path) -> None:
         ["git", "hash-object", str(f)], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert blob_id(f) == git
+
+
+def test_a_module_with_nothing_to_mutate_counts_as_measured(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    done, problems = measure(_mutants(A, 3), root, "c", 1, "full", "d", empty=[A, B])
+    assert problems == [] and done[B].total == 0
+    assert verdict(done, {}, [A, B]) == []
+    assert f"| {B} | 0 | 0 | 0 | 0 | 0 | - |" in render(done, {}, [])
