@@ -366,3 +366,18 @@ def test_every_due_alert_resolves_whatever_the_others_and_without_a_later_overdo
     assert resolved.data.district == "nordvest"  # type: ignore[union-attr]
     # the documented id: every instance and version of the evaluator resolves an alert once
     assert resolved.id == uuid5(ALERT_NAMESPACE, "e2/resolved")
+
+
+def test_an_alert_is_late_only_when_its_episode_began_more_than_late_after_ago() -> None:
+    # the cluster's episode starts when the third overdose completes it; a check's at its time
+    cluster = [incident(0), incident(30), incident(60)]
+    on_time = T0 + timedelta(minutes=60) + RULES.late_after
+    [alert] = run(cluster, now=on_time)[1]
+    assert data_of(alert).late is False  # exactly late_after: not more than it
+    [alert] = run(cluster, now=on_time + timedelta(seconds=1))[1]
+    assert data_of(alert).late is True
+    check = drug_check(0, Substance.HEROIN, Substance.FENTANYL)
+    assert data_of(run([check], now=T0)[1][0]).late is False  # reported at once
+    assert data_of(run([check], now=T0 + RULES.late_after)[1][0]).late is False
+    late = T0 + RULES.late_after + timedelta(seconds=1)
+    assert data_of(run([check], now=late)[1][0]).late is True

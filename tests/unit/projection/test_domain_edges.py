@@ -132,3 +132,19 @@ def test_an_unknown_district_in_a_payload_is_dead_lettered_with_its_reason() -> 
     decoded, rejected = decode_batch([record(e, i) for i, e in enumerate(events)], CITY)
     assert decoded == []
     assert [r.reason for r in rejected] == ["unknown district in payload"] * 3
+
+
+def test_an_acknowledgement_keeps_when_and_by_whom() -> None:
+    ack = p.DrugAlertAcknowledged(
+        alert_id=uuid.uuid4().hex,
+        district="vesterbro",
+        acknowledged_by="ops-team",
+        seconds_to_acknowledge=90.0,
+    )
+    [kept] = project([wrap(ack, local(12), None, "vesterbro")], CITY).alert_acks
+    assert (kept.alert_id, kept.at, kept.by, kept.seconds) == (
+        ack.alert_id,
+        local(12),
+        "ops-team",
+        90.0,
+    )
