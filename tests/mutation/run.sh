@@ -15,6 +15,7 @@
 # keep their last measurement (the report flags a module whose file changed since).
 # --open re-runs only the mutants the last run in this checkout left open (mutants/ kept; the
 # test mapping rebuilt), against the current tests: the quick check after adding a test.
+# Modules changed since that run are skipped (re-measure them: MODULE=...).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
