@@ -31,6 +31,7 @@ import re
 import sys
 import tomllib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -319,7 +320,10 @@ module-level constants are covered by the reviewer's mutations of issue 19
 
 
 def render(
-    results: dict[str, Measurement], reasons: dict[tuple[str, ...], str], changed: list[str]
+    results: dict[str, Measurement],
+    reasons: dict[tuple[str, ...], str],
+    changed: list[str],
+    missing: Sequence[str] = (),
 ) -> str:
     lines = [
         HEADER,
@@ -341,6 +345,13 @@ def render(
     killed = sum(r.counts["killed"] for r in results.values())
     if total:
         lines += ["", f"All modules: {killed} of {total} mutants killed ({killed / total:.1%})."]
+    if missing:
+        lines += [
+            "",
+            "**Not measured** (the bar is not met until they are): "
+            + ", ".join(f"`make mutation MODULE={p}`" for p in missing)
+            + ".",
+        ]
     if changed:
         lines += [
             "",
@@ -427,7 +438,9 @@ def main(argv: list[str] | None = None) -> int:
             blobs = measured_blobs(ROOT)
             modules = [m for m in modules if blobs.get(m) == blob_id(ROOT / m)]
             mutants = [m for m in mutants if m.path in modules]
-        new, problems = measure(mutants, ROOT, args.commit, args.seconds, args.run, today, results)
+        new, problems = measure(
+            mutants, ROOT, args.commit, args.seconds, args.run, today, results, empty=modules
+        )
         results = merge(results, new)
         save_results(results)
     reasons = load_reasons()
@@ -438,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(skeleton(m))
         return 0
     changed = stale(results, ROOT)
-    text = render(results, reasons, changed)
+    missing = [m for m in configured_modules(ROOT) if m not in results]
+    text = render(results, reasons, changed, missing)
     args.out.write_text(text, encoding="utf-8")
     print(text)
     produced = {mutant_key(m) for r in results.values() for m in r.open}
