@@ -51,7 +51,7 @@ def _decoded(events: list[Envelope]) -> list[Decoded]:
 def test_visits_outside_opening_hours_are_counted_each_by_local_time() -> None:
     events = [
         visit_started("a", local(3), client=1),  # closed
-        visit_started("b", local(23, 30), client=2),  # closed
+        visit_started("b", local(2), client=2),  # closed
         visit_started("c", local(7, 30), client=3),  # open (06:30 UTC: closed in UTC)
         refused(local(3)),  # not a visit: not counted
         street_needles(local(3), "vesterbro", count=3),  # no facility
