@@ -112,3 +112,13 @@ class ReleaseRule:
                 p = Period.containing(kind, p.end + timedelta(days=1))
         mine = self.order(period)
         return sorted((p for p in found if self.order(p) < mine), key=self.order)
+
+    def audit_context(self, period: Period) -> list[Period]:
+        """Every released period whose relations the audit of ``period`` must include, in
+        release order: :meth:`earlier_overlapping` and the days of each of those weeks and
+        months (a week or month is published as the sum of its days)."""
+        found = set(self.earlier_overlapping(period))
+        for p in list(found):
+            if p.kind is not PeriodKind.DAY:
+                found.update(d for d in p.days() if self.order(d) < self.order(period))
+        return sorted(found, key=self.order)

@@ -27,9 +27,10 @@ a range narrower than the threshold. Hidden cells are published as ``null`` what
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,6 +184,7 @@ def audit(
     width: float = math.inf,
     only: set[str] | None = None,
     seen: dict[Cell, Range] | None = None,
+    done: dict[frozenset[Cell], dict[Cell, Range]] | None = None,
 ) -> dict[Cell, Range]:
     """A range a reader cannot narrow, for every hidden cell that appears in a relation.
 
@@ -192,22 +194,60 @@ def audit(
     returned range is spanned by feasible solutions the LPs found: once it is ``width`` wide the
     cell is proven protected and its exact bounds are not sought (default: always exact).
     Cells in no relation are unbounded above and not returned.
-    With ``only`` (period names), only components holding a cell of those periods are audited.
-    ``seen`` carries the ranges spanned by earlier solutions: hiding more cells only adds
-    feasible tables (an earlier solution, with the newly hidden cells at their true values, is
-    still one), so a range once seen stays a valid lower bound across :func:`plan`'s rounds.
+
+    First, hidden cells that the relations determine by elimination alone (a relation with one
+    unknown cell gives it; repeated) get their exact value as range and are constants in the
+    LPs; the rest split into independent components (hidden cells linked by relations), each
+    solved on its own. With ``only`` (period names), only components holding a cell of those
+    periods are audited. ``seen`` carries the ranges spanned by earlier solutions: hiding more
+    cells only adds feasible tables (an earlier solution, with the newly hidden cells at their
+    true values, is still one), so a range once seen stays a valid lower bound across
+    :func:`plan`'s rounds. ``done`` carries the ranges of components already audited (same
+    hidden cells, hence same relations and constants: same answer).
     """
-    out: dict[Cell, Range] = {}
-    for component in _components(hidden, relations):
+    determined = _determined(hidden, relations)
+    out: dict[Cell, Range] = {c: Range(float(values[c]), float(values[c])) for c in determined}
+    free = hidden - determined
+    for component in _components(free, relations):
         rels = [relations[i] for i in component]
         if only is not None and not any(c[0] in only for r in rels for c in (r.total, *r.members)):
             continue
-        cells = sorted({c for r in rels for c in (r.total, *r.members) if c in hidden})
-        found = _component_ranges(values, cells, rels, width, seen or {})
+        cells = sorted({c for r in rels for c in (r.total, *r.members) if c in free})
+        key = frozenset(cells)
+        found = done.get(key) if done is not None else None
+        if found is None:
+            found = _component_ranges(values, cells, rels, width, seen or {})
+            if done is not None:
+                done[key] = found
         if seen is not None:
             seen.update(found)
         out.update(found)
     return out
+
+
+def _determined(hidden: set[Cell], relations: Sequence[Relation]) -> set[Cell]:
+    """Hidden cells a reader computes exactly by elimination: a relation whose cells are all
+    shown (or already computed) but one gives that one; repeated until nothing changes."""
+    by_cell: dict[Cell, list[int]] = defaultdict(list)
+    unknown: list[set[Cell]] = []
+    for i, r in enumerate(relations):
+        cells = {c for c in (r.total, *r.members) if c in hidden}
+        unknown.append(cells)
+        for c in cells:
+            by_cell[c].append(i)
+    work = [i for i, cells in enumerate(unknown) if len(cells) == 1]
+    found: set[Cell] = set()
+    while work:
+        i = work.pop()
+        if len(unknown[i]) != 1:
+            continue
+        (c,) = unknown[i]
+        found.add(c)
+        for j in by_cell[c]:
+            unknown[j].discard(c)
+            if len(unknown[j]) == 1:
+                work.append(j)
+    return found
 
 
 #: Stands for "no upper bound" in the LPs (every count here is far below it): with it every LP
@@ -298,6 +338,7 @@ class _Lp:
         lp.a_matrix_.value_ = np.array([v for col in columns for _, v in col], dtype=float)
         self._highs = highspy.Highs()  # type: ignore[no-untyped-call]
         self._highs.setOptionValue("output_flag", False)
+        self._highs.setOptionValue("simplex_strategy", 4)
         self._highs.passModel(lp)
         self._all = np.arange(len(cells), dtype=np.int32)
 
@@ -340,34 +381,98 @@ def plan(
     frozen when they were released). ``released_hidden``: cells of released periods that are
     hidden (fixed). Returns the hidden cells of ``period`` (or every cell, ``withheld``, if no
     choice of this period's cells protects every hidden cell).
+
+    A cell of ``period`` that a reader can compute exactly from what is published anyway (e.g.
+    a week's visits as the sum of its shown days), and that is not a small count, is shown:
+    hiding it protects nothing, and showing it tells the reader nothing new (every table the
+    audit considers possible already has that value, so the other ranges stay as audited). Such
+    cells are found once the rest of the decision is safe: hiding more could make them
+    unknown again, so they are not shown earlier. A released hidden cell that is not a
+    small count and that the reader can now compute exactly is published in effect; it needs no
+    protection (it cannot be unhidden: released tables are frozen).
     """
     new = {c for c in values if c[0] == period}
-    hidden = set(released_hidden) | {c for c in new if 0 < values[c] < threshold}
+    small = {c for c, v in values.items() if 0 < v < threshold}
+    shown_anyway = _computable(values, released_hidden, new, relations) - small
+    hidden = set(released_hidden) | (new & small)
     by_cell: dict[Cell, list[Relation]] = defaultdict(list)
     for r in relations:
         for c in (r.total, *r.members):
             by_cell[c].append(r)
-    _no_single_unknown(values, hidden, new, relations)
+
+    @functools.cache
+    def neighbours(c: Cell) -> frozenset[Cell]:
+        return frozenset(m for r in by_cell[c] for m in (r.total, *r.members))
+
+    _no_single_unknown(values, hidden, new - shown_anyway, relations)
     seen: dict[Cell, Range] = {}
+    done: dict[frozenset[Cell], dict[Cell, Range]] = {}
     rounds = 0
     while True:
         rounds += 1
-        ranges = audit(values, hidden, relations, threshold, {period}, seen)
-        weak = [c for c, rng in ranges.items() if rng.width < threshold]
+        ranges = audit(values, hidden, relations, threshold, {period}, seen, done)
+        weak = {c for c, rng in ranges.items() if rng.width < threshold}
+        exact = {c for c in weak - small if ranges[c].low == ranges[c].high == values[c]}
+        weak -= exact
         if not weak:
+            hidden -= exact & new
             return Decision(frozenset(hidden & new), withheld=False, rounds=rounds)
         added = False
         for c in sorted(weak):
-            candidates = {
-                m for r in by_cell[c] for m in (r.total, *r.members) if m in new and m not in hidden
-            }
-            if candidates:
-                hidden.add(min(candidates, key=lambda m: (values[m] == 0, values[m], m)))
+            complement = _complement(c, neighbours, hidden, new - shown_anyway, values)
+            if complement is not None:
+                hidden.add(complement)
                 added = True
         if not added:
-            if new <= hidden:
+            if new - shown_anyway <= hidden:
                 return Decision(frozenset(new), withheld=True, rounds=rounds)
-            hidden |= new  # nothing local helps: hide the whole period's person counts
+            hidden |= new - shown_anyway  # nothing local helps: hide the period's person counts
+
+
+def _complement(
+    weak: Cell,
+    neighbours: Callable[[Cell], frozenset[Cell]],
+    hidden: set[Cell],
+    allowed: set[Cell],
+    values: Mapping[Cell, int],
+) -> Cell | None:
+    """The shown cell of ``allowed`` nearest to ``weak`` through the relations (first those
+    sharing a relation with it, then those sharing one with the hidden cells next to it, ...),
+    smallest non-zero value first, else a zero. None if no relation path reaches one."""
+    frontier = {weak}
+    visited = {weak}
+    while frontier:
+        near: set[Cell] = set()
+        for c in frontier:
+            near |= neighbours(c)
+        candidates = [m for m in near if m in allowed and m not in hidden]
+        if candidates:
+            return min(candidates, key=lambda m: (values[m] == 0, values[m], m))
+        frontier = {m for m in near if m in hidden and m not in visited}
+        visited |= frontier
+    return None
+
+
+def _computable(
+    values: Mapping[Cell, int],
+    released_hidden: set[Cell],
+    new: set[Cell],
+    relations: Sequence[Relation],
+) -> set[Cell]:
+    """Cells of the new period a reader computes from the shown cells of released periods
+    alone, whatever the new period hides (a relation with one unknown cell gives it away)."""
+    known = {c for c in values if c not in new and c not in released_hidden}
+    found: set[Cell] = set()
+    changed = True
+    while changed:
+        changed = False
+        for r in relations:
+            unknown = [c for c in (r.total, *r.members) if c not in known]
+            if len(unknown) == 1 and unknown[0] in new:
+                known.add(unknown[0])
+                found.add(unknown[0])
+                changed = True
+    return found
 
 
 def _no_single_unknown(
