@@ -37,7 +37,7 @@ FIGURES = frozenset({OPS, ANALYST})
 ROOM = frozenset({OPS, FACILITY})
 #: Drug alerts: ops, and a facility for its own district (:func:`own_district`).
 ALERTS = frozenset({OPS, FACILITY})
-#: Period totals and reports (:func:`period_scope` narrows them per role).
+#: Period totals and reports (:func:`scope_allowed` and :func:`closed_days_only` narrow them).
 PERIODS = frozenset({OPS, ANALYST, FACILITY})
 #: Everything else.
 INTERNAL = frozenset({OPS})
@@ -64,14 +64,13 @@ def own_district(
         raise forbidden(service, "a facility token reads only its own district's alerts")
 
 
-def period_scope(principal: Principal, scope: Scope, last: date, today: date, service: str) -> None:
-    """403 unless ``principal`` may read ``scope``'s figures up to ``last``: ops anything; an
-    analyst the city or a district over closed days; a facility its own room only."""
-    if principal.kind is ANALYST:
-        if scope.kind == "room":
-            raise forbidden(service, "an analyst token reads the city and districts, not a room")
-        closed_days_only(principal, last, today, service)
-    elif principal.kind is FACILITY and (scope.kind != "room" or scope.id != principal.id):
+def scope_allowed(principal: Principal, scope: Scope, service: str) -> None:
+    """403 unless ``principal`` may read ``scope``'s period totals and reports: ops any scope;
+    an analyst the city or a district (over closed days: :func:`closed_days_only`); a facility
+    its own room only."""
+    if principal.kind is ANALYST and scope.kind == "room":
+        raise forbidden(service, "an analyst token reads the city and districts, not a room")
+    if principal.kind is FACILITY and (scope.kind != "room" or scope.id != principal.id):
         raise forbidden(service, "a facility token reads only its own room ('scope=room:<id>')")
 
 

@@ -102,7 +102,7 @@ def create_app() -> FastAPI:
         return tokens
 
     # Reports, period totals, per-room days: each route narrows the role (services.projection.
-    # access.period_scope): analyst city/districts over closed days, facility its own room.
+    # access.scope_allowed): analyst city/districts over closed days, facility its own room.
     period_reader = require_kinds(SERVICE, get_tokens, access.PERIODS)
     app.include_router(build_router(get_ctx, get_tokens, SERVICE), prefix="/v1", tags=[SERVICE])
     app.include_router(

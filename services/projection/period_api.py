@@ -25,7 +25,7 @@ from services.projection.api import FromDate, ReadContext, ToDate, _query_error
 from services.projection.api import _range as day_range
 from services.projection.figures import days_between
 from services.projection.period_figures import complete, scope_tables
-from services.projection.periods import PeriodError, PeriodKind, last_closed_anchor
+from services.projection.periods import PeriodError, PeriodKind, last_closed_anchor, parse_scope
 from services.projection.report.build import ReportRequest, parse_request
 from shared.auth import Principal
 
@@ -50,9 +50,13 @@ def report_request(
     end: date | None,
 ) -> ReportRequest:
     """The request of a period or report query, checked against what ``principal`` may read
-    (403, :func:`.access.period_scope`); a bad input is a 422 naming the field. An analyst who
-    gives no anchor gets the last closed period of the kind asked."""
+    (403: :func:`.access.scope_allowed`, :func:`.access.closed_days_only`); a bad input is a
+    422 naming the field. An analyst who gives no anchor gets the last closed period."""
     today = ctx.today()
+    try:
+        access.scope_allowed(principal, parse_scope(scope, ctx.city), service)
+    except PeriodError as exc:
+        raise _query_error(exc.field, str(exc)) from None
     if anchor is None and principal.kind is access.ANALYST and period in set(PeriodKind):
         anchor = last_closed_anchor(PeriodKind(period), today)
     try:
@@ -69,7 +73,7 @@ def report_request(
         )
     except PeriodError as exc:
         raise _query_error(exc.field, str(exc)) from None
-    access.period_scope(principal, req.scope, req.period.end, today, service)
+    access.closed_days_only(principal, req.period.end, today, service)
     return req
 
 

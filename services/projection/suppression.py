@@ -185,6 +185,7 @@ def audit(
     only: set[str] | None = None,
     seen: dict[Cell, Range] | None = None,
     done: dict[frozenset[Cell], dict[Cell, Range]] | None = None,
+    enough: float = math.inf,
 ) -> dict[Cell, Range]:
     """A range a reader cannot narrow, for every hidden cell that appears in a relation.
 
@@ -203,7 +204,9 @@ def audit(
     cells only adds feasible tables (an earlier solution, with the newly hidden cells at their
     true values, is still one), so a range once seen stays a valid lower bound across
     :func:`plan`'s rounds. ``done`` carries the ranges of components already audited (same
-    hidden cells, hence same relations and constants: same answer).
+    hidden cells, hence same relations and constants: same answer). With ``enough``, a
+    component's audit stops once that many of its cells are found too narrow (cells not looked
+    at are then missing from the answer: :func:`plan` hides more and audits again).
     """
     determined = _determined(hidden, relations)
     out: dict[Cell, Range] = {c: Range(float(values[c]), float(values[c])) for c in determined}
@@ -216,8 +219,8 @@ def audit(
         key = frozenset(cells)
         found = done.get(key) if done is not None else None
         if found is None:
-            found = _component_ranges(values, cells, rels, width, seen or {})
-            if done is not None:
+            found = _component_ranges(values, cells, rels, width, seen or {}, enough)
+            if done is not None and len(found) == len(cells):
                 done[key] = found
         if seen is not None:
             seen.update(found)
@@ -261,11 +264,14 @@ def _component_ranges(
     rels: list[Relation],
     width: float,
     seen_before: Mapping[Cell, Range],
+    enough: float = math.inf,
 ) -> dict[Cell, Range]:
     """Every solution an LP returns is a feasible table: it widens the seen range of every cell
     at once. First whole groups of cells are pushed up and down together (objective: the sum of
-    the cells not yet proven protected), then each remaining cell alone (its exact min and max).
-    """
+    the cells not yet proven protected, then random signs over them while that helps), then each
+    remaining cell alone (its exact min and max). Once ``enough`` cells are found narrower than
+    ``width`` (not counting a cell whose exact value, not a small count, is all it can be), the
+    cells not looked at yet are left out of the answer."""
     low = np.array([float(values[c]) for c in cells])
     high = low.copy()
     for i, c in enumerate(cells):
@@ -285,17 +291,20 @@ def _component_ranges(
         wide = np.floor(high + 1e-6) - np.ceil(low - 1e-6)
         return np.flatnonzero(wide < width)
 
+    signs = np.random.default_rng(len(cells))  # fixed seed: the same tables, the same decision
     todo = open_cells()
-    while len(todo) > 1:
+    tries = 0
+    while len(todo) > 1 and tries < 2:
         for direction in (-1.0, 1.0):
             objective = np.zeros(len(cells))
-            objective[todo] = direction
+            objective[todo] = direction if tries == 0 else signs.choice((-1.0, 1.0), len(todo))
             seen(lp.solve(objective))
         left = open_cells()
-        if len(left) == len(todo):
-            break
+        tries = tries + 1 if len(left) == len(todo) else 0
         todo = left
     floor = np.array([1.0 if values[c] > 0 else 0.0 for c in cells])
+    out: dict[Cell, Range] = {}
+    narrow = 0
     for i in open_cells():
         for direction in (-1.0, 1.0):
             if np.floor(high[i] + 1e-6) - np.ceil(low[i] - 1e-6) >= width:
@@ -305,7 +314,17 @@ def _component_ranges(
             objective = np.zeros(len(cells))
             objective[i] = direction
             seen(lp.solve(objective))
-    return {c: Range(_integral(low[i], up=True), _integral(high[i])) for i, c in enumerate(cells)}
+        rng = Range(_integral(low[i], up=True), _integral(high[i]))
+        out[cells[i]] = rng
+        value = values[cells[i]]
+        if rng.width < width and not (rng.low == rng.high == value and not 0 < value < width):
+            narrow += 1
+            if narrow >= enough:
+                break  # the caller hides more and asks again: the rest is not needed yet
+    for i, c in enumerate(cells):
+        if c not in out and np.floor(high[i] + 1e-6) - np.ceil(low[i] - 1e-6) >= width:
+            out[c] = Range(_integral(low[i], up=True), _integral(high[i]))
+    return out
 
 
 class _Lp:
@@ -361,6 +380,11 @@ def _integral(x: float, up: bool = False) -> float:
     return float(math.ceil(x - 1e-6) if up else math.floor(x + 1e-6))
 
 
+#: How many too-narrow cells of one component an audit round of :func:`plan` looks for before
+#: hiding more (the rest of that component is audited in the next round).
+ENOUGH = 20
+
+
 @dataclass(frozen=True)
 class Decision:
     hidden: frozenset[Cell]
@@ -410,7 +434,7 @@ def plan(
     rounds = 0
     while True:
         rounds += 1
-        ranges = audit(values, hidden, relations, threshold, {period}, seen, done)
+        ranges = audit(values, hidden, relations, threshold, {period}, seen, done, ENOUGH)
         weak = {c for c, rng in ranges.items() if rng.width < threshold}
         exact = {c for c in weak - small if ranges[c].low == ranges[c].high == values[c]}
         weak -= exact
@@ -418,8 +442,9 @@ def plan(
             hidden -= exact & new
             return Decision(frozenset(hidden & new), withheld=False, rounds=rounds)
         added = False
+        explored: set[Cell] = set()
         for c in sorted(weak):
-            complement = _complement(c, neighbours, hidden, new - shown_anyway, values)
+            complement = _complement(c, neighbours, hidden, new - shown_anyway, values, explored)
             if complement is not None:
                 hidden.add(complement)
                 added = True
@@ -435,10 +460,14 @@ def _complement(
     hidden: set[Cell],
     allowed: set[Cell],
     values: Mapping[Cell, int],
+    explored: set[Cell],
 ) -> Cell | None:
     """The shown cell of ``allowed`` nearest to ``weak`` through the relations (first those
     sharing a relation with it, then those sharing one with the hidden cells next to it, ...),
-    smallest non-zero value first, else a zero. None if no relation path reaches one."""
+    smallest non-zero value first, else a zero. None if no relation path reaches one, or if the
+    search meets hidden cells ``explored`` by an earlier search of this round (whose complement
+    serves this cell too; the next round's audit tells). Adds the cells it passes to
+    ``explored``."""
     frontier = {weak}
     visited = {weak}
     while frontier:
@@ -447,9 +476,13 @@ def _complement(
             near |= neighbours(c)
         candidates = [m for m in near if m in allowed and m not in hidden]
         if candidates:
+            explored |= visited
             return min(candidates, key=lambda m: (values[m] == 0, values[m], m))
         frontier = {m for m in near if m in hidden and m not in visited}
+        if frontier & explored:
+            return None
         visited |= frontier
+    explored |= visited
     return None
 
 
