@@ -10,8 +10,6 @@ Access: the composition root passes the dependency that authenticates a reader
 districts over closed days (its default period is the last closed one), a facility its own room.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
@@ -83,7 +81,6 @@ def build_period_router(
     """``reader``: the dependency that authenticates a token of a kind allowed here; ``service``
     names the service in refusals (counted)."""
     router = APIRouter()
-    Reader = Annotated[Principal, Depends(reader)]
 
     async def totals(ctx: ReadContext, req: ReportRequest) -> dict[str, Any]:
         p = req.period
@@ -106,7 +103,7 @@ def build_period_router(
     @router.get("/periods", summary="A scope's totals over a period (distinct people exact)")
     async def periods(
         request: Request,
-        principal: Reader,
+        principal: Annotated[Principal, Depends(reader)],
         scope: Scope = "city",
         period: PeriodQ = "month",
         anchor: Anchor = None,
@@ -121,7 +118,7 @@ def build_period_router(
     async def room_daily(
         request: Request,
         facility: str,
-        principal: Reader,
+        principal: Annotated[Principal, Depends(reader)],
         start: FromDate = None,
         end: ToDate = None,
     ) -> dict[str, Any]:
@@ -151,7 +148,7 @@ def build_period_router(
     @router.get("/street-collections", summary="Street needle collections by district and area")
     async def street_collections(
         request: Request,
-        principal: Reader,
+        principal: Annotated[Principal, Depends(reader)],
         district: str | None = None,
         start: FromDate = None,
         end: ToDate = None,

@@ -6,8 +6,6 @@ district over closed periods (figures it may read unsuppressed on the read API a
 facility its own room.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated
