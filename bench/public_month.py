@@ -1,7 +1,8 @@
 """``python -m bench.public_month``: how long deciding the public tables of a month takes.
 
 No Kafka, no PostgreSQL: the simulator's model (``services.simulator.model.simulate``, default
-parameters, every room of ``deploy/city.yaml``) runs for the weeks around one month; its reports
+parameters, every room of ``deploy/city.yaml``) runs for the weeks around one month and the month
+before it (so the month's audit has the month before, as in service); its reports
 are counted into each district's daily figures the way the projection counts them (visits by
 route and substance, refusals, referrals, services, incidents by kind and outcome, drug checks);
 then every day, every ISO week and the month are decided in release order
@@ -154,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     city = load_city(REPO_ROOT / "deploy" / "city.yaml")
     month = Period.of(PeriodKind.MONTH, date.fromisoformat(f"{args.month}-01"))
-    first = Period.containing(PeriodKind.WEEK, month.start).start
+    before = Period.containing(PeriodKind.MONTH, month.start - timedelta(days=1))
+    first = Period.containing(PeriodKind.WEEK, before.start).start  # the month before, too
     last = Period.containing(PeriodKind.WEEK, month.end).end
     began = time.perf_counter()
     days = simulated_days(city, args.seed, first, last)
