@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,6 +186,7 @@ def audit(
     seen: dict[Cell, Range] | None = None,
     done: dict[frozenset[Cell], dict[Cell, Range]] | None = None,
     enough: float = math.inf,
+    settled: Collection[Cell] = (),
 ) -> dict[Cell, Range]:
     """A range a reader cannot narrow, for every hidden cell that appears in a relation.
 
@@ -206,7 +207,9 @@ def audit(
     :func:`plan`'s rounds. ``done`` carries the ranges of components already audited (same
     hidden cells, hence same relations and constants: same answer). With ``enough``, a
     component's audit stops once that many of its cells are found too narrow (cells not looked
-    at are then missing from the answer: :func:`plan` hides more and audits again).
+    at are then missing from the answer: :func:`plan` hides more and audits again). Cells in
+    ``settled`` (released cells :func:`plan` found exactly computable earlier in the same
+    decision) are answered with their value without solving again.
     """
     determined = _determined(hidden, relations)
     out: dict[Cell, Range] = {c: Range(float(values[c]), float(values[c])) for c in determined}
@@ -219,7 +222,7 @@ def audit(
         key = frozenset(cells)
         found = done.get(key) if done is not None else None
         if found is None:
-            found = _component_ranges(values, cells, rels, width, seen or {}, enough)
+            found = _component_ranges(values, cells, rels, width, seen or {}, enough, settled)
             if done is not None and len(found) == len(cells):
                 done[key] = found
         if seen is not None:
@@ -265,6 +268,7 @@ def _component_ranges(
     width: float,
     seen_before: Mapping[Cell, Range],
     enough: float = math.inf,
+    settled: Collection[Cell] = (),
 ) -> dict[Cell, Range]:
     """Every solution an LP returns is a feasible table: it widens the seen range of every cell
     at once. First whole groups of cells are pushed up and down together (objective: the sum of
@@ -306,6 +310,9 @@ def _component_ranges(
     out: dict[Cell, Range] = {}
     narrow = 0
     for i in open_cells():
+        if cells[i] in settled:
+            out[cells[i]] = Range(float(values[cells[i]]), float(values[cells[i]]))
+            continue
         for direction in (-1.0, 1.0):
             if np.floor(high[i] + 1e-6) - np.ceil(low[i] - 1e-6) >= width:
                 break
@@ -413,7 +420,8 @@ def plan(
     cells are found once the rest of the decision is safe: hiding more could make them
     unknown again, so they are not shown earlier. A released hidden cell that is not a
     small count and that the reader can now compute exactly is published in effect; it needs no
-    protection (it cannot be unhidden: released tables are frozen).
+    protection (it cannot be unhidden: released tables are frozen), and it is not solved for
+    again in later rounds of the same decision.
     """
     new = {c for c in values if c[0] == period}
     small = {c for c, v in values.items() if 0 < v < threshold}
@@ -431,12 +439,14 @@ def plan(
     _no_single_unknown(values, hidden, new - shown_anyway, relations)
     seen: dict[Cell, Range] = {}
     done: dict[frozenset[Cell], dict[Cell, Range]] = {}
+    settled: set[Cell] = set()
     rounds = 0
     while True:
         rounds += 1
-        ranges = audit(values, hidden, relations, threshold, {period}, seen, done, ENOUGH)
+        ranges = audit(values, hidden, relations, threshold, {period}, seen, done, ENOUGH, settled)
         weak = {c for c, rng in ranges.items() if rng.width < threshold}
         exact = {c for c in weak - small if ranges[c].low == ranges[c].high == values[c]}
+        settled |= exact - new
         weak -= exact
         if not weak:
             hidden -= exact & new
