@@ -151,7 +151,7 @@ async def isolated_env(
     *,
     label: str = "ptest",
     bootstrap: Target | None = None,
-    drop_topics: bool = False,
+    drop_topics: bool = True,
     replication: int = 1,
 ) -> AsyncIterator[TestEnv]:
     """A fresh migrated database and topic prefix (on ``bootstrap``, default ``base``'s broker;
