@@ -23,7 +23,7 @@ from services.projection.domain_metrics import install_domain_metrics
 from services.projection.period_api import build_period_router
 from services.projection.report_api import build_report_router
 from services.projection.retention import RetentionSettings, retention_loop
-from services.projection.runner import ProjectionRunner
+from services.projection.runner import ProjectionRunner, tune_gc
 from services.projection.settings import ProjectionSettings
 from shared.auth import TokenRegistry
 from shared.city import load_city
@@ -51,6 +51,7 @@ def create_app() -> FastAPI:
         runner = ProjectionRunner(
             pool=pool, city=city, settings=settings, kafka=KafkaSettings(), dsn=dsn
         )
+        tune_gc()
         task = asyncio.create_task(runner.run(), name="projection-consumer")
         task.add_done_callback(_report_crash)
         retention_stop = asyncio.Event()

@@ -194,6 +194,9 @@ async def claim_events(conn: Conn, events: Sequence[Decoded]) -> set[tuple[str, 
     """Record the events' (source, id); return the keys not applied before (to apply now)."""
     if not events:
         return set()
+    # In key order: neighbouring rows go to neighbouring primary-key pages (fewer page visits
+    # than the log's random uuid order).
+    events = sorted(events, key=_key_order)
     rows = await conn.fetch(
         """INSERT INTO projection_events (source, id, type, time, value, schema_version)
            SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[],
@@ -210,6 +213,10 @@ async def claim_events(conn: Conn, events: Sequence[Decoded]) -> set[tuple[str, 
     if len(rows) == len(events):  # all new (the common case): no need to read the rows
         return {d.dedup_key for d in events}
     return {(r["source"], str(r["id"])) for r in rows}
+
+
+def _key_order(d: Decoded) -> tuple[str, str]:
+    return d.dedup_key
 
 
 def _schema_version(d: Decoded) -> int:

@@ -18,7 +18,7 @@ from shared.http import install_common
 from shared.ingest.api import IngestDeps, IngestRoute, build_router
 from shared.ingest.batch import build_batch_router
 from shared.ingest.kafka_publisher import connected_publisher
-from shared.ingest.pg_idempotency import PostgresIdempotencyStore
+from shared.ingest.pg_idempotency import PostgresIdempotencyStore, keep_session
 from shared.privacy import Pseudonymiser
 from shared.settings import (
     AuthSettings,
@@ -44,7 +44,10 @@ async def real_deps(service: str) -> AsyncIterator[IngestDeps]:
     db = DatabaseSettings()
     async with AsyncExitStack() as stack:
         pool = await asyncpg.create_pool(
-            db.dsn.get_secret_value(), min_size=db.pool_min, max_size=db.pool_max
+            db.dsn.get_secret_value(),
+            min_size=db.pool_min,
+            max_size=db.pool_max,
+            reset=keep_session,  # the pool serves the idempotency store only
         )
         stack.push_async_callback(pool.close)
         publisher = await stack.enter_async_context(
