@@ -367,7 +367,7 @@ class Projector:
             # One (source, id) with two different events: none of them counts, in any order
             # (the ingest services answer 409, so this comes from elsewhere); all dead-lettered.
             conflicted = {d.dedup_key for d in domain.conflicting_repeats(decoded)}
-            new_keys = await store.claim_events(conn, unique)
+            new_keys, voided_before = await store.claim_events(conn, unique)
             all_new = len(new_keys) == len(unique) and not stale and not late
             fresh = unique if all_new else [d for d in unique if d.dedup_key in new_keys]
             undo: list[Envelope] = []
@@ -395,9 +395,7 @@ class Projector:
                 all_new = False
             voids = [d for d in fresh if isinstance(d.event.data, ReportVoided)]
             fresh_keys = {d.dedup_key for d in fresh}
-            voided = fresh_keys & (
-                domain.void_targets(voids) | await store.voided_among(conn, fresh_keys)
-            )
+            voided = fresh_keys & (domain.void_targets(voids) | voided_before)
             if voided:  # claimed, never applied (the void arrived first or with them)
                 changes = domain.project_decoded(
                     [d for d in fresh if d.dedup_key not in voided], self._city
