@@ -22,6 +22,8 @@
 #                --period quarter --variant internal --format html"; see dcr report --help)
 #   make retention  apply the retention schedule now (docs/retention.md; the projection also
 #                runs it on its own every hour)
+#   make erase   right to erasure for one client code, read from a prompt (never argv):
+#                FACILITY=room for pseudonym_scope facility (docs/retention.md)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -42,7 +44,7 @@ export DCR_KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092,127.0.0.1:9192,127.0.0.1:92
 export DCR_KAFKA_REPLICATION_FACTOR ?= 3
 endif
 
-.PHONY: help venv up down test test-faults test-dates lint status logs rebuild bench report retention mutation
+.PHONY: help venv up down test test-faults test-dates lint status logs rebuild bench report retention mutation erase
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -146,3 +148,8 @@ retention: venv
 	@$(SCRIPTS)/postgres.sh start
 	@$(SCRIPTS)/kafka.sh start
 	@$(PY) -m services.projection.retention
+
+erase: venv
+	@$(SCRIPTS)/postgres.sh start
+	@set -a; eval "$$($(SCRIPTS)/services.sh env)"; set +a; \
+		$(PY) -m services.projection.erase $(if $(FACILITY),--facility $(FACILITY))

@@ -153,8 +153,11 @@ class Finished:
     err: str
 
 
-async def run_module(module: str, *args: str, timeout: float = 120, **env: str) -> Finished:
-    """``python -m module args...`` with ``os.environ`` plus ``env``; its exit code and output."""
+async def run_module(
+    module: str, *args: str, timeout: float = 120, stdin: bytes | None = None, **env: str
+) -> Finished:
+    """``python -m module args...`` with ``os.environ`` plus ``env`` (and ``stdin`` on its
+    standard input, if given); its exit code and output."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -162,11 +165,12 @@ async def run_module(module: str, *args: str, timeout: float = 120, **env: str) 
         *args,
         cwd=REPO_ROOT,
         env={**os.environ, **env},
+        stdin=asyncio.subprocess.PIPE if stdin is not None else None,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=timeout)
     except TimeoutError:
         proc.kill()
         await proc.wait()

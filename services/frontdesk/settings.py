@@ -1,8 +1,8 @@
 """``DCR_FRONTDESK_*``: where the front desk finds its staff, the room's ingest credentials and
 the platform's APIs.
 
-Invariant: outside dev/test the desk refuses to start with the development session secret or one
-shorter than 32 characters (sessions could be forged).
+Invariant: in prod (the default when DCR_ENV is unset) the desk refuses to start with the
+development session secret or one shorter than 32 characters (sessions could be forged).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ class FrontdeskSettings(BaseSettings):
     client_code_pattern: str = r"^[A-Z]{2}-[0-9]{4}$"
     #: Timeout of one call to an ingest API (then the report waits in the tablet's queue).
     ingest_timeout_s: float = Field(default=5.0, gt=0)
-    env: Environment = Field(default=Environment.DEV, validation_alias="DCR_ENV")
+    #: Unset means ``prod`` (nothing fails open by default); ``make up`` sets ``dev`` explicitly.
+    env: Environment = Field(default=Environment.PROD, validation_alias="DCR_ENV")
 
     @model_validator(mode="after")
     def _refuse_unsafe_secret(self) -> FrontdeskSettings:

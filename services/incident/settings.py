@@ -38,12 +38,14 @@ class AlertSettings(BaseSettings):
 class NotifySettings(BaseSettings):
     """``DCR_NOTIFY_*``: the notifier (services.incident.notifier) and its channels.
 
-    Invariant: outside dev/test the notifier refuses to start with the development webhook
-    secret or one shorter than 32 characters (receivers could not trust a signature)."""
+    Invariant: in prod (the default when DCR_ENV is unset) the notifier refuses to start with
+    the development webhook secret or one shorter than 32 characters (receivers could not trust
+    a signature)."""
 
     model_config = SettingsConfigDict(env_prefix="DCR_NOTIFY_")
 
-    env: Environment = Field(default=Environment.DEV, validation_alias="DCR_ENV")
+    #: Unset means ``prod`` (nothing fails open by default); ``make up`` sets ``dev`` explicitly.
+    env: Environment = Field(default=Environment.PROD, validation_alias="DCR_ENV")
     #: Run the notifier in this incident instance (every instance may: the log deduplicates).
     enabled: bool = True
     smtp_host: str = "127.0.0.1"

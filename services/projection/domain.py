@@ -162,6 +162,18 @@ class StockMovement:
 
 
 @dataclass(frozen=True, slots=True)
+class StockCountReport:
+    """One item of one stock count report, kept so that a void can restore the count before."""
+
+    source: str
+    id: str
+    facility: str
+    item: str
+    counted_at: datetime
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
 class StockCount:
     facility: str
     item: str
@@ -210,6 +222,8 @@ class Changes:
     stock_movements: list[StockMovement] = field(default_factory=list)
     #: Latest count per (facility, item); at equal times the first in log order.
     stock_counts: dict[tuple[str, str], StockCount] = field(default_factory=dict)
+    #: Every count as reported (``stock_count_reports``), whichever is the latest.
+    stock_count_reports: list[StockCountReport] = field(default_factory=list)
     #: First alert per alert id and per episode, in log order.
     alerts: list[Alert] = field(default_factory=list)
     #: Lifecycle: the first acknowledgement / resolution per alert wins (applied after alerts).
@@ -467,6 +481,9 @@ def _apply_one(ch: Changes, env: Envelope, district: str, day: date, facility: s
             known_count = ch.stock_counts.get(key)
             if known_count is None or env.time > known_count.counted_at:
                 ch.stock_counts[key] = StockCount(facility, item.value, env.time, n)
+            ch.stock_count_reports.append(
+                StockCountReport(env.source, str(env.id), facility, item.value, env.time, n)
+            )
     elif isinstance(data, p.SharpsReturned):
         ch.add(district, day, "sharps_returned_count", data.count or 0)
         ch.add(district, day, "sharps_returned_kg", kg(data.weight_kg))
@@ -536,9 +553,10 @@ def _alert(ch: Changes, env: Envelope, data: p.DrugAlertRaised) -> None:
 # Order independence: a target that arrives after its void is never applied (it is claimed in
 # projection_events, like a duplicate); a target applied before is retracted when the void
 # arrives (its additive changes negated, its visit row and stock movements removed, and the
-# visit figures of its day recomputed). Either way the read models end up as if the target had
-# never been reported. Not retracted: a stock count (amend it with a new count), drug alerts
-# (district-level, raised by the incident service), the "last event seen" time of the facility.
+# visit figures of its day recomputed; a voided stock count's reports removed and each item's
+# count restored to the latest remaining report). Either way the read models end up as if the
+# target had never been reported. Not retracted: drug alerts (district-level, raised by the
+# incident service), the "last event seen" time of the facility.
 
 
 def void_targets(events: Iterable[Decoded]) -> set[tuple[str, str]]:
@@ -553,12 +571,14 @@ def void_targets(events: Iterable[Decoded]) -> set[tuple[str, str]]:
 @dataclass
 class Retraction:
     """What undoing already-applied events takes: the negated additive changes, and the visit
-    rows and stock movements to remove."""
+    rows, stock movements and stock count reports to remove."""
 
     changes: Changes
     visit_starts: list[tuple[str, str]] = field(default_factory=list)
     visit_ends: list[tuple[str, str, datetime]] = field(default_factory=list)
     stock_movements: list[tuple[str, str]] = field(default_factory=list)
+    #: (source, id) of voided stock counts.
+    stock_counts: list[tuple[str, str]] = field(default_factory=list)
 
 
 def retraction(events: Sequence[Envelope], city: City) -> Retraction:
@@ -581,4 +601,5 @@ def retraction(events: Sequence[Envelope], city: City) -> Retraction:
             (e.facility, e.visit_id, e.end_time) for e in applied.visit_ends.values()
         ),
         stock_movements=sorted({(m.source, m.id) for m in applied.stock_movements}),
+        stock_counts=sorted({(c.source, c.id) for c in applied.stock_count_reports}),
     )

@@ -134,7 +134,7 @@ async def _replay(
     begin = await c.beginning_offsets(tps)
     end = await c.end_offsets(tps)
     async with pool.acquire() as conn, conn.transaction():
-        await store.reset(conn, settings.group_id, city.zone)
+        await store.reset(conn, settings.group_id, city.zone, settings.max_visit)
     skipped = SkippedLetters()
     projector = Projector(
         pool=pool,

@@ -12,7 +12,9 @@ The rule, per run (one transaction, ``retention_state`` locked):
 * idempotency records (``ingest_idempotency``, pseudonymous envelopes) are deleted one day
   after the seal horizon (they must outlive the dedup records they protect, see the docs);
 * Kafka: the event topics keep records for the seal horizon plus two days, the dead-letter
-  topic ``DCR_RETENTION_DEADLETTER_DAYS`` (topic configs, set by this job).
+  topic ``DCR_RETENTION_DEADLETTER_DAYS`` (topic configs, set by this job);
+* log files (``DCR_RETENTION_LOG_DIR``, default ``.state/logs``) are rotated daily and deleted
+  after ``DCR_RETENTION_LOG_DAYS`` (default 30; services.projection.log_retention).
 
 Invariant (why a rebuild after retention equals the live tables): an event of a sealed day is
 refused by the projection (dead-lettered, ``store.sealed_before``) live and in a rebuild, and a
@@ -29,6 +31,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -38,10 +41,17 @@ from prometheus_client import Counter, Gauge
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.projection.log_retention import enforce_log_retention
 from shared.city import load_city
 from shared.kafka.admin import TOPIC_CONFIG
 from shared.kafka.topics import DEADLETTER, EVENT_TOPICS
-from shared.settings import CitySettings, DatabaseSettings, IngestSettings, KafkaSettings
+from shared.settings import (
+    REPO_ROOT,
+    CitySettings,
+    DatabaseSettings,
+    IngestSettings,
+    KafkaSettings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +86,10 @@ class RetentionSettings(BaseSettings):
     deadletter_days: int = Field(default=30, ge=1, le=3650)
     #: How often the projection service runs the job on its own (seconds).
     interval_s: float = Field(default=3600.0, gt=0)
+    #: Log files are deleted this many days after their last line (rotated daily before).
+    log_days: int = Field(default=30, ge=1, le=3650)
+    #: Where the local scripts' processes write their logs (absent, e.g. in a container: skipped).
+    log_dir: Path = REPO_ROOT / ".state" / "logs"
 
 
 @dataclass(frozen=True)
@@ -211,6 +225,8 @@ async def retention_loop(
             log.info(
                 "retention: sealed before %s, deleted %s", report.sealed_before, report.deleted
             )
+            logs = enforce_log_retention(settings.log_dir, datetime.now(UTC), settings.log_days)
+            log.info("log retention: rotated %d, deleted %d", len(logs.rotated), len(logs.deleted))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("retention run failed (%s); will retry", type(exc).__name__)
         with contextlib.suppress(TimeoutError):
@@ -232,6 +248,8 @@ async def _main(apply_topics: bool) -> int:
     finally:
         await conn.close()
     print(f"sealed before {report.sealed_before}; deleted rows: {report.deleted}")
+    logs = enforce_log_retention(settings.log_dir, datetime.now(UTC), settings.log_days)
+    print(f"log files in {settings.log_dir}: rotated {logs.rotated}, deleted {logs.deleted}")
     if apply_topics:
         kafka = KafkaSettings()
         await apply_topic_retention(kafka, settings)

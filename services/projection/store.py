@@ -31,7 +31,9 @@ from services.projection.domain import (
     Decoded,
     Retraction,
 )
+from services.projection.erasure import ERASED_KEY, erased_digest
 from shared.events.envelope import Envelope, decode
+from shared.events.payloads import VisitStarted
 
 #: Advisory lock namespaces (two-int4 form; never overlaps shared.db.migrate's bigint key).
 DISTRICT_LOCK_NS = 0x0DC2
@@ -50,6 +52,7 @@ READ_MODEL_TABLES: tuple[str, ...] = (
     "visits",
     "stock_movements",
     "stock_counts",
+    "stock_count_reports",
     "alerts",
     "room_daily",  # rooms_store (issue 15)
     "street_collections_daily",
@@ -138,15 +141,25 @@ async def save_offsets(
     )
 
 
-async def reset(conn: Conn, group: str, zone: ZoneInfo | None = None) -> None:
+async def reset(
+    conn: Conn,
+    group: str,
+    zone: ZoneInfo | None = None,
+    max_visit: timedelta = DEFAULT_MAX_VISIT,
+) -> None:
     """Empty every read model and forget ``group``'s offsets (rebuild).
 
     After retention sealed some days (``retention_state``, needs ``zone``), their aggregate
     rows, stock movements and counts, alerts and the facilities' last event times are kept:
-    Kafka no longer holds their events, and the replay refuses events of sealed days."""
+    Kafka no longer holds their events, and the replay refuses events of sealed days.
+
+    Erased people's anonymised visit rows (``pseudonym_key`` = :data:`ERASED_KEY`) are kept
+    and their days' visit figures recomputed at once: the replay of their starts is a no-op
+    (first start wins), so the erasure survives and the aggregates stay as they were."""
     sealed = await conn.fetchval(
         "SELECT sealed_before FROM retention_state WHERE singleton FOR UPDATE"
     )
+    erased = await conn.fetch("SELECT * FROM visits WHERE pseudonym_key = $1", ERASED_KEY)
     if sealed is None or zone is None:
         await conn.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")
     else:
@@ -162,9 +175,23 @@ async def reset(conn: Conn, group: str, zone: ZoneInfo | None = None) -> None:
             await conn.execute(f"DELETE FROM {table} WHERE day >= $1", sealed)  # noqa: S608
         await conn.execute("DELETE FROM stock_movements WHERE at >= $1", cut)
         await conn.execute("DELETE FROM stock_counts WHERE counted_at >= $1", cut)
+        await conn.execute("DELETE FROM stock_count_reports WHERE counted_at >= $1", cut)
         await conn.execute("DELETE FROM alerts WHERE raised_at >= $1", cut)
         await conn.execute("TRUNCATE visits, projection_events, projection_voids")
     await conn.execute("DELETE FROM projection_offsets WHERE consumer_group = $1", group)
+    if erased:
+        await conn.copy_records_to_table(
+            "visits", records=[tuple(r.values()) for r in erased], columns=list(erased[0].keys())
+        )
+        dated = [
+            r for r in erased if r["day"] is not None and (sealed is None or r["day"] >= sealed)
+        ]
+        await recompute_visit_figures(
+            conn,
+            {(r["district"], r["day"]) for r in dated},
+            {(r["facility"], r["day"]) for r in dated},
+            max_visit,
+        )
 
 
 async def sealed_before(conn: Conn) -> date | None:
@@ -207,8 +234,15 @@ async def claim_events(
     rows = await conn.fetch(
         """WITH new AS (
                INSERT INTO projection_events (source, id, type, time, value, schema_version)
-               SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[],
-                                    $5::bytea[], $6::smallint[])
+               SELECT s, i, t, tm,
+                      CASE WHEN dg IS NOT NULL
+                                AND EXISTS (SELECT 1 FROM erased_pseudonyms e
+                                            WHERE e.digest = dg)
+                           THEN NULL ELSE v END,
+                      sv
+               FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[],
+                           $5::bytea[], $6::smallint[], $7::bytea[])
+                    AS u(s, i, t, tm, v, sv, dg)
                ON CONFLICT DO NOTHING
                RETURNING source, id)
            SELECT new.source, new.id, v.source IS NOT NULL AS voided
@@ -220,6 +254,7 @@ async def claim_events(
         [d.event.time for d in events],
         [d.record.value for d in events],
         [_schema_version(d) for d in events],
+        [_pseudonym_digest(d) for d in events],
     )
     voided = {(r["source"], str(r["id"])) for r in rows if r["voided"]}
     if len(rows) == len(events):  # all new (the common case): no need to read the keys
@@ -229,6 +264,15 @@ async def claim_events(
 
 def _key_order(d: Decoded) -> tuple[str, str]:
     return d.dedup_key
+
+
+def _pseudonym_digest(d: Decoded) -> bytes | None:
+    """The erasure digest of the pseudonym a visit start carries (None for other events): an
+    erased person's event is claimed without its value, so no copy of the pseudonym is kept."""
+    data = d.event.data
+    if isinstance(data, VisitStarted):
+        return erased_digest(data.pseudonym_key, data.client_pseudonym)
+    return None
 
 
 def _schema_version(d: Decoded) -> int:
@@ -376,6 +420,8 @@ async def retract(conn: Conn, r: Retraction, max_visit: timedelta = DEFAULT_MAX_
             [k[0] for k in r.stock_movements],
             [k[1] for k in r.stock_movements],
         )
+    if r.stock_counts:
+        await _retract_stock_counts(conn, r.stock_counts)
     day_keys = {(t["district"], t["day"]) for t in touched}
     facility_keys = {(t["facility"], t["day"]) for t in touched}
     await _reset_visit_figures(conn, day_keys, facility_keys)
@@ -754,6 +800,55 @@ async def _stock(conn: Conn, ch: Changes) -> None:
             [c.counted_at for c in counts],
             [c.quantity for c in counts],
         )
+    if ch.stock_count_reports:
+        reports = ch.stock_count_reports
+        await conn.execute(
+            """INSERT INTO stock_count_reports (source, id, facility, item, counted_at, quantity)
+               SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[],
+                                    $5::timestamptz[], $6::bigint[])
+               ON CONFLICT DO NOTHING""",
+            [x.source for x in reports],
+            [x.id for x in reports],
+            [x.facility for x in reports],
+            [x.item for x in reports],
+            [x.counted_at for x in reports],
+            [x.quantity for x in reports],
+        )
+
+
+async def _retract_stock_counts(conn: Conn, keys: Sequence[tuple[str, str]]) -> None:
+    """Remove the voided counts' reports; each (facility, item) they counted gets the latest
+    remaining report as its count (none left: no count), as if they had never been reported.
+    Counts applied before ``stock_count_reports`` existed have no reports and stay as they are.
+    At equal times the lowest (source, id) wins here, where the live upsert kept the first in
+    log order (two counts of one item at the same instant: the only case that may differ)."""
+    gone = await conn.fetch(
+        """DELETE FROM stock_count_reports r USING unnest($1::text[], $2::uuid[]) AS k(s, i)
+           WHERE r.source = k.s AND r.id = k.i
+           RETURNING r.facility, r.item""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    pairs = sorted({(g["facility"], g["item"]) for g in gone})
+    if not pairs:
+        return
+    facilities, items = [p[0] for p in pairs], [p[1] for p in pairs]
+    await conn.execute(
+        """DELETE FROM stock_counts c USING unnest($1::text[], $2::text[]) AS k(facility, item)
+           WHERE c.facility = k.facility AND c.item = k.item""",
+        facilities,
+        items,
+    )
+    await conn.execute(
+        """INSERT INTO stock_counts (facility, item, counted_at, quantity)
+           SELECT DISTINCT ON (r.facility, r.item) r.facility, r.item, r.counted_at, r.quantity
+           FROM stock_count_reports r
+           JOIN unnest($1::text[], $2::text[]) AS k(facility, item)
+             ON r.facility = k.facility AND r.item = k.item
+           ORDER BY r.facility, r.item, r.counted_at DESC, r.source, r.id""",
+        facilities,
+        items,
+    )
 
 
 async def _alerts(conn: Conn, ch: Changes) -> None:

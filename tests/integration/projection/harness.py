@@ -119,6 +119,15 @@ async def wait_caught_up(dsn: str, bootstrap: str, prefix: str, timeout: float =
     await poll_until(caught_up, timeout=timeout, interval=0.1, what="projection caught up")
 
 
+async def rows(dsn: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """The rows of one query, as tuples."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [tuple(r) for r in await conn.fetch(sql, *args)]
+    finally:
+        await conn.close()
+
+
 async def snapshot(dsn: str, tables: Sequence[str] = READ_MODEL_TABLES) -> dict[str, list[Any]]:
     """Every row of the tables, sorted (for exact comparison)."""
     conn = await asyncpg.connect(dsn)

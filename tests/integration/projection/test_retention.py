@@ -7,10 +7,11 @@ dead-lettered (live and in a rebuild alike)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+import os
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import asyncpg
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -23,7 +24,13 @@ from services.projection.store import READ_MODEL_TABLES
 from shared.events.envelope import Envelope
 from shared.events.vocabulary import IncidentKind, SupplyItem
 from shared.kafka.topics import DEADLETTER, VISITS
-from tests.integration.projection.harness import end_offsets, produce, snapshot, wait_caught_up
+from tests.integration.projection.harness import (
+    end_offsets,
+    produce,
+    rows,
+    snapshot,
+    wait_caught_up,
+)
 from tests.process import run_module
 from tests.support import read_topic, serve
 from tests.unit.projection import factory as f
@@ -53,14 +60,6 @@ def day_of_events(day: date, tag: str, first_client: int) -> list[Envelope]:
         f.incident(local(day, 14), IncidentKind.SEIZURE, life_threatening=False),
         f.dispensed(local(day, 15), {SupplyItem.SYRINGES: 20}),
     ]
-
-
-async def rows(dsn: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return [tuple(r) for r in await conn.fetch(sql, *args)]
-    finally:
-        await conn.close()
 
 
 async def forget_old_records(env: TestEnv, before: dict[tuple[str, int], int]) -> None:
@@ -151,3 +150,24 @@ async def test_retention_sets_the_topics_retention(iso_env: TestEnv) -> None:
     assert got[VISITS]["retention.ms"] == str(want[VISITS]) == str(92 * 86_400_000)
     assert got[DEADLETTER]["retention.ms"] == str(30 * 86_400_000)
     assert got[VISITS]["min.insync.replicas"] == "1"
+
+
+async def test_make_retention_enforces_the_log_schedule(iso_env: TestEnv, tmp_path: Path) -> None:
+    """``make retention``'s module rotates the active logs and deletes those past the schedule."""
+    now = datetime.now(UTC)
+    old = tmp_path / "intake.log.old"
+    old.write_text("a line older than the schedule\n")
+    stale = (now - timedelta(days=31)).timestamp()
+    os.utime(old, (stale, stale))
+    (tmp_path / "projection.log").write_text("a recent line\n")
+
+    done = await run_module(
+        "services.projection.retention", "--no-topics", DCR_RETENTION_LOG_DIR=str(tmp_path)
+    )
+    assert done.code == 0, done.err
+    assert "deleted ['intake.log.old']" in done.out
+    stamps = {f"projection.log.{t:%Y%m%d}" for t in (now, datetime.now(UTC))}  # maybe midnight
+    left = sorted(os.listdir(tmp_path))
+    assert left[0] == "projection.log" and left[1] in stamps and len(left) == 2
+    assert (tmp_path / left[1]).read_text() == "a recent line\n"
+    assert (tmp_path / "projection.log").read_text() == ""

@@ -15,9 +15,10 @@ from services.frontdesk.session import SessionSigner
 from services.frontdesk.settings import FrontdeskSettings
 from services.frontdesk.staff import StaffDirectory, add, generate
 from services.frontdesk.throttle import SignInThrottle
+from shared.settings import Environment
 
 T0 = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # any instant; nothing here depends on the date
-PATTERN = FrontdeskSettings().client_code_pattern
+PATTERN = FrontdeskSettings.model_fields["client_code_pattern"].default
 
 
 def signer(secret: bytes = b"s" * 32) -> SessionSigner:
@@ -50,10 +51,21 @@ def test_a_forged_or_damaged_cookie_is_no_session(tamper: object) -> None:
     assert signer(b"t" * 32).read(cookie, T0) is None  # another server's secret
 
 
-def test_the_dev_session_secret_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DCR_ENV", "prod")
+@pytest.mark.parametrize("env", [None, "prod"])
+def test_the_dev_session_secret_is_refused_in_production(
+    monkeypatch: pytest.MonkeyPatch, env: str | None
+) -> None:
+    """Unset DCR_ENV means prod: the desk fails closed unless dev mode is explicit."""
+    monkeypatch.delenv("DCR_FRONTDESK_SESSION_SECRET", raising=False)
+    if env is None:
+        monkeypatch.delenv("DCR_ENV", raising=False)
+    else:
+        monkeypatch.setenv("DCR_ENV", env)
     with pytest.raises(ValueError, match="SESSION_SECRET"):
         FrontdeskSettings()
+    monkeypatch.setenv("DCR_ENV", "dev")
+    assert FrontdeskSettings().env is Environment.DEV  # explicit development mode only
+    monkeypatch.setenv("DCR_ENV", "prod")
     monkeypatch.setenv("DCR_FRONTDESK_SESSION_SECRET", "x" * 40)
     assert FrontdeskSettings().session_secret.get_secret_value() == "x" * 40
 

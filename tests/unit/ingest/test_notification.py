@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
+from pydantic import SecretStr
 
 from services.incident.alerting import AlertRules, AlertState, evaluate
 from services.incident.delivery_store import Delivery
@@ -20,7 +21,7 @@ from shared.contacts import Contacts, Recipient
 from shared.events.envelope import Envelope, facility_source
 from shared.events.payloads import DrugCheckResult, IncidentReported
 from shared.events.vocabulary import IncidentKind, Outcome, Severity, Substance
-from shared.settings import CitySettings, KafkaSettings
+from shared.settings import CitySettings, Environment, KafkaSettings
 
 CITY = load_city(CitySettings().file)
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -153,7 +154,9 @@ def notifier(store: FakeStore, email: FakeSender, hook: FakeSender) -> Notifier:
         email=email,
         webhook=hook,
         kafka=KafkaSettings(),
-        settings=NotifySettings(max_attempts=3, backoff_s=1, backoff_max_s=3),
+        settings=NotifySettings(
+            max_attempts=3, backoff_s=1, backoff_max_s=3, webhook_secret=SecretStr("w" * 32)
+        ),
     )
 
 
@@ -180,9 +183,20 @@ async def test_failures_back_off_then_die() -> None:
     assert [n.backoff(a) for a in (1, 2, 3, 4)] == [1, 2, 3, 3]
 
 
-def test_prod_refuses_the_development_webhook_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DCR_ENV", "prod")
+@pytest.mark.parametrize("env", [None, "prod"])
+def test_prod_refuses_the_development_webhook_secret(
+    monkeypatch: pytest.MonkeyPatch, env: str | None
+) -> None:
+    """Unset DCR_ENV means prod: the notifier fails closed unless dev mode is explicit."""
+    monkeypatch.delenv("DCR_NOTIFY_WEBHOOK_SECRET", raising=False)
+    if env is None:
+        monkeypatch.delenv("DCR_ENV", raising=False)
+    else:
+        monkeypatch.setenv("DCR_ENV", env)
     with pytest.raises(ValueError, match="DCR_NOTIFY_WEBHOOK_SECRET"):
         NotifySettings()
+    monkeypatch.setenv("DCR_ENV", "dev")
+    assert NotifySettings().env is Environment.DEV  # explicit development mode only
+    monkeypatch.setenv("DCR_ENV", "prod")
     monkeypatch.setenv("DCR_NOTIFY_WEBHOOK_SECRET", "x" * 32)
     assert NotifySettings().webhook_secret.get_secret_value() == "x" * 32
