@@ -64,7 +64,7 @@ class ServiceProcess:
         log.close()
         return self
 
-    async def wait_healthy(self, timeout: float = 60) -> None:
+    async def wait_healthy(self, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2) as client:
             while time.monotonic() < deadline:
