@@ -9,11 +9,12 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.stats import summarise
 from bench.workload import Encoded, encode
 from shared.events.envelope import Envelope
+from shared.kafka.admin import partitions_of
 from shared.kafka.topics import EVENT_TOPICS
 
 Offsets = dict[tuple[str, int], int]
@@ -52,20 +53,11 @@ async def end_offsets(bootstrap: str, prefix: str) -> Offsets:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     try:
-        tps = await _event_partitions(consumer, prefix)
+        tps = await partitions_of(bootstrap, [prefix + t for t in EVENT_TOPICS])
         ends = await consumer.end_offsets(tps)
         return {(tp.topic, tp.partition): int(o) for tp, o in ends.items()}
     finally:
         await consumer.stop()
-
-
-async def _event_partitions(consumer: AIOKafkaConsumer, prefix: str) -> list[TopicPartition]:
-    await consumer._client.force_metadata_update()  # every topic, not only subscribed ones
-    return [
-        TopicPartition(prefix + t, p)
-        for t in EVENT_TOPICS
-        for p in sorted(consumer.partitions_for_topic(prefix + t) or ())
-    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +95,7 @@ async def raw_consume(
     )
     await consumer.start()
     try:
-        tps = await _event_partitions(consumer, prefix)
+        tps = await partitions_of(bootstrap, [prefix + t for t in EVENT_TOPICS])
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         want = {tp: ends.get((tp.topic, tp.partition), 0) for tp in tps}

@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import TokenRegistry
@@ -48,6 +49,16 @@ def tokens_from_settings() -> TokensOf:
     return get
 
 
+class Health(BaseModel):
+    """The ``/healthz`` answer (200 when every check passes, else 503 with the same shape)."""
+
+    status: str = Field(description="ok or unavailable", examples=["ok"])
+    checks: dict[str, bool] = Field(
+        description="Each dependency the service needs and whether it answers",
+        examples=[{"database": True, "kafka": True}],
+    )
+
+
 def install_common(
     app: FastAPI,
     service: str,
@@ -65,7 +76,13 @@ def install_common(
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": field_errors(exc)})
 
-    @app.get("/healthz", tags=["ops"], summary="Ready only when broker and database work")
+    @app.get(
+        "/healthz",
+        tags=["ops"],
+        summary="Ready only when broker and database work",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "a dependency does not answer"}},
+    )
     async def healthz() -> JSONResponse:
         checks = await health()
         ok = all(checks.values())

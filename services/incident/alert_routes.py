@@ -15,6 +15,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from shared.auth import Principal, PrincipalKind
 from shared.http_auth import bearer_principal
@@ -33,6 +34,16 @@ def _ops(deps: IngestDeps, authorization: str | None) -> Principal:
     return principal
 
 
+class Acknowledged(BaseModel):
+    """The acknowledgement of a drug alert (the first one when it was acknowledged before)."""
+
+    alert_id: str = Field(description="The alert acknowledged")
+    acknowledged_at: str = Field(
+        description="When (ISO 8601 with offset)", examples=["2026-11-27T10:00:00+00:00"]
+    )
+    acknowledged_by: str | None = Field(description="The ops account", examples=["ops-oncall"])
+
+
 def alert_router() -> APIRouter:
     router = APIRouter()
 
@@ -40,8 +51,12 @@ def alert_router() -> APIRouter:
         "/alerts/{alert_id}/ack",
         summary="Acknowledge a drug alert (ops)",
         status_code=202,
+        response_model=Acknowledged,
         responses={
-            200: {"description": "already acknowledged (the first acknowledgement is returned)"},
+            200: {
+                "model": Acknowledged,
+                "description": "already acknowledged (the first acknowledgement is returned)",
+            },
             401: {"description": "missing or invalid token"},
             403: {"description": "not an ops token"},
             404: {"description": "no such alert"},

@@ -11,6 +11,11 @@ Lifecycle (migration 031): ``alert_episodes`` also records acknowledgement and r
 ``alert_outbox`` holds their events (``dk.dcr.alert.acknowledged`` / ``resolved``), written in
 the same transaction as the state change and published afterwards, like the raised alerts.
 
+Corrections (migration 115): ``alert_voids`` holds every void consumed; a void, the deletion of
+the overdose it voids, the withdrawals (``alert_episodes.withdrawn_at`` and their
+``dk.dcr.alert.withdrawn`` in the outbox) and any alert it raised are one transaction, so a
+restart or a new leader neither applies a void twice nor loses one.
+
 ``alert_episodes`` is also an outbox: an alert is stored (unique episode key) before it is
 published, and marked published after Kafka acknowledged it. A crash in between republishes the
 same record (same CloudEvents id) on the next start: at least once, duplicates harmless.
@@ -24,9 +29,15 @@ from uuid import UUID, uuid5
 
 import asyncpg
 
-from services.incident.alerting import OpenAlert
+from services.incident.alerting import OpenAlert, RaisedAlert
 from shared.events.envelope import Envelope, district_source, from_record_json, to_record_json
-from shared.events.payloads import DrugAlertAcknowledged, DrugAlertRaised, DrugAlertResolved
+from shared.events.payloads import (
+    DrugAlertAcknowledged,
+    DrugAlertRaised,
+    DrugAlertResolved,
+    DrugAlertWithdrawn,
+    ReportVoided,
+)
 from shared.events.vocabulary import AlertReason, Substance
 
 #: Namespace of acknowledgement event ids (uuid5 of the alert id): once per alert.
@@ -65,6 +76,79 @@ class AlertStore:
             [(r["district"], Substance(r["substance"]), r["occurred_at"]) for r in adulterants],
         )
 
+    async def voids(self, since: datetime) -> list[tuple[str, UUID, datetime]]:
+        """Voids ``(source, target id, void time)`` at or after ``since``; also deletes voids far
+        older than that (like the overdoses)."""
+        async with self._pool.acquire() as conn:
+            await conn.execute("DELETE FROM alert_voids WHERE voided_at < $1", since - _KEEP_EXTRA)
+            rows = await conn.fetch(
+                "SELECT source, target_id, voided_at FROM alert_voids WHERE voided_at >= $1",
+                since,
+            )
+        return [(r["source"], r["target_id"], r["voided_at"]) for r in rows]
+
+    async def withdrawn_episodes(self, since: datetime) -> list[str]:
+        """Episode keys of the alerts withdrawn about instants at or after ``since``."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT episode FROM alert_episodes "
+                "WHERE withdrawn_at IS NOT NULL AND occurred_at >= $1",
+                since,
+            )
+        return [r["episode"] for r in rows]
+
+    async def raised_alerts(self, district: str, since: datetime) -> list[RaisedAlert]:
+        """The district's overdose-cluster alerts about instants at or after ``since`` that
+        were not withdrawn (what a void is checked against)."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT alert_id, district, episode, occurred_at FROM alert_episodes "
+                "WHERE reason = $1 AND district = $2 AND occurred_at >= $3 "
+                "AND withdrawn_at IS NULL",
+                AlertReason.OVERDOSE_CLUSTER.value,
+                district,
+                since,
+            )
+        return [
+            RaisedAlert(r["alert_id"].hex, r["district"], r["episode"], r["occurred_at"])
+            for r in rows
+        ]
+
+    async def record_void(
+        self, void: Envelope, withdrawn: Sequence[Envelope], alerts: Sequence[Envelope]
+    ) -> None:
+        """In one transaction: the void, the deletion of the overdose it voids (if stored), each
+        withdrawal (once per alert: its event goes to the outbox only if the alert was not
+        withdrawn yet) and the alerts it raised. A repeated void changes nothing."""
+        data = void.data
+        assert isinstance(data, ReportVoided)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO alert_voids (source, target_id, void_id, voided_at) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                void.source,
+                data.target_id,
+                void.id,
+                void.time,
+            )
+            await conn.execute(
+                "DELETE FROM alert_overdoses WHERE source = $1 AND event_id = $2",
+                void.source,
+                data.target_id,
+            )
+            for env in withdrawn:
+                w = env.data
+                assert isinstance(w, DrugAlertWithdrawn)
+                done = await conn.execute(
+                    "UPDATE alert_episodes SET withdrawn_at = $2 "
+                    "WHERE alert_id = $1 AND withdrawn_at IS NULL",
+                    UUID(w.alert_id),
+                    env.time,
+                )
+                if done.endswith(" 1"):
+                    await self._outbox(conn, env)
+            await self._insert_alerts(conn, alerts)
+
     async def record(
         self, overdose: tuple[str, str, UUID, datetime] | None, alerts: Sequence[Envelope]
     ) -> None:
@@ -78,21 +162,27 @@ class AlertStore:
                     "VALUES ($1, $2, $3, $4) ON CONFLICT (source, event_id) DO NOTHING",
                     *overdose,
                 )
-            for env in alerts:
-                data = env.data
-                assert isinstance(data, DrugAlertRaised)
-                await conn.execute(
-                    """INSERT INTO alert_episodes
-                           (episode, alert_id, reason, district, substance, occurred_at, record)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
-                    data.episode,
-                    env.id,
-                    data.reason.value,
-                    data.district,
-                    data.substance.value if data.substance else None,
-                    env.time,
-                    to_record_json(env),
-                )
+            await self._insert_alerts(conn, alerts)
+
+    @staticmethod
+    async def _insert_alerts(
+        conn: asyncpg.pool.PoolConnectionProxy, alerts: Sequence[Envelope]
+    ) -> None:
+        for env in alerts:
+            data = env.data
+            assert isinstance(data, DrugAlertRaised)
+            await conn.execute(
+                """INSERT INTO alert_episodes
+                       (episode, alert_id, reason, district, substance, occurred_at, record)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
+                data.episode,
+                env.id,
+                data.reason.value,
+                data.district,
+                data.substance.value if data.substance else None,
+                env.time,
+                to_record_json(env),
+            )
 
     async def unpublished(self) -> list[Envelope]:
         """Alerts stored but not yet acknowledged by Kafka, oldest first."""
@@ -109,11 +199,11 @@ class AlertStore:
             )
 
     async def open_alerts(self) -> list[OpenAlert]:
-        """Published alerts not yet resolved."""
+        """Published alerts neither resolved nor withdrawn."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT alert_id, district, reason, episode, occurred_at FROM alert_episodes "
-                "WHERE resolved_at IS NULL AND published"
+                "WHERE resolved_at IS NULL AND withdrawn_at IS NULL AND published"
             )
         return [
             OpenAlert(

@@ -1,4 +1,5 @@
-"""Drives the drug alert rule from Kafka: consumes the incidents topic, persists, publishes alerts.
+"""Drives the drug alert rule from Kafka: consumes the incidents and corrections topics, persists,
+publishes alerts.
 
 Per record, in this order (at least once, duplicates harmless):
 
@@ -9,6 +10,13 @@ Per record, in this order (at least once, duplicates harmless):
 3. publish stored-but-unpublished alerts (``acks=all``) and mark them published;
 4. after a partition's batch: commit its offsets.
 
+A void (``dk.dcr.report.voided`` on the corrections topic) goes through
+:func:`services.incident.alerting.void` and :meth:`AlertStore.record_void
+<services.incident.alert_store.AlertStore.record_void>` (the void, the voided overdose's
+deletion, the withdrawals and any alert raised: one transaction), then the same publication.
+A report and its void arrive on two topics in either order; the state and the store make both
+orders end the same, and a restart reloads the voids with the overdoses.
+
 Any failure (Kafka, PostgreSQL, loss of leadership) ends the session; after ``retry_s`` a new one
 rebuilds the state from PostgreSQL, republishes what was stored but not acknowledged (same event
 ids) and resumes at the committed offsets. The worker never crashes the service: ingest keeps
@@ -16,11 +24,11 @@ working without it.
 
 Scaling: exactly one worker evaluates, whatever the number of incident instances: a session
 first becomes leader (:mod:`services.incident.leader`, a PostgreSQL advisory lock) and then
-assigns itself every partition of the topic (no group rebalancing; the group
+assigns itself every partition of both topics (no group rebalancing; the group
 ``DCR_KAFKA_TOPIC_PREFIX`` + ``DCR_ALERTS_CONSUMER_GROUP`` only stores the offsets).
 
-Nothing is ignored silently: a record that cannot be decoded, comes from an unknown facility or
-is too late to matter (see the rule's docstring) is counted in
+Nothing is ignored silently: a record that cannot be decoded, comes from an unknown facility, is
+too late to matter (see the rule's docstring) or was voided before it arrived is counted in
 ``dcr_drug_alert_reports_ignored_total{reason}``. Liveness (``heartbeat``, a standby's lock
 attempts included), leadership and lag are metrics, and ``/healthz`` reports ``alert_worker``.
 """
@@ -35,28 +43,45 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import Counter, Gauge
 
 from services.incident.alert_store import AlertStore
-from services.incident.alerting import AlertRules, AlertState, due_resolutions, evaluate
+from services.incident.alerting import (
+    AlertRules,
+    AlertState,
+    due_resolutions,
+    evaluate,
+    void,
+)
 from services.incident.leader import Leadership, lock_key
 from services.incident.settings import AlertSettings
 from shared.city import City
-from shared.events.envelope import DecodeError, decode
-from shared.events.payloads import DrugAlertRaised, DrugCheckResult, IncidentReported
+from shared.events.envelope import DecodeError, Envelope, decode
+from shared.events.payloads import (
+    DrugAlertRaised,
+    DrugCheckResult,
+    IncidentReported,
+    ReportVoided,
+)
 from shared.ingest.api import IngestDeps
 from shared.ingest.ports import EventPublisher
-from shared.kafka.topics import INCIDENTS
+from shared.kafka.admin import partitions_of
+from shared.kafka.topics import CORRECTIONS, INCIDENTS
 from shared.settings import DatabaseSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 
 DRUG_ALERTS = Counter("dcr_drug_alerts", "Drug alerts published", ["district", "reason"])
+WITHDRAWN = Counter(
+    "dcr_drug_alerts_withdrawn",
+    "Drug alerts withdrawn because a report they counted was voided",
+    ["district"],
+)
 IGNORED = Counter(
     "dcr_drug_alert_reports_ignored",
     "Incident-topic records the drug alert rule could not use (undecodable, unknown_facility, "
-    "too_late: event time older than DCR_ALERTS_MAX_LATENESS)",
+    "too_late: event time older than DCR_ALERTS_MAX_LATENESS, voided: voided before it arrived)",
     ["reason"],
 )
 LEADER = Gauge(
@@ -140,14 +165,20 @@ class AlertWorker:
         if not leader:
             LAG.set(0)
 
-    async def _session(self, leadership: Leadership) -> None:
+    async def restore(self) -> None:
+        """Rebuild the state from the store (overdoses, adulterant alerts, voids) and publish
+        what was stored but not published: the start of every session."""
         now = self._clock()
-        overdoses, adulterants = await self._store.load(
-            now - self._rules.max_lateness - self._rules.window
-        )
-        self.state = AlertState.restore(self._rules, now, overdoses, adulterants)
+        since = now - self._rules.max_lateness - self._rules.window
+        overdoses, adulterants = await self._store.load(since)
+        voids = await self._store.voids(since)
+        withdrawn = await self._store.withdrawn_episodes(since - self._rules.window)
+        self.state = AlertState.restore(self._rules, now, overdoses, adulterants, voids, withdrawn)
         await self.flush()
-        topic = self._kafka.topic(INCIDENTS)
+
+    async def _session(self, leadership: Leadership) -> None:
+        await self.restore()
+        topics = [self._kafka.topic(INCIDENTS), self._kafka.topic(CORRECTIONS)]
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._kafka.bootstrap_servers,
             group_id=self._kafka.topic_prefix + self._settings.consumer_group,
@@ -157,13 +188,12 @@ class AlertWorker:
         )
         await consumer.start()
         try:
-            await consumer._client.force_metadata_update()  # every topic, as rebuild.py does
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                raise LookupError(f"no partitions for {topic}")
-            parts = [TopicPartition(topic, p) for p in sorted(partitions)]
+            parts = await partitions_of(self._kafka.bootstrap_servers, topics)
+            for topic in topics:
+                if not any(tp.topic == topic for tp in parts):
+                    raise LookupError(f"no partitions for {topic}")
             consumer.assign(parts)
-            log.info("drug alert worker consuming %s (%d partitions)", topic, len(parts))
+            log.info("drug alert worker consuming %s (%d partitions)", topics, len(parts))
             while True:
                 await leadership.confirm()
                 self.beat()
@@ -187,7 +217,7 @@ class AlertWorker:
             log.warning("drug alerts: skipping an undecodable record: %s", exc.reason)
             IGNORED.labels("undecodable").inc()
             return
-        if not isinstance(event.data, IncidentReported | DrugCheckResult):
+        if not isinstance(event.data, IncidentReported | DrugCheckResult | ReportVoided):
             return
         district = self._city.district_of(event.facility_id or "")
         if district is None:
@@ -196,10 +226,14 @@ class AlertWorker:
             )
             IGNORED.labels("unknown_facility").inc()
             return
+        if isinstance(event.data, ReportVoided):
+            await self._void(event, district)
+            return
         step = evaluate(self._rules, self.state, event, district, self._clock())
-        if step.too_late:
-            log.warning("drug alerts: %s from %s too late to matter", event.type, event.source)
-            IGNORED.labels("too_late").inc()
+        if step.too_late or step.voided:
+            reason = "too_late" if step.too_late else "voided"
+            log.warning("drug alerts: %s from %s not counted: %s", event.type, event.source, reason)
+            IGNORED.labels(reason).inc()
             return
         key = (district, event.source, event.id)
         new_overdose = step.state.knows_overdose(*key) and not self.state.knows_overdose(*key)
@@ -207,6 +241,21 @@ class AlertWorker:
             await self._store.record((*key, event.time) if new_overdose else None, step.alerts)
         self.state = step.state
         if step.alerts:
+            await self.flush()
+
+    async def _void(self, event: Envelope, district: str) -> None:
+        """Apply a void: store it (always: its report may arrive later) with what it withdrew
+        or raised, then publish."""
+        now = self._clock()
+        since = now - self._rules.max_lateness - 2 * self._rules.window
+        raised = await self._store.raised_alerts(district, since)
+        step = void(self._rules, self.state, event, district, raised, now)
+        await self._store.record_void(event, step.withdrawn, step.alerts)
+        self.state = step.state
+        for env in step.withdrawn:
+            WITHDRAWN.labels(district).inc()
+            log.info("drug alert withdrawn: %s", getattr(env.data, "episode", ""))
+        if step.withdrawn or step.alerts:
             await self.flush()
 
     async def resolve_due(self) -> None:

@@ -35,6 +35,24 @@ Lateness and memory (the late-report rule)
     no earlier than ``now - max_lateness``: exactly what an acceptable late event can still
     interact with. Within that horizon, counts are exact.
 
+Corrections (``dk.dcr.report.voided``, :func:`void`)
+    A room may void one of its own reports (same CloudEvents source, the report's id). A voided
+    report never counts: a void that arrives first is remembered (:attr:`AlertState.voided`)
+    and the report, when it comes, changes nothing (:attr:`Step.voided`); a void that arrives
+    after the report removes it from the district's overdoses, so every later evaluation is as
+    if it had never been reported. An alert about an instant within ``max_lateness`` of now
+    **stands** while the remaining overdoses still reach the threshold at some instant of
+    ``[start, start + window)`` (``start`` = the alert's time, the instant its episode reached
+    the threshold): only the overdoses in ``(start - window, start + window)`` decide, so a void
+    elsewhere never touches it. An alert that no longer stands is **withdrawn**
+    (``dk.dcr.alert.withdrawn``, once per alert, whatever its lifecycle state); one that stands
+    is left alone and nothing is sent. If removing the report splits a cluster so that a part
+    still at the threshold is covered by no standing alert, that part raises its own alert, the
+    one it would have raised had the report never been made. An alert about an instant older
+    than ``max_lateness`` is never withdrawn (its evidence may be older than the state keeps).
+    Withdrawn is final: if reports later bring the cluster back at the same start, that is a
+    new alert (episode key with a suffix ``/2``, ``/3``..., :attr:`AlertState.withdrawn`).
+
 Idempotency
     Events are identified by CloudEvents ``(source, id)``, never by ``id`` alone: two
     facilities may choose the same client event id, and both overdoses count. A redelivered
@@ -56,8 +74,10 @@ from shared.events.envelope import Envelope, district_source
 from shared.events.payloads import (
     DrugAlertRaised,
     DrugAlertResolved,
+    DrugAlertWithdrawn,
     DrugCheckResult,
     IncidentReported,
+    ReportVoided,
 )
 from shared.events.vocabulary import OVERDOSE_KINDS, AlertReason, Substance
 
@@ -128,6 +148,12 @@ class AlertState:
 
     districts: Mapping[str, DistrictWindow] = field(default_factory=dict)
     adulterants: frozenset[AdulterantKey] = frozenset()
+    #: Voided reports ``(source, id)`` -> the void's event time (a report arriving after its
+    #: void is not counted). Kept while the void is no older than the overdoses kept.
+    voided: Mapping[tuple[str, UUID], datetime] = field(default_factory=dict)
+    #: Episode keys of withdrawn alerts: a cluster at the same start raised again (the
+    #: reports came back) gets the key with a suffix ``/2``, ``/3``... so it is a new alert.
+    withdrawn: frozenset[str] = frozenset()
 
     def knows_overdose(self, district: str, source: str, event_id: UUID) -> bool:
         w = self.districts.get(district)
@@ -140,10 +166,14 @@ class AlertState:
         now: datetime,
         overdoses: Iterable[tuple[str, str, UUID, datetime]],
         adulterants: Iterable[tuple[str, Substance, datetime]],
+        voided: Iterable[tuple[str, UUID, datetime]] = (),
+        withdrawn: Iterable[str] = (),
     ) -> AlertState:
-        """Rebuild the state from persisted overdoses ``(district, source, event id, time)`` and
-        raised
-        adulterant alerts ``(district, substance, time)``.
+        """Rebuild the state from persisted overdoses ``(district, source, event id, time)``,
+        raised adulterant alerts ``(district, substance, time)``, voids ``(source, target
+        id, void time)`` and the episode keys of withdrawn alerts. The overdoses must not
+        include voided ones (the driver deletes an overdose in the transaction that stores its
+        void).
 
         Every episode the overdoses form counts as already alerted: the driver persists an
         overdose in the same transaction as the alerts it raised, so none was left un-alerted.
@@ -166,7 +196,8 @@ class AlertState:
             for d, s, at in adulterants
             if (k := AdulterantKey(d, s, rules.day(at))).day >= first_day
         )
-        return cls(districts, keys)
+        voids = {(src, target): at for src, target, at in voided if at >= oldest_kept}
+        return cls(districts, keys, voids, frozenset(withdrawn))
 
 
 class Step(NamedTuple):
@@ -174,6 +205,8 @@ class Step(NamedTuple):
     alerts: tuple[Envelope, ...]
     #: The event is older than ``now - max_lateness``: it changed nothing (count it).
     too_late: bool = False
+    #: The event was voided before it arrived: it changed nothing (count it).
+    voided: bool = False
 
 
 def evaluate(
@@ -181,6 +214,8 @@ def evaluate(
 ) -> Step:
     """Apply one incident event (at a facility in ``district``); return the new state and the
     alerts to raise (``dk.dcr.alert.raised`` envelopes). Other event types change nothing."""
+    if (event.source, event.id) in state.voided:
+        return Step(state, (), voided=True)
     if event.time < now - rules.max_lateness:
         return Step(state, (), too_late=True)
     if isinstance(event.data, IncidentReported) and event.data.kind in OVERDOSE_KINDS:
@@ -220,7 +255,9 @@ def _overdose(
             )
         else:
             episodes.append(span)
-            alerts.append(_cluster_alert(rules, district, span.start, times, event, now))
+            alerts.append(
+                _cluster_alert(rules, district, span.start, times, event, now, state.withdrawn)
+            )
     new_window = DistrictWindow(tuple(overdoses), tuple(sorted(episodes, key=lambda e: e.start)))
     return Step(replace(state, districts={**state.districts, district: new_window}), tuple(alerts))
 
@@ -254,9 +291,14 @@ def _cluster_alert(
     times: list[datetime],
     trigger: Envelope,
     now: datetime,
+    withdrawn: frozenset[str],
 ) -> Envelope:
     in_window = sum(1 for t in times if start - rules.window < t <= start)
-    episode = f"{AlertReason.OVERDOSE_CLUSTER}/{district}/{start.astimezone(UTC).isoformat()}"
+    first = f"{AlertReason.OVERDOSE_CLUSTER}/{district}/{start.astimezone(UTC).isoformat()}"
+    episode, n = first, 1
+    while episode in withdrawn:  # the same start as a withdrawn alert: a new alert
+        n += 1
+        episode = f"{first}/{n}"
     return _alert(
         episode,
         start,
@@ -334,6 +376,108 @@ def _alert(
         late=late,
     )
     return Envelope.wrap(data, id=event_id, source=district_source(district), time=at)
+
+
+# --- corrections ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RaisedAlert:
+    """An overdose-cluster alert raised and not withdrawn (any other lifecycle state), as
+    stored by the driver: what a void is checked against."""
+
+    alert_id: str
+    district: str
+    episode: str
+    start: datetime  # the alert event's time: the instant its episode reached the threshold
+
+
+class VoidStep(NamedTuple):
+    state: AlertState
+    #: ``dk.dcr.alert.withdrawn`` of the alerts the void took the basis from.
+    withdrawn: tuple[Envelope, ...] = ()
+    #: ``dk.dcr.alert.raised`` of a cluster part no standing alert covers any more.
+    alerts: tuple[Envelope, ...] = ()
+
+
+def void(
+    rules: AlertRules,
+    state: AlertState,
+    event: Envelope,
+    district: str,
+    raised: Iterable[RaisedAlert],
+    now: datetime,
+) -> VoidStep:
+    """Apply one ``dk.dcr.report.voided`` of a facility in ``district`` (see "Corrections" in
+    the module docstring). ``raised``: the district's overdose-cluster alerts not withdrawn,
+    at least those about instants at or after ``now - max_lateness - 2 * window``."""
+    data = event.data
+    if not isinstance(data, ReportVoided):
+        raise TypeError(f"not a void: {event.type}")
+    key = (event.source, data.target_id)
+    oldest_kept = now - rules.max_lateness - rules.window
+    voids = {k: at for k, at in state.voided.items() if at >= oldest_kept}
+    state = replace(state, voided={**voids, key: max(event.time, voids.get(key, event.time))})
+    window = state.districts.get(district)
+    target = (
+        next((o for o in window.overdoses if (o.source, o.event_id) == key), None)
+        if window
+        else None
+    )
+    if window is None or target is None:
+        return VoidStep(state)
+    overdoses = tuple(o for o in window.overdoses if o != target and o.time >= oldest_kept)
+    times = [o.time for o in overdoses]
+    spans = [s for s in _spans(times, rules) if s.end >= now - rules.max_lateness]
+    state = replace(
+        state, districts={**state.districts, district: DistrictWindow(overdoses, tuple(spans))}
+    )
+    if target.time < now - rules.max_lateness:
+        return VoidStep(state)  # too late to change an alert: only later counts change
+    alerts = [a for a in raised if a.district == district]
+    lost = [
+        a
+        for a in alerts
+        if a.start >= now - rules.max_lateness
+        and abs(a.start - target.time) < rules.window
+        and not any(_covers(rules, a, s) for s in spans)
+    ]
+    standing = [a for a in alerts if a not in lost]
+    state = replace(state, withdrawn=state.withdrawn | {a.episode for a in lost})
+    changed = [s for s in spans if s.end > target.time and s.start < target.time + rules.window]
+    new_alerts = tuple(
+        _cluster_alert(rules, district, s.start, times, event, now, state.withdrawn)
+        for s in changed
+        if not any(_covers(rules, a, s) for a in standing)
+    )
+    withdrawn = tuple(_withdrawal(rules, a, times, now) for a in lost)
+    return VoidStep(state, withdrawn, new_alerts)
+
+
+def _covers(rules: AlertRules, alert: RaisedAlert, span: Span) -> bool:
+    """Whether ``span`` (threshold reached) meets ``[alert.start, alert.start + window)``."""
+    return span.start < alert.start + rules.window and span.end > alert.start
+
+
+def _withdrawal(
+    rules: AlertRules, alert: RaisedAlert, times: list[datetime], now: datetime
+) -> Envelope:
+    remaining = sum(1 for t in times if alert.start - rules.window < t <= alert.start)
+    data = DrugAlertWithdrawn(
+        alert_id=alert.alert_id,
+        district=alert.district,
+        reason=AlertReason.OVERDOSE_CLUSTER,
+        episode=alert.episode,
+        since=alert.start,
+        overdoses_remaining=remaining,
+        threshold=rules.threshold,
+    )
+    return Envelope.wrap(
+        data,
+        id=uuid5(ALERT_NAMESPACE, alert.episode + "/withdrawn"),
+        source=district_source(alert.district),
+        time=now,
+    )
 
 
 # --- resolution -------------------------------------------------------------------------------

@@ -28,7 +28,12 @@ from uuid import UUID, uuid5
 
 from shared.city import City
 from shared.events.envelope import Envelope
-from shared.events.payloads import DrugAlertAcknowledged, DrugAlertRaised, DrugAlertResolved
+from shared.events.payloads import (
+    DrugAlertAcknowledged,
+    DrugAlertRaised,
+    DrugAlertResolved,
+    DrugAlertWithdrawn,
+)
 from shared.events.vocabulary import AlertReason
 
 #: Namespace of delivery ids (uuid5 of "<event id>/<recipient>/<channel>").
@@ -37,7 +42,12 @@ DELIVERY_NAMESPACE = UUID("0b7f5d1e-7c55-4c4e-9a53-2f1f6f3f0a11")
 SIGNATURE_TOLERANCE = timedelta(minutes=5)
 
 ALERT_TYPES = frozenset(
-    {"dk.dcr.alert.raised", "dk.dcr.alert.acknowledged", "dk.dcr.alert.resolved"}
+    {
+        "dk.dcr.alert.raised",
+        "dk.dcr.alert.acknowledged",
+        "dk.dcr.alert.resolved",
+        "dk.dcr.alert.withdrawn",
+    }
 )
 
 _TO_DO = {
@@ -52,6 +62,13 @@ _TO_DO = {
         "pass the warning on."
     ),
 }
+
+
+WITHDRAWN_TO_DO = (
+    "Stand down the measures taken for this alert only, unless staff see other signs of "
+    "dangerous drugs; tell the rooms and outreach who passed the warning on that it was "
+    "withdrawn. Other alerts are not affected. Runbook: DrugAlertOpen (withdrawn alerts)."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +91,11 @@ def _local(at: datetime, city: City) -> str:
 
 
 def render(env: Envelope, city: City, dashboard_url: str) -> Message:
-    """The notification for an alert event (raised, acknowledged or resolved)."""
+    """The notification for an alert event (raised, acknowledged, resolved or withdrawn)."""
     data = env.data
-    if not isinstance(data, DrugAlertRaised | DrugAlertAcknowledged | DrugAlertResolved):
+    if not isinstance(
+        data, DrugAlertRaised | DrugAlertAcknowledged | DrugAlertResolved | DrugAlertWithdrawn
+    ):
         raise TypeError(f"not an alert event: {env.type}")
     district = city.district_by_id.get(data.district)
     district_name = district.name if district else data.district
@@ -132,6 +151,28 @@ def render(env: Envelope, city: City, dashboard_url: str) -> Message:
             f"Dashboard: {link}",
         ]
         body |= {"acknowledged_by": data.acknowledged_by}
+    elif isinstance(data, DrugAlertWithdrawn):
+        subject = (
+            f"[DCR drug alert] Withdrawn: a report was corrected - {district_name} "
+            f"({data.alert_id[:8]})"
+        )
+        lines = [
+            f"The drug alert {data.alert_id} in {district_name} ({data.reason.value}, since "
+            f"{_local(data.since, city)}) is withdrawn: a report was corrected.",
+            "",
+            f"A room voided one of the reports it counted; {data.overdoses_remaining} remain in "
+            f"its window, fewer than the {data.threshold} an alert needs.",
+            f"What to do: {WITHDRAWN_TO_DO}",
+            "",
+            f"Dashboard: {link}",
+        ]
+        body |= {
+            "reason": data.reason.value,
+            "since": data.since.isoformat(),
+            "overdoses_remaining": data.overdoses_remaining,
+            "threshold": data.threshold,
+            "what_to_do": WITHDRAWN_TO_DO,
+        }
     else:
         quiet_h = data.quiet_period_s / 3600
         subject = f"[DCR drug alert] Resolved: {district_name} ({data.alert_id[:8]})"

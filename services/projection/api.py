@@ -1,10 +1,12 @@
 """The internal read API (JSON, port 8004): city summary, district days, facility live and
 stock, alerts. Every route needs a bearer token of a kind :mod:`.access` allows for it.
 
-Every answer carries the freshness of the read models (``data_complete_until``, ``lag_events``,
+Every answer is a typed model of :mod:`.responses` (OpenAPI documents each field) and carries
+the freshness of the read models (``data_complete_until``, ``lag_events``,
 ``last_applied_record_time``; see :class:`~.runner.Freshness`). Dates are calendar days in the
 city's time zone; ``from``/``to`` default to today there, ``from > to`` or a range longer than
-``max_range_days`` is a 422.
+``max_range_days`` is a 422. The figures come through the read-model port
+(:class:`~.read_port.ReadModels`), so the routes are unit-tested with an in-memory fake.
 """
 
 from collections.abc import Awaitable, Callable
@@ -17,8 +19,10 @@ import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import AwareDatetime
 
-from services.projection import access, queries
+from services.projection import access
+from services.projection import responses as r
 from services.projection.figures import Day, days_between, empty_day, sum_days, to_json
+from services.projection.read_port import ReadModels
 from services.projection.runner import Freshness
 from services.projection.settings import ProjectionSettings
 from shared.auth import Principal, TokenRegistry
@@ -28,7 +32,11 @@ from shared.http_auth import require_kinds
 
 @dataclass
 class ReadContext:
+    """What the read routes need. ``reads`` answers the routes of :mod:`.api`; ``pool`` is for
+    the period and report routes (their own queries)."""
+
     pool: asyncpg.Pool
+    reads: ReadModels
     city: City
     settings: ProjectionSettings
     freshness: Callable[[], Awaitable[Freshness]]
@@ -57,7 +65,7 @@ def _range(ctx: ReadContext, start: date | None, end: date | None) -> tuple[date
 
 
 async def _fresh(ctx: ReadContext) -> dict[str, Any]:
-    return (await ctx.freshness()).as_json()
+    return r.Fresh.of(await ctx.freshness())
 
 
 async def _city_days(
@@ -67,9 +75,8 @@ async def _city_days(
 ) -> tuple[dict[date, dict[str, Day]], dict[date, Day]]:
     """Every district's figures and the city's sum, for each day of the range."""
     districts = [d.id for d in ctx.city.districts]
-    async with ctx.pool.acquire() as conn:
-        found = await queries.district_days(conn, districts, start, end)
-        city_wide = await queries.city_days(conn, start, end)
+    found = await ctx.reads.district_days(districts, start, end)
+    city_wide = await ctx.reads.city_days(start, end)
     per_day: dict[date, dict[str, Day]] = {}
     city: dict[date, Day] = {}
     for day in days_between(start, end):
@@ -118,22 +125,22 @@ def build_router(
     @router.get(
         "/districts", summary="The city's districts and their facilities", dependencies=directory
     )
-    async def districts(request: Request) -> dict[str, Any]:
+    async def districts(request: Request) -> r.Directory:
         ctx = get_ctx(request)
-        return {
-            "districts": [
-                {
-                    "id": d.id,
-                    "name": d.name,
-                    "facilities": [
-                        {"id": f.id, "name": f.name, "status": f.status.value, "booths": f.booths}
+        return r.Directory(
+            districts=[
+                r.District(
+                    id=d.id,
+                    name=d.name,
+                    facilities=[
+                        r.Facility(id=f.id, name=f.name, status=f.status.value, booths=f.booths)
                         for f in ctx.city.facilities
                         if f.district == d.id
                     ],
-                }
+                )
                 for d in ctx.city.districts
             ]
-        }
+        )
 
     @router.get("/districts/{district}/daily", summary="A district's figures per day")
     async def district_daily(
@@ -142,23 +149,18 @@ def build_router(
         principal: Annotated[Principal, Depends(figures_reader)],
         start: FromDate = None,
         end: ToDate = None,
-    ) -> dict[str, Any]:
+    ) -> r.DistrictDays:
         ctx = get_ctx(request)
         district_or_404(ctx, district)
         first, last = figures_range(ctx, principal, start, end)
-        async with ctx.pool.acquire() as conn:
-            found = await queries.district_days(conn, [district], first, last)
+        found = await ctx.reads.district_days([district], first, last)
         days = [
-            {"day": day.isoformat(), **to_json(found.get((district, day)) or empty_day())}
+            _day(day, found.get((district, day)) or empty_day())
             for day in days_between(first, last)
         ]
-        return {
-            "district": district,
-            "from": first.isoformat(),
-            "to": last.isoformat(),
-            "days": days,
-            **await _fresh(ctx),
-        }
+        return r.DistrictDays(
+            district=district, from_=first, to=last, days=days, **await _fresh(ctx)
+        )
 
     @router.get("/city/summary", summary="The districts' figures summed per day")
     async def city_summary(
@@ -166,76 +168,68 @@ def build_router(
         principal: Annotated[Principal, Depends(figures_reader)],
         start: FromDate = None,
         end: ToDate = None,
-    ) -> dict[str, Any]:
+    ) -> r.CityDays:
         ctx = get_ctx(request)
         first, last = figures_range(ctx, principal, start, end)
         _, city = await _city_days(ctx, first, last)
-        days = [{"day": day.isoformat(), **to_json(figures)} for day, figures in city.items()]
-        return {
-            "from": first.isoformat(),
-            "to": last.isoformat(),
-            "days": days,
-            **await _fresh(ctx),
-        }
+        days = [_day(day, figures) for day, figures in city.items()]
+        return r.CityDays(from_=first, to=last, days=days, **await _fresh(ctx))
 
     @router.get("/facilities/{facility}/live", summary="A facility right now")
     async def facility_live(
         request: Request,
         facility: str,
         principal: Annotated[Principal, Depends(room_reader)],
-    ) -> dict[str, Any]:
+    ) -> r.FacilityLive:
         access.own_room(principal, facility, service)
         ctx = get_ctx(request)
         f = ctx.city.facility_by_id.get(facility)
         if f is None:
             raise HTTPException(404, "unknown facility")
         now = ctx.clock()
-        async with ctx.pool.acquire() as conn:
-            live = await queries.facility_live(
-                conn, facility, ctx.today(), now, ctx.settings.stale_visit_hours
-            )
-        last_event = live["last_event_time"]
-        return {
-            "facility": f.id,
-            "name": f.name,
-            "district": f.district,
-            "status": f.status.value,
-            "booths_total": f.booths,
-            "booths_in_use": live["in_use"],
-            "booths_free": max(f.booths - live["in_use"], 0),
-            "open_now": f.is_open(now.astimezone(ctx.city.zone)),
-            "visits_today": live["visits_today"],
-            "refusals_today": live["refusals_today"],
-            "last_event_time": last_event.isoformat() if last_event else None,
+        live = await ctx.reads.facility_live(
+            facility, ctx.today(), now, ctx.settings.stale_visit_hours
+        )
+        return r.FacilityLive(
+            facility=f.id,
+            name=f.name,
+            district=f.district,
+            status=f.status.value,
+            booths_total=f.booths,
+            booths_in_use=live.in_use,
+            booths_free=max(f.booths - live.in_use, 0),
+            open_now=f.is_open(now.astimezone(ctx.city.zone)),
+            visits_today=live.visits_today,
+            refusals_today=live.refusals_today,
+            last_event_time=live.last_event_time,
             **await _fresh(ctx),
-        }
+        )
 
     @router.get("/facilities/{facility}/stock", summary="A facility's supplies on hand")
     async def facility_stock(
         request: Request,
         facility: str,
         principal: Annotated[Principal, Depends(room_reader)],
-    ) -> dict[str, Any]:
+    ) -> r.FacilityStock:
         access.own_room(principal, facility, service)
         ctx = get_ctx(request)
         if facility not in ctx.city.facility_by_id:
             raise HTTPException(404, "unknown facility")
-        async with ctx.pool.acquire() as conn:
-            rows = await queries.facility_stock(conn, facility, ctx.clock())
+        rows = await ctx.reads.facility_stock(facility, ctx.clock())
         items = []
-        for r in rows:
-            on_hand = int(r["counted"]) + int(r["moved"])
-            daily = Decimal(int(r["used_7d"])) / 7
+        for row in rows:
+            on_hand = row.counted + row.moved
+            daily = Decimal(row.used_7d) / 7
             items.append(
-                {
-                    "item": r["item"],
-                    "on_hand": on_hand,
-                    "counted_at": r["counted_at"].isoformat() if r["counted_at"] else None,
-                    "average_daily_use_7d": round(float(daily), 2),
-                    "days_of_cover": round(float(on_hand / daily), 1) if daily > 0 else None,
-                }
+                r.StockItem(
+                    item=row.item,
+                    on_hand=on_hand,
+                    counted_at=row.counted_at,
+                    average_daily_use_7d=round(float(daily), 2),
+                    days_of_cover=round(float(on_hand / daily), 1) if daily > 0 else None,
+                )
             )
-        return {"facility": facility, "items": items, **await _fresh(ctx)}
+        return r.FacilityStock(facility=facility, items=items, **await _fresh(ctx))
 
     @router.get("/alerts", summary="Drug alerts, newest first")
     async def alerts(
@@ -244,21 +238,18 @@ def build_router(
         district: str | None = None,
         since: AwareDatetime | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
+    ) -> r.Alerts:
         ctx = get_ctx(request)
         if district is not None:
             district_or_404(ctx, district)
         if principal.kind is access.FACILITY:
             room = ctx.city.facility_by_id.get(principal.id)
             access.own_district(principal, district, room.district if room else "", service)
-        async with ctx.pool.acquire() as conn:
-            rows = await queries.alerts(conn, district, since, limit)
-        return {
-            "alerts": [
-                {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
-                for r in rows
-            ],
-            **await _fresh(ctx),
-        }
+        rows = await ctx.reads.alerts(district, since, limit)
+        return r.Alerts(alerts=[r.Alert(**row) for row in rows], **await _fresh(ctx))
 
     return router
+
+
+def _day(day: date, figures: Day) -> r.DayFigures:
+    return r.DayFigures.model_validate({"day": day, **to_json(figures)})

@@ -21,6 +21,7 @@ from services.projection import access
 from services.projection.api import ReadContext, build_router
 from services.projection.domain_metrics import install_domain_metrics
 from services.projection.period_api import build_period_router
+from services.projection.read_port import PgReadModels
 from services.projection.report_api import build_report_router
 from services.projection.retention import RetentionSettings, retention_loop
 from services.projection.runner import ProjectionRunner, tune_gc
@@ -61,7 +62,11 @@ def create_app() -> FastAPI:
         )
         app.state.runner = runner
         app.state.read = ReadContext(
-            pool=pool, city=city, settings=settings, freshness=runner.freshness
+            pool=pool,
+            reads=PgReadModels(pool),
+            city=city,
+            settings=settings,
+            freshness=runner.freshness,
         )
         log.info("%s ready", SERVICE)
         try:

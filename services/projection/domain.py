@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from services.projection import schema
 from shared.city import City
 from shared.events import payloads as p
 from shared.events.envelope import DecodeError, Envelope, decode
@@ -41,28 +42,13 @@ _DISTRICT_LEVEL = frozenset(
         "dk.dcr.alert.raised",
         "dk.dcr.alert.acknowledged",
         "dk.dcr.alert.resolved",
+        "dk.dcr.alert.withdrawn",
     }
 )
 
 #: district_daily columns changed by adding deltas (the rest are recomputed from visits).
-INT_COLUMNS: tuple[str, ...] = (
-    "refusals",
-    "referrals",
-    "services",
-    "supplies_dispensed",
-    "sharps_returned_count",
-    "incidents",
-    "overdoses",
-    "life_threatening",
-    "naloxone_doses",
-    "ambulance_calls",
-    "hospital_transfers",
-    "deaths",
-    "drug_checks",
-    "drug_checks_unexpected",
-    "street_needles_count",
-)
-DECIMAL_COLUMNS: tuple[str, ...] = ("sharps_returned_kg", "street_needles_kg")
+INT_COLUMNS: tuple[str, ...] = schema.names(kind=schema.Kind.ADDITIVE, unit=schema.Unit.COUNT)
+DECIMAL_COLUMNS: tuple[str, ...] = schema.names(kind=schema.Kind.ADDITIVE, unit=schema.Unit.KG)
 #: facility_daily columns changed by adding deltas.
 FACILITY_INT_COLUMNS: tuple[str, ...] = ("refusals", "incidents", "overdoses")
 
@@ -229,6 +215,8 @@ class Changes:
     #: Lifecycle: the first acknowledgement / resolution per alert wins (applied after alerts).
     alert_acks: list[AlertAck] = field(default_factory=list)
     alert_resolutions: dict[str, datetime] = field(default_factory=dict)
+    #: A withdrawal (a void took the alert's basis) wins over every other state.
+    alert_withdrawals: dict[str, datetime] = field(default_factory=dict)
     applied_types: Counter[str] = field(default_factory=Counter)
     #: Visit starts outside the facility's opening hours, per facility (accepted; a metric).
     outside_opening_hours: Counter[str] = field(default_factory=Counter)
@@ -275,7 +263,7 @@ def _check_references(env: Envelope, facility: str | None, city: City) -> str | 
         if facility is None and env.key != data.district:
             return "source district differs from payload district"
     if (
-        isinstance(data, p.DrugAlertAcknowledged | p.DrugAlertResolved)
+        isinstance(data, p.DrugAlertAcknowledged | p.DrugAlertResolved | p.DrugAlertWithdrawn)
         and data.district not in city.district_by_id
     ):
         return "unknown district in payload"
@@ -368,7 +356,8 @@ def _district(env: Envelope, facility: str | None, city: City) -> str:
         p.StreetNeedlesCollected
         | p.DrugAlertRaised
         | p.DrugAlertAcknowledged
-        | p.DrugAlertResolved,
+        | p.DrugAlertResolved
+        | p.DrugAlertWithdrawn,
     ):
         return data.district
     district = city.district_of(facility) if facility is not None else None
@@ -503,6 +492,8 @@ def _apply_one(ch: Changes, env: Envelope, district: str, day: date, facility: s
         )
     elif isinstance(data, p.DrugAlertResolved):
         ch.alert_resolutions.setdefault(data.alert_id, env.time)
+    elif isinstance(data, p.DrugAlertWithdrawn):
+        ch.alert_withdrawals.setdefault(data.alert_id, env.time)
     # p.ReportVoided changes no figure here: see void_targets() and retraction()
 
 

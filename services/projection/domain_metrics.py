@@ -36,7 +36,7 @@ visit id or an incident id):
 * stock: ``dcr_stock_on_hand`` and ``dcr_stock_cover_seconds`` {district, facility, item}
   (on hand / mean daily dispensing of the last 7 days; absent when nothing was dispensed);
 * ``dcr_drug_alerts_open`` {district}; the lifecycle: ``dcr_drug_alerts_by_state`` {district, state}
-  (open, acknowledged, resolved) and ``dcr_drug_alert_seconds_to_acknowledge`` {district}
+  (open, acknowledged, resolved, withdrawn) and ``dcr_drug_alert_seconds_to_acknowledge`` {district}
   (a summary: ``_sum`` / ``_count`` over every acknowledged alert);
 * freshness: ``dcr_read_model_last_record_timestamp_seconds`` (Kafka timestamp of the newest
   record applied, all partitions and instances),
@@ -67,6 +67,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.projection.schema import DISTRICT_DAILY, Column, Unit
 from services.projection.settings import ProjectionSettings
 from services.projection.store import REBUILD_LOCK_NS
 from shared.city import City, District, Facility, FacilityStatus
@@ -88,68 +89,24 @@ _BREAKDOWNS: dict[str, tuple[str, ...]] = {
     "incident_kind": tuple(k.value for k in IncidentKind),
     "incident_outcome": tuple(o.value for o in Outcome),
 }
-#: district_daily columns summed over all days -> (counter name, help, factor).
-_DISTRICT_COUNTERS: tuple[tuple[str, str, str, Decimal], ...] = (
-    ("sharps_returned_count", "dcr_sharps_returned", "Used sharps returned to facilities", _ONE),
-    (
-        "sharps_returned_kg",
-        "dcr_sharps_returned_grams",
-        "Weight of used sharps returned to facilities",
-        _GRAMS_PER_KG,
-    ),
-    ("overdoses", "dcr_overdoses", "Overdoses treated (opioid overdose, overamping)", _ONE),
-    (
-        "life_threatening",
-        "dcr_life_threatening_incidents",
-        "Incidents staff judged life-threatening (lives probably saved)",
-        _ONE,
-    ),
-    ("naloxone_doses", "dcr_naloxone_doses", "Naloxone doses given", _ONE),
-    (
-        "street_needles_count",
-        "dcr_street_needles_collected",
-        "Needles collected in the street by sanitation teams",
-        _ONE,
-    ),
-    (
-        "street_needles_kg",
-        "dcr_street_needles_collected_grams",
-        "Weight of needles collected in the street",
-        _GRAMS_PER_KG,
-    ),
+
+
+def _factor(c: Column) -> Decimal:
+    """Weights are exported in grams (whole numbers), counts as they are."""
+    return _GRAMS_PER_KG if c.unit is Unit.KG else _ONE
+
+
+#: district_daily columns summed over all days -> (counter name, help, factor) (:mod:`.schema`).
+_DISTRICT_COUNTERS: tuple[tuple[str, str, str, Decimal], ...] = tuple(
+    (c.name, c.metric.total, c.metric.total_help, _factor(c))
+    for c in DISTRICT_DAILY
+    if c.metric.total is not None
 )
-#: district_daily columns of today -> (gauge name, help, factor).
-_DISTRICT_TODAY: tuple[tuple[str, str, str, Decimal], ...] = (
-    ("visits", "dcr_district_visits_today", "Visits started today", _ONE),
-    ("unique_clients", "dcr_district_unique_clients_today", "Distinct clients today", _ONE),
-    ("refusals", "dcr_district_refusals_today", "Clients turned away today", _ONE),
-    ("incidents", "dcr_district_incidents_today", "Incidents today", _ONE),
-    ("overdoses", "dcr_district_overdoses_today", "Overdoses treated today", _ONE),
-    (
-        "life_threatening",
-        "dcr_district_life_threatening_incidents_today",
-        "Life-threatening incidents today (lives probably saved)",
-        _ONE,
-    ),
-    ("naloxone_doses", "dcr_district_naloxone_doses_today", "Naloxone doses given today", _ONE),
-    (
-        "sharps_returned_count",
-        "dcr_district_sharps_returned_today",
-        "Used sharps returned today",
-        _ONE,
-    ),
-    (
-        "street_needles_count",
-        "dcr_district_street_needles_collected_today",
-        "Needles collected in the street today",
-        _ONE,
-    ),
-    (
-        "street_needles_kg",
-        "dcr_district_street_needles_collected_grams_today",
-        "Weight of needles collected in the street today",
-        _GRAMS_PER_KG,
-    ),
+#: district_daily columns of today -> (gauge name, help, factor) (:mod:`.schema`).
+_DISTRICT_TODAY: tuple[tuple[str, str, str, Decimal], ...] = tuple(
+    (c.name, c.metric.today, c.metric.today_help, _factor(c))
+    for c in DISTRICT_DAILY
+    if c.metric.today is not None
 )
 _DISTRICT_COLUMNS = sorted({c for c, *_ in _DISTRICT_COUNTERS} | {c for c, *_ in _DISTRICT_TODAY})
 
@@ -398,7 +355,7 @@ def _render_snapshot(s: Snapshot, city: City) -> Iterator[Metric]:
     yield alerts
     states = GaugeMetricFamily(
         "dcr_drug_alerts_by_state",
-        "Drug alerts by lifecycle state (open, acknowledged, resolved)",
+        "Drug alerts by lifecycle state (open, acknowledged, resolved, withdrawn)",
         labels=["district", "state"],
     )
     ack = SummaryMetricFamily(
@@ -407,7 +364,7 @@ def _render_snapshot(s: Snapshot, city: City) -> Iterator[Metric]:
         labels=["district"],
     )
     for d in districts:
-        for state in ("open", "acknowledged", "resolved"):
+        for state in ("open", "acknowledged", "resolved", "withdrawn"):
             states.add_metric([d, state], s.alert_states.get((d, state), 0))
         n, total = s.ack_seconds.get(d, (0, 0.0))
         ack.add_metric([d], count_value=n, sum_value=total)

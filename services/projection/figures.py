@@ -19,6 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
+from services.projection import schema
 from shared.events.vocabulary import (
     IncidentKind,
     OnSiteService,
@@ -30,32 +31,12 @@ from shared.events.vocabulary import (
     SupplyItem,
 )
 
-COUNT_FIELDS: tuple[str, ...] = (
-    "visits",
-    "unique_clients",
-    "new_clients",
-    "assisted_injections",
-    "visits_completed",
-    "refusals",
-    "referrals",
-    "services",
-    "supplies_dispensed",
-    "sharps_returned_count",
-    "incidents",
-    "overdoses",
-    "life_threatening",
-    "naloxone_doses",
-    "ambulance_calls",
-    "hospital_transfers",
-    "deaths",
-    "drug_checks",
-    "drug_checks_unexpected",
-    "street_needles_count",
-)
-WEIGHT_FIELDS: tuple[str, ...] = ("sharps_returned_kg", "street_needles_kg")
-MINUTE_FIELDS: tuple[str, ...] = ("visit_minutes_median", "visit_minutes_mean")
+#: The read API's day figures, from the declaration of ``district_daily`` (:mod:`.schema`).
+COUNT_FIELDS: tuple[str, ...] = schema.names(unit=schema.Unit.COUNT)
+WEIGHT_FIELDS: tuple[str, ...] = schema.names(unit=schema.Unit.KG)
+MINUTE_FIELDS: tuple[str, ...] = schema.names(unit=schema.Unit.MINUTES)
 #: Not shown in the API; needed to add district means up to a city mean.
-SECONDS_FIELD = "visit_seconds_total"
+(SECONDS_FIELD,) = schema.names(unit=schema.Unit.SECONDS)
 
 #: API name -> (stored dimension, its vocabulary).
 BREAKDOWNS: dict[str, tuple[str, type[StrEnum]]] = {

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from services.projection import period_queries as q
+from services.projection import responses as r
 from services.projection.api import FromDate, ReadContext, ToDate, _query_error
 from services.projection.api import _range as day_range
 from services.projection.figures import days_between
@@ -65,23 +66,21 @@ def build_period_router(
 ) -> APIRouter:
     router = APIRouter(dependencies=list(dependencies))
 
-    async def totals(ctx: ReadContext, req: ReportRequest) -> dict[str, Any]:
+    async def totals(ctx: ReadContext, req: ReportRequest) -> r.PeriodTotals:
         p = req.period
         async with ctx.pool.acquire() as conn:
             rooms = await q.room_cells(conn, [f.id for f in ctx.city.facilities], p.start, p.end)
         table = scope_tables(ctx.city, rooms)[req.scope.key]
-        figures: dict[str, Any] = {k: _number(v) for k, v in table.items()}
-        out: dict[str, Any] = {
-            "scope": req.scope.key,
-            "period": p.kind.value,
-            "label": p.label,
-            "from": p.start.isoformat(),
-            "to": p.end.isoformat(),
-            "days": p.days,
-            "figures": figures,
-        }
-        out.update((await ctx.freshness()).as_json())
-        return out
+        return r.PeriodTotals(
+            scope=req.scope.key,
+            period=p.kind.value,
+            label=p.label,
+            from_=p.start,
+            to=p.end,
+            days=p.days,
+            figures={k: _number(v) for k, v in table.items()},
+            **r.Fresh.of(await ctx.freshness()),
+        )
 
     @router.get("/periods", summary="A scope's totals over a period (distinct people exact)")
     async def periods(
@@ -91,7 +90,7 @@ def build_period_router(
         anchor: Anchor = None,
         start: FromDate = None,
         end: ToDate = None,
-    ) -> dict[str, Any]:
+    ) -> r.PeriodTotals:
         ctx = get_ctx(request)
         req = report_request(ctx, "internal", scope, period, anchor, start, end)
         return await totals(ctx, req)
@@ -99,7 +98,7 @@ def build_period_router(
     @router.get("/rooms/{facility}/daily", summary="A room's figures per day")
     async def room_daily(
         request: Request, facility: str, start: FromDate = None, end: ToDate = None
-    ) -> dict[str, Any]:
+    ) -> r.RoomDays:
         ctx = get_ctx(request)
         if facility not in ctx.city.facility_by_id:
             raise HTTPException(404, "unknown facility")
@@ -107,20 +106,19 @@ def build_period_router(
         async with ctx.pool.acquire() as conn:
             found = await q.room_days(conn, facility, first, last)
         days = [
-            {
-                "day": d.isoformat(),
-                **{k: _number(v) for k, v in complete(found.get(d, {})).items()},
-            }
+            r.RoomDay.model_validate(
+                {"day": d, **{k: _number(v) for k, v in complete(found.get(d, {})).items()}}
+            )
             for d in days_between(first, last)
         ]
-        return {
-            "facility": facility,
-            "district": ctx.city.district_of(facility),
-            "from": first.isoformat(),
-            "to": last.isoformat(),
-            "days": days,
-            **(await ctx.freshness()).as_json(),
-        }
+        return r.RoomDays(
+            facility=facility,
+            district=ctx.city.district_of(facility),
+            from_=first,
+            to=last,
+            days=days,
+            **r.Fresh.of(await ctx.freshness()),
+        )
 
     @router.get("/street-collections", summary="Street needle collections by district and area")
     async def street_collections(
@@ -128,7 +126,7 @@ def build_period_router(
         district: str | None = None,
         start: FromDate = None,
         end: ToDate = None,
-    ) -> dict[str, Any]:
+    ) -> r.StreetCollections:
         ctx = get_ctx(request)
         if district is not None and district not in ctx.city.district_by_id:
             raise HTTPException(404, "unknown district")
@@ -136,21 +134,21 @@ def build_period_router(
         districts = [district] if district else [d.id for d in ctx.city.districts]
         async with ctx.pool.acquire() as conn:
             rows = await q.street_area_days(conn, districts, first, last)
-        return {
-            "from": first.isoformat(),
-            "to": last.isoformat(),
-            "collections": [
-                {
-                    "day": r["day"].isoformat(),
-                    "district": r["district"],
-                    "area": r["area"],
-                    "reports": r["reports"],
-                    "needles": r["needles"],
-                    "kg": float(r["kg"]),
-                }
-                for r in rows
+        return r.StreetCollections(
+            from_=first,
+            to=last,
+            collections=[
+                r.StreetCollection(
+                    day=row["day"],
+                    district=row["district"],
+                    area=row["area"],
+                    reports=row["reports"],
+                    needles=row["needles"],
+                    kg=float(row["kg"]),
+                )
+                for row in rows
             ],
-            **(await ctx.freshness()).as_json(),
-        }
+            **r.Fresh.of(await ctx.freshness()),
+        )
 
     return router

@@ -17,6 +17,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from services.projection.release_periods import Period, PeriodKind
 from services.projection.releases import NotReleased, Releaser
+from services.projection.responses import PublicLatest, PublicRelease
 
 
 def build_public_router(get: Callable[[Request], Releaser]) -> APIRouter:
@@ -26,14 +27,14 @@ def build_public_router(get: Callable[[Request], Releaser]) -> APIRouter:
         "/public/latest",
         summary="The most recent released day, week and month",
     )
-    async def latest(request: Request) -> dict[str, Any]:
+    async def latest(request: Request) -> PublicLatest:
         releaser = get(request)
         now = releaser.clock()
         out: dict[str, Any] = {}
         for kind in PeriodKind:
             p = releaser.rule.latest(kind, now)
-            out[kind.value] = p.start.isoformat() if releaser.public(p, now) else None
-        return out
+            out[kind.value] = p.start if releaser.public(p, now) else None
+        return PublicLatest.model_validate(out)
 
     @router.get(
         "/public/{period}/{start}",
@@ -43,7 +44,7 @@ def build_public_router(get: Callable[[Request], Releaser]) -> APIRouter:
             422: {"description": "start does not begin a period of that kind"},
         },
     )
-    async def released(request: Request, period: PeriodKind, start: date) -> dict[str, Any]:
+    async def released(request: Request, period: PeriodKind, start: date) -> PublicRelease:
         releaser = get(request)
         try:
             p = Period.of(period, start)
@@ -58,6 +59,6 @@ def build_public_router(get: Callable[[Request], Releaser]) -> APIRouter:
             if p.start < releaser.since:
                 raise HTTPException(404, f"public figures begin {releaser.since}") from None
             raise HTTPException(404, f"{p.name} is released at {when}") from None
-        return release.public(releaser.districts)
+        return PublicRelease.model_validate(release.public(releaser.districts))
 
     return router

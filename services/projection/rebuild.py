@@ -2,7 +2,7 @@
 
 Empties every read model, the dedup table and the group's stored offsets, then replays every
 partition of the event topics from its beginning up to the end offsets seen at start, through
-the same code as the live service (:class:`~.consumer.Projector`), printing progress to stderr.
+the same code as the live service (:class:`~.consumer.Projector`), showing progress on stderr.
 The result equals the live run's tables (every change is batch-independent, see
 :mod:`.domain`). Offsets are stored under the live consumer group, so the service resumes exactly
 where the rebuild stopped; an interrupted rebuild leaves a consistent prefix (run it again).
@@ -23,7 +23,6 @@ from typing import Any, TextIO
 
 import asyncpg
 import uvloop
-from aiokafka import TopicPartition
 
 from services.projection import store
 from services.projection.consumer import Projector
@@ -31,8 +30,10 @@ from services.projection.metrics import REBUILD_PROGRESS
 from services.projection.runner import make_consumer, tune_gc
 from services.projection.settings import ProjectionSettings
 from shared.city import City, load_city
+from shared.kafka.admin import partitions_of
 from shared.kafka.deadletter import DeadLetter
 from shared.kafka.topics import EVENT_TOPICS
+from shared.progress import CommandProgress
 from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -54,35 +55,26 @@ class SkippedLetters:
 
 
 class Progress:
-    """A progress line on ``out`` (rewritten in place on a terminal, else every 10 %)."""
+    """The rebuild's progress on ``out`` (a rich bar on a terminal; in a log, a line every 10 %)
+    and the ``dcr_projection_rebuild_progress`` gauge."""
 
     def __init__(self, total: int, out: TextIO) -> None:
         self.total = total
-        self._out = out
-        self._started = time.monotonic()
+        self._bar = CommandProgress(out, "rebuild", total)
         self._last_tenth = -1
-        self._last_done = -1
-        self._tty = out.isatty()
+        self._bar.start()
 
     def __call__(self, done: int) -> None:
         ratio = done / self.total if self.total else 1.0
         REBUILD_PROGRESS.set(ratio)
+        self._bar.update(done, "records")
         tenth = int(ratio * 10)
-        if not self._tty and (
-            done == self._last_done or (tenth == self._last_tenth and done < self.total)
-        ):
-            return
-        self._last_tenth, self._last_done = tenth, done
-        rate = done / max(time.monotonic() - self._started, 1e-6)
-        bar = "#" * int(ratio * 30)
-        line = f"rebuild [{bar:<30}] {done}/{self.total} records ({ratio:.1%}) {rate:.0f}/s"
-        self._out.write(("\r" + line) if self._tty else line + "\n")
-        self._out.flush()
+        if not self._bar.live and tenth > self._last_tenth:
+            self._last_tenth = tenth
+            self._bar.log_line(f"rebuild {done}/{self.total} records ({ratio:.1%})")
 
     def finish(self) -> None:
-        if self._tty:
-            self._out.write("\n")
-            self._out.flush()
+        self._bar.stop()
 
 
 async def rebuild(
@@ -123,13 +115,7 @@ async def _replay(
     out: TextIO,
     progress_factory: Callable[[int, TextIO], Progress],
 ) -> int:
-    # metadata of every topic (a consumer without subscription knows none yet)
-    await c._client.force_metadata_update()
-    tps = [
-        TopicPartition(kafka.topic(t), p)
-        for t in EVENT_TOPICS
-        for p in sorted(c.partitions_for_topic(kafka.topic(t)) or ())
-    ]
+    tps = await partitions_of(kafka.bootstrap_servers, [kafka.topic(t) for t in EVENT_TOPICS])
     c.assign(tps)
     begin = await c.beginning_offsets(tps)
     end = await c.end_offsets(tps)

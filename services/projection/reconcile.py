@@ -34,11 +34,13 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from services.projection.schema import DISTRICT_DAILY
 from services.projection.settings import ProjectionSettings
 from shared.city import City, load_city
 from shared.events import payloads as p
 from shared.events.envelope import DecodeError, Envelope, decode
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
+from shared.kafka.admin import partitions_of
 from shared.kafka.topics import DEADLETTER, EVENT_TOPICS
 from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
 
@@ -46,30 +48,7 @@ Key = tuple[str, date]  # (district or facility, local day)
 TP = tuple[str, int]  # (physical topic, partition)
 
 #: district_daily columns that are compared (counts and weights; not medians or means).
-DISTRICT_COLUMNS: tuple[str, ...] = (
-    "visits",
-    "unique_clients",
-    "new_clients",
-    "assisted_injections",
-    "visits_completed",
-    "refusals",
-    "referrals",
-    "services",
-    "supplies_dispensed",
-    "sharps_returned_count",
-    "sharps_returned_kg",
-    "incidents",
-    "overdoses",
-    "life_threatening",
-    "naloxone_doses",
-    "ambulance_calls",
-    "hospital_transfers",
-    "deaths",
-    "drug_checks",
-    "drug_checks_unexpected",
-    "street_needles_count",
-    "street_needles_kg",
-)
+DISTRICT_COLUMNS: tuple[str, ...] = tuple(c.name for c in DISTRICT_DAILY if c.reconciled)
 FACILITY_COLUMNS: tuple[str, ...] = ("visits", "refusals", "incidents", "overdoses")
 _DISTRICT_EVENTS = (p.StreetNeedlesCollected, p.DrugAlertRaised)
 
@@ -278,17 +257,6 @@ def compare(exp: Expected, obs: Observed) -> list[str]:
 # --- I/O --------------------------------------------------------------------------------------
 
 
-async def _partitions(consumer: Any, topics: Sequence[str]) -> list[TopicPartition]:
-    """The partitions of ``topics`` (a metadata request for every topic: after ``assign`` the
-    consumer's own metadata only covers the assigned ones)."""
-    metadata = await consumer._client.fetch_all_metadata()
-    return [
-        TopicPartition(t, part)
-        for t in topics
-        for part in sorted(metadata.partitions_for_topic(t) or ())
-    ]
-
-
 async def _read(consumer: Any, limits: Mapping[TopicPartition, int], timeout: float) -> list[Rec]:
     """Every record of each partition from its beginning up to (excluding) its limit."""
     wanted = {tp: n for tp, n in limits.items() if n > 0}
@@ -399,7 +367,7 @@ async def reconcile(
     except (KafkaError, OSError) as exc:
         raise Unavailable(f"Kafka at {kafka.bootstrap_servers}: {type(exc).__name__}") from exc
     try:
-        tps = await _partitions(consumer, [kafka.topic(t) for t in EVENT_TOPICS])
+        tps = await partitions_of(kafka.bootstrap_servers, [kafka.topic(t) for t in EVENT_TOPICS])
         if not tps:
             raise Unavailable("the event topics do not exist")
         ends = {tp: int(o) for tp, o in (await consumer.end_offsets(tps)).items()}
@@ -422,7 +390,7 @@ async def reconcile(
             diffs.append(f"lag: {lag} record(s) in the event topics not applied yet")
         missing = 0
         if check_deadletters and exp.skipped_at:
-            dlq = await _partitions(consumer, [kafka.topic(DEADLETTER)])
+            dlq = await partitions_of(kafka.bootstrap_servers, [kafka.topic(DEADLETTER)])
             dlq_ends = {tp: int(o) for tp, o in (await consumer.end_offsets(dlq)).items()}
             letters = {
                 (h.get("dlq_original_topic", b"").decode(), h.get("dlq_original_partition", b""),

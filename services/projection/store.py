@@ -877,14 +877,16 @@ async def _alerts(conn: Conn, ch: Changes) -> None:
 
 
 async def _alert_lifecycle(conn: Conn, ch: Changes) -> None:
-    """Acknowledgements and resolutions (the first of each per alert wins); the state is
-    ``resolved`` once resolved, else ``acknowledged`` once acknowledged, else ``open``."""
+    """Acknowledgements, resolutions and withdrawals (the first of each per alert wins); the
+    state is ``withdrawn`` once withdrawn, else ``resolved`` once resolved, else
+    ``acknowledged`` once acknowledged, else ``open`` (whatever the order they arrive in)."""
     if ch.alert_acks:
         acks = ch.alert_acks
         await conn.execute(
             """UPDATE alerts a SET acknowledged_at = x.at, acknowledged_by = x.by,
                       seconds_to_acknowledge = x.seconds,
-                      state = CASE WHEN a.resolved_at IS NULL THEN 'acknowledged' ELSE a.state END
+                      state = CASE WHEN a.resolved_at IS NULL AND a.withdrawn_at IS NULL
+                                   THEN 'acknowledged' ELSE a.state END
                  FROM (SELECT DISTINCT ON (alert_id) * FROM unnest($1::text[],
                            $2::timestamptz[], $3::text[], $4::float8[])
                            AS u(alert_id, at, by, seconds) ORDER BY alert_id, at) x
@@ -897,9 +899,19 @@ async def _alert_lifecycle(conn: Conn, ch: Changes) -> None:
     if ch.alert_resolutions:
         ids, ats = zip(*ch.alert_resolutions.items(), strict=True)
         await conn.execute(
-            """UPDATE alerts a SET resolved_at = x.at, state = 'resolved'
+            """UPDATE alerts a SET resolved_at = x.at,
+                      state = CASE WHEN a.withdrawn_at IS NULL THEN 'resolved' ELSE a.state END
                  FROM unnest($1::text[], $2::timestamptz[]) AS x(alert_id, at)
                 WHERE a.alert_id = x.alert_id AND a.resolved_at IS NULL""",
+            list(ids),
+            list(ats),
+        )
+    if ch.alert_withdrawals:
+        ids, ats = zip(*ch.alert_withdrawals.items(), strict=True)
+        await conn.execute(
+            """UPDATE alerts a SET withdrawn_at = x.at, state = 'withdrawn'
+                 FROM unnest($1::text[], $2::timestamptz[]) AS x(alert_id, at)
+                WHERE a.alert_id = x.alert_id AND a.withdrawn_at IS NULL""",
             list(ids),
             list(ats),
         )

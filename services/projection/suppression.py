@@ -37,29 +37,12 @@ import highspy
 import numpy as np
 
 from services.projection.figures import BREAKDOWNS, Day
+from services.projection.schema import DISTRICT_DAILY
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
 
 #: Counts about people: suppressed when small. (Supplies, sharps and street needles are
 #: quantities of things, not people, and are shown as they are.)
-PERSON_COUNTS: tuple[str, ...] = (
-    "visits",
-    "unique_clients",
-    "new_clients",
-    "assisted_injections",
-    "visits_completed",
-    "refusals",
-    "referrals",
-    "services",
-    "incidents",
-    "overdoses",
-    "life_threatening",
-    "naloxone_doses",
-    "ambulance_calls",
-    "hospital_transfers",
-    "deaths",
-    "drug_checks",
-    "drug_checks_unexpected",
-)
+PERSON_COUNTS: tuple[str, ...] = tuple(c.name for c in DISTRICT_DAILY if c.person_count)
 PERSON_BREAKDOWNS: tuple[str, ...] = tuple(b for b in BREAKDOWNS if b != "supplies_by_item")
 #: Distinct people do not add up over days: a week or month has no ``unique_clients``.
 DAILY_ONLY: frozenset[str] = frozenset({"unique_clients"})

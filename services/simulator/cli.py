@@ -45,6 +45,7 @@ from services.simulator.params import SimParams, dump_params, load_params
 from services.simulator.runner import Runner, SimClock, Stats
 from services.simulator.sender import RetryPolicy, Sender
 from shared.city import City, load_city
+from shared.progress import CommandProgress
 from shared.settings import REPO_ROOT, CitySettings
 
 log = logging.getLogger("dcr-sim")
@@ -330,60 +331,62 @@ def load_tokens(path: Path, needed: set[str]) -> dict[str, str]:
 
 
 class Progress:
-    """A one-line text progress bar on a TTY (redrawn in place); otherwise (a log file) a plain
+    """The run's progress on ``stream`` (:mod:`shared.progress`): a rich bar over the simulated
+    period on a terminal (open-ended runs: the counters only); otherwise (a log file) a plain
     line every 10 s, every 60 s once the run follows real time."""
 
     def __init__(self, stream: TextIO, plan: Plan, runner: Runner, clock: SimClock) -> None:
-        self.stream = stream
         self.plan = plan
         self.runner = runner
         self.clock = clock
-        self.tty = stream.isatty()
+        span = (plan.end - plan.start).total_seconds() if plan.end is not None else None
+        self.bar = CommandProgress(stream, self._title(), span)
         self._last = (time.monotonic(), 0)
         self._rate = 0.0
 
-    def line(self) -> str:
-        stats, plan = self.runner.stats, self.plan
-        total = stats.total()
+    def _title(self) -> str:
+        if self.plan.end is not None:
+            return "dcr-sim"
+        return "dcr-sim [real time]" if self.clock.real_time() else "dcr-sim [catching up]"
+
+    def _position(self) -> datetime:
+        plan = self.plan
         pos = self.runner.delivered_until() or plan.start
         if self.runner.completed and plan.end is not None:
             pos = plan.end
+        if plan.end is None and self.clock.real_time() and not self.runner.queued:
+            pos = max(pos, self.clock.now())  # nothing due: the simulated time is now
+        return pos
+
+    def status(self, pos: datetime) -> str:
+        total = self.runner.stats.total()
         now, last_n = time.monotonic(), self._last
         if now > last_n[0]:
             inst = (total.accepted - last_n[1]) / (now - last_n[0])
             self._rate = inst if self._rate == 0 else 0.7 * self._rate + 0.3 * inst
         self._last = (now, total.accepted)
-        if plan.end is None and self.clock.real_time() and not self.runner.queued:
-            pos = max(pos, self.clock.now())  # nothing due: the simulated time is now
-        local = pos.astimezone(plan.city.zone).strftime("%a %d %b %H:%M")
-        if plan.end is not None:
-            frac = min(1.0, max(0.0, (pos - plan.start) / (plan.end - plan.start)))
-            width = 24
-            bar = "#" * round(frac * width) + "-" * (width - round(frac * width))
-            head = f"[{bar}] {frac * 100:3.0f}%"
-        else:
-            head = "[real time]" if self.clock.real_time() else f"[catching up {plan.speed:g}x]"
+        local = pos.astimezone(self.plan.city.zone).strftime("%a %d %b %H:%M")
         return (
-            f"{head} sim {local} | sent {total.sent} ok {total.accepted} retried {total.retried}"
+            f"sim {local} | sent {total.sent} ok {total.accepted} retried {total.retried}"
             f" failed {total.failed} | queued {self.runner.queued} | {self._rate:.0f}/s"
         )
 
     def draw(self) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[K" + self.line())
-        else:
-            self.stream.write(datetime.now(UTC).strftime("%H:%M:%SZ ") + self.line() + "\n")
-        self.stream.flush()
-
-    def clear(self) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+        pos = self._position()
+        status = self.status(pos)
+        self.bar.update((pos - self.plan.start).total_seconds(), status)
+        if not self.bar.live:
+            done = ""
+            if self.plan.end is not None:
+                span = (self.plan.end - self.plan.start).total_seconds()
+                frac = min(1.0, max(0.0, (pos - self.plan.start).total_seconds() / span))
+                done = f"{frac * 100:3.0f}% "
+            self.bar.log_line(done + status)
 
     async def run(self) -> None:
         while not self.runner.finished:
             self.draw()
-            if self.tty:
+            if self.bar.live:
                 await asyncio.sleep(0.25)
             else:
                 await asyncio.sleep(60.0 if self.clock.real_time() else 10.0)
@@ -454,35 +457,21 @@ async def run_plan(
     runner = Runner(plan.reports(), sender, clock, run_id=plan.run_id)
     started = time.monotonic()
     bar = Progress(progress, plan, runner, clock) if progress is not None else None
-    bar_task = asyncio.create_task(bar.run()) if bar is not None else None
-    handler = _ProgressAwareHandler(bar) if bar is not None else None
-    if handler is not None:
-        logging.getLogger().handlers.insert(0, handler)  # clear the bar before others write
-    try:
-        await runner.run(stop, grace_s)
-    finally:
-        if bar_task is not None:
-            bar_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await bar_task
+    async with contextlib.AsyncExitStack() as shown:
         if bar is not None:
-            bar.draw()
-            if bar.tty:
-                bar.stream.write("\n")
-        if handler is not None:
-            logging.getLogger().removeHandler(handler)
+            bar.bar.start()
+            shown.callback(bar.bar.stop)
+            shown.enter_context(bar.bar.logging_above())
+            shown.callback(bar.draw)  # the final state, drawn once the ticker is gone
+            shown.push_async_callback(_cancelled, asyncio.create_task(bar.run()))
+        await runner.run(stop, grace_s)
     return runner, time.monotonic() - started
 
 
-class _ProgressAwareHandler(logging.Handler):
-    """Clears the progress line before a log record is written below it."""
-
-    def __init__(self, bar: Progress) -> None:
-        super().__init__(logging.NOTSET)
-        self.bar = bar
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.bar.clear()
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _amain(args: argparse.Namespace, plan: Plan) -> int:

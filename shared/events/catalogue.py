@@ -1,4 +1,7 @@
-"""The event catalogue: every CloudEvents ``type``, its topic, payload model and schema version.
+"""The event catalogue: every CloudEvents ``type``, its stream, payload model and schema version.
+
+Contracts know no plumbing: this module imports no I/O library and nothing from ``shared.kafka``;
+the topic names derive from :mod:`shared.events.streams` (see ``shared/kafka/topics.py``).
 
 Adding a version 2 of an event: bump ``version`` here, change the model, and register an upcaster
 in :data:`UPCASTERS` that turns a version-1 ``data`` dict into a version-2 one. Consumers always
@@ -13,11 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.events import payloads as p
-from shared.kafka import topics
+from shared.events import streams as topics
 
 
 @dataclass(frozen=True, slots=True)
 class EventSpec:
+    """One event type: its stream (see :mod:`shared.events.streams`), payload model, version."""
+
     type: str
     topic: str
     model: builtins.type[p.Payload]
@@ -42,6 +47,7 @@ CATALOGUE: dict[str, EventSpec] = {
         EventSpec("dk.dcr.alert.raised", topics.ALERTS, p.DrugAlertRaised),
         EventSpec("dk.dcr.alert.acknowledged", topics.ALERTS, p.DrugAlertAcknowledged),
         EventSpec("dk.dcr.alert.resolved", topics.ALERTS, p.DrugAlertResolved),
+        EventSpec("dk.dcr.alert.withdrawn", topics.ALERTS, p.DrugAlertWithdrawn),
         EventSpec("dk.dcr.report.voided", topics.CORRECTIONS, p.ReportVoided),
     )
 }

@@ -50,7 +50,6 @@ class Envelope(BaseModel):
     type: str
     source: str
     time: AwareDatetime
-    subject: str | None = None
     data: SerializeAsAny[p.Payload]
 
     @field_validator("source")
@@ -61,15 +60,12 @@ class Envelope(BaseModel):
         return v
 
     @classmethod
-    def wrap(
-        cls, data: p.Payload, *, id: UUID, source: str, time: datetime, subject: str | None = None
-    ) -> Envelope:
+    def wrap(cls, data: p.Payload, *, id: UUID, source: str, time: datetime) -> Envelope:
         return cls(
             id=id,
             type=spec_for(type(data)).type,
             source=source,
             time=time,
-            subject=subject,
             data=data,
         )
 
@@ -109,7 +105,7 @@ def _parse_source(source: str) -> tuple[str, str]:
 
 
 def to_headers(env: Envelope) -> dict[str, str]:
-    headers = {
+    return {
         "ce_specversion": SPECVERSION,
         "ce_id": str(env.id),
         "ce_type": env.type,
@@ -118,9 +114,6 @@ def to_headers(env: Envelope) -> dict[str, str]:
         "ce_schemaversion": str(env.schema_version),
         "content-type": CONTENT_TYPE,
     }
-    if env.subject is not None:
-        headers["ce_subject"] = env.subject
-    return headers
 
 
 def to_value(env: Envelope) -> bytes:
@@ -173,7 +166,6 @@ def decode(
         type=spec.type,
         source=h["ce_source"],
         time=time,
-        subject=h.get("ce_subject"),
         data=data,
     )
 

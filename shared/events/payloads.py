@@ -226,3 +226,17 @@ class DrugAlertResolved(Payload):
     episode: Annotated[str, Field(min_length=1, max_length=200)]
     last_seen: AwareDatetime
     quiet_period_s: Annotated[int, Field(ge=0)]
+
+
+class DrugAlertWithdrawn(Payload):
+    """A raised drug alert lost its basis: a report it counted was voided by its room and the
+    rest no longer reach the threshold (services.incident.alerting, "Corrections"); once per
+    alert. ``overdoses_remaining``: overdoses left in its window ``(since - window, since]``."""
+
+    alert_id: VisitId
+    district: DistrictId
+    reason: AlertReason
+    episode: Annotated[str, Field(min_length=1, max_length=200)]
+    since: AwareDatetime
+    overdoses_remaining: Annotated[int, Field(strict=True, ge=0)]
+    threshold: Annotated[int, Field(strict=True, ge=1)]

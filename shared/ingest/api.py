@@ -136,10 +136,7 @@ class IngestRoute(Generic[R]):
     scope: Scope = Scope.FACILITY
     #: Payload fields echoed in the 202 answer (ids the service issued, e.g. ``visit_id``).
     echo: tuple[str, ...] = ()
-    #: Called with each newly accepted event (domain metrics); must not raise.
-    on_accepted: Callable[[Envelope], None] | None = None
     description: str = ""
-    openapi_examples: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -259,7 +256,7 @@ def _endpoint(
         }
         if idempotency_key is None and body.event_id is None:
             await _publish(deps, envelope)
-            _accepted(route, deps, envelope)
+            _accepted(deps, envelope)
             return JSONResponse(status_code=202, content=response)
         route_id = f"{deps.service}{route.path}"
         fingerprint = deps.pseudonymiser.fingerprint(
@@ -286,7 +283,7 @@ def _endpoint(
                 await _publish(deps, from_record_json(record.envelope_json))
                 await deps.idempotency.mark_published(record.scope, record.key)
                 if fresh:
-                    _accepted(route, deps, envelope)
+                    _accepted(deps, envelope)
         except StoreUnavailable:
             raise HTTPException(
                 503,
@@ -357,7 +354,5 @@ async def _publish(deps: IngestDeps, envelope: Envelope) -> None:
     PUBLISH_LATENCY.labels(deps.service, envelope.topic).observe(time.perf_counter() - start)
 
 
-def _accepted(route: IngestRoute[Any], deps: IngestDeps, envelope: Envelope) -> None:
+def _accepted(deps: IngestDeps, envelope: Envelope) -> None:
     INGEST_EVENTS.labels(deps.service, envelope.type, "accepted").inc()
-    if route.on_accepted is not None:
-        route.on_accepted(envelope)

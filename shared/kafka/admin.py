@@ -14,7 +14,9 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Sequence
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
@@ -94,6 +96,23 @@ async def ensure_topics(
         return missing
     finally:
         await admin.close()
+
+
+async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``, in the order given and by partition number; a topic that
+    does not exist has none.
+
+    One metadata request for every topic through the public admin API (a consumer's own metadata
+    covers only what it subscribed to or was assigned; asking for all topics never auto-creates
+    one)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(None)
+    finally:
+        await admin.close()
+    found = {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described}
+    return [TopicPartition(t, part) for t in topics for part in found.get(t, ())]
 
 
 def main(argv: list[str] | None = None) -> int:

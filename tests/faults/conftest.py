@@ -14,7 +14,6 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -105,7 +104,3 @@ def report(title: str, **facts: object) -> None:
     print(f"=== {title} ===")
     for name, value in facts.items():
         print(f"  {name.replace('_', ' ')}: {value}")
-
-
-def tail(path: Path, chars: int = 3000) -> str:
-    return path.read_text(errors="replace")[-chars:] if path.exists() else ""

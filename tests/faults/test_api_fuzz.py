@@ -10,7 +10,8 @@ token. A share of the bodies is
 steered to a real facility and a recent time so that cases get past authorisation and the time
 window into the services' own checks and Kafka.
 
-Property: no 5xx, ever; every refusal is a 4xx whose JSON ``detail`` says why.
+Property: no 5xx, ever; every refusal is a 4xx whose JSON ``detail`` says why; every success
+conforms to the response schema the OpenAPI document declares (typed answers, issue 17).
 Bounded: ``MAX_EXAMPLES`` fuzzed cases per operation (``DCR_FUZZ_EXAMPLES`` overrides it; the
 heavy variant of ``make test-faults`` raises it), no deadline, derandomised (reproducible).
 """
@@ -30,6 +31,7 @@ import pytest
 import requests
 import schemathesis
 from schemathesis import Case
+from schemathesis.checks import response_schema_conformance
 
 from services.incident.app import create_app as create_incident
 from services.intake.app import create_app as create_intake
@@ -139,6 +141,8 @@ def _call(case: Case[Any], services: Services, service: str) -> None:
     SEEN[(service, response.status_code)] += 1
     what = f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"
     assert response.status_code < 500, what
+    if response.status_code < 300:  # the answer is what the OpenAPI schema documents
+        case.validate_response(response, checks=[response_schema_conformance])
     if response.status_code >= 400:
         detail: Any = json.loads(response.text).get("detail")
         assert detail, what

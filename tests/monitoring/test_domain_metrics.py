@@ -49,7 +49,11 @@ SNAPSHOT = dm.Snapshot(
         ("halmtorv", "syringes"): (-3, 10),
     },
     open_alerts={"vesterbro": 1},
-    alert_states={("vesterbro", "open"): 1, ("vesterbro", "resolved"): 2},
+    alert_states={
+        ("vesterbro", "open"): 1,
+        ("vesterbro", "resolved"): 2,
+        ("vesterbro", "withdrawn"): 1,
+    },
     ack_seconds={"vesterbro": (2, 300.0)},
     last_event={"halmtorv": MONDAY_10},
     last_record=MONDAY_10,
@@ -119,6 +123,8 @@ def test_names_labels_and_units() -> None:
     assert value(text, "dcr_drug_alerts_open", district="vesterbro") == 1
     assert value(text, "dcr_drug_alerts_by_state", district="vesterbro", state="resolved") == 2
     assert value(text, "dcr_drug_alerts_by_state", district="amager", state="acknowledged") == 0
+    assert value(text, "dcr_drug_alerts_by_state", district="vesterbro", state="withdrawn") == 1
+    assert value(text, "dcr_drug_alerts_by_state", district="amager", state="withdrawn") == 0
     assert value(text, "dcr_drug_alert_seconds_to_acknowledge_sum", district="vesterbro") == 300
     assert value(text, "dcr_drug_alert_seconds_to_acknowledge_count", district="vesterbro") == 2
     assert value(text, "dcr_read_model_last_record_timestamp_seconds") == MONDAY_10.timestamp()

@@ -1,5 +1,5 @@
 """The dead-letter reasons operators read, word for word, and the envelope details a consumer
-relies on: optional subject, content-type parameters, bytes that are not UTF-8 in a header, the
+relies on: content-type parameters, bytes that are not UTF-8 in a header, the
 schema version header and the upcasting of old versions (found by mutation testing,
 docs/mutation-report.md)."""
 
@@ -25,13 +25,12 @@ T = datetime(2026, 11, 27, 10, tzinfo=UTC)
 ID = uuid.UUID(int=42)
 
 
-def _refusal(subject: str | None = None) -> Envelope:
+def _refusal() -> Envelope:
     return Envelope.wrap(
         p.VisitRefused(reason=p.RefusalReason.CAPACITY),
         id=ID,
         source=facility_source("halmtorv"),
         time=T,
-        subject=subject,
     )
 
 
@@ -53,7 +52,7 @@ def _reason(headers: dict[str, bytes], value: bytes | None) -> str:
 
 
 def test_the_headers_of_an_event() -> None:
-    assert to_headers(_refusal("visit v1")) == {
+    assert to_headers(_refusal()) == {
         "ce_specversion": "1.0",
         "ce_id": str(ID),
         "ce_type": "dk.dcr.visit.refused",
@@ -61,15 +60,7 @@ def test_the_headers_of_an_event() -> None:
         "ce_time": "2026-11-27T10:00:00+00:00",
         "ce_schemaversion": str(CATALOGUE["dk.dcr.visit.refused"].version),  # 2: key id
         "content-type": "application/json",
-        "ce_subject": "visit v1",
     }
-    assert "ce_subject" not in to_headers(_refusal())
-
-
-def test_the_subject_survives_the_round_trip() -> None:
-    env = _refusal("visit v1")
-    assert decode(_headers(env), to_value(env)).subject == "visit v1"
-    assert decode(_headers(_refusal()), to_value(env)).subject is None
 
 
 def test_content_type_parameters_are_accepted() -> None:
@@ -80,8 +71,9 @@ def test_content_type_parameters_are_accepted() -> None:
 
 def test_a_header_that_is_not_utf8_does_not_stop_decoding() -> None:
     env = _refusal()
-    decoded = decode(_headers(env) | {"ce_subject": b"visit \xff"}, to_value(env))
-    assert decoded.subject == "visit \ufffd"
+    assert decode(_headers(env) | {"ce_subject": b"visit \xff"}, to_value(env)) == env
+    bad_type = _headers(env) | {"ce_type": b"dk.dcr.\xff"}
+    assert _reason(bad_type, to_value(env)) == "unknown ce_type 'dk.dcr.\ufffd'"
 
 
 def test_a_missing_schema_version_means_version_1() -> None:
@@ -174,7 +166,7 @@ def test_an_alert_window_needs_both_ends() -> None:
 
 def test_an_envelope_built_around_validation_names_its_bad_source() -> None:
     env = Envelope.model_construct(
-        id=ID, type="dk.dcr.visit.refused", source="/elsewhere/x", time=T, subject=None, data=None
+        id=ID, type="dk.dcr.visit.refused", source="/elsewhere/x", time=T, data=None
     )
     with pytest.raises(DecodeError) as err:
         _ = env.key

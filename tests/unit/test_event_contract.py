@@ -120,3 +120,26 @@ def test_upcaster_brings_old_versions_to_current(monkeypatch: pytest.MonkeyPatch
     assert upcast(spec.type, 1, {"visit": "v9"}) == {"visit_id": "v9"}
     with pytest.raises(LookupError):
         upcast("dk.dcr.visit.started", 0, {})
+
+
+def test_contracts_import_no_plumbing() -> None:
+    """shared/events is the contract: it names streams, never a Kafka, database or HTTP library;
+    the plumbing (shared/kafka/topics.py) derives its topic names from it."""
+    import ast
+    from pathlib import Path
+
+    plumbing = ("shared.kafka", "shared.db", "shared.ingest", "aiokafka", "asyncpg", "faststream")
+    plumbing += ("httpx", "fastapi", "services")
+    for path in Path("shared/events").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for name in names:
+                assert not name.startswith(plumbing), f"{path} imports {name}"
+    assert tuple(dict.fromkeys(s.topic for s in CATALOGUE.values())) == topics.EVENT_TOPICS
+    assert topics.DEADLETTER not in {s.topic for s in CATALOGUE.values()}

@@ -97,10 +97,11 @@ async def topic_sizes(env: TestEnv, topics: tuple[str, ...]) -> dict[str, int]:
         await consumer.stop()
 
 
-async def alert_worker_caught_up(env: TestEnv) -> bool:
-    """Whether the alert worker committed every record of the incidents topic (so it has
-    processed them all and published whatever they raised)."""
-    topic = env.topic(INCIDENTS)
+async def alert_worker_caught_up(env: TestEnv, topic_name: str = INCIDENTS) -> bool:
+    """Whether the alert worker committed every record of the incidents topic (or of
+    ``topic_name``, e.g. the corrections) so it has processed them all and published whatever
+    they raised."""
+    topic = env.topic(topic_name)
     consumer = AIOKafkaConsumer(bootstrap_servers=env.bootstrap)
     admin = AIOKafkaAdminClient(bootstrap_servers=env.bootstrap)
     await consumer.start()

@@ -66,10 +66,14 @@ async def notify_env(
 
 async def post_overdoses(
     client: httpx.AsyncClient, env: TestEnv, reports: Sequence[tuple[str, float]]
-) -> None:
-    """Post an overdose per ``(facility, minutes ago)`` with that facility's token (202)."""
+) -> list[str]:
+    """Post an overdose per ``(facility, minutes ago)`` with that facility's token (202); the
+    reports' event ids."""
+    ids = []
     for facility, minutes_ago in reports:
         r = await client.post(
             "/v1/incidents", json=overdose(facility, minutes_ago), headers=bearer(env, facility)
         )
         assert r.status_code == 202, r.text
+        ids.append(str(r.json()["event_id"]))
+    return ids

@@ -14,6 +14,7 @@ import pytest
 from services.projection.app import create_app as projection_app
 from shared.events import payloads as p
 from tests.integration.projection.harness import produce, wait_caught_up
+from tests.openapi_check import conforms
 from tests.support import ops_auth, serve
 from tests.unit.projection.factory import CITY, random_stream
 from tests.unit.projection.oracle import Oracle
@@ -76,11 +77,12 @@ async def test_period_totals_equal_the_oracle(iso_env: TestEnv) -> None:
     days = sorted(k[1] for k in oracle.district_days())
     first, last = days[0], days[-1]
     span = {"period": "custom", "from": first.isoformat(), "to": last.isoformat()}
-    async with serve(projection_app(), headers=ops_auth()) as client:
+    async with serve(app := projection_app(), headers=ops_auth()) as client:
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
         for district in CITY.districts:
             r = await client.get("/v1/periods", params={**span, "scope": f"district:{district.id}"})
             assert r.status_code == 200, r.text
+            conforms(app, "/v1/periods", r.json())
             got = r.json()["figures"]
             expected = _expected(oracle, district.id, first, last)
             diff = {k: (got.get(k), v) for k, v in expected.items() if got.get(k) != v}

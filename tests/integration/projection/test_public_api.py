@@ -19,6 +19,7 @@ import pytest
 from services.projection.app import create_app as projection_app
 from services.projection.public_app import create_app as public_app
 from tests.integration.projection.harness import produce, wait_caught_up
+from tests.openapi_check import conforms
 from tests.support import flatten_table, ops_auth, scrape_auth, serve
 from tests.unit.projection.factory import random_stream
 
@@ -59,7 +60,7 @@ async def test_released_days_hide_small_counts_and_never_change(
 
     async with (
         serve(projection_app(), headers=ops_auth()) as internal,
-        serve(public_app(clock=lambda: now[0])) as public,
+        serve(public_api := public_app(clock=lambda: now[0])) as public,
     ):
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
         r = await public.get(f"/v1/public/day/{DAYS[0]}")
@@ -71,6 +72,7 @@ async def test_released_days_hide_small_counts_and_never_change(
             r = await public.get(f"/v1/public/day/{day}")
             assert r.status_code == 200, r.text
             body = r.json()
+            conforms(public_api, "/v1/public/{period}/{start}", body)
             assert body["period"] == "day" and body["from"] == body["to"] == day.isoformat()
             tables = body["tables"]
             assert set(tables) == {"city", *DISTRICTS}
@@ -103,6 +105,7 @@ async def test_released_days_hide_small_counts_and_never_change(
         assert (await public.get(f"/v1/public/day/{DAYS[0]}")).json() == first
 
         latest = (await public.get("/v1/public/latest")).json()
+        conforms(public_api, "/v1/public/latest", latest)
         assert latest["day"] == DAYS[1].isoformat()
         r = await public.get("/v1/public/week/2029-05-15")  # a Tuesday
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "start"]

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from services.projection.app import create_app as projection_app
 from services.projection.figures import days_between
 from services.projection.periods import PeriodKind, resolve_period
 from shared.settings import REPO_ROOT
@@ -27,6 +28,7 @@ from tests.integration.projection.harness import (
     wait_caught_up,
 )
 from tests.integration.projection.report_scenario import ROOM, Scenario, build, referral_day
+from tests.openapi_check import conforms
 from tests.support import ops_auth
 from tests.unit.projection.factory import CITY
 from tests.unit.report.pdftools import pdf_pages, pdf_text, row_value
@@ -106,6 +108,8 @@ async def _assert_read_models(client: httpx.AsyncClient, s: Scenario) -> None:
     day = await client.get(
         f"/v1/rooms/{ROOM}/daily", params={"from": s.first.isoformat(), "to": s.last.isoformat()}
     )
+    openapi = projection_app()  # the schema only: the service under test is a process
+    conforms(openapi, "/v1/rooms/{facility}/daily", day.json())
     days = day.json()["days"]
     assert len(days) == 28 and all(d["supplies_dispensed.needles"] == 210 for d in days)
     assert sum(d["people"] for d in days) == 112  # daily uniques add up to more than 12
@@ -113,6 +117,7 @@ async def _assert_read_models(client: httpx.AsyncClient, s: Scenario) -> None:
         "/v1/street-collections",
         params={"district": "vesterbro", "from": s.first.isoformat(), "to": s.last.isoformat()},
     )
+    conforms(openapi, "/v1/street-collections", street.json())
     rows = street.json()["collections"]
     assert {r["area"] for r in rows} == {"Halmtorvet", "Skelbækgade"} and len(rows) == 56
     # the public variant: a closed calendar week (all referrals fall in it)

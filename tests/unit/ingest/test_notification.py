@@ -10,7 +10,7 @@ from uuid import UUID
 import pytest
 from pydantic import SecretStr
 
-from services.incident.alerting import AlertRules, AlertState, evaluate
+from services.incident.alerting import AlertRules, AlertState, RaisedAlert, evaluate, void
 from services.incident.delivery_store import Delivery
 from services.incident.notification import Message, body_bytes, render, sign, verify
 from services.incident.notifier import Notifier
@@ -19,8 +19,8 @@ from services.incident.settings import NotifySettings
 from shared.city import load_city
 from shared.contacts import Contacts, Recipient
 from shared.events.envelope import Envelope, facility_source
-from shared.events.payloads import DrugCheckResult, IncidentReported
-from shared.events.vocabulary import IncidentKind, Outcome, Severity, Substance
+from shared.events.payloads import DrugAlertRaised, DrugCheckResult, IncidentReported, ReportVoided
+from shared.events.vocabulary import IncidentKind, Outcome, Severity, Substance, VoidReason
 from shared.settings import CitySettings, Environment, KafkaSettings
 
 CITY = load_city(CitySettings().file)
@@ -63,6 +63,36 @@ def test_overdose_cluster_message_says_what_a_person_needs() -> None:
     assert "naloxone" in m.text and "http://grafana/d/alerts?var-district=vesterbro" in m.text
     assert "late reports" not in m.text
     assert m.body["district"] == "vesterbro" and m.body["overdoses_in_window"] == 3
+
+
+def test_withdrawal_message_says_a_report_was_corrected_and_what_to_do() -> None:
+    rules = AlertRules(zone=CITY.zone)
+    now = NOW - timedelta(minutes=20)
+    state = AlertState()
+    for m in (50, 40, 30):
+        state = evaluate(rules, state, overdose(m), "vesterbro", now).state
+    alert = cluster_alert()
+    data = alert.data
+    assert isinstance(data, DrugAlertRaised)
+    voided = Envelope.wrap(
+        ReportVoided(target_id=overdose(40).id, reason=VoidReason.DUPLICATE),
+        id=UUID(int=7),
+        source=facility_source("halmtorv"),
+        time=now,
+    )
+    raised = [RaisedAlert(data.alert_id, "vesterbro", data.episode, alert.time)]
+    [withdrawal] = void(rules, state, voided, "vesterbro", raised, now).withdrawn
+    m = render(withdrawal, CITY, "http://grafana/d/alerts")
+    assert m.subject == (
+        f"[DCR drug alert] Withdrawn: a report was corrected - Vesterbro ({data.alert_id[:8]})"
+    )
+    assert "is withdrawn: a report was corrected" in m.text
+    assert "2 remain in its window, fewer than the 3 an alert needs" in m.text
+    assert "Stand down the measures taken for this alert only" in m.text
+    assert str(voided.id) not in m.text and "target" not in m.text
+    assert m.body["type"] == "dk.dcr.alert.withdrawn" and m.body["alert_id"] == data.alert_id
+    assert (m.body["overdoses_remaining"], m.body["threshold"]) == (2, 3)
+    assert not HEX64.search(m.text + str(m.body))
 
 
 def test_a_late_alert_says_so() -> None:

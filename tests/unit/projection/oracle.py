@@ -46,6 +46,7 @@ _MODELS: dict[str, type[p.Payload]] = {
     # read, not applied by this oracle: an alert's lifecycle and a room's void of its own report
     "dk.dcr.alert.acknowledged": p.DrugAlertAcknowledged,
     "dk.dcr.alert.resolved": p.DrugAlertResolved,
+    "dk.dcr.alert.withdrawn": p.DrugAlertWithdrawn,
     "dk.dcr.report.voided": p.ReportVoided,
 }
 #: The current schema version of each type (1 where not named), from the catalogue's docs:

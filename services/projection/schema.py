@@ -1,0 +1,259 @@
+"""The district read model (``district_daily``), declared once: every column with its kind.
+
+Every other place derives from :data:`DISTRICT_DAILY`: the read API's day figures and their
+OpenAPI descriptions (:mod:`.figures`, :mod:`.responses`), the columns the projector adds deltas
+to (:mod:`.domain`), the person counts the public figures suppress (:mod:`.suppression`), the
+columns reconciliation compares with the log (:mod:`.reconcile`) and the Prometheus series
+(:mod:`.domain_metrics`). ``tests/unit/projection/test_schema.py`` checks the declaration
+against the migrations (deploy/postgres/migrations).
+
+Adding a figure: one :class:`Column` here, one migration adding the column, the projector rule.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """How the projector maintains a column."""
+
+    #: A sum of per-event deltas (a void subtracts its event's delta again).
+    ADDITIVE = "additive"
+    #: Recomputed from the day's ``visits`` rows whenever a batch touches the day.
+    RECOMPUTED = "recomputed"
+
+
+class Unit(StrEnum):
+    COUNT = "count"
+    KG = "kg"
+    MINUTES = "minutes"
+    #: Internal (not shown): lets district means add up to a city mean.
+    SECONDS = "seconds"
+
+
+class Counts(StrEnum):
+    """What a count counts: people are suppressed when small in public figures; things (needles,
+    supplies) are shown as they are."""
+
+    PEOPLE = "people"
+    THINGS = "things"
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A Prometheus series of the column (:mod:`.domain_metrics`): ``total`` is a counter summed
+    over every day, ``today`` a gauge of the city's current day, both per district."""
+
+    total: str | None = None
+    total_help: str = ""
+    today: str | None = None
+    today_help: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of ``district_daily``. Invariant: ``counts`` is set exactly for COUNT units."""
+
+    name: str
+    kind: Kind
+    unit: Unit
+    description: str
+    counts: Counts | None = None
+    metric: Metric = Metric()
+    example: int | float = 0
+
+    @property
+    def person_count(self) -> bool:
+        return self.counts is Counts.PEOPLE
+
+    @property
+    def shown(self) -> bool:
+        """Part of the read API's day figures (the seconds total is internal)."""
+        return self.unit is not Unit.SECONDS
+
+    @property
+    def reconciled(self) -> bool:
+        """Compared with the event log by reconciliation (counts and weights; medians and means
+        are not sums)."""
+        return self.unit in (Unit.COUNT, Unit.KG)
+
+
+_A, _R = Kind.ADDITIVE, Kind.RECOMPUTED
+_N, _KG = Unit.COUNT, Unit.KG
+_P, _T = Counts.PEOPLE, Counts.THINGS
+
+DISTRICT_DAILY: tuple[Column, ...] = (
+    Column(
+        "visits",
+        _R,
+        _N,
+        "Visits started that day",
+        _P,
+        Metric(today="dcr_district_visits_today", today_help="Visits started today"),
+        example=41,
+    ),
+    Column(
+        "unique_clients",
+        _R,
+        _N,
+        "Distinct pseudonyms among the day's visits (per room unless pseudonym_scope is city; "
+        "the city's figure is the distinct count city-wide)",
+        _P,
+        Metric(today="dcr_district_unique_clients_today", today_help="Distinct clients today"),
+        example=29,
+    ),
+    Column("new_clients", _R, _N, "Clients seen for the first time", _P, example=2),
+    Column("assisted_injections", _R, _N, "Visits with an assisted injection", _P, example=1),
+    Column(
+        "visits_completed", _R, _N, "Visits that ended (with a plausible duration)", _P, example=38
+    ),
+    Column(
+        "visit_minutes_median",
+        _R,
+        Unit.MINUTES,
+        "Median visit duration in minutes (null: no completed visit)",
+        example=23.5,
+    ),
+    Column(
+        "visit_minutes_mean",
+        _R,
+        Unit.MINUTES,
+        "Mean visit duration in minutes (null: no completed visit)",
+        example=26.12,
+    ),
+    Column("visit_seconds_total", _R, Unit.SECONDS, "Seconds of the completed visits summed"),
+    Column(
+        "refusals",
+        _A,
+        _N,
+        "Clients turned away",
+        _P,
+        Metric(today="dcr_district_refusals_today", today_help="Clients turned away today"),
+        example=3,
+    ),
+    Column("referrals", _A, _N, "Referrals made (treatment, housing, ...)", _P, example=4),
+    Column("services", _A, _N, "On-site services given", _P, example=6),
+    Column("supplies_dispensed", _A, _N, "Supply items handed out", _T, example=230),
+    Column(
+        "sharps_returned_count",
+        _A,
+        _N,
+        "Used sharps returned to the room",
+        _T,
+        Metric(
+            total="dcr_sharps_returned",
+            total_help="Used sharps returned to facilities",
+            today="dcr_district_sharps_returned_today",
+            today_help="Used sharps returned today",
+        ),
+        example=180,
+    ),
+    Column(
+        "sharps_returned_kg",
+        _A,
+        _KG,
+        "Weight of the returned sharps (kg)",
+        metric=Metric(
+            total="dcr_sharps_returned_grams",
+            total_help="Weight of used sharps returned to facilities",
+        ),
+        example=1.25,
+    ),
+    Column(
+        "incidents",
+        _A,
+        _N,
+        "Incidents reported",
+        _P,
+        Metric(today="dcr_district_incidents_today", today_help="Incidents today"),
+        example=2,
+    ),
+    Column(
+        "overdoses",
+        _A,
+        _N,
+        "Overdoses treated (opioid overdose, overamping)",
+        _P,
+        Metric(
+            total="dcr_overdoses",
+            total_help="Overdoses treated (opioid overdose, overamping)",
+            today="dcr_district_overdoses_today",
+            today_help="Overdoses treated today",
+        ),
+        example=1,
+    ),
+    Column(
+        "life_threatening",
+        _A,
+        _N,
+        "Incidents staff judged life-threatening (lives probably saved)",
+        _P,
+        Metric(
+            total="dcr_life_threatening_incidents",
+            total_help="Incidents staff judged life-threatening (lives probably saved)",
+            today="dcr_district_life_threatening_incidents_today",
+            today_help="Life-threatening incidents today (lives probably saved)",
+        ),
+        example=1,
+    ),
+    Column(
+        "naloxone_doses",
+        _A,
+        _N,
+        "Naloxone doses given",
+        _P,
+        Metric(
+            total="dcr_naloxone_doses",
+            total_help="Naloxone doses given",
+            today="dcr_district_naloxone_doses_today",
+            today_help="Naloxone doses given today",
+        ),
+        example=2,
+    ),
+    Column("ambulance_calls", _A, _N, "Ambulances called", _P, example=1),
+    Column("hospital_transfers", _A, _N, "Clients taken to hospital", _P, example=0),
+    Column("deaths", _A, _N, "Deaths", _P, example=0),
+    Column("drug_checks", _A, _N, "Drug checks done", _P, example=3),
+    Column("drug_checks_unexpected", _A, _N, "Drug checks that found something unexpected", _P),
+    Column(
+        "street_needles_count",
+        _A,
+        _N,
+        "Needles collected in the street by sanitation teams",
+        _T,
+        Metric(
+            total="dcr_street_needles_collected",
+            total_help="Needles collected in the street by sanitation teams",
+            today="dcr_district_street_needles_collected_today",
+            today_help="Needles collected in the street today",
+        ),
+        example=57,
+    ),
+    Column(
+        "street_needles_kg",
+        _A,
+        _KG,
+        "Weight of the needles collected in the street (kg)",
+        metric=Metric(
+            total="dcr_street_needles_collected_grams",
+            total_help="Weight of needles collected in the street",
+            today="dcr_district_street_needles_collected_grams_today",
+            today_help="Weight of needles collected in the street today",
+        ),
+        example=0.4,
+    ),
+)
+COLUMNS: dict[str, Column] = {c.name: c for c in DISTRICT_DAILY}
+
+
+def names(*, kind: Kind | None = None, unit: Unit | None = None) -> tuple[str, ...]:
+    """The columns of ``kind`` and ``unit`` (None: any), in declaration order."""
+    return tuple(
+        c.name
+        for c in DISTRICT_DAILY
+        if (kind is None or c.kind is kind) and (unit is None or c.unit is unit)
+    )
