@@ -42,6 +42,11 @@ export KAFKA_NODES
 ifeq ($(KAFKA_NODES),3)
 export DCR_KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092,127.0.0.1:9192,127.0.0.1:9292
 export DCR_KAFKA_REPLICATION_FACTOR ?= 3
+# the cluster is secured (docs/kafka-cluster.md): TLS unless KAFKA_CLIENT_PROTOCOL=SASL_PLAINTEXT;
+# each service gets its own identity from deploy/scripts/services.sh
+export KAFKA_CLIENT_PROTOCOL ?= SASL_SSL
+export DCR_KAFKA_SECURITY_PROTOCOL ?= $(KAFKA_CLIENT_PROTOCOL)
+export DCR_KAFKA_CA_FILE ?= $(CURDIR)/.state/auth/kafka/tls/ca.pem
 endif
 
 .PHONY: help venv up down test test-faults test-dates lint status logs rebuild bench report retention mutation erase

@@ -32,6 +32,7 @@ from shared.auth import PrincipalKind, digest
 from shared.city import City, District, Facility, FacilityStatus
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics, wait_until_ready
+from shared.kafka.security import Target, target_kwargs
 from shared.settings import REPO_ROOT, DatabaseSettings, KafkaSettings
 
 #: Copenhagen's 10 administrative districts (bydele).
@@ -77,7 +78,9 @@ class BenchEnv:
     """One benchmark's isolated resources (see :func:`isolated`)."""
 
     name: str
-    bootstrap: str
+    #: The broker(s) as the benchmark's own Kafka settings (``DCR_KAFKA_*``: a secured cluster
+    #: as admin, whose identity the service processes then share).
+    bootstrap: Target
     prefix: str
     base_dsn: str
     dsn: str
@@ -98,7 +101,7 @@ class BenchEnv:
         env.update(
             {
                 "DCR_ENV": "test",
-                "DCR_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                **kafka_env(self.bootstrap),
                 "DCR_KAFKA_TOPIC_PREFIX": self.prefix,
                 "DCR_DB_DSN": dsn or self.dsn,
                 "DCR_CITY_FILE": str(self.city_file),
@@ -115,6 +118,24 @@ class BenchEnv:
         await _create_database(self.base_dsn, db)
         self.extra_databases.append(db)
         return _with_db(self.base_dsn, db)
+
+
+def kafka_env(target: Target) -> dict[str, str]:
+    """The ``DCR_KAFKA_*`` connection settings of ``target`` for a child process."""
+    if isinstance(target, str):
+        return {"DCR_KAFKA_BOOTSTRAP_SERVERS": target}
+    out = {
+        "DCR_KAFKA_BOOTSTRAP_SERVERS": target.bootstrap_servers,
+        "DCR_KAFKA_SECURITY_PROTOCOL": target.security_protocol,
+    }
+    for name, value in (
+        ("USERNAME", target.username),
+        ("PASSWORD_FILE", target.password_file),
+        ("CA_FILE", target.ca_file),
+    ):
+        if value is not None:
+            out[f"DCR_KAFKA_{name}"] = str(value)
+    return out
 
 
 @asynccontextmanager
@@ -154,10 +175,10 @@ async def isolated(
             }
         )
     )
-    await wait_until_ready(kafka.bootstrap_servers, timeout=60)
+    await wait_until_ready(kafka, timeout=60, brokers=kafka.replication_factor)
     env = BenchEnv(
         name=name,
-        bootstrap=kafka.bootstrap_servers,
+        bootstrap=kafka,
         prefix=prefix,
         base_dsn=base_dsn,
         dsn=_with_db(base_dsn, db),
@@ -170,8 +191,10 @@ async def isolated(
     )
     try:
         await _create_database(base_dsn, db)
-        await ensure_topics(kafka.bootstrap_servers, kafka.partitions, prefix=prefix)
-        await _wait_for_leaders(kafka.bootstrap_servers, prefix)
+        await ensure_topics(
+            kafka, kafka.partitions, replication=kafka.replication_factor, prefix=prefix
+        )
+        await _wait_for_leaders(kafka, prefix)
         yield env
     finally:
         # Each step on its own: a failed clean-up is reported, never loses the results.
@@ -180,7 +203,7 @@ async def isolated(
                 f"database(s) {[db, *env.extra_databases]}",
                 lambda: _drop_databases(base_dsn, [db, *env.extra_databases]),
             ),
-            (f"topics {prefix}*", lambda: _delete_topics(kafka.bootstrap_servers, prefix)),
+            (f"topics {prefix}*", lambda: _delete_topics(kafka, prefix)),
         ]
         for what, step in steps:
             try:
@@ -225,10 +248,10 @@ async def _drop_databases(base_dsn: str, dbs: list[str], wait_s: float = 120) ->
         await admin.close()
 
 
-async def _wait_for_leaders(bootstrap: str, prefix: str, timeout: float = 30) -> None:
+async def _wait_for_leaders(bootstrap: Target, prefix: str, timeout: float = 30) -> None:
     """Until every partition of the new topics has a leader (saves the pre-load's producer a
     round of NotLeaderForPartition retries)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**target_kwargs(bootstrap))
     await admin.start()
     try:
         deadline = time.monotonic() + timeout
@@ -247,8 +270,8 @@ async def _wait_for_leaders(bootstrap: str, prefix: str, timeout: float = 30) ->
         await admin.close()
 
 
-async def _delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _delete_topics(bootstrap: Target, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(**target_kwargs(bootstrap))
     await admin.start()
     try:
         mine = [t for t in await admin.list_topics() if t.startswith(prefix)]

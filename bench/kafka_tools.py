@@ -15,15 +15,16 @@ from bench.stats import summarise
 from bench.workload import Encoded, encode
 from shared.events.envelope import Envelope
 from shared.kafka.admin import partitions_of
+from shared.kafka.security import Target, target_kwargs
 from shared.kafka.topics import EVENT_TOPICS
 
 Offsets = dict[tuple[str, int], int]
 
 
-async def preload(bootstrap: str, prefix: str, events: Iterable[Envelope]) -> tuple[int, float]:
+async def preload(bootstrap: Target, prefix: str, events: Iterable[Envelope]) -> tuple[int, float]:
     """Publish every event (large batches, linger), waiting for all acks; (records, seconds)."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **target_kwargs(bootstrap),
         acks="all",
         enable_idempotence=True,
         linger_ms=50,
@@ -48,9 +49,9 @@ async def preload(bootstrap: str, prefix: str, events: Iterable[Envelope]) -> tu
     return n, time.perf_counter() - started
 
 
-async def end_offsets(bootstrap: str, prefix: str) -> Offsets:
+async def end_offsets(bootstrap: Target, prefix: str) -> Offsets:
     """End offset of every partition of the event topics under ``prefix``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(**target_kwargs(bootstrap), group_id=None)
     await consumer.start()
     try:
         tps = await partitions_of(bootstrap, [prefix + t for t in EVENT_TOPICS])
@@ -76,7 +77,7 @@ TUNED_MAX_RECORDS = 50_000
 
 
 async def raw_consume(
-    bootstrap: str,
+    bootstrap: Target,
     prefix: str,
     ends: Offsets,
     max_records: int,
@@ -86,7 +87,7 @@ async def raw_consume(
     counts records. Plain: aiokafka's settings but 1 MiB per partition and ``max_records``;
     tuned: the projection's fetch sizes (:data:`TUNED_PARTITION_FETCH_BYTES`)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **target_kwargs(bootstrap),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -114,7 +115,7 @@ async def raw_consume(
 
 
 async def raw_produce(
-    bootstrap: str,
+    bootstrap: Target,
     topic: str,
     messages: list[Encoded],
     *,
@@ -124,7 +125,7 @@ async def raw_produce(
     """The ingest baseline: an idempotent acks=all producer configured like the services'
     (FastStream's defaults: no linger), each send awaited by its caller (``concurrency`` callers
     in a closed loop, or one send every 1/``rate`` s in an open loop); throughput and latency."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**target_kwargs(bootstrap), acks="all", enable_idempotence=True)
     await producer.start()
     latencies: list[float] = []
     try:

@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -84,6 +85,33 @@ class KafkaSettings(BaseSettings):
     publish_timeout_s: float = Field(default=5.0, gt=0)
     #: Prepended to every topic name (isolates test runs sharing one broker). Empty in production.
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+
+    #: How clients reach the brokers (issue 16, docs/kafka-cluster.md): PLAINTEXT only on the
+    #: loopback development node; SASL_SSL (SCRAM-SHA-512 over TLS, the cluster's default) or
+    #: SASL_PLAINTEXT (SCRAM without TLS, measured in bench) on a secured cluster.
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    #: This process's Kafka identity (one per service: intake, supply, incident, projection).
+    username: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{0,30}$")
+    #: File holding the password (0600, .state/auth/kafka/<username>.password); never the
+    #: password itself in the environment.
+    password_file: Path | None = None
+    #: PEM CA that signed the brokers' certificates (SASL_SSL); the certificate and host name
+    #: are always verified.
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _secured_needs_identity(self) -> KafkaSettings:
+        if self.security_protocol != "PLAINTEXT" and (
+            self.username is None or self.password_file is None
+        ):
+            raise ValueError(
+                f"DCR_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs "
+                "DCR_KAFKA_USERNAME and DCR_KAFKA_PASSWORD_FILE"
+            )
+        if self.security_protocol == "SASL_SSL" and self.ca_file is None:
+            raise ValueError("DCR_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs DCR_KAFKA_CA_FILE")
+        return self
 
     def topic(self, name: str) -> str:
         """The physical topic name of catalogue topic ``name``."""

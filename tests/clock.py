@@ -32,6 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from shared.kafka.admin import TOPIC_CONFIG
+from shared.kafka.security import Target, target_kwargs
 
 ZONE = ZoneInfo("Europe/Copenhagen")
 ENV = "DCR_TODAY"
@@ -106,10 +107,10 @@ def instants_for(integration: bool) -> list[datetime | None]:
     return [None, *awkward_instants()]
 
 
-async def accept_future_timestamps(bootstrap: str, prefix: str) -> None:
+async def accept_future_timestamps(bootstrap: Target, prefix: str) -> None:
     """Let the topics named ``prefix*`` accept record timestamps from any future (a travelled
     test process stamps its records with its own clock). Only called during a date run."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**target_kwargs(bootstrap))
     await admin.start()
     try:
         mine = [t for t in await admin.list_topics() if t.startswith(prefix)]

@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics
+from shared.kafka.security import Target, target_kwargs, target_name
 from tests.clock import accept_future_timestamps, requested_instants
 
 T = TypeVar("T")
@@ -166,9 +167,9 @@ class TestEnv:
         return self.topic_prefix + name
 
 
-async def delete_topics(bootstrap: str, prefix: str) -> None:
+async def delete_topics(bootstrap: Target, prefix: str) -> None:
     """Remove the topics named ``prefix*`` so test runs do not pile up on a long-lived broker."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**target_kwargs(bootstrap))
     await admin.start()
     try:
         mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
@@ -184,14 +185,14 @@ async def isolated_env(
     monkeypatch: pytest.MonkeyPatch | None = None,
     *,
     label: str = "ptest",
-    bootstrap: str | None = None,
+    bootstrap: Target | None = None,
     drop_topics: bool = False,
     replication: int = 1,
 ) -> AsyncIterator[TestEnv]:
     """A fresh migrated database and topic prefix (on ``bootstrap``, default ``base``'s broker;
-    topics with ``replication`` copies) with ``base``'s tokens. With ``monkeypatch``,
-    DCR_DB_DSN / DCR_KAFKA_TOPIC_PREFIX point at them meanwhile (for apps started in-process or
-    as children)."""
+    a secured broker as its admin's KafkaSettings; topics with ``replication`` copies) with
+    ``base``'s tokens. With ``monkeypatch``, DCR_DB_DSN / DCR_KAFKA_TOPIC_PREFIX point at them
+    meanwhile (for apps started in-process or as children)."""
     run = uuid.uuid4().hex[:10]
     server, _ = base.dsn.rsplit("/", 1)
     db_name = f"dcr_{label}_{run}"
@@ -208,7 +209,7 @@ async def isolated_env(
         if monkeypatch is not None:
             monkeypatch.setenv("DCR_DB_DSN", dsn)
             monkeypatch.setenv("DCR_KAFKA_TOPIC_PREFIX", prefix)
-        yield TestEnv(broker, prefix, dsn, base.tokens)
+        yield TestEnv(target_name(broker), prefix, dsn, base.tokens)
     finally:
         await drop_database(admin, db_name)
         await admin.close()

@@ -8,6 +8,7 @@
 #                      a metadata request succeeds and create the dcr.* topics
 #   kafka.sh stop      SIGTERM our broker (pid file), SIGKILL after 30 s
 #   kafka.sh status    print running/stopped
+#   kafka.sh rotate ID (KAFKA_NODES=3) a new password for identity ID (docs/kafka-cluster.md)
 #
 # Data: .state/kafka/data  Log: .state/logs/kafka.log  Pid: .state/run/kafka.pid
 #
@@ -16,6 +17,12 @@
 # controllers 19093,19193,19293 (KAFKA_CLUSTER_PORTS / KAFKA_CLUSTER_CONTROLLER_PORTS override),
 # heap -Xmx768m -Xms256m each (3 x 768 MiB of 24 GiB; G1). Topics with replication factor 3 and
 # min.insync.replicas=2. Data: .state/kafka-cluster/nodeN/data  Log/pid: kafka-N.
+# The cluster runs secured (deploy/kafka/secured.properties, docs/kafka-cluster.md): SASL/SCRAM-
+# SHA-512 identities admin, intake, supply, incident, projection (passwords and the CA/broker
+# certificate from kafka-secrets.sh in .state/auth/kafka/, the credentials added when storage is
+# formatted), TLS (KAFKA_CLIENT_PROTOCOL=SASL_SSL, the default; SASL_PLAINTEXT for a comparison
+# without TLS), the standard authorizer denying by default and the ACLs of shared/kafka/acls.py.
+# The single development node stays PLAINTEXT on 127.0.0.1 (see the docs for why).
 set -euo pipefail
 LOG_PREFIX=kafka  # used by log()/die() in lib.sh
 # shellcheck source=deploy/scripts/lib.sh
@@ -37,6 +44,11 @@ KAFKA_NODES="${KAFKA_NODES:-1}"
 read -r -a CLUSTER_PORTS <<<"${KAFKA_CLUSTER_PORTS:-9092 9192 9292}"
 read -r -a CLUSTER_CONTROLLER_PORTS <<<"${KAFKA_CLUSTER_CONTROLLER_PORTS:-19093 19193 19293}"
 CSTATE="$STATE/kafka-cluster"
+KAFKA_SECRETS="$STATE/auth/kafka"
+IDENTITIES=(admin intake supply incident projection)
+CLIENT_PROTOCOL="${KAFKA_CLIENT_PROTOCOL:-SASL_SSL}"
+[[ "$CLIENT_PROTOCOL" == SASL_SSL || "$CLIENT_PROTOCOL" == SASL_PLAINTEXT ]] \
+    || die "KAFKA_CLIENT_PROTOCOL must be SASL_SSL or SASL_PLAINTEXT, not $CLIENT_PROTOCOL"
 CLUSTER_JAVA_OPTS=(-Xmx768m -Xms256m -XX:+UseG1GC -Djava.awt.headless=true
                    "-Dlog4j2.configurationFile=$LOG4J" "-Dkafka.logs.dir=$LOGS")
 
@@ -148,29 +160,63 @@ cluster_bootstrap() {
 }
 
 cluster_render() {
-    local voters=() i
+    local voters=() i admin_password
+    "$ROOT/deploy/scripts/kafka-secrets.sh" "$KAFKA_SECRETS"
+    admin_password="$(cat "$KAFKA_SECRETS/admin.password")"
     for i in 1 2 3; do voters+=("$i@127.0.0.1:${CLUSTER_CONTROLLER_PORTS[i-1]}"); done
     for i in 1 2 3; do
         mkdir -p "$CSTATE/node$i/data"
-        sed -e "s|@NODE_ID@|$i|g" -e "s|@PORT@|${CLUSTER_PORTS[i-1]}|g" \
+        # cluster.properties, then the security overlay (later keys win); 0600: admin password
+        (umask 077
+         cat "$ROOT/deploy/kafka/cluster.properties" - "$ROOT/deploy/kafka/secured.properties" \
+             <<<"" | sed -e "s|@NODE_ID@|$i|g" -e "s|@PORT@|${CLUSTER_PORTS[i-1]}|g" \
             -e "s|@CONTROLLER_PORT@|${CLUSTER_CONTROLLER_PORTS[i-1]}|g" \
             -e "s|@VOTERS@|$(IFS=,; echo "${voters[*]}")|g" -e "s|@DATA_DIR@|$CSTATE/node$i/data|g" \
-            "$ROOT/deploy/kafka/cluster.properties" >"$CSTATE/node$i/server.properties"
+            -e "s|@CLIENT_PROTOCOL@|$CLIENT_PROTOCOL|g" -e "s|@TLS_DIR@|$KAFKA_SECRETS/tls|g" \
+            -e "s|@ADMIN_PASSWORD@|$admin_password|g" >"$CSTATE/node$i/server.properties")
     done
+}
+
+# StorageTool --add-scram arguments: the SCRAM-SHA-512 credential of every identity.
+scram_args() {
+    local who
+    for who in "${IDENTITIES[@]}"; do
+        printf '%s\n' --add-scram "SCRAM-SHA-512=[name=$who,password=$(cat "$KAFKA_SECRETS/$who.password")]"
+    done
+}
+
+# The environment of the admin identity (topics, ACLs) on the cluster.
+admin_env() {
+    echo DCR_KAFKA_BOOTSTRAP_SERVERS="$(cluster_bootstrap)" DCR_KAFKA_REPLICATION_FACTOR=3 \
+        DCR_KAFKA_SECURITY_PROTOCOL="$CLIENT_PROTOCOL" DCR_KAFKA_USERNAME=admin \
+        DCR_KAFKA_PASSWORD_FILE="$KAFKA_SECRETS/admin.password" \
+        DCR_KAFKA_CA_FILE="$KAFKA_SECRETS/tls/ca.pem"
 }
 
 cluster_format() {
     # One cluster id for the three nodes (static quorum: no --standalone).
     [[ -s "$CSTATE/cluster.id" ]] || java -cp "$DEPS/*" "-Dlog4j2.configurationFile=$LOG4J" \
         kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$CSTATE/cluster.id"
-    local i
+    local i scram=()
+    mapfile -t scram < <(scram_args)
+    # Storage formatted before the cluster was secured has no SCRAM credentials: set it aside.
+    if [[ -f "$CSTATE/node1/data/meta.properties" && ! -f "$CSTATE/secured" ]]; then
+        local aside; aside="$CSTATE.before-$(date +%Y%m%dT%H%M%S)"
+        log "cluster storage predates its identities: moving it to $aside and reformatting"
+        mv "$CSTATE" "$aside"
+        mkdir -p "$CSTATE"
+        cp "$aside/cluster.id" "$CSTATE/cluster.id" 2>/dev/null || true
+        cluster_render
+    fi
     for i in 1 2 3; do
         [[ -f "$CSTATE/node$i/data/meta.properties" ]] && continue
         log "formatting node $i (cluster id $(cat "$CSTATE/cluster.id"))"
         java -cp "$DEPS/*" "-Dlog4j2.configurationFile=$LOG4J" kafka.tools.StorageTool format \
             -t "$(cat "$CSTATE/cluster.id")" -c "$CSTATE/node$i/server.properties" --ignore-formatted \
-            >>"$LOGS/kafka-$i.log" 2>&1 || die "storage format of node $i failed, see $LOGS/kafka-$i.log"
+            "${scram[@]}" >>"$LOGS/kafka-$i.log" 2>&1 \
+            || die "storage format of node $i failed, see $LOGS/kafka-$i.log"
     done
+    touch "$CSTATE/secured"
 }
 
 cluster_start() {
@@ -194,12 +240,13 @@ cluster_start() {
         fi
     done
     require_venv
-    if ! DCR_KAFKA_BOOTSTRAP_SERVERS="$(cluster_bootstrap)" DCR_KAFKA_REPLICATION_FACTOR=3 \
-            "$VENV_PY" -m shared.kafka.admin ensure --timeout 120; then
+    # shellcheck disable=SC2046  # admin_env prints VAR=value words
+    if ! env $(admin_env) "$VENV_PY" -m shared.kafka.admin ensure --timeout 120 \
+            || ! env $(admin_env) "$VENV_PY" -m shared.kafka.acls apply; then
         for i in 1 2 3; do tail -n 20 "$LOGS/kafka-$i.log" >&2; done
         exit 1
     fi
-    log "cluster ready on $(cluster_bootstrap) (replication factor 3, min.insync.replicas=2)"
+    log "cluster ready on $(cluster_bootstrap) (replication factor 3, min.insync.replicas=2, $CLIENT_PROTOCOL)"
 }
 
 cluster_stop() {
@@ -213,6 +260,35 @@ cluster_stop() {
             stop_pid "kafka-$i" "$MAIN_CLASS" 30
         fi
     done
+}
+
+# kafka.sh rotate NAME (KAFKA_NODES=3): a new random password for identity NAME, set on the
+# cluster as admin (ConfigCommand, SCRAM-SHA-512) and then written to .state/auth/kafka/NAME.password;
+# restart that service afterwards (services.sh stop-one NAME && services.sh start): connections
+# already authenticated stay open, new ones need the new password.
+cluster_rotate() {
+    local who="$1" new client
+    [[ " ${IDENTITIES[*]} " == *" $who "* ]] || die "unknown identity $who (one of ${IDENTITIES[*]})"
+    new="$(openssl rand -hex 32)"
+    client="$(umask 077 && mktemp)"
+    # shellcheck disable=SC2064  # expand now: $client is local
+    trap "rm -f '$client'" EXIT
+    {
+        echo "security.protocol=$CLIENT_PROTOCOL"
+        echo "sasl.mechanism=SCRAM-SHA-512"
+        echo "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$(cat "$KAFKA_SECRETS/admin.password")\";"
+        echo "ssl.truststore.type=PEM"
+        echo "ssl.truststore.location=$KAFKA_SECRETS/tls/ca.pem"
+    } >"$client"
+    java -cp "$DEPS/*" "-Dlog4j2.configurationFile=$LOG4J" kafka.admin.ConfigCommand \
+        --bootstrap-server "$(cluster_bootstrap)" --command-config "$client" --alter \
+        --entity-type users --entity-name "$who" \
+        --add-config "SCRAM-SHA-512=[iterations=8192,password=$new]" >>"$LOGS/kafka-admin.log" 2>&1 \
+        || die "the cluster refused the new credential of $who (see $LOGS/kafka-admin.log)"
+    (umask 077 && echo "$new" >"$KAFKA_SECRETS/$who.password.tmp" \
+        && mv "$KAFKA_SECRETS/$who.password.tmp" "$KAFKA_SECRETS/$who.password")
+    [[ "$who" == admin ]] && log "admin rotated: re-render the nodes (kafka.sh stop; kafka.sh start) so inter-broker logins use it"
+    log "credential of $who rotated; restart it: deploy/scripts/services.sh stop-one $who && deploy/scripts/services.sh start"
 }
 
 cluster_status() {
@@ -234,9 +310,11 @@ case "${1:-}" in
 esac
 
 case "${1:-}" in
+    rotate) [[ "$KAFKA_NODES" == 3 ]] || die "rotate: the single node has no identities (KAFKA_NODES=3)"
+            cluster_rotate "${2:?usage: $0 rotate IDENTITY}" ;;
     install) install ;;
     start) start ;;
     stop) stop ;;
     status) status ;;
-    *) echo "usage: $0 {install|start|stop|status}" >&2; exit 2 ;;
+    *) echo "usage: $0 {install|start|stop|status|rotate IDENTITY}" >&2; exit 2 ;;
 esac

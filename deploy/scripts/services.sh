@@ -16,7 +16,8 @@
 # development secret in shared/settings.py. A DCR_PSEUDONYM_SECRET already in the environment
 # (with its DCR_PSEUDONYM_KEY_ID) is used instead.
 #
-# Needs PostgreSQL and Kafka up (postgres.sh start, kafka.sh start).
+# Needs PostgreSQL and Kafka up (postgres.sh start, kafka.sh start). On the secured cluster
+# (KAFKA_NODES=3) each service connects as its own Kafka identity (kafka_identity_env below).
 # Logs: .state/logs/<service>.log  Pids: .state/run/<service>.pid
 set -euo pipefail
 LOG_PREFIX=services  # used by log()/die() in lib.sh
@@ -57,6 +58,15 @@ export_pseudonym_env() {
     export DCR_PSEUDONYM_KEY_ID="${DCR_PSEUDONYM_KEY_ID:-k1}"
 }
 
+# The Kafka identity of a service on a secured cluster (DCR_KAFKA_SECURITY_PROTOCOL other than
+# PLAINTEXT, e.g. make up KAFKA_NODES=3): VAR=value words for env(1), none on the plaintext node.
+# The public API and the front desk have no Kafka client, hence no identity.
+kafka_identity_env() {
+    [[ "${DCR_KAFKA_SECURITY_PROTOCOL:-PLAINTEXT}" == PLAINTEXT ]] && return 0
+    case "$1" in intake | supply | incident | projection) ;; *) return 0 ;; esac
+    echo "DCR_KAFKA_USERNAME=$1 DCR_KAFKA_PASSWORD_FILE=$STATE/auth/kafka/$1.password"
+}
+
 start() {
     require_venv
     command -v curl >/dev/null || apt_ensure curl
@@ -74,8 +84,8 @@ start() {
         fi
         port_open 127.0.0.1 "$port" && die "port $port ($name) is taken by a process we did not start"
         log "starting $name on 127.0.0.1:$port"
-        (cd "$ROOT" && spawn "$name" "$VENV_PY" -m uvicorn "$app" --factory \
-            --host 127.0.0.1 --port "$port")
+        (cd "$ROOT" && spawn "$name" env $(kafka_identity_env "$name") "$VENV_PY" -m uvicorn "$app" \
+            --factory --host 127.0.0.1 --port "$port")
     done
     local deadline=$((SECONDS + HEALTH_TIMEOUT)) failed=0
     for entry in "${SERVICES[@]}"; do

@@ -67,6 +67,7 @@ from shared.events.payloads import (
 from shared.ingest.api import IngestDeps
 from shared.ingest.ports import EventPublisher
 from shared.kafka.admin import partitions_of
+from shared.kafka.security import client_kwargs
 from shared.kafka.topics import CORRECTIONS, INCIDENTS
 from shared.settings import DatabaseSettings, KafkaSettings
 
@@ -180,7 +181,7 @@ class AlertWorker:
         await self.restore()
         topics = [self._kafka.topic(INCIDENTS), self._kafka.topic(CORRECTIONS)]
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._kafka.bootstrap_servers,
+            **client_kwargs(self._kafka),
             group_id=self._kafka.topic_prefix + self._settings.consumer_group,
             client_id="dcr-incident-alerts",
             enable_auto_commit=False,
@@ -188,7 +189,7 @@ class AlertWorker:
         )
         await consumer.start()
         try:
-            parts = await partitions_of(self._kafka.bootstrap_servers, topics)
+            parts = await partitions_of(self._kafka, topics)
             for topic in topics:
                 if not any(tp.topic == topic for tp in parts):
                     raise LookupError(f"no partitions for {topic}")

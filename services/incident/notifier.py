@@ -41,6 +41,7 @@ from shared.city import City
 from shared.contacts import Contacts, ContactsSettings, load_contacts
 from shared.events.envelope import DecodeError, Envelope, decode
 from shared.ingest.api import IngestDeps
+from shared.kafka.security import client_kwargs
 from shared.kafka.topics import ALERTS
 from shared.settings import DatabaseSettings, KafkaSettings
 
@@ -132,7 +133,7 @@ class Notifier:
     async def consume(self) -> None:
         consumer = AIOKafkaConsumer(
             self._kafka.topic(ALERTS),
-            bootstrap_servers=self._kafka.bootstrap_servers,
+            **client_kwargs(self._kafka),
             group_id=self._kafka.topic_prefix + self._s.consumer_group,
             client_id="dcr-notifier",
             enable_auto_commit=False,

@@ -115,7 +115,7 @@ async def _replay(
     out: TextIO,
     progress_factory: Callable[[int, TextIO], Progress],
 ) -> int:
-    tps = await partitions_of(kafka.bootstrap_servers, [kafka.topic(t) for t in EVENT_TOPICS])
+    tps = await partitions_of(kafka, [kafka.topic(t) for t in EVENT_TOPICS])
     c.assign(tps)
     begin = await c.beginning_offsets(tps)
     end = await c.end_offsets(tps)

@@ -41,6 +41,7 @@ from shared.events import payloads as p
 from shared.events.envelope import DecodeError, Envelope, decode
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
 from shared.kafka.admin import partitions_of
+from shared.kafka.security import client_kwargs
 from shared.kafka.topics import DEADLETTER, EVENT_TOPICS
 from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
 
@@ -356,7 +357,7 @@ async def reconcile(
     group = ProjectionSettings().group_id
     city = load_city(CitySettings().file)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
+        **client_kwargs(kafka),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -367,7 +368,7 @@ async def reconcile(
     except (KafkaError, OSError) as exc:
         raise Unavailable(f"Kafka at {kafka.bootstrap_servers}: {type(exc).__name__}") from exc
     try:
-        tps = await partitions_of(kafka.bootstrap_servers, [kafka.topic(t) for t in EVENT_TOPICS])
+        tps = await partitions_of(kafka, [kafka.topic(t) for t in EVENT_TOPICS])
         if not tps:
             raise Unavailable("the event topics do not exist")
         ends = {tp: int(o) for tp, o in (await consumer.end_offsets(tps)).items()}
@@ -390,7 +391,7 @@ async def reconcile(
             diffs.append(f"lag: {lag} record(s) in the event topics not applied yet")
         missing = 0
         if check_deadletters and exp.skipped_at:
-            dlq = await partitions_of(kafka.bootstrap_servers, [kafka.topic(DEADLETTER)])
+            dlq = await partitions_of(kafka, [kafka.topic(DEADLETTER)])
             dlq_ends = {tp: int(o) for tp, o in (await consumer.end_offsets(dlq)).items()}
             letters = {
                 (h.get("dlq_original_topic", b"").decode(), h.get("dlq_original_partition", b""),

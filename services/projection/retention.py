@@ -44,6 +44,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.projection.log_retention import enforce_log_retention
 from shared.city import load_city
 from shared.kafka.admin import TOPIC_CONFIG
+from shared.kafka.security import client_kwargs
 from shared.kafka.topics import DEADLETTER, EVENT_TOPICS
 from shared.settings import (
     REPO_ROOT,
@@ -192,7 +193,7 @@ def topic_retention_ms(settings: RetentionSettings) -> dict[str, int]:
 async def apply_topic_retention(kafka: KafkaSettings, settings: RetentionSettings) -> None:
     """Set retention.ms of the (prefixed) topics. AlterConfigs replaces a topic's whole config,
     so the other settings of :data:`shared.kafka.admin.TOPIC_CONFIG` are sent along."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_kwargs(kafka))
     await admin.start()
     try:
         responses = await admin.alter_configs(

@@ -27,6 +27,7 @@ from services.projection.settings import ProjectionSettings
 from services.projection.store import REBUILD_LOCK_NS
 from shared.city import City
 from shared.kafka.deadletter import DeadLetterPublisher, make_producer
+from shared.kafka.security import client_kwargs
 from shared.kafka.topics import EVENT_TOPICS
 from shared.settings import KafkaSettings
 
@@ -79,7 +80,7 @@ def make_consumer(kafka: KafkaSettings, settings: ProjectionSettings, *, group: 
     runs sharing a broker out of each other's groups); without, partitions are assigned by hand.
     """
     return AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
+        **client_kwargs(kafka),
         group_id=kafka.topic(settings.group_id) if group else None,
         client_id=f"dcr-{SERVICE}",
         enable_auto_commit=False,

@@ -27,6 +27,7 @@ from prometheus_client import REGISTRY
 
 from shared.events.envelope import Envelope, to_headers, to_value
 from shared.ingest.ports import PublishError
+from shared.kafka.security import faststream_security
 from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def make_broker(settings: KafkaSettings, client_id: str) -> KafkaBroker:
     """
     return KafkaBroker(
         settings.bootstrap_list(),
+        security=faststream_security(settings),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",

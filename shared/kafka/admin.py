@@ -20,6 +20,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from shared.kafka.security import Target, target_kwargs, target_name
 from shared.kafka.topics import ALL_TOPICS
 from shared.settings import KafkaSettings
 
@@ -41,14 +42,14 @@ def topic_config(replication: int) -> dict[str, str]:
     return {**TOPIC_CONFIG, "min.insync.replicas": str(min_insync_replicas(replication))}
 
 
-async def wait_until_ready(bootstrap: str, timeout: float, brokers: int = 1) -> None:
+async def wait_until_ready(bootstrap: Target, timeout: float, brokers: int = 1) -> None:
     """Poll until a metadata request succeeds and lists at least ``brokers`` brokers (a cluster
     is ready for topics with N replicas once N brokers registered); raise TimeoutError after
     ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last_error: Exception | str | None = None
     while time.monotonic() < deadline:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(**target_kwargs(bootstrap), request_timeout_ms=3000)
         try:
             await admin.start()
             described = await admin.describe_cluster()
@@ -60,18 +61,20 @@ async def wait_until_ready(bootstrap: str, timeout: float, brokers: int = 1) -> 
         finally:
             await admin.close()
         await asyncio.sleep(0.5)
-    raise TimeoutError(f"Kafka at {bootstrap} not ready after {timeout}s: {last_error!r}")
+    raise TimeoutError(
+        f"Kafka at {target_name(bootstrap)} not ready after {timeout}s: {last_error!r}"
+    )
 
 
 async def ensure_topics(
-    bootstrap: str, partitions: int, replication: int = 1, prefix: str = ""
+    bootstrap: Target, partitions: int, replication: int = 1, prefix: str = ""
 ) -> list[str]:
     """Create every catalogue topic that does not exist yet; return the names created.
 
     Existing topics are left alone (safe to run twice); a topic with fewer partitions than
     configured is reported, never silently shrunk or grown (that would re-key facilities).
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**target_kwargs(bootstrap))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -98,14 +101,14 @@ async def ensure_topics(
         await admin.close()
 
 
-async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
+async def partitions_of(target: Target, topics: Sequence[str]) -> list[TopicPartition]:
     """Every partition of ``topics``, in the order given and by partition number; a topic that
     does not exist has none.
 
     One metadata request for every topic through the public admin API (a consumer's own metadata
     covers only what it subscribed to or was assigned; asking for all topics never auto-creates
     one)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**target_kwargs(target))
     await admin.start()
     try:
         described = await admin.describe_topics(None)
@@ -123,18 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = KafkaSettings()
     try:
-        asyncio.run(
-            wait_until_ready(
-                settings.bootstrap_servers, args.timeout, brokers=settings.replication_factor
-            )
-        )
+        asyncio.run(wait_until_ready(settings, args.timeout, brokers=settings.replication_factor))
     except TimeoutError as exc:
         print(exc, file=sys.stderr)
         return 1
     if args.command == "ensure":
         created = asyncio.run(
             ensure_topics(
-                settings.bootstrap_servers,
+                settings,
                 settings.partitions,
                 replication=settings.replication_factor,
                 prefix=settings.topic_prefix,

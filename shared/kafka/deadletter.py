@@ -23,6 +23,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from shared.kafka.security import client_kwargs
 from shared.kafka.topics import DEADLETTER
 from shared.metrics import DEADLETTERED
 from shared.settings import KafkaSettings
@@ -55,7 +56,7 @@ class DeadLetter:
 def make_producer(settings: KafkaSettings, client_id: str) -> Any:
     """An idempotent acks=all AIOKafkaProducer (not started)."""
     return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **client_kwargs(settings),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,

@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics, wait_until_ready
-from shared.settings import REPO_ROOT
+from shared.settings import REPO_ROOT, KafkaSettings
 from tests.process import free_port
 
 KAFKA_DEPS = REPO_ROOT / ".deps" / "kafka"
@@ -239,6 +239,87 @@ class ThrowawayKafkaCluster:
     def kill(self) -> None:
         for n in self.nodes:
             n.stop(signal.SIGKILL)
+
+
+KAFKA_SECURED_OVERLAY = REPO_ROOT / "deploy" / "kafka" / "secured.properties"
+KAFKA_SECRETS_SCRIPT = REPO_ROOT / "deploy" / "scripts" / "kafka-secrets.sh"
+#: The identities kafka-secrets.sh creates (admin + one per service).
+KAFKA_IDENTITIES = ("admin", "intake", "supply", "incident", "projection")
+
+
+def make_kafka_secrets(directory: Path) -> Path:
+    """Passwords, CA and broker certificate in ``directory`` (the scripts' own generator)."""
+    subprocess.run([str(KAFKA_SECRETS_SCRIPT), str(directory)], check=True, timeout=120)
+    return directory
+
+
+def secured_overlay(
+    secrets: Path, port: int, controller_port: int, client_protocol: str = "SASL_SSL"
+) -> str:
+    """deploy/kafka/secured.properties rendered for one node."""
+    text = KAFKA_SECURED_OVERLAY.read_text()
+    for name, value in {
+        "@PORT@": str(port),
+        "@CONTROLLER_PORT@": str(controller_port),
+        "@CLIENT_PROTOCOL@": client_protocol,
+        "@TLS_DIR@": str(secrets / "tls"),
+        "@ADMIN_PASSWORD@": (secrets / "admin.password").read_text().strip(),
+    }.items():
+        text = text.replace(name, value)
+    return text
+
+
+def scram_flags(secrets: Path) -> tuple[str, ...]:
+    """StorageTool ``--add-scram`` arguments: every identity's SCRAM-SHA-512 credential."""
+    flags: list[str] = []
+    for who in KAFKA_IDENTITIES:
+        password = (secrets / f"{who}.password").read_text().strip()
+        flags += ["--add-scram", f"SCRAM-SHA-512=[name={who},password={password}]"]
+    return tuple(flags)
+
+
+class SecuredKafka(ThrowawayKafka):
+    """A single-node throwaway broker with the cluster's security (SASL/SCRAM identities, TLS
+    unless ``client_protocol="SASL_PLAINTEXT"``, the standard authorizer, deny by default)."""
+
+    def __init__(self, work: Path, secrets: Path, client_protocol: str = "SASL_SSL") -> None:
+        super().__init__(work)
+        self.secrets = secrets
+        self.client_protocol = client_protocol
+
+    @property
+    def tls(self) -> bool:
+        return self.client_protocol == "SASL_SSL"
+
+    def render(self) -> str:
+        overlay = secured_overlay(
+            self.secrets, self.port, self.controller_port, self.client_protocol
+        )
+        return super().render() + "\n" + overlay
+
+    def format(self) -> None:
+        self.format_flags = ("--standalone", *scram_flags(self.secrets))
+        super().format()
+        self.props.chmod(0o600)  # holds the admin password
+
+    def settings(self, username: str, topic_prefix: str = "", **overrides: object) -> KafkaSettings:
+        """The KafkaSettings a process of identity ``username`` would run with."""
+        values: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap,
+            "security_protocol": self.client_protocol,
+            "username": username,
+            "password_file": self.secrets / f"{username}.password",
+            "ca_file": self.secrets / "tls" / "ca.pem"
+            if self.client_protocol == "SASL_SSL"
+            else None,
+            "topic_prefix": topic_prefix,
+            **overrides,
+        }
+        return KafkaSettings.model_validate(values)
+
+    async def wait_ready(self, timeout: float = 90) -> None:
+        assert self.proc is not None and self.proc.poll() is None, self.log()
+        await wait_until_ready(self.settings("admin"), timeout=timeout)
 
 
 @contextlib.asynccontextmanager
