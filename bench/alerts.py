@@ -27,9 +27,9 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from bench import procs
 from bench.env import isolated
 from bench.stats import summarise
+from harness.process import INCIDENT_APP, free_port
 from services.incident.alerting import ALERT_NAMESPACE
 from services.incident.notification import delivery_id
 
@@ -61,7 +61,7 @@ def _webhook_server(arrivals: Arrivals) -> ThreadingHTTPServer:
         def log_message(self, *args: Any) -> None:
             pass
 
-    return ThreadingHTTPServer(("127.0.0.1", procs.free_port()), Handler)
+    return ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
 
 
 class _MailHandler:
@@ -80,7 +80,7 @@ async def alerts(clusters: int = 200, rate: float = 2.0, keep_logs: bool = False
         arrivals = Arrivals()
         hook = _webhook_server(arrivals)
         threading.Thread(target=hook.serve_forever, daemon=True).start()
-        smtp_port = procs.free_port()
+        smtp_port = free_port()
         smtp = Controller(_MailHandler(arrivals), hostname="127.0.0.1", port=smtp_port)
         smtp.start()
         contacts = env.work_dir / "contacts.yaml"
@@ -97,20 +97,19 @@ async def alerts(clusters: int = 200, rate: float = 2.0, keep_logs: bool = False
                 }
             )
         )  # fmt: skip
-        service_env = env.service_env(
+        incident = env.service(
+            "incident",
+            INCIDENT_APP,
             DCR_CONTACTS_FILE=str(contacts),
             DCR_NOTIFY_ENABLED="true",
             DCR_NOTIFY_SMTP_PORT=str(smtp_port),
             DCR_NOTIFY_WEBHOOK_SECRET=SECRET,
             DCR_NOTIFY_POLL_S="0.05",
             DCR_ALERTS_WINDOW="PT1S",
-        )
-        incident = procs.ServiceProcess(
-            "services.incident.app:create_app", "incident", service_env, env.work_dir
         ).start()
         sent: dict[str, float] = {}  # "webhook/<alert id>" and "email/<delivery id>" -> 202
         try:
-            await incident.wait_healthy()
+            await incident.wait_healthy(timeout=60)
             base = datetime.now(UTC) - timedelta(hours=1)
             districts = list(rooms)
             t0 = time.perf_counter()
@@ -152,7 +151,7 @@ async def alerts(clusters: int = 200, rate: float = 2.0, keep_logs: bool = False
                 await asyncio.sleep(0.2)
             seconds = time.perf_counter() - t0
         finally:
-            incident.stop()
+            incident.terminate()
             smtp.stop()
             hook.shutdown()
     out: dict[str, Any] = {"params": {"clusters": clusters, "rate_per_s": rate, "districts": 10}}

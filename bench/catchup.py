@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 
-from bench import procs
 from bench.env import BenchEnv, isolated
 from bench.kafka_tools import (
     TUNED_MAX_RECORDS,
@@ -28,6 +27,7 @@ from bench.kafka_tools import (
 )
 from bench.machine import cpu_between, cpu_sample
 from bench.workload import EventLog
+from harness.process import PROJECTION_APP
 
 PROGRESS_EVERY_S = 0.1
 
@@ -46,9 +46,14 @@ async def projection_catchup(
     """Start ``instances`` projection processes in one group on an empty database; time them
     until caught up; stop them; check the dedup table."""
     total = sum(ends.values())
-    service_env = env.service_env(dsn, DCR_PROJECTION_GROUP_ID=group, **extra_env)
     ps = [
-        procs.projection(service_env, env.work_dir, f"projection-{group}-{i}")
+        env.service(
+            f"projection-{group}-{i}",
+            PROJECTION_APP,
+            dsn,
+            DCR_PROJECTION_GROUP_ID=group,
+            **extra_env,
+        )
         for i in range(instances)
     ]
     conn = await asyncpg.connect(dsn)
@@ -95,7 +100,7 @@ async def projection_catchup(
         unique = int(await conn.fetchval("SELECT count(*) FROM projection_events") or 0)
     finally:
         for p in ps:
-            p.stop()
+            p.terminate()
         await conn.close()
     assert first is not None and cpu0 is not None
     steady_s = max(done - first[0], 1e-9)

@@ -30,11 +30,11 @@ from typing import Any
 
 import asyncpg
 
-from bench import procs
 from bench.env import BenchEnv, isolated
 from bench.ingest import Client, raw_client
 from bench.kafka_tools import open_loop
 from bench.stats import summarise
+from harness.process import INTAKE_APP, PROJECTION_APP
 
 PEAK_VISITS_PER_HOUR = 400 * 1.6 / 20.94
 REPORTS_PER_VISIT = 3
@@ -189,13 +189,13 @@ async def freshness(
 ) -> dict[str, Any]:
     runs = []
     async with isolated("freshness", facilities, keep_logs) as env:
-        proj = procs.projection(env.service_env(**projection_env), env.work_dir)
-        intake = procs.intake(env.service_env(), env.work_dir)
+        proj = env.service("projection", PROJECTION_APP, **projection_env)
+        intake = env.service("intake", INTAKE_APP)
         proj.start()
         intake.start()
         conn = await asyncpg.connect(env.dsn)
         try:
-            await asyncio.gather(proj.wait_healthy(), intake.wait_healthy())
+            await asyncio.gather(proj.wait_healthy(timeout=60), intake.wait_healthy(timeout=60))
             client = raw_client(intake.url)
             try:
                 load = Load(env, client)
@@ -215,8 +215,8 @@ async def freshness(
                 client.close()
         finally:
             await conn.close()
-            intake.stop()
-            proj.stop()
+            intake.terminate()
+            proj.terminate()
     return {
         "params": {
             "facilities": facilities,

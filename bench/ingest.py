@@ -26,13 +26,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench import procs
 from bench.env import BenchEnv, isolated
 from bench.http_raw import RawClient
 from bench.kafka_tools import open_loop, raw_produce
 from bench.machine import cpu_between, cpu_sample
 from bench.stats import summarise
 from bench.workload import Encoded, encode
+from harness.process import INTAKE_APP
 from shared.events import payloads as p
 from shared.events.envelope import Envelope, facility_source
 from shared.events.vocabulary import Route, Substance
@@ -195,10 +195,10 @@ async def ingest(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     async with isolated("ingest", facilities, keep_logs) as env:
-        proc = procs.intake(env.service_env(), env.work_dir).start()
+        proc = env.service("intake", INTAKE_APP).start()
         raw = raw_client(proc.url)
         try:
-            await proc.wait_healthy()
+            await proc.wait_healthy(timeout=60)
             pids = [proc.pid, os.getpid()]
             async with httpx_client(proc.url) as hx:
                 clients: dict[str, Client] = {"httpx": HttpxClient(hx), "raw": raw}
@@ -221,7 +221,7 @@ async def ingest(
                 )
         finally:
             raw.close()
-            proc.stop()
+            proc.terminate()
         print("bench: bare producer (baseline)", file=sys.stderr)
         records = visit_records(env, max(requests, int(rate * rate_seconds)))
         topic = env.topic("dcr.visits")

@@ -29,10 +29,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.env import _delete_topics, bench_city
+from bench.env import bench_city
 from bench.kafka_tools import end_offsets, preload, raw_consume, raw_produce
 from bench.machine import load, machine
 from bench.workload import EventLog, encode
+from harness.isolation import delete_topics
 from shared.kafka.admin import ensure_topics
 from shared.kafka.security import Target
 from shared.kafka.topics import VISITS
@@ -64,7 +65,7 @@ async def measure(
         records = [encode(e) for e in EventLog(city, n=n + 50, days=1, seed=7)]
         print(f"bench: publish {n} records at {rate:.0f}/s", file=sys.stderr)
         publish = await raw_produce(target, prefix + VISITS, records[:n], concurrency=1, rate=rate)
-        await _delete_topics(target, prefix)
+        await delete_topics(target, prefix)
         prefix = prefix.replace("bench-kafka-", "bench-kafka-c-")
         await ensure_topics(target, 6, replication=replication, prefix=prefix)
         print(f"bench: pre-load {events} events, then catch up", file=sys.stderr)
@@ -82,7 +83,7 @@ async def measure(
             "load_average": load(),
         }
     finally:
-        await _delete_topics(target, prefix)
+        await delete_topics(target, prefix)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -36,6 +36,7 @@ import hashlib
 import hmac
 import secrets
 import sys
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -113,6 +114,20 @@ def dev_principals() -> list[tuple[str, PrincipalKind]]:
     return ids
 
 
+def write_tokens_file(
+    out: Path, principals: Sequence[tuple[str, PrincipalKind]], clear: Mapping[str, str]
+) -> None:
+    """Write the tokens file (``DCR_AUTH_TOKENS_FILE``) of ``principals``: each with the
+    SHA-256 digest of its clear token in ``clear``, never the token itself."""
+    doc = {
+        "principals": [
+            {"id": pid, "kind": kind.value, "token_sha256": digest(clear[pid])}
+            for pid, kind in principals
+        ]
+    }
+    out.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+
+
 def generate(out: Path, clear_out: Path, metrics_credential: Path | None = None) -> list[str]:
     """Write a tokens file (digests) and the clear tokens for :func:`dev_principals`.
 
@@ -128,15 +143,10 @@ def generate(out: Path, clear_out: Path, metrics_credential: Path | None = None)
     added = [pid for pid, _ in ids if pid not in clear]
     for pid in added:
         clear[pid] = secrets.token_urlsafe(32)
-    doc = {
-        "principals": [
-            {"id": pid, "kind": kind.value, "token_sha256": digest(clear[pid])} for pid, kind in ids
-        ]
-    }
     out.parent.mkdir(parents=True, exist_ok=True)
     clear_out.write_text(yaml.safe_dump(clear, sort_keys=False), encoding="utf-8")
     clear_out.chmod(0o600)
-    out.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    write_tokens_file(out, ids, clear)
     if metrics_credential is not None:
         metrics_credential.write_text(clear["prometheus"], encoding="utf-8")
         metrics_credential.chmod(0o600)

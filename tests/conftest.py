@@ -18,13 +18,19 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 
-import asyncpg
 import pytest
 import time_machine
-import yaml
 
-from shared.auth import dev_principals, digest
-from shared.db.migrate import apply_migrations
+from harness.isolation import (
+    create_database,
+    database_dsn,
+    database_name,
+    delete_topics,
+    drop_database,
+    issue_tokens,
+)
+from harness.process import SCRAPE_TOKEN_ENV
+from shared.auth import dev_principals
 from shared.kafka.admin import ensure_topics, wait_until_ready
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.clock import (
@@ -34,7 +40,7 @@ from tests.clock import (
     requested_instants,
     take_request,
 )
-from tests.support import OPS_TOKEN_ENV, SCRAPE_TOKEN_ENV, TestEnv, delete_topics, drop_database
+from tests.support import OPS_TOKEN_ENV, TestEnv
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -68,21 +74,11 @@ def _env_vars(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[str, str, dict[str, str]]]:
     run = uuid.uuid4().hex[:10]
-    base = DatabaseSettings().dsn.get_secret_value()
-    dsn = base.rsplit("/", 1)[0] + f"/dcr_test_{run}"
-    ids = dev_principals()  # facilities, sanitation team, ops, analyst, prometheus
-    tokens = {pid: secrets.token_urlsafe(24) for pid, _ in ids}
+    server = DatabaseSettings().dsn.get_secret_value()
+    dsn = database_dsn(server, f"dcr_test_{run}")
+    # facilities, sanitation team, ops, analyst, prometheus
     tokens_file = Path(tmp_path_factory.mktemp("auth")) / "tokens.yaml"
-    tokens_file.write_text(
-        yaml.safe_dump(
-            {
-                "principals": [
-                    {"id": pid, "kind": kind.value, "token_sha256": digest(tokens[pid])}
-                    for pid, kind in ids
-                ]
-            }
-        )
-    )
+    tokens = issue_tokens(tokens_file, dev_principals())
     saved = dict(os.environ)
     os.environ.update(
         {
@@ -98,26 +94,23 @@ def _env_vars(
             OPS_TOKEN_ENV: tokens["ops"],
         }
     )
-    yield base, dsn, tokens
+    yield server, dsn, tokens
     os.environ.clear()
     os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
 async def test_env(_env_vars: tuple[str, str, dict[str, str]]) -> AsyncIterator[TestEnv]:
-    base, dsn, tokens = _env_vars
+    server, dsn, tokens = _env_vars
     kafka = KafkaSettings()
     await wait_until_ready(kafka.bootstrap_servers, timeout=30)
     await ensure_topics(kafka.bootstrap_servers, kafka.partitions, prefix=kafka.topic_prefix)
     if requested_instants() is not None:
         await accept_future_timestamps(kafka.bootstrap_servers, kafka.topic_prefix)
-    admin = await asyncpg.connect(base)
-    db_name = dsn.rsplit("/", 1)[1]
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
+    db_name = database_name(dsn)
+    await create_database(server, db_name)
     try:
-        await apply_migrations(dsn)
         yield TestEnv(kafka.bootstrap_servers, kafka.topic_prefix, dsn, tokens)
     finally:
-        await drop_database(admin, db_name)
-        await admin.close()
+        await drop_database(server, db_name)
         await delete_topics(kafka.bootstrap_servers, kafka.topic_prefix)

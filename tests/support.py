@@ -1,66 +1,34 @@
-"""Helpers for tests: condition polling, in-process apps, Kafka readers, test tokens, and the
-isolated environments (topic prefix + database) integration tests run in."""
+"""Helpers for tests: in-process apps, Kafka readers, test tokens, and the isolated
+environments (topic prefix + database) integration tests run in, on the platform harness
+(``harness/``: polling, processes, isolation; re-exported here for the tests that import them)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
-from shared.db.migrate import apply_migrations
-from shared.kafka.admin import ensure_topics
-from shared.kafka.security import Target, target_kwargs, target_name
+from harness.isolation import delete_topics, drop_database, isolated
+from harness.poll import poll_until
+from harness.process import SCRAPE_TOKEN_ENV
+from shared.bootstrap import Platform
+from shared.kafka.security import Target, target_name
+from shared.settings import DatabaseSettings, KafkaSettings
 from tests.clock import accept_future_timestamps, requested_instants
 
-T = TypeVar("T")
-
-
-async def poll_until(
-    check: Callable[[], Awaitable[T]],
-    *,
-    timeout: float = 15.0,
-    interval: float = 0.1,
-    what: str = "condition",
-) -> T:
-    """Call ``check`` until it returns a truthy value; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
-
-
-async def drop_database(admin: asyncpg.Connection, name: str, timeout: float = 30.0) -> None:
-    """``DROP DATABASE ... WITH (FORCE)``, retried while a superuser backend (autovacuum after a
-    bulk load, typically on a fresh cluster) is connected to it: the test role may not terminate
-    those, but they finish on their own."""
-
-    async def dropped() -> bool:
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
-            return False
-        return True
-
-    await poll_until(dropped, timeout=timeout, interval=0.5, what=f"database {name} dropped")
+__all__ = ["SCRAPE_TOKEN_ENV", "delete_topics", "drop_database", "poll_until"]
 
 
 @asynccontextmanager
@@ -77,9 +45,9 @@ async def serve(
             yield client
 
 
-#: The session's Prometheus-scraper and ops tokens (set by tests/conftest.py), for helpers that
-#: read ``/metrics`` or the read API of a service process without a TestEnv at hand.
-SCRAPE_TOKEN_ENV = "DCR_TEST_SCRAPE_TOKEN"
+#: The session's Prometheus-scraper (:data:`harness.process.SCRAPE_TOKEN_ENV`) and ops tokens
+#: (set by tests/conftest.py), for helpers that read ``/metrics`` or the read API of a service
+#: process without a TestEnv at hand.
 OPS_TOKEN_ENV = "DCR_TEST_OPS_TOKEN"
 
 
@@ -166,17 +134,14 @@ class TestEnv:
     def topic(self, name: str) -> str:
         return self.topic_prefix + name
 
-
-async def delete_topics(bootstrap: Target, prefix: str) -> None:
-    """Remove the topics named ``prefix*`` so test runs do not pile up on a long-lived broker."""
-    admin = AIOKafkaAdminClient(**target_kwargs(bootstrap))
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
+    def platform(self) -> Platform:
+        """The settings of a process (or an app built in-process) pointed at this environment's
+        broker, topics and database, with the session's city and tokens: pass it down instead
+        of changing ``os.environ``."""
+        return Platform(
+            kafka=KafkaSettings(bootstrap_servers=self.bootstrap, topic_prefix=self.topic_prefix),
+            db=DatabaseSettings(dsn=SecretStr(self.dsn)),
+        )
 
 
 @asynccontextmanager
@@ -191,30 +156,18 @@ async def isolated_env(
 ) -> AsyncIterator[TestEnv]:
     """A fresh migrated database and topic prefix (on ``bootstrap``, default ``base``'s broker;
     a secured broker as its admin's KafkaSettings; topics with ``replication`` copies) with
-    ``base``'s tokens. With ``monkeypatch``, DCR_DB_DSN / DCR_KAFKA_TOPIC_PREFIX point at them
-    meanwhile (for apps started in-process or as children)."""
-    run = uuid.uuid4().hex[:10]
-    server, _ = base.dsn.rsplit("/", 1)
-    db_name = f"dcr_{label}_{run}"
-    dsn = f"{server}/{db_name}"
-    prefix = f"{label}-{run}."
+    ``base``'s tokens (:func:`harness.isolation.isolated`). With ``monkeypatch``, DCR_DB_DSN /
+    DCR_KAFKA_TOPIC_PREFIX point at them meanwhile (for apps started in-process or as children)."""
     broker = bootstrap or base.bootstrap
-    admin = await asyncpg.connect(base.dsn)
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
-    try:
-        await apply_migrations(dsn)
-        await ensure_topics(broker, 6, replication=replication, prefix=prefix)
+    async with isolated(
+        broker, base.dsn, label=label, replication=replication, drop_topics=drop_topics
+    ) as iso:
         if requested_instants() is not None:  # a date run: this process may be in the future
-            await accept_future_timestamps(broker, prefix)
+            await accept_future_timestamps(broker, iso.topic_prefix)
         if monkeypatch is not None:
-            monkeypatch.setenv("DCR_DB_DSN", dsn)
-            monkeypatch.setenv("DCR_KAFKA_TOPIC_PREFIX", prefix)
-        yield TestEnv(target_name(broker), prefix, dsn, base.tokens)
-    finally:
-        await drop_database(admin, db_name)
-        await admin.close()
-        if drop_topics:
-            await delete_topics(broker, prefix)
+            monkeypatch.setenv("DCR_DB_DSN", iso.dsn)
+            monkeypatch.setenv("DCR_KAFKA_TOPIC_PREFIX", iso.topic_prefix)
+        yield TestEnv(target_name(broker), iso.topic_prefix, iso.dsn, base.tokens)
 
 
 def flatten_table(table: dict[str, Any]) -> dict[str, Any]:

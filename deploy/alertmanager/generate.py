@@ -27,7 +27,6 @@ webhooks); DrugAlertOpen through Alertmanager is the reminder while an alert sta
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from shared import generated
 from shared.city import load_city
 from shared.contacts import Contacts, Recipient, load_contacts
 
@@ -126,21 +126,12 @@ def outputs() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the files differ")
-    args = parser.parse_args(argv)
-    stale = []
-    for name, text in outputs().items():
-        path = HERE / name
-        if args.check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                stale.append(name)
-        else:
-            path.write_text(text, encoding="utf-8")
-    if stale:
-        print(f"stale: {', '.join(stale)}; run deploy/alertmanager/generate.py", file=sys.stderr)
-        return 1
-    return 0
+    return generated.main(
+        argv,
+        "deploy/alertmanager/generate.py",
+        lambda: {HERE / name: text for name, text in outputs().items()},
+        __doc__ or "",
+    )
 
 
 if __name__ == "__main__":

@@ -34,40 +34,28 @@ check() {
     log "amtool check-config: OK"
 }
 
-start_sink() {
-    local pid
-    if pid="$(pid_of mailsink services.mailsink)"; then log "mail sink already running (pid $pid)"; return 0; fi
-    port_open 127.0.0.1 "$SINK_PORT" && die "port $SINK_PORT is taken by a process we did not start"
+sink_ready() { port_open 127.0.0.1 "$SINK_PORT"; }
+
+spawn_sink() {
     require_venv
     mkdir -p "$MAIL"
     (cd "$ROOT" && spawn mailsink "$VENV_PY" -m services.mailsink --dir "$MAIL" --port "$SINK_PORT")
-    wait_until 30 "the mail sink on :$SINK_PORT" port_open 127.0.0.1 "$SINK_PORT" \
-        || { tail -n 20 "$LOGS/mailsink.log" >&2; exit 1; }
-    log "mail sink on 127.0.0.1:$SINK_PORT, messages in $MAIL"
+}
+
+ready() { http_ok "http://$ADDR/-/ready"; }
+
+spawn_alertmanager() {
+    mkdir -p "$DATA"
+    # --cluster.listen-address= : a single instance, no gossip port
+    spawn alertmanager "$BIN" --config.file="$CONFIG" --storage.path="$DATA" \
+        --web.listen-address="$ADDR" --cluster.listen-address=
 }
 
 start() {
-    local pid
     check
-    start_sink
-    if pid="$(pid_of alertmanager "$BIN")" && http_ok "http://$ADDR/-/ready"; then
-        log "already running (pid $pid)"
-        return 0
-    fi
-    if [[ -z "${pid:-}" ]]; then
-        port_open 127.0.0.1 9093 && die "port 9093 is taken by a process we did not start"
-        mkdir -p "$DATA"
-        log "starting, log: $LOGS/alertmanager.log"
-        # --cluster.listen-address= : a single instance, no gossip port
-        spawn alertmanager "$BIN" --config.file="$CONFIG" --storage.path="$DATA" \
-            --web.listen-address="$ADDR" --cluster.listen-address=
-        pid="$(cat "$RUN/alertmanager.pid")"
-    fi
-    if ! wait_until 60 "http://$ADDR/-/ready" http_ok "http://$ADDR/-/ready"; then
-        tail -n 30 "$LOGS/alertmanager.log" >&2
-        exit 1
-    fi
-    log "ready on http://$ADDR (pid $pid)"
+    daemon_start mailsink services.mailsink "$SINK_PORT" sink_ready spawn_sink 30
+    log "mail sink on 127.0.0.1:$SINK_PORT, messages in $MAIL"
+    daemon_start alertmanager "$BIN" 9093 ready spawn_alertmanager
 }
 
 stop() {
@@ -76,16 +64,8 @@ stop() {
 }
 
 status() {
-    local pid
-    if pid="$(pid_of alertmanager "$BIN")"; then echo "alertmanager: running (pid $pid)"; else echo "alertmanager: stopped"; fi
-    if pid="$(pid_of mailsink services.mailsink)"; then echo "mailsink: running (pid $pid, .state/mail)"; else echo "mailsink: stopped"; fi
+    daemon_status alertmanager "$BIN"
+    daemon_status mailsink services.mailsink .state/mail
 }
 
-case "${1:-}" in
-    install) install ;;
-    check) check ;;
-    start) start ;;
-    stop) stop ;;
-    status) status ;;
-    *) echo "usage: $0 {install|check|start|stop|status}" >&2; exit 2 ;;
-esac
+dispatch "install check start stop status" "$@"

@@ -146,10 +146,7 @@ start() {
 
 stop() { stop_pid kafka "$MAIN_CLASS" 30; }
 
-status() {
-    local pid
-    if pid="$(running_pid)"; then echo "kafka: running (pid $pid)"; else echo "kafka: stopped"; fi
-}
+status() { daemon_status kafka "$MAIN_CLASS"; }
 
 # --- the 3-node cluster (KAFKA_NODES=3) ---------------------------------------------------------
 
@@ -309,12 +306,9 @@ case "${1:-}" in
     stop) cluster_stop; [[ "$KAFKA_NODES" == 3 ]] || stop; exit 0 ;;
 esac
 
-case "${1:-}" in
-    rotate) [[ "$KAFKA_NODES" == 3 ]] || die "rotate: the single node has no identities (KAFKA_NODES=3)"
-            cluster_rotate "${2:?usage: $0 rotate IDENTITY}" ;;
-    install) install ;;
-    start) start ;;
-    stop) stop ;;
-    status) status ;;
-    *) echo "usage: $0 {install|start|stop|status|rotate IDENTITY}" >&2; exit 2 ;;
-esac
+rotate() {
+    [[ "$KAFKA_NODES" == 3 ]] || die "rotate: the single node has no identities (KAFKA_NODES=3)"
+    cluster_rotate "${1:?usage: $0 rotate IDENTITY}"
+}
+
+dispatch "install start stop status rotate" "$@"

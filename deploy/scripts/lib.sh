@@ -109,3 +109,54 @@ dev_tokens() {
         --out "$STATE/auth/tokens.yaml" --clear-out "$STATE/auth/dev-tokens.yaml" \
         --metrics-credential-out "$STATE/auth/prometheus.token" >/dev/null)
 }
+
+# --- One start/stop/status skeleton for the daemons these scripts run ---------------------------
+
+# daemon_start NAME MATCH PORT READY_FN SPAWN_FN [TIMEOUT] : start NAME unless our process (pid
+# file, command line containing MATCH) runs and READY_FN succeeds. A port held by a process we
+# did not start is refused (with DAEMON_FOREIGN_OK=1 it is used if READY_FN succeeds). SPAWN_FN
+# starts it (with spawn NAME ...); then wait until READY_FN (TIMEOUT s, default 60), printing the
+# tail of its log and exiting 1 on a timeout.
+daemon_start() {
+    local name="$1" match="$2" port="$3" ready="$4" spawn_fn="$5" timeout="${6:-60}" pid=""
+    if pid="$(pid_of "$name" "$match")" && "$ready"; then
+        log "already running (pid $pid)"
+        return 0
+    fi
+    if [[ -z "$pid" ]]; then
+        if port_open 127.0.0.1 "$port"; then
+            if [[ "${DAEMON_FOREIGN_OK:-0}" == 1 ]] && "$ready"; then
+                log "a $name this checkout did not start is serving 127.0.0.1:$port; using it"
+                return 0
+            fi
+            die "port $port is taken by a process we did not start"
+        fi
+        log "starting, log: $LOGS/$name.log"
+        "$spawn_fn"
+        pid="$(cat "$RUN/$name.pid")"
+    fi
+    if ! wait_until "$timeout" "$name ready" "$ready"; then
+        tail -n 30 "$LOGS/$name.log" >&2
+        exit 1
+    fi
+    log "ready on 127.0.0.1:$port (pid $pid)"
+}
+
+# daemon_status NAME MATCH [DETAIL] : print "NAME: running (pid P DETAIL)" or "NAME: stopped".
+daemon_status() {
+    local pid
+    if pid="$(pid_of "$1" "$2")"; then echo "$1: running (pid $pid${3:+, $3})"; else echo "$1: stopped"; fi
+}
+
+# dispatch "CMD..." ARG... : run the function named by the first ARG if it is one of CMD (the
+# rest of ARG as its arguments); else print the usage and exit 2.
+dispatch() {
+    local commands="$1" cmd="${2:-}"
+    if [[ -n "$cmd" && " $commands " == *" $cmd "* ]]; then
+        shift 2
+        "$cmd" "$@"
+    else
+        echo "usage: $0 {${commands// /|}}" >&2
+        exit 2
+    fi
+}

@@ -94,10 +94,4 @@ status() {
     if is_running && ready; then echo "postgres: running"; else echo "postgres: stopped"; fi
 }
 
-case "${1:-}" in
-    install) install ;;
-    start) start ;;
-    stop) stop ;;
-    status) status ;;
-    *) echo "usage: $0 {install|start|stop|status}" >&2; exit 2 ;;
-esac
+dispatch "install start stop status" "$@"

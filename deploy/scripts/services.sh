@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the Python services locally (the four platform services, the public API, a second app of
-# the projection, and the front desk) with uvicorn, in the background.
+# the projection, and the front desk) with uvicorn, in the background. Which services, their
+# apps and ports: deploy/services.txt (the one service table).
 #
 #   services.sh start    start each service that is not already running, then wait (60 s
 #                        deadline, polling) until every /healthz answers 200; on timeout print
@@ -24,15 +25,14 @@ LOG_PREFIX=services  # used by log()/die() in lib.sh
 # shellcheck source=deploy/scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# name  module:factory  port
-SERVICES=(
-    "intake     services.intake.app:create_app     8001"
-    "supply     services.supply.app:create_app     8002"
-    "incident   services.incident.app:create_app   8003"
-    "projection services.projection.app:create_app 8004"
-    "public     services.projection.public_app:create_app 8005"
-    "frontdesk  services.frontdesk.app:create_app  8006"
-)
+# "name module:factory port" per service, in start order, from the one service table.
+SERVICE_TABLE="$ROOT/deploy/services.txt"
+SERVICES=()
+while read -r name app port _; do
+    [[ -z "$name" || "$name" == \#* ]] && continue
+    SERVICES+=("$name $app $port")
+done <"$SERVICE_TABLE"
+((${#SERVICES[@]})) || die "no services in $SERVICE_TABLE"
 HEALTH_TIMEOUT=60
 
 healthy() { http_ok "http://127.0.0.1:$1/healthz"; }

@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-import asyncpg
 import httpx
 import yaml
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
@@ -40,10 +39,10 @@ from services.frontdesk.session import COOKIE, CSRF_HEADER, Session, SessionSign
 from services.frontdesk.settings import FrontdeskSettings
 from services.frontdesk.staff import StaffDirectory
 from services.frontdesk.throttle import SignInThrottle
-from shared.city import City, load_city
+from shared.bootstrap import Platform
+from shared.city import City
 from shared.events import vocabulary as v
 from shared.http import install_common
-from shared.settings import CitySettings, DatabaseSettings
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -71,12 +70,10 @@ def _ingest_tokens(path: Path) -> dict[str, str]:
 @asynccontextmanager
 async def real_deps() -> AsyncIterator[FrontdeskDeps]:
     settings = FrontdeskSettings()
-    db = DatabaseSettings()
-    city = load_city(CitySettings().file)
+    platform = Platform()
+    city = platform.city
     async with AsyncExitStack() as stack:
-        pool = await asyncpg.create_pool(
-            db.dsn.get_secret_value(), min_size=1, max_size=min(db.pool_max, 5)
-        )
+        pool = await platform.pool(max_size=min(platform.db.pool_max, 5))
         stack.push_async_callback(pool.close)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=settings.ingest_timeout_s))
         room_tokens = _ingest_tokens(settings.ingest_tokens_file)

@@ -42,7 +42,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import Counter, Gauge
 
@@ -56,6 +55,7 @@ from services.incident.alerting import (
 )
 from services.incident.leader import Leadership, lock_key
 from services.incident.settings import AlertSettings
+from shared.bootstrap import running
 from shared.city import City
 from shared.events.envelope import DecodeError, Envelope, decode
 from shared.events.payloads import (
@@ -64,12 +64,12 @@ from shared.events.payloads import (
     IncidentReported,
     ReportVoided,
 )
-from shared.ingest.api import IngestDeps
+from shared.ingest.app import Runtime
 from shared.ingest.ports import EventPublisher
 from shared.kafka.admin import partitions_of
 from shared.kafka.security import client_kwargs
 from shared.kafka.topics import CORRECTIONS, INCIDENTS
-from shared.settings import DatabaseSettings, KafkaSettings
+from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -294,37 +294,24 @@ class AlertWorker:
 
 
 @contextlib.asynccontextmanager
-async def run_alert_worker(deps: IngestDeps) -> AsyncIterator[AlertWorker]:
-    """The ``background`` hook of the incident app: runs an :class:`AlertWorker` for the app's
-    lifetime on the app's publisher and its own small PostgreSQL pool."""
-    settings = AlertSettings()
-    db = DatabaseSettings()
-    kafka = KafkaSettings()
-    pool = await asyncpg.create_pool(db.dsn.get_secret_value(), min_size=1, max_size=2)
-    try:
-        worker = AlertWorker(
-            rules=AlertRules(
-                settings.threshold,
-                settings.window,
-                settings.max_lateness,
-                deps.city.zone,
-                settings.late_after,
-            ),
-            city=deps.city,
-            store=AlertStore(pool),
-            publisher=deps.publisher,
-            kafka=kafka,
-            settings=settings,
-        )
-        leadership = Leadership(
-            db.dsn.get_secret_value(), lock_key(kafka.topic_prefix + settings.consumer_group)
-        )
-        task = asyncio.create_task(worker.run(leadership), name="drug-alert-worker")
-        try:
-            yield worker
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    finally:
-        await pool.close()
+async def run_alert_worker(rt: Runtime, settings: AlertSettings) -> AsyncIterator[AlertWorker]:
+    """Runs an :class:`AlertWorker` for the incident app's lifetime on the app's publisher and
+    its PostgreSQL pool (the leader's advisory lock holds one session of its own)."""
+    deps, kafka = rt.deps, rt.platform.kafka
+    worker = AlertWorker(
+        rules=AlertRules(
+            settings.threshold,
+            settings.window,
+            settings.max_lateness,
+            deps.city.zone,
+            settings.late_after,
+        ),
+        city=deps.city,
+        store=AlertStore(rt.pool),
+        publisher=deps.publisher,
+        kafka=kafka,
+        settings=settings,
+    )
+    leadership = Leadership(rt.platform.dsn, lock_key(kafka.topic_prefix + settings.consumer_group))
+    async with running(worker.run(leadership), "drug-alert-worker"):
+        yield worker

@@ -25,10 +25,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
-import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import Counter, Gauge, Histogram
@@ -36,14 +36,15 @@ from prometheus_client import Counter, Gauge, Histogram
 from services.incident.delivery_store import Delivery, DeliveryStore
 from services.incident.notification import ALERT_TYPES, Message, delivery_id, render
 from services.incident.senders import EmailSender, SendError, WebhookSender
-from services.incident.settings import AlertSettings, NotifySettings
+from services.incident.settings import NotifySettings
+from shared.bootstrap import running
 from shared.city import City
-from shared.contacts import Contacts, ContactsSettings, load_contacts
+from shared.contacts import Contacts, load_contacts
 from shared.events.envelope import DecodeError, Envelope, decode
-from shared.ingest.api import IngestDeps
+from shared.ingest.app import Runtime
 from shared.kafka.security import client_kwargs
 from shared.kafka.topics import ALERTS
-from shared.settings import DatabaseSettings, KafkaSettings
+from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -205,28 +206,22 @@ class Notifier:
 
 
 @contextlib.asynccontextmanager
-async def run_notifier(deps: IngestDeps, settings: NotifySettings) -> AsyncIterator[Notifier]:
-    """Run a :class:`Notifier` for the incident app's lifetime on its own small pool."""
-    db = DatabaseSettings()
-    contacts = load_contacts(ContactsSettings().file, deps.city)
-    pool = await asyncpg.create_pool(db.dsn.get_secret_value(), min_size=1, max_size=2)
-    try:
-        async with httpx.AsyncClient(timeout=settings.webhook_timeout_s) as client:
-            notifier = Notifier(
-                city=deps.city,
-                contacts=contacts,
-                store=DeliveryStore(pool),
-                email=EmailSender(settings),
-                webhook=WebhookSender(settings, client),
-                kafka=KafkaSettings(),
-                settings=settings,
-            )
-            task = asyncio.create_task(notifier.run(AlertSettings().retry_s), name="notifier")
-            try:
-                yield notifier
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-    finally:
-        await pool.close()
+async def run_notifier(
+    rt: Runtime, settings: NotifySettings, retry_s: float, contacts_file: Path
+) -> AsyncIterator[Notifier]:
+    """Run a :class:`Notifier` for the incident app's lifetime on the app's PostgreSQL pool;
+    after a failure its loops restart every ``retry_s`` seconds."""
+    city = rt.deps.city
+    contacts = load_contacts(contacts_file, city)
+    async with httpx.AsyncClient(timeout=settings.webhook_timeout_s) as client:
+        notifier = Notifier(
+            city=city,
+            contacts=contacts,
+            store=DeliveryStore(rt.pool),
+            email=EmailSender(settings),
+            webhook=WebhookSender(settings, client),
+            kafka=rt.platform.kafka,
+            settings=settings,
+        )
+        async with running(notifier.run(retry_s), "notifier"):
+            yield notifier

@@ -5,11 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.intake.routes import ROUTES
+from shared.bootstrap import Platform
 from shared.ingest.api import IngestDeps
 from shared.ingest.app import create_ingest_app
 
 
-def create_app(deps: IngestDeps | None = None) -> FastAPI:
+def create_app(deps: IngestDeps | None = None, platform: Platform | None = None) -> FastAPI:
+    """``deps`` (unit tests): fakes, no client; ``platform``: the settings to build the
+    clients from (default: the environment's)."""
     return create_ingest_app(
         "intake",
         "dcr-platform intake",
@@ -17,4 +20,5 @@ def create_app(deps: IngestDeps | None = None) -> FastAPI:
         "pseudonymised on arrival (keyed HMAC) and never leave this service in clear.",
         ROUTES,
         deps,
+        platform=platform,
     )

@@ -19,18 +19,16 @@ from fastapi import Depends, FastAPI, Request
 
 from services.projection import access
 from services.projection.api import ReadContext, build_router
+from services.projection.bootstrap import ProjectionConfig
 from services.projection.domain_metrics import install_domain_metrics
 from services.projection.period_api import build_period_router
 from services.projection.read_port import PgReadModels
 from services.projection.report_api import build_report_router
-from services.projection.retention import RetentionSettings, retention_loop
+from services.projection.retention import retention_loop
 from services.projection.runner import ProjectionRunner, tune_gc
-from services.projection.settings import ProjectionSettings
 from shared.auth import TokenRegistry
-from shared.city import load_city
 from shared.http import install_common
 from shared.http_auth import require_kinds
-from shared.settings import AuthSettings, CitySettings, DatabaseSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 SERVICE = "projection"
@@ -38,26 +36,27 @@ SERVICE = "projection"
 MAX_BODY_BYTES = 16 * 1024
 
 
-def create_app() -> FastAPI:
-    settings = ProjectionSettings()
-    city = load_city(CitySettings().file)
+def create_app(config: ProjectionConfig | None = None) -> FastAPI:
+    """The projection's app, configured by ``config`` (default: from the environment, built
+    once here); its lifespan builds the pool, the consumer and the retention job from it."""
+    config = config or ProjectionConfig()
+    settings, platform = config.settings, config.platform
+    city = platform.city
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.tokens = TokenRegistry.from_file(AuthSettings().tokens_file)
-        db = DatabaseSettings()
-        dsn = db.dsn.get_secret_value()
-        pool = await asyncpg.create_pool(dsn, min_size=db.pool_min, max_size=db.pool_max)
+        app.state.tokens = TokenRegistry.from_file(platform.auth.tokens_file)
+        pool = await platform.pool()
         domain_metrics = install_domain_metrics(pool, city, settings)
         runner = ProjectionRunner(
-            pool=pool, city=city, settings=settings, kafka=KafkaSettings(), dsn=dsn
+            pool=pool, city=city, settings=settings, kafka=platform.kafka, dsn=platform.dsn
         )
         tune_gc()
         task = asyncio.create_task(runner.run(), name="projection-consumer")
         task.add_done_callback(_report_crash)
         retention_stop = asyncio.Event()
         retention = asyncio.create_task(
-            retention_loop(pool, city.zone, retention_stop, RetentionSettings()),
+            retention_loop(pool, city.zone, retention_stop, config.retention),
             name="projection-retention",
         )
         app.state.runner = runner

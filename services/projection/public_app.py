@@ -18,13 +18,11 @@ from datetime import UTC, datetime
 import asyncpg
 from fastapi import FastAPI, Request
 
+from services.projection.bootstrap import ProjectionConfig
 from services.projection.public_api import build_public_router
 from services.projection.release_periods import ReleaseRule
 from services.projection.releases import Releaser
-from services.projection.settings import ProjectionSettings
-from shared.city import load_city
 from shared.http import install_common
-from shared.settings import CitySettings, DatabaseSettings
 
 log = logging.getLogger(__name__)
 SERVICE = "public"
@@ -33,17 +31,18 @@ MAX_BODY_BYTES = 16 * 1024
 PREPARE_EVERY_S = 300.0
 
 
-def create_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
-    """``clock`` (tests): what "now" is for the release rule; default the wall clock."""
-    settings = ProjectionSettings()
-    city = load_city(CitySettings().file)
+def create_app(
+    clock: Callable[[], datetime] | None = None, config: ProjectionConfig | None = None
+) -> FastAPI:
+    """``clock`` (tests): what "now" is for the release rule; default the wall clock.
+    ``config``: default from the environment, built once here."""
+    config = config or ProjectionConfig()
+    settings, platform = config.settings, config.platform
+    city = platform.city
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = DatabaseSettings()
-        pool = await asyncpg.create_pool(
-            db.dsn.get_secret_value(), min_size=1, max_size=db.pool_max
-        )
+        pool = await platform.pool()
         app.state.releaser = Releaser(
             pool=pool,
             districts=[d.id for d in city.districts],

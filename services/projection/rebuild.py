@@ -25,16 +25,17 @@ import asyncpg
 import uvloop
 
 from services.projection import store
+from services.projection.bootstrap import ProjectionConfig
 from services.projection.consumer import Projector
 from services.projection.metrics import REBUILD_PROGRESS
 from services.projection.runner import make_consumer, tune_gc
 from services.projection.settings import ProjectionSettings
-from shared.city import City, load_city
+from shared.city import City
 from shared.kafka.admin import partitions_of
 from shared.kafka.deadletter import DeadLetter
 from shared.kafka.topics import EVENT_TOPICS
 from shared.progress import CommandProgress
-from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
+from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +79,16 @@ class Progress:
 
 
 async def rebuild(
-    out: TextIO = sys.stderr, progress_factory: Callable[[int, TextIO], Progress] = Progress
+    out: TextIO = sys.stderr,
+    progress_factory: Callable[[int, TextIO], Progress] = Progress,
+    config: ProjectionConfig | None = None,
 ) -> int:
-    """Run a rebuild; return the number of records replayed. Raises RebuildRefused."""
-    settings = ProjectionSettings()
-    kafka = KafkaSettings()
-    dsn = DatabaseSettings().dsn.get_secret_value()
-    city = load_city(CitySettings().file)
-    lock_conn = await asyncpg.connect(dsn)
+    """Run a rebuild (``config``: default from the environment); return the number of records
+    replayed. Raises RebuildRefused."""
+    config = config or ProjectionConfig()
+    settings, platform = config.settings, config.platform
+    kafka, city = platform.kafka, platform.city
+    lock_conn = await platform.connect()
     try:
         if not await lock_conn.fetchval(
             "SELECT pg_try_advisory_lock($1, 0)", store.REBUILD_LOCK_NS
@@ -94,7 +97,7 @@ async def rebuild(
                 "a projection instance or another rebuild is running; stop "
                 "the projection service first"
             )
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        pool = await platform.pool(max_size=2)
         consumer = make_consumer(kafka, settings, group=False)
         try:
             await consumer.start()

@@ -34,16 +34,15 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from services.projection.bootstrap import ProjectionConfig
 from services.projection.schema import DISTRICT_DAILY
-from services.projection.settings import ProjectionSettings
-from shared.city import City, load_city
+from shared.city import City
 from shared.events import payloads as p
 from shared.events.envelope import DecodeError, Envelope, decode
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
 from shared.kafka.admin import partitions_of
 from shared.kafka.security import client_kwargs
 from shared.kafka.topics import DEADLETTER, EVENT_TOPICS
-from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
 
 Key = tuple[str, date]  # (district or facility, local day)
 TP = tuple[str, int]  # (physical topic, partition)
@@ -350,12 +349,13 @@ async def reconcile(
     allow_lag: bool = False,
     check_deadletters: bool = True,
     read_timeout_s: float = 120.0,
+    config: ProjectionConfig | None = None,
 ) -> Result:
-    """Compare the read models with the log (settings from the environment)."""
-    kafka = KafkaSettings()
-    dsn = DatabaseSettings().dsn.get_secret_value()
-    group = ProjectionSettings().group_id
-    city = load_city(CitySettings().file)
+    """Compare the read models with the log (``config``: default from the environment)."""
+    config = config or ProjectionConfig()
+    platform = config.platform
+    kafka, dsn, city = platform.kafka, platform.dsn, platform.city
+    group = config.settings.group_id
     consumer = AIOKafkaConsumer(
         **client_kwargs(kafka),
         group_id=None,
@@ -385,7 +385,7 @@ async def reconcile(
         records = await _read(consumer, limits, read_timeout_s)
         now_ends = {tp: int(o) for tp, o in (await consumer.end_offsets(tps)).items()}
         lag = sum(max(now_ends[tp] - limits[tp], 0) for tp in tps)
-        exp = count(records, city, ProjectionSettings().max_visit)
+        exp = count(records, city, config.settings.max_visit)
         diffs = compare(exp, obs)
         if lag and not allow_lag:
             diffs.append(f"lag: {lag} record(s) in the event topics not applied yet")

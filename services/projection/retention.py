@@ -42,14 +42,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.projection.log_retention import enforce_log_retention
-from shared.city import load_city
+from shared.bootstrap import Platform
 from shared.kafka.admin import TOPIC_CONFIG
 from shared.kafka.security import client_kwargs
 from shared.kafka.topics import DEADLETTER, EVENT_TOPICS
 from shared.settings import (
     REPO_ROOT,
-    CitySettings,
-    DatabaseSettings,
     IngestSettings,
     KafkaSettings,
 )
@@ -236,8 +234,9 @@ async def retention_loop(
 
 async def _main(apply_topics: bool) -> int:
     settings = RetentionSettings()
-    city = load_city(CitySettings().file)
-    conn = await asyncpg.connect(DatabaseSettings().dsn.get_secret_value())
+    platform = Platform()
+    city = platform.city
+    conn = await platform.connect()
     try:
         report = await run_retention(
             conn,
@@ -252,8 +251,7 @@ async def _main(apply_topics: bool) -> int:
     logs = enforce_log_retention(settings.log_dir, datetime.now(UTC), settings.log_days)
     print(f"log files in {settings.log_dir}: rotated {logs.rotated}, deleted {logs.deleted}")
     if apply_topics:
-        kafka = KafkaSettings()
-        await apply_topic_retention(kafka, settings)
+        await apply_topic_retention(platform.kafka, settings)
         print(f"topic retention.ms set: {topic_retention_ms(settings)}")
     return 0
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import asyncpg
 
-from shared.settings import REPO_ROOT, DatabaseSettings
+from shared.bootstrap import Platform
+from shared.settings import REPO_ROOT
 
 MIGRATIONS_DIR = REPO_ROOT / "deploy" / "postgres" / "migrations"
 
@@ -67,8 +68,7 @@ async def apply_migrations(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dcr-migrate", description=__doc__)
     parser.parse_args(argv)
-    dsn = DatabaseSettings().dsn.get_secret_value()
-    applied = asyncio.run(apply_migrations(dsn))
+    applied = asyncio.run(apply_migrations(Platform().dsn))
     print(f"migrations applied: {', '.join(applied) or 'none (up to date)'}")
     return 0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -13,59 +14,56 @@ from fastapi import FastAPI, Request
 
 from shared.asyncapi import install_asyncapi
 from shared.auth import TokenRegistry
-from shared.city import load_city
+from shared.bootstrap import Platform
 from shared.http import install_common
 from shared.ingest.api import IngestDeps, IngestRoute, build_router
 from shared.ingest.batch import build_batch_router
 from shared.ingest.kafka_publisher import connected_publisher
 from shared.ingest.pg_idempotency import PostgresIdempotencyStore, keep_session
 from shared.privacy import Pseudonymiser
-from shared.settings import (
-    AuthSettings,
-    CitySettings,
-    DatabaseSettings,
-    IngestSettings,
-    KafkaSettings,
-    SecuritySettings,
-)
+from shared.settings import IngestSettings, SecuritySettings
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """What a service's background work runs on: the app's deps, the process's platform
+    settings and its one PostgreSQL pool (no second pool per process)."""
+
+    deps: IngestDeps
+    platform: Platform
+    pool: asyncpg.Pool
+
+
 @asynccontextmanager
-async def real_deps(service: str) -> AsyncIterator[IngestDeps]:
-    """Connect to PostgreSQL and Kafka from settings; close both on exit.
+async def real_runtime(service: str, platform: Platform) -> AsyncIterator[Runtime]:
+    """Connect to PostgreSQL and Kafka from ``platform``; close both on exit.
 
     Kafka being down does not stop the service from starting: the publisher keeps connecting in
     the background and the routes answer 503 (``/healthz``: ``kafka: false``) until it is up.
     """
     security = SecuritySettings()
-    kafka = KafkaSettings()
-    db = DatabaseSettings()
     async with AsyncExitStack() as stack:
-        pool = await asyncpg.create_pool(
-            db.dsn.get_secret_value(),
-            min_size=db.pool_min,
-            max_size=db.pool_max,
-            reset=keep_session,  # the pool serves the idempotency store only
-        )
+        pool = await platform.pool(reset=keep_session)  # serves the idempotency store only
         stack.push_async_callback(pool.close)
         publisher = await stack.enter_async_context(
-            connected_publisher(kafka, client_id=f"dcr-{service}")
+            connected_publisher(platform.kafka, client_id=f"dcr-{service}")
         )
-        yield IngestDeps(
+        deps = IngestDeps(
             service=service,
-            city=load_city(CitySettings().file),
-            tokens=TokenRegistry.from_file(AuthSettings().tokens_file),
+            city=platform.city,
+            tokens=TokenRegistry.from_file(platform.auth.tokens_file),
             pseudonymiser=Pseudonymiser(security.secret_bytes(), security.pseudonym_key_id),
             publisher=publisher,
             idempotency=PostgresIdempotencyStore(pool),
             settings=IngestSettings(),
         )
+        yield Runtime(deps, platform, pool)
 
 
 #: A service's own background work (e.g. a Kafka consumer), run for the app's lifetime.
-Background = Callable[[IngestDeps], AbstractAsyncContextManager[Any]]
+Background = Callable[[Runtime], AbstractAsyncContextManager[Any]]
 
 
 def create_ingest_app(
@@ -75,22 +73,29 @@ def create_ingest_app(
     routes: Sequence[IngestRoute[Any]],
     deps: IngestDeps | None = None,
     background: Background | None = None,
+    platform: Platform | None = None,
 ) -> FastAPI:
-    """The FastAPI app of one ingest service. With ``deps`` (tests), no client is created.
+    """The FastAPI app of one ingest service. With ``deps`` (tests), no client is created and
+    no background work runs; else the clients are built from ``platform`` (default: from the
+    environment, once).
 
-    ``background``, if given, is entered after the deps are built and exited before they close;
-    if the object it yields has a ``health_checks()`` method, its checks join ``/healthz``.
+    ``background``, if given, is entered after the clients are built and exited before they
+    close; if the object it yields has a ``health_checks()`` method, its checks join
+    ``/healthz``.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            built = (
-                deps if deps is not None else await stack.enter_async_context(real_deps(service))
-            )
-            app.state.deps = built
-            if background is not None:
-                app.state.background = await stack.enter_async_context(background(built))
+            if deps is not None:
+                app.state.deps = deps
+            else:
+                runtime = await stack.enter_async_context(
+                    real_runtime(service, platform or Platform())
+                )
+                app.state.deps = runtime.deps
+                if background is not None:
+                    app.state.background = await stack.enter_async_context(background(runtime))
             log.info("%s ready", service)
             yield
 

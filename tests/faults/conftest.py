@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from shared.settings import REPO_ROOT
-from tests.process import (
+from harness.process import (
     INCIDENT_APP,
     INTAKE_APP,
     PROJECTION_APP,
@@ -27,6 +26,7 @@ from tests.process import (
     ServiceProcess,
     run_module,
 )
+from shared.settings import REPO_ROOT
 from tests.support import TestEnv, isolated_env
 
 

@@ -34,9 +34,12 @@ from schemathesis import Case
 from schemathesis.checks import response_schema_conformance
 
 from services.incident.app import create_app as create_incident
+from services.incident.settings import NotifySettings
+from services.incident.workers import IncidentConfig
 from services.intake.app import create_app as create_intake
 from services.projection.app import create_app as create_projection
 from services.supply.app import create_app as create_supply
+from shared.settings import Environment
 from tests.faults.conftest import Services, report
 
 pytestmark = pytest.mark.integration
@@ -53,7 +56,12 @@ STEERED_FACILITY = "halmtorv"
 
 intake_api = schemathesis.openapi.from_dict(create_intake().openapi())
 supply_api = schemathesis.openapi.from_dict(create_supply().openapi())
-incident_api = schemathesis.openapi.from_dict(create_incident().openapi())
+# the schema only: the services under test are started by the fixture with DCR_ENV=test
+incident_api = schemathesis.openapi.from_dict(
+    create_incident(
+        config=IncidentConfig(notify=NotifySettings(DCR_ENV=Environment.TEST, enabled=False))
+    ).openapi()
+)
 projection_api = schemathesis.openapi.from_dict(create_projection().openapi())
 
 

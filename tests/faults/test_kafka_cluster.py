@@ -25,6 +25,7 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from harness.process import INTAKE_APP, PROJECTION_APP, SUPPLY_APP, ServiceProcess
 from shared.city import load_city
 from shared.kafka.topics import EVENT_TOPICS
 from shared.settings import CitySettings
@@ -33,7 +34,6 @@ from tests.faults.test_kafka_outage import FACILITIES, SERVICE_ENV, _read_models
 from tests.faults.throwaway import ThrowawayKafka, ThrowawayKafkaCluster
 from tests.faults.traffic import Traffic
 from tests.integration.projection.harness import end_offsets, wait_caught_up
-from tests.process import INTAKE_APP, PROJECTION_APP, SUPPLY_APP, ServiceProcess
 from tests.support import TestEnv, isolated_env, ops_auth, poll_until
 
 pytestmark = pytest.mark.integration

@@ -19,13 +19,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from harness.process import INTAKE_APP, PROJECTION_APP, SUPPLY_APP, ServiceProcess
 from shared.city import load_city
 from shared.settings import CitySettings
 from tests.faults.conftest import reconcile, report
 from tests.faults.throwaway import ThrowawayKafka
 from tests.faults.traffic import Traffic
 from tests.integration.projection.harness import wait_caught_up
-from tests.process import INTAKE_APP, PROJECTION_APP, SUPPLY_APP, ServiceProcess
 from tests.support import TestEnv, isolated_env, poll_until
 
 pytestmark = pytest.mark.integration

@@ -35,6 +35,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
+from harness.process import INTAKE_APP, PROJECTION_APP, SUPPLY_APP, ServiceProcess
 from shared.city import load_city
 from shared.kafka.acls import create_acls, grants
 from shared.kafka.admin import ensure_topics
@@ -45,7 +46,6 @@ from tests.faults.conftest import reconcile, report
 from tests.faults.test_kafka_outage import FACILITIES, SERVICE_ENV, _read_models
 from tests.faults.throwaway import SecuredKafka, ThrowawayKafka, make_kafka_secrets
 from tests.faults.traffic import Traffic
-from tests.process import INTAKE_APP, PROJECTION_APP, SUPPLY_APP, ServiceProcess
 from tests.support import TestEnv, isolated_env, poll_until
 
 pytestmark = pytest.mark.integration

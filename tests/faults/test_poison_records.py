@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.process import PROJECTION_APP, ServiceProcess
 from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import Envelope, to_headers, to_value
 from shared.kafka.deadletter import VALUE_OMITTED_HEADER
@@ -39,7 +40,6 @@ from tests.integration.projection.harness import (
     produce,
     wait_caught_up,
 )
-from tests.process import PROJECTION_APP, ServiceProcess
 from tests.support import TestEnv, ops_auth, poll_until, read_topic
 from tests.unit.projection.factory import CITY, random_stream, refused
 from tests.unit.projection.oracle import Oracle

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.process import PROJECTION_APP, ServiceProcess, run_module
 from shared.kafka.admin import ensure_topics
 from tests.faults.conftest import reconcile, report
 from tests.faults.throwaway import ThrowawayPostgres, throwaway_postgres
@@ -28,7 +29,6 @@ from tests.integration.projection.harness import (
     produce_raw,
     wait_caught_up,
 )
-from tests.process import PROJECTION_APP, ServiceProcess, run_module
 from tests.support import TestEnv, delete_topics, ops_auth, poll_until
 from tests.unit.projection.factory import CITY, random_stream
 from tests.unit.projection.oracle import Oracle

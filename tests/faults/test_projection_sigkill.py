@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.process import PROJECTION_APP, ServiceProcess, run_module
 from services.projection.store import READ_MODEL_TABLES
 from tests.faults.conftest import reconcile, report
 from tests.integration.projection.harness import (
@@ -25,7 +26,6 @@ from tests.integration.projection.harness import (
     snapshot,
     wait_caught_up,
 )
-from tests.process import PROJECTION_APP, ServiceProcess, run_module
 from tests.support import TestEnv, poll_until
 from tests.unit.projection.factory import random_stream
 

@@ -10,12 +10,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from harness.process import run_module
 from services.projection.app import create_app as projection_app
 from services.projection.reconcile import Rec, count
 from shared.events.envelope import to_headers, to_value
 from tests.faults.conftest import reconcile
 from tests.integration.projection.harness import produce, produce_raw, wait_caught_up
-from tests.process import run_module
 from tests.support import TestEnv, serve
 from tests.unit.projection.factory import CITY, random_stream
 from tests.unit.projection.oracle import Oracle

@@ -25,12 +25,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.process import INTAKE_APP, ServiceProcess
 from services.projection.app import create_app as projection_app
 from shared.kafka.topics import VISITS
 from tests.faults.conftest import reconcile, report
 from tests.faults.held_intake import HOLD_DIR, HOLD_PASS
 from tests.integration.projection.harness import wait_caught_up
-from tests.process import INTAKE_APP, ServiceProcess
 from tests.support import TestEnv, poll_until, read_topic, serve
 
 pytestmark = pytest.mark.integration

@@ -25,10 +25,10 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from harness.process import free_port
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics, wait_until_ready
 from shared.settings import REPO_ROOT, KafkaSettings
-from tests.process import free_port
 
 KAFKA_DEPS = REPO_ROOT / ".deps" / "kafka"
 KAFKA_TEMPLATE = REPO_ROOT / "deploy" / "kafka" / "server.properties"

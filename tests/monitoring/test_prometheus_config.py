@@ -1,13 +1,13 @@
 """promtool accepts the Prometheus configuration and rules, and every alert's unit tests pass
 (deploy/prometheus/tests/*.yml: each alert firing and not firing). A non-zero exit fails.
 
-Also: the local and compose configurations differ only in their targets, every service of
-deploy/scripts/services.sh is scraped on its port, and every alert is shaped the same way
-(severity label, summary/description/probe annotations, a written runbook, unit-tested)."""
+Also: the local and compose configurations are generated from the service table
+(deploy/services.txt) and differ only in their targets, every scraped service is a job on its
+port, and every alert is shaped the same way (severity label, summary/description/probe
+annotations, a written runbook, unit-tested)."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.service_table import SERVICES
 from shared.settings import REPO_ROOT
 from tests.monitoring.dashboards import PROMETHEUS, rules
 
@@ -131,22 +132,14 @@ def test_amtool_accepts_the_alertmanager_configs_and_they_are_current() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    gen = subprocess.run(
-        [sys.executable, "deploy/alertmanager/generate.py", "--check"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert gen.returncode == 0, gen.stderr
+    _assert_current("deploy/alertmanager/generate.py")
 
 
 def test_every_service_is_scraped_on_its_port() -> None:
-    script = (REPO_ROOT / "deploy" / "scripts" / "services.sh").read_text()
-    ports = {name: port for name, _, port in re.findall(r'"(\w+)\s+(\S+)\s+(\d+)"', script)}
-    ports.pop("frontdesk")  # the front desk (a room's web app) is not scraped yet
-    assert len(ports) == 5
+    """Each scraped service of the table (deploy/services.txt) is a job at its port and metrics
+    path in both configurations; the front desk (metrics "-") is not scraped."""
+    scraped = {s.name: s for s in SERVICES if s.scraped}
+    assert set(scraped) == {"intake", "supply", "incident", "projection", "public"}
     local, compose = (_load(p) for p in CONFIGS)
     targets = {
         cfg_name: {
@@ -157,13 +150,36 @@ def test_every_service_is_scraped_on_its_port() -> None:
     }
     assert targets["local"] == {
         "prometheus": ["127.0.0.1:9090"],
-        **{name: [f"127.0.0.1:{port}"] for name, port in ports.items()},
+        **{name: [f"127.0.0.1:{s.port}"] for name, s in scraped.items()},
     }
     assert targets["compose"] == {
         "prometheus": ["localhost:9090"],
-        **{name: [f"{name}:{port}"] for name, port in ports.items()},
+        **{name: [f"{name}:{s.port}"] for name, s in scraped.items()},
+    }
+    paths = {j["job_name"]: j.get("metrics_path") for j in local["scrape_configs"]}
+    assert {name: paths[name] for name in scraped} == {
+        n: s.metrics_path for n, s in scraped.items()
     }
     assert local["rule_files"] == ["rules/*.yml"]
+
+
+def test_the_prometheus_configs_are_generated_from_the_service_table() -> None:
+    """Both committed files equal deploy/prometheus/generate.py's output (a service added to
+    deploy/services.txt is scraped once they are regenerated; a hand edit fails here)."""
+    _assert_current("deploy/prometheus/generate.py")
+
+
+def _assert_current(generator: str) -> None:
+    """``generator --check`` exits 0: the files it writes are committed as it writes them."""
+    gen = subprocess.run(
+        [sys.executable, generator, "--check"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert gen.returncode == 0, gen.stderr
 
 
 def test_alerts_are_complete_and_uniform() -> None:

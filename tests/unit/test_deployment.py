@@ -10,6 +10,8 @@ import jsonschema
 import pytest
 import yaml
 
+from shared.service_table import SERVICES, load_services
+
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
 
@@ -27,19 +29,43 @@ def test_compose_validates_against_the_official_schema(compose: dict) -> None:  
 def test_compose_runs_the_same_services_on_the_same_ports_as_the_scripts(
     compose: dict,  # type: ignore[type-arg]
 ) -> None:
-    script = (ROOT / "deploy" / "scripts" / "services.sh").read_text()
-    local = {
-        name: (module, port)
-        for name, module, port in re.findall(r'"(\w+)\s+(\S+)\s+(\d+)"', script)
-    }
-    assert set(local) == {"intake", "supply", "incident", "projection", "public", "frontdesk"}
-    for name, (module, port) in local.items():
-        svc = compose["services"][name]
-        assert module in svc["command"], name
-        assert f"127.0.0.1:{port}:{port}" in svc["ports"], name
-        assert "healthcheck" in svc, name
+    """Every service of the table (deploy/services.txt, which services.sh starts) runs in
+    compose with the same app on the same port."""
+    assert {s.name for s in SERVICES} == {
+        "intake", "supply", "incident", "projection", "public", "frontdesk"
+    }  # fmt: skip
+    for s in SERVICES:
+        svc = compose["services"][s.name]
+        assert s.app in svc["command"], s.name
+        assert str(s.port) in svc["command"], s.name
+        assert f"127.0.0.1:{s.port}:{s.port}" in svc["ports"], s.name
+        assert "healthcheck" in svc, s.name
         for dep in ("kafka", "postgres"):
-            assert svc["depends_on"][dep]["condition"] == "service_healthy", name
+            assert svc["depends_on"][dep]["condition"] == "service_healthy", s.name
+
+
+def test_the_scripts_start_the_services_of_the_table() -> None:
+    """services.sh spells no service, app or port itself: it reads deploy/services.txt."""
+    script = (ROOT / "deploy" / "scripts" / "services.sh").read_text()
+    assert "services.txt" in script
+    for s in SERVICES:
+        assert s.app not in script, s.name
+        assert str(s.port) not in script, s.name
+
+
+def test_the_service_table_refuses_a_bad_row(tmp_path: Path) -> None:
+    table = tmp_path / "services.txt"
+    table.write_text("intake services.intake.app:create_app 8001 /metrics ingest\n")
+    assert [s.port for s in load_services(table)] == [8001]
+    table.write_text(
+        "intake services.intake.app:create_app 8001 /metrics ingest\n"
+        "supply services.supply.app:create_app 8001 /metrics ingest\n"
+    )
+    with pytest.raises(ValueError, match="duplicate port"):
+        load_services(table)
+    table.write_text("intake services.intake.app:create_app 8001 metrics ingest\n")
+    with pytest.raises(ValueError, match=r"services\.txt:1: metrics path"):
+        load_services(table)
 
 
 def test_compose_kafka_is_the_version_the_pom_resolves(compose: dict) -> None:  # type: ignore[type-arg]

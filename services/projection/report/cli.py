@@ -18,14 +18,10 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import asyncpg
-
+from services.projection.bootstrap import ProjectionConfig
 from services.projection.periods import PeriodError, PeriodKind
 from services.projection.report.build import Format, filename, gather, parse_request, render
 from services.projection.report.document import Variant
-from services.projection.settings import ProjectionSettings
-from shared.city import load_city
-from shared.settings import CitySettings, DatabaseSettings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,8 +45,8 @@ def build_time() -> datetime:
 
 
 async def _report(args: argparse.Namespace) -> int:
-    city = load_city(CitySettings().file)
-    settings = ProjectionSettings()
+    config = ProjectionConfig()
+    city, settings = config.platform.city, config.settings
     when = build_time()
     try:
         req = parse_request(
@@ -67,7 +63,7 @@ async def _report(args: argparse.Namespace) -> int:
         print(f"dcr report: --{exc.field}: {exc}", file=sys.stderr)
         return 2
     fmt = Format(args.format)
-    conn = await asyncpg.connect(DatabaseSettings().dsn.get_secret_value())
+    conn = await config.platform.connect()
     try:
         inp = await gather(
             conn,

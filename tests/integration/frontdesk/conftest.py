@@ -18,19 +18,19 @@ import yaml
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
 
-from services.frontdesk.staff import add as add_staff
-from shared.city import load_city
-from shared.settings import REPO_ROOT, CitySettings
-from tests.process import (
+from harness.process import (
+    FRONTDESK_APP,
     INCIDENT_APP,
     INTAKE_APP,
     PROJECTION_APP,
     SUPPLY_APP,
     ServiceProcess,
 )
+from services.frontdesk.staff import add as add_staff
+from shared.city import load_city
+from shared.settings import REPO_ROOT, CitySettings
 from tests.support import TestEnv, isolated_env
 
-FRONTDESK_APP = "services.frontdesk.app:create_app"
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts" / "frontdesk"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

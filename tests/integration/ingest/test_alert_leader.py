@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.process import INCIDENT_APP, ServiceProcess
 from shared.events.vocabulary import AlertReason
 from tests.integration.ingest.conftest import alert_worker_caught_up, bearer
 from tests.integration.ingest.test_drug_alerts import alerts, overdose
-from tests.process import INCIDENT_APP, ServiceProcess
 from tests.support import TestEnv, isolated_env, poll_until
 
 pytestmark = pytest.mark.integration

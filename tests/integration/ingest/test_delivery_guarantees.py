@@ -10,9 +10,12 @@ import httpx
 import pytest
 
 from services.incident.app import create_app as create_incident
+from services.incident.workers import IncidentConfig
 from services.intake.app import create_app as create_intake
 from services.supply.app import create_app as create_supply
+from shared.bootstrap import Platform
 from shared.kafka import topics
+from shared.settings import KafkaSettings
 from tests.integration.ingest.conftest import at, bearer, records_with_id, topic_sizes
 from tests.support import serve
 
@@ -135,10 +138,10 @@ async def test_kafka_unreachable_is_503_then_a_retry_publishes_once(
 
 
 async def test_incident_service_starts_and_stops_without_kafka(
-    test_env: TestEnv, monkeypatch: pytest.MonkeyPatch
+    test_env: TestEnv,
 ) -> None:
     """The alert worker retries in the background; the API answers 503, /healthz says why."""
-    monkeypatch.setenv("DCR_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    no_kafka = Platform(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"))
     seizure = {
         "facility_id": "amager",
         "occurred_at": at(1),
@@ -147,7 +150,7 @@ async def test_incident_service_starts_and_stops_without_kafka(
         "life_threatening": False,
         "outcome": "recovered_on_site",
     }
-    async with serve(create_incident()) as down:
+    async with serve(create_incident(config=IncidentConfig(no_kafka))) as down:
         r = await down.post("/v1/incidents", json=seizure, headers=bearer(test_env, "amager"))
         assert r.status_code == 503 and "Retry-After" in r.headers
         health = await down.get("/healthz")

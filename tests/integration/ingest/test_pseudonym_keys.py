@@ -28,13 +28,13 @@ import httpx
 import pytest
 import yaml
 
+from harness.process import INTAKE_APP, ServiceProcess
 from services.intake.app import create_app as create_intake
 from services.projection.app import create_app as create_projection
 from shared.kafka import topics
 from shared.settings import DEV_SECRET, REPO_ROOT
 from tests.integration.ingest.conftest import at, bearer
 from tests.integration.projection.harness import wait_caught_up
-from tests.process import INTAKE_APP, ServiceProcess
 from tests.support import isolated_env, ops_auth, poll_until, read_topic, serve
 from tests.unit.projection.factory import CITY
 

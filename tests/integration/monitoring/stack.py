@@ -1,8 +1,8 @@
-"""The platform as real processes for the monitoring tests: the four services (uvicorn, like
-deploy/scripts/services.sh), traffic through their public APIs, and a real Prometheus scraping
-them every second with the repository's rule files.
+"""The platform as real processes for the monitoring tests: the scraped services of the
+service table (uvicorn, like deploy/scripts/services.sh), traffic through their public APIs, and
+a real Prometheus scraping them every second with the repository's rule files.
 
-Every process is started by :class:`Proc` and stopped by it (SIGTERM, then SIGKILL) whatever
+Every process is a :mod:`harness.process` child, stopped (SIGTERM, then SIGKILL) whatever
 happens in the test; readiness is polled against deadlines, never slept for.
 """
 
@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,23 +19,17 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import yaml
 
+from harness.process import ChildProcess, ServiceProcess, free_port
+from shared.service_table import SERVICES as TABLE
 from shared.settings import REPO_ROOT
-from tests.process import free_port
-from tests.support import poll_until
 
 if TYPE_CHECKING:
     from tests.integration.conftest import TestEnv
 
 PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
-#: name -> uvicorn factory (as in deploy/scripts/services.sh).
-SERVICES = {
-    "intake": "services.intake.app:create_app",
-    "supply": "services.supply.app:create_app",
-    "incident": "services.incident.app:create_app",
-    "projection": "services.projection.app:create_app",
-    "public": "services.projection.public_app:create_app",
-}
+#: name -> uvicorn factory: the scraped services of the service table (deploy/services.txt).
+SERVICES = {s.name: s.app for s in TABLE if s.scraped}
 
 
 def reader_dsn(dsn: str) -> str:
@@ -50,66 +41,15 @@ def reader_dsn(dsn: str) -> str:
     return f"{scheme}://dcr_reader:{password}@{host_db}"
 
 
-class Proc:
-    """One child process with its log file; :meth:`stop` always ends it."""
-
-    def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, grace: float = 20.0) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-def start_services(env: TestEnv, log_dir: Path, extra_env: dict[str, str]) -> dict[str, Any]:
-    """Start the services (the public API too) on free ports; returns name -> (Proc, url)."""
-    base = {**os.environ, **extra_env}
-    base.update({"DCR_DB_DSN": env.dsn, "DCR_KAFKA_TOPIC_PREFIX": env.topic_prefix})
-    started: dict[str, Any] = {}
-    for name, factory in SERVICES.items():
-        port = free_port()
-        argv = [
-            sys.executable, "-m", "uvicorn", factory, "--factory",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-        ]  # fmt: skip
-        started[name] = (Proc(name, argv, log_dir, base), f"http://127.0.0.1:{port}")
-    return started
-
-
-async def wait_healthy(proc: Proc, url: str, timeout: float = 60) -> None:
-    async def healthy() -> bool:
-        assert proc.alive(), f"{proc.name} exited:\n{proc.log_tail()}"
-        try:
-            async with httpx.AsyncClient(timeout=2) as c:
-                return (await c.get(f"{url}/healthz")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        await poll_until(healthy, timeout=timeout, interval=0.2, what=f"{proc.name} healthy")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n--- {proc.name} log ---\n{proc.log_tail()}") from None
+def start_services(
+    env: TestEnv, log_dir: Path, extra_env: dict[str, str]
+) -> dict[str, ServiceProcess]:
+    """Start the services (the public API too) on free ports, pointed at ``env``."""
+    where = {**extra_env, "DCR_DB_DSN": env.dsn, "DCR_KAFKA_TOPIC_PREFIX": env.topic_prefix}
+    return {
+        name: ServiceProcess(log_dir, name, app, env=where).start()
+        for name, app in SERVICES.items()
+    }
 
 
 # --- Prometheus --------------------------------------------------------------------------------
@@ -139,7 +79,7 @@ def prometheus_config(
 
 def start_prometheus(
     ports: dict[str, int], work: Path, scrape_token: str, alertmanager: str | None = None
-) -> tuple[Proc, str]:
+) -> tuple[ChildProcess, str]:
     port = free_port()
     token_file = work / "prometheus.token"
     token_file.write_text(scrape_token)
@@ -153,7 +93,8 @@ def start_prometheus(
         f"--web.listen-address=127.0.0.1:{port}",
         "--log.level=warn",
     ]
-    return Proc("prometheus", argv, work, {"PATH": "/usr/bin:/bin"}), f"http://127.0.0.1:{port}"
+    prom = ChildProcess("prometheus", argv, work / "prometheus.log", {"PATH": "/usr/bin:/bin"})
+    return prom.start(), f"http://127.0.0.1:{port}"
 
 
 @dataclass

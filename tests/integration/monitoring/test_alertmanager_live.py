@@ -23,12 +23,12 @@ import httpx
 import pytest
 import yaml
 
+from harness.process import ChildProcess, free_port
 from shared.city import load_city
 from shared.contacts import load_contacts
 from shared.settings import REPO_ROOT, CitySettings
-from tests.integration.monitoring.stack import Proc, start_prometheus
+from tests.integration.monitoring.stack import start_prometheus
 from tests.integration.notify.receivers import WebhookReceiver, mail_sink, mails, write_contacts
-from tests.process import free_port
 from tests.support import poll_until
 
 pytestmark = pytest.mark.integration
@@ -88,7 +88,7 @@ async def test_a_firing_rule_reaches_the_district_webhook_and_mailboxes(
         config["route"].update(group_wait="1s", group_interval="1s")
         (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
         am_port = free_port()
-        am = Proc(
+        am = ChildProcess(
             "alertmanager",
             [
                 str(ALERTMANAGER_BIN),
@@ -97,9 +97,9 @@ async def test_a_firing_rule_reaches_the_district_webhook_and_mailboxes(
                 f"--web.listen-address=127.0.0.1:{am_port}",
                 "--cluster.listen-address=",
             ],
-            tmp_path,
+            tmp_path / "alertmanager.log",
             {"PATH": "/usr/bin:/bin"},
-        )
+        ).start()
         jobs = ("intake", "supply", "incident", "projection", "public")
         ports = dict.fromkeys(jobs, exposition)
         # the stub exposition asks for no credential; Prometheus still sends its bearer token
@@ -109,8 +109,8 @@ async def test_a_firing_rule_reaches_the_district_webhook_and_mailboxes(
         try:
 
             async def firing_hook() -> list[dict[str, Any]]:
-                assert am.alive(), am.log_tail()
-                assert prom.alive(), prom.log_tail()
+                assert am.alive, am.log()
+                assert prom.alive, prom.log()
                 received[:] = [json.loads(h.body) for h in webhook.hooks]
                 return [
                     a
@@ -145,8 +145,8 @@ async def test_a_firing_rule_reaches_the_district_webhook_and_mailboxes(
                 alerts = (await c.get(f"http://127.0.0.1:{am_port}/api/v2/alerts")).json()
             assert {a["labels"]["alertname"] for a in alerts} == {"DrugAlertOpen"}
         finally:
-            prom.stop()
-            am.stop()
+            prom.terminate(grace=20)
+            am.terminate(grace=20)
 
 
 async def _equal(get: Any, expected: set[str]) -> bool:

@@ -35,17 +35,16 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from harness.process import ChildProcess
 from shared.kafka.topics import VISITS
 from tests.integration.monitoring.exposition import label_problems, promtool_check
 from tests.integration.monitoring.stack import (
-    Proc,
     PromClient,
     Traffic,
     reader_dsn,
     send_traffic,
     start_prometheus,
     start_services,
-    wait_healthy,
 )
 from tests.monitoring import dashboards as dash
 from tests.support import poll_until, read_topic, scrape_auth
@@ -102,15 +101,15 @@ async def _inject_duplicate_and_garbage(env: TestEnv) -> None:
 @pytest.fixture(scope="module")
 async def live(iso_env: TestEnv, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Live]:
     work = tmp_path_factory.mktemp("monitoring-live")
-    procs: list[Proc] = []
+    procs: list[ChildProcess] = []
     prom: PromClient | None = None
     try:
         services = start_services(iso_env, work, {"DCR_DOMAIN_METRICS_REFRESH_S": "1"})
-        procs += [p for p, _ in services.values()]
-        for proc, url in services.values():
-            await wait_healthy(proc, url)
-        urls = {name: url for name, (_, url) in services.items()}
-        ports = {name: int(url.rsplit(":", 1)[1]) for name, url in urls.items()}
+        procs += services.values()
+        for proc in services.values():
+            await proc.wait_healthy(timeout=60)
+        urls = {name: proc.url for name, proc in services.items()}
+        ports = {name: proc.port for name, proc in services.items()}
         prom_proc, prom_url = start_prometheus(ports, work, iso_env.tokens["prometheus"])
         procs.append(prom_proc)
         prom = PromClient(prom_url)
@@ -147,14 +146,14 @@ async def live(iso_env: TestEnv, tmp_path_factory: pytest.TempPathFactory) -> As
         yield Live(iso_env, prom, traffic, reader_dsn(iso_env.dsn), urls)
     finally:
         for p in reversed(procs):
-            p.stop()
+            p.terminate(grace=20)
         if prom is not None:
             await prom.aclose()
 
 
-async def wait_healthy_prometheus(proc: Proc, prom: PromClient) -> None:
+async def wait_healthy_prometheus(proc: ChildProcess, prom: PromClient) -> None:
     async def ready() -> bool:
-        assert proc.alive(), f"prometheus exited:\n{proc.log_tail()}"
+        assert proc.alive, f"prometheus exited:\n{proc.log()}"
         try:
             return (await prom.http.get(f"{prom.url}/-/ready")).status_code == 200
         except httpx.HTTPError:

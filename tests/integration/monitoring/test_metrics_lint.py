@@ -4,7 +4,7 @@ id or an incident id. The projection also exports the domain metrics (install_do
 wired into its lifespan).
 
 The apps run in-process (tests.support.serve) on the real Kafka and PostgreSQL of an isolated
-database and topic prefix (conftest.iso_environ).
+database and topic prefix (conftest.iso_env), built with its settings (``TestEnv.platform``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ import pytest
 from fastapi import FastAPI
 
 from services.incident.app import create_app as create_incident
+from services.incident.workers import IncidentConfig
 from services.intake.app import create_app as create_intake
 from services.projection.app import create_app as create_projection
+from services.projection.bootstrap import ProjectionConfig
 from services.supply.app import create_app as create_supply
+from shared.bootstrap import Platform
 from tests.integration.monitoring.exposition import label_problems, promtool_check
 from tests.support import ops_auth, poll_until, scrape_auth, serve
 
@@ -114,11 +117,12 @@ async def _projection(c: httpx.AsyncClient, env: TestEnv) -> list[str]:
 
 
 Traffic = Callable[[httpx.AsyncClient, "TestEnv"], Any]
-APPS: dict[str, tuple[Callable[[], FastAPI], Traffic]] = {
-    "intake": (create_intake, _intake),
-    "supply": (create_supply, _supply),
-    "incident": (create_incident, _incident),
-    "projection": (create_projection, _projection),
+#: Each app built with the settings of the module's isolated environment (no os.environ change).
+APPS: dict[str, tuple[Callable[[Platform], FastAPI], Traffic]] = {
+    "intake": (lambda p: create_intake(platform=p), _intake),
+    "supply": (lambda p: create_supply(platform=p), _supply),
+    "incident": (lambda p: create_incident(config=IncidentConfig(p)), _incident),
+    "projection": (lambda p: create_projection(ProjectionConfig(p)), _projection),
 }
 
 
@@ -128,12 +132,12 @@ async def _healthy(c: httpx.AsyncClient) -> bool:
 
 @pytest.mark.parametrize("service", list(APPS))
 async def test_metrics_pass_promtool_and_have_bounded_labels(
-    service: str, iso_environ: TestEnv
+    service: str, iso_env: TestEnv
 ) -> None:
     factory, traffic = APPS[service]
-    async with serve(factory()) as client:
+    async with serve(factory(iso_env.platform())) as client:
         await poll_until(lambda: _healthy(client), timeout=30, what=f"{service} healthy")
-        ids = await traffic(client, iso_environ)
+        ids = await traffic(client, iso_env)
         response = await client.get("/metrics", headers=scrape_auth())
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -145,9 +149,9 @@ async def test_metrics_pass_promtool_and_have_bounded_labels(
     assert problems == [], "\n".join(problems)
 
 
-async def test_projection_exports_domain_metrics(iso_environ: TestEnv) -> None:
+async def test_projection_exports_domain_metrics(iso_env: TestEnv) -> None:
     """services/projection/app.py calls install_domain_metrics in its lifespan."""
-    async with serve(create_projection()) as client:
+    async with serve(create_projection(ProjectionConfig(iso_env.platform()))) as client:
         await poll_until(lambda: _healthy(client), timeout=30, what="projection healthy")
 
         async def domain_metrics() -> str | None:

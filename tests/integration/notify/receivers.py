@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
+from harness.process import free_port
 from services.incident.notification import verify
 from services.mailsink import controller
-from tests.process import free_port
 
 SECRET = "test-webhook-secret-0123456789abcdef-0123"
 

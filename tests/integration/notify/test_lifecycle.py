@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from services.incident.app import create_app as create_incident
+from services.incident.settings import AlertSettings
+from services.incident.workers import IncidentConfig
 from services.projection.app import create_app as create_projection
 from shared.events.envelope import decode
 from shared.events.payloads import DrugAlertRaised
@@ -35,13 +38,15 @@ async def alert_events(n: NotifyEnv) -> list[tuple[str, object]]:
 
 
 async def test_raised_acknowledged_resolved_each_notified_once(
-    notify_env: NotifyEnv, monkeypatch: pytest.MonkeyPatch
+    notify_env: NotifyEnv,
 ) -> None:
     n = notify_env
     # The last overdose happened 20 min ago: with a 15 min quiet period the episode has ended
     # (by event time) as soon as it is raised - no waiting.
-    monkeypatch.setenv("DCR_ALERTS_QUIET_PERIOD", "PT15M")
-    async with serve(create_incident()) as incident:
+    quiet_15 = IncidentConfig(
+        n.env.platform(), alerts=AlertSettings(quiet_period=timedelta(minutes=15))
+    )
+    async with serve(create_incident(config=quiet_15)) as incident:
         await post_overdoses(
             incident, n.env, [("halmtorv", 40), ("maendenes-hjem", 30), ("halmtorv", 20)]
         )

@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.process import INCIDENT_APP, ServiceProcess
 from services.incident.app import create_app as create_incident
 from tests.integration.notify.conftest import NotifyEnv, post_overdoses
 from tests.integration.notify.receivers import (
     mails,
 )
-from tests.process import INCIDENT_APP, ServiceProcess
 from tests.support import poll_until, serve
 
 pytestmark = pytest.mark.integration

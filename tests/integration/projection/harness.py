@@ -14,11 +14,11 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from harness.process import PROJECTION_APP, ServiceProcess
 from services.projection.settings import ProjectionSettings
 from services.projection.store import READ_MODEL_TABLES
 from shared.events.envelope import Envelope, to_headers, to_value
 from shared.kafka.topics import EVENT_TOPICS
-from tests.process import PROJECTION_APP, ServiceProcess
 from tests.support import poll_until, read_topic
 from tests.unit.projection.oracle import Oracle, normalise
 

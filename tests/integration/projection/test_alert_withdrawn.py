@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from harness.process import run_module
 from services.projection.app import create_app as projection_app
 from shared.events import payloads as p
 from shared.events.envelope import Envelope
 from shared.events.vocabulary import AlertReason
 from tests.integration.projection.harness import produce, rows, snapshot, wait_caught_up
-from tests.process import run_module
 from tests.support import serve
 from tests.unit.projection import factory as f
 

@@ -18,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
+from harness.process import run_module
 from services.incident.app import create_app as incident_app
 from services.intake.app import create_app as intake_app
 from services.projection import domain
@@ -30,7 +31,6 @@ from shared.events.vocabulary import IncidentKind, VoidReason
 from shared.kafka.deadletter import REASON_HEADER
 from shared.kafka.topics import DEADLETTER
 from tests.integration.projection.harness import produce, snapshot, wait_caught_up
-from tests.process import run_module
 from tests.support import auth, read_topic, serve
 from tests.unit.projection import factory as f
 from tests.unit.projection.factory import CITY

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import pytest
 
+from harness.process import run_module
 from services.projection.app import create_app as projection_app
 from services.projection.erasure import ERASED_KEY, erased_digest
 from services.projection.store import READ_MODEL_TABLES
@@ -21,7 +22,6 @@ from shared.events.envelope import Envelope
 from shared.events.vocabulary import Route, Substance
 from shared.privacy import Pseudonymiser
 from tests.integration.projection.harness import produce, rows, snapshot, wait_caught_up
-from tests.process import run_module
 from tests.support import serve
 from tests.unit.projection import factory as f
 from tests.unit.projection.factory import CITY

@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from services.projection.app import create_app as projection_app
+from services.projection.bootstrap import ProjectionConfig
 from services.projection.public_app import create_app as public_app
+from services.projection.settings import ProjectionSettings
 from tests.integration.projection.harness import produce, wait_caught_up
 from tests.openapi_check import conforms
 from tests.support import flatten_table, ops_auth, scrape_auth, serve
@@ -51,16 +53,18 @@ async def _internal(client: httpx.AsyncClient, day: date) -> dict[str, dict[str,
 
 
 async def test_released_days_hide_small_counts_and_never_change(
-    iso_env: TestEnv, monkeypatch: pytest.MonkeyPatch
+    iso_env: TestEnv,
 ) -> None:
-    monkeypatch.setenv("DCR_PROJECTION_PUBLIC_SINCE", (DAYS[0] - timedelta(days=3)).isoformat())
+    released = ProjectionConfig(
+        iso_env.platform(), ProjectionSettings(public_since=DAYS[0] - timedelta(days=3))
+    )
     events = [e for e in random_stream(seed=11, n=700, base=BASE, days=2)]
     await produce(iso_env.bootstrap, iso_env.topic_prefix, events)
     now = [_released_at(DAYS[0]) - timedelta(minutes=1)]  # the first day is not released yet
 
     async with (
         serve(projection_app(), headers=ops_auth()) as internal,
-        serve(public_api := public_app(clock=lambda: now[0])) as public,
+        serve(public_api := public_app(clock=lambda: now[0], config=released)) as public,
     ):
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
         r = await public.get(f"/v1/public/day/{DAYS[0]}")

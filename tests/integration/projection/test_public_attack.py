@@ -25,7 +25,9 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
+from services.projection.bootstrap import ProjectionConfig
 from services.projection.public_app import create_app as public_app
+from services.projection.settings import ProjectionSettings
 from tests.support import flatten_table, serve
 
 if TYPE_CHECKING:
@@ -230,14 +232,16 @@ def _lp_group(
 
 
 async def test_no_hidden_cell_is_recovered_narrower_than_the_protection_interval(
-    iso_env: TestEnv, monkeypatch: pytest.MonkeyPatch
+    iso_env: TestEnv,
 ) -> None:
-    monkeypatch.setenv("DCR_PROJECTION_PUBLIC_SINCE", MONDAY.isoformat())
-    monkeypatch.setenv("DCR_PROJECTION_SUPPRESSION_THRESHOLD", str(THRESHOLD))
+    config = ProjectionConfig(
+        iso_env.platform(),
+        ProjectionSettings(public_since=MONDAY, suppression_threshold=THRESHOLD),
+    )
     truth = await _write_read_models(iso_env.dsn)
 
     published: dict[str, Any] = {}
-    async with serve(public_app(clock=lambda: NOW)) as client:
+    async with serve(public_app(clock=lambda: NOW, config=config)) as client:
         for day in DAYS:
             r = await client.get(f"/v1/public/day/{day}")
             assert r.status_code == 200, r.text

@@ -18,7 +18,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.admin.records_to_delete import RecordsToDelete
 
+from harness.process import run_module
 from services.projection.app import create_app as projection_app
+from services.projection.bootstrap import ProjectionConfig
 from services.projection.retention import RetentionSettings, topic_retention_ms
 from services.projection.store import READ_MODEL_TABLES
 from shared.events.envelope import Envelope
@@ -31,7 +33,6 @@ from tests.integration.projection.harness import (
     snapshot,
     wait_caught_up,
 )
-from tests.process import run_module
 from tests.support import read_topic, serve
 from tests.unit.projection import factory as f
 from tests.unit.projection.factory import CITY
@@ -75,13 +76,13 @@ async def forget_old_records(env: TestEnv, before: dict[tuple[str, int], int]) -
 
 
 async def test_rebuild_after_retention_equals_live_and_old_person_rows_are_gone(
-    iso_env: TestEnv, monkeypatch: pytest.MonkeyPatch
+    iso_env: TestEnv,
 ) -> None:
     today = datetime.now(CITY.zone).date()
     old, recent = today - timedelta(days=120), today - timedelta(days=3)
     # live: nothing sealed yet (the service's own job keeps 10 years while the log is built)
-    monkeypatch.setenv("DCR_RETENTION_PERSON_DAYS", "3650")
-    async with serve(projection_app()):
+    keep_all = ProjectionConfig(iso_env.platform(), retention=RetentionSettings(person_days=3650))
+    async with serve(projection_app(keep_all)):
         await produce(iso_env.bootstrap, iso_env.topic_prefix, day_of_events(old, "o", 1))
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
         old_end = await end_offsets(iso_env.bootstrap, iso_env.topic_prefix)
@@ -117,9 +118,9 @@ async def test_rebuild_after_retention_equals_live_and_old_person_rows_are_gone(
     assert await snapshot(iso_env.dsn, TABLES) == live
 
     # an event for a sealed day is dead-lettered; the sealed figures do not move
-    monkeypatch.setenv("DCR_RETENTION_PERSON_DAYS", "90")
+    seal_90 = ProjectionConfig(iso_env.platform(), retention=RetentionSettings(person_days=90))
     before = len(await read_topic(iso_env.bootstrap, iso_env.topic(DEADLETTER)))
-    async with serve(projection_app()):
+    async with serve(projection_app(seal_90)):
         await produce(iso_env.bootstrap, iso_env.topic_prefix, [f.referral(local(old, 18))])
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
     letters = await read_topic(iso_env.bootstrap, iso_env.topic(DEADLETTER))

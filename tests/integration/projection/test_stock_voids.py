@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness.process import run_module
 from services.projection.app import create_app as projection_app
 from services.projection.store import READ_MODEL_TABLES
 from shared.events import payloads as p
 from shared.events.envelope import Envelope
 from shared.events.vocabulary import SupplyItem, VoidReason
 from tests.integration.projection.harness import produce, rows, snapshot, wait_caught_up
-from tests.process import run_module
 from tests.support import serve
 from tests.unit.projection import factory as f
 from tests.unit.projection.factory import CITY

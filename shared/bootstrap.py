@@ -1,0 +1,73 @@
+"""One bootstrap per process: the platform settings every process type needs, built once at its
+entry point (a composition root's ``create_app``, a command's ``main``) and passed down.
+
+Invariants: the database DSN is read here and nowhere else (:attr:`Platform.dsn`); pools and
+connections are opened from a :class:`Platform`, with its pool size; nothing below an entry point
+builds a ``*Settings()`` of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import asyncpg
+
+from shared.city import City, load_city
+from shared.settings import AuthSettings, CitySettings, DatabaseSettings, KafkaSettings
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Where the broker, the database, the city and the tokens are (``DCR_KAFKA_*``,
+    ``DCR_DB_*``, ``DCR_CITY_*``, ``DCR_AUTH_*``)."""
+
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    db: DatabaseSettings = field(default_factory=DatabaseSettings)
+    city_settings: CitySettings = field(default_factory=CitySettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+
+    @property
+    def dsn(self) -> str:
+        """The database's DSN (the one place it is read)."""
+        return self.db.dsn.get_secret_value()
+
+    @cached_property
+    def city(self) -> City:
+        """The city (districts, facilities, time zone), loaded once."""
+        return load_city(self.city_settings.file)
+
+    async def pool(
+        self,
+        max_size: int | None = None,
+        *,
+        reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    ) -> asyncpg.Pool:
+        """A connection pool of ``DCR_DB_POOL_MIN``..``max_size`` (default ``DCR_DB_POOL_MAX``).
+        ``reset``: what a connection's release runs instead of asyncpg's session reset (e.g.
+        nothing, for a pool whose users set no session state: one round trip less)."""
+        size = max_size or self.db.pool_max
+        return await asyncpg.create_pool(
+            self.dsn, min_size=min(self.db.pool_min, size), max_size=size, reset=reset
+        )
+
+    async def connect(self) -> asyncpg.Connection:
+        """One connection (commands, advisory-lock sessions)."""
+        return await asyncpg.connect(self.dsn)
+
+
+@asynccontextmanager
+async def running(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[asyncio.Task[None]]:
+    """Run ``work`` as a background task while the block runs; cancel it and wait for it on
+    exit (a worker of a composition root: it never outlives the app)."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
