@@ -15,6 +15,7 @@
 #   make lint    ruff check, ruff format --check, mypy
 #   make mutation  mutation testing of the pure cores (~26 min; MODULE=path.py for one file)
 #                -> docs/mutation-report.md; not part of make test
+#   make mutation-open  re-run the mutants the last run left open against the current tests
 #   make status  what is running
 #   make logs    last lines of every log in .state/logs (LINES=100 for more)
 #   make rebuild stop the projection, rebuild its read models from the topics, start it again
@@ -49,7 +50,7 @@ export DCR_KAFKA_SECURITY_PROTOCOL ?= $(KAFKA_CLIENT_PROTOCOL)
 export DCR_KAFKA_CA_FILE ?= $(CURDIR)/.state/auth/kafka/tls/ca.pem
 endif
 
-.PHONY: help venv up down test test-faults test-dates lint status logs rebuild bench report retention mutation erase
+.PHONY: help venv up down test test-faults test-dates lint status logs rebuild bench report retention mutation mutation-open erase
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -121,6 +122,9 @@ bench: venv
 # one file: make mutation MODULE=services/projection/suppression.py
 mutation: venv
 	@tests/mutation/run.sh $(MODULE)
+
+mutation-open: venv
+	@tests/mutation/run.sh --open $(MODULE)
 
 lint: venv
 	.venv/bin/ruff check .

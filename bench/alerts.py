@@ -144,11 +144,12 @@ async def alerts(clusters: int = 200, rate: float = 2.0, keep_logs: bool = False
                     sent[f"email/{delivery_id(UUID(alert.hex), f'{district}-staff', 'email')}"] = (
                         accepted
                     )
-                    await asyncio.sleep(max(0.0, t0 + (k + 1) / rate - time.perf_counter()))
+                    next_at = t0 + (k + 1) / rate  # the next cluster's scheduled instant
+                    await asyncio.sleep(max(0.0, next_at - time.perf_counter()))  # pacing
             deadline = time.monotonic() + 60
             while not set(sent) <= set(arrivals.at) and time.monotonic() < deadline:
                 incident.check_alive()
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.2)  # polling interval (deadline above)
             seconds = time.perf_counter() - t0
         finally:
             incident.terminate()

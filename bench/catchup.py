@@ -94,7 +94,7 @@ async def projection_catchup(
                 break
             if now - started > timeout_s:
                 raise TimeoutError(f"not caught up after {timeout_s}s: {applied}/{total}")
-            await asyncio.sleep(PROGRESS_EVERY_S)
+            await asyncio.sleep(PROGRESS_EVERY_S)  # sampling interval of the progress
         done = time.perf_counter()
         cpu1 = cpu_sample([p.pid for p in ps] + pg_pids)
         unique = int(await conn.fetchval("SELECT count(*) FROM projection_events") or 0)

@@ -154,7 +154,7 @@ async def run_rate(
                 for row in rows:
                     visible[row["id"]] = seen
                     pending.discard(row["id"])
-            await asyncio.sleep(poll_ms / 1000)
+            await asyncio.sleep(poll_ms / 1000)  # polling interval of the visibility probe
 
     poll_task = asyncio.create_task(poller())
     started = time.perf_counter()

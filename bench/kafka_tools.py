@@ -170,7 +170,7 @@ async def open_loop(n: int, rate: float, one: OneCall, *, max_in_flight: int = 1
         scheduled = start + i / rate
         delay = scheduled - time.perf_counter()
         if delay > 0:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(delay)  # pacing of the open loop
         task = asyncio.create_task(one(i, scheduled))
         tasks.add(task)
         task.add_done_callback(tasks.discard)

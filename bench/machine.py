@@ -48,7 +48,7 @@ async def wait_quiet(
                 file=out,
             )
             announced = True
-        await asyncio.sleep(5)
+        await asyncio.sleep(5)  # polling interval of the load (deadline above)
     now = load()
     if now["load1"] >= threshold:
         print(f"bench: WARNING: measuring with load1 = {now['load1']}", file=out)

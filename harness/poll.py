@@ -24,5 +24,5 @@ async def poll_until(
         last = await check()
         if last:
             return last
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval)  # polling interval (deadline above)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import os
 import secrets
 import sys
 from collections.abc import Mapping, Sequence
@@ -125,7 +126,7 @@ def write_tokens_file(
             for pid, kind in principals
         ]
     }
-    out.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    _write(out, yaml.safe_dump(doc, sort_keys=False), owner_only=False)
 
 
 def generate(out: Path, clear_out: Path, metrics_credential: Path | None = None) -> list[str]:
@@ -144,13 +145,21 @@ def generate(out: Path, clear_out: Path, metrics_credential: Path | None = None)
     for pid in added:
         clear[pid] = secrets.token_urlsafe(32)
     out.parent.mkdir(parents=True, exist_ok=True)
-    clear_out.write_text(yaml.safe_dump(clear, sort_keys=False), encoding="utf-8")
-    clear_out.chmod(0o600)
+    _write(clear_out, yaml.safe_dump(clear, sort_keys=False), owner_only=True)
     write_tokens_file(out, ids, clear)
     if metrics_credential is not None:
-        metrics_credential.write_text(clear["prometheus"], encoding="utf-8")
-        metrics_credential.chmod(0o600)
+        _write(metrics_credential, clear["prometheus"], owner_only=True)
     return added
+
+
+def _write(path: Path, text: str, *, owner_only: bool) -> None:
+    """Write ``text`` (UTF-8). ``owner_only`` (clear tokens): the file is created, or reset, with
+    mode 0600 before anything is written to it, so no other user can ever read a token."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if owner_only else 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        if owner_only:
+            os.fchmod(fh.fileno(), 0o600)
+        fh.write(text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,9 +4,12 @@
 |------------|---------------------------------------------------------------------|
 | ops        | everything internal (figures, live and stock of every room, alerts, /metrics) |
 | analyst    | the directory, district and city figures of closed days (before today: a   |
-|            | single-room district's today would be a live per-room view); no alerts   |
-| facility   | the directory, its own room's live and stock view, its district's    |
-|            | drug alerts (the front desk shows them to the room's staff)          |
+|            | single-room district's today would be a live per-room view): daily      |
+|            | figures, period totals and reports of the city or a district, street    |
+|            | collections; no room scope, no alerts                                    |
+| facility   | the directory, its own room's live and stock view, its own room's daily |
+|            | figures, period totals and reports, its district's drug alerts (the     |
+|            | front desk shows them to the room's staff)                              |
 | metrics    | /metrics only (shared.http)                                          |
 | sanitation | nothing here (it reports street collections)                        |
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from services.projection.periods import Scope
 from shared.auth import Principal, PrincipalKind
 from shared.http_auth import forbidden
 
@@ -33,6 +37,8 @@ FIGURES = frozenset({OPS, ANALYST})
 ROOM = frozenset({OPS, FACILITY})
 #: Drug alerts: ops, and a facility for its own district (:func:`own_district`).
 ALERTS = frozenset({OPS, FACILITY})
+#: Period totals and reports (:func:`scope_allowed` and :func:`closed_days_only` narrow them).
+PERIODS = frozenset({OPS, ANALYST, FACILITY})
 #: Everything else.
 INTERNAL = frozenset({OPS})
 
@@ -56,3 +62,27 @@ def own_district(
     """403 unless ``principal`` is ops, or a facility asking for its own district's alerts."""
     if principal.kind is FACILITY and district != room_district:
         raise forbidden(service, "a facility token reads only its own district's alerts")
+
+
+def scope_allowed(principal: Principal, scope: Scope, service: str) -> None:
+    """403 unless ``principal`` may read ``scope``'s period totals and reports: ops any scope;
+    an analyst the city or a district (over closed days: :func:`closed_days_only`); a facility
+    its own room only."""
+    if principal.kind is ANALYST and scope.kind == "room":
+        raise forbidden(service, "an analyst token reads the city and districts, not a room")
+    if principal.kind is FACILITY and (scope.kind != "room" or scope.id != principal.id):
+        raise forbidden(service, "a facility token reads only its own room ('scope=room:<id>')")
+
+
+def room_figures(principal: Principal, facility: str, service: str) -> None:
+    """403 unless ``principal`` is ops or the facility ``facility`` itself (an analyst reads no
+    room: three districts have one room each, and a room's own figures are not the city's)."""
+    if principal.kind is ANALYST:
+        raise forbidden(service, "an analyst token reads the city and districts, not a room")
+    own_room(principal, facility, service)
+
+
+def not_facility(principal: Principal, service: str) -> None:
+    """403 for a facility token (district-wide figures that are not about its room)."""
+    if principal.kind is FACILITY:
+        raise forbidden(service, "a facility token reads only its own room")

@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 
 from services.projection import access
 from services.projection.api import ReadContext, build_router
@@ -106,12 +106,16 @@ def create_app(config: ProjectionConfig | None = None) -> FastAPI:
         tokens: TokenRegistry = request.app.state.tokens
         return tokens
 
-    # Reports and period/per-room figures: ops only for now (services.projection.access): an
-    # internal report shows small counts per room, and a period may include today.
-    internal = [Depends(require_kinds(SERVICE, get_tokens, access.INTERNAL))]
+    # Reports, period totals, per-room days: each route narrows the role (services.projection.
+    # access.scope_allowed): analyst city/districts over closed days, facility its own room.
+    period_reader = require_kinds(SERVICE, get_tokens, access.PERIODS)
     app.include_router(build_router(get_ctx, get_tokens, SERVICE), prefix="/v1", tags=[SERVICE])
-    app.include_router(build_report_router(get_ctx, internal), prefix="/v1", tags=[SERVICE])
-    app.include_router(build_period_router(get_ctx, internal), prefix="/v1", tags=[SERVICE])
+    app.include_router(
+        build_report_router(get_ctx, period_reader, SERVICE), prefix="/v1", tags=[SERVICE]
+    )
+    app.include_router(
+        build_period_router(get_ctx, period_reader, SERVICE), prefix="/v1", tags=[SERVICE]
+    )
     install_common(app, SERVICE, health, MAX_BODY_BYTES, tokens=get_tokens)
     return app
 

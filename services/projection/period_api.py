@@ -5,26 +5,28 @@
   year, since opening or a custom range; distinct people are counted over the whole period;
 * ``GET /v1/street-collections``: street needle collections per district, area and day.
 
-Access: the composition root passes the read API's authentication dependencies.
+Access: the composition root passes the dependency that authenticates a reader
+(``reader``); each route narrows it by role (:mod:`.access`): an analyst reads the city and
+districts over closed days (its default period is the last closed one), a facility its own room.
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from services.projection import access
 from services.projection import period_queries as q
 from services.projection import responses as r
 from services.projection.api import FromDate, ReadContext, ToDate, _query_error
 from services.projection.api import _range as day_range
 from services.projection.figures import days_between
 from services.projection.period_figures import complete, scope_tables
-from services.projection.periods import PeriodError
+from services.projection.periods import PeriodError, PeriodKind, last_closed_anchor, parse_scope
 from services.projection.report.build import ReportRequest, parse_request
+from shared.auth import Principal
 
 Scope = Annotated[str, Query(description="city, district:<id> or room:<id>")]
 PeriodQ = Annotated[str, Query(description="week, month, quarter, year, since-opening, custom")]
@@ -37,6 +39,8 @@ def _number(v: Decimal) -> int | float:
 
 def report_request(
     ctx: ReadContext,
+    principal: Principal,
+    service: str,
     variant: str,
     scope: str,
     period: str,
@@ -44,11 +48,20 @@ def report_request(
     start: date | None,
     end: date | None,
 ) -> ReportRequest:
-    """The request of a period or report query; a bad input is a 422 naming the field."""
+    """The request of a period or report query, checked against what ``principal`` may read
+    (403: :func:`.access.scope_allowed`, :func:`.access.closed_days_only`); a bad input is a
+    422 naming the field. An analyst who gives no anchor gets the last closed period."""
+    today = ctx.today()
     try:
-        return parse_request(
+        access.scope_allowed(principal, parse_scope(scope, ctx.city), service)
+    except PeriodError as exc:
+        raise _query_error(exc.field, str(exc)) from None
+    if anchor is None and principal.kind is access.ANALYST and period in set(PeriodKind):
+        anchor = last_closed_anchor(PeriodKind(period), today)
+    try:
+        req = parse_request(
             ctx.city,
-            ctx.today(),
+            today,
             scope=scope,
             period=period,
             variant=variant,
@@ -59,12 +72,16 @@ def report_request(
         )
     except PeriodError as exc:
         raise _query_error(exc.field, str(exc)) from None
+    access.closed_days_only(principal, req.period.end, today, service)
+    return req
 
 
 def build_period_router(
-    get_ctx: Callable[[Request], ReadContext], dependencies: Sequence[Any] = ()
+    get_ctx: Callable[[Request], ReadContext], reader: Callable[..., Principal], service: str
 ) -> APIRouter:
-    router = APIRouter(dependencies=list(dependencies))
+    """``reader``: the dependency that authenticates a token of a kind allowed here; ``service``
+    names the service in refusals (counted)."""
+    router = APIRouter()
 
     async def totals(ctx: ReadContext, req: ReportRequest) -> r.PeriodTotals:
         p = req.period
@@ -85,6 +102,7 @@ def build_period_router(
     @router.get("/periods", summary="A scope's totals over a period (distinct people exact)")
     async def periods(
         request: Request,
+        principal: Annotated[Principal, Depends(reader)],
         scope: Scope = "city",
         period: PeriodQ = "month",
         anchor: Anchor = None,
@@ -92,14 +110,19 @@ def build_period_router(
         end: ToDate = None,
     ) -> r.PeriodTotals:
         ctx = get_ctx(request)
-        req = report_request(ctx, "internal", scope, period, anchor, start, end)
+        req = report_request(ctx, principal, service, "internal", scope, period, anchor, start, end)
         return await totals(ctx, req)
 
     @router.get("/rooms/{facility}/daily", summary="A room's figures per day")
     async def room_daily(
-        request: Request, facility: str, start: FromDate = None, end: ToDate = None
+        request: Request,
+        facility: str,
+        principal: Annotated[Principal, Depends(reader)],
+        start: FromDate = None,
+        end: ToDate = None,
     ) -> r.RoomDays:
         ctx = get_ctx(request)
+        access.room_figures(principal, facility, service)
         if facility not in ctx.city.facility_by_id:
             raise HTTPException(404, "unknown facility")
         first, last = day_range(ctx, start, end)
@@ -123,11 +146,13 @@ def build_period_router(
     @router.get("/street-collections", summary="Street needle collections by district and area")
     async def street_collections(
         request: Request,
+        principal: Annotated[Principal, Depends(reader)],
         district: str | None = None,
         start: FromDate = None,
         end: ToDate = None,
     ) -> r.StreetCollections:
         ctx = get_ctx(request)
+        access.not_facility(principal, service)
         if district is not None and district not in ctx.city.district_by_id:
             raise HTTPException(404, "unknown district")
         first, last = day_range(ctx, start, end)

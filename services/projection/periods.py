@@ -142,6 +142,15 @@ def resolve_period(
         raise PeriodError("anchor", "the period runs outside the calendar") from None
 
 
+def last_closed_anchor(kind: PeriodKind, today: date) -> date:
+    """An anchor whose period of ``kind`` ended before ``today``: the last closed week, month,
+    quarter or year (since-opening: up to yesterday)."""
+    if kind in CALENDAR_PERIODS:
+        current = _resolve(kind, today, None, None, None)
+        return current.start - timedelta(days=1) if current.end >= today else today
+    return today - timedelta(days=1)
+
+
 def _resolve(
     kind: PeriodKind, anchor: date, start: date | None, end: date | None, opened: date | None
 ) -> Period:

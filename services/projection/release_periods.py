@@ -112,3 +112,35 @@ class ReleaseRule:
                 p = Period.containing(kind, p.end + timedelta(days=1))
         mine = self.order(period)
         return sorted((p for p in found if self.order(p) < mine), key=self.order)
+
+    def audit_context(self, period: Period) -> list[Period]:
+        """The released periods the audit of ``period`` loads, in release order: those
+        overlapping it (:meth:`earlier_overlapping`), those overlapping any of these (a week
+        across a month border brings the month before), the weeks of every month among them,
+        and the days of every week and month (a week or month is the sum of its days).
+
+        Every relation of a loaded week or month has all its cells loaded. Relations reaching
+        further (a loaded day of the month before's first week, with its own month) are not part
+        of this audit (docs/public-figures.md, "Known limits")."""
+        found = set(self.earlier_overlapping(period))
+        for p in list(found):
+            found.update(self._overlapping_before(p, period))
+        for p in [p for p in found if p.kind is PeriodKind.MONTH]:
+            found.update(
+                q for q in self._overlapping_before(p, period) if q.kind is PeriodKind.WEEK
+            )
+        for p in list(found):
+            if p.kind is not PeriodKind.DAY:
+                found.update(d for d in p.days() if self.order(d) < self.order(period))
+        return sorted(found, key=self.order)
+
+    def _overlapping_before(self, p: Period, before: Period) -> set[Period]:
+        """Periods released before ``before`` that share a day with ``p`` (not ``p`` itself)."""
+        found: set[Period] = set(p.days()) if p.kind is not PeriodKind.DAY else set()
+        for kind in (PeriodKind.WEEK, PeriodKind.MONTH):
+            q = Period.containing(kind, p.start)
+            while q.start <= p.end:
+                found.add(q)
+                q = Period.containing(kind, q.end + timedelta(days=1))
+        limit = self.order(before)
+        return {q for q in found if q != p and self.order(q) < limit}

@@ -70,14 +70,9 @@ class Releaser:
         if found is not None:
             return found
         earlier: dict[Period, Release] = {}
-        for p in self.rule.earlier_overlapping(period):
+        for p in self.rule.audit_context(period):
             if p.start >= self.since:
                 earlier[p] = await self._ensure(p, now)
-        for p in list(earlier):
-            if p.kind is not PeriodKind.DAY:
-                for d in p.days():
-                    if d not in earlier:
-                        earlier[d] = await self._ensure(d, now)
         if period.kind is PeriodKind.DAY:
             tables = await self._day_figures(period.start)
         else:

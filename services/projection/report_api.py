@@ -1,17 +1,16 @@
 """``GET /v1/reports``: the evidence report as HTML or PDF (its own router; see report/).
 
-Access: the router takes the read API's authentication dependencies from the composition root
-(``dependencies``); the internal variant shows small counts and must only be given to roles
-allowed to see them.
+Access: the composition root passes the dependency that authenticates a reader (``reader``);
+:func:`.period_api.report_request` narrows it by role: ops any scope, an analyst the city or a
+district over closed periods (figures it may read unsuppressed on the read API anyway), a
+facility its own room.
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from services.projection.api import ReadContext
@@ -23,12 +22,13 @@ from services.projection.report.build import (
     gather,
     render,
 )
+from shared.auth import Principal
 
 
 def build_report_router(
-    get_ctx: Callable[[Request], ReadContext], dependencies: Sequence[Any] = ()
+    get_ctx: Callable[[Request], ReadContext], reader: Callable[..., Principal], service: str
 ) -> APIRouter:
-    router = APIRouter(dependencies=list(dependencies))
+    router = APIRouter()
 
     @router.get(
         "/reports",
@@ -38,6 +38,7 @@ def build_report_router(
     )
     async def report(
         request: Request,
+        principal: Annotated[Principal, Depends(reader)],
         scope: Annotated[str, Query(description="city, district:<id> or room:<id>")] = "city",
         period: Annotated[
             str, Query(description="week, month, quarter, year, since-opening or custom")
@@ -49,7 +50,7 @@ def build_report_router(
         format: Annotated[Format, Query(description="html or pdf")] = Format.HTML,
     ) -> Response:
         ctx = get_ctx(request)
-        req = report_request(ctx, variant, scope, period, anchor, start, end)
+        req = report_request(ctx, principal, service, variant, scope, period, anchor, start, end)
         async with ctx.pool.acquire() as conn:
             inp = await gather(
                 conn,

@@ -27,9 +27,10 @@ a range narrower than the threshold. Hidden cells are published as ``null`` what
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,6 +167,9 @@ def audit(
     width: float = math.inf,
     only: set[str] | None = None,
     seen: dict[Cell, Range] | None = None,
+    done: dict[frozenset[Cell], dict[Cell, Range]] | None = None,
+    enough: float = math.inf,
+    settled: Collection[Cell] = (),
 ) -> dict[Cell, Range]:
     """A range a reader cannot narrow, for every hidden cell that appears in a relation.
 
@@ -175,22 +179,64 @@ def audit(
     returned range is spanned by feasible solutions the LPs found: once it is ``width`` wide the
     cell is proven protected and its exact bounds are not sought (default: always exact).
     Cells in no relation are unbounded above and not returned.
-    With ``only`` (period names), only components holding a cell of those periods are audited.
-    ``seen`` carries the ranges spanned by earlier solutions: hiding more cells only adds
-    feasible tables (an earlier solution, with the newly hidden cells at their true values, is
-    still one), so a range once seen stays a valid lower bound across :func:`plan`'s rounds.
+
+    First, hidden cells that the relations determine by elimination alone (a relation with one
+    unknown cell gives it; repeated) get their exact value as range and are constants in the
+    LPs; the rest split into independent components (hidden cells linked by relations), each
+    solved on its own. With ``only`` (period names), only components holding a cell of those
+    periods are audited. ``seen`` carries the ranges spanned by earlier solutions: hiding more
+    cells only adds feasible tables (an earlier solution, with the newly hidden cells at their
+    true values, is still one), so a range once seen stays a valid lower bound across
+    :func:`plan`'s rounds. ``done`` carries the ranges of components already audited (same
+    hidden cells, hence same relations and constants: same answer). With ``enough``, a
+    component's audit stops once that many of its cells are found too narrow (cells not looked
+    at are then missing from the answer: :func:`plan` hides more and audits again). Cells in
+    ``settled`` (released cells :func:`plan` found exactly computable earlier in the same
+    decision) are answered with their value without solving again.
     """
-    out: dict[Cell, Range] = {}
-    for component in _components(hidden, relations):
+    determined = _determined(hidden, relations)
+    out: dict[Cell, Range] = {c: Range(float(values[c]), float(values[c])) for c in determined}
+    free = hidden - determined
+    for component in _components(free, relations):
         rels = [relations[i] for i in component]
         if only is not None and not any(c[0] in only for r in rels for c in (r.total, *r.members)):
             continue
-        cells = sorted({c for r in rels for c in (r.total, *r.members) if c in hidden})
-        found = _component_ranges(values, cells, rels, width, seen or {})
+        cells = sorted({c for r in rels for c in (r.total, *r.members) if c in free})
+        key = frozenset(cells)
+        found = done.get(key) if done is not None else None
+        if found is None:
+            found = _component_ranges(values, cells, rels, width, seen or {}, enough, settled)
+            if done is not None and len(found) == len(cells):
+                done[key] = found
         if seen is not None:
             seen.update(found)
         out.update(found)
     return out
+
+
+def _determined(hidden: set[Cell], relations: Sequence[Relation]) -> set[Cell]:
+    """Hidden cells a reader computes exactly by elimination: a relation whose cells are all
+    shown (or already computed) but one gives that one; repeated until nothing changes."""
+    by_cell: dict[Cell, list[int]] = defaultdict(list)
+    unknown: list[set[Cell]] = []
+    for i, r in enumerate(relations):
+        cells = {c for c in (r.total, *r.members) if c in hidden}
+        unknown.append(cells)
+        for c in cells:
+            by_cell[c].append(i)
+    work = [i for i, cells in enumerate(unknown) if len(cells) == 1]
+    found: set[Cell] = set()
+    while work:
+        i = work.pop()
+        if len(unknown[i]) != 1:
+            continue
+        (c,) = unknown[i]
+        found.add(c)
+        for j in by_cell[c]:
+            unknown[j].discard(c)
+            if len(unknown[j]) == 1:
+                work.append(j)
+    return found
 
 
 #: Stands for "no upper bound" in the LPs (every count here is far below it): with it every LP
@@ -204,11 +250,15 @@ def _component_ranges(
     rels: list[Relation],
     width: float,
     seen_before: Mapping[Cell, Range],
+    enough: float = math.inf,
+    settled: Collection[Cell] = (),
 ) -> dict[Cell, Range]:
     """Every solution an LP returns is a feasible table: it widens the seen range of every cell
     at once. First whole groups of cells are pushed up and down together (objective: the sum of
-    the cells not yet proven protected), then each remaining cell alone (its exact min and max).
-    """
+    the cells not yet proven protected, then random signs over them while that helps), then each
+    remaining cell alone (its exact min and max). Once ``enough`` cells are found narrower than
+    ``width`` (not counting a cell whose exact value, not a small count, is all it can be), the
+    cells not looked at yet are left out of the answer."""
     low = np.array([float(values[c]) for c in cells])
     high = low.copy()
     for i, c in enumerate(cells):
@@ -228,18 +278,24 @@ def _component_ranges(
         wide = np.floor(high + 1e-6) - np.ceil(low - 1e-6)
         return np.flatnonzero(wide < width)
 
+    signs = np.random.default_rng(len(cells))  # fixed seed: the same tables, the same decision
     todo = open_cells()
-    while len(todo) > 1:
+    tries = 0
+    while len(todo) > 1 and tries < 2:
         for direction in (-1.0, 1.0):
             objective = np.zeros(len(cells))
-            objective[todo] = direction
+            objective[todo] = direction if tries == 0 else signs.choice((-1.0, 1.0), len(todo))
             seen(lp.solve(objective))
         left = open_cells()
-        if len(left) == len(todo):
-            break
+        tries = tries + 1 if len(left) == len(todo) else 0
         todo = left
     floor = np.array([1.0 if values[c] > 0 else 0.0 for c in cells])
+    out: dict[Cell, Range] = {}
+    narrow = 0
     for i in open_cells():
+        if cells[i] in settled:
+            out[cells[i]] = Range(float(values[cells[i]]), float(values[cells[i]]))
+            continue
         for direction in (-1.0, 1.0):
             if np.floor(high[i] + 1e-6) - np.ceil(low[i] - 1e-6) >= width:
                 break
@@ -248,7 +304,17 @@ def _component_ranges(
             objective = np.zeros(len(cells))
             objective[i] = direction
             seen(lp.solve(objective))
-    return {c: Range(_integral(low[i], up=True), _integral(high[i])) for i, c in enumerate(cells)}
+        rng = Range(_integral(low[i], up=True), _integral(high[i]))
+        out[cells[i]] = rng
+        value = values[cells[i]]
+        if rng.width < width and not (rng.low == rng.high == value and not 0 < value < width):
+            narrow += 1
+            if narrow >= enough:
+                break  # the caller hides more and asks again: the rest is not needed yet
+    for i, c in enumerate(cells):
+        if c not in out and np.floor(high[i] + 1e-6) - np.ceil(low[i] - 1e-6) >= width:
+            out[c] = Range(_integral(low[i], up=True), _integral(high[i]))
+    return out
 
 
 class _Lp:
@@ -281,6 +347,7 @@ class _Lp:
         lp.a_matrix_.value_ = np.array([v for col in columns for _, v in col], dtype=float)
         self._highs = highspy.Highs()  # type: ignore[no-untyped-call]
         self._highs.setOptionValue("output_flag", False)
+        self._highs.setOptionValue("simplex_strategy", 4)
         self._highs.passModel(lp)
         self._all = np.arange(len(cells), dtype=np.int32)
 
@@ -303,6 +370,11 @@ def _integral(x: float, up: bool = False) -> float:
     return float(math.ceil(x - 1e-6) if up else math.floor(x + 1e-6))
 
 
+#: How many too-narrow cells of one component an audit round of :func:`plan` looks for before
+#: hiding more (the rest of that component is audited in the next round).
+ENOUGH = 20
+
+
 @dataclass(frozen=True)
 class Decision:
     hidden: frozenset[Cell]
@@ -323,34 +395,110 @@ def plan(
     frozen when they were released). ``released_hidden``: cells of released periods that are
     hidden (fixed). Returns the hidden cells of ``period`` (or every cell, ``withheld``, if no
     choice of this period's cells protects every hidden cell).
+
+    A cell of ``period`` that a reader can compute exactly from what is published anyway (e.g.
+    a week's visits as the sum of its shown days), and that is not a small count, is shown:
+    hiding it protects nothing, and showing it tells the reader nothing new (every table the
+    audit considers possible already has that value, so the other ranges stay as audited). Such
+    cells are found once the rest of the decision is safe: hiding more could make them
+    unknown again, so they are not shown earlier. A released hidden cell that is not a
+    small count and that the reader can now compute exactly is published in effect; it needs no
+    protection (it cannot be unhidden: released tables are frozen), and it is not solved for
+    again in later rounds of the same decision.
     """
     new = {c for c in values if c[0] == period}
-    hidden = set(released_hidden) | {c for c in new if 0 < values[c] < threshold}
+    small = {c for c, v in values.items() if 0 < v < threshold}
+    shown_anyway = _computable(values, released_hidden, new, relations) - small
+    hidden = set(released_hidden) | (new & small)
     by_cell: dict[Cell, list[Relation]] = defaultdict(list)
     for r in relations:
         for c in (r.total, *r.members):
             by_cell[c].append(r)
-    _no_single_unknown(values, hidden, new, relations)
+
+    @functools.cache
+    def neighbours(c: Cell) -> frozenset[Cell]:
+        return frozenset(m for r in by_cell[c] for m in (r.total, *r.members))
+
+    _no_single_unknown(values, hidden, new - shown_anyway, relations)
     seen: dict[Cell, Range] = {}
+    done: dict[frozenset[Cell], dict[Cell, Range]] = {}
+    settled: set[Cell] = set()
     rounds = 0
     while True:
         rounds += 1
-        ranges = audit(values, hidden, relations, threshold, {period}, seen)
-        weak = [c for c, rng in ranges.items() if rng.width < threshold]
+        ranges = audit(values, hidden, relations, threshold, {period}, seen, done, ENOUGH, settled)
+        weak = {c for c, rng in ranges.items() if rng.width < threshold}
+        exact = {c for c in weak - small if ranges[c].low == ranges[c].high == values[c]}
+        settled |= exact - new
+        weak -= exact
         if not weak:
+            hidden -= exact & new
             return Decision(frozenset(hidden & new), withheld=False, rounds=rounds)
         added = False
+        explored: set[Cell] = set()
         for c in sorted(weak):
-            candidates = {
-                m for r in by_cell[c] for m in (r.total, *r.members) if m in new and m not in hidden
-            }
-            if candidates:
-                hidden.add(min(candidates, key=lambda m: (values[m] == 0, values[m], m)))
+            complement = _complement(c, neighbours, hidden, new - shown_anyway, values, explored)
+            if complement is not None:
+                hidden.add(complement)
                 added = True
         if not added:
-            if new <= hidden:
+            if new - shown_anyway <= hidden:
                 return Decision(frozenset(new), withheld=True, rounds=rounds)
-            hidden |= new  # nothing local helps: hide the whole period's person counts
+            hidden |= new - shown_anyway  # nothing local helps: hide the period's person counts
+
+
+def _complement(
+    weak: Cell,
+    neighbours: Callable[[Cell], frozenset[Cell]],
+    hidden: set[Cell],
+    allowed: set[Cell],
+    values: Mapping[Cell, int],
+    explored: set[Cell],
+) -> Cell | None:
+    """The shown cell of ``allowed`` nearest to ``weak`` through the relations (first those
+    sharing a relation with it, then those sharing one with the hidden cells next to it, ...),
+    smallest non-zero value first, else a zero. None if no relation path reaches one, or if the
+    search meets hidden cells ``explored`` by an earlier search of this round (whose complement
+    serves this cell too; the next round's audit tells). Adds the cells it passes to
+    ``explored``."""
+    frontier = {weak}
+    visited = {weak}
+    while frontier:
+        near: set[Cell] = set()
+        for c in frontier:
+            near |= neighbours(c)
+        candidates = [m for m in near if m in allowed and m not in hidden]
+        if candidates:
+            explored |= visited
+            return min(candidates, key=lambda m: (values[m] == 0, values[m], m))
+        frontier = {m for m in near if m in hidden and m not in visited}
+        if frontier & explored:
+            return None
+        visited |= frontier
+    explored |= visited
+    return None
+
+
+def _computable(
+    values: Mapping[Cell, int],
+    released_hidden: set[Cell],
+    new: set[Cell],
+    relations: Sequence[Relation],
+) -> set[Cell]:
+    """Cells of the new period a reader computes from the shown cells of released periods
+    alone, whatever the new period hides (a relation with one unknown cell gives it away)."""
+    known = {c for c in values if c not in new and c not in released_hidden}
+    found: set[Cell] = set()
+    changed = True
+    while changed:
+        changed = False
+        for r in relations:
+            unknown = [c for c in (r.total, *r.members) if c not in known]
+            if len(unknown) == 1 and unknown[0] in new:
+                known.add(unknown[0])
+                found.add(unknown[0])
+                changed = True
+    return found
 
 
 def _no_single_unknown(

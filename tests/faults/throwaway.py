@@ -9,7 +9,6 @@ migrations), and are removed when the test ends.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from harness.poll import poll_until
 from harness.process import free_port
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics, wait_until_ready
@@ -220,21 +220,29 @@ class ThrowawayKafkaCluster:
             await admin.close()
 
     async def wait_brokers(self, expected: set[int], timeout: float = 120) -> None:
-        """Until exactly ``expected`` brokers are live in the metadata."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        """Until exactly ``expected`` brokers are live in the metadata (a node of them that
+        exits fails at once)."""
         seen: set[int] | Exception = set()
-        while asyncio.get_running_loop().time() < deadline:
+
+        async def all_live() -> bool:
+            nonlocal seen
             for n in self.nodes:
                 if n.proc is not None and n.proc.poll() is not None and n.node_id in expected:
                     raise AssertionError(f"node {n.node_id} exited:\n{n.log()}")
             try:
                 seen = await self.live_brokers()
-                if seen == expected:
-                    return
             except (KafkaError, OSError) as exc:
                 seen = exc
-            await asyncio.sleep(0.5)  # polling interval
-        raise TimeoutError(f"brokers {sorted(expected)} not live after {timeout}s: {seen!r}")
+            return seen == expected
+
+        try:
+            await poll_until(all_live, timeout=timeout, interval=0.5, what="brokers live")
+        except AssertionError as exc:
+            if "timed out" not in str(exc):
+                raise
+            raise TimeoutError(
+                f"brokers {sorted(expected)} not live after {timeout}s: {seen!r}"
+            ) from None
 
     def kill(self) -> None:
         for n in self.nodes:

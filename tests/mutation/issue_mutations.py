@@ -3,11 +3,13 @@ repository and run against the unit tests that should catch it: every one must b
 
 mutmut 3 mutates function bodies only; this list also covers module-level constants (the
 required headers) and whole relations, and keeps the issue's findings from coming back.
-Run: ``.venv/bin/python -m tests.mutation.issue_mutations`` (``make mutation`` runs it).
+Run: ``.venv/bin/python -m tests.mutation.issue_mutations [--module path.py]`` (``make
+mutation`` runs it; with ``MODULE=path.py``, only the mutations of that file).
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -111,7 +113,14 @@ def killed(m: Mutation, scratch: Path) -> tuple[bool, str]:
     return done.returncode == 1, lines[-1] if lines else done.stderr[-200:]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--module", help="only the mutations of this file")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTATIONS if args.module in (None, m.path)]
+    if not chosen:
+        print(f"no issue mutations of {args.module}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="dcr-mutations-") as tmp:
         scratch = Path(tmp)
         for name in COPY:
@@ -121,11 +130,11 @@ def main() -> int:
             else:
                 shutil.copy2(src, scratch / name)
         survivors = 0
-        for m in MUTATIONS:
+        for m in chosen:
             ok, last = killed(m, scratch)
             survivors += not ok
             print(f"{'killed  ' if ok else 'SURVIVED'}  {m.what}  [{last}]", flush=True)
-    print(f"{len(MUTATIONS) - survivors} of {len(MUTATIONS)} issue mutations killed")
+    print(f"{len(chosen) - survivors} of {len(chosen)} issue mutations killed")
     return 1 if survivors else 0
 
 

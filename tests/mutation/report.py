@@ -1,35 +1,48 @@
-"""Turn mutmut's results (``mutants/**/*.meta``) into docs/mutation-report.md and a verdict.
+"""Record mutmut's results per module and write docs/mutation-report.md with a verdict.
 
-Run from the repository root after ``mutmut run`` (``tests/mutation/run.sh`` does both).
+Run from the repository root (``tests/mutation/run.sh`` calls it after ``mutmut run``).
 
-Score of a module = killed / checked mutants, where *killed* counts mutants a test failed on and
+Results are kept per module in ``tests/mutation/results.json`` (committed): ``--record`` reads
+mutmut's output (``mutants/**/*.meta``) for the modules measured by this run and replaces only
+their entries, each with the commit, the module file's git blob id, the date and the duration of
+the run that measured it. The other modules keep their last measurement, so
+``make mutation MODULE=path.py`` re-measures one file and the report still shows every module.
+A module whose file changed since it was measured is flagged *stale* in the report (re-run it).
+
+Score of a module = killed / mutants, where *killed* counts mutants a test failed on and
 mutants that timed out (an endless loop is a failure a user sees); *survived*, *no tests* (no unit
-test calls the function) and *suspicious* count against the score. Mutants *not checked* (a run
-stopped early) are left out of the score and make the verdict fail: the run is incomplete.
-Every surviving or untested mutant must match a reviewed entry in
-``tests/mutation/survivors.toml`` (module, function and the changed lines), which says why it
-is equivalent or harmless; entries are matched by content, not by mutmut's numbering, so they
-survive renumbering after an edit.
+test calls the function) and *suspicious* count against the score. A run that left mutants
+*not checked* (stopped early) is not recorded. Every surviving or untested mutant must match a
+reviewed entry in ``tests/mutation/survivors.toml`` (module, function and the changed lines),
+which says why it is equivalent or harmless; entries are matched by content, not by mutmut's
+numbering, so they survive renumbering after an edit.
 
-Exit status 1 when a module scores below :data:`MIN_SCORE` or a survivor has no reviewed reason.
+Exit status 1 when a module scores below :data:`MIN_SCORE`, a survivor has no reviewed reason,
+a module of the configuration was never measured, or ``--record`` found an incomplete run.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.metadata
 import json
 import re
 import sys
 import tomllib
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-
-from mutmut.mutation.diff_apply import get_diff_for_mutant
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 SURVIVORS = ROOT / "tests" / "mutation" / "survivors.toml"
+RESULTS = ROOT / "tests" / "mutation" / "results.json"
+REPORT = ROOT / "docs" / "mutation-report.md"
 MIN_SCORE = 0.85
+STATUSES = ("killed", "survived", "no tests", "suspicious")
 
 #: mutmut's exit codes (mutmut.stats.status_by_exit_code, pinned version) folded into our classes.
 KILLED_CODES = {1, 3, 36, -24, 24, 152, 255, 37}
@@ -51,6 +64,56 @@ class Mutant:
     def number(self) -> int:
         m = _NAME.match(self.name)
         return int(m["n"]) if m else 0
+
+    @property
+    def open(self) -> bool:
+        """Not killed: it needs a reviewed reason."""
+        return self.status not in ("killed", "not checked")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One module's result, as recorded in results.json."""
+
+    module: str
+    commit: str  # HEAD when measured (``+dirty``: the worktree had changes)
+    blob: str  # git blob id of the module file measured
+    measured: str  # UTC date
+    seconds: int  # duration of the mutmut run that measured it
+    #: "full" (every module), "alone" (MODULE=...), either followed by " + open re-run (N s)"
+    #: when the mutants it left open were re-run against newer tests (make mutation-open)
+    run: str
+    mutmut: str
+    counts: dict[str, int]
+    open: list[Mutant]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def score(self) -> float:
+        return self.counts.get("killed", 0) / self.total if self.total else 1.0
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["open"] = [asdict(m) for m in self.open]
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Measurement:
+        open_ = [
+            Mutant(
+                m["name"],
+                m["path"],
+                m["function"],
+                m["status"],
+                tuple(m["removed"]),
+                tuple(m["added"]),
+            )
+            for m in d["open"]
+        ]
+        return cls(**{**d, "open": open_})
 
 
 def _status(code: int | None) -> str:
@@ -77,11 +140,23 @@ def _changed_lines(diff: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(removed), tuple(added)
 
 
-def load_mutants(modules: list[str] | None = None) -> list[Mutant]:
-    """Every mutant with a result under mutants/ (only ``modules`` when given)."""
+def module_paths(root: Path, modules: list[str] | None = None) -> list[str]:
+    """The modules with a mutmut result file under ``root``/mutants (only ``modules``)."""
+    out = []
+    for meta in sorted((root / "mutants").rglob("*.py.meta")):
+        path = str(meta.relative_to(root / "mutants"))[: -len(".meta")]
+        if Path(path).name != "__init__.py" and (not modules or path in modules):
+            out.append(path)
+    return out
+
+
+def load_mutants(root: Path, modules: list[str] | None = None) -> list[Mutant]:
+    """Every mutant with a result under ``root``/mutants (only ``modules`` when given)."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant  # only where mutants exist
+
     out: list[Mutant] = []
-    for meta in sorted((ROOT / "mutants").rglob("*.py.meta")):
-        path = str(meta.relative_to(ROOT / "mutants"))[: -len(".meta")]
+    for meta in sorted((root / "mutants").rglob("*.py.meta")):
+        path = str(meta.relative_to(root / "mutants"))[: -len(".meta")]
         if modules and path not in modules:
             continue
         codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
@@ -97,16 +172,95 @@ def load_mutants(modules: list[str] | None = None) -> list[Mutant]:
     return out
 
 
-def load_reasons() -> list[dict[str, str]]:
-    doc = tomllib.loads(SURVIVORS.read_text(encoding="utf-8"))
+def blob_id(path: Path) -> str:
+    """The file's git blob id (as ``git hash-object`` prints it)."""
+    data = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+#: The blob ids of the modules as a run found them (written by ``--snapshot`` before mutmut
+#: starts, so an edit during a long run is not mistaken for the code measured).
+SNAPSHOT = "mutants/measured-blobs.json"
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    blobs = {m: blob_id(root / m) for m in configured_modules(root)}
+    (root / SNAPSHOT).parent.mkdir(exist_ok=True)
+    (root / SNAPSHOT).write_text(json.dumps(blobs, indent=1), encoding="utf-8")
+    return blobs
+
+
+def measured_blobs(root: Path) -> dict[str, str]:
+    f = root / SNAPSHOT
+    return json.loads(f.read_text(encoding="utf-8")) if f.exists() else {}
+
+
+def measure(
+    mutants: list[Mutant],
+    root: Path,
+    commit: str,
+    seconds: int,
+    run: str,
+    today: str,
+    before: dict[str, Measurement] | None = None,
+    empty: list[str] | None = None,
+) -> tuple[dict[str, Measurement], list[str]]:
+    """Measurements of the modules in ``mutants``; incomplete modules are reported, not
+    measured. ``run="open"``: the open mutants of the measurement in ``before`` were re-run
+    (the others kept their result), so its run and duration are kept, the re-run noted.
+    ``empty``: modules the run read that have nothing to mutate (constants only)."""
+    by_module: dict[str, list[Mutant]] = {p: [] for p in (empty or [])}
+    for m in mutants:
+        by_module.setdefault(m.path, []).append(m)
+    version = importlib.metadata.version("mutmut")
+    blobs = measured_blobs(root)
+    out: dict[str, Measurement] = {}
+    problems: list[str] = []
+    for path, ms in sorted(by_module.items()):
+        c = Counter(m.status for m in ms)
+        if c["not checked"]:
+            problems.append(f"{path}: run incomplete, {c['not checked']} mutants not checked")
+            continue
+        label, secs = run, seconds
+        if run == "open":
+            prior = (before or {}).get(path)
+            label = f"{prior.run if prior else '?'} + open re-run ({seconds} s)"
+            secs = prior.seconds if prior else 0
+        out[path] = Measurement(
+            module=path,
+            commit=commit,
+            blob=blobs.get(path) or blob_id(root / path),
+            measured=today,
+            seconds=secs,
+            run=label,
+            mutmut=version,
+            counts={s: c[s] for s in STATUSES},
+            open=sorted((m for m in ms if m.open), key=lambda m: (m.function, m.number)),
+        )
+    return out, problems
+
+
+def load_results(path: Path = RESULTS) -> dict[str, Measurement]:
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return {m: Measurement.from_json(d) for m, d in doc["modules"].items()}
+
+
+def save_results(results: dict[str, Measurement], path: Path = RESULTS) -> None:
+    doc = {"modules": {m: results[m].to_json() for m in sorted(results)}}
+    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def merge(old: dict[str, Measurement], new: dict[str, Measurement]) -> dict[str, Measurement]:
+    """``old`` with the modules of ``new`` replaced (the others keep their measurement)."""
+    return {**old, **new}
+
+
+def load_reasons(path: Path = SURVIVORS) -> dict[tuple[str, ...], str]:
+    doc = tomllib.loads(path.read_text(encoding="utf-8"))
     entries: list[dict[str, str]] = doc.get("survivor", [])
-    return entries
-
-
-def _key(
-    path: str, function: str, removed: tuple[str, ...], added: tuple[str, ...]
-) -> tuple[str, ...]:
-    return (path, function, "\n".join(removed), "\n".join(added))
+    return {entry_key(e): e["reason"] for e in entries}
 
 
 def entry_key(e: dict[str, str]) -> tuple[str, ...]:
@@ -114,29 +268,99 @@ def entry_key(e: dict[str, str]) -> tuple[str, ...]:
 
 
 def mutant_key(m: Mutant) -> tuple[str, ...]:
-    return _key(m.path, m.function, m.removed, m.added)
+    return (m.path, m.function, "\n".join(m.removed), "\n".join(m.added))
 
 
-def render(mutants: list[Mutant], reasons: dict[tuple[str, ...], str], header: str) -> str:
-    by_module: dict[str, Counter[str]] = {}
-    for m in mutants:
-        by_module.setdefault(m.path, Counter())[m.status] += 1
-    lines = [
-        header,
-        "",
-        "| module | mutants | killed | survived | no tests | suspicious | not checked | score |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+def configured_modules(root: Path) -> list[str]:
+    """The files ``[tool.mutmut] only_mutate`` names (globs expanded), relative to ``root``."""
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for pattern in config["tool"]["mutmut"]["only_mutate"]:
+        for f in root.glob(pattern):
+            if f.suffix == ".py" and f.name != "__init__.py":
+                out.add(str(f.relative_to(root)))
+    return sorted(out)
+
+
+def stale(results: dict[str, Measurement], root: Path) -> list[str]:
+    """Measured modules whose file changed since (or is gone)."""
+    return [
+        path
+        for path, r in sorted(results.items())
+        if not (root / path).exists() or blob_id(root / path) != r.blob
     ]
-    for path, c in sorted(by_module.items()):
-        total = sum(c.values())
-        checked = total - c["not checked"]
-        score = f"{c['killed'] / checked:.1%}" if checked else "-"
+
+
+def verdict(
+    results: dict[str, Measurement], reasons: dict[tuple[str, ...], str], wanted: list[str]
+) -> list[str]:
+    """Why the report fails (empty: it passes)."""
+    problems = [f"{path}: never measured" for path in wanted if path not in results]
+    for path, r in sorted(results.items()):
+        problems += [
+            f"unreviewed {m.status} mutant {m.name}: {m.removed} -> {m.added}"
+            for m in r.open
+            if mutant_key(m) not in reasons
+        ]
+        if r.score < MIN_SCORE:
+            problems.append(f"{path}: {r.score:.1%} of mutants killed, below {MIN_SCORE:.0%}")
+    return problems
+
+
+HEADER = """# Mutation report
+
+Generated by `make mutation` (tests/mutation/run.sh; tests/mutation/report.py). Each module's
+result is kept in tests/mutation/results.json with the commit and the run that measured it:
+`make mutation` measures every module, `make mutation MODULE=path.py` re-measures one and keeps
+the others. Each mutant runs against the unit tests (tests/unit; simulator and deployment
+checks excluded) that call the mutated function, 2 workers; *killed* includes timeouts.
+Score = killed / mutants; the bar is 85 % per module. mutmut mutates function bodies only:
+module-level constants are covered by the reviewer's mutations of issue 19
+(tests/mutation/issue_mutations.py), which `make mutation` also checks."""
+
+
+def render(
+    results: dict[str, Measurement],
+    reasons: dict[tuple[str, ...], str],
+    changed: list[str],
+    missing: Sequence[str] = (),
+) -> str:
+    lines = [
+        HEADER,
+        "",
+        "| module | mutants | killed | survived | no tests | suspicious | score "
+        "| measured on | run |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for path, r in sorted(results.items()):
+        c = r.counts
+        flag = " (**stale**: changed since)" if path in changed else ""
         lines.append(
-            f"| {path} | {total} | {c['killed']} | {c['survived']} | {c['no tests']} "
-            f"| {c['suspicious']} | {c['not checked']} | {score} |"
+            f"| {path} | {r.total} | {c['killed']} | {c['survived']} | {c['no tests']} "
+            f"| {c['suspicious']} | {f'{r.score:.1%}' if r.total else '-'} "
+            f"| `{r.commit}` {r.measured}{flag} "
+            f"| {r.run}, {r.seconds} s, mutmut {r.mutmut} |"
         )
+    total = sum(r.total for r in results.values())
+    killed = sum(r.counts["killed"] for r in results.values())
+    if total:
+        lines += ["", f"All modules: {killed} of {total} mutants killed ({killed / total:.1%})."]
+    if missing:
+        lines += [
+            "",
+            "**Not measured** (the bar is not met until they are): "
+            + ", ".join(f"`make mutation MODULE={p}`" for p in missing)
+            + ".",
+        ]
+    if changed:
+        lines += [
+            "",
+            "Stale modules changed after they were measured: re-run "
+            + ", ".join(f"`make mutation MODULE={p}`" for p in changed)
+            + ".",
+        ]
     lines += ["", "## Surviving mutants and why they are equivalent or harmless", ""]
-    open_ = [m for m in mutants if m.status not in ("killed", "not checked")]
+    open_ = [m for r in results.values() for m in r.open]
     if not open_:
         lines.append("None.")
     current = None
@@ -159,24 +383,6 @@ def _pairs(removed: tuple[str, ...], added: tuple[str, ...]) -> list[tuple[str, 
     ]
 
 
-def verdict(mutants: list[Mutant], reasons: dict[tuple[str, ...], str]) -> list[str]:
-    """Why the run fails (empty: it passes)."""
-    problems: list[str] = []
-    by_module: dict[str, Counter[str]] = {}
-    for m in mutants:
-        by_module.setdefault(m.path, Counter())[m.status] += 1
-        if m.status not in ("killed", "not checked") and mutant_key(m) not in reasons:
-            problems.append(f"unreviewed {m.status} mutant {m.name}: {m.removed} -> {m.added}")
-    for path, c in sorted(by_module.items()):
-        checked = sum(c.values()) - c["not checked"]
-        if c["not checked"]:
-            problems.append(f"{path}: run incomplete, {c['not checked']} mutants not checked")
-        if checked and c["killed"] / checked < MIN_SCORE:
-            score = c["killed"] / checked
-            problems.append(f"{path}: {score:.1%} of mutants killed, below {MIN_SCORE:.0%}")
-    return problems
-
-
 def skeleton(m: Mutant) -> str:
     """A survivors.toml entry for ``m`` with the reason left to write."""
 
@@ -192,32 +398,70 @@ def skeleton(m: Mutant) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--record", action="store_true", help="record mutants/ in results.json")
     parser.add_argument("--module", action="append", help="only this file (repeatable)")
-    parser.add_argument("--out", type=Path, help="write the Markdown report here")
-    parser.add_argument("--header", default="# Mutation report")
+    parser.add_argument("--commit", default="?", help="the commit measured (with --record)")
+    parser.add_argument("--seconds", type=int, default=0, help="the run's duration (--record)")
+    parser.add_argument("--run", default="full", choices=("full", "alone", "open"))
+    parser.add_argument(
+        "--list-open", action="store_true", help="print the names of the mutants left open"
+    )
+    parser.add_argument(
+        "--snapshot", action="store_true", help="note the modules' blob ids before a run"
+    )
+    parser.add_argument("--out", type=Path, default=REPORT, help="the Markdown report")
     parser.add_argument(
         "--skeleton", action="store_true", help="print survivors.toml entries for unreviewed ones"
     )
     args = parser.parse_args(argv)
-    mutants = load_mutants(args.module)
-    if not mutants:
-        print("no mutation results under mutants/: run mutmut first", file=sys.stderr)
-        return 1
-    reasons = {entry_key(e): e["reason"] for e in load_reasons()}
-    if args.skeleton:
-        for m in mutants:
-            if m.status not in ("killed", "not checked") and mutant_key(m) not in reasons:
-                print(skeleton(m))
+    results = load_results()
+    problems: list[str] = []
+    if args.snapshot:
+        snapshot(ROOT)
         return 0
-    text = render(mutants, reasons, args.header)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
+    if args.list_open:
+        open_ = [m for m in load_mutants(ROOT, args.module) if m.open]
+        blobs = measured_blobs(ROOT)
+        changed = sorted({m.path for m in open_ if blobs.get(m.path) != blob_id(ROOT / m.path)})
+        for path in changed:  # its mutants/ copy is of the old code: measure it anew
+            print(f"skipped, changed since that run: make mutation MODULE={path}", file=sys.stderr)
+        print("\n".join(m.name for m in open_ if m.path not in changed))
+        return 0
+    if args.record:
+        mutants = load_mutants(ROOT, args.module)
+        if not mutants:
+            print("no mutation results under mutants/: run mutmut first", file=sys.stderr)
+            return 1
+        today = datetime.now(UTC).date().isoformat()
+        modules = module_paths(ROOT, args.module)
+        if args.run == "open":  # a module changed since was not re-run: it keeps its entry
+            blobs = measured_blobs(ROOT)
+            modules = [m for m in modules if blobs.get(m) == blob_id(ROOT / m)]
+            mutants = [m for m in mutants if m.path in modules]
+        new, problems = measure(
+            mutants, ROOT, args.commit, args.seconds, args.run, today, results, empty=modules
+        )
+        results = merge(results, new)
+        save_results(results)
+    reasons = load_reasons()
+    if args.skeleton:
+        for r in results.values():
+            for m in r.open:
+                if mutant_key(m) not in reasons:
+                    print(skeleton(m))
+        return 0
+    changed = stale(results, ROOT)
+    missing = [m for m in configured_modules(ROOT) if m not in results]
+    text = render(results, reasons, changed, missing)
+    args.out.write_text(text, encoding="utf-8")
     print(text)
-    used = {mutant_key(m) for m in mutants}
-    stale = [k for k in reasons if k not in used and (not args.module or k[0] in args.module)]
-    for k in stale:
-        print(f"note: reviewed survivor no longer produced (remove it): {k[:2]} {k[2]!r}")
-    problems = verdict(mutants, reasons)
+    produced = {mutant_key(m) for r in results.values() for m in r.open}
+    for k in reasons:
+        if k not in produced and k[0] in results and k[0] not in changed:
+            print(f"note: reviewed survivor no longer produced (remove it): {k[:2]} {k[2]!r}")
+    for path in changed:
+        print(f"note: {path} changed since it was measured: make mutation MODULE={path}")
+    problems += verdict(results, reasons, configured_modules(ROOT))
     for p in problems:
         print(f"FAIL: {p}", file=sys.stderr)
     return 1 if problems else 0

@@ -1,26 +1,31 @@
 """Helpers for projection integration tests: the service as a real process (kill -9 able),
 producing events straight to Kafka, waiting until the projection caught up, comparing tables
-and comparing the read API against the independent oracle."""
+and comparing every read surface against the independent oracle: the internal read API
+(district and city days, rooms, street collections, stock, live, alerts) and the public API
+of released days (:func:`public_api`, :func:`public_mismatches`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from harness.process import PROJECTION_APP, ServiceProcess
+from services.projection.public_app import create_app as public_app
 from services.projection.settings import ProjectionSettings
 from services.projection.store import READ_MODEL_TABLES
 from shared.events.envelope import Envelope, to_headers, to_value
 from shared.kafka.topics import EVENT_TOPICS
-from tests.support import poll_until, read_topic
-from tests.unit.projection.oracle import Oracle, normalise
+from tests.support import poll_until, read_topic, serve
+from tests.unit.projection.oracle import CITY_TABLE, Oracle, normalise, public_violations
 
 GROUP = "dcr-projection"
 
@@ -185,9 +190,8 @@ async def surface_mismatches(
     client: httpx.AsyncClient, oracle: Oracle, start: date, end: date
 ) -> list[str]:
     """Where the read API differs from the oracle, over every internal read surface: district
-    days, the city summary, every facility's stock and live figures, the alerts. (The public
-    figures are released later, on :8005, by an audited rule: tests/unit/projection/
-    test_suppression_properties.py and tests/integration/projection/test_public_attack.py.)"""
+    days, the city summary, every room's days, street collections, every facility's stock and
+    live figures, the alerts. (The public figures of :8005: :func:`public_mismatches`.)"""
     out: list[str] = []
     span = {"from": start.isoformat(), "to": end.isoformat()}
     districts = [d.id for d in oracle.city.districts]
@@ -202,6 +206,30 @@ async def surface_mismatches(
     got_city = {date.fromisoformat(d["day"]): normalise(d) for d in body["days"]}
     got_city = {d: v for d, v in got_city.items() if v}
     out += [f"city {d}: API {got_city.get(d)} != {city.get(d)}" for d in _diff(got_city, city)]
+
+    for f in oracle.city.facilities:
+        body = await _get(client, f"/v1/rooms/{f.id}/daily", **span)
+        got_room = {date.fromisoformat(d["day"]): normalise(d) for d in body["days"]}
+        got_room = {d: v for d, v in got_room.items() if v}
+        room = {d: v for d, v in oracle.room_days(f.id).items() if in_range(d)}
+        out += [
+            f"room {f.id} {d}: API {got_room.get(d)} != {room.get(d)}"
+            for d in _diff(got_room, room)
+        ]
+
+    body = await _get(client, "/v1/street-collections", **span)
+    got_street = {
+        (c["district"], c["area"], date.fromisoformat(c["day"])): (
+            c["reports"],
+            c["needles"],
+            c["kg"],
+        )
+        for c in body["collections"]
+    }
+    street = {k: v for k, v in oracle.street_collections().items() if in_range(k[2])}
+    out += [
+        f"street {k}: API {got_street.get(k)} != {street.get(k)}" for k in _diff(got_street, street)
+    ]
 
     stale_hours = ProjectionSettings().stale_visit_hours
     for f in oracle.city.facilities:
@@ -230,11 +258,61 @@ def _diff(got: dict[Any, Any], expected: dict[Any, Any]) -> list[Any]:
     return sorted((k for k in set(got) | set(expected) if got.get(k) != expected.get(k)), key=str)
 
 
+def released_at(day: date, oracle: Oracle) -> datetime:
+    """When ``day`` becomes public by the published rule (docs/public-figures.md): the next
+    day at 06:00 in the city's zone (the default release settings)."""
+    return datetime.combine(day + timedelta(days=1), time(6), oracle.city.zone)
+
+
+@contextlib.asynccontextmanager
+async def public_api(
+    monkeypatch: pytest.MonkeyPatch, oracle: Oracle, first: date, last: date
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The public app (in-process, port 8005's app) publishing from ``first`` on, its clock a
+    minute after ``last`` is released. Ask it only once the read models are complete: a
+    released table is decided and frozen at its first request."""
+    monkeypatch.setenv("DCR_PROJECTION_PUBLIC_SINCE", first.isoformat())
+    now = released_at(last, oracle) + timedelta(minutes=1)
+    async with serve(public_app(clock=lambda: now)) as client:
+        yield client
+
+
+async def public_mismatches(
+    public: httpx.AsyncClient, oracle: Oracle, start: date, end: date
+) -> list[str]:
+    """Where the released public tables of the days in [start, end] break the published rule
+    against the oracle's own unsuppressed figures (:func:`~tests.unit.projection.oracle.
+    public_violations`: shown cells true, small counts hidden, quantities of things shown, no
+    hidden cell narrowed below the threshold by a reader); a day not answered or withheld is
+    a mismatch too (a day with nothing released before always has a plan)."""
+    threshold = ProjectionSettings().suppression_threshold
+    out: list[str] = []
+    day = start
+    while day <= end:
+        r = await public.get(f"/v1/public/day/{day}")
+        if r.status_code != 200:
+            out.append(f"public {day}: {r.status_code} {r.text}")
+        elif r.json()["withheld"] or r.json()["suppression_threshold"] != threshold:
+            out.append(f"public {day}: withheld or another threshold: {r.json()}")
+        else:
+            tables = {CITY_TABLE if t == "city" else t: v for t, v in r.json()["tables"].items()}
+            truth = oracle.public_truth(day)
+            out += [f"public {day}: {v}" for v in public_violations(tables, truth, threshold)]
+        day += timedelta(days=1)
+    return out
+
+
 async def assert_api_matches_oracle(
-    client: httpx.AsyncClient, oracle: Oracle, start: date, end: date, timeout: float = 30
+    client: httpx.AsyncClient,
+    oracle: Oracle,
+    start: date,
+    end: date,
+    timeout: float = 30,
+    public: httpx.AsyncClient | None = None,
 ) -> None:
-    """Poll until every read surface for the days in [start, end] agrees with the oracle
-    (:func:`surface_mismatches`); fail with the differences left at ``timeout``."""
+    """Poll until every internal read surface for the days in [start, end] agrees with the
+    oracle (:func:`surface_mismatches`); then, given the ``public`` app (:func:`public_api`),
+    check its released days once (:func:`public_mismatches`). Fail with the differences."""
     last: list[str] = []
 
     async def agrees() -> bool:
@@ -249,3 +327,6 @@ async def assert_api_matches_oracle(
         await poll_until(agrees, timeout=timeout, interval=0.2, what="API equal to the oracle")
     except AssertionError:
         raise AssertionError(f"API != oracle in {len(last)} place(s): {last}") from None
+    if public is not None:
+        wrong = await public_mismatches(public, oracle, start, end)
+        assert not wrong, f"public API != oracle's rule in {len(wrong)} place(s): {wrong}"

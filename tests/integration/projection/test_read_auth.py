@@ -7,6 +7,7 @@ counted in ``dcr_auth_failures_total{service, reason}``.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -44,15 +45,20 @@ def _allowed(role: str, path: str) -> bool:
         return role == OWN
     if path == "/v1/alerts":
         return False  # a facility reads its own district's alerts only (checked below)
-    if path in OPS_ONLY:
-        return False
-    return role == "analyst"  # district and city figures
+    if path == f"/v1/rooms/{OWN}/daily":
+        return role == OWN  # a room's own figures: not the analyst's (city and districts)
+    return role == "analyst"  # district and city figures (reports and periods: city by default)
 
 
-#: Reports, period totals, per-room days and street collections: ops only for now.
-OPS_ONLY = ("/v1/reports", "/v1/periods", f"/v1/rooms/{OWN}/daily", "/v1/street-collections")
-#: Routes with required query parameters: a permitted token without them gets 422, not 200.
-NEEDS_PARAMS = ("/v1/reports",)
+def ctx_today_at_least(utc_today: date) -> date:
+    """The service's local today is the UTC day or the next one (Copenhagen is ahead of UTC):
+    a period that ended before the UTC day ended before the local today."""
+    return utc_today + timedelta(days=1)
+
+
+#: Without parameters ops asks for the public report of the month holding today: a 422 naming
+#: the period (public reports cover closed periods); an analyst's default is the last closed one.
+NEEDS_PARAMS = {("/v1/reports", "ops")}
 
 
 async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
@@ -81,7 +87,7 @@ async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
             for role in ("ops", "analyst", OWN, "sanitation-city", "prometheus"):
                 r = await client.get(path, headers=auth(tokens[role]))
                 if _allowed(role, path):
-                    want = 422 if path in NEEDS_PARAMS else 200
+                    want = 422 if (path, role) in NEEDS_PARAMS else 200
                     assert r.status_code == want, (path, role, r.text)
                 else:
                     assert r.status_code == 403, (path, role, r.text)
@@ -106,10 +112,35 @@ async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
         assert r.status_code == 403, r.text
         refused[("projection", "forbidden")] += 1
         # a facility reads only its own room
-        for view in ("live", "stock"):
-            r = await client.get(f"/v1/facilities/{OWN}/{view}", headers=auth(tokens[OTHER]))
+        for view in ("live", "stock", "daily"):
+            base = "rooms" if view == "daily" else "facilities"
+            r = await client.get(f"/v1/{base}/{OWN}/{view}", headers=auth(tokens[OTHER]))
             assert r.status_code == 403, r.text
             refused[("projection", "forbidden")] += 1
+        # period totals and reports: a facility its own room, an analyst the city and districts
+        # over closed periods (default: the last closed one), never a room
+        today = datetime.now(UTC).date()
+        around_today = {"period": "custom", "from": str(today - timedelta(days=2)),
+                        "to": str(today + timedelta(days=2))}  # fmt: skip
+        for path, params, role, want in (
+            ("/v1/periods", {"scope": f"room:{OWN}"}, OWN, 200),
+            ("/v1/periods", {"scope": f"room:{OTHER}"}, OWN, 403),
+            ("/v1/periods", {"scope": "district:vesterbro"}, OWN, 403),
+            ("/v1/reports", {"scope": f"room:{OWN}", "variant": "internal"}, OWN, 200),
+            ("/v1/reports", {"scope": "city", "variant": "internal"}, OWN, 403),
+            ("/v1/periods", {"scope": f"room:{OWN}"}, "analyst", 403),
+            ("/v1/reports", {"scope": f"room:{OWN}", "variant": "internal"}, "analyst", 403),
+            ("/v1/periods", {"scope": "district:amager", **around_today}, "analyst", 403),
+            ("/v1/periods", {"scope": "district:amager", "period": "week"}, "analyst", 200),
+            ("/v1/reports", {"scope": "district:amager", "variant": "internal"}, "analyst", 200),
+            ("/v1/periods", {"scope": "district:amager", **around_today}, "ops", 200),
+        ):
+            r = await client.get(path, params=params, headers=auth(tokens[role]))
+            assert r.status_code == want, (path, params, role, r.text)
+            if want == 403:
+                refused[("projection", "forbidden")] += 1
+            elif path == "/v1/periods" and role == "analyst":
+                assert r.json()["to"] < str(ctx_today_at_least(today)), r.json()
         after = auth_failures((await client.get("/metrics", headers=scrape_auth())).text)
     assert after - before == refused
 

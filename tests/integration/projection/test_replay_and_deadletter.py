@@ -19,6 +19,7 @@ from tests.integration.projection.harness import (
     assert_api_matches_oracle,
     produce,
     produce_raw,
+    public_api,
     snapshot,
     wait_caught_up,
 )
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-async def test_replaying_the_same_events_changes_nothing(iso_env: TestEnv) -> None:
+async def test_replaying_the_same_events_changes_nothing(
+    iso_env: TestEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
     events = random_stream(seed=3, n=1200, base=datetime.now(UTC))
     await produce(iso_env.bootstrap, iso_env.topic_prefix, events)
     async with serve(projection_app(), headers=ops_auth()) as client:
@@ -47,7 +50,8 @@ async def test_replaying_the_same_events_changes_nothing(iso_env: TestEnv) -> No
             assert after[table] == before[table], table
         oracle = Oracle(CITY).feed(events)
         days = [k[1] for k in oracle.district_days()]
-        await assert_api_matches_oracle(client, oracle, min(days), max(days))
+        async with public_api(monkeypatch, oracle, min(days), max(days)) as public:
+            await assert_api_matches_oracle(client, oracle, min(days), max(days), public=public)
 
 
 def _headers(env: Envelope) -> list[tuple[str, bytes]]:

@@ -352,3 +352,32 @@ def test_alerts_resolve_after_the_quiet_period_by_event_time() -> None:
     again = due_resolutions([open_alert], last, quiet, at_end)
     assert [e.id for e in again] == [resolved.id]  # the same event whenever evaluated
     assert resolved.data.last_seen == T0 + timedelta(minutes=50)  # type: ignore[union-attr]
+
+
+def test_every_due_alert_resolves_whatever_the_others_and_without_a_later_overdose() -> None:
+    quiet = timedelta(hours=2)
+    still_open = OpenAlert("a1", "vesterbro", AlertReason.OVERDOSE_CLUSTER, "e1", T0)
+    # no overdose recorded for nordvest (e.g. after a restart): its own time counts
+    due = OpenAlert("a2", "nordvest", AlertReason.OVERDOSE_CLUSTER, "e2", T0)
+    last = {"vesterbro": T0 + timedelta(hours=1)}
+    now = T0 + quiet + timedelta(minutes=30)  # vesterbro's quiet period is not over yet
+    [resolved] = due_resolutions([still_open, due], last, quiet, now)
+    assert resolved.time == T0 + quiet
+    assert resolved.data.district == "nordvest"  # type: ignore[union-attr]
+    # the documented id: every instance and version of the evaluator resolves an alert once
+    assert resolved.id == uuid5(ALERT_NAMESPACE, "e2/resolved")
+
+
+def test_an_alert_is_late_only_when_its_episode_began_more_than_late_after_ago() -> None:
+    # the cluster's episode starts when the third overdose completes it; a check's at its time
+    cluster = [incident(0), incident(30), incident(60)]
+    on_time = T0 + timedelta(minutes=60) + RULES.late_after
+    [alert] = run(cluster, now=on_time)[1]
+    assert data_of(alert).late is False  # exactly late_after: not more than it
+    [alert] = run(cluster, now=on_time + timedelta(seconds=1))[1]
+    assert data_of(alert).late is True
+    check = drug_check(0, Substance.HEROIN, Substance.FENTANYL)
+    assert data_of(run([check], now=T0)[1][0]).late is False  # reported at once
+    assert data_of(run([check], now=T0 + RULES.late_after)[1][0]).late is False
+    late = T0 + RULES.late_after + timedelta(seconds=1)
+    assert data_of(run([check], now=late)[1][0]).late is True

@@ -4,13 +4,17 @@ It decodes the raw Kafka records itself (CloudEvents binary mode as the contract
 not through shared.events.envelope.decode), replays the events one by one in log order, keeping
 whole objects in memory, and shares no code with services.projection (only the payload models
 and the city). Expected values of the tests are computed here, not by the code under test:
-district and city days, per-facility (room) stock and live figures, and the rule the public
-(suppressed) view must obey (:func:`public_violations`).
+district and city days, per-room days (:meth:`Oracle.room_days`), street collections per
+district, area and day, per-facility (room) stock and live figures, and the rule the public
+(suppressed) view must obey (:func:`public_violations`: shown cells true, small counts hidden,
+no hidden cell narrowed below the threshold by a reader's interval reasoning over relations
+written here, never by the suppression code).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections import defaultdict
@@ -23,7 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.city import City
+from shared.city import City, PseudonymScope
 from shared.events import payloads as p
 
 _OVERDOSE = {"opioid_overdose", "stimulant_overamping"}
@@ -94,6 +98,16 @@ def _q(x: Decimal) -> float:
     return float(x.quantize(Decimal("0.01"), ROUND_HALF_UP))
 
 
+def _plausible(visit: Mapping[str, Any]) -> bool:
+    """A completed visit whose length counts: not ending before its start, at most 12 h
+    (issue 13: longer ones were closed by rule)."""
+    return "end" in visit and visit["start"] <= visit["end"] <= visit["start"] + timedelta(hours=12)
+
+
+def _minutes(visit: Mapping[str, Any]) -> Decimal:
+    return Decimal((visit["end"] - visit["start"]) / timedelta(microseconds=1)) / 60_000_000
+
+
 class Oracle:
     def __init__(self, city: City) -> None:
         self.city = city
@@ -104,6 +118,14 @@ class Oracle:
             lambda: defaultdict(lambda: defaultdict(int))
         )
         self.facility_refusals: dict[tuple[str, date], int] = defaultdict(int)
+        #: per (facility, day): the room figures in the read API's cell names (measure[.key])
+        self.rooms: dict[tuple[str, date], dict[str, Decimal]] = defaultdict(
+            lambda: defaultdict(Decimal)
+        )
+        #: per (district, area, day): [reports, needles, kg]
+        self.street: dict[tuple[str, str, date], list[Decimal]] = defaultdict(
+            lambda: [Decimal(0), Decimal(0), Decimal(0)]
+        )
         self.movements: list[tuple[str, str, datetime, int]] = []
         self.stock_counts: dict[tuple[str, str], tuple[datetime, int]] = {}
         self.alerts: dict[str, dict[str, Any]] = {}  # by episode
@@ -167,6 +189,8 @@ class Oracle:
         )
         k = (district, self.day(e.time))
         c, b = self.counts[k], self.breakdown[k]
+        if fac is not None:
+            self._room_figures(self.rooms[(fac, k[1])], d)
         if isinstance(d, p.VisitStarted):
             v = self.visits.setdefault((fac or "", d.visit_id), {})
             if "start" not in v:
@@ -203,6 +227,10 @@ class Oracle:
         elif isinstance(d, p.StreetNeedlesCollected):
             c["street_needles_count"] += d.count or 0
             c["street_needles_kg"] += Decimal(str(d.weight_kg or 0))
+            s = self.street[(d.district, d.area, k[1])]
+            s[0] += 1
+            s[1] += d.count or 0
+            s[2] += Decimal(str(d.weight_kg or 0))
         elif isinstance(d, p.IncidentReported):
             c["incidents"] += 1
             c["overdoses"] += d.kind.value in _OVERDOSE
@@ -230,7 +258,74 @@ class Oracle:
                 "state": "open",
             }
 
+    @staticmethod
+    def _room_figures(r: dict[str, Decimal], d: p.Payload) -> None:
+        """A room's day: every count by its measure, keyed ones also by ``measure.key``."""
+
+        def add(measure: str, key: str | None = None, n: int | Decimal = 1) -> None:
+            r[measure] += n
+            if key is not None:
+                r[f"{measure}.{key}"] += n
+
+        if isinstance(d, p.VisitRefused):
+            add("refusals", d.reason.value)
+        elif isinstance(d, p.ReferralMade):
+            add("referrals", d.referral_to.value)
+        elif isinstance(d, p.ServiceGiven):
+            add("services", d.service.value)
+        elif isinstance(d, p.SuppliesDispensed):
+            for item, n in d.items.items():
+                add("supplies_dispensed", item.value, n)
+        elif isinstance(d, p.SharpsReturned):
+            add("sharps_returned_count", None, d.count or 0)
+            add("sharps_returned_kg", None, Decimal(str(d.weight_kg or 0)))
+        elif isinstance(d, p.IncidentReported):
+            died = d.outcome.value == "died"
+            add("incidents", d.kind.value)
+            add("incident_outcomes", d.outcome.value)
+            add("overdoses", None, d.kind.value in _OVERDOSE)
+            add("life_threatening", None, d.life_threatening)
+            add("life_threatening_survived", None, d.life_threatening and not died)
+            add("naloxone_doses", None, d.interventions.naloxone_doses)
+            add("ambulance_calls", None, d.interventions.ambulance_called)
+            add("hospital_transfers", None, d.outcome.value == "transferred_to_hospital")
+            add("deaths", None, died)
+        elif isinstance(d, p.DrugCheckResult):
+            unexpected = set(d.found) - {d.expected, p.Substance.UNKNOWN}
+            add("drug_checks")
+            add("drug_checks_unexpected", None, bool(unexpected))
+            for sub in unexpected:
+                add("unexpected_substances", sub.value)
+
     # --- views --------------------------------------------------------------------------
+
+    def room_days(self, facility: str) -> dict[date, dict[str, int | float]]:
+        """What GET /v1/rooms/<facility>/daily shows, per day with anything non-zero: the room's
+        counts (keyed measures as ``measure.key`` and their total as ``measure``) and its visits
+        of the day (by start): visits, distinct people, distinct new people, assisted
+        injections."""
+        out: dict[date, dict[str, int | float]] = {}
+        days = {day for f, day in self.rooms if f == facility}
+        started = [v for (f, _), v in self.visits.items() if f == facility and "start" in v]
+        days |= {self.day(v["start"]) for v in started}
+        for day in days:
+            row: dict[str, int | float] = {
+                cell: float(n) if cell.endswith("_kg") else int(n)
+                for cell, n in self.rooms.get((facility, day), {}).items()
+            }
+            vs = [v["data"] for v in started if self.day(v["start"]) == day]
+            row["visits"] = len(vs)
+            row["people"] = len({v.client_pseudonym for v in vs})
+            row["new_people"] = len({v.client_pseudonym for v in vs if v.first_visit})
+            row["assisted_injections"] = sum(v.assisted_injection for v in vs)
+            row = {cell: n for cell, n in row.items() if n}
+            if row:
+                out[day] = row
+        return out
+
+    def street_collections(self) -> dict[tuple[str, str, date], tuple[int, int, float]]:
+        """Street needle collections per (district, area, day): reports, needles, kg."""
+        return {k: (int(r), int(n), float(kg)) for k, (r, n, kg) in self.street.items()}
 
     def district_days(self) -> dict[tuple[str, date], dict[str, Any]]:
         """Non-zero figures per (district, day) in the API's field names (breakdowns: only
@@ -263,12 +358,7 @@ class Oracle:
                         subs[s.value] += 1
                 bd["visits_by_route"] = dict(routes)
                 bd["visits_by_substance"] = dict(subs)
-                mins = [
-                    Decimal((v["end"] - v["start"]) / timedelta(microseconds=1)) / 60_000_000
-                    for v in vs
-                    # plausible only: not ending before the start, at most 12 h (issue 13)
-                    if "end" in v and v["start"] <= v["end"] <= v["start"] + timedelta(hours=12)
-                ]
+                mins = [_minutes(v) for v in vs if _plausible(v)]
                 row["visits_completed"] = len(mins)
                 if mins:
                     row["visit_minutes_median"] = _q(median(mins))
@@ -279,12 +369,9 @@ class Oracle:
 
     def _completed_minutes(self, day: date) -> list[Decimal]:
         return [
-            Decimal((v["end"] - v["start"]) / timedelta(microseconds=1)) / 60_000_000
+            _minutes(v)
             for v in self.visits.values()
-            if "start" in v
-            and self.day(v["start"]) == day
-            and "end" in v
-            and v["end"] >= v["start"]
+            if "start" in v and self.day(v["start"]) == day and _plausible(v)
         ]
 
     def city_days(self) -> dict[date, dict[str, Any]]:
@@ -320,6 +407,23 @@ class Oracle:
             if mins:
                 total["visit_minutes_median"] = _q(median(mins))
                 total["visit_minutes_mean"] = _q(sum(mins) / len(mins))
+        return out
+
+    def public_truth(self, day: date) -> dict[str, dict[str, Any]]:
+        """The unsuppressed tables the public view of ``day`` is drawn from: every district and
+        the city (:data:`CITY_TABLE`). The city's distinct clients follow the city's pseudonym
+        scope (shared.city.PseudonymScope): with ``city``, one pseudonym is one person city-wide;
+        with ``facility``, pseudonyms are per room, so the city's distinct (room, code) pairs
+        are the districts' added up."""
+        districts = self.district_days()
+        out = {d.id: districts.get((d.id, day), {}) for d in self.city.districts}
+        city = dict(self.city_days().get(day, {}))
+        if self.city.pseudonym_scope is PseudonymScope.FACILITY:
+            people = sum(t.get("unique_clients", 0) for t in out.values())
+            city.pop("unique_clients", None)
+            if people:
+                city["unique_clients"] = people
+        out[CITY_TABLE] = city
         return out
 
     def facility_live(self, facility: str, now: datetime, stale_hours: float) -> dict[str, Any]:
@@ -458,18 +562,68 @@ def _cell(tables: Mapping[str, Mapping[str, Any]], c: Cell) -> Any:
     return value
 
 
+def reader_bounds(
+    public: Mapping[str, Mapping[str, Any]],
+    truth: Mapping[str, Mapping[str, Any]],
+    rels: Iterable[Relation],
+) -> dict[Cell, tuple[float, float]]:
+    """For every hidden cell in a relation, the range a reader derives by propagating intervals
+    through ``total = sum(members)`` until nothing narrows: shown cells are exact, a hidden cell
+    is at least 0, or at least 1 where it is not zero (the published rule assumes the reader
+    even knows which hidden cells are zero). Propagation never narrows more than a linear
+    program would, so a range narrower than the threshold here is a real leak."""
+    rels = list(rels)
+    bounds: dict[Cell, tuple[float, float]] = {}
+    for total, members in rels:
+        for c in (total, *members):
+            shown = _cell(public, c)
+            if shown is not None:
+                bounds[c] = (shown, shown)
+            elif c not in bounds:
+                bounds[c] = (1 if _cell(truth, c) else 0, math.inf)
+    for _ in range(100):
+        changed = False
+        for total, members in rels:
+            lows = [bounds[m][0] for m in members]
+            highs = [bounds[m][1] for m in members]
+            narrowed = {total: (sum(lows), sum(highs))}
+            t_low, t_high = bounds[total]
+            for i, m in enumerate(members):
+                others_low = sum(lows) - lows[i]
+                others_high = sum(highs[:i]) + sum(highs[i + 1 :])
+                narrowed[m] = (t_low - others_high, t_high - others_low)
+            for c, (low, high) in narrowed.items():
+                old_low, old_high = bounds[c]
+                new = (max(old_low, low), min(old_high, high))
+                if new != (old_low, old_high):
+                    bounds[c] = new
+                    changed = True
+        if not changed:
+            break
+    return {c: b for c, b in bounds.items() if _cell(public, c) is None}
+
+
+def _same(shown: Any, true: Any) -> bool:
+    if isinstance(shown, float) or isinstance(true, float):
+        return abs(float(shown) - float(true)) < 1e-6
+    return bool(shown == true)
+
+
 def public_violations(
     public: Mapping[str, Mapping[str, Any]],
     truth: Mapping[str, Mapping[str, Any]],
     threshold: int,
 ) -> list[str]:
     """How the public tables of one day (every district plus :data:`CITY_TABLE`, API form) break
-    the published rule against the true figures (the oracle's form or the API's: zeros may be
-    left out): a shown cell must be the true figure, every count of people in 1..threshold-1 is
-    hidden, no hidden cell is the only unknown of a relation, minutes are hidden when the
-    completed-visit count is hidden or small, and ``suppressed`` names exactly the hidden cells.
+    the published rule (docs/public-figures.md) against the true figures (the oracle's form or
+    the API's: zeros may be left out): a shown cell must be the true figure; every count of
+    people in 1..threshold-1 is hidden; quantities of things are never hidden; minutes are
+    hidden when the completed-visit count is hidden or small; ``suppressed`` names exactly the
+    hidden cells; and no hidden cell is narrowed by a reader (:func:`reader_bounds` over
+    :func:`relations`, those the true figures satisfy) to a range narrower than ``threshold``.
     Empty: no violation."""
     out: list[str] = []
+    minutes = ("visit_minutes_median", "visit_minutes_mean")
     for table, pub in public.items():
         hidden_names = set()
         for f in PERSON_FIELDS:
@@ -490,7 +644,7 @@ def public_violations(
                 if 0 < true < threshold and shown is not None:
                     out.append(f"{table}.{name}.{k} = {true} is below {threshold} but shown")
         completed = _cell(truth, (table, "visits_completed")) or 0
-        for f in ("visit_minutes_median", "visit_minutes_mean"):
+        for f in minutes:
             true_minutes = truth[table].get(f)
             if pub[f] is None:
                 if true_minutes is not None:
@@ -499,10 +653,26 @@ def public_violations(
                 out.append(f"{table}.{f} shown for hidden or few completed visits")
             elif pub[f] != true_minutes:
                 out.append(f"{table}.{f} shows {pub[f]}, truly {true_minutes}")
+        people = {*PERSON_FIELDS, *PERSON_BREAKDOWNS, *minutes, "suppressed"}
+        for f, shown in pub.items():  # the rest: quantities of things, shown as they are
+            if f in people:
+                continue
+            parts = shown.items() if isinstance(shown, Mapping) else [(None, shown)]
+            for k, n in parts:
+                where = f if k is None else f"{f}.{k}"
+                true = (_cell(truth, (table, f)) if k is None else _cell(truth, (table, f, k))) or 0
+                if n is None:
+                    out.append(f"{table}.{where} hidden, but it is no count of people")
+                elif not _same(n, true):
+                    out.append(f"{table}.{where} shows {n}, truly {true}")
         if set(pub["suppressed"]) != hidden_names:
             out.append(f"{table}: suppressed lists {sorted(pub['suppressed'])}")
-    for total, members in relations(t for t in public if t != CITY_TABLE):
-        unknown = [c for c in (total, *members) if _cell(public, c) is None]
-        if len(unknown) == 1:
-            out.append(f"{'.'.join(unknown[0])} recoverable from {total} = sum{members}")
+    rels = [
+        (total, members)
+        for total, members in relations(t for t in public if t != CITY_TABLE)
+        if (_cell(truth, total) or 0) == sum(_cell(truth, m) or 0 for m in members)
+    ]
+    for c, (low, high) in reader_bounds(public, truth, rels).items():
+        if high - low < threshold:
+            out.append(f"{'.'.join(c)} narrowed to [{low}, {high}] by a reader")
     return out

@@ -58,3 +58,22 @@ def test_overlapping_periods_are_decided_shortest_first_in_release_order() -> No
     assert week not in RULE.earlier_overlapping(month)  # the week is released after it
     assert Period.of(PeriodKind.WEEK, date(2029, 10, 22)) in RULE.earlier_overlapping(month)
     assert RULE.earlier_overlapping(Period(PeriodKind.DAY, date(2029, 10, 3))) == []
+
+
+def test_a_months_audit_reaches_the_month_before_through_the_week_across_their_border() -> None:
+    month = Period.of(PeriodKind.MONTH, date(2029, 11, 1))  # Nov 2029 starts on a Thursday
+    context = RULE.audit_context(month)
+    across = Period.of(PeriodKind.WEEK, date(2029, 10, 29))  # Oct 29 .. Nov 4
+    before = Period.of(PeriodKind.MONTH, date(2029, 10, 1))
+    assert across in context and before in context  # the month before, through that week
+    assert set(before.days()) <= set(context) and set(across.days()) <= set(context)
+    first_of_before = Period.of(PeriodKind.WEEK, date(2029, 10, 1))
+    assert first_of_before in context  # a week of the month before, with its days
+    # every loaded week or month comes with all its days: no relation of it misses a cell
+    for p in context:
+        if p.kind is not PeriodKind.DAY:
+            assert set(p.days()) <= set(context), p
+    # nothing released after the month (the week across its end, the next month)
+    assert Period.of(PeriodKind.WEEK, date(2029, 11, 26)) not in context
+    assert all(RULE.order(p) < RULE.order(month) for p in context)
+    assert RULE.audit_context(Period(PeriodKind.DAY, date(2029, 11, 3))) == []
