@@ -17,7 +17,14 @@ from typing import Any
 import asyncpg
 
 from bench.env import BenchEnv, isolated
-from bench.kafka_tools import Offsets, end_offsets, preload, raw_consume
+from bench.kafka_tools import (
+    TUNED_MAX_RECORDS,
+    TUNED_PARTITION_FETCH_BYTES,
+    Offsets,
+    end_offsets,
+    preload,
+    raw_consume,
+)
 from bench.machine import cpu_between, cpu_sample
 from bench.workload import EventLog
 from harness.process import PROJECTION_APP
@@ -56,6 +63,7 @@ async def projection_catchup(
             p.start()
         first: tuple[float, int] | None = None
         cpu0 = None
+        pg_pids: list[int] = []
         samples: list[tuple[float, int]] = []
         applied = 0
         while True:
@@ -71,7 +79,15 @@ async def projection_catchup(
             applied = sum(min(stored.get(tp, 0), end) for tp, end in ends.items())
             if first is None and applied > 0:
                 first = (now, applied)
-                cpu0 = cpu_sample([p.pid for p in ps])
+                # the projection's own database sessions (their server processes' CPU)
+                pg_pids = [
+                    int(r["pid"])
+                    for r in await conn.fetch(
+                        "SELECT pid FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ]
+                cpu0 = cpu_sample([p.pid for p in ps] + pg_pids)
             if not samples or now - samples[-1][0] - started >= 1.0 or applied >= total:
                 samples.append((round(now - started, 2), applied))
             if applied >= total:
@@ -80,7 +96,7 @@ async def projection_catchup(
                 raise TimeoutError(f"not caught up after {timeout_s}s: {applied}/{total}")
             await asyncio.sleep(PROGRESS_EVERY_S)  # sampling interval of the progress
         done = time.perf_counter()
-        cpu1 = cpu_sample([p.pid for p in ps])
+        cpu1 = cpu_sample([p.pid for p in ps] + pg_pids)
         unique = int(await conn.fetchval("SELECT count(*) FROM projection_events") or 0)
     finally:
         for p in ps:
@@ -93,6 +109,7 @@ async def projection_catchup(
     # a log applied in one batch has no such interval: then from the start.
     steady = (total - first[1]) / steady_s if total > first[1] else from_start
     cpu = cpu_between(cpu0, cpu1)
+    cores = cpu["process_cores"]
     return {
         "instances": instances,
         "records": total,
@@ -101,7 +118,9 @@ async def projection_catchup(
         "events_per_s": round(steady, 1),
         "events_per_s_from_start": round(from_start, 1),
         "first_progress": {"seconds": round(first[0] - started, 2), "records": first[1]},
-        "projection_cores": round(sum(cpu["process_cores"].values()), 2),
+        "projection_cores": round(sum(cores[str(p.pid)] for p in ps), 2),
+        # CPU of PostgreSQL's server processes of the projection's sessions (Python vs SQL)
+        "postgres_cores": round(sum(cores[str(pid)] for pid in pg_pids), 2),
         "machine_busy_share": cpu["machine_busy_share"],
         "verified": unique == expected_unique,
         "dedup_rows": unique,
@@ -134,7 +153,14 @@ async def catchup(
         log, ends, preload_s = await _load_log(env, events, days)
         print("bench: bare consumer (baseline)", file=sys.stderr)
         raw = await raw_consume(env.bootstrap, env.prefix, ends, raw_max_records)
-        print(f"bench: bare consumer {raw.rate:.0f}/s; projection catch-up", file=sys.stderr)
+        tuned = await raw_consume(
+            env.bootstrap, env.prefix, ends, TUNED_MAX_RECORDS, TUNED_PARTITION_FETCH_BYTES
+        )
+        print(
+            f"bench: bare consumer {raw.rate:.0f}/s (tuned {tuned.rate:.0f}/s); "
+            "projection catch-up",
+            file=sys.stderr,
+        )
         proj = await projection_catchup(
             env,
             dsn=env.dsn,
@@ -161,6 +187,13 @@ async def catchup(
             "records": raw.records,
             "seconds": round(raw.seconds, 2),
             "events_per_s": round(raw.rate, 1),
+        },
+        "raw_consumer_tuned": {
+            "max_records": TUNED_MAX_RECORDS,
+            "max_partition_fetch_bytes": TUNED_PARTITION_FETCH_BYTES,
+            "records": tuned.records,
+            "seconds": round(tuned.seconds, 2),
+            "events_per_s": round(tuned.rate, 1),
         },
         "projection": proj,
         "ratio": round(proj["events_per_s"] / raw.rate, 3) if raw.rate else 0.0,

@@ -71,17 +71,28 @@ class ConsumeResult:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
+#: The bare consumer "tuned": fetch sizes of the projection's consumer (runner.make_consumer).
+TUNED_PARTITION_FETCH_BYTES = 4 * 1024 * 1024
+TUNED_MAX_RECORDS = 50_000
+
+
 async def raw_consume(
-    bootstrap: Target, prefix: str, ends: Offsets, max_records: int
+    bootstrap: Target,
+    prefix: str,
+    ends: Offsets,
+    max_records: int,
+    partition_fetch_bytes: int = 1024 * 1024,
 ) -> ConsumeResult:
     """Read every event partition from the beginning to ``ends`` with a bare consumer that only
-    counts records (the consumer settings are the projection's, see runner.make_consumer)."""
+    counts records. Plain: aiokafka's settings but 1 MiB per partition and ``max_records``;
+    tuned: the projection's fetch sizes (:data:`TUNED_PARTITION_FETCH_BYTES`)."""
     consumer = AIOKafkaConsumer(
         **target_kwargs(bootstrap),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_partition_fetch_bytes=1024 * 1024,
+        max_partition_fetch_bytes=partition_fetch_bytes,
+        fetch_max_bytes=max(4 * partition_fetch_bytes, 50 * 1024 * 1024),
     )
     await consumer.start()
     try:

@@ -53,8 +53,12 @@ def rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
                 f"projection, {_n(pj['records'])} events from zero",
                 f"**{_n(pj['events_per_s'])} events/s** ({pj['seconds']} s; "
                 f"{_n(pj['events_per_s_from_start'])}/s incl. process start); "
-                f"{pj['projection_cores']} cores; verified: {pj['verified']}",
-                f"bare consumer {_n(raw['events_per_s'])} events/s; **ratio {r['ratio']:.0%}**",
+                f"{pj['projection_cores']} cores Python, {pj.get('postgres_cores', '?')} cores "
+                f"PostgreSQL; machine busy {pj['machine_busy_share']:.0%}; "
+                f"verified: {pj['verified']}",
+                f"bare consumer {_n(raw['events_per_s'])} events/s (plain getmany, 1 MiB per "
+                f"partition; tuned: {_n(r.get('raw_consumer_tuned', {}).get('events_per_s', 0))}"
+                f"/s); **ratio to plain {r['ratio']:.0%}**",
             ),
         ]
     i = results.get("ingest")
@@ -124,7 +128,8 @@ def rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
                     "4 scale",
                     f"{run['instances']} instance(s), {_n(run['records'])} events",
                     f"**{_n(run['events_per_s'])} events/s** ({run['seconds']} s); x"
-                    f"{run['speedup']}; {run['projection_cores']} cores in projections; "
+                    f"{run['speedup']}; {run['projection_cores']} cores in projections, "
+                    f"{run.get('postgres_cores', '?')} in PostgreSQL; "
                     f"machine busy {run['machine_busy_share']:.0%}; verified: {run['verified']}",
                     f"{_n(run['events_per_s_from_start'])}/s incl. start and rebalances",
                 )

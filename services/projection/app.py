@@ -25,7 +25,7 @@ from services.projection.period_api import build_period_router
 from services.projection.read_port import PgReadModels
 from services.projection.report_api import build_report_router
 from services.projection.retention import retention_loop
-from services.projection.runner import ProjectionRunner
+from services.projection.runner import ProjectionRunner, tune_gc
 from shared.auth import TokenRegistry
 from shared.http import install_common
 from shared.http_auth import require_kinds
@@ -51,6 +51,7 @@ def create_app(config: ProjectionConfig | None = None) -> FastAPI:
         runner = ProjectionRunner(
             pool=pool, city=city, settings=settings, kafka=platform.kafka, dsn=platform.dsn
         )
+        tune_gc()
         task = asyncio.create_task(runner.run(), name="projection-consumer")
         task.add_done_callback(_report_crash)
         retention_stop = asyncio.Event()

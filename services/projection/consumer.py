@@ -17,8 +17,10 @@ Invariants:
   dead-lettered inside the batch's transaction (published before the commit), and the offset
   moves past them with the rest.
 * A batch's pure work (decoding, dropping in-batch duplicates, computing the changes) is done
-  before its transaction opens, so no lock is held meanwhile. Only records that continue a
-  partition exactly at ``self._next[tp]`` are applied.
+  before its transaction opens, so no lock is held meanwhile; in :meth:`Projector.run` it is
+  done while the previous batch's transaction runs (pipelined). Only records that continue a
+  partition exactly at ``self._next[tp]`` (read under the lock, after that transaction
+  committed) are applied; a prefetched batch is dropped when a batch fails.
 * Logs name topics, partitions, offsets and reasons only; never ids or payload values.
 """
 
@@ -60,6 +62,10 @@ from shared.kafka.deadletter import DeadLetter
 from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+#: Records decoded (then projected) between two yields to the event loop while a batch is
+#: prepared beside the transaction in flight: small enough that a statement's answer waits at
+#: most a few milliseconds, large enough that the yields cost nothing.
+PREPARE_SLICE = 1000
 
 
 class DeadLetterSink(Protocol):
@@ -192,10 +198,20 @@ class Projector:
 
     async def poll_once(self, timeout_ms: int, max_records: int) -> int:
         """Fetch one batch and apply it; return the number of records it covered."""
+        return await self.apply_fetched(await self.fetch(timeout_ms, max_records))
+
+    async def fetch(self, timeout_ms: int, max_records: int) -> Prepared | None:
+        """Fetch one batch and do its pure work (None: nothing arrived). Runs while the previous
+        batch's transaction is in flight (:meth:`run`): nothing here touches the database or
+        the stored positions; :meth:`apply_fetched` checks the batch against them."""
         await self.ensure_positions()
         batch = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         by_tp = {tp: list(rs) for tp, rs in batch.items() if rs}
-        prepared = self._prepare(by_tp) if by_tp else None
+        return await self._prepare_yielding(by_tp) if by_tp else None
+
+    async def apply_fetched(self, prepared: Prepared | None) -> int:
+        """Apply what :meth:`fetch` prepared (the part still usable); return the number of
+        records covered."""
         applied = 0
         async with self._lock:
             if prepared is not None:
@@ -212,6 +228,26 @@ class Projector:
         )
         unique = domain.first_occurrences(decoded)
         changes = domain.project_decoded(unique, self._city)
+        return Prepared(by_tp, decoded, rejected, unique, changes)
+
+    async def _prepare_yielding(self, by_tp: dict[TopicPartition, list[Any]]) -> Prepared:
+        """:meth:`_prepare` in slices of :data:`PREPARE_SLICE` records, yielding to the event
+        loop between slices, so the statements of the transaction in flight are answered
+        promptly while this batch is decoded (the same result: decoding is per record and
+        projecting slices in log order into one Changes equals projecting them at once)."""
+        records = [r for rs in by_tp.values() for r in rs]
+        decoded: list[domain.Decoded] = []
+        rejected: list[domain.Rejected] = []
+        for i in range(0, len(records), PREPARE_SLICE):
+            d, r = domain.decode_batch(records[i : i + PREPARE_SLICE], self._city)
+            decoded += d
+            rejected += r
+            await asyncio.sleep(0)
+        unique = domain.first_occurrences(decoded)
+        changes = domain.Changes()
+        for i in range(0, len(unique), PREPARE_SLICE):
+            domain.project_decoded(unique[i : i + PREPARE_SLICE], self._city, into=changes)
+            await asyncio.sleep(0)
         return Prepared(by_tp, decoded, rejected, unique, changes)
 
     def _usable(self, batch: Prepared) -> Prepared | None:
@@ -258,27 +294,44 @@ class Projector:
     ) -> None:
         """Poll and apply until ``stop`` is set (or, with ``until``, every partition reached its
         end offset there). Failed batches are retried from the stored offsets. ``on_batch`` is
-        called after every poll (progress reporting)."""
-        while not stop.is_set():
-            if until is not None and self.reached(until):
-                return
-            try:
-                await self.poll_once(poll_timeout_ms, max_records)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                BATCH_FAILURES.inc()
-                # The type only: driver messages may quote values. Tracebacks for the unexpected.
-                log.warning(
-                    "batch failed (%s); retrying from stored offsets",
-                    type(exc).__name__,
-                    exc_info=not _expected(exc),
-                )
-                async with self._lock:
-                    self.rewind()
-                await _sleep_or_stop(stop, backoff_s)
-            if on_batch is not None:
-                on_batch()
+        called after every poll (progress reporting).
+
+        Pipelined: batch N+1 is fetched and decoded (:meth:`fetch`) while batch N's transaction
+        runs, so Python and PostgreSQL work at the same time. A prefetched batch is only ever
+        applied through :meth:`apply_fetched` (which keeps exactly the records continuing at
+        the stored offsets, checked again under the offset row locks), and is dropped when a
+        batch fails (every partition is rewound to its stored offset)."""
+        ahead: asyncio.Task[Prepared | None] | None = None
+        try:
+            while not stop.is_set():
+                if until is not None and self.reached(until):
+                    return
+                try:
+                    if ahead is None:
+                        ahead = asyncio.create_task(self.fetch(poll_timeout_ms, max_records))
+                    prepared = await ahead
+                    ahead = asyncio.create_task(self.fetch(poll_timeout_ms, max_records))
+                    await self.apply_fetched(prepared)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    BATCH_FAILURES.inc()
+                    # The type only: driver messages may quote values. Tracebacks for the
+                    # unexpected.
+                    log.warning(
+                        "batch failed (%s); retrying from stored offsets",
+                        type(exc).__name__,
+                        exc_info=not _expected(exc),
+                    )
+                    await _drop(ahead)
+                    ahead = None
+                    async with self._lock:
+                        self.rewind()
+                    await _sleep_or_stop(stop, backoff_s)
+                if on_batch is not None:
+                    on_batch()
+        finally:
+            await _drop(ahead)
 
     def reached(self, until: Mapping[TopicPartition, int]) -> bool:
         return all(self._next.get(tp, -1) >= end for tp, end in until.items())
@@ -314,7 +367,7 @@ class Projector:
             # One (source, id) with two different events: none of them counts, in any order
             # (the ingest services answer 409, so this comes from elsewhere); all dead-lettered.
             conflicted = {d.dedup_key for d in domain.conflicting_repeats(decoded)}
-            new_keys = await store.claim_events(conn, unique)
+            new_keys, voided_before = await store.claim_events(conn, unique)
             all_new = len(new_keys) == len(unique) and not stale and not late
             fresh = unique if all_new else [d for d in unique if d.dedup_key in new_keys]
             undo: list[Envelope] = []
@@ -342,9 +395,7 @@ class Projector:
                 all_new = False
             voids = [d for d in fresh if isinstance(d.event.data, ReportVoided)]
             fresh_keys = {d.dedup_key for d in fresh}
-            voided = fresh_keys & (
-                domain.void_targets(voids) | await store.voided_among(conn, fresh_keys)
-            )
+            voided = fresh_keys & (domain.void_targets(voids) | voided_before)
             if voided:  # claimed, never applied (the void arrived first or with them)
                 changes = domain.project_decoded(
                     [d for d in fresh if d.dedup_key not in voided], self._city
@@ -465,6 +516,15 @@ def _expected(exc: BaseException) -> bool:
         | asyncpg.InterfaceError
         | asyncpg.CannotConnectNowError,
     )
+
+
+async def _drop(task: asyncio.Task[Prepared | None] | None) -> None:
+    """Cancel a prefetch and wait for it to end (its batch, if any, is not applied)."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -380,9 +380,12 @@ def project(events: Sequence[Envelope], city: City) -> Changes:
     return ch
 
 
-def project_decoded(events: Sequence[Decoded], city: City) -> Changes:
-    """:func:`project` of decoded events (uses what :class:`Decoded` computed once)."""
-    ch = Changes()
+def project_decoded(events: Sequence[Decoded], city: City, into: Changes | None = None) -> Changes:
+    """:func:`project` of decoded events (uses what :class:`Decoded` computed once).
+
+    With ``into``, the changes are added to it (and it is returned): projecting a log's events
+    in consecutive slices into one :class:`Changes` equals projecting them at once."""
+    ch = Changes() if into is None else into
     zone = city.zone
     for d in events:
         _project_one(ch, d.event, d.district, d.facility, zone)

@@ -15,9 +15,11 @@ class ProjectionSettings(BaseSettings):
     #: PostgreSQL per group (``projection_offsets``), never committed to Kafka.
     group_id: str = Field(default="dcr-projection", min_length=1, max_length=200)
     #: Most records applied in one database transaction. Large batches matter when catching up
-    #: (a rebuild, a backlog): per-batch work (round trips, visit-figure recomputes) is shared by
-    #: more records (``make bench``: 500 -> 5000 is about 1.6x); live batches are small anyway.
-    batch_max_records: int = Field(default=5000, ge=1, le=100_000)
+    #: (a rebuild, a backlog): per-batch work (round trips, visit-figure recomputes of the
+    #: district-days and city days a batch touches) is shared by more records (``make bench``:
+    #: 500 -> 5000 was about 1.6x; 20,000 recomputes a day of the 1M-event bench log ~2 times
+    #: instead of ~7); live batches are small anyway (whatever arrived since the last one).
+    batch_max_records: int = Field(default=20_000, ge=1, le=100_000)
     #: How long one poll waits for records, in milliseconds.
     poll_timeout_ms: int = Field(default=500, ge=10, le=60_000)
     #: Kafka group session timeout: how soon a dead instance's partitions move to another.

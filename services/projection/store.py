@@ -217,21 +217,37 @@ async def lock_districts(conn: Conn, districts: Iterable[str]) -> None:
         )
 
 
-async def claim_events(conn: Conn, events: Sequence[Decoded]) -> set[tuple[str, str]]:
-    """Record the events' (source, id); return the keys not applied before (to apply now)."""
+async def claim_events(
+    conn: Conn, events: Sequence[Decoded]
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """Record the events' (source, id); return the keys not applied before (to apply now) and,
+    among those, the keys a void applied earlier names (never to be applied: the void came
+    first). One statement: the voids are looked up for the newly claimed keys only.
+
+    Call it after the batch's district locks: a void of the same room (same district) committed
+    by another instance is then visible to this statement's snapshot."""
     if not events:
-        return set()
+        return set(), set()
+    # In key order: neighbouring rows go to neighbouring primary-key pages (fewer page visits
+    # than the log's random uuid order).
+    events = sorted(events, key=_key_order)
     rows = await conn.fetch(
-        """INSERT INTO projection_events (source, id, type, time, value, schema_version)
-           SELECT s, i, t, tm,
-                  CASE WHEN dg IS NOT NULL
-                            AND EXISTS (SELECT 1 FROM erased_pseudonyms e WHERE e.digest = dg)
-                       THEN NULL ELSE v END,
-                  sv
-           FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[],
-                       $5::bytea[], $6::smallint[], $7::bytea[]) AS u(s, i, t, tm, v, sv, dg)
-           ON CONFLICT DO NOTHING
-           RETURNING source, id""",
+        """WITH new AS (
+               INSERT INTO projection_events (source, id, type, time, value, schema_version)
+               SELECT s, i, t, tm,
+                      CASE WHEN dg IS NOT NULL
+                                AND EXISTS (SELECT 1 FROM erased_pseudonyms e
+                                            WHERE e.digest = dg)
+                           THEN NULL ELSE v END,
+                      sv
+               FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[],
+                           $5::bytea[], $6::smallint[], $7::bytea[])
+                    AS u(s, i, t, tm, v, sv, dg)
+               ON CONFLICT DO NOTHING
+               RETURNING source, id)
+           SELECT new.source, new.id, v.source IS NOT NULL AS voided
+           FROM new LEFT JOIN projection_voids v
+             ON v.source = new.source AND v.target_id = new.id""",
         [d.event.source for d in events],
         [d.event.id for d in events],
         [d.event.type for d in events],
@@ -240,9 +256,14 @@ async def claim_events(conn: Conn, events: Sequence[Decoded]) -> set[tuple[str, 
         [_schema_version(d) for d in events],
         [_pseudonym_digest(d) for d in events],
     )
-    if len(rows) == len(events):  # all new (the common case): no need to read the rows
-        return {d.dedup_key for d in events}
-    return {(r["source"], str(r["id"])) for r in rows}
+    voided = {(r["source"], str(r["id"])) for r in rows if r["voided"]}
+    if len(rows) == len(events):  # all new (the common case): no need to read the keys
+        return {d.dedup_key for d in events}, voided
+    return {(r["source"], str(r["id"])) for r in rows}, voided
+
+
+def _key_order(d: Decoded) -> tuple[str, str]:
+    return d.dedup_key
 
 
 def _pseudonym_digest(d: Decoded) -> bytes | None:
@@ -259,21 +280,6 @@ def _schema_version(d: Decoded) -> int:
         if k == "ce_schemaversion":
             return int(v)
     return 1
-
-
-async def voided_among(conn: Conn, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Those of ``keys`` (source, id) that a void applied earlier names."""
-    ks = sorted(keys)
-    if not ks:
-        return set()
-    rows = await conn.fetch(
-        """SELECT v.source, v.target_id FROM projection_voids v
-           JOIN unnest($1::text[], $2::uuid[]) AS k(source, id)
-             ON v.source = k.source AND v.target_id = k.id""",
-        [k[0] for k in ks],
-        [k[1] for k in ks],
-    )
-    return {(r["source"], str(r["target_id"])) for r in rows}
 
 
 async def record_voids(

@@ -19,7 +19,7 @@ from shared.http import install_common
 from shared.ingest.api import IngestDeps, IngestRoute, build_router
 from shared.ingest.batch import build_batch_router
 from shared.ingest.kafka_publisher import connected_publisher
-from shared.ingest.pg_idempotency import PostgresIdempotencyStore
+from shared.ingest.pg_idempotency import PostgresIdempotencyStore, keep_session
 from shared.privacy import Pseudonymiser
 from shared.settings import IngestSettings, SecuritySettings
 
@@ -45,7 +45,7 @@ async def real_runtime(service: str, platform: Platform) -> AsyncIterator[Runtim
     """
     security = SecuritySettings()
     async with AsyncExitStack() as stack:
-        pool = await platform.pool()
+        pool = await platform.pool(reset=keep_session)  # serves the idempotency store only
         stack.push_async_callback(pool.close)
         publisher = await stack.enter_async_context(
             connected_publisher(platform.kafka, client_id=f"dcr-{service}")

@@ -17,6 +17,13 @@ _UNAVAILABLE = (
 )
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """Pool ``reset`` for connections used only by :class:`PostgresIdempotencyStore`: asyncpg
+    still rolls back a transaction left open, but skips its session reset (``RESET ALL``,
+    ``UNLISTEN *``, ... : one more round trip per release, i.e. two per request). Invariant:
+    this store sets no session state, LISTENs to nothing and takes no session advisory lock."""
+
+
 class PostgresIdempotencyStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
