@@ -420,8 +420,8 @@ def _sql_text(s: str) -> str:
 # --- dashboards -------------------------------------------------------------------------------
 
 
-def city_overview(city: City) -> dashboard.Dashboard:
-    d = Layout()
+def _city_today_whole_city_row(d: Layout) -> None:
+    """The "Today, whole city" row."""
     d.row("Today, whole city")
     today = [
         ("Visits", "dcr_district_visits_today", "Visits started today in every room."),
@@ -507,6 +507,9 @@ def city_overview(city: City) -> dashboard.Dashboard:
         h=4,
     )
 
+
+def _city_per_district_today_row(d: Layout, city: City) -> None:
+    """The "Per district, today" row."""
     d.row("Per district, today")
     d.add(
         table(
@@ -543,6 +546,9 @@ def city_overview(city: City) -> dashboard.Dashboard:
         h=7,
     )
 
+
+def _city_trends_per_day_row(d: Layout, city: City) -> None:
+    """The "Trends per day" row."""
     d.row("Trends per day")
     d.add(
         bars(
@@ -643,6 +649,13 @@ def city_overview(city: City) -> dashboard.Dashboard:
         w=12,
         h=8,
     )
+
+
+def city_overview(city: City) -> dashboard.Dashboard:
+    d = Layout()
+    _city_today_whole_city_row(d)
+    _city_per_district_today_row(d, city)
+    _city_trends_per_day_row(d, city)
     return dashboard_model(
         "dcr-city-overview",
         "DCR · City overview",
@@ -652,9 +665,9 @@ def city_overview(city: City) -> dashboard.Dashboard:
     )
 
 
-def district_drilldown(city: City) -> dashboard.Dashboard:
+def _district_today_row(d: Layout) -> None:
+    """The "Today" row."""
     sel = 'district="$district"'
-    d = Layout()
     d.row("Today")
     for title, metric in (
         ("Visits", "dcr_district_visits_today"),
@@ -688,6 +701,10 @@ def district_drilldown(city: City) -> dashboard.Dashboard:
         h=4,
     )
 
+
+def _district_facilities_row(d: Layout, city: City) -> None:
+    """The "Facilities" row."""
+    sel = 'district="$district"'
     d.row("Facilities")
     d.add(
         table(
@@ -718,6 +735,10 @@ def district_drilldown(city: City) -> dashboard.Dashboard:
         h=7,
     )
 
+
+def _district_incidents_and_supplies_row(d: Layout) -> None:
+    """The "Incidents and supplies" row."""
+    sel = 'district="$district"'
     d.row("Incidents and supplies")
     d.add(
         bargauge(
@@ -756,6 +777,9 @@ def district_drilldown(city: City) -> dashboard.Dashboard:
         h=8,
     )
 
+
+def _district_trends_per_day_row(d: Layout, city: City) -> None:
+    """The "Trends per day" row."""
     d.row("Trends per day")
     d.add(
         bars(
@@ -830,6 +854,10 @@ def district_drilldown(city: City) -> dashboard.Dashboard:
         h=8,
     )
 
+
+def _district_drug_alerts_row(d: Layout) -> None:
+    """The "Drug alerts" row."""
+    sel = 'district="$district"'
     d.row("Drug alerts")
     d.add(
         bargauge(
@@ -872,6 +900,15 @@ def district_drilldown(city: City) -> dashboard.Dashboard:
         w=12,
         h=7,
     )
+
+
+def district_drilldown(city: City) -> dashboard.Dashboard:
+    d = Layout()
+    _district_today_row(d)
+    _district_facilities_row(d, city)
+    _district_incidents_and_supplies_row(d)
+    _district_trends_per_day_row(d, city)
+    _district_drug_alerts_row(d)
     return dashboard_model(
         "dcr-district",
         "DCR · District drill-down",
@@ -882,9 +919,9 @@ def district_drilldown(city: City) -> dashboard.Dashboard:
     )
 
 
-def facility_operations(city: City) -> dashboard.Dashboard:
+def _facility_now_row(d: Layout) -> None:
+    """The "Now" row."""
     sel = 'facility="$facility"'
-    d = Layout()
     d.row("Now")
     d.add(
         stat(
@@ -911,6 +948,10 @@ def facility_operations(city: City) -> dashboard.Dashboard:
         h=4,
     )
 
+
+def _facility_occupancy_and_refusals_row(d: Layout, city: City) -> None:
+    """The "Occupancy and refusals" row."""
+    sel = 'facility="$facility"'
     d.row("Occupancy and refusals")
     d.add(
         timeseries(
@@ -964,6 +1005,10 @@ def facility_operations(city: City) -> dashboard.Dashboard:
         h=8,
     )
 
+
+def _facility_stock_row(d: Layout) -> None:
+    """The "Stock" row."""
+    sel = 'facility="$facility"'
     d.row("Stock")
     d.add(
         table(
@@ -1020,6 +1065,9 @@ def facility_operations(city: City) -> dashboard.Dashboard:
         h=8,
     )
 
+
+def _facility_all_facilities_row(d: Layout, city: City) -> None:
+    """The "All facilities" row."""
     d.row("All facilities")
     d.add(
         table(
@@ -1051,6 +1099,14 @@ def facility_operations(city: City) -> dashboard.Dashboard:
         w=12,
         h=8,
     )
+
+
+def facility_operations(city: City) -> dashboard.Dashboard:
+    d = Layout()
+    _facility_now_row(d)
+    _facility_occupancy_and_refusals_row(d, city)
+    _facility_stock_row(d)
+    _facility_all_facilities_row(d, city)
     return dashboard_model(
         "dcr-facility",
         "DCR · Facility operations",
@@ -1064,8 +1120,8 @@ def facility_operations(city: City) -> dashboard.Dashboard:
     )
 
 
-def platform_health(city: City) -> dashboard.Dashboard:
-    d = Layout()
+def _platform_services_row(d: Layout) -> None:
+    """The "Services" row."""
     d.row("Services")
     d.add(
         stat(
@@ -1115,6 +1171,9 @@ def platform_health(city: City) -> dashboard.Dashboard:
         h=4,
     )
 
+
+def _platform_http_red_row(d: Layout) -> None:
+    """The "HTTP (RED)" row."""
     d.row("HTTP (RED)")
     d.add(
         timeseries(
@@ -1195,6 +1254,9 @@ def platform_health(city: City) -> dashboard.Dashboard:
         h=8,
     )
 
+
+def _platform_kafka_row(d: Layout) -> None:
+    """The "Kafka" row."""
     d.row("Kafka")
     d.add(
         timeseries(
@@ -1237,6 +1299,9 @@ def platform_health(city: City) -> dashboard.Dashboard:
         h=8,
     )
 
+
+def _platform_projection_row(d: Layout) -> None:
+    """The "Projection" row."""
     d.row("Projection")
     d.add(
         timeseries(
@@ -1367,6 +1432,14 @@ def platform_health(city: City) -> dashboard.Dashboard:
         w=16,
         h=8,
     )
+
+
+def platform_health(city: City) -> dashboard.Dashboard:
+    d = Layout()
+    _platform_services_row(d)
+    _platform_http_red_row(d)
+    _platform_kafka_row(d)
+    _platform_projection_row(d)
     return dashboard_model(
         "dcr-platform",
         "DCR · Platform health",
