@@ -35,7 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeAlias, TypeVar
 
@@ -1474,13 +1474,6 @@ def _as_json(model: dashboard.Dashboard) -> Json:
 
 def render(model: Json) -> str:
     return json.dumps(model, indent=2, ensure_ascii=False) + "\n"
-
-
-def targets(model: Json) -> Iterable[tuple[Json, Json]]:
-    """(panel, target) for every query of a dashboard."""
-    for panel in model["panels"]:
-        for target in panel.get("targets", []):
-            yield panel, target
 
 
 def main(argv: Sequence[str] | None = None) -> int:
