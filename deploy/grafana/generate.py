@@ -1301,8 +1301,15 @@ def _platform_kafka_row(d: Layout) -> None:
 
 
 def _platform_projection_row(d: Layout) -> None:
-    """The "Projection" row."""
+    """The "Projection" row: progress, then failures, then who owns what."""
     d.row("Projection")
+    _projection_progress_panels(d)
+    _projection_failure_panels(d)
+    _projection_ownership_panels(d)
+
+
+def _projection_progress_panels(d: Layout) -> None:
+    """Lag, freshness, events applied and batch sizes."""
     d.add(
         timeseries(
             "Consumer lag by topic",
@@ -1359,6 +1366,10 @@ def _platform_projection_row(d: Layout) -> None:
         w=8,
         h=8,
     )
+
+
+def _projection_failure_panels(d: Layout) -> None:
+    """Duplicates, failed batches, fenced partitions and dead letters."""
     d.add(
         timeseries(
             "Duplicates, failed batches, fenced partitions",
@@ -1391,6 +1402,10 @@ def _platform_projection_row(d: Layout) -> None:
         w=8,
         h=8,
     )
+
+
+def _projection_ownership_panels(d: Layout) -> None:
+    """Domain metrics refresh, partitions per instance and the stored offsets."""
     d.add(
         timeseries(
             "Domain metrics refresh",
