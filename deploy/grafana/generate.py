@@ -421,7 +421,7 @@ def _sql_text(s: str) -> str:
 
 
 def _city_today_whole_city_row(d: Layout) -> None:
-    """The "Today, whole city" row."""
+    """The "Today, whole city" row: people and incidents, supplies, alerts and rooms."""
     d.row("Today, whole city")
     today = [
         ("Visits", "dcr_district_visits_today", "Visits started today in every room."),
@@ -444,6 +444,12 @@ def _city_today_whole_city_row(d: Layout) -> None:
     for title, metric, description in today:
         query = prom(f"sum(max by (district) ({metric}))")
         d.add(stat(title, query, description=description), w=4, h=4)
+    _city_supply_today_panels(d)
+    _city_alerts_and_rooms_now_panels(d)
+
+
+def _city_supply_today_panels(d: Layout) -> None:
+    """Needles and syringes out, sharps returned, street needles collected."""
     d.add(
         stat(
             "Needles & syringes out",
@@ -478,6 +484,10 @@ def _city_today_whole_city_row(d: Layout) -> None:
         w=4,
         h=4,
     )
+
+
+def _city_alerts_and_rooms_now_panels(d: Layout) -> None:
+    """Open drug alerts, booths in use, rooms open."""
     d.add(
         stat(
             "Open drug alerts",
@@ -548,8 +558,15 @@ def _city_per_district_today_row(d: Layout, city: City) -> None:
 
 
 def _city_trends_per_day_row(d: Layout, city: City) -> None:
-    """The "Trends per day" row."""
+    """The "Trends per day" row: visits and clients, supplies, incidents, hours."""
     d.row("Trends per day")
+    _city_visit_trend_panels(d, city)
+    _city_supply_and_incident_trend_panels(d, city)
+    _city_hourly_visits_panel(d)
+
+
+def _city_visit_trend_panels(d: Layout, city: City) -> None:
+    """Visits and unique clients per day."""
     d.add(
         bars(
             "Visits per day",
@@ -575,6 +592,10 @@ def _city_trends_per_day_row(d: Layout, city: City) -> None:
         w=12,
         h=8,
     )
+
+
+def _city_supply_and_incident_trend_panels(d: Layout, city: City) -> None:
+    """Needles out vs returned, overdoses and lives saved, street needles per day."""
     d.add(
         bars(
             "Needles out vs returned per day",
@@ -635,6 +656,10 @@ def _city_trends_per_day_row(d: Layout, city: City) -> None:
         w=12,
         h=8,
     )
+
+
+def _city_hourly_visits_panel(d: Layout) -> None:
+    """Visits started per hour."""
     d.add(
         timeseries(
             "Visits started per hour",
