@@ -218,35 +218,37 @@ def stat(
     return _common(panel, title, [target], thresholds=thresholds, **kw)
 
 
+def _series_panel(
+    style: common.GraphDrawStyle, fill_opacity: int, points: common.VisibilityMode
+) -> sdk_timeseries.Panel:
+    """A time series panel in classic palette colours, with a list legend and a multi-series
+    tooltip (lines and bars differ only in style, fill and points)."""
+    panel = (
+        sdk_timeseries.Panel()
+        .draw_style(style)
+        .line_width(1)
+        .fill_opacity(fill_opacity)
+        .show_points(points)
+        .color_scheme(_color(dashboard.FieldColorModeId.PALETTE_CLASSIC))
+    )
+    return _legend_and_tooltip(panel)
+
+
 def timeseries(
     title: str, *targets: Query, stacked: bool = False, **kw: Any
 ) -> sdk_timeseries.Panel:
-    """Lines (stacked if ``stacked``) with a list legend and a multi-series tooltip."""
-    panel = (
-        sdk_timeseries.Panel()
-        .draw_style(common.GraphDrawStyle.LINE)
-        .line_width(1)
-        .fill_opacity(10)
-        .show_points(common.VisibilityMode.AUTO)
-        .color_scheme(_color(dashboard.FieldColorModeId.PALETTE_CLASSIC))
-    )
+    """Lines (stacked if ``stacked``)."""
+    panel = _series_panel(common.GraphDrawStyle.LINE, 10, common.VisibilityMode.AUTO)
     if stacked:
         panel.stacking(sdk_common.StackingConfig().mode(common.StackingMode.NORMAL).group("A"))
-    return _common(_legend_and_tooltip(panel), title, targets, **kw)
+    return _common(panel, title, targets, **kw)
 
 
 def bars(title: str, *targets: Query, **kw: Any) -> sdk_timeseries.Panel:
-    """Daily figures from SQL, drawn as bars (one per local day)."""
+    """Daily figures from SQL, drawn as bars (one per local day), whole numbers by default."""
     kw.setdefault("decimals", 0)
-    panel = (
-        sdk_timeseries.Panel()
-        .draw_style(common.GraphDrawStyle.BARS)
-        .fill_opacity(70)
-        .line_width(1)
-        .show_points(common.VisibilityMode.NEVER)
-        .color_scheme(_color(dashboard.FieldColorModeId.PALETTE_CLASSIC))
-    )
-    return _common(_legend_and_tooltip(panel), title, targets, **kw)
+    panel = _series_panel(common.GraphDrawStyle.BARS, 70, common.VisibilityMode.NEVER)
+    return _common(panel, title, targets, **kw)
 
 
 def bargauge(title: str, target: Query, **kw: Any) -> sdk_bargauge.Panel:
