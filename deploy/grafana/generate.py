@@ -4,10 +4,14 @@
     .venv/bin/python deploy/grafana/generate.py          # write deploy/grafana/dashboards/*.json
     .venv/bin/python deploy/grafana/generate.py --check  # exit 1 if the committed JSON differs
 
-The generated JSON is committed (Grafana provisions it from files); tests/monitoring checks that it
-equals this script's output, and tests/integration/monitoring/test_dashboards_live.py runs every
-PromQL target against a real Prometheus scraping the real services and every SQL target against
-the real read models as Grafana's user ``dcr_reader``.
+The panels, queries and dashboards are built with ``grafana-foundation-sdk``'s builders (stat,
+timeseries, bargauge, table, rows, Prometheus queries, custom variables); the SDK has no builder for
+the ``grafana-postgresql-datasource`` query, so :class:`PostgresQuery` is a small adapter that
+implements the SDK's dataquery/builder protocol. The generated JSON is committed (Grafana
+provisions it from files); tests/monitoring checks that it equals this script's output, and
+tests/integration/monitoring/test_dashboards_live.py runs every PromQL target against a real
+Prometheus scraping the real services and every SQL target against the real read models as
+Grafana's user ``dcr_reader``.
 
 Conventions:
 
@@ -31,79 +35,272 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self, TypeAlias, TypeVar
 
 import yaml
+from grafana_foundation_sdk.builders import bargauge as sdk_bargauge
+from grafana_foundation_sdk.builders import common as sdk_common
+from grafana_foundation_sdk.builders import dashboard as sdk_dashboard
+from grafana_foundation_sdk.builders import prometheus as sdk_prometheus
+from grafana_foundation_sdk.builders import stat as sdk_stat
+from grafana_foundation_sdk.builders import table as sdk_table
+from grafana_foundation_sdk.builders import timeseries as sdk_timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common, dashboard
+from grafana_foundation_sdk.models.prometheus import QueryEditorMode
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 OUT = HERE / "dashboards"
 CITY_FILE = ROOT / "deploy" / "city.yaml"
 
-PROMETHEUS = {"type": "prometheus", "uid": "dcr-prometheus"}
-POSTGRES = {"type": "grafana-postgresql-datasource", "uid": "dcr-postgres"}
+PROMETHEUS = dashboard.DataSourceRef(type_val="prometheus", uid="dcr-prometheus")
+POSTGRES = dashboard.DataSourceRef(type_val="grafana-postgresql-datasource", uid="dcr-postgres")
 SCHEMA_VERSION = 39
 TAG = "dcr"
 #: Requests that are not API traffic (scrapes, health checks).
 API = 'route!~"/metrics|/healthz"'
+REF_IDS = "ABCDEFGHIJ"
 
 Json = dict[str, Any]
+Query: TypeAlias = "sdk_prometheus.Dataquery | PostgresQuery"
+AnyPanel: TypeAlias = "sdk_stat.Panel | sdk_timeseries.Panel | sdk_bargauge.Panel | sdk_table.Panel"
+P = TypeVar("P", sdk_stat.Panel, sdk_timeseries.Panel, sdk_bargauge.Panel, sdk_table.Panel)
+#: Threshold steps as (colour, from value); the first step's value is None (from -infinity).
+Steps = Sequence[tuple[str, float | None]]
 
 
-# --- building blocks --------------------------------------------------------------------------
+# --- queries ----------------------------------------------------------------------------------
 
 
-def prom(expr: str, legend: str = "", *, instant: bool = False) -> Json:
-    return {
-        "datasource": PROMETHEUS,
-        "editorMode": "code",
-        "expr": expr,
-        "legendFormat": legend or "__auto",
-        "range": not instant,
-        "instant": instant,
-    }
+def prom(expr: str, legend: str = "", *, instant: bool = False) -> sdk_prometheus.Dataquery:
+    """A PromQL target in code mode; range unless ``instant``."""
+    query = (
+        sdk_prometheus.Dataquery()
+        .datasource(PROMETHEUS)
+        .editor_mode(QueryEditorMode.CODE)
+        .expr(expr)
+        .legend_format(legend or "__auto")
+    )
+    return query.instant() if instant else query.range()
 
 
-def sql(raw: str, fmt: str = "table") -> Json:
+class PostgresTarget(cogvariants.Dataquery):
+    """The target JSON of Grafana's ``grafana-postgresql-datasource`` in raw-SQL code mode."""
+
+    def __init__(self, raw_sql: str, fmt: str) -> None:
+        self.raw_sql = raw_sql
+        self.fmt = fmt
+        self.ref_id = ""
+
+    def to_json(self) -> Json:
+        return {
+            "datasource": POSTGRES.to_json(),
+            "editorMode": "code",
+            "format": self.fmt,
+            "rawQuery": True,
+            "rawSql": self.raw_sql,
+            "refId": self.ref_id,
+        }
+
+
+class PostgresQuery(cogbuilder.Builder[cogvariants.Dataquery]):
+    """Adapter: grafana-foundation-sdk has no builder for the PostgreSQL data source's query, so
+    this one implements the SDK's ``Builder[Dataquery]`` protocol (``build()`` returning an object
+    with ``to_json()``) and panels take it like the SDK's own Prometheus query builder."""
+
+    def __init__(self, raw_sql: str, fmt: str = "table") -> None:
+        self._internal = PostgresTarget(" ".join(raw_sql.split()), fmt)
+
+    def ref_id(self, ref_id: str) -> Self:
+        self._internal.ref_id = ref_id
+        return self
+
+    def build(self) -> PostgresTarget:
+        return self._internal
+
+
+def sql(raw: str, fmt: str = "table") -> PostgresQuery:
     """A raw SQL target; ``fmt`` is ``table`` or ``time_series`` (columns time, metric, value)."""
-    return {
-        "datasource": POSTGRES,
-        "editorMode": "code",
-        "format": fmt,
-        "rawQuery": True,
-        "rawSql": " ".join(raw.split()),
+    return PostgresQuery(raw, fmt)
+
+
+def _datasource(query: Query) -> dashboard.DataSourceRef:
+    return POSTGRES if isinstance(query, PostgresQuery) else PROMETHEUS
+
+
+# --- panels -----------------------------------------------------------------------------------
+
+
+def _thresholds(steps: Steps) -> sdk_dashboard.ThresholdsConfig:
+    return (
+        sdk_dashboard.ThresholdsConfig()
+        .mode(dashboard.ThresholdsMode.ABSOLUTE)
+        .steps([dashboard.Threshold(value=value, color=color) for color, value in steps])
+    )
+
+
+def _value_mappings(texts: Mapping[str, tuple[str, str]]) -> list[dashboard.ValueMapping]:
+    """Value -> (text, colour) as one value mapping."""
+    options = {
+        value: dashboard.ValueMappingResult(text=text, color=color)
+        for value, (text, color) in texts.items()
     }
+    return [dashboard.ValueMap(options=options)]
+
+
+def _common(
+    panel: P,
+    title: str,
+    targets: Sequence[Query],
+    *,
+    description: str = "",
+    unit: str = "short",
+    decimals: int | None = None,
+    thresholds: Steps = (),
+    mappings: Mapping[str, tuple[str, str]] | None = None,
+) -> P:
+    """Title, description, targets (refIds A, B, ...), data source of the first target, unit,
+    and the optional decimals, thresholds and value mappings every panel kind shares."""
+    panel.title(title).description(description).datasource(_datasource(targets[0])).unit(unit)
+    for ref, target in zip(REF_IDS, targets, strict=False):
+        panel.with_target(target.ref_id(ref))
+    if decimals is not None:
+        panel.decimals(decimals)
+    if thresholds:
+        panel.thresholds(_thresholds(thresholds))
+    if mappings:
+        panel.mappings(_value_mappings(mappings))
+    return panel
+
+
+def _last_value() -> sdk_common.ReduceDataOptions:
+    return sdk_common.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False)
+
+
+def _color(mode: dashboard.FieldColorModeId) -> sdk_dashboard.FieldColor:
+    return sdk_dashboard.FieldColor().mode(mode)
+
+
+def _legend_and_tooltip(panel: sdk_timeseries.Panel) -> sdk_timeseries.Panel:
+    return panel.legend(
+        sdk_common.VizLegendOptions()
+        .display_mode(common.LegendDisplayMode.LIST)
+        .placement(common.LegendPlacement.BOTTOM)
+        .show_legend(True)
+    ).tooltip(
+        sdk_common.VizTooltipOptions()
+        .mode(common.TooltipDisplayMode.MULTI)
+        .sort(common.SortOrder.DESCENDING)
+    )
+
+
+def stat(
+    title: str, target: Query, *, thresholds: Steps = (("blue", None),), **kw: Any
+) -> sdk_stat.Panel:
+    """The last value, coloured by ``thresholds`` (blue unless given); whole numbers unless
+    ``decimals`` says otherwise."""
+    kw.setdefault("decimals", 0)
+    panel = (
+        sdk_stat.Panel()
+        .reduce_options(_last_value())
+        .color_mode(common.BigValueColorMode.VALUE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .justify_mode(common.BigValueJustifyMode.AUTO)
+        .text_mode(common.BigValueTextMode.AUTO)
+        .orientation(common.VizOrientation.AUTO)
+        .color_scheme(_color(dashboard.FieldColorModeId.THRESHOLDS))
+    )
+    return _common(panel, title, [target], thresholds=thresholds, **kw)
+
+
+def _series_panel(
+    style: common.GraphDrawStyle, fill_opacity: int, points: common.VisibilityMode
+) -> sdk_timeseries.Panel:
+    """A time series panel in classic palette colours, with a list legend and a multi-series
+    tooltip (lines and bars differ only in style, fill and points)."""
+    panel = (
+        sdk_timeseries.Panel()
+        .draw_style(style)
+        .line_width(1)
+        .fill_opacity(fill_opacity)
+        .show_points(points)
+        .color_scheme(_color(dashboard.FieldColorModeId.PALETTE_CLASSIC))
+    )
+    return _legend_and_tooltip(panel)
+
+
+def timeseries(
+    title: str, *targets: Query, stacked: bool = False, **kw: Any
+) -> sdk_timeseries.Panel:
+    """Lines (stacked if ``stacked``)."""
+    panel = _series_panel(common.GraphDrawStyle.LINE, 10, common.VisibilityMode.AUTO)
+    if stacked:
+        panel.stacking(sdk_common.StackingConfig().mode(common.StackingMode.NORMAL).group("A"))
+    return _common(panel, title, targets, **kw)
+
+
+def bars(title: str, *targets: Query, **kw: Any) -> sdk_timeseries.Panel:
+    """Daily figures from SQL, drawn as bars (one per local day), whole numbers by default."""
+    kw.setdefault("decimals", 0)
+    panel = _series_panel(common.GraphDrawStyle.BARS, 70, common.VisibilityMode.NEVER)
+    return _common(panel, title, targets, **kw)
+
+
+def bargauge(title: str, target: Query, **kw: Any) -> sdk_bargauge.Panel:
+    """Horizontal bars of the last values, from 0, whole numbers unless ``decimals`` is given."""
+    kw.setdefault("decimals", 0)
+    panel = (
+        sdk_bargauge.Panel()
+        .reduce_options(_last_value())
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .display_mode(common.BarGaugeDisplayMode.BASIC)
+        .show_unfilled(True)
+        .color_scheme(_color(dashboard.FieldColorModeId.PALETTE_CLASSIC))
+        .min(0)
+    )
+    return _common(panel, title, [target], thresholds=(("blue", None),), **kw)
+
+
+def table(title: str, target: Query, **kw: Any) -> sdk_table.Panel:
+    """Rows of a query with a header, small cells and no footer."""
+    panel = (
+        sdk_table.Panel()
+        .show_header(True)
+        .cell_height(common.TableCellHeight.SM)
+        .footer(sdk_common.TableFooterOptions().show(False))
+    )
+    return _common(panel, title, [target], **kw)
+
+
+# --- dashboards -------------------------------------------------------------------------------
 
 
 class Layout:
-    """Places panels left to right on Grafana's 24-column grid, wrapping to new lines."""
+    """Places rows and panels left to right on Grafana's 24-column grid, wrapping a panel that
+    would cross the right edge to a new line. Positions are set explicitly (the SDK's own
+    placement lets a panel overflow the edge instead of wrapping)."""
 
     def __init__(self) -> None:
-        self.panels: list[Json] = []
+        self.items: list[cogbuilder.Builder[dashboard.Panel] | sdk_dashboard.Row] = []
         self._x = 0
         self._y = 0
         self._row_h = 0
 
     def row(self, title: str) -> None:
         self._newline()
-        self.panels.append(
-            {
-                "type": "row",
-                "title": title,
-                "collapsed": False,
-                "panels": [],
-                "gridPos": {"h": 1, "w": 24, "x": 0, "y": self._y},
-            }
-        )
+        position = dashboard.GridPos(h=1, w=24, x=0, y=self._y)
+        self.items.append(sdk_dashboard.Row(title).grid_pos(position))
         self._y += 1
 
-    def add(self, panel: Json, w: int, h: int) -> None:
+    def add(self, panel: AnyPanel, w: int, h: int) -> None:
         if self._x + w > 24:
             self._newline()
-        panel["gridPos"] = {"h": h, "w": w, "x": self._x, "y": self._y}
-        self.panels.append(panel)
+        self.items.append(panel.grid_pos(dashboard.GridPos(h=h, w=w, x=self._x, y=self._y)))
         self._x += w
         self._row_h = max(self._row_h, h)
 
@@ -112,108 +309,20 @@ class Layout:
         self._x = 0
         self._row_h = 0
 
-    def numbered(self) -> list[Json]:
-        for i, p in enumerate(self.panels, start=1):
-            p["id"] = i
-        return self.panels
+
+def _dashboard_links() -> sdk_dashboard.DashboardLink:
+    """A drop-down of every dashboard tagged ``dcr``, keeping the time range."""
+    return (
+        sdk_dashboard.DashboardLink("DCR dashboards")
+        .type(dashboard.DashboardLinkType.DASHBOARDS)
+        .tags([TAG])
+        .as_dropdown(True)
+        .include_vars(False)
+        .keep_time(True)
+    )
 
 
-def _panel(
-    kind: str,
-    title: str,
-    targets: Sequence[Json],
-    *,
-    description: str = "",
-    unit: str = "short",
-    decimals: int | None = None,
-    options: Json | None = None,
-    defaults: Json | None = None,
-    overrides: Sequence[Json] = (),
-) -> Json:
-    refs = "ABCDEFGHIJ"
-    datasource = targets[0]["datasource"]
-    field_defaults: Json = {"unit": unit}
-    if decimals is not None:
-        field_defaults["decimals"] = decimals
-    field_defaults.update(defaults or {})
-    return {
-        "type": kind,
-        "title": title,
-        "description": description,
-        "datasource": datasource,
-        "targets": [{"refId": refs[i], **t} for i, t in enumerate(targets)],
-        "fieldConfig": {"defaults": field_defaults, "overrides": list(overrides)},
-        "options": options or {},
-    }
-
-
-def stat(title: str, target: Json, **kw: Any) -> Json:
-    kw.setdefault("decimals", 0)
-    options = {
-        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-        "colorMode": "value",
-        "graphMode": "none",
-        "justifyMode": "auto",
-        "textMode": "auto",
-        "orientation": "auto",
-    }
-    defaults = {
-        "color": {"mode": "thresholds"},
-        "thresholds": {"mode": "absolute", "steps": [{"color": "blue", "value": None}]},
-    }
-    defaults.update(kw.pop("defaults", {}))
-    return _panel("stat", title, [target], options=options, defaults=defaults, **kw)
-
-
-def timeseries(title: str, *targets: Json, stacked: bool = False, **kw: Any) -> Json:
-    options = {
-        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-        "tooltip": {"mode": "multi", "sort": "desc"},
-    }
-    custom: Json = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "auto"}
-    if stacked:
-        custom["stacking"] = {"mode": "normal", "group": "A"}
-    defaults = {"custom": custom, "color": {"mode": "palette-classic"}}
-    defaults.update(kw.pop("defaults", {}))
-    return _panel("timeseries", title, list(targets), options=options, defaults=defaults, **kw)
-
-
-def bars(title: str, *targets: Json, **kw: Any) -> Json:
-    """Daily figures from SQL, drawn as bars (one per local day)."""
-    kw.setdefault("decimals", 0)
-    defaults = {
-        "custom": {"drawStyle": "bars", "fillOpacity": 70, "lineWidth": 1, "showPoints": "never"},
-        "color": {"mode": "palette-classic"},
-    }
-    options = {
-        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-        "tooltip": {"mode": "multi", "sort": "desc"},
-    }
-    return _panel("timeseries", title, list(targets), options=options, defaults=defaults, **kw)
-
-
-def bargauge(title: str, target: Json, **kw: Any) -> Json:
-    kw.setdefault("decimals", 0)
-    options = {
-        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-        "orientation": "horizontal",
-        "displayMode": "basic",
-        "showUnfilled": True,
-    }
-    defaults = {
-        "color": {"mode": "palette-classic"},
-        "min": 0,
-        "thresholds": {"mode": "absolute", "steps": [{"color": "blue", "value": None}]},
-    }
-    return _panel("bargauge", title, [target], options=options, defaults=defaults, **kw)
-
-
-def table(title: str, target: Json, **kw: Any) -> Json:
-    options = {"showHeader": True, "cellHeight": "sm", "footer": {"show": False}}
-    return _panel("table", title, [target], options=options, **kw)
-
-
-def dashboard(
+def dashboard_model(
     uid: str,
     title: str,
     description: str,
@@ -221,69 +330,61 @@ def dashboard(
     *,
     timezone: str,
     time_from: str = "now-7d",
-    variables: Sequence[Json] = (),
-) -> Json:
-    return {
-        "uid": uid,
-        "title": title,
-        "description": description,
-        "tags": [TAG],
-        "timezone": timezone,
-        "editable": False,
-        "graphTooltip": 1,
-        "fiscalYearStartMonth": 0,
-        "liveNow": False,
-        "refresh": "30s",
-        "schemaVersion": SCHEMA_VERSION,
-        "version": 1,
-        "weekStart": "monday",
-        "time": {"from": time_from, "to": "now"},
-        "timepicker": {},
-        "annotations": {
-            "list": [
-                {
-                    "builtIn": 1,
-                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-                    "enable": True,
-                    "hide": True,
-                    "iconColor": "rgba(0, 211, 255, 1)",
-                    "name": "Annotations & Alerts",
-                    "type": "dashboard",
-                }
+    variables: Sequence[sdk_dashboard.CustomVariable] = (),
+) -> dashboard.Dashboard:
+    """A read-only dashboard tagged ``dcr``, shared crosshair, refreshed every 30 s, weeks from
+    Monday, panels numbered 1, 2, ... in layout order. No annotation is listed: Grafana adds its
+    built-in "Annotations & Alerts" to every dashboard that lacks one (the SDK's annotation
+    model cannot mark one built in)."""
+    board = (
+        sdk_dashboard.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags([TAG])
+        .timezone(timezone)
+        .readonly()
+        .tooltip(dashboard.DashboardCursorSync.CROSSHAIR)
+        .fiscal_year_start_month(0)
+        .live_now(False)
+        .refresh("30s")
+        .version(1)
+        .week_start("monday")
+        .time(time_from, "now")
+        .link(_dashboard_links())
+        .variables(list(variables))
+    )
+    for item in layout.items:
+        if isinstance(item, sdk_dashboard.Row):
+            board.with_row(item)
+        else:
+            board.with_panel(item)
+    model = board.build()
+    model.schema_version = SCHEMA_VERSION
+    for number, panel in enumerate(model.panels or [], start=1):
+        panel.id_val = number
+    return model
+
+
+def custom_variable(
+    name: str, label: str, options: Sequence[tuple[str, str]]
+) -> sdk_dashboard.CustomVariable:
+    """A single-value custom variable: ``options`` are (value, text) pairs, the first selected."""
+    first_value, first_text = options[0]
+    return (
+        sdk_dashboard.CustomVariable(name)
+        .label(label)
+        .values(",".join(f"{text} : {value}" for value, text in options))
+        .current(dashboard.VariableOption(selected=True, text=first_text, value=first_value))
+        .options(
+            [
+                dashboard.VariableOption(selected=i == 0, text=text, value=value)
+                for i, (value, text) in enumerate(options)
             ]
-        },
-        "links": [
-            {
-                "type": "dashboards",
-                "title": "DCR dashboards",
-                "tags": [TAG],
-                "asDropdown": True,
-                "includeVars": False,
-                "keepTime": True,
-            }
-        ],
-        "templating": {"list": list(variables)},
-        "panels": layout.numbered(),
-    }
-
-
-def custom_variable(name: str, label: str, options: Sequence[tuple[str, str]]) -> Json:
-    """A single-value custom variable: ``options`` are (value, text) pairs."""
-    return {
-        "type": "custom",
-        "name": name,
-        "label": label,
-        "query": ",".join(f"{text} : {value}" for value, text in options),
-        "current": {"selected": True, "text": options[0][1], "value": options[0][0]},
-        "options": [
-            {"selected": i == 0, "text": text, "value": value}
-            for i, (value, text) in enumerate(options)
-        ],
-        "multi": False,
-        "includeAll": False,
-        "hide": 0,
-        "skipUrlSync": False,
-    }
+        )
+        .multi(False)
+        .include_all(False)
+        .hide(dashboard.VariableHide.DONT_HIDE)
+    )
 
 
 # --- the city ---------------------------------------------------------------------------------
@@ -321,8 +422,8 @@ def _sql_text(s: str) -> str:
 # --- dashboards -------------------------------------------------------------------------------
 
 
-def city_overview(city: City) -> Json:
-    d = Layout()
+def _city_today_whole_city_row(d: Layout) -> None:
+    """The "Today, whole city" row: people and incidents, supplies, alerts and rooms."""
     d.row("Today, whole city")
     today = [
         ("Visits", "dcr_district_visits_today", "Visits started today in every room."),
@@ -343,8 +444,14 @@ def city_overview(city: City) -> Json:
         ("Refusals", "dcr_district_refusals_today", "Clients turned away today."),
     ]
     for title, metric, description in today:
-        d.add(stat(title, prom(f"sum(max by (district) ({metric}))")), w=4, h=4)
-        d.panels[-1]["description"] = description
+        query = prom(f"sum(max by (district) ({metric}))")
+        d.add(stat(title, query, description=description), w=4, h=4)
+    _city_supply_today_panels(d)
+    _city_alerts_and_rooms_now_panels(d)
+
+
+def _city_supply_today_panels(d: Layout) -> None:
+    """Needles and syringes out, sharps returned, street needles collected."""
     d.add(
         stat(
             "Needles & syringes out",
@@ -379,17 +486,16 @@ def city_overview(city: City) -> Json:
         w=4,
         h=4,
     )
+
+
+def _city_alerts_and_rooms_now_panels(d: Layout) -> None:
+    """Open drug alerts, booths in use, rooms open."""
     d.add(
         stat(
             "Open drug alerts",
             prom("sum(max by (district) (dcr_drug_alerts_open))"),
             description="Drug alerts raised (overdose clusters, adulterants found) and open.",
-            defaults={
-                "thresholds": {
-                    "mode": "absolute",
-                    "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}],
-                }
-            },
+            thresholds=[("green", None), ("red", 1)],
         ),
         w=4,
         h=4,
@@ -413,6 +519,9 @@ def city_overview(city: City) -> Json:
         h=4,
     )
 
+
+def _city_per_district_today_row(d: Layout, city: City) -> None:
+    """The "Per district, today" row."""
     d.row("Per district, today")
     d.add(
         table(
@@ -449,7 +558,17 @@ def city_overview(city: City) -> Json:
         h=7,
     )
 
+
+def _city_trends_per_day_row(d: Layout, city: City) -> None:
+    """The "Trends per day" row: visits and clients, supplies, incidents, hours."""
     d.row("Trends per day")
+    _city_visit_trend_panels(d, city)
+    _city_supply_and_incident_trend_panels(d, city)
+    _city_hourly_visits_panel(d)
+
+
+def _city_visit_trend_panels(d: Layout, city: City) -> None:
+    """Visits and unique clients per day."""
     d.add(
         bars(
             "Visits per day",
@@ -475,6 +594,10 @@ def city_overview(city: City) -> Json:
         w=12,
         h=8,
     )
+
+
+def _city_supply_and_incident_trend_panels(d: Layout, city: City) -> None:
+    """Needles out vs returned, overdoses and lives saved, street needles per day."""
     d.add(
         bars(
             "Needles out vs returned per day",
@@ -535,6 +658,10 @@ def city_overview(city: City) -> Json:
         w=12,
         h=8,
     )
+
+
+def _city_hourly_visits_panel(d: Layout) -> None:
+    """Visits started per hour."""
     d.add(
         timeseries(
             "Visits started per hour",
@@ -549,7 +676,14 @@ def city_overview(city: City) -> Json:
         w=12,
         h=8,
     )
-    return dashboard(
+
+
+def city_overview(city: City) -> dashboard.Dashboard:
+    d = Layout()
+    _city_today_whole_city_row(d)
+    _city_per_district_today_row(d, city)
+    _city_trends_per_day_row(d, city)
+    return dashboard_model(
         "dcr-city-overview",
         "DCR · City overview",
         "Copenhagen's drug consumption rooms: today per district and daily trends.",
@@ -558,9 +692,9 @@ def city_overview(city: City) -> Json:
     )
 
 
-def district_drilldown(city: City) -> Json:
+def _district_today_row(d: Layout) -> None:
+    """The "Today" row."""
     sel = 'district="$district"'
-    d = Layout()
     d.row("Today")
     for title, metric in (
         ("Visits", "dcr_district_visits_today"),
@@ -594,6 +728,10 @@ def district_drilldown(city: City) -> Json:
         h=4,
     )
 
+
+def _district_facilities_row(d: Layout, city: City) -> None:
+    """The "Facilities" row."""
+    sel = 'district="$district"'
     d.row("Facilities")
     d.add(
         table(
@@ -624,6 +762,10 @@ def district_drilldown(city: City) -> Json:
         h=7,
     )
 
+
+def _district_incidents_and_supplies_row(d: Layout) -> None:
+    """The "Incidents and supplies" row."""
+    sel = 'district="$district"'
     d.row("Incidents and supplies")
     d.add(
         bargauge(
@@ -662,6 +804,9 @@ def district_drilldown(city: City) -> Json:
         h=8,
     )
 
+
+def _district_trends_per_day_row(d: Layout, city: City) -> None:
+    """The "Trends per day" row."""
     d.row("Trends per day")
     d.add(
         bars(
@@ -736,6 +881,10 @@ def district_drilldown(city: City) -> Json:
         h=8,
     )
 
+
+def _district_drug_alerts_row(d: Layout) -> None:
+    """The "Drug alerts" row."""
+    sel = 'district="$district"'
     d.row("Drug alerts")
     d.add(
         bargauge(
@@ -778,7 +927,16 @@ def district_drilldown(city: City) -> Json:
         w=12,
         h=7,
     )
-    return dashboard(
+
+
+def district_drilldown(city: City) -> dashboard.Dashboard:
+    d = Layout()
+    _district_today_row(d)
+    _district_facilities_row(d, city)
+    _district_incidents_and_supplies_row(d)
+    _district_trends_per_day_row(d, city)
+    _district_drug_alerts_row(d)
+    return dashboard_model(
         "dcr-district",
         "DCR · District drill-down",
         "One district: today, its facilities, incidents, supplies, trends and drug alerts.",
@@ -788,25 +946,15 @@ def district_drilldown(city: City) -> Json:
     )
 
 
-def facility_operations(city: City) -> Json:
+def _facility_now_row(d: Layout) -> None:
+    """The "Now" row."""
     sel = 'facility="$facility"'
-    d = Layout()
     d.row("Now")
     d.add(
         stat(
             "Open now",
             prom(f"max(dcr_facility_open{{{sel}}})"),
-            defaults={
-                "mappings": [
-                    {
-                        "type": "value",
-                        "options": {
-                            "0": {"text": "Closed", "color": "grey"},
-                            "1": {"text": "Open", "color": "green"},
-                        },
-                    }
-                ]
-            },
+            mappings={"0": ("Closed", "grey"), "1": ("Open", "green")},
         ),
         w=4,
         h=4,
@@ -821,20 +969,16 @@ def facility_operations(city: City) -> Json:
             prom(f"time() - max(dcr_facility_last_event_timestamp_seconds{{{sel}}})"),
             unit="s",
             description="Time since the latest event the facility reported (event time).",
-            defaults={
-                "thresholds": {
-                    "mode": "absolute",
-                    "steps": [
-                        {"color": "green", "value": None},
-                        {"color": "orange", "value": 1800},
-                    ],
-                }
-            },
+            thresholds=[("green", None), ("orange", 1800)],
         ),
         w=4,
         h=4,
     )
 
+
+def _facility_occupancy_and_refusals_row(d: Layout, city: City) -> None:
+    """The "Occupancy and refusals" row."""
+    sel = 'facility="$facility"'
     d.row("Occupancy and refusals")
     d.add(
         timeseries(
@@ -888,6 +1032,10 @@ def facility_operations(city: City) -> Json:
         h=8,
     )
 
+
+def _facility_stock_row(d: Layout) -> None:
+    """The "Stock" row."""
+    sel = 'facility="$facility"'
     d.row("Stock")
     d.add(
         table(
@@ -929,15 +1077,7 @@ def facility_operations(city: City) -> Json:
             "Days of cover by item",
             prom(f"max by (item) (dcr_stock_cover_seconds{{{sel}}})", "{{item}}"),
             unit="s",
-            defaults={
-                "thresholds": {
-                    "mode": "absolute",
-                    "steps": [
-                        {"color": "red", "value": None},
-                        {"color": "green", "value": 2 * 86400},
-                    ],
-                },
-            },
+            thresholds=[("red", None), ("green", 2 * 86400)],
         ),
         w=12,
         h=8,
@@ -952,6 +1092,9 @@ def facility_operations(city: City) -> Json:
         h=8,
     )
 
+
+def _facility_all_facilities_row(d: Layout, city: City) -> None:
+    """The "All facilities" row."""
     d.row("All facilities")
     d.add(
         table(
@@ -983,7 +1126,15 @@ def facility_operations(city: City) -> Json:
         w=12,
         h=8,
     )
-    return dashboard(
+
+
+def facility_operations(city: City) -> dashboard.Dashboard:
+    d = Layout()
+    _facility_now_row(d)
+    _facility_occupancy_and_refusals_row(d, city)
+    _facility_stock_row(d)
+    _facility_all_facilities_row(d, city)
+    return dashboard_model(
         "dcr-facility",
         "DCR · Facility operations",
         "One room: opening, booths, refusals, stock and when it last reported.",
@@ -996,24 +1147,14 @@ def facility_operations(city: City) -> Json:
     )
 
 
-def platform_health(city: City) -> Json:
-    d = Layout()
+def _platform_services_row(d: Layout) -> None:
+    """The "Services" row."""
     d.row("Services")
     d.add(
         stat(
             "Up",
             prom('up{job=~"intake|supply|incident|projection|public"}', "{{job}}"),
-            defaults={
-                "mappings": [
-                    {
-                        "type": "value",
-                        "options": {
-                            "0": {"text": "DOWN", "color": "red"},
-                            "1": {"text": "up", "color": "green"},
-                        },
-                    }
-                ]
-            },
+            mappings={"0": ("DOWN", "red"), "1": ("up", "green")},
         ),
         w=8,
         h=4,
@@ -1057,6 +1198,9 @@ def platform_health(city: City) -> Json:
         h=4,
     )
 
+
+def _platform_http_red_row(d: Layout) -> None:
+    """The "HTTP (RED)" row."""
     d.row("HTTP (RED)")
     d.add(
         timeseries(
@@ -1137,6 +1281,9 @@ def platform_health(city: City) -> Json:
         h=8,
     )
 
+
+def _platform_kafka_row(d: Layout) -> None:
+    """The "Kafka" row."""
     d.row("Kafka")
     d.add(
         timeseries(
@@ -1179,7 +1326,17 @@ def platform_health(city: City) -> Json:
         h=8,
     )
 
+
+def _platform_projection_row(d: Layout) -> None:
+    """The "Projection" row: progress, then failures, then who owns what."""
     d.row("Projection")
+    _projection_progress_panels(d)
+    _projection_failure_panels(d)
+    _projection_ownership_panels(d)
+
+
+def _projection_progress_panels(d: Layout) -> None:
+    """Lag, freshness, events applied and batch sizes."""
     d.add(
         timeseries(
             "Consumer lag by topic",
@@ -1236,6 +1393,10 @@ def platform_health(city: City) -> Json:
         w=8,
         h=8,
     )
+
+
+def _projection_failure_panels(d: Layout) -> None:
+    """Duplicates, failed batches, fenced partitions and dead letters."""
     d.add(
         timeseries(
             "Duplicates, failed batches, fenced partitions",
@@ -1268,6 +1429,10 @@ def platform_health(city: City) -> Json:
         w=8,
         h=8,
     )
+
+
+def _projection_ownership_panels(d: Layout) -> None:
+    """Domain metrics refresh, partitions per instance and the stored offsets."""
     d.add(
         timeseries(
             "Domain metrics refresh",
@@ -1309,7 +1474,15 @@ def platform_health(city: City) -> Json:
         w=16,
         h=8,
     )
-    return dashboard(
+
+
+def platform_health(city: City) -> dashboard.Dashboard:
+    d = Layout()
+    _platform_services_row(d)
+    _platform_http_red_row(d)
+    _platform_kafka_row(d)
+    _platform_projection_row(d)
+    return dashboard_model(
         "dcr-platform",
         "DCR · Platform health",
         "Services (RED), Kafka publishing, the projection's lag, freshness and dead letters.",
@@ -1332,18 +1505,17 @@ DASHBOARDS = {
 def build(city_file: Path = CITY_FILE) -> dict[str, Json]:
     """File name -> dashboard JSON model."""
     city = City(city_file)
-    return {name: make(city) for name, make in DASHBOARDS.items()}
+    return {name: _as_json(make(city)) for name, make in DASHBOARDS.items()}
+
+
+def _as_json(model: dashboard.Dashboard) -> Json:
+    """The SDK model as plain JSON (the SDK's encoder calls each object's ``to_json``)."""
+    encoded: Json = json.loads(json.dumps(model, cls=JSONEncoder))
+    return encoded
 
 
 def render(model: Json) -> str:
     return json.dumps(model, indent=2, ensure_ascii=False) + "\n"
-
-
-def targets(model: Json) -> Iterable[tuple[Json, Json]]:
-    """(panel, target) for every query of a dashboard."""
-    for panel in model["panels"]:
-        for target in panel.get("targets", []):
-            yield panel, target
 
 
 def main(argv: Sequence[str] | None = None) -> int:
