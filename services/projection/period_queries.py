@@ -16,7 +16,11 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.projection.schema import Source, room_measures
 from services.projection.store import Conn
+
+#: The visit figures the queries below count (each a column of their SELECT).
+VISIT_FIGURES: tuple[str, ...] = room_measures(source=Source.VISITS)
 
 RoomCells = dict[str, Decimal]  # "measure" or "measure.key" -> amount
 
@@ -56,7 +60,7 @@ async def room_cells(
         end,
     )
     for r in visits:
-        for name in ("visits", "people", "new_people", "assisted_injections"):
+        for name in VISIT_FIGURES:
             out[r["facility"]][name] = Decimal(r[name])
     return out
 
@@ -218,7 +222,7 @@ async def room_days(
     )
     for r in visits:
         day = out.setdefault(r["day"], {})
-        for name in ("visits", "people", "new_people", "assisted_injections"):
+        for name in VISIT_FIGURES:
             day[name] = Decimal(r[name])
     return out
 
