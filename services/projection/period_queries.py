@@ -227,10 +227,20 @@ async def room_days(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class StreetAreaDay:
+    day: date
+    district: str
+    area: str
+    reports: int
+    needles: int
+    kg: Decimal
+
+
 async def street_area_days(
     conn: Conn, districts: list[str], start: date, end: date
-) -> list[dict[str, Any]]:
-    """Street collections per district, area and day in [start, end]."""
+) -> list[StreetAreaDay]:
+    """Street collections per district, area and day in [start, end], by day, district, area."""
     rows = await conn.fetch(
         """SELECT district, area, day, reports, needles, kg FROM street_collections_daily
            WHERE district = ANY($1::text[]) AND day BETWEEN $2 AND $3
@@ -239,4 +249,9 @@ async def street_area_days(
         start,
         end,
     )
-    return [dict(r) for r in rows]
+    return [
+        StreetAreaDay(
+            r["day"], r["district"], r["area"], int(r["reports"]), int(r["needles"]), r["kg"]
+        )
+        for r in rows
+    ]
