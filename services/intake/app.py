@@ -7,12 +7,16 @@ from fastapi import FastAPI
 from services.intake.routes import ROUTES
 from shared.bootstrap import Platform
 from shared.ingest.api import IngestDeps
-from shared.ingest.app import create_ingest_app
+from shared.ingest.app import IngestConfig, create_ingest_app
 
 
-def create_app(deps: IngestDeps | None = None, platform: Platform | None = None) -> FastAPI:
-    """``deps`` (unit tests): fakes, no client; ``platform``: the settings to build the
-    clients from (default: the environment's)."""
+def create_app(
+    deps: IngestDeps | None = None,
+    platform: Platform | None = None,
+    config: IngestConfig | None = None,
+) -> FastAPI:
+    """``deps`` (unit tests): fakes, no client; ``config`` (or just its ``platform``): the
+    settings to build the clients from (default: the environment's)."""
     return create_ingest_app(
         "intake",
         "dcr-platform intake",
@@ -21,4 +25,5 @@ def create_app(deps: IngestDeps | None = None, platform: Platform | None = None)
         ROUTES,
         deps,
         platform=platform,
+        config=config,
     )
