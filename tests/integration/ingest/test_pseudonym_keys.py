@@ -244,7 +244,7 @@ async def test_city_scope_makes_one_code_in_two_rooms_one_client(
     city_file.write_text(yaml.safe_dump(config))
     async with isolated_env(test_env, label="scope") as env:
         platform = replace(env.platform(), city_settings=CitySettings(file=city_file))
-        async with serve(create_intake(platform=platform)) as intake:
+        async with serve(create_intake(config=IngestConfig(platform=platform))) as intake:
             for facility in ("halmtorv", "maendenes-hjem", "amager"):
                 await post_visits(
                     env, intake, ["V-0042"], facility=facility, occurred_at=local(day, 12)
