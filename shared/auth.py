@@ -45,7 +45,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.city import load_city
+from shared.city import City, load_city
 from shared.settings import CitySettings
 
 
@@ -104,10 +104,9 @@ class TokenRegistry:
         return found
 
 
-def dev_principals() -> list[tuple[str, PrincipalKind]]:
-    """Every development principal: each facility of the city, one sanitation team, the ops
+def dev_principals(city: City) -> list[tuple[str, PrincipalKind]]:
+    """Every development principal: each facility of ``city``, one sanitation team, the ops
     on-call account, the read roles of :data:`READ_PRINCIPALS`."""
-    city = load_city(CitySettings().file)
     ids = [(f.id, PrincipalKind.FACILITY) for f in city.facilities]
     ids.append(("sanitation-city", PrincipalKind.SANITATION))
     ids.append(("ops-oncall", PrincipalKind.OPS))  # the drug alert on-call (acknowledges)
@@ -129,8 +128,11 @@ def write_tokens_file(
     _write(out, yaml.safe_dump(doc, sort_keys=False), owner_only=False)
 
 
-def generate(out: Path, clear_out: Path, metrics_credential: Path | None = None) -> list[str]:
-    """Write a tokens file (digests) and the clear tokens for :func:`dev_principals`.
+def generate(
+    city: City, out: Path, clear_out: Path, metrics_credential: Path | None = None
+) -> list[str]:
+    """Write a tokens file (digests) and the clear tokens for :func:`dev_principals` of
+    ``city``.
 
     Tokens already in ``clear_out`` are kept (their digests rewritten); missing principals get a
     new random token. With ``metrics_credential``, the scraper's clear token is written there
@@ -140,7 +142,7 @@ def generate(out: Path, clear_out: Path, metrics_credential: Path | None = None)
     if clear_out.exists() and out.exists():
         loaded = yaml.safe_load(clear_out.read_text(encoding="utf-8")) or {}
         clear = {str(k): str(v) for k, v in loaded.items()}
-    ids = dev_principals()
+    ids = dev_principals(city)
     added = [pid for pid, _ in ids if pid not in clear]
     for pid in added:
         clear[pid] = secrets.token_urlsafe(32)
@@ -177,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.force:
         args.clear_out.unlink(missing_ok=True)
-    added = generate(args.out, args.clear_out, args.metrics_credential_out)
+    city = load_city(CitySettings().file)
+    added = generate(city, args.out, args.clear_out, args.metrics_credential_out)
     print(f"wrote {args.out} and {args.clear_out}; new tokens: {', '.join(added) or 'none'}")
     return 0
 

@@ -31,8 +31,9 @@ from harness.isolation import (
 )
 from harness.process import SCRAPE_TOKEN_ENV
 from shared.auth import dev_principals
+from shared.city import load_city
 from shared.kafka.admin import ensure_topics, wait_until_ready
-from shared.settings import DatabaseSettings, KafkaSettings
+from shared.settings import CitySettings, DatabaseSettings, KafkaSettings
 from tests.clock import (
     accept_future_timestamps,
     instant_id,
@@ -78,7 +79,7 @@ def _env_vars(
     dsn = database_dsn(server, f"dcr_test_{run}")
     # facilities, sanitation team, ops, analyst, prometheus
     tokens_file = Path(tmp_path_factory.mktemp("auth")) / "tokens.yaml"
-    tokens = issue_tokens(tokens_file, dev_principals())
+    tokens = issue_tokens(tokens_file, dev_principals(load_city(CitySettings().file)))
     saved = dict(os.environ)
     os.environ.update(
         {

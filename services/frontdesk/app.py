@@ -67,10 +67,19 @@ def _ingest_tokens(path: Path) -> dict[str, str]:
     return {str(k): str(val) for k, val in raw.items()}
 
 
+@dataclass(frozen=True)
+class FrontdeskConfig:
+    """The front desk's settings, built once at its composition root (each from its ``DCR_*``
+    variables by default; tests pass their own)."""
+
+    platform: Platform = field(default_factory=Platform)
+    #: Refuses the development session secret in prod when built, before anything runs.
+    settings: FrontdeskSettings = field(default_factory=FrontdeskSettings)
+
+
 @asynccontextmanager
-async def real_deps() -> AsyncIterator[FrontdeskDeps]:
-    settings = FrontdeskSettings()
-    platform = Platform()
+async def real_deps(config: FrontdeskConfig) -> AsyncIterator[FrontdeskDeps]:
+    settings, platform = config.settings, config.platform
     city = platform.city
     async with AsyncExitStack() as stack:
         pool = await platform.pool(max_size=min(platform.db.pool_max, 5))
@@ -147,11 +156,18 @@ def _vocabularies() -> dict[str, list[str]]:
     return {name: [m.value for m in enum] for name, enum in enums.items()}
 
 
-def create_app(deps: FrontdeskDeps | None = None) -> FastAPI:
+def create_app(deps: FrontdeskDeps | None = None, config: FrontdeskConfig | None = None) -> FastAPI:
+    """``deps`` (tests): no client is built and no settings are read; else the clients are
+    built from ``config`` (default: the environment's, built once here)."""
+    real_config = (config or FrontdeskConfig()) if deps is None else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.deps = deps or await stack.enter_async_context(real_deps())
+            if real_config is None:
+                app.state.deps = deps
+            else:
+                app.state.deps = await stack.enter_async_context(real_deps(real_config))
             log.info("frontdesk ready")
             yield
 

@@ -25,7 +25,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.city import load_city
+from shared.city import City, load_city
 from shared.settings import CitySettings
 
 # scrypt cost (RFC 7914): n=2**14, r=8 uses 16 MiB and ~50 ms per check.
@@ -106,9 +106,8 @@ def add(path: Path, username: str, facility: str, password: str) -> None:
     _save(path, StaffFile(staff=tuple(current)))
 
 
-def generate(out: Path, clear_out: Path) -> None:
-    """One development account ``<facility>-staff`` per facility of the city."""
-    city = load_city(CitySettings().file)
+def generate(city: City, out: Path, clear_out: Path) -> None:
+    """One development account ``<facility>-staff`` per facility of ``city``."""
     clear: dict[str, str] = {}
     members = []
     for f in city.facilities:
@@ -135,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.out.exists():
             print(f"{args.out} exists; keeping it")
             return 0
-        generate(args.out, args.clear_out)
+        generate(load_city(CitySettings().file), args.out, args.clear_out)
         print(f"wrote {args.out} and {args.clear_out}")
         return 0
     add(args.file, args.username, args.facility, sys.stdin.readline().rstrip("\n"))

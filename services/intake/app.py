@@ -5,14 +5,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.intake.routes import ROUTES
-from shared.bootstrap import Platform
 from shared.ingest.api import IngestDeps
-from shared.ingest.app import create_ingest_app
+from shared.ingest.app import IngestConfig, create_ingest_app
 
 
-def create_app(deps: IngestDeps | None = None, platform: Platform | None = None) -> FastAPI:
-    """``deps`` (unit tests): fakes, no client; ``platform``: the settings to build the
-    clients from (default: the environment's)."""
+def create_app(deps: IngestDeps | None = None, config: IngestConfig | None = None) -> FastAPI:
+    """``deps`` (unit tests): fakes, no client; ``config``: the settings to build the clients
+    from (default: the environment's, built once)."""
     return create_ingest_app(
         "intake",
         "dcr-platform intake",
@@ -20,5 +19,5 @@ def create_app(deps: IngestDeps | None = None, platform: Platform | None = None)
         "pseudonymised on arrival (keyed HMAC) and never leave this service in clear.",
         ROUTES,
         deps,
-        platform=platform,
+        config=config,
     )

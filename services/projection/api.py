@@ -32,8 +32,8 @@ from shared.http_auth import require_kinds
 
 @dataclass
 class ReadContext:
-    """What the read routes need. ``reads`` answers the routes of :mod:`.api`; ``pool`` is for
-    the period and report routes (their own queries)."""
+    """What the read routes need. ``reads`` answers every read route (:mod:`.api`,
+    :mod:`.period_api`, :mod:`.report_api`); ``pool`` is for the health check only."""
 
     pool: asyncpg.Pool
     reads: ReadModels

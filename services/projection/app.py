@@ -56,7 +56,7 @@ def create_app(config: ProjectionConfig | None = None) -> FastAPI:
         task.add_done_callback(_report_crash)
         retention_stop = asyncio.Event()
         retention = asyncio.create_task(
-            retention_loop(pool, city.zone, retention_stop, config.retention),
+            retention_loop(pool, city.zone, retention_stop, config.retention, config.horizon),
             name="projection-retention",
         )
         app.state.runner = runner

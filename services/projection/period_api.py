@@ -18,7 +18,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from services.projection import access
-from services.projection import period_queries as q
 from services.projection import responses as r
 from services.projection.api import FromDate, ReadContext, ToDate, _query_error
 from services.projection.api import _range as day_range
@@ -85,8 +84,7 @@ def build_period_router(
 
     async def totals(ctx: ReadContext, req: ReportRequest) -> r.PeriodTotals:
         p = req.period
-        async with ctx.pool.acquire() as conn:
-            rooms = await q.room_cells(conn, [f.id for f in ctx.city.facilities], p.start, p.end)
+        rooms = await ctx.reads.room_cells([f.id for f in ctx.city.facilities], p.start, p.end)
         table = scope_tables(ctx.city, rooms)[req.scope.key]
         return r.PeriodTotals(
             scope=req.scope.key,
@@ -126,8 +124,7 @@ def build_period_router(
         if facility not in ctx.city.facility_by_id:
             raise HTTPException(404, "unknown facility")
         first, last = day_range(ctx, start, end)
-        async with ctx.pool.acquire() as conn:
-            found = await q.room_days(conn, facility, first, last)
+        found = await ctx.reads.room_days(facility, first, last)
         days = [
             r.RoomDay.model_validate(
                 {"day": d, **{k: _number(v) for k, v in complete(found.get(d, {})).items()}}
@@ -157,19 +154,18 @@ def build_period_router(
             raise HTTPException(404, "unknown district")
         first, last = day_range(ctx, start, end)
         districts = [district] if district else [d.id for d in ctx.city.districts]
-        async with ctx.pool.acquire() as conn:
-            rows = await q.street_area_days(conn, districts, first, last)
+        rows = await ctx.reads.street_area_days(districts, first, last)
         return r.StreetCollections(
             from_=first,
             to=last,
             collections=[
                 r.StreetCollection(
-                    day=row["day"],
-                    district=row["district"],
-                    area=row["area"],
-                    reports=row["reports"],
-                    needles=row["needles"],
-                    kg=float(row["kg"]),
+                    day=row.day,
+                    district=row.district,
+                    area=row.area,
+                    reports=row.reports,
+                    needles=row.needles,
+                    kg=float(row.kg),
                 )
                 for row in rows
             ],

@@ -22,35 +22,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from services.projection.rooms import KEYED_MEASURES, PLAIN_MEASURES
+from services.projection.schema import MEASURES, ROOM_TABLE, Source, room_measures
 from services.projection.suppression import Relation, plan
 from shared.city import City
-from shared.events.vocabulary import (
-    OVERDOSE_KINDS,
-    IncidentKind,
-    OnSiteService,
-    Outcome,
-    ReferralKind,
-    RefusalReason,
-    Substance,
-    SupplyItem,
-)
+from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
 
 Cells = dict[str, Decimal]
 
-VISIT_CELLS: tuple[str, ...] = ("visits", "people", "new_people", "assisted_injections")
-#: Vocabulary of each keyed measure.
-KEYS: dict[str, tuple[str, ...]] = {
-    "refusals": tuple(k.value for k in RefusalReason),
-    "referrals": tuple(k.value for k in ReferralKind),
-    "services": tuple(k.value for k in OnSiteService),
-    "supplies_dispensed": tuple(k.value for k in SupplyItem),
-    "incidents": tuple(k.value for k in IncidentKind),
-    "incident_outcomes": tuple(k.value for k in Outcome),
-    "unexpected_substances": tuple(k.value for k in Substance),
-}
-assert set(KEYS) == set(KEYED_MEASURES)
-#: Amounts of things, not people: never suppressed.
-THING_MEASURES = frozenset({"supplies_dispensed", "sharps_returned_count", "sharps_returned_kg"})
+#: The visit figures of a table (counted from the ``visits`` facts), keyed measures' vocabularies
+#: and the amounts of things (never suppressed): all from :data:`.schema.ROOM_TABLE`.
+VISIT_CELLS: tuple[str, ...] = room_measures(source=Source.VISITS)
+KEYS: dict[str, tuple[str, ...]] = {m: MEASURES[m].keys for m in KEYED_MEASURES}
+THING_MEASURES = frozenset(m.name for m in ROOM_TABLE if not m.person_count)
 
 
 def cell_names() -> list[str]:

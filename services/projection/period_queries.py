@@ -16,7 +16,11 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.projection.schema import Source, room_measures
 from services.projection.store import Conn
+
+#: The visit figures the queries below count (each a column of their SELECT).
+VISIT_FIGURES: tuple[str, ...] = room_measures(source=Source.VISITS)
 
 RoomCells = dict[str, Decimal]  # "measure" or "measure.key" -> amount
 
@@ -56,7 +60,7 @@ async def room_cells(
         end,
     )
     for r in visits:
-        for name in ("visits", "people", "new_people", "assisted_injections"):
+        for name in VISIT_FIGURES:
             out[r["facility"]][name] = Decimal(r[name])
     return out
 
@@ -218,15 +222,25 @@ async def room_days(
     )
     for r in visits:
         day = out.setdefault(r["day"], {})
-        for name in ("visits", "people", "new_people", "assisted_injections"):
+        for name in VISIT_FIGURES:
             day[name] = Decimal(r[name])
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class StreetAreaDay:
+    day: date
+    district: str
+    area: str
+    reports: int
+    needles: int
+    kg: Decimal
+
+
 async def street_area_days(
     conn: Conn, districts: list[str], start: date, end: date
-) -> list[dict[str, Any]]:
-    """Street collections per district, area and day in [start, end]."""
+) -> list[StreetAreaDay]:
+    """Street collections per district, area and day in [start, end], by day, district, area."""
     rows = await conn.fetch(
         """SELECT district, area, day, reports, needles, kg FROM street_collections_daily
            WHERE district = ANY($1::text[]) AND day BETWEEN $2 AND $3
@@ -235,4 +249,9 @@ async def street_area_days(
         start,
         end,
     )
-    return [dict(r) for r in rows]
+    return [
+        StreetAreaDay(
+            r["day"], r["district"], r["area"], int(r["reports"]), int(r["needles"]), r["kg"]
+        )
+        for r in rows
+    ]

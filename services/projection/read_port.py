@@ -1,8 +1,10 @@
-"""The read-model port of the internal read API (:mod:`.api`): what it asks the read models.
+"""The read-model port of the internal read API (:mod:`.api`, :mod:`.period_api`,
+:mod:`.report_api`): what it asks the read models.
 
 :class:`ReadModels` is the port; :class:`PgReadModels` answers it from PostgreSQL
-(:mod:`.queries`); the unit tests answer it from memory (``tests/unit/projection/fake_reads.py``)
-so the API's rules (ranges, roles, shapes) are tested without a database.
+(:mod:`.queries`, :mod:`.period_queries`, :func:`.report.build.read_facts`); the unit tests
+answer it from memory (``tests/unit/projection/fake_reads.py``) so the API's rules (ranges,
+roles, shapes, suppression of a public report) are tested without a database.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from services.projection import queries
+from services.projection import period_queries, queries
 from services.projection.figures import Day
+from services.projection.period_queries import RoomCells, StreetAreaDay
+from services.projection.report.build import ReportFacts, ReportRequest, read_facts
+from shared.city import City
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,28 @@ class ReadModels(Protocol):
         self, district: str | None, since: datetime | None, limit: int
     ) -> list[dict[str, Any]]:
         """Alert rows (the ``alerts`` read model), newest first, at most ``limit``."""
+        ...
+
+    async def room_cells(
+        self, facilities: Sequence[str], start: date, end: date
+    ) -> dict[str, RoomCells]:
+        """Per room: its amounts summed over [start, end] (people distinct over the range)."""
+        ...
+
+    async def room_days(
+        self, facility: str, start: date, end: date
+    ) -> dict[date, dict[str, Decimal]]:
+        """One room's amounts per day with data in [start, end]."""
+        ...
+
+    async def street_area_days(
+        self, districts: Sequence[str], start: date, end: date
+    ) -> list[StreetAreaDay]:
+        """Street collections per day, district and area in [start, end], in that order."""
+        ...
+
+    async def report_facts(self, city: City, req: ReportRequest, group: str) -> ReportFacts:
+        """Everything a report reads, from one snapshot of the read models."""
         ...
 
 
@@ -114,3 +141,25 @@ class PgReadModels:
     ) -> list[dict[str, Any]]:
         async with self._pool.acquire() as conn:
             return await queries.alerts(conn, district, since, limit)
+
+    async def room_cells(
+        self, facilities: Sequence[str], start: date, end: date
+    ) -> dict[str, RoomCells]:
+        async with self._pool.acquire() as conn:
+            return await period_queries.room_cells(conn, list(facilities), start, end)
+
+    async def room_days(
+        self, facility: str, start: date, end: date
+    ) -> dict[date, dict[str, Decimal]]:
+        async with self._pool.acquire() as conn:
+            return await period_queries.room_days(conn, facility, start, end)
+
+    async def street_area_days(
+        self, districts: Sequence[str], start: date, end: date
+    ) -> list[StreetAreaDay]:
+        async with self._pool.acquire() as conn:
+            return await period_queries.street_area_days(conn, list(districts), start, end)
+
+    async def report_facts(self, city: City, req: ReportRequest, group: str) -> ReportFacts:
+        async with self._pool.acquire() as conn:
+            return await read_facts(conn, city, req, group=group)

@@ -18,8 +18,8 @@ from services.projection.period_api import report_request
 from services.projection.report.build import (
     MEDIA_TYPES,
     Format,
+    assemble,
     filename,
-    gather,
     render,
 )
 from shared.auth import Principal
@@ -51,15 +51,14 @@ def build_report_router(
     ) -> Response:
         ctx = get_ctx(request)
         req = report_request(ctx, principal, service, variant, scope, period, anchor, start, end)
-        async with ctx.pool.acquire() as conn:
-            inp = await gather(
-                conn,
-                ctx.city,
-                req,
-                group=ctx.settings.group_id,
-                threshold=ctx.settings.suppression_threshold,
-                build_time=ctx.clock(),
-            )
+        facts = await ctx.reads.report_facts(ctx.city, req, ctx.settings.group_id)
+        inp = assemble(
+            facts,
+            ctx.city,
+            req,
+            threshold=ctx.settings.suppression_threshold,
+            build_time=ctx.clock(),
+        )
         body = await run_in_threadpool(render, inp, format)
         return Response(
             body,

@@ -178,8 +178,9 @@ class Alerts(Fresh):
 Amount = int | float
 Cells = dict[str, Amount]
 _CELLS = (
-    "Every cell of the table (services.projection.period_figures): measures such as visits, "
-    "people, new_people, assisted_injections, and keyed cells '<measure>.<key>' with their total"
+    "Every cell of the table (services.projection.schema.ROOM_TABLE): the measures "
+    + ", ".join(m.name for m in schema.ROOM_TABLE)
+    + "; a keyed measure also has a cell '<measure>.<key>' per key, the measure being their total"
 )
 
 

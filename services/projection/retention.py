@@ -213,10 +213,14 @@ async def apply_topic_retention(kafka: KafkaSettings, settings: RetentionSetting
 
 
 async def retention_loop(
-    pool: asyncpg.Pool, zone: ZoneInfo, stop: asyncio.Event, settings: RetentionSettings
+    pool: asyncpg.Pool,
+    zone: ZoneInfo,
+    stop: asyncio.Event,
+    settings: RetentionSettings,
+    horizon: timedelta,
 ) -> None:
-    """Run retention every ``settings.interval_s`` until ``stop`` (the projection's job)."""
-    horizon = timedelta(days=IngestSettings().horizon_days)
+    """Run retention every ``settings.interval_s`` until ``stop`` (the projection's job);
+    ``horizon``: how late ingest still accepts an event (``DCR_INGEST_HORIZON_DAYS``)."""
     while not stop.is_set():
         try:
             async with pool.acquire() as conn:
@@ -234,6 +238,7 @@ async def retention_loop(
 
 async def _main(apply_topics: bool) -> int:
     settings = RetentionSettings()
+    horizon = timedelta(days=IngestSettings().horizon_days)
     platform = Platform()
     city = platform.city
     conn = await platform.connect()
@@ -242,7 +247,7 @@ async def _main(apply_topics: bool) -> int:
             conn,
             city.zone,
             settings,
-            timedelta(days=IngestSettings().horizon_days),
+            horizon,
             datetime.now(UTC),
         )
     finally:

@@ -25,34 +25,15 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from services.projection.domain import Decoded, kg, local_day
+from services.projection.schema import Source, room_measures
 from shared.events import payloads as p
 from shared.events.envelope import Envelope
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
 
-#: Measures whose rows are keyed by a vocabulary value (total = sum of the keys).
-KEYED_MEASURES: tuple[str, ...] = (
-    "refusals",  # by refusal reason
-    "referrals",  # by referral kind
-    "services",  # by on-site service
-    "supplies_dispensed",  # by supply item
-    "incidents",  # by incident kind
-    "incident_outcomes",  # by outcome
-    "unexpected_substances",  # by substance found that was not the one expected
-)
-#: Plain measures (key '').
-PLAIN_MEASURES: tuple[str, ...] = (
-    "sharps_returned_count",
-    "sharps_returned_kg",
-    "overdoses",
-    "life_threatening",
-    "life_threatening_survived",
-    "naloxone_doses",
-    "ambulance_calls",
-    "hospital_transfers",
-    "deaths",
-    "drug_checks",
-    "drug_checks_unexpected",
-)
+#: Measures whose rows are keyed by a vocabulary value (total = sum of the keys), and the plain
+#: ones (key ''): declared in :data:`.schema.ROOM_TABLE`.
+KEYED_MEASURES: tuple[str, ...] = room_measures(source=Source.ROOM_DAILY, keyed=True)
+PLAIN_MEASURES: tuple[str, ...] = room_measures(source=Source.ROOM_DAILY, keyed=False)
 MEASURES: tuple[str, ...] = KEYED_MEASURES + PLAIN_MEASURES
 
 RoomKey = tuple[str, date, str, str]  # (facility, day, measure, key)

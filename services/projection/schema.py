@@ -9,6 +9,14 @@ against the migrations (deploy/postgres/migrations).
 
 Adding a figure: one :class:`Column` here, one migration adding the column, the projector rule.
 
+The per-room table (``room_daily``, one row per measure and key, and the visit figures counted
+from ``visits``) is declared once too, in :data:`ROOM_TABLE`: the projector's measures
+(:mod:`.rooms`), the cells of room and period tables and what they suppress
+(:mod:`.period_figures`), the visit figures read (:mod:`.period_queries`) and the read API's
+description of the cells (:mod:`.responses`) derive from it; :data:`STREET_COLLECTIONS` declares
+the amounts of ``street_collections_daily``. Adding a room measure: one :class:`Measure` here
+(no migration: ``room_daily`` keeps measures as rows) and the rule in :mod:`.rooms`.
+
 Pure: no I/O.
 """
 
@@ -16,6 +24,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from shared.events.vocabulary import (
+    IncidentKind,
+    OnSiteService,
+    Outcome,
+    ReferralKind,
+    RefusalReason,
+    Substance,
+    SupplyItem,
+)
 
 
 class Kind(StrEnum):
@@ -257,3 +275,87 @@ def names(*, kind: Kind | None = None, unit: Unit | None = None) -> tuple[str, .
         for c in DISTRICT_DAILY
         if (kind is None or c.kind is kind) and (unit is None or c.unit is unit)
     )
+
+
+class Source(StrEnum):
+    """Where a room measure comes from."""
+
+    #: Counted from the ``visits`` facts over the asked range (distinct people exact).
+    VISITS = "visits"
+    #: Summed from ``room_daily`` rows (``key`` '' for a plain measure).
+    ROOM_DAILY = "room_daily"
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """One measure of a room's table. Invariant: a keyed measure (``keys`` not empty) is the sum
+    of its keys' cells ``<name>.<key>``; a plain one is the single cell ``<name>``."""
+
+    name: str
+    source: Source
+    counts: Counts
+    description: str
+    #: The vocabulary of a keyed measure, in order (empty: plain).
+    keys: tuple[str, ...] = ()
+
+    @property
+    def keyed(self) -> bool:
+        return bool(self.keys)
+
+    @property
+    def person_count(self) -> bool:
+        return self.counts is Counts.PEOPLE
+
+
+def _keys(vocabulary: type[StrEnum]) -> tuple[str, ...]:
+    return tuple(k.value for k in vocabulary)
+
+
+_V, _D = Source.VISITS, Source.ROOM_DAILY
+
+ROOM_TABLE: tuple[Measure, ...] = (
+    Measure("visits", _V, _P, "Visits started"),
+    Measure("people", _V, _P, "Distinct people (pseudonyms of the room) over the range"),
+    Measure("new_people", _V, _P, "Distinct people seen for the first time"),
+    Measure("assisted_injections", _V, _P, "Visits with an assisted injection"),
+    Measure("refusals", _D, _P, "Clients turned away, by reason", _keys(RefusalReason)),
+    Measure("referrals", _D, _P, "Referrals made, by kind", _keys(ReferralKind)),
+    Measure("services", _D, _P, "On-site services given, by service", _keys(OnSiteService)),
+    Measure("supplies_dispensed", _D, _T, "Supply items handed out, by item", _keys(SupplyItem)),
+    Measure("incidents", _D, _P, "Incidents reported, by kind", _keys(IncidentKind)),
+    Measure("incident_outcomes", _D, _P, "Incidents by outcome", _keys(Outcome)),
+    Measure(
+        "unexpected_substances",
+        _D,
+        _P,
+        "Drug checks that found a substance not expected, by substance",
+        _keys(Substance),
+    ),
+    Measure("sharps_returned_count", _D, _T, "Used sharps returned to the room"),
+    Measure("sharps_returned_kg", _D, _T, "Weight of the returned sharps (kg)"),
+    Measure("overdoses", _D, _P, "Overdoses treated (opioid overdose, overamping)"),
+    Measure("life_threatening", _D, _P, "Incidents staff judged life-threatening"),
+    Measure("life_threatening_survived", _D, _P, "Life-threatening incidents the client survived"),
+    Measure("naloxone_doses", _D, _P, "Naloxone doses given"),
+    Measure("ambulance_calls", _D, _P, "Ambulances called"),
+    Measure("hospital_transfers", _D, _P, "Clients taken to hospital"),
+    Measure("deaths", _D, _P, "Deaths"),
+    Measure("drug_checks", _D, _P, "Drug checks done"),
+    Measure("drug_checks_unexpected", _D, _P, "Drug checks that found something unexpected"),
+)
+MEASURES: dict[str, Measure] = {m.name: m for m in ROOM_TABLE}
+
+
+def room_measures(*, source: Source, keyed: bool | None = None) -> tuple[str, ...]:
+    """The measures from ``source`` (keyed, plain or None: both), in declaration order."""
+    return tuple(
+        m.name for m in ROOM_TABLE if m.source is source and (keyed is None or m.keyed is keyed)
+    )
+
+
+#: The amounts of ``street_collections_daily`` per (district, area, day): name -> unit.
+STREET_COLLECTIONS: dict[str, Unit] = {
+    "reports": Unit.COUNT,
+    "needles": Unit.COUNT,
+    "kg": Unit.KG,
+}

@@ -161,7 +161,9 @@ def today_override(text: str, zone: ZoneInfo, wall: datetime) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
-def plan_now(args: argparse.Namespace, environ: Mapping[str, str], wall: datetime) -> datetime:
+def plan_now(
+    args: argparse.Namespace, environ: Mapping[str, str], wall: datetime, city: City
+) -> datetime:
     """The instant a plan is made from: the wall clock, or ``DCR_TODAY`` with ``--dry-run`` (to
     see what a DST day, a payday or a month end produces). A run that sends needs the real
     clock: the ingest APIs refuse event times in the future or beyond their 30-day horizon."""
@@ -173,8 +175,7 @@ def plan_now(args: argparse.Namespace, environ: Mapping[str, str], wall: datetim
             f"{TODAY_ENV} is honoured with --dry-run only: the ingest APIs judge event times by "
             "their own clock"
         )
-    zone = load_city(args.city or CitySettings().file).zone
-    return today_override(text, zone, wall)
+    return today_override(text, city.zone, wall)
 
 
 def _set_value(text: str) -> tuple[str, Any]:
@@ -248,8 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def make_plan(args: argparse.Namespace, now: datetime) -> Plan:
-    city = load_city(args.city or CitySettings().file)
+def make_plan(args: argparse.Namespace, now: datetime, city: City) -> Plan:
     overrides = dict(args.overrides)
     for flag in ("visits_per_booth_per_day", "overdoses_per_1000", "payday_multiplier"):
         if getattr(args, flag) is not None:
@@ -538,8 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
+        city = load_city(args.city or CitySettings().file)  # the one place it is loaded
         wall = datetime.now(UTC).replace(microsecond=0)
-        plan = make_plan(args, plan_now(args, os.environ, wall))
+        plan = make_plan(args, plan_now(args, os.environ, wall, city), city)
         if args.print_params:
             print(dump_params(plan.params), end="")
             return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -27,6 +27,17 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    """An ingest process's settings, built once at its composition root (each from its
+    ``DCR_*`` variables by default; tests pass their own)."""
+
+    platform: Platform = field(default_factory=Platform)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    #: Refuses a missing or unsafe pseudonym secret in prod when built, before anything runs.
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+
+
+@dataclass(frozen=True)
 class Runtime:
     """What a service's background work runs on: the app's deps, the process's platform
     settings and its one PostgreSQL pool (no second pool per process)."""
@@ -37,13 +48,13 @@ class Runtime:
 
 
 @asynccontextmanager
-async def real_runtime(service: str, platform: Platform) -> AsyncIterator[Runtime]:
-    """Connect to PostgreSQL and Kafka from ``platform``; close both on exit.
+async def real_runtime(service: str, config: IngestConfig) -> AsyncIterator[Runtime]:
+    """Connect to PostgreSQL and Kafka from ``config.platform``; close both on exit.
 
     Kafka being down does not stop the service from starting: the publisher keeps connecting in
     the background and the routes answer 503 (``/healthz``: ``kafka: false``) until it is up.
     """
-    security = SecuritySettings()
+    platform, security = config.platform, config.security
     async with AsyncExitStack() as stack:
         pool = await platform.pool(reset=keep_session)  # serves the idempotency store only
         stack.push_async_callback(pool.close)
@@ -57,7 +68,7 @@ async def real_runtime(service: str, platform: Platform) -> AsyncIterator[Runtim
             pseudonymiser=Pseudonymiser(security.secret_bytes(), security.pseudonym_key_id),
             publisher=publisher,
             idempotency=PostgresIdempotencyStore(pool),
-            settings=IngestSettings(),
+            settings=config.ingest,
         )
         yield Runtime(deps, platform, pool)
 
@@ -74,25 +85,31 @@ def create_ingest_app(
     deps: IngestDeps | None = None,
     background: Background | None = None,
     platform: Platform | None = None,
+    config: IngestConfig | None = None,
 ) -> FastAPI:
-    """The FastAPI app of one ingest service. With ``deps`` (tests), no client is created and
-    no background work runs; else the clients are built from ``platform`` (default: from the
-    environment, once).
+    """The FastAPI app of one ingest service. With ``deps`` (tests), no client is created, no
+    background work runs and no settings are read; else the clients are built from ``config``
+    (default: ``platform`` and the environment's ingest and security settings, built once here).
 
     ``background``, if given, is entered after the clients are built and exited before they
     close; if the object it yields has a ``health_checks()`` method, its checks join
     ``/healthz``.
     """
 
+    real_config: IngestConfig | None = None
+    if deps is None:
+        real_config = config or IngestConfig(platform=platform or Platform())
+        max_body_bytes = real_config.ingest.max_body_bytes
+    else:
+        max_body_bytes = deps.settings.max_body_bytes
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            if deps is not None:
+            if real_config is None:
                 app.state.deps = deps
             else:
-                runtime = await stack.enter_async_context(
-                    real_runtime(service, platform or Platform())
-                )
+                runtime = await stack.enter_async_context(real_runtime(service, real_config))
                 app.state.deps = runtime.deps
                 if background is not None:
                     app.state.background = await stack.enter_async_context(background(runtime))
@@ -115,8 +132,6 @@ def create_ingest_app(
 
     app.include_router(build_router(routes, get_deps), prefix="/v1", tags=[service])
     app.include_router(build_batch_router(routes, get_deps), prefix="/v1", tags=[service])
-    install_common(
-        app, service, health, IngestSettings().max_body_bytes, tokens=lambda r: get_deps(r).tokens
-    )
+    install_common(app, service, health, max_body_bytes, tokens=lambda r: get_deps(r).tokens)
     install_asyncapi(app, title, description)
     return app

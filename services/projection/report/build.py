@@ -1,8 +1,10 @@
 """Building a report: parse the request, gather the read models, render (shared by the
 ``dcr report`` command and the ``GET /v1/reports`` endpoint).
 
-:func:`gather` reads everything in one REPEATABLE READ transaction, so the figures and the
-event-log position it states belong to the same snapshot of the read models.
+:func:`read_facts` reads everything in one REPEATABLE READ transaction, so the figures and the
+event-log position it states belong to the same snapshot of the read models; :func:`assemble`
+turns those facts into the report's input without I/O (the read API gets the facts through its
+read-model port, :mod:`services.projection.read_port`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from services.projection import period_queries as q
 from services.projection.period_figures import scope_hidden, scope_tables
@@ -95,29 +98,47 @@ def parse_request(
     return ReportRequest(the_scope, the_period, the_variant)
 
 
-async def gather(
-    conn: Conn,
-    city: City,
-    req: ReportRequest,
-    *,
-    group: str,
-    threshold: int,
-    build_time: datetime,
-) -> ReportInput:
+@dataclass(frozen=True, slots=True)
+class ReportFacts:
+    """What a report reads from the read models, all from one snapshot: every room's amounts
+    over the period (all rooms: the public release is audited across them), the scope's daily
+    series, street collections (from :func:`street_from`) and areas, alerts raised and the
+    event-log position."""
+
+    rooms: dict[str, q.RoomCells]
+    series: q.DaySeries
+    street: dict[date, q.StreetDay]
+    areas: list[q.StreetArea]
+    alerts: list[dict[str, Any]]
+    position: q.LogPosition
+
+
+async def read_facts(conn: Conn, city: City, req: ReportRequest, *, group: str) -> ReportFacts:
+    """The facts of ``req`` in one REPEATABLE READ, read-only transaction."""
     start, end = req.period.start, req.period.end
     facilities = scope_facilities(req.scope, city)
     districts = scope_districts(req.scope, city)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        rooms = await q.room_cells(conn, [f.id for f in city.facilities], start, end)
-        series = await q.day_series(conn, facilities, start, end)
-        street = await q.street_days(conn, districts, street_from(req, city), end)
-        areas = await q.street_areas(conn, districts, start, end)
-        alerts = await q.alerts_raised(conn, districts, start, end, city.zone)
-        position = await q.log_position(conn, group)
+        return ReportFacts(
+            rooms=await q.room_cells(conn, [f.id for f in city.facilities], start, end),
+            series=await q.day_series(conn, facilities, start, end),
+            street=await q.street_days(conn, districts, street_from(req, city), end),
+            areas=await q.street_areas(conn, districts, start, end),
+            alerts=await q.alerts_raised(conn, districts, start, end, city.zone),
+            position=await q.log_position(conn, group),
+        )
+
+
+def assemble(
+    facts: ReportFacts, city: City, req: ReportRequest, *, threshold: int, build_time: datetime
+) -> ReportInput:
+    """The report's input from its facts (pure): the scope's table and, for the public
+    variant, the cells its release hides."""
+    districts = scope_districts(req.scope, city)
     names = {d.id: d.name for d in city.districts}
-    areas = [dataclasses.replace(a, district=names[a.district]) for a in areas]
-    alerts = [{**a, "district": names.get(a["district"], a["district"])} for a in alerts]
-    tables = scope_tables(city, rooms)
+    areas = [dataclasses.replace(a, district=names[a.district]) for a in facts.areas]
+    alerts = [{**a, "district": names.get(a["district"], a["district"])} for a in facts.alerts]
+    tables = scope_tables(city, facts.rooms)
     key = req.scope.key
     hidden: frozenset[str] = frozenset()
     if req.variant is Variant.PUBLIC:
@@ -130,16 +151,30 @@ async def gather(
         threshold=threshold,
         table=tables[key],
         hidden=hidden,
-        series=series,
-        street=street,
+        series=facts.series,
+        street=facts.street,
         street_district_names=tuple(city.district_by_id[d].name for d in districts),
         areas=tuple(areas),
         alerts=tuple(alerts),
         opened=opening_day(req.scope, city),
-        position=position,
+        position=facts.position,
         build_time=build_time,
         city_timezone=city.timezone,
     )
+
+
+async def gather(
+    conn: Conn,
+    city: City,
+    req: ReportRequest,
+    *,
+    group: str,
+    threshold: int,
+    build_time: datetime,
+) -> ReportInput:
+    """:func:`read_facts` then :func:`assemble` (the ``dcr report`` command)."""
+    facts = await read_facts(conn, city, req, group=group)
+    return assemble(facts, city, req, threshold=threshold, build_time=build_time)
 
 
 def street_from(req: ReportRequest, city: City) -> date:

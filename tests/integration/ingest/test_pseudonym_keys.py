@@ -19,6 +19,7 @@ import json
 import secrets
 import shlex
 import subprocess
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,12 +28,21 @@ import asyncpg
 import httpx
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from harness.process import INTAKE_APP, ServiceProcess
 from services.intake.app import create_app as create_intake
 from services.projection.app import create_app as create_projection
+from services.projection.bootstrap import ProjectionConfig
+from shared.ingest.app import IngestConfig
 from shared.kafka import topics
-from shared.settings import DEV_SECRET, REPO_ROOT
+from shared.settings import (
+    DEV_SECRET,
+    REPO_ROOT,
+    CitySettings,
+    Environment,
+    SecuritySettings,
+)
 from tests.integration.ingest.conftest import at, bearer
 from tests.integration.projection.harness import wait_caught_up
 from tests.support import isolated_env, ops_auth, poll_until, read_topic, serve
@@ -99,22 +109,26 @@ async def post_visits(
 
 
 async def test_dictionary_attack_fails_against_the_platform_as_make_up_runs_it(
-    test_env: TestEnv, monkeypatch: pytest.MonkeyPatch
+    test_env: TestEnv,
 ) -> None:
     settings = make_up_environment()
     assert settings["DCR_ENV"] == "dev"  # explicit development mode, set by the script
     assert settings["DCR_PSEUDONYM_SECRET"] != DEV_SECRET
-    for name, value in settings.items():
-        monkeypatch.setenv(name, value)
-    async with serve(create_intake()) as intake:
+
+    def config(secret: str) -> IngestConfig:
+        security = SecuritySettings(
+            env=Environment(settings["DCR_ENV"]), pseudonym_secret=SecretStr(secret)
+        )
+        return IngestConfig(platform=test_env.platform(), security=security)
+
+    async with serve(create_intake(config=config(settings["DCR_PSEUDONYM_SECRET"]))) as intake:
         ids = await post_visits(test_env, intake, POSTED)
     stored = await published_pseudonyms(test_env, ids)
     assert len(stored) == len(POSTED) and set(stored.values()) == {"k1"}
     assert reverse(set(stored), DEV_SECRET) == set()
 
     # control: had the platform used the public secret, the same attack reverses every code
-    monkeypatch.setenv("DCR_PSEUDONYM_SECRET", DEV_SECRET)
-    async with serve(create_intake()) as exposed:
+    async with serve(create_intake(config=config(DEV_SECRET))) as exposed:
         ids = await post_visits(test_env, exposed, POSTED)
     assert reverse(set(await published_pseudonyms(test_env, ids)), DEV_SECRET) == set(POSTED)
 
@@ -177,25 +191,27 @@ async def district_day(dsn: str, district: str, day: date) -> asyncpg.Record:
         await conn.close()
 
 
-async def test_rotation_counts_old_and_new_pseudonyms_separately(
-    test_env: TestEnv, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_rotation_counts_old_and_new_pseudonyms_separately(test_env: TestEnv) -> None:
     today = datetime.now(CITY.zone).date()
     before, after = today - timedelta(days=3), today - timedelta(days=2)
-    async with isolated_env(test_env, monkeypatch, label="keys") as env:
-        monkeypatch.setenv("DCR_PSEUDONYM_KEY_ID", "k1")
-        monkeypatch.setenv("DCR_PSEUDONYM_SECRET", secrets.token_hex(32))
-        async with serve(create_intake()) as intake:
+    async with isolated_env(test_env, label="keys") as env:
+
+        def keyed(key_id: str) -> IngestConfig:
+            secret = SecretStr(secrets.token_hex(32))
+            return IngestConfig(
+                platform=env.platform(),
+                security=SecuritySettings(pseudonym_key_id=key_id, pseudonym_secret=secret),
+            )
+
+        async with serve(create_intake(config=keyed("k1"))) as intake:
             ids = await post_visits(env, intake, ["HT-0001"], occurred_at=local(before, 10))
             ids |= await post_visits(env, intake, ["HT-0001"], occurred_at=local(after, 10))
         # rotation: a new secret under a new key id
-        monkeypatch.setenv("DCR_PSEUDONYM_KEY_ID", "k2")
-        monkeypatch.setenv("DCR_PSEUDONYM_SECRET", secrets.token_hex(32))
-        async with serve(create_intake()) as intake:
+        async with serve(create_intake(config=keyed("k2"))) as intake:
             ids |= await post_visits(env, intake, ["HT-0001"], occurred_at=local(after, 12))
         stored = await published_pseudonyms(env, ids)
         assert sorted(stored.values()) == ["k1", "k2"]  # one pseudonym per key, with its id
-        async with serve(create_projection()):
+        async with serve(create_projection(ProjectionConfig(platform=env.platform()))):
             await wait_caught_up(env.dsn, env.bootstrap, env.topic_prefix)
         # the rule: pseudonyms under different keys are different clients
         assert tuple(await district_day(env.dsn, "vesterbro", before)) == (1, 1)
@@ -213,7 +229,6 @@ async def test_rotation_counts_old_and_new_pseudonyms_separately(
 )
 async def test_city_scope_makes_one_code_in_two_rooms_one_client(
     test_env: TestEnv,
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     scope: str,
     vesterbro: int,
@@ -227,14 +242,15 @@ async def test_city_scope_makes_one_code_in_two_rooms_one_client(
     config["pseudonym_scope"] = scope
     city_file = tmp_path / "city.yaml"
     city_file.write_text(yaml.safe_dump(config))
-    monkeypatch.setenv("DCR_CITY_FILE", str(city_file))
-    async with isolated_env(test_env, monkeypatch, label="scope") as env:
-        async with serve(create_intake()) as intake:
+    async with isolated_env(test_env, label="scope") as env:
+        platform = replace(env.platform(), city_settings=CitySettings(file=city_file))
+        async with serve(create_intake(config=IngestConfig(platform=platform))) as intake:
             for facility in ("halmtorv", "maendenes-hjem", "amager"):
                 await post_visits(
                     env, intake, ["V-0042"], facility=facility, occurred_at=local(day, 12)
                 )
-        async with serve(create_projection(), headers=ops_auth()) as projection:
+        config = ProjectionConfig(platform=platform)
+        async with serve(create_projection(config), headers=ops_auth()) as projection:
             await wait_caught_up(env.dsn, env.bootstrap, env.topic_prefix)
             summary = await projection.get(
                 "/v1/city/summary", params={"from": day.isoformat(), "to": day.isoformat()}

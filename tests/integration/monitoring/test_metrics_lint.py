@@ -26,6 +26,7 @@ from services.projection.app import create_app as create_projection
 from services.projection.bootstrap import ProjectionConfig
 from services.supply.app import create_app as create_supply
 from shared.bootstrap import Platform
+from shared.ingest.app import IngestConfig
 from tests.integration.monitoring.exposition import label_problems, promtool_check
 from tests.support import ops_auth, poll_until, scrape_auth, serve
 
@@ -119,8 +120,8 @@ async def _projection(c: httpx.AsyncClient, env: TestEnv) -> list[str]:
 Traffic = Callable[[httpx.AsyncClient, "TestEnv"], Any]
 #: Each app built with the settings of the module's isolated environment (no os.environ change).
 APPS: dict[str, tuple[Callable[[Platform], FastAPI], Traffic]] = {
-    "intake": (lambda p: create_intake(platform=p), _intake),
-    "supply": (lambda p: create_supply(platform=p), _supply),
+    "intake": (lambda p: create_intake(config=IngestConfig(platform=p)), _intake),
+    "supply": (lambda p: create_supply(config=IngestConfig(platform=p)), _supply),
     "incident": (lambda p: create_incident(config=IncidentConfig(p)), _incident),
     "projection": (lambda p: create_projection(ProjectionConfig(p)), _projection),
 }

@@ -16,6 +16,7 @@ from services.frontdesk.settings import FrontdeskSettings
 from services.frontdesk.staff import StaffDirectory, add, generate
 from services.frontdesk.throttle import SignInThrottle
 from shared.settings import Environment
+from tests.unit.projection.factory import CITY
 
 T0 = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # any instant; nothing here depends on the date
 PATTERN = FrontdeskSettings.model_fields["client_code_pattern"].default
@@ -86,7 +87,7 @@ def test_staff_passwords_are_stored_as_scrypt_hashes_and_verified(tmp_path: Path
 
 
 def test_generated_dev_accounts_sign_in_with_their_clear_passwords(tmp_path: Path) -> None:
-    generate(tmp_path / "staff.yaml", tmp_path / "dev-staff.yaml")
+    generate(CITY, tmp_path / "staff.yaml", tmp_path / "dev-staff.yaml")
     clear = yaml.safe_load((tmp_path / "dev-staff.yaml").read_text())
     assert (tmp_path / "dev-staff.yaml").stat().st_mode & 0o077 == 0
     staff = StaffDirectory.from_file(tmp_path / "staff.yaml")

@@ -18,11 +18,10 @@ from services.projection.api import ReadContext, build_router
 from services.projection.figures import BREAKDOWNS, empty_day
 from services.projection.read_port import LiveCounts, StockRow
 from services.projection.runner import Freshness
-from services.projection.settings import ProjectionSettings
 from shared.auth import Principal, PrincipalKind, TokenRegistry, digest
 from tests.openapi_check import conforms
 from tests.unit.projection.factory import CITY
-from tests.unit.projection.fake_reads import FakeReadModels
+from tests.unit.projection.fake_reads import FakeReadModels, read_context
 
 # Noon UTC: the same calendar day in Copenhagen whatever the season.
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
@@ -45,18 +44,7 @@ class Api:
 @pytest.fixture
 def api() -> Iterator[Api]:
     reads = FakeReadModels()
-
-    async def freshness() -> Freshness:
-        return FRESH
-
-    ctx = ReadContext(
-        pool=None,  # type: ignore[arg-type]  # the routes under test read through ``reads`` only
-        reads=reads,
-        city=CITY,
-        settings=ProjectionSettings(),
-        freshness=freshness,
-        clock=lambda: NOW,
-    )
+    ctx = read_context(reads, CITY, NOW, FRESH)
     principals = [Principal(id=k, kind=v, token_sha256=digest(k)) for k, v in TOKENS.items()]
     principals.append(Principal(id=ROOM, kind=PrincipalKind.FACILITY, token_sha256=digest(ROOM)))
     tokens = TokenRegistry(tuple(principals))

@@ -35,7 +35,7 @@ NOW = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)
 
 
 def plan(*argv: str, now: datetime = NOW) -> Plan:
-    return make_plan(build_parser().parse_args(list(argv)), now)
+    return make_plan(build_parser().parse_args(list(argv)), now, CITY)
 
 
 def test_durations_and_starts() -> None:
@@ -187,19 +187,19 @@ def test_dcr_today_plans_a_dry_run_as_if_now_were_then() -> None:
     zone = CITY.zone
     dry = build_parser().parse_args(["--dry-run", "--days", "1"])
     env = {"DCR_TODAY": "2027-03-28T23:30"}
-    assert plan_now(dry, env, NOW) == datetime(2027, 3, 28, 23, 30, tzinfo=zone)
+    assert plan_now(dry, env, NOW, CITY) == datetime(2027, 3, 28, 23, 30, tzinfo=zone)
     # a bare date keeps the local time of day (NOW is 16:30 in Copenhagen)
-    assert plan_now(dry, {"DCR_TODAY": "2028-02-29"}, NOW) == datetime(
+    assert plan_now(dry, {"DCR_TODAY": "2028-02-29"}, NOW, CITY) == datetime(
         2028, 2, 29, 16, 30, tzinfo=zone
     )
-    assert plan_now(dry, {}, NOW) == NOW
-    p = make_plan(dry, plan_now(dry, env, NOW))
+    assert plan_now(dry, {}, NOW, CITY) == NOW
+    p = make_plan(dry, plan_now(dry, env, NOW, CITY), CITY)
     assert p.end == datetime(2027, 3, 28, 23, 30, tzinfo=zone)
     assert p.end - p.start == timedelta(days=1)
     with pytest.raises(UsageError, match="dry-run"):  # the services judge by their own clock
-        plan_now(build_parser().parse_args(["--days", "1"]), env, NOW)
+        plan_now(build_parser().parse_args(["--days", "1"]), env, NOW, CITY)
     with pytest.raises(UsageError, match="DCR_TODAY"):
-        plan_now(dry, {"DCR_TODAY": "someday"}, NOW)
+        plan_now(dry, {"DCR_TODAY": "someday"}, NOW, CITY)
 
 
 def test_dcr_today_reaches_main(
