@@ -27,6 +27,7 @@ def create_app(deps: IngestDeps | None = None, config: IncidentConfig | None = N
         deps,
         background=incident_workers(config) if config is not None else None,
         platform=config.platform if config is not None else None,
+        config=config.ingest if config is not None else None,
     )
     app.include_router(alert_router(), prefix="/v1", tags=["alerts"])
     return app

@@ -13,7 +13,7 @@ from services.incident.notifier import Notifier, run_notifier
 from services.incident.settings import AlertSettings, NotifySettings
 from shared.bootstrap import Platform
 from shared.contacts import ContactsSettings
-from shared.ingest.app import Background, Runtime
+from shared.ingest.app import Background, IngestConfig, Runtime
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,9 @@ class IncidentConfig:
     #: Refuses an unsafe webhook secret in prod when built, before anything runs.
     notify: NotifySettings = field(default_factory=NotifySettings)
     contacts: ContactsSettings = field(default_factory=ContactsSettings)
+    #: The ingest settings (limits, pseudonym key); None: built from ``platform`` and the
+    #: environment by the ingest app.
+    ingest: IngestConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ import hypothesis
 import pytest
 import requests
 import schemathesis
+from pydantic import SecretStr
 from schemathesis import Case
 from schemathesis.checks import response_schema_conformance
 
@@ -39,7 +41,8 @@ from services.incident.workers import IncidentConfig
 from services.intake.app import create_app as create_intake
 from services.projection.app import create_app as create_projection
 from services.supply.app import create_app as create_supply
-from shared.settings import Environment
+from shared.ingest.app import IngestConfig
+from shared.settings import Environment, SecuritySettings
 from tests.faults.conftest import Services, report
 
 pytestmark = pytest.mark.integration
@@ -54,12 +57,20 @@ SETTINGS = hypothesis.settings(
 )
 STEERED_FACILITY = "halmtorv"
 
-intake_api = schemathesis.openapi.from_dict(create_intake().openapi())
-supply_api = schemathesis.openapi.from_dict(create_supply().openapi())
-# the schema only: the services under test are started by the fixture with DCR_ENV=test
+#: Settings for building the OpenAPI schemas only (the services under test are started by the
+#: fixture, with DCR_ENV=test and their own secret): apps fail closed without them.
+_SCHEMA_INGEST = IngestConfig(
+    security=SecuritySettings(
+        env=Environment.TEST, pseudonym_secret=SecretStr(secrets.token_hex(32))
+    )
+)
+intake_api = schemathesis.openapi.from_dict(create_intake(config=_SCHEMA_INGEST).openapi())
+supply_api = schemathesis.openapi.from_dict(create_supply(config=_SCHEMA_INGEST).openapi())
 incident_api = schemathesis.openapi.from_dict(
     create_incident(
-        config=IncidentConfig(notify=NotifySettings(DCR_ENV=Environment.TEST, enabled=False))
+        config=IncidentConfig(
+            notify=NotifySettings(DCR_ENV=Environment.TEST, enabled=False), ingest=_SCHEMA_INGEST
+        )
     ).openapi()
 )
 projection_api = schemathesis.openapi.from_dict(create_projection().openapi())
