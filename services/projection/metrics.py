@@ -36,6 +36,11 @@ BATCH_FAILURES = Counter(
     "dcr_projection_batch_failures",
     "Batches rolled back (database or broker trouble); they are retried from stored offsets",
 )
+LOCK_SESSION_LOST = Counter(
+    "dcr_projection_lock_session_lost",
+    "Times the database session holding the shared rebuild lock was lost (e.g. PostgreSQL "
+    "restarted): the projection stops applying until it holds the lock again",
+)
 FENCED = Counter(
     "dcr_projection_fenced_partitions",
     "Partitions skipped in a batch because another instance had moved their stored offset",

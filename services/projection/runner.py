@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.projection.consumer import Projector
+from services.projection.metrics import LOCK_SESSION_LOST
 from services.projection.settings import ProjectionSettings
 from services.projection.store import REBUILD_LOCK_NS
 from shared.city import City
@@ -176,6 +177,7 @@ class ProjectionRunner:
                 # restarted): apply nothing more until the lock is held again, so a rebuild can
                 # never run beside this instance.
                 log.warning("lost the database session holding the rebuild lock; re-taking it")
+                LOCK_SESSION_LOST.inc()
                 self.running = False
                 await _close_conn(lock_conn)
                 relocked = await self._wait_for_rebuild_lock()

@@ -19,6 +19,7 @@ from services.projection.period_queries import StreetAreaDay
 from services.projection.report_api import build_report_router
 from services.projection.runner import Freshness
 from services.projection.settings import ProjectionSettings
+from shared.auth import Principal, PrincipalKind, digest
 from tests.openapi_check import conforms
 from tests.unit.projection.factory import CITY
 from tests.unit.projection.fake_reads import FakeReadModels, read_context
@@ -40,6 +41,9 @@ class Api:
         return self.client.get(path, params=params)
 
 
+OPS = Principal(id="ops", kind=PrincipalKind.OPS, token_sha256=digest("ops"))
+
+
 @pytest.fixture
 def api() -> Iterator[Api]:
     reads = FakeReadModels()
@@ -48,9 +52,13 @@ def api() -> Iterator[Api]:
     def get_ctx(_: Request) -> ReadContext:
         return ctx
 
+    def ops_reader() -> Principal:
+        """The routes' roles are tested on the real app (test_read_auth); here: ops."""
+        return OPS
+
     app = FastAPI()
-    app.include_router(build_period_router(get_ctx), prefix="/v1")
-    app.include_router(build_report_router(get_ctx), prefix="/v1")
+    app.include_router(build_period_router(get_ctx, ops_reader, "projection"), prefix="/v1")
+    app.include_router(build_report_router(get_ctx, ops_reader, "projection"), prefix="/v1")
     with TestClient(app) as client:
         yield Api(client, reads, app)
 
