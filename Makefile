@@ -12,6 +12,9 @@
 #                (Sundays, DST days, 31 Dec, 29 Feb, a payday; 00:30 and 23:30 Copenhagen);
 #                DCR_TODAY=2028-02-29T23:30 for one instant (see tests/clock.py)
 #   make bench   benchmarks (projection catch-up, ingest, freshness, scale) -> bench/results/
+#   make bench-kafka  single node vs secured 3-node cluster in one run (publish and HTTP ingest
+#                p99 at 200/s, catch-up): the cluster on its own ports (BENCH_CLUSTER_PORTS)
+#                beside the single node, stopped afterwards -> bench/results/kafka_security.json
 #   make lint    ruff check, ruff format --check, mypy
 #   make mutation  mutation testing of the pure cores (~26 min; MODULE=path.py for one file)
 #                -> docs/mutation-report.md; not part of make test
@@ -50,7 +53,7 @@ export DCR_KAFKA_SECURITY_PROTOCOL ?= $(KAFKA_CLIENT_PROTOCOL)
 export DCR_KAFKA_CA_FILE ?= $(CURDIR)/.state/auth/kafka/tls/ca.pem
 endif
 
-.PHONY: help venv up down test test-faults test-dates lint status logs rebuild bench report retention mutation mutation-open erase
+.PHONY: help venv up down test test-faults test-dates lint status logs rebuild bench bench-kafka report retention mutation mutation-open erase
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -118,6 +121,21 @@ bench: venv
 	@$(SCRIPTS)/postgres.sh start
 	@$(SCRIPTS)/kafka.sh start
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The bench's cluster: never 9092 (the single node keeps running beside it).
+BENCH_CLUSTER_PORTS ?= 9192 9292 9392
+BENCH_CLUSTER_CONTROLLER_PORTS ?= 19193 19293 19393
+BENCH_CLUSTER := KAFKA_NODES=3 KAFKA_CLUSTER_PORTS="$(BENCH_CLUSTER_PORTS)" \
+	KAFKA_CLUSTER_CONTROLLER_PORTS="$(BENCH_CLUSTER_CONTROLLER_PORTS)"
+
+bench-kafka: venv
+	@$(SCRIPTS)/postgres.sh start
+	@KAFKA_NODES=1 $(SCRIPTS)/kafka.sh start
+	@$(BENCH_CLUSTER) $(SCRIPTS)/kafka.sh start
+	@rc=0; $(PY) -m bench.kafka_security --single 127.0.0.1:9092 \
+		--cluster "$$(printf '127.0.0.1:%s,' $(BENCH_CLUSTER_PORTS) | sed 's/,$$//')" \
+		$(BENCH_ARGS) || rc=$$?; \
+	$(BENCH_CLUSTER) $(SCRIPTS)/kafka.sh stop; exit $$rc
 
 # one file: make mutation MODULE=services/projection/suppression.py
 mutation: venv

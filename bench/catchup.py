@@ -129,7 +129,7 @@ async def projection_catchup(
     }
 
 
-async def _load_log(env: BenchEnv, events: int, days: float) -> tuple[EventLog, Offsets, float]:
+async def load_log(env: BenchEnv, events: int, days: float) -> tuple[EventLog, Offsets, float]:
     log = EventLog(env.city, n=events, days=days, seed=1)
     print(f"bench: pre-loading {events} events into {env.prefix}* (setup)", file=sys.stderr)
     n, seconds = await preload(env.bootstrap, env.prefix, log)
@@ -150,7 +150,7 @@ async def catchup(
     keep_logs: bool = False,
 ) -> dict[str, Any]:
     async with isolated("catchup", facilities, keep_logs) as env:
-        log, ends, preload_s = await _load_log(env, events, days)
+        log, ends, preload_s = await load_log(env, events, days)
         print("bench: bare consumer (baseline)", file=sys.stderr)
         raw = await raw_consume(env.bootstrap, env.prefix, ends, raw_max_records)
         tuned = await raw_consume(
@@ -211,7 +211,7 @@ async def scale(
 ) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     async with isolated("scale", facilities, keep_logs) as env:
-        log, ends, _ = await _load_log(env, events, days)
+        log, ends, _ = await load_log(env, events, days)
         for k in instances:
             print(f"bench: catch-up with {k} instance(s)", file=sys.stderr)
             dsn = await env.new_database(f"k{k}")

@@ -29,6 +29,7 @@ from harness.isolation import (
     create_database,
     drop_database,
     issue_tokens,
+    kafka_env,
     service_env,
     wait_for_leaders,
 )
@@ -137,32 +138,15 @@ class BenchEnv:
         return await create_database(self.server_dsn, db)
 
 
-def kafka_env(target: Target) -> dict[str, str]:
-    """The ``DCR_KAFKA_*`` connection settings of ``target`` for a child process."""
-    if isinstance(target, str):
-        return {"DCR_KAFKA_BOOTSTRAP_SERVERS": target}
-    out = {
-        "DCR_KAFKA_BOOTSTRAP_SERVERS": target.bootstrap_servers,
-        "DCR_KAFKA_SECURITY_PROTOCOL": target.security_protocol,
-    }
-    for name, value in (
-        ("USERNAME", target.username),
-        ("PASSWORD_FILE", target.password_file),
-        ("CA_FILE", target.ca_file),
-    ):
-        if value is not None:
-            out[f"DCR_KAFKA_{name}"] = str(value)
-    return out
-
-
 @asynccontextmanager
 async def isolated(
-    name: str, facilities: int = 50, keep_logs: bool = False
+    name: str, facilities: int = 50, keep_logs: bool = False, kafka: KafkaSettings | None = None
 ) -> AsyncIterator[BenchEnv]:
     """Create the topics, a migrated database, the city file and tokens; remove them on exit
-    (the work directory with the service logs too, unless ``keep_logs``)."""
+    (the work directory with the service logs too, unless ``keep_logs``). The broker(s):
+    ``kafka`` (e.g. a secured cluster as admin), default the process's ``DCR_KAFKA_*``."""
     platform = Platform()
-    kafka, server_dsn = platform.kafka, platform.dsn
+    kafka, server_dsn = kafka or platform.kafka, platform.dsn
     await wait_until_ready(kafka, timeout=60, brokers=kafka.replication_factor)
     async with harness_isolated(
         kafka,

@@ -20,6 +20,7 @@ import random
 import sys
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -63,9 +64,13 @@ def httpx_client(url: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=url, timeout=30, limits=limits)
 
 
+#: Connections the raw client opens at most (requests beyond wait for one).
+RAW_MAX_CONNECTIONS = 64
+
+
 def raw_client(url: str) -> RawClient:
     parts = urlsplit(url)
-    return RawClient(parts.hostname or "127.0.0.1", parts.port or 80)
+    return RawClient(parts.hostname or "127.0.0.1", parts.port or 80, RAW_MAX_CONNECTIONS)
 
 
 class Poster:
@@ -120,13 +125,36 @@ async def closed_loop(
     return _result(poster, latencies, seconds) | _cpu(c0, pids)
 
 
+#: A request of the fixed-rate run not answered this many seconds after its intended send time
+#: is abandoned and counted as an error (``timeout``): a stalled service ends the run.
+REQUEST_TIMEOUT_S = 10.0
+
+
 async def fixed_rate(
-    poster: Poster, rate: float, duration_s: float, pids: list[int] | None = None
+    poster: Poster,
+    rate: float,
+    duration_s: float,
+    pids: list[int] | None = None,
+    timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> dict[str, Any]:
+    """Open loop: request ``i`` is due at ``start + i / rate`` whatever the earlier ones are
+    doing; its latency runs from that intended instant (waiting for a connection included).
+    A request that fails (connection reset, timeout after ``timeout_s``, unreadable answer) is
+    counted under ``failures`` by kind, never stops the run; only 202s enter the latencies."""
     latencies: list[float] = []
+    failures: Counter[str] = Counter()
 
     async def one(i: int, scheduled: float) -> None:
-        if await poster.post(i) == 202:
+        left = scheduled + timeout_s - time.perf_counter()
+        try:
+            status = await asyncio.wait_for(poster.post(i), timeout=max(left, 0.001))
+        except TimeoutError:
+            failures["timeout"] += 1
+            return
+        except (OSError, EOFError, ValueError, httpx.HTTPError) as exc:
+            failures[type(exc).__name__] += 1
+            return
+        if status == 202:
             latencies.append(time.perf_counter() - scheduled)
 
     poster.statuses.clear()
@@ -134,7 +162,15 @@ async def fixed_rate(
     started = time.perf_counter()
     await open_loop(int(rate * duration_s), rate, one)
     seconds = time.perf_counter() - started
-    return {"offered_rate_per_s": rate} | _result(poster, latencies, seconds) | _cpu(c0, pids)
+    result = _result(poster, latencies, seconds)
+    result["requests"] += sum(failures.values())
+    result["errors"] += sum(failures.values())
+    return (
+        {"offered_rate_per_s": rate, "request_timeout_s": timeout_s}
+        | result
+        | {"failures": dict(sorted(failures.items()))}
+        | _cpu(c0, pids)
+    )
 
 
 def _cpu(c0: Any, pids: list[int] | None) -> dict[str, Any]:
@@ -157,6 +193,27 @@ def _result(poster: Poster, latencies: list[float], seconds: float) -> dict[str,
         | summarise(latencies, seconds)
         | {"statuses": {str(k): v for k, v in sorted(poster.statuses.items())}}
     )
+
+
+async def intake_at_rate(
+    env: BenchEnv,
+    rate: float,
+    seconds: float,
+    intake_env: dict[str, str] | None = None,
+    warmup: int = 200,
+) -> dict[str, Any]:
+    """Start intake (``intake_env``: e.g. its own Kafka identity) in ``env``, warm it up with a
+    closed loop of ``warmup`` requests, then :func:`fixed_rate` with the raw client."""
+    proc = env.service("intake", INTAKE_APP, **(intake_env or {})).start()
+    raw = raw_client(proc.url)
+    try:
+        await proc.wait_healthy(timeout=90)
+        poster = Poster(env, raw)
+        await closed_loop(poster, warmup, 8)
+        return await fixed_rate(poster, rate, seconds, [proc.pid, os.getpid()])
+    finally:
+        raw.close()
+        proc.terminate()
 
 
 def visit_records(env: BenchEnv, n: int) -> list[Encoded]:

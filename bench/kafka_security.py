@@ -1,21 +1,26 @@
-"""``python -m bench.kafka_security``: what the 3-node cluster and its security cost the
-Kafka side of ingest and of the projection's catch-up, beside the single development node, in
-one run (issue 16).
+"""``python -m bench.kafka_security``: what the 3-node cluster and its security cost ingest and
+the projection's catch-up, beside the single development node, in one run (issue 16).
 
-For every target (``--single`` PLAINTEXT node, ``--cluster`` secured 3-node cluster as admin,
-credentials from .state/auth/kafka/), on topics of its own (``bench-kafka-<run>.*``, removed
-after):
+For every target (``--single`` PLAINTEXT node, ``--cluster`` secured 3-node cluster, credentials
+from .state/auth/kafka/), in isolated environments of its own (:mod:`bench.env`: topics
+``bench-ksec-*``, a database, removed after; on the cluster the ACLs of shared/kafka/acls.py
+for those topics, and every service process runs with its own identity):
 
-- ``publish``: the services' producer (idempotent, acks=all, no linger) sending one visit
-  record every 1/``--rate`` s for ``--seconds`` s, each send awaited: p50/p99 from the
-  scheduled instant (the Kafka part of an ingest request's latency);
-- ``catchup``: ``--events`` events of the benchmark workload pre-loaded, then read from the
-  beginning by a consumer configured like the projection's that only counts (the ceiling of
-  the projection's catch-up rate on that target).
+- ``publish_at_fixed_rate``: the services' producer (idempotent, acks=all, no linger) sending
+  one visit record every 1/``--rate`` s for ``--seconds`` s, each send awaited: p50/p99 from
+  the scheduled instant (the Kafka part of an ingest request's latency);
+- ``http_ingest_fixed_rate``: ``POST /v1/visits`` to an intake process at ``--rate`` req/s for
+  ``--seconds`` s, open loop (each request due at its instant whatever the earlier ones do;
+  latency from that intended send time; failures and timeouts counted, never fatal;
+  :func:`bench.ingest.fixed_rate`);
+- ``catchup_raw_consumer``: ``--events`` events of the benchmark workload pre-loaded, then read
+  from the beginning by a bare consumer that only counts (the ceiling on that target);
+- ``projection_catchup``: a projection process applying the same log into PostgreSQL
+  (:func:`bench.catchup.projection_catchup`, verified against the dedup table).
 
-Results are merged into ``bench/results/kafka_security.json`` under ``<target>-<protocol>``
-(run once with the cluster on SASL_SSL and once on SASL_PLAINTEXT for the cost of TLS).
-The machine's load average is recorded with every result.
+Results are merged into ``bench/results/kafka_security.json`` under ``<target>-<protocol>``.
+The machine's load average is recorded with every result. ``make bench-kafka`` starts the
+cluster of this checkout on its own ports beside the single node, runs this, stops the cluster.
 """
 
 from __future__ import annotations
@@ -24,18 +29,18 @@ import argparse
 import asyncio
 import json
 import sys
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.env import bench_city
-from bench.kafka_tools import end_offsets, preload, raw_consume, raw_produce
+from bench.catchup import load_log, projection_catchup
+from bench.env import isolated
+from bench.ingest import intake_at_rate
+from bench.kafka_tools import raw_consume, raw_produce
 from bench.machine import load, machine
 from bench.workload import EventLog, encode
-from harness.isolation import delete_topics
-from shared.kafka.admin import ensure_topics
-from shared.kafka.security import Target
+from harness.isolation import kafka_env
+from shared.kafka.acls import create_acls, grants
 from shared.kafka.topics import VISITS
 from shared.settings import REPO_ROOT, KafkaSettings
 
@@ -54,50 +59,88 @@ def cluster_admin(bootstrap: str, protocol: str, secrets: Path = SECRETS) -> Kaf
     )
 
 
-async def measure(
-    target: Target, replication: int, *, rate: float, seconds: float, events: int
-) -> dict[str, Any]:
-    prefix = f"bench-kafka-{uuid.uuid4().hex[:8]}."
-    city = bench_city(50)
-    await ensure_topics(target, 6, replication=replication, prefix=prefix)
-    try:
-        n = int(rate * seconds)
-        records = [encode(e) for e in EventLog(city, n=n + 50, days=1, seed=7)]
-        print(f"bench: publish {n} records at {rate:.0f}/s", file=sys.stderr)
-        publish = await raw_produce(target, prefix + VISITS, records[:n], concurrency=1, rate=rate)
-        await delete_topics(target, prefix)
-        prefix = prefix.replace("bench-kafka-", "bench-kafka-c-")
-        await ensure_topics(target, 6, replication=replication, prefix=prefix)
-        print(f"bench: pre-load {events} events, then catch up", file=sys.stderr)
-        loaded, load_s = await preload(target, prefix, EventLog(city, n=events, days=30, seed=1))
-        ends = await end_offsets(target, prefix)
-        consumed = await raw_consume(target, prefix, ends, 10_000)
-        return {
-            "publish_at_fixed_rate": publish,
-            "preload": {"records": loaded, "seconds": round(load_s, 2)},
-            "catchup_raw_consumer": {
-                "records": consumed.records,
-                "seconds": round(consumed.seconds, 2),
-                "records_per_s": round(consumed.rate),
-            },
-            "load_average": load(),
+def identity(target: KafkaSettings, service: str) -> dict[str, str]:
+    """The ``DCR_KAFKA_*`` of ``service``'s process on ``target``: on a secured cluster its own
+    credential (beside the admin's password file); on a PLAINTEXT node nothing to add."""
+    if target.security_protocol == "PLAINTEXT":
+        return {}
+    assert target.password_file is not None  # the settings validator requires it
+    own = target.model_copy(
+        update={
+            "username": service,
+            "password_file": target.password_file.parent / f"{service}.password",
         }
-    finally:
-        await delete_topics(target, prefix)
+    )
+    return kafka_env(own)
+
+
+async def measure(
+    target: KafkaSettings,
+    *,
+    rate: float,
+    seconds: float,
+    events: int,
+    facilities: int,
+) -> dict[str, Any]:
+    secured = target.security_protocol != "PLAINTEXT"
+    out: dict[str, Any] = {}
+    async with isolated("ksec-ingest", facilities, kafka=target) as env:
+        if secured:
+            await create_acls(target, grants(env.prefix))
+        n = int(rate * seconds)
+        records = [encode(e) for e in EventLog(env.city, n=n + 50, days=1, seed=7)]
+        print(f"bench: publish {n} records at {rate:.0f}/s", file=sys.stderr)
+        out["publish_at_fixed_rate"] = await raw_produce(
+            target, env.topic(VISITS), records[:n], concurrency=1, rate=rate
+        )
+        print(f"bench: HTTP ingest at {rate:.0f} req/s for {seconds:.0f} s", file=sys.stderr)
+        out["http_ingest_fixed_rate"] = await intake_at_rate(
+            env, rate, seconds, identity(target, "intake")
+        ) | {"load_average": load()}
+    async with isolated("ksec-catchup", facilities, kafka=target) as env:
+        if secured:
+            await create_acls(target, grants(env.prefix))
+        log, ends, load_s = await load_log(env, events, days=30)
+        consumed = await raw_consume(target, env.prefix, ends, 10_000)
+        out["preload"] = {"records": sum(ends.values()), "seconds": round(load_s, 2)}
+        out["catchup_raw_consumer"] = {
+            "records": consumed.records,
+            "seconds": round(consumed.seconds, 2),
+            "records_per_s": round(consumed.rate),
+        }
+        print("bench: projection catch-up", file=sys.stderr)
+        proj = await projection_catchup(
+            env,
+            dsn=env.dsn,
+            group="dcr-projection",
+            instances=1,
+            ends=ends,
+            expected_unique=log.unique,
+            extra_env=identity(target, "projection"),
+            timeout_s=1800,
+        )
+        proj.pop("progress")
+        out["projection_catchup"] = proj
+    out["load_average"] = load()
+    return out
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    targets: list[tuple[str, Target, int]] = []
+    targets: list[tuple[str, KafkaSettings]] = []
     if args.single:
-        targets.append(("single-PLAINTEXT", args.single, 1))
+        targets.append(("single-PLAINTEXT", KafkaSettings(bootstrap_servers=args.single)))
     if args.cluster:
         admin = cluster_admin(args.cluster, args.cluster_protocol)
-        targets.append((f"cluster3-{args.cluster_protocol}", admin, 3))
+        targets.append((f"cluster3-{args.cluster_protocol}", admin))
     out: dict[str, Any] = {}
-    for label, target, replication in targets:
+    for label, target in targets:
         print(f"bench: {label}", file=sys.stderr)
         out[label] = await measure(
-            target, replication, rate=args.rate, seconds=args.seconds, events=args.events
+            target,
+            rate=args.rate,
+            seconds=args.seconds,
+            events=args.events,
+            facilities=args.facilities,
         )
         out[label]["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return out
@@ -113,20 +156,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--events", type=int, default=30_000)
+    ap.add_argument("--facilities", type=int, default=50, help="rooms in the benchmark city")
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     results = asyncio.run(run(args))
     doc: dict[str, Any] = json.loads(args.results.read_text()) if args.results.exists() else {}
     doc.setdefault("targets", {}).update(results)
     doc["machine"] = machine()
-    doc["params"] = {"rate_per_s": args.rate, "seconds": args.seconds, "events": args.events}
+    doc["params"] = {
+        "rate_per_s": args.rate,
+        "seconds": args.seconds,
+        "events": args.events,
+        "facilities": args.facilities,
+        "command": "python -m bench.kafka_security " + " ".join(argv or sys.argv[1:]),
+    }
     args.results.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     for label, r in results.items():
         p = r["publish_at_fixed_rate"]
+        h = r["http_ingest_fixed_rate"]
         c = r["catchup_raw_consumer"]
+        j = r["projection_catchup"]
         print(
-            f"{label:28} publish p50 {p.get('p50_ms')} ms p99 {p.get('p99_ms')} ms; "
-            f"catch-up {c['records_per_s']}/s; load {r['load_average']}"
+            f"{label:24} publish p99 {p['p99_ms']} ms; HTTP ingest p50 {h['p50_ms']} ms "
+            f"p99 {h['p99_ms']} ms, {h['throughput_per_s']}/s, errors {h['errors']}; "
+            f"catch-up raw {c['records_per_s']}/s, projection {j['events_per_s']}/s "
+            f"(verified {j['verified']}); load {r['load_average']}"
         )
     return 0
 

@@ -133,6 +133,24 @@ class Isolation:
         }
 
 
+def kafka_env(target: Target) -> dict[str, str]:
+    """The ``DCR_KAFKA_*`` connection settings of ``target`` for a child process."""
+    if isinstance(target, str):
+        return {"DCR_KAFKA_BOOTSTRAP_SERVERS": target}
+    out = {
+        "DCR_KAFKA_BOOTSTRAP_SERVERS": target.bootstrap_servers,
+        "DCR_KAFKA_SECURITY_PROTOCOL": target.security_protocol,
+    }
+    for name, value in (
+        ("USERNAME", target.username),
+        ("PASSWORD_FILE", target.password_file),
+        ("CA_FILE", target.ca_file),
+    ):
+        if value is not None:
+            out[f"DCR_KAFKA_{name}"] = str(value)
+    return out
+
+
 def service_env(
     variables: Mapping[str, str], base: Mapping[str, str] | None = None
 ) -> dict[str, str]:

@@ -218,7 +218,8 @@ cluster_format() {
 
 cluster_start() {
     local i pid
-    if running_pid >/dev/null; then
+    # Beside the single node only on other ports (make bench-kafka: KAFKA_CLUSTER_PORTS without 9092).
+    if running_pid >/dev/null && [[ " ${CLUSTER_PORTS[*]} " == *" 9092 "* ]]; then
         die "the single-node broker of this checkout runs: make down first, then KAFKA_NODES=3"
     fi
     install

@@ -1,16 +1,20 @@
 """Fault: brokers of a 3-node KRaft cluster die while facilities keep posting.
 
 Runs on a throwaway cluster (:class:`tests.faults.throwaway.ThrowawayKafkaCluster`, never the
-shared broker on :9092) with the catalogue topics at replication factor 3 and
-min.insync.replicas=2. Intake, supply and the projection run as real processes; facilities post
-with Idempotency-Keys and retry every 503 with the same key (tests/faults/traffic.py).
+shared broker on :9092) secured like ``make up KAFKA_NODES=3``: SASL_SSL only, SCRAM identities
+added at format, the standard authorizer denying by default and the ACLs of
+shared/kafka/acls.py for this test's topics; the catalogue topics at replication factor 3 and
+min.insync.replicas=2. Intake, supply and the projection run as real processes, each with its
+own identity over TLS (a client without a credential gets nothing in); facilities post with
+Idempotency-Keys and retry every 503 with the same key (tests/faults/traffic.py).
 
 1. SIGKILL the broker leading the busiest partition: ingest goes on answering 202 with that
    broker still dead (a short burst of retried 503s while it is fenced is allowed and counted).
 2. SIGKILL a second broker: no write has 2 in-sync copies any more, so ingest refuses every
    report with 503 (no 202), while the read models are still served.
 3. Restart both: everything converges: every 202 is in the read models exactly once, the daily
-   figures are the sums of the accepted reports, and the reconciliation command exits 0.
+   figures are the sums of the accepted reports, and the reconciliation command (as the
+   projection's identity) exits 0.
 """
 
 from __future__ import annotations
@@ -23,15 +27,20 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
+from harness.isolation import kafka_env
 from harness.process import INTAKE_APP, PROJECTION_APP, SUPPLY_APP, ServiceProcess
 from shared.city import load_city
-from shared.kafka.topics import EVENT_TOPICS
+from shared.kafka.acls import create_acls, grants
+from shared.kafka.security import Target, target_kwargs
+from shared.kafka.topics import EVENT_TOPICS, VISITS
 from shared.settings import CitySettings
 from tests.faults.conftest import reconcile, report
 from tests.faults.test_kafka_outage import FACILITIES, SERVICE_ENV, _read_models
-from tests.faults.throwaway import ThrowawayKafka, ThrowawayKafkaCluster
+from tests.faults.throwaway import ThrowawayKafka, ThrowawayKafkaCluster, make_kafka_secrets
 from tests.faults.traffic import Traffic
 from tests.integration.projection.harness import end_offsets, wait_caught_up
 from tests.support import TestEnv, isolated_env, ops_auth, poll_until
@@ -41,9 +50,9 @@ pytestmark = pytest.mark.integration
 PER_PHASE = 40
 
 
-async def describe_partitions(bootstrap: str, topics: list[str]) -> list[dict[str, Any]]:
+async def describe_partitions(target: Target, topics: list[str]) -> list[dict[str, Any]]:
     """The metadata of every partition of ``topics`` (with its "topic" added)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    admin = AIOKafkaAdminClient(**target_kwargs(target), request_timeout_ms=3000)
     await admin.start()
     try:
         described = await admin.describe_topics(topics)
@@ -52,20 +61,33 @@ async def describe_partitions(bootstrap: str, topics: list[str]) -> list[dict[st
         await admin.close()
 
 
-async def partition_leaders(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
+async def partition_leaders(target: Target, topics: list[str]) -> dict[tuple[str, int], int]:
     """(topic, partition) -> id of the broker leading it (-1: no leader)."""
     return {
         (p["topic"], int(p["partition"])): int(p["leader"])
-        for p in await describe_partitions(bootstrap, topics)
+        for p in await describe_partitions(target, topics)
     }
 
 
-async def busiest_leader(env: TestEnv) -> tuple[int, tuple[str, int]]:
+async def busiest_leader(target: Target, env: TestEnv) -> tuple[int, tuple[str, int]]:
     """The broker leading the event partition with the most records, and that partition."""
-    ends = await end_offsets(env.bootstrap, env.topic_prefix)
+    ends = await end_offsets(target, env.topic_prefix)
     busiest = max(ends, key=lambda tp: ends[tp])
-    leaders = await partition_leaders(env.bootstrap, [env.topic(t) for t in EVENT_TOPICS])
+    leaders = await partition_leaders(target, [env.topic(t) for t in EVENT_TOPICS])
     return leaders[busiest], busiest
+
+
+async def anonymous_write_refused(bootstrap: str, topic: str) -> KafkaError | None:
+    """Try to write ``topic`` without a credential; the error that stopped it (None: written)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=5000)
+    try:
+        await producer.start()
+        await producer.send_and_wait(topic, b'{"forged": true}')
+    except KafkaError as exc:
+        return exc
+    finally:
+        await producer.stop()
+    return None
 
 
 async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
@@ -73,28 +95,33 @@ async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
 ) -> None:
     if not ThrowawayKafka.available():
         pytest.fail("Kafka jars missing: run deploy/scripts/kafka.sh install")
-    cluster = ThrowawayKafkaCluster(tmp_path / "kafka")
+    cluster = ThrowawayKafkaCluster(tmp_path / "kafka", make_kafka_secrets(tmp_path / "secrets"))
     cluster.format()
     cluster.start()
+    admin = cluster.target
     all_nodes = {n.node_id for n in cluster.nodes}
     procs: list[ServiceProcess] = []
     traffic_task: asyncio.Task[None] | None = None
     began = time.monotonic()
     try:
         await cluster.wait_brokers(all_nodes)
-        monkeypatch.setenv("DCR_KAFKA_BOOTSTRAP_SERVERS", cluster.bootstrap)
         async with isolated_env(
-            test_env, monkeypatch, label="fcluster", bootstrap=cluster.bootstrap, replication=3
+            test_env, monkeypatch, label="fcluster", bootstrap=admin, replication=3
         ) as env:
+            await create_acls(admin, grants(env.topic_prefix))
+            refused = await anonymous_write_refused(cluster.bootstrap, env.topic(VISITS))
+            assert refused is not None, "a client without a credential wrote to the cluster"
             apps = {"intake": INTAKE_APP, "supply": SUPPLY_APP, "projection": PROJECTION_APP}
             started = {
-                name: ServiceProcess(tmp_path, name, app, env=SERVICE_ENV).start()
+                name: ServiceProcess(
+                    tmp_path, name, app, env={**SERVICE_ENV, **kafka_env(cluster.settings(name))}
+                ).start()
                 for name, app in apps.items()
             }
             procs += started.values()
             await asyncio.gather(*(p.wait_healthy(timeout=90) for p in procs))
             event_topics = [env.topic(t) for t in EVENT_TOPICS]
-            partitions = await describe_partitions(env.bootstrap, event_topics)
+            partitions = await describe_partitions(admin, event_topics)
             assert partitions and all(len(p["replicas"]) == 3 for p in partitions), partitions
 
             traffic = Traffic(
@@ -119,7 +146,7 @@ async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
             await until_accepted(PER_PHASE, "reports accepted by the healthy cluster")
 
             # 1. the leader of the busiest partition dies; ingest goes on with 2 of 3 copies
-            first, busiest = await busiest_leader(env)
+            first, busiest = await busiest_leader(admin, env)
             assert first in all_nodes, f"no leader for {busiest}"
             refused_before_first = traffic.refused_503
             killed_at = traffic.accepted
@@ -129,7 +156,7 @@ async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
             await cluster.wait_brokers(all_nodes - {first})
 
             async def led_by_survivors() -> bool:
-                leaders = await partition_leaders(env.bootstrap, event_topics)
+                leaders = await partition_leaders(admin, event_topics)
                 return first not in leaders.values() and -1 not in leaders.values()
 
             await poll_until(led_by_survivors, timeout=30, what="new leaders for every partition")
@@ -174,11 +201,12 @@ async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
             await traffic.drain(timeout=90)
             assert not traffic.unexpected, traffic.unexpected[:10]
 
-            await wait_caught_up(env.dsn, env.bootstrap, env.topic_prefix, timeout=120)
+            await wait_caught_up(env.dsn, admin, env.topic_prefix, timeout=120)
             rows = await _read_models(env.dsn)
             accepted_ids = {r.event_id for r in traffic.reports}
             report(
-                "3-node cluster: leader killed, then a second broker",
+                "secured 3-node cluster (SASL_SSL): leader killed, then a second broker",
+                anonymous_client=type(refused).__name__,
                 busiest_partition=f"{busiest} led by node {first}",
                 second_killed=second,
                 retried_503s_with_one_broker_dead=burst_first,
@@ -194,7 +222,7 @@ async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
             )
             assert rows.daily == traffic.expected_daily()
             assert await started["projection"].healthy()
-            done = await reconcile(wait_s=30)
+            done = await reconcile(wait_s=30, **kafka_env(cluster.settings("projection")))
             assert done.code == 0, done.out
     finally:
         if traffic_task is not None and not traffic_task.done():

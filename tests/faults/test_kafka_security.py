@@ -35,6 +35,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
+from harness.isolation import kafka_env
 from harness.process import INTAKE_APP, PROJECTION_APP, SUPPLY_APP, ServiceProcess
 from shared.city import load_city
 from shared.kafka.acls import create_acls, grants
@@ -222,16 +223,9 @@ async def test_services_run_with_their_own_identities_over_tls(
         apps = {"intake": INTAKE_APP, "supply": SUPPLY_APP, "projection": PROJECTION_APP}
         try:
             for name, app in apps.items():
-                me = secured.broker.settings(name)
-                kafka_env = {
-                    "DCR_KAFKA_BOOTSTRAP_SERVERS": me.bootstrap_servers,
-                    "DCR_KAFKA_SECURITY_PROTOCOL": me.security_protocol,
-                    "DCR_KAFKA_USERNAME": name,
-                    "DCR_KAFKA_PASSWORD_FILE": str(me.password_file),
-                    "DCR_KAFKA_CA_FILE": str(me.ca_file),
-                }
+                identity = kafka_env(secured.broker.settings(name))
                 procs.append(
-                    ServiceProcess(tmp_path, name, app, env={**SERVICE_ENV, **kafka_env}).start()
+                    ServiceProcess(tmp_path, name, app, env={**SERVICE_ENV, **identity}).start()
                 )
             await asyncio.gather(*(p.wait_healthy(timeout=90) for p in procs))
             urls = {p.name: p.url for p in procs}
@@ -255,7 +249,7 @@ async def test_services_run_with_their_own_identities_over_tls(
             await poll_until(applied, timeout=90, what="every 202 in the read models")
             rows = await _read_models(env.dsn)
             assert rows.daily == traffic.expected_daily()
-            done = await reconcile(wait_s=30, **kafka_env)  # as the projection
+            done = await reconcile(wait_s=30, **identity)  # as the projection
             assert done.code == 0, done.out
         finally:
             for p in procs:

@@ -28,6 +28,7 @@ from harness.poll import poll_until
 from harness.process import free_port
 from shared.db.migrate import apply_migrations
 from shared.kafka.admin import ensure_topics, wait_until_ready
+from shared.kafka.security import Target, target_kwargs
 from shared.settings import REPO_ROOT, KafkaSettings
 
 KAFKA_DEPS = REPO_ROOT / ".deps" / "kafka"
@@ -151,10 +152,20 @@ class ClusterNode(ThrowawayKafka):
     heap = "384m"
     format_flags = ()  # static quorum: controller.quorum.voters names all three
 
-    def __init__(self, work: Path, node_id: int, port: int, controller_port: int) -> None:
+    def __init__(
+        self,
+        work: Path,
+        node_id: int,
+        port: int,
+        controller_port: int,
+        secrets: Path | None = None,
+    ) -> None:
         super().__init__(work, port, controller_port)
         self.node_id = node_id
         self.voters = ""
+        #: kafka-secrets.sh's directory: the node runs with the security overlay (as
+        #: ``kafka.sh`` renders it for KAFKA_NODES=3); None: PLAINTEXT.
+        self.secrets = secrets
 
     def render(self) -> str:
         text = KAFKA_CLUSTER_TEMPLATE.read_text()
@@ -168,24 +179,54 @@ class ClusterNode(ThrowawayKafka):
             text = text.replace(name, value)
         settings = [line for line in text.splitlines() if not line.startswith("#")]
         assert not re.search(r"@[A-Z_]+@", "\n".join(settings)), "a placeholder left"
+        if self.secrets is not None:  # cluster.properties, then the overlay (later keys win)
+            text += "\n" + secured_overlay(self.secrets, self.port, self.controller_port)
         return text
+
+    def format_command(self, cluster_id: str | None = None) -> list[str]:
+        """As a lone broker's, plus every identity's SCRAM credential on a secured node
+        (whose properties, holding the admin password, become 0600)."""
+        if self.secrets is not None:
+            self.format_flags = scram_flags(self.secrets)
+        command = super().format_command(cluster_id)
+        if self.secrets is not None:
+            self.props.chmod(0o600)
+        return command
 
 
 class ThrowawayKafkaCluster:
     """Three KRaft nodes (each broker + controller, heap 384 MiB) on free ports with their own
-    data dirs: any one may be killed and restarted on the same data; two down stop writes."""
+    data dirs: any one may be killed and restarted on the same data; two down stop writes.
+
+    With ``secrets`` (a directory of :func:`make_kafka_secrets`) the nodes run like ``make up
+    KAFKA_NODES=3``: the security overlay on ``cluster.properties`` (SASL_SSL, SCRAM identities
+    added at format, the standard authorizer, deny by default); :meth:`settings` gives each
+    identity's client settings and :attr:`target` is then the admin's."""
 
     size = 3
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, secrets: Path | None = None) -> None:
+        self.secrets = secrets
         self.nodes = [
-            ClusterNode(work / f"node{i}", i, free_port(), free_port())
+            ClusterNode(work / f"node{i}", i, free_port(), free_port(), secrets)
             for i in range(1, self.size + 1)
         ]
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         for n in self.nodes:
             n.voters = voters
         self.bootstrap = ",".join(n.bootstrap for n in self.nodes)
+
+    def settings(self, username: str, topic_prefix: str = "", **overrides: object) -> KafkaSettings:
+        """The KafkaSettings a process of identity ``username`` would run with (secured only)."""
+        assert self.secrets is not None, "a PLAINTEXT cluster has no identities"
+        return secured_settings(
+            self.bootstrap, self.secrets, "SASL_SSL", username, topic_prefix, **overrides
+        )
+
+    @property
+    def target(self) -> Target:
+        """What the admin helpers connect with: the admin identity, or the bare bootstrap."""
+        return self.bootstrap if self.secrets is None else self.settings("admin")
 
     def node(self, node_id: int) -> ClusterNode:
         return next(n for n in self.nodes if n.node_id == node_id)
@@ -211,7 +252,7 @@ class ThrowawayKafkaCluster:
 
     async def live_brokers(self) -> set[int]:
         """Ids of the brokers the cluster's metadata lists (registered and not fenced)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(**target_kwargs(self.target), request_timeout_ms=3000)
         try:
             await admin.start()
             described = await admin.describe_cluster()
@@ -286,6 +327,28 @@ def scram_flags(secrets: Path) -> tuple[str, ...]:
     return tuple(flags)
 
 
+def secured_settings(
+    bootstrap: str,
+    secrets: Path,
+    protocol: str,
+    username: str,
+    topic_prefix: str = "",
+    **overrides: object,
+) -> KafkaSettings:
+    """The KafkaSettings of identity ``username`` on a secured broker or cluster whose secrets
+    are in ``secrets`` (the CA only with SASL_SSL)."""
+    values: dict[str, object] = {
+        "bootstrap_servers": bootstrap,
+        "security_protocol": protocol,
+        "username": username,
+        "password_file": secrets / f"{username}.password",
+        "ca_file": secrets / "tls" / "ca.pem" if protocol == "SASL_SSL" else None,
+        "topic_prefix": topic_prefix,
+        **overrides,
+    }
+    return KafkaSettings.model_validate(values)
+
+
 class SecuredKafka(ThrowawayKafka):
     """A single-node throwaway broker with the cluster's security (SASL/SCRAM identities, TLS
     unless ``client_protocol="SASL_PLAINTEXT"``, the standard authorizer, deny by default)."""
@@ -312,18 +375,9 @@ class SecuredKafka(ThrowawayKafka):
 
     def settings(self, username: str, topic_prefix: str = "", **overrides: object) -> KafkaSettings:
         """The KafkaSettings a process of identity ``username`` would run with."""
-        values: dict[str, object] = {
-            "bootstrap_servers": self.bootstrap,
-            "security_protocol": self.client_protocol,
-            "username": username,
-            "password_file": self.secrets / f"{username}.password",
-            "ca_file": self.secrets / "tls" / "ca.pem"
-            if self.client_protocol == "SASL_SSL"
-            else None,
-            "topic_prefix": topic_prefix,
-            **overrides,
-        }
-        return KafkaSettings.model_validate(values)
+        return secured_settings(
+            self.bootstrap, self.secrets, self.client_protocol, username, topic_prefix, **overrides
+        )
 
     async def wait_ready(self, timeout: float = 90) -> None:
         assert self.proc is not None and self.proc.poll() is None, self.log()

@@ -23,6 +23,7 @@ from services.projection.public_app import create_app as public_app
 from services.projection.settings import ProjectionSettings
 from services.projection.store import READ_MODEL_TABLES
 from shared.events.envelope import Envelope, to_headers, to_value
+from shared.kafka.security import Target, target_kwargs
 from shared.kafka.topics import EVENT_TOPICS
 from tests.support import poll_until, read_topic, serve
 from tests.unit.projection.oracle import CITY_TABLE, Oracle, normalise, public_violations
@@ -80,8 +81,8 @@ async def produce_raw(
         await producer.stop()
 
 
-async def end_offsets(bootstrap: str, prefix: str) -> dict[tuple[str, int], int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+async def end_offsets(bootstrap: Target, prefix: str) -> dict[tuple[str, int], int]:
+    consumer = AIOKafkaConsumer(**target_kwargs(bootstrap), group_id=None)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()  # every topic, not only subscribed
@@ -113,7 +114,7 @@ async def applied_records(dsn: str) -> int:
     return sum((await stored_offsets(dsn)).values())
 
 
-async def wait_caught_up(dsn: str, bootstrap: str, prefix: str, timeout: float = 60) -> None:
+async def wait_caught_up(dsn: str, bootstrap: Target, prefix: str, timeout: float = 60) -> None:
     """Until the stored offsets equal the end of every event partition."""
     ends = await end_offsets(bootstrap, prefix)
 
