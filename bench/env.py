@@ -56,6 +56,8 @@ DISTRICTS: tuple[str, ...] = (
     "amager-vest",
 )
 SANITATION = "sanitation-city"
+#: The benchmark's metrics principal (reads a service's /metrics: bench/server_side.py).
+SCRAPER = "bench-scraper"
 WORK_ROOT = REPO_ROOT / ".state" / "bench"
 
 
@@ -163,6 +165,7 @@ async def isolated(
         city_file.write_text(yaml.safe_dump(city.model_dump(mode="json"), sort_keys=False))
         principals = [(f.id, PrincipalKind.FACILITY) for f in city.facilities]
         principals.append((SANITATION, PrincipalKind.SANITATION))
+        principals.append((SCRAPER, PrincipalKind.METRICS))
         tokens_file = work_dir / "tokens.yaml"
         env = BenchEnv(
             name=name,

@@ -27,10 +27,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench.env import BenchEnv, isolated
+from bench.env import SCRAPER, BenchEnv, isolated
 from bench.http_raw import RawClient
 from bench.kafka_tools import open_loop, raw_produce
 from bench.machine import cpu_between, cpu_sample
+from bench.server_side import phase_quantiles, scrape_buckets
 from bench.stats import summarise
 from bench.workload import Encoded, encode
 from harness.process import INTAKE_APP
@@ -206,11 +207,21 @@ async def intake_at_rate(
     closed loop of ``warmup`` requests, then :func:`fixed_rate` with the raw client."""
     proc = env.service("intake", INTAKE_APP, **(intake_env or {})).start()
     raw = raw_client(proc.url)
+    token = env.tokens[SCRAPER]
+    histograms = {  # what intake measured itself: the whole request, the Kafka acknowledgement
+        "server_http": ("dcr_http_request_duration_seconds", {"route": VISIT_PATH}),
+        "server_kafka_publish": ("dcr_kafka_publish_duration_seconds", {}),
+    }
     try:
         await proc.wait_healthy(timeout=90)
         poster = Poster(env, raw)
         await closed_loop(poster, warmup, 8)
-        return await fixed_rate(poster, rate, seconds, [proc.pid, os.getpid()])
+        before = {k: await scrape_buckets(proc.url, token, *h) for k, h in histograms.items()}
+        result = await fixed_rate(poster, rate, seconds, [proc.pid, os.getpid()])
+        for key, (metric, labels) in histograms.items():
+            after = await scrape_buckets(proc.url, token, metric, labels)
+            result[key] = phase_quantiles(before[key], after, (0.5, 0.99))
+        return result
     finally:
         raw.close()
         proc.terminate()

@@ -10,14 +10,24 @@
 #                               kafka-2, kafka-3; 2 years), signed by the CA, followed by its
 #                               unencrypted PKCS#8 key (0600): Kafka's PEM key store
 #
+#
+#   kafka-secrets.sh DIR --layout OUT SERVICE_UID BROKER_UID   (docker-compose's `kafka-secrets`
+#   job) then also lays DIR out per identity: OUT/<identity>/{password,ca.pem} owned by
+#   SERVICE_UID (dir 0500, password 0400): a process mounting its subpath sees only its own
+#   credential; OUT/broker/ owned by BROKER_UID: every password (for --add-scram), tls/ca.pem
+#   and tls/broker.pem, never the CA key.
+#
 # Random per checkout, never committed; the tests call it on their own directory (and on a
 # second one for a CA the brokers do not use).
 set -euo pipefail
 LOG_PREFIX=kafka-secrets
+HERE="$(dirname "${BASH_SOURCE[0]}")"
 # shellcheck source=deploy/scripts/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$HERE/lib.sh"
+# shellcheck source=deploy/kafka/secured-node.sh
+source "$ROOT/deploy/kafka/secured-node.sh"  # KAFKA_IDENTITIES
 
-IDENTITIES=(admin intake supply incident projection)
+IDENTITIES=("${KAFKA_IDENTITIES[@]}")
 DIR="${1:-$STATE/auth/kafka}"
 TLS="$DIR/tls"
 
@@ -51,3 +61,18 @@ if [[ ! -s "$TLS/broker.pem" ]]; then
 fi
 chmod 600 "$DIR"/*.password "$TLS/ca.key" "$TLS/broker.pem"
 chmod 644 "$TLS/ca.pem"
+
+# --layout OUT SERVICE_UID BROKER_UID: one subpath per identity and the brokers' copy.
+if [[ "${2:-}" == --layout ]]; then
+    OUT="${3:?--layout OUT SERVICE_UID BROKER_UID}" SERVICE_UID="${4:?}" BROKER_UID="${5:?}"
+    for who in "${IDENTITIES[@]}"; do
+        install -d -o "$SERVICE_UID" -m 0500 "$OUT/$who"
+        install -o "$SERVICE_UID" -m 0400 "$DIR/$who.password" "$OUT/$who/password"
+        install -o "$SERVICE_UID" -m 0444 "$TLS/ca.pem" "$OUT/$who/ca.pem"
+    done
+    install -d -o "$BROKER_UID" -m 0500 "$OUT/broker" "$OUT/broker/tls"
+    for who in "${IDENTITIES[@]}"; do
+        install -o "$BROKER_UID" -m 0400 "$DIR/$who.password" "$OUT/broker/$who.password"
+    done
+    install -o "$BROKER_UID" -m 0400 "$TLS/ca.pem" "$TLS/broker.pem" "$OUT/broker/tls/"
+fi

@@ -27,6 +27,8 @@ set -euo pipefail
 LOG_PREFIX=kafka  # used by log()/die() in lib.sh
 # shellcheck source=deploy/scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=deploy/kafka/secured-node.sh
+source "$ROOT/deploy/kafka/secured-node.sh"  # render_node, scram_args, admin_client_properties
 
 POM="$ROOT/deploy/kafka/pom.xml"
 DEPS="$ROOT/.deps/kafka"
@@ -45,7 +47,7 @@ read -r -a CLUSTER_PORTS <<<"${KAFKA_CLUSTER_PORTS:-9092 9192 9292}"
 read -r -a CLUSTER_CONTROLLER_PORTS <<<"${KAFKA_CLUSTER_CONTROLLER_PORTS:-19093 19193 19293}"
 CSTATE="$STATE/kafka-cluster"
 KAFKA_SECRETS="$STATE/auth/kafka"
-IDENTITIES=(admin intake supply incident projection)
+IDENTITIES=("${KAFKA_IDENTITIES[@]}")
 CLIENT_PROTOCOL="${KAFKA_CLIENT_PROTOCOL:-SASL_SSL}"
 [[ "$CLIENT_PROTOCOL" == SASL_SSL || "$CLIENT_PROTOCOL" == SASL_PLAINTEXT ]] \
     || die "KAFKA_CLIENT_PROTOCOL must be SASL_SSL or SASL_PLAINTEXT, not $CLIENT_PROTOCOL"
@@ -157,28 +159,16 @@ cluster_bootstrap() {
 }
 
 cluster_render() {
-    local voters=() i admin_password
+    local voters=() i
     "$ROOT/deploy/scripts/kafka-secrets.sh" "$KAFKA_SECRETS"
-    admin_password="$(cat "$KAFKA_SECRETS/admin.password")"
     for i in 1 2 3; do voters+=("$i@127.0.0.1:${CLUSTER_CONTROLLER_PORTS[i-1]}"); done
     for i in 1 2 3; do
         mkdir -p "$CSTATE/node$i/data"
         # cluster.properties, then the security overlay (later keys win); 0600: admin password
         (umask 077
-         cat "$ROOT/deploy/kafka/cluster.properties" - "$ROOT/deploy/kafka/secured.properties" \
-             <<<"" | sed -e "s|@NODE_ID@|$i|g" -e "s|@PORT@|${CLUSTER_PORTS[i-1]}|g" \
-            -e "s|@CONTROLLER_PORT@|${CLUSTER_CONTROLLER_PORTS[i-1]}|g" \
-            -e "s|@VOTERS@|$(IFS=,; echo "${voters[*]}")|g" -e "s|@DATA_DIR@|$CSTATE/node$i/data|g" \
-            -e "s|@CLIENT_PROTOCOL@|$CLIENT_PROTOCOL|g" -e "s|@TLS_DIR@|$KAFKA_SECRETS/tls|g" \
-            -e "s|@ADMIN_PASSWORD@|$admin_password|g" >"$CSTATE/node$i/server.properties")
-    done
-}
-
-# StorageTool --add-scram arguments: the SCRAM-SHA-512 credential of every identity.
-scram_args() {
-    local who
-    for who in "${IDENTITIES[@]}"; do
-        printf '%s\n' --add-scram "SCRAM-SHA-512=[name=$who,password=$(cat "$KAFKA_SECRETS/$who.password")]"
+         render_node "$ROOT/deploy/kafka" "$i" "${CLUSTER_PORTS[i-1]}" "${CLUSTER_CONTROLLER_PORTS[i-1]}" \
+             "$(IFS=,; echo "${voters[*]}")" "$CSTATE/node$i/data" "$CLIENT_PROTOCOL" "$KAFKA_SECRETS" \
+             >"$CSTATE/node$i/server.properties")
     done
 }
 
@@ -195,7 +185,7 @@ cluster_format() {
     [[ -s "$CSTATE/cluster.id" ]] || java -cp "$DEPS/*" "-Dlog4j2.configurationFile=$LOG4J" \
         kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$CSTATE/cluster.id"
     local i scram=()
-    mapfile -t scram < <(scram_args)
+    mapfile -t scram < <(scram_args "$KAFKA_SECRETS")
     # Storage formatted before the cluster was secured has no SCRAM credentials: set it aside.
     if [[ -f "$CSTATE/node1/data/meta.properties" && ! -f "$CSTATE/secured" ]]; then
         local aside; aside="$CSTATE.before-$(date +%Y%m%dT%H%M%S)"
@@ -271,13 +261,7 @@ cluster_rotate() {
     client="$(umask 077 && mktemp)"
     # shellcheck disable=SC2064  # expand now: $client is local
     trap "rm -f '$client'" EXIT
-    {
-        echo "security.protocol=$CLIENT_PROTOCOL"
-        echo "sasl.mechanism=SCRAM-SHA-512"
-        echo "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$(cat "$KAFKA_SECRETS/admin.password")\";"
-        echo "ssl.truststore.type=PEM"
-        echo "ssl.truststore.location=$KAFKA_SECRETS/tls/ca.pem"
-    } >"$client"
+    admin_client_properties "$CLIENT_PROTOCOL" "$KAFKA_SECRETS" >"$client"
     java -cp "$DEPS/*" "-Dlog4j2.configurationFile=$LOG4J" kafka.admin.ConfigCommand \
         --bootstrap-server "$(cluster_bootstrap)" --command-config "$client" --alter \
         --entity-type users --entity-name "$who" \

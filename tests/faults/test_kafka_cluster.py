@@ -27,9 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from harness.isolation import kafka_env
 from harness.process import INTAKE_APP, PROJECTION_APP, SUPPLY_APP, ServiceProcess
@@ -40,7 +38,12 @@ from shared.kafka.topics import EVENT_TOPICS, VISITS
 from shared.settings import CitySettings
 from tests.faults.conftest import reconcile, report
 from tests.faults.test_kafka_outage import FACILITIES, SERVICE_ENV, _read_models
-from tests.faults.throwaway import ThrowawayKafka, ThrowawayKafkaCluster, make_kafka_secrets
+from tests.faults.throwaway import (
+    ThrowawayKafka,
+    ThrowawayKafkaCluster,
+    make_kafka_secrets,
+    try_write,
+)
 from tests.faults.traffic import Traffic
 from tests.integration.projection.harness import end_offsets, wait_caught_up
 from tests.support import TestEnv, isolated_env, ops_auth, poll_until
@@ -77,19 +80,6 @@ async def busiest_leader(target: Target, env: TestEnv) -> tuple[int, tuple[str, 
     return leaders[busiest], busiest
 
 
-async def anonymous_write_refused(bootstrap: str, topic: str) -> KafkaError | None:
-    """Try to write ``topic`` without a credential; the error that stopped it (None: written)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=5000)
-    try:
-        await producer.start()
-        await producer.send_and_wait(topic, b'{"forged": true}')
-    except KafkaError as exc:
-        return exc
-    finally:
-        await producer.stop()
-    return None
-
-
 async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
     test_env: TestEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,7 +99,7 @@ async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
             test_env, monkeypatch, label="fcluster", bootstrap=admin, replication=3
         ) as env:
             await create_acls(admin, grants(env.topic_prefix))
-            refused = await anonymous_write_refused(cluster.bootstrap, env.topic(VISITS))
+            refused = await try_write({"bootstrap_servers": cluster.bootstrap}, env.topic(VISITS))
             assert refused is not None, "a client without a credential wrote to the cluster"
             apps = {"intake": INTAKE_APP, "supply": SUPPLY_APP, "projection": PROJECTION_APP}
             started = {

@@ -45,7 +45,7 @@ from shared.kafka.topics import ALL_TOPICS, INCIDENTS, VISITS
 from shared.settings import CitySettings, KafkaSettings
 from tests.faults.conftest import reconcile, report
 from tests.faults.test_kafka_outage import FACILITIES, SERVICE_ENV, _read_models
-from tests.faults.throwaway import SecuredKafka, ThrowawayKafka, make_kafka_secrets
+from tests.faults.throwaway import SecuredKafka, ThrowawayKafka, make_kafka_secrets, try_write
 from tests.faults.traffic import Traffic
 from tests.support import TestEnv, isolated_env, poll_until
 
@@ -128,15 +128,7 @@ async def _incident_count(secured: Secured) -> int:
 
 async def _try_forge(kwargs: dict[str, Any]) -> KafkaError | None:
     """Write a forged incident with these client arguments; the error that stopped it."""
-    producer = AIOKafkaProducer(**kwargs, acks="all", request_timeout_ms=5000)
-    try:
-        await producer.start()
-        await producer.send_and_wait(PREFIX + INCIDENTS, b'{"forged": true}')
-    except KafkaError as exc:
-        return exc
-    finally:
-        await producer.stop()
-    return None
+    return await try_write(kwargs, PREFIX + INCIDENTS, b'{"forged": true}')
 
 
 async def test_forged_records_without_a_valid_credential_are_refused(

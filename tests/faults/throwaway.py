@@ -20,7 +20,9 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -382,6 +384,20 @@ class SecuredKafka(ThrowawayKafka):
     async def wait_ready(self, timeout: float = 90) -> None:
         assert self.proc is not None and self.proc.poll() is None, self.log()
         await wait_until_ready(self.settings("admin"), timeout=timeout)
+
+
+async def try_write(kwargs: dict[str, Any], topic: str, value: bytes = b"{}") -> KafkaError | None:
+    """Write one record to ``topic`` with these client arguments (acks=all); the error that
+    stopped it, None if it was written (a forged record's fate on a secured broker)."""
+    producer = AIOKafkaProducer(**kwargs, acks="all", request_timeout_ms=5000)
+    try:
+        await producer.start()
+        await producer.send_and_wait(topic, value)
+    except KafkaError as exc:
+        return exc
+    finally:
+        await producer.stop()
+    return None
 
 
 @contextlib.asynccontextmanager

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import yaml
 
+from shared.kafka.acls import ADMIN, SERVICES
 from shared.kafka.admin import min_insync_replicas, topic_config
 from shared.settings import REPO_ROOT, KafkaSettings
-from tests.faults.throwaway import ThrowawayKafkaCluster
+from tests.faults.throwaway import KAFKA_IDENTITIES, ThrowawayKafkaCluster
 
 KAFKA_DIR = REPO_ROOT / "deploy" / "kafka"
+SCRIPTS = REPO_ROOT / "deploy" / "scripts"
 
 
 def properties(text: str) -> dict[str, str]:
@@ -76,3 +78,94 @@ def test_compose_cluster_profile_matches_the_scripts() -> None:
     assert ports is not None
     makefile = (REPO_ROOT / "Makefile").read_text()
     assert ",".join(f"127.0.0.1:{p}" for p in ports.group(1).split()) in makefile
+
+
+#: The compose services with a Kafka client: each connects as the identity of its own name.
+KAFKA_CLIENTS = ("intake", "supply", "incident", "projection")
+
+
+def _kafka_auth_subpath(service: dict) -> str | None:  # type: ignore[type-arg]
+    """The ``kafka-auth`` volume subpath a compose service mounts (None: not mounted)."""
+    mounts = [
+        v
+        for v in service.get("volumes", [])
+        if isinstance(v, dict) and v.get("source") == "kafka-auth"
+    ]
+    assert len(mounts) <= 1
+    if not mounts:
+        return None
+    assert mounts[0]["target"] == "/kafka-auth" and mounts[0]["read_only"] is True
+    return str(mounts[0]["volume"]["subpath"])
+
+
+def test_compose_cluster_is_secured_like_the_scripts() -> None:
+    """The `cluster` profile runs the scripts' secured nodes (same properties, same identities
+    added at format, same ACL table), and each process mounts only its own credential."""
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    env = properties((KAFKA_DIR / "cluster.env").read_text())
+    assert env["DCR_NODE_SECURED"] == "true"
+    assert env["DCR_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+
+    # the nodes: the shared entry point rendering cluster.properties + secured.properties
+    node_script = (KAFKA_DIR / "compose-node.sh").read_text()
+    assert 'source "$KAFKA_DIR/secured-node.sh"' in node_script
+    assert "render_node" in node_script and "scram_args" in node_script
+    kafka_sh = (REPO_ROOT / "deploy" / "scripts" / "kafka.sh").read_text()
+    assert "secured-node.sh" in kafka_sh and "render_node" in kafka_sh
+    san = re.search(r"subjectAltName=([^\\]+)", (SCRIPTS / "kafka-secrets.sh").read_text())
+    assert san is not None
+    for name in ("kafka", "kafka-2", "kafka-3"):
+        node = services[name]
+        assert node["entrypoint"] == ["bash", "/dcr/kafka/compose-node.sh"]
+        assert "./deploy/kafka:/dcr/kafka:ro" in node["volumes"]
+        assert _kafka_auth_subpath(node) == "broker"
+        assert node["environment"]["DCR_NODE_HOST"] == name
+        assert f"DNS:{name}" in san.group(1)  # the certificate names the advertised host
+        assert node["depends_on"]["kafka-secrets"]["condition"] == (
+            "service_completed_successfully"
+        )
+    # the nodes advertise and vote on the ports cluster.env's clients and voters name
+    assert "DCR_NODE_PORT:-9092" in node_script and "DCR_NODE_CONTROLLER_PORT:-19093" in node_script
+
+    # one generator of the identities: kafka-secrets.sh, laid out per identity
+    job = services["kafka-secrets"]
+    assert job["command"][:5] == [
+        "bash", "deploy/scripts/kafka-secrets.sh", "/kafka-auth/all", "--layout", "/kafka-auth"
+    ]  # fmt: skip
+    identities = re.search(
+        r"KAFKA_IDENTITIES=\(([^)]*)\)", (KAFKA_DIR / "secured-node.sh").read_text()
+    )
+    assert identities is not None
+    assert tuple(identities.group(1).split()) == (ADMIN, *SERVICES) == KAFKA_IDENTITIES
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert "deploy/scripts/kafka-secrets.sh" in dockerfile
+    assert "deploy/kafka/secured-node.sh" in dockerfile
+
+    # each Kafka client as its own identity, seeing only its own credential
+    assert set(KAFKA_CLIENTS) == set(SERVICES)
+    for name in KAFKA_CLIENTS:
+        svc = services[name]
+        assert svc["environment"]["DCR_KAFKA_USERNAME"] == name
+        assert _kafka_auth_subpath(svc) == name
+        assert svc["environment"]["DCR_KAFKA_PASSWORD_FILE"] == "/kafka-auth/password"
+        assert svc["environment"]["DCR_KAFKA_CA_FILE"] == "/kafka-auth/ca.pem"
+    for name in ("public", "frontdesk"):  # no Kafka client: no credential
+        assert services[name]["environment"]["DCR_KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT"
+        assert _kafka_auth_subpath(services[name]) is None
+    # topics and ACLs as admin, with the project's own modules (as kafka.sh start)
+    for name, module in (
+        ("init", "shared.kafka.admin ensure"),
+        ("kafka-acls", "shared.kafka.acls"),
+    ):
+        svc = services[name]
+        assert svc["environment"]["DCR_KAFKA_USERNAME"] == ADMIN
+        assert _kafka_auth_subpath(svc) == ADMIN
+        command = svc["command"]
+        assert module in (" ".join(command) if isinstance(command, list) else command)
+    assert services["kafka-acls"]["profiles"] == ["cluster"]
+    assert services["kafka-acls"]["command"] == ["python", "-m", "shared.kafka.acls", "apply"]
+    assert services["intake"]["depends_on"]["kafka-acls"] == {
+        "condition": "service_completed_successfully",
+        "required": False,
+    }
