@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{label:24} publish p99 {p['p99_ms']} ms; HTTP ingest p50 {h['p50_ms']} ms "
             f"p99 {h['p99_ms']} ms (inside intake p99 <= "
-            f"{h['server_http']['p99_ms_at_most']} ms), {h['throughput_per_s']}/s, "
+            f"{h['server_http'].get('p99_ms_at_most')} ms), {h['throughput_per_s']}/s, "
             f"errors {h['errors']}; "
             f"catch-up raw {c['records_per_s']}/s, projection {j['events_per_s']}/s "
             f"(verified {j['verified']}); load {r['load_average']}"

@@ -19,10 +19,14 @@ from prometheus_client.parser import text_string_to_metric_families
 Buckets = dict[float, float]
 
 
+#: A service still working off an overload's backlog answers /metrics late: wait this long.
+SCRAPE_TIMEOUT_S = 120.0
+
+
 async def scrape_buckets(url: str, token: str, metric: str, labels: Mapping[str, str]) -> Buckets:
     """The cumulative buckets of histogram ``metric`` summed over the series matching
     ``labels``, from the service at ``url`` (``token``: a metrics principal's)."""
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=SCRAPE_TIMEOUT_S) as client:
         answer = await client.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"})
     answer.raise_for_status()
     out: Buckets = {}
