@@ -14,7 +14,7 @@
 #   make bench   benchmarks (projection catch-up, ingest, freshness, scale) -> bench/results/
 #   make bench-kafka  single node vs secured 3-node cluster in one run (publish and HTTP ingest
 #                p99 at 200/s, catch-up): the cluster on its own ports (BENCH_CLUSTER_PORTS)
-#                beside the single node, stopped afterwards -> bench/results/kafka_security.json
+#                beside the single node, stopped afterwards -> bench/results/issue16/kafka_security.json
 #   make lint    ruff check, ruff format --check, mypy
 #   make mutation  mutation testing of the pure cores (~26 min; MODULE=path.py for one file)
 #                -> docs/mutation-report.md; not part of make test

@@ -44,7 +44,7 @@ from shared.kafka.acls import create_acls, grants
 from shared.kafka.topics import VISITS
 from shared.settings import REPO_ROOT, KafkaSettings
 
-RESULTS = REPO_ROOT / "bench" / "results" / "kafka_security.json"
+RESULTS = REPO_ROOT / "bench" / "results" / "issue16" / "kafka_security.json"
 SECRETS = REPO_ROOT / ".state" / "auth" / "kafka"
 
 
