@@ -209,7 +209,8 @@ async def intake_at_rate(
     raw = raw_client(proc.url)
     token = env.tokens[SCRAPER]
     histograms = {  # what intake measured itself: the whole request, the Kafka acknowledgement
-        "server_http": ("dcr_http_request_duration_seconds", {"route": VISIT_PATH}),
+        # POST: the visits of this phase only (the scrapes and health checks are GETs)
+        "server_http": ("dcr_http_request_duration_seconds", {"method": "POST"}),
         "server_kafka_publish": ("dcr_kafka_publish_duration_seconds", {}),
     }
     try:

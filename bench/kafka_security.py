@@ -9,7 +9,9 @@ for those topics, and every service process runs with its own identity):
 - ``publish_at_fixed_rate``: the services' producer (idempotent, acks=all, no linger) sending
   one visit record every 1/``--rate`` s for ``--seconds`` s, each send awaited: p50/p99 from
   the scheduled instant (the Kafka part of an ingest request's latency);
-- ``http_ingest_fixed_rate``: ``POST /v1/visits`` to an intake process at ``--rate`` req/s for
+- ``http_ingest_at_rate``: ``POST /v1/visits`` to an intake process at each of ``--http-rates``
+  req/s (default: ``--rate``; a lower one shows the targets' difference when the machine cannot
+  give intake the CPU for 200/s) for
   ``--seconds`` s, open loop (each request due at its instant whatever the earlier ones do;
   latency from that intended send time; failures and timeouts counted, never fatal;
   :func:`bench.ingest.fixed_rate`);
@@ -78,6 +80,7 @@ async def measure(
     target: KafkaSettings,
     *,
     rate: float,
+    http_rates: list[float],
     seconds: float,
     events: int,
     facilities: int,
@@ -93,10 +96,12 @@ async def measure(
         out["publish_at_fixed_rate"] = await raw_produce(
             target, env.topic(VISITS), records[:n], concurrency=1, rate=rate
         )
-        print(f"bench: HTTP ingest at {rate:.0f} req/s for {seconds:.0f} s", file=sys.stderr)
-        out["http_ingest_fixed_rate"] = await intake_at_rate(
-            env, rate, seconds, identity(target, "intake")
-        ) | {"load_average": load()}
+        out["http_ingest_at_rate"] = {}
+        for http_rate in http_rates:
+            print(f"bench: HTTP ingest at {http_rate:g} req/s for {seconds:g} s", file=sys.stderr)
+            out["http_ingest_at_rate"][f"{http_rate:g}"] = await intake_at_rate(
+                env, http_rate, seconds, identity(target, "intake")
+            ) | {"load_average": load()}
     async with isolated("ksec-catchup", facilities, kafka=target) as env:
         if secured:
             await create_acls(target, grants(env.prefix))
@@ -138,6 +143,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out[label] = await measure(
             target,
             rate=args.rate,
+            http_rates=args.http_rates or [args.rate],
             seconds=args.seconds,
             events=args.events,
             facilities=args.facilities,
@@ -154,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         "--cluster-protocol", choices=["SASL_SSL", "SASL_PLAINTEXT"], default="SASL_SSL"
     )
     ap.add_argument("--rate", type=float, default=200.0)
+    ap.add_argument(
+        "--http-rates",
+        type=lambda text: [float(x) for x in text.split(",") if x.strip()],
+        default=None,
+        help="comma-separated HTTP ingest rates, req/s (default: --rate)",
+    )
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--events", type=int, default=30_000)
     ap.add_argument("--facilities", type=int, default=50, help="rooms in the benchmark city")
@@ -165,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     doc["machine"] = machine()
     doc["params"] = {
         "rate_per_s": args.rate,
+        "http_rates_per_s": args.http_rates or [args.rate],
         "seconds": args.seconds,
         "events": args.events,
         "facilities": args.facilities,
@@ -173,17 +186,20 @@ def main(argv: list[str] | None = None) -> int:
     args.results.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     for label, r in results.items():
         p = r["publish_at_fixed_rate"]
-        h = r["http_ingest_fixed_rate"]
         c = r["catchup_raw_consumer"]
         j = r["projection_catchup"]
         print(
-            f"{label:24} publish p99 {p['p99_ms']} ms; HTTP ingest p50 {h['p50_ms']} ms "
-            f"p99 {h['p99_ms']} ms (inside intake p99 <= "
-            f"{h['server_http'].get('p99_ms_at_most')} ms), {h['throughput_per_s']}/s, "
-            f"errors {h['errors']}; "
-            f"catch-up raw {c['records_per_s']}/s, projection {j['events_per_s']}/s "
-            f"(verified {j['verified']}); load {r['load_average']}"
+            f"{label:24} publish p99 {p['p99_ms']} ms; catch-up raw {c['records_per_s']}/s, "
+            f"projection {j['events_per_s']}/s (verified {j['verified']}); "
+            f"load {r['load_average']}"
         )
+        for http_rate, h in r["http_ingest_at_rate"].items():
+            print(
+                f"{'':24} HTTP ingest at {http_rate}/s: p50 {h['p50_ms']} ms p99 {h['p99_ms']} "
+                f"ms (inside intake p99 <= {h['server_http'].get('p99_ms_at_most')} ms), "
+                f"{h['throughput_per_s']}/s answered 202, errors {h['errors']} "
+                f"{h['failures']}; intake {h['service_cores']} cores"
+            )
     return 0
 
 
