@@ -15,10 +15,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 
 from harness.poll import poll_until
 from shared.auth import PrincipalKind, write_tokens_file
@@ -149,6 +152,30 @@ def kafka_env(target: Target) -> dict[str, str]:
         if value is not None:
             out[f"DCR_KAFKA_{name}"] = str(value)
     return out
+
+
+def settings_variables(*settings: BaseSettings) -> dict[str, str]:
+    """The ``DCR_*`` variables from which a child process builds ``settings`` again: every field
+    a test set explicitly (defaults are left to the child), named by its settings class's
+    prefix or alias. The one way a test's settings objects become a child's environment."""
+    out: dict[str, str] = {}
+    for one in settings:
+        prefix = one.model_config.get("env_prefix") or ""
+        for name in sorted(one.model_fields_set):
+            alias = type(one).model_fields[name].validation_alias
+            variable = alias if isinstance(alias, str) else f"{prefix}{name}".upper()
+            out[variable] = _as_text(getattr(one, name))
+    return out
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, timedelta):
+        return f"PT{value.total_seconds():f}S"  # ISO 8601: what the loaders parse
+    return str(value)
 
 
 def service_env(

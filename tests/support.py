@@ -20,10 +20,14 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from harness.isolation import delete_topics, drop_database, isolated
+from harness.isolation import Isolation, delete_topics, drop_database, isolated
 from harness.poll import poll_until
 from harness.process import SCRAPE_TOKEN_ENV
+from services.incident.workers import IncidentConfig
+from services.projection.bootstrap import ProjectionConfig
+from services.projection.settings import ProjectionSettings
 from shared.bootstrap import Platform
+from shared.ingest.app import IngestConfig
 from shared.kafka.security import Target, target_name
 from shared.settings import DatabaseSettings, KafkaSettings
 from tests.clock import accept_future_timestamps, requested_instants
@@ -142,6 +146,26 @@ class TestEnv:
             kafka=KafkaSettings(bootstrap_servers=self.bootstrap, topic_prefix=self.topic_prefix),
             db=DatabaseSettings(dsn=SecretStr(self.dsn)),
         )
+
+    def projection(self, settings: ProjectionSettings | None = None) -> ProjectionConfig:
+        """A projection app's (or command's) settings in this environment."""
+        return ProjectionConfig(self.platform(), settings or ProjectionSettings())
+
+    def ingest(self) -> IngestConfig:
+        """An intake or supply app's settings in this environment."""
+        return IngestConfig(platform=self.platform())
+
+    def incident(self) -> IncidentConfig:
+        """The incident app's settings in this environment."""
+        return IncidentConfig(self.platform())
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The environment of a child process of this environment, for the process runner
+        (``base=``): the session's with this environment's broker, topics and database (the
+        harness's mapping of them, :meth:`harness.isolation.Isolation.variables`) and
+        ``overrides``. Passed to the child, never set in ``os.environ``."""
+        here = Isolation(self.bootstrap, self.topic_prefix, self.dsn).variables()
+        return {**os.environ, **here, **overrides}
 
 
 @asynccontextmanager

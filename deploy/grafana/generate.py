@@ -805,6 +805,21 @@ def _district_incidents_and_supplies_row(d: Layout) -> None:
     )
 
 
+def _breakdown_per_day(title: str, dimension: str, city: City) -> sdk_timeseries.Panel:
+    """Bars per day of the selected district's ``dimension`` breakdown, one series per key."""
+    return bars(
+        title,
+        sql(
+            f"""SELECT {city.local_day("day")} AS time, key AS metric, n AS value
+                FROM district_daily_breakdown
+                WHERE district = '$district' AND dimension = '{dimension}'
+                  AND $__timeFilter(day)
+                ORDER BY 1, 2""",
+            "time_series",
+        ),
+    )
+
+
 def _district_trends_per_day_row(d: Layout, city: City) -> None:
     """The "Trends per day" row."""
     d.row("Trends per day")
@@ -828,36 +843,8 @@ def _district_trends_per_day_row(d: Layout, city: City) -> None:
         w=12,
         h=8,
     )
-    d.add(
-        bars(
-            "Incidents per day by kind",
-            sql(
-                f"""SELECT {city.local_day("day")} AS time, key AS metric, n AS value
-                FROM district_daily_breakdown
-                WHERE district = '$district' AND dimension = 'incident_kind'
-                  AND $__timeFilter(day)
-                ORDER BY 1, 2""",
-                "time_series",
-            ),
-        ),
-        w=12,
-        h=8,
-    )
-    d.add(
-        bars(
-            "Supplies dispensed per day by item",
-            sql(
-                f"""SELECT {city.local_day("day")} AS time, key AS metric, n AS value
-                FROM district_daily_breakdown
-                WHERE district = '$district' AND dimension = 'supply_item'
-                  AND $__timeFilter(day)
-                ORDER BY 1, 2""",
-                "time_series",
-            ),
-        ),
-        w=12,
-        h=8,
-    )
+    d.add(_breakdown_per_day("Incidents per day by kind", "incident_kind", city), w=12, h=8)
+    d.add(_breakdown_per_day("Supplies dispensed per day by item", "supply_item", city), w=12, h=8)
     d.add(
         timeseries(
             "Visit length per day",

@@ -50,7 +50,9 @@ _DISTRICT_LEVEL = frozenset(
 INT_COLUMNS: tuple[str, ...] = schema.names(kind=schema.Kind.ADDITIVE, unit=schema.Unit.COUNT)
 DECIMAL_COLUMNS: tuple[str, ...] = schema.names(kind=schema.Kind.ADDITIVE, unit=schema.Unit.KG)
 #: facility_daily columns changed by adding deltas.
-FACILITY_INT_COLUMNS: tuple[str, ...] = ("refusals", "incidents", "overdoses")
+FACILITY_INT_COLUMNS: tuple[str, ...] = schema.names(
+    kind=schema.Kind.ADDITIVE, table=schema.FACILITY_DAILY
+)
 
 #: Default longest plausible visit (ProjectionSettings.max_visit_hours): a longer one is closed
 #: by rule and left out of the duration figures, like one that ends before it starts.

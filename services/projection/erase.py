@@ -3,9 +3,10 @@ code's person-level data (GDPR art. 17; rules in services.projection.erasure, do
 
 The code is read from stdin (a prompt without echo on a terminal), never from argv (argv is
 visible in ``ps``), and is never printed or logged: the command reports counts only. The
-pseudonym secret comes from the environment as for the ingest services (``DCR_PSEUDONYM_SECRET``,
-``DCR_PSEUDONYM_KEY_ID``); during a key rotation the previous key is erased too when
-``DCR_PSEUDONYM_PREVIOUS_SECRET`` / ``DCR_PSEUDONYM_PREVIOUS_KEY_ID`` are set.
+settings are built once in :func:`main` (:class:`ErasureConfig`: the platform's, as for rebuild
+and reconcile, and the pseudonym keys): the secret as for the ingest services
+(``DCR_PSEUDONYM_SECRET``, ``DCR_PSEUDONYM_KEY_ID``); during a key rotation the previous key is
+erased too when ``DCR_PSEUDONYM_PREVIOUS_SECRET`` / ``DCR_PSEUDONYM_PREVIOUS_KEY_ID`` are set.
 
 One transaction: the person's visit rows are anonymised, their idempotency envelopes deleted, the
 copies of their events in the dedup records emptied, and the erased digests recorded so that the
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import getpass
 import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
@@ -25,9 +27,9 @@ from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.projection.erasure import ERASED_KEY, ErasureTarget, anonymous_token, erasure_targets
-from shared.city import load_city
+from shared.bootstrap import Platform
 from shared.privacy import Pseudonymiser
-from shared.settings import CitySettings, DatabaseSettings, SecuritySettings
+from shared.settings import SecuritySettings
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -41,11 +43,20 @@ class PreviousKeySettings(BaseSettings):
     key_id: str | None = None
 
 
-def retained_keys() -> list[Pseudonymiser]:
+@dataclass(frozen=True)
+class ErasureConfig:
+    """Everything ``make erase`` is configured with, built once at its entry point (each part
+    from its ``DCR_*`` variables by default; tests pass their own)."""
+
+    platform: Platform = field(default_factory=Platform)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    previous: PreviousKeySettings = field(default_factory=PreviousKeySettings)
+
+
+def retained_keys(config: ErasureConfig) -> list[Pseudonymiser]:
     """The current key and, if configured, the previous one (both needed while retained)."""
-    current = SecuritySettings()
+    current, previous = config.security, config.previous
     keys = [Pseudonymiser(current.secret_bytes(), current.pseudonym_key_id)]
-    previous = PreviousKeySettings()
     if previous.secret is not None:
         if not previous.key_id or previous.key_id == current.pseudonym_key_id:
             raise ValueError("DCR_PSEUDONYM_PREVIOUS_KEY_ID must name the previous key")
@@ -100,10 +111,9 @@ def read_code() -> str:
     return sys.stdin.readline()
 
 
-async def _main(facility: str | None) -> int:
-    city = load_city(CitySettings().file)
-    targets = erasure_targets(city, retained_keys(), read_code(), facility)
-    conn = await asyncpg.connect(DatabaseSettings().dsn.get_secret_value())
+async def _main(config: ErasureConfig, facility: str | None) -> int:
+    targets = erasure_targets(config.platform.city, retained_keys(config), read_code(), facility)
+    conn = await config.platform.connect()
     try:
         counts = await erase(conn, targets, datetime.now(UTC))
     finally:
@@ -119,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        return asyncio.run(_main(args.facility))
+        return asyncio.run(_main(ErasureConfig(), args.facility))
     except ValidationError as exc:  # settings: their messages only, never the inputs (secrets)
         print(f"erase refused: {'; '.join(e['msg'] for e in exc.errors())}", file=sys.stderr)
         return 2

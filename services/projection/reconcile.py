@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.projection.bootstrap import ProjectionConfig
-from services.projection.schema import DISTRICT_DAILY
+from services.projection.schema import DISTRICT_DAILY, FACILITY_DAILY
 from shared.city import City
 from shared.events import payloads as p
 from shared.events.envelope import DecodeError, Envelope, decode
@@ -49,7 +49,7 @@ TP = tuple[str, int]  # (physical topic, partition)
 
 #: district_daily columns that are compared (counts and weights; not medians or means).
 DISTRICT_COLUMNS: tuple[str, ...] = tuple(c.name for c in DISTRICT_DAILY if c.reconciled)
-FACILITY_COLUMNS: tuple[str, ...] = ("visits", "refusals", "incidents", "overdoses")
+FACILITY_COLUMNS: tuple[str, ...] = tuple(c.name for c in FACILITY_DAILY if c.reconciled)
 _DISTRICT_EVENTS = (p.StreetNeedlesCollected, p.DrugAlertRaised)
 
 

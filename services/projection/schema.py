@@ -2,12 +2,17 @@
 
 Every other place derives from :data:`DISTRICT_DAILY`: the read API's day figures and their
 OpenAPI descriptions (:mod:`.figures`, :mod:`.responses`), the columns the projector adds deltas
-to (:mod:`.domain`), the person counts the public figures suppress (:mod:`.suppression`), the
-columns reconciliation compares with the log (:mod:`.reconcile`) and the Prometheus series
-(:mod:`.domain_metrics`). ``tests/unit/projection/test_schema.py`` checks the declaration
-against the migrations (deploy/postgres/migrations).
+to (:mod:`.domain`), the SQL that writes ``district_daily`` and ``facility_daily`` (generated
+in :mod:`.read_model_sql`, run by :mod:`.store`), the person counts the public figures suppress
+(:mod:`.suppression`), the columns reconciliation compares with the log (:mod:`.reconcile`) and
+the Prometheus series (:mod:`.domain_metrics`). ``tests/unit/projection/test_schema.py`` checks
+the declaration against the migrations (deploy/postgres/migrations) and the generated SQL
+against the declaration.
 
-Adding a figure: one :class:`Column` here, one migration adding the column, the projector rule.
+Adding a figure: one :class:`Column` here, one migration adding the column, the projector rule
+(:mod:`.domain` for an additive one, :data:`.read_model_sql.VISIT_RULES` for one recomputed from
+the visits), and reconciliation's own count of it from the log (:mod:`.reconcile`, deliberately
+independent of the projector).
 
 The per-room table (``room_daily``, one row per measure and key, and the visit figures counted
 from ``visits``) is declared once too, in :data:`ROOM_TABLE`: the projector's measures
@@ -83,10 +88,18 @@ class Column:
     counts: Counts | None = None
     metric: Metric = Metric()
     example: int | float = 0
+    #: Also kept per room and day in ``facility_daily`` (the room's figures of today).
+    per_facility: bool = False
 
     @property
     def person_count(self) -> bool:
         return self.counts is Counts.PEOPLE
+
+    @property
+    def nullable(self) -> bool:
+        """NULL while there is nothing to measure (a median or mean of no completed visit);
+        every other column is 0 then (``NOT NULL DEFAULT 0``)."""
+        return self.unit is Unit.MINUTES
 
     @property
     def shown(self) -> bool:
@@ -113,6 +126,7 @@ DISTRICT_DAILY: tuple[Column, ...] = (
         _P,
         Metric(today="dcr_district_visits_today", today_help="Visits started today"),
         example=41,
+        per_facility=True,
     ),
     Column(
         "unique_clients",
@@ -152,6 +166,7 @@ DISTRICT_DAILY: tuple[Column, ...] = (
         _P,
         Metric(today="dcr_district_refusals_today", today_help="Clients turned away today"),
         example=3,
+        per_facility=True,
     ),
     Column("referrals", _A, _N, "Referrals made (treatment, housing, ...)", _P, example=4),
     Column("services", _A, _N, "On-site services given", _P, example=6),
@@ -189,6 +204,7 @@ DISTRICT_DAILY: tuple[Column, ...] = (
         _P,
         Metric(today="dcr_district_incidents_today", today_help="Incidents today"),
         example=2,
+        per_facility=True,
     ),
     Column(
         "overdoses",
@@ -203,6 +219,7 @@ DISTRICT_DAILY: tuple[Column, ...] = (
             today_help="Overdoses treated today",
         ),
         example=1,
+        per_facility=True,
     ),
     Column(
         "life_threatening",
@@ -266,15 +283,38 @@ DISTRICT_DAILY: tuple[Column, ...] = (
     ),
 )
 COLUMNS: dict[str, Column] = {c.name: c for c in DISTRICT_DAILY}
+#: The columns of ``facility_daily`` (per room and day, besides its key), maintained like the
+#: district's.
+FACILITY_DAILY: tuple[Column, ...] = tuple(c for c in DISTRICT_DAILY if c.per_facility)
 
 
-def names(*, kind: Kind | None = None, unit: Unit | None = None) -> tuple[str, ...]:
-    """The columns of ``kind`` and ``unit`` (None: any), in declaration order."""
+def names(
+    *,
+    kind: Kind | None = None,
+    unit: Unit | None = None,
+    table: tuple[Column, ...] = DISTRICT_DAILY,
+) -> tuple[str, ...]:
+    """The columns of ``table`` of ``kind`` and ``unit`` (None: any), in declaration order."""
     return tuple(
         c.name
-        for c in DISTRICT_DAILY
+        for c in table
         if (kind is None or c.kind is kind) and (unit is None or c.unit is unit)
     )
+
+
+#: The facts of a ``visits`` row its start reports (the row's key is (facility, visit_id) with
+#: its district; ``end_time`` comes from the end): the first start wins, a voided start clears
+#: them. The visit figures above are recomputed from these rows.
+VISIT_START_FACTS: tuple[str, ...] = (
+    "day",
+    "start_time",
+    "client_pseudonym",
+    "pseudonym_key",
+    "route",
+    "substances",
+    "assisted_injection",
+    "first_visit",
+)
 
 
 class Source(StrEnum):

@@ -22,16 +22,10 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from services.projection.domain import (
-    DECIMAL_COLUMNS,
-    DEFAULT_MAX_VISIT,
-    FACILITY_INT_COLUMNS,
-    INT_COLUMNS,
-    Changes,
-    Decoded,
-    Retraction,
-)
+from services.projection import read_model_sql as sql
+from services.projection.domain import DEFAULT_MAX_VISIT, Changes, Decoded, Retraction
 from services.projection.erasure import ERASED_KEY, erased_digest
+from services.projection.schema import DISTRICT_DAILY, FACILITY_DAILY, Kind, Unit
 from shared.events.envelope import Envelope, decode
 from shared.events.payloads import VisitStarted
 
@@ -382,19 +376,7 @@ async def retract(conn: Conn, r: Retraction, max_visit: timedelta = DEFAULT_MAX_
     touched: list[asyncpg.Record] = []
     if r.visit_starts:
         touched += await conn.fetch(
-            """WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(facility, visit_id)),
-               old AS (SELECT v.facility, v.visit_id, v.district, v.day FROM visits v
-                       JOIN k USING (facility, visit_id)),
-               gone AS (DELETE FROM visits v USING k
-                        WHERE v.facility = k.facility AND v.visit_id = k.visit_id
-                          AND v.end_time IS NULL),
-               orphaned AS (UPDATE visits v SET day = NULL, start_time = NULL,
-                                   client_pseudonym = NULL, pseudonym_key = NULL, route = NULL,
-                                   substances = NULL, assisted_injection = NULL,
-                                   first_visit = NULL
-                            FROM k WHERE v.facility = k.facility AND v.visit_id = k.visit_id
-                              AND v.end_time IS NOT NULL)
-               SELECT district, day, facility FROM old WHERE day IS NOT NULL""",
+            sql.RETRACT_STARTS,
             [k[0] for k in r.visit_starts],
             [k[1] for k in r.visit_starts],
         )
@@ -436,24 +418,10 @@ async def _reset_visit_figures(
     visits: it only writes keys with at least one visit)."""
     if day_keys:
         keys = sorted(day_keys)
-        await conn.execute(
-            """UPDATE district_daily t SET visits = 0, unique_clients = 0, new_clients = 0,
-                   assisted_injections = 0, visits_completed = 0, visit_minutes_median = NULL,
-                   visit_minutes_mean = NULL, visit_seconds_total = 0
-               FROM unnest($1::text[], $2::date[]) AS k(d, dy)
-               WHERE t.district = k.d AND t.day = k.dy""",
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-        )
+        await conn.execute(sql.DAILY_RESET, [k[0] for k in keys], [k[1] for k in keys])
     if facility_keys:
         fkeys = sorted(facility_keys)
-        await conn.execute(
-            """UPDATE facility_daily t SET visits = 0
-               FROM unnest($1::text[], $2::date[]) AS k(f, dy)
-               WHERE t.facility = k.f AND t.day = k.dy""",
-            [k[0] for k in fkeys],
-            [k[1] for k in fkeys],
-        )
+        await conn.execute(sql.FACILITY_RESET, [k[0] for k in fkeys], [k[1] for k in fkeys])
 
 
 async def _drop_empty_rows(
@@ -472,44 +440,22 @@ async def _drop_empty_rows(
             [k[0] for k in dkeys],
             [k[1] for k in dkeys],
         )
-        await conn.execute(
-            f"""DELETE FROM district_daily t USING unnest($1::text[], $2::date[]) AS k(d, dy)
-               WHERE t.district = k.d AND t.day = k.dy AND t.visits = 0
-                 AND {" AND ".join(f"t.{c} = 0" for c in _DAILY_COLS)}""",  # noqa: S608
-            [k[0] for k in dkeys],
-            [k[1] for k in dkeys],
-        )
+        await conn.execute(sql.DAILY_DELETE_EMPTY, [k[0] for k in dkeys], [k[1] for k in dkeys])
     fkeys = sorted(set(ch.facility_daily) | facility_keys)
     if fkeys:
-        await conn.execute(
-            f"""DELETE FROM facility_daily t USING unnest($1::text[], $2::date[]) AS k(f, dy)
-               WHERE t.facility = k.f AND t.day = k.dy AND t.visits = 0
-                 AND {" AND ".join(f"t.{c} = 0" for c in FACILITY_INT_COLUMNS)}""",  # noqa: S608
-            [k[0] for k in fkeys],
-            [k[1] for k in fkeys],
-        )
+        await conn.execute(sql.FACILITY_DELETE_EMPTY, [k[0] for k in fkeys], [k[1] for k in fkeys])
 
 
 # --- read models ------------------------------------------------------------------------------
 
-_DAILY_COLS = INT_COLUMNS + DECIMAL_COLUMNS
-_DAILY_UPSERT = (
-    f"INSERT INTO district_daily (district, day, {', '.join(_DAILY_COLS)}) "  # noqa: S608
-    f"SELECT * FROM unnest($1::text[], $2::date[], "
-    + ", ".join(
-        f"${i + 3}::{'numeric' if c in DECIMAL_COLUMNS else 'bigint'}[]"
-        for i, c in enumerate(_DAILY_COLS)
-    )
-    + ") ON CONFLICT (district, day) DO UPDATE SET "
-    + ", ".join(f"{c} = district_daily.{c} + EXCLUDED.{c}" for c in _DAILY_COLS)
+#: The additive columns with their zero, in the order of the upserts' arrays
+#: (:data:`.read_model_sql.DAILY_UPSERT`, :data:`.read_model_sql.FACILITY_UPSERT`).
+_DAILY_ADDED: tuple[tuple[str, int | Decimal], ...] = tuple(
+    (c.name, 0 if c.unit is Unit.COUNT else Decimal(0))
+    for c in DISTRICT_DAILY
+    if c.kind is Kind.ADDITIVE
 )
-_FACILITY_UPSERT = (
-    f"INSERT INTO facility_daily (facility, day, {', '.join(FACILITY_INT_COLUMNS)}) "  # noqa: S608
-    "SELECT * FROM unnest($1::text[], $2::date[], "
-    + ", ".join(f"${i + 3}::int[]" for i in range(len(FACILITY_INT_COLUMNS)))
-    + ") ON CONFLICT (facility, day) DO UPDATE SET "
-    + ", ".join(f"{c} = facility_daily.{c} + EXCLUDED.{c}" for c in FACILITY_INT_COLUMNS)
-)
+_FACILITY_ADDED: tuple[str, ...] = tuple(c.name for c in FACILITY_DAILY if c.kind is Kind.ADDITIVE)
 
 
 async def apply_changes(conn: Conn, ch: Changes, max_visit: timedelta = DEFAULT_MAX_VISIT) -> None:
@@ -528,11 +474,10 @@ async def _daily(conn: Conn, ch: Changes) -> None:
     if not ch.daily:
         return
     keys = sorted(ch.daily)
-    columns: list[list[Any]] = []
-    for c in _DAILY_COLS:
-        zero: int | Decimal = Decimal(0) if c in DECIMAL_COLUMNS else 0
-        columns.append([ch.daily[k].get(c, zero) for k in keys])
-    await conn.execute(_DAILY_UPSERT, [k[0] for k in keys], [k[1] for k in keys], *columns)
+    columns: list[list[Any]] = [
+        [ch.daily[k].get(c, zero) for k in keys] for c, zero in _DAILY_ADDED
+    ]
+    await conn.execute(sql.DAILY_UPSERT, [k[0] for k in keys], [k[1] for k in keys], *columns)
 
 
 async def _breakdown(conn: Conn, ch: Changes) -> None:
@@ -556,10 +501,10 @@ async def _facility(conn: Conn, ch: Changes) -> None:
     if ch.facility_daily:
         keys = sorted(ch.facility_daily)
         await conn.execute(
-            _FACILITY_UPSERT,
+            sql.FACILITY_UPSERT,
             [k[0] for k in keys],
             [k[1] for k in keys],
-            *[[ch.facility_daily[k][c] for k in keys] for c in FACILITY_INT_COLUMNS],
+            *[[ch.facility_daily[k][c] for k in keys] for c in _FACILITY_ADDED],
         )
     if ch.facility_last_event:
         keys2 = sorted(ch.facility_last_event)
@@ -587,39 +532,7 @@ async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[t
         starts = [ch.visit_starts[k] for k in keys]
         ends = [ch.visit_ends.get(k) for k in keys]
         returned += await conn.fetch(
-            """INSERT INTO visits (facility, visit_id, district, day, start_time, client_pseudonym,
-                                   route, substances, assisted_injection, first_visit, end_time,
-                                   pseudonym_key)
-               SELECT f, v, d, dy, st, cp, r, string_to_array(s, ','), a, fv, et, pk
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::timestamptz[],
-                           $6::text[], $7::text[], $8::text[], $9::bool[], $10::bool[],
-                           $11::timestamptz[], $12::text[])
-                    AS u(f, v, d, dy, st, cp, r, s, a, fv, et, pk)
-               ON CONFLICT (facility, visit_id) DO UPDATE
-               SET day = CASE WHEN visits.start_time IS NULL THEN EXCLUDED.day
-                              ELSE visits.day END,
-                   start_time = coalesce(visits.start_time, EXCLUDED.start_time),
-                   client_pseudonym = CASE WHEN visits.start_time IS NULL
-                                           THEN EXCLUDED.client_pseudonym
-                                           ELSE visits.client_pseudonym END,
-                   pseudonym_key = CASE WHEN visits.start_time IS NULL
-                                        THEN EXCLUDED.pseudonym_key
-                                        ELSE visits.pseudonym_key END,
-                   route = CASE WHEN visits.start_time IS NULL THEN EXCLUDED.route
-                                ELSE visits.route END,
-                   substances = CASE WHEN visits.start_time IS NULL THEN EXCLUDED.substances
-                                     ELSE visits.substances END,
-                   assisted_injection = CASE WHEN visits.start_time IS NULL
-                                             THEN EXCLUDED.assisted_injection
-                                             ELSE visits.assisted_injection END,
-                   first_visit = CASE WHEN visits.start_time IS NULL
-                                      THEN EXCLUDED.first_visit
-                                      ELSE visits.first_visit END,
-                   end_time = least(visits.end_time, EXCLUDED.end_time)
-               WHERE visits.start_time IS NULL
-                  OR (EXCLUDED.end_time IS NOT NULL
-                      AND (visits.end_time IS NULL OR EXCLUDED.end_time < visits.end_time))
-               RETURNING district, day, facility""",
+            sql.UPSERT_STARTS,
             [s.facility for s in starts],
             [s.visit_id for s in starts],
             [s.district for s in starts],
@@ -680,47 +593,7 @@ async def recompute_visit_figures(
             days,
         )
         await conn.execute(
-            """WITH k AS (SELECT * FROM unnest($1::text[], $2::date[]) AS k(district, day)),
-               v AS MATERIALIZED (
-                     SELECT v.district, v.day, v.client_pseudonym, v.first_visit,
-                            v.assisted_injection, v.route, v.substances,
-                            v.end_time - v.start_time AS dur,
-                            coalesce(v.end_time >= v.start_time
-                                     AND v.end_time - v.start_time <= $3::interval,
-                                     false) AS done
-                     FROM visits v JOIN k USING (district, day)
-                     WHERE v.start_time IS NOT NULL),
-               agg AS (
-                   SELECT district, day, count(*) AS visits,
-                          count(DISTINCT client_pseudonym) AS unique_clients,
-                          count(*) FILTER (WHERE first_visit) AS new_clients,
-                          count(*) FILTER (WHERE assisted_injection) AS assisted,
-                          count(*) FILTER (WHERE done) AS completed,
-                          percentile_cont(0.5) WITHIN GROUP (ORDER BY dur)
-                              FILTER (WHERE done) AS med,
-                          coalesce(sum(extract(epoch FROM dur)) FILTER (WHERE done), 0) AS secs
-                   FROM v GROUP BY district, day),
-               daily AS (
-                   INSERT INTO district_daily (district, day, visits, unique_clients,
-                       new_clients, assisted_injections, visits_completed,
-                       visit_minutes_median, visit_minutes_mean, visit_seconds_total)
-                   SELECT district, day, visits, unique_clients, new_clients, assisted,
-                          completed, round(extract(epoch FROM med) / 60, 2),
-                          CASE WHEN completed > 0 THEN round(secs / completed / 60, 2) END, secs
-                   FROM agg
-                   ON CONFLICT (district, day) DO UPDATE
-                   SET visits = EXCLUDED.visits, unique_clients = EXCLUDED.unique_clients,
-                       new_clients = EXCLUDED.new_clients,
-                       assisted_injections = EXCLUDED.assisted_injections,
-                       visits_completed = EXCLUDED.visits_completed,
-                       visit_minutes_median = EXCLUDED.visit_minutes_median,
-                       visit_minutes_mean = EXCLUDED.visit_minutes_mean,
-                       visit_seconds_total = EXCLUDED.visit_seconds_total)
-               INSERT INTO district_daily_breakdown (district, day, dimension, key, n)
-               SELECT district, day, 'route', route, count(*) FROM v GROUP BY 1, 2, 4
-               UNION ALL
-               SELECT district, day, 'substance', s, count(*)
-               FROM v, unnest(v.substances) AS s GROUP BY 1, 2, 4""",
+            sql.DAILY_RECOMPUTE,
             districts,
             days,
             max_visit,
@@ -731,20 +604,12 @@ async def recompute_visit_figures(
         fkeys = sorted(facility_keys)
         facilities, fdays = [k[0] for k in fkeys], [k[1] for k in fkeys]
         await conn.execute(
-            """WITH n AS MATERIALIZED (
-                   SELECT facility, day, count(*) AS visits FROM visits
-                   WHERE day = ANY($3::date[]) AND facility = ANY($4::text[])
-                     AND start_time IS NOT NULL
-                   GROUP BY facility, day)
-               INSERT INTO facility_daily (facility, day, visits)
-               SELECT n.facility, n.day, n.visits
-               FROM n JOIN unnest($1::text[], $2::date[]) AS k(facility, day)
-                 ON n.facility = k.facility AND n.day = k.day
-               ON CONFLICT (facility, day) DO UPDATE SET visits = EXCLUDED.visits""",
+            sql.FACILITY_RECOMPUTE,
             facilities,
             fdays,
             sorted(set(fdays)),
             sorted(set(facilities)),
+            max_visit,
         )
 
 

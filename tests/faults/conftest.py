@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import pytest
@@ -31,9 +31,10 @@ from tests.support import TestEnv, isolated_env
 
 
 @pytest.fixture
-async def fault_env(test_env: TestEnv, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[TestEnv]:
-    """A fresh database and topic prefix on the shared broker; env vars point at them."""
-    async with isolated_env(test_env, monkeypatch, label="ftest", drop_topics=True) as env:
+async def fault_env(test_env: TestEnv) -> AsyncIterator[TestEnv]:
+    """A fresh database and topic prefix on the shared broker: apps get its settings
+    (``fault_env.projection()``...), child processes its environment (``fault_env.env()``)."""
+    async with isolated_env(test_env, label="ftest", drop_topics=True) as env:
         yield env
 
 
@@ -57,14 +58,15 @@ async def fault_services(
     tests/faults is done."""
     logs = tmp_path_factory.mktemp("fault-services")
     async with isolated_env(test_env, label="fhttp", drop_topics=True) as env:
-        where = {"DCR_DB_DSN": env.dsn, "DCR_KAFKA_TOPIC_PREFIX": env.topic_prefix}
         apps = {
             "intake": INTAKE_APP,
             "supply": SUPPLY_APP,
             "incident": INCIDENT_APP,
             "projection": PROJECTION_APP,
         }
-        procs = {name: ServiceProcess(logs, name, app, env=where) for name, app in apps.items()}
+        procs = {
+            name: ServiceProcess(logs, name, app, base=env.env()) for name, app in apps.items()
+        }
         try:
             for p in procs.values():
                 p.start()
@@ -90,10 +92,18 @@ def kcat() -> str:
     return found
 
 
-async def reconcile(*, wait_s: float = 60, **env: str) -> Finished:
-    """Run the reconciliation command (against os.environ plus ``env``); print its report."""
+async def reconcile(
+    *, wait_s: float = 60, base: Mapping[str, str] | None = None, **env: str
+) -> Finished:
+    """Run the reconciliation command (with the child environment ``base``, e.g.
+    ``fault_env.env()``, default ``os.environ``, plus ``env``); print its report."""
     done = await run_module(
-        "services.projection.reconcile", "--wait", str(wait_s), timeout=wait_s + 120, **env
+        "services.projection.reconcile",
+        "--wait",
+        str(wait_s),
+        timeout=wait_s + 120,
+        base=base,
+        **env,
     )
     print(f"--- reconcile (exit {done.code}) ---\n{done.out}{done.err}")
     return done

@@ -81,7 +81,11 @@ async def test_every_unauthorised_request_is_refused_counted_and_publishes_nothi
         ("incident", "/v1/incidents", incident, {}, 401, "missing"),
     ]  # fmt: skip
     before_topics = await end_offsets(fault_env.bootstrap, fault_env.topic_prefix)
-    apps = {"intake": create_intake(), "supply": create_supply(), "incident": create_incident()}
+    apps = {
+        "intake": create_intake(config=fault_env.ingest()),
+        "supply": create_supply(config=fault_env.ingest()),
+        "incident": create_incident(config=fault_env.incident()),
+    }
     answered: list[str] = []
     async with (
         serve(apps["intake"]) as intake,

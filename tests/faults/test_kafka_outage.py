@@ -54,7 +54,6 @@ SERVICE_ENV = {
 async def test_broker_outage_while_facilities_post(
     test_env: TestEnv,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     outages: tuple[signal.Signals, ...],
     per_phase: int,
 ) -> None:
@@ -67,14 +66,15 @@ async def test_broker_outage_while_facilities_post(
     traffic_task: asyncio.Task[None] | None = None
     try:
         await kafka.wait_ready()
-        monkeypatch.setenv("DCR_KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap)
-        async with isolated_env(
-            test_env, monkeypatch, label="fkafka", bootstrap=kafka.bootstrap
-        ) as env:
-            intake = ServiceProcess(tmp_path, "intake", INTAKE_APP, env=SERVICE_ENV).start()
-            supply = ServiceProcess(tmp_path, "supply", SUPPLY_APP, env=SERVICE_ENV).start()
+        async with isolated_env(test_env, label="fkafka", bootstrap=kafka.bootstrap) as env:
+            intake = ServiceProcess(
+                tmp_path, "intake", INTAKE_APP, env=SERVICE_ENV, base=env.env()
+            ).start()
+            supply = ServiceProcess(
+                tmp_path, "supply", SUPPLY_APP, env=SERVICE_ENV, base=env.env()
+            ).start()
             projection = ServiceProcess(
-                tmp_path, "projection", PROJECTION_APP, env=SERVICE_ENV
+                tmp_path, "projection", PROJECTION_APP, env=SERVICE_ENV, base=env.env()
             ).start()
             procs += [intake, supply, projection]
             for p in procs:
@@ -143,7 +143,7 @@ async def test_broker_outage_while_facilities_post(
             assert traffic.refused_503 > 0
             # ... and the projection stayed up through the outages
             assert await projection.healthy()
-            done = await reconcile(wait_s=30)
+            done = await reconcile(wait_s=30, base=env.env())
             assert done.code == 0, done.out
     finally:
         if traffic_task is not None and not traffic_task.done():

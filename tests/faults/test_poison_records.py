@@ -161,7 +161,7 @@ async def test_poison_records_are_dead_lettered_and_the_projection_goes_on(
         ),
     ]
     topic = fault_env.topic(VISITS)
-    proc = ServiceProcess(tmp_path, "projection", PROJECTION_APP).start()
+    proc = ServiceProcess(tmp_path, "projection", PROJECTION_APP, base=fault_env.env()).start()
     health: list[int] = []
     latency: list[float] = []
     watching = True
@@ -265,6 +265,6 @@ async def test_poison_records_are_dead_lettered_and_the_projection_goes_on(
         healthz_samples=f"{len(health)} (all 200), slowest {max(latency):.2f} s",
         deadlettered_metric=deadlettered,
     )
-    result = await reconcile(wait_s=30)
+    result = await reconcile(wait_s=30, base=fault_env.env())
     assert result.code == 0, result.out
     assert f"{len(expected)} skipped" in result.out

@@ -37,13 +37,12 @@ pytestmark = pytest.mark.integration
 
 
 async def test_postgres_restarts_while_the_projection_applies_batches(
-    test_env: TestEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    test_env: TestEnv, tmp_path: Path
 ) -> None:
     if not ThrowawayPostgres.available():
         pytest.fail("needs Debian's PostgreSQL 15 binaries and root (runuser -u postgres)")
     prefix = f"fpg-{uuid.uuid4().hex[:10]}."
     await ensure_topics(test_env.bootstrap, 6, prefix=prefix)
-    monkeypatch.setenv("DCR_KAFKA_TOPIC_PREFIX", prefix)
     events = random_stream(seed=31, n=3000, base=datetime.now(UTC))
     await produce(test_env.bootstrap, prefix, events[:2000])
     await produce_raw(test_env.bootstrap, prefix + "dcr.visits", b"halmtorv", b"{bad", [])
@@ -52,7 +51,7 @@ async def test_postgres_restarts_while_the_projection_applies_batches(
     proc: ServiceProcess | None = None
     try:
         async with throwaway_postgres() as pg:
-            monkeypatch.setenv("DCR_DB_DSN", pg.dsn)
+            where = test_env.env(DCR_KAFKA_TOPIC_PREFIX=prefix, DCR_DB_DSN=pg.dsn)
             proc = ServiceProcess(
                 tmp_path,
                 "projection",
@@ -61,6 +60,7 @@ async def test_postgres_restarts_while_the_projection_applies_batches(
                     "DCR_PROJECTION_BATCH_MAX_RECORDS": "10",
                     "DCR_PROJECTION_RETRY_BACKOFF_S": "0.3",
                 },
+                base=where,
             ).start()
             injected = []
             for fraction, mode in ((0.15, "fast"), (0.5, "immediate")):
@@ -101,12 +101,12 @@ async def test_postgres_restarts_while_the_projection_applies_batches(
                 base_url=proc.url, timeout=10, headers=ops_auth()
             ) as client:
                 await assert_api_matches_oracle(client, oracle, min(days), max(days))
-            done = await reconcile(wait_s=30)
+            done = await reconcile(wait_s=30, base=where)
             assert done.code == 0, done.out
             assert "1 skipped" in done.out
 
             # the shared rebuild lock was re-taken after the restarts: a rebuild is refused
-            rebuild = await run_module("services.projection.rebuild", timeout=60)
+            rebuild = await run_module("services.projection.rebuild", timeout=60, base=where)
             assert rebuild.code == 2, rebuild.err
             assert "stop the projection service" in rebuild.err
             proc.terminate()

@@ -60,7 +60,9 @@ async def test_sigkill_at_random_points_then_equal_to_a_clean_rebuild(
     # the others at a random share of the catch-up (mid-batch)
     plan = sorted(rng.uniform(0.05, 0.9) for _ in range(kills))
     injected: list[str] = []
-    proc = ServiceProcess(tmp_path, "projection", PROJECTION_APP, env=ENV).start()
+    proc = ServiceProcess(
+        tmp_path, "projection", PROJECTION_APP, env=ENV, base=fault_env.env()
+    ).start()
     try:
         for i, share in enumerate(plan):
             if rng.random() < 0.3:
@@ -86,7 +88,7 @@ async def test_sigkill_at_random_points_then_equal_to_a_clean_rebuild(
     live = await snapshot(fault_env.dsn, TABLES)
     assert live["district_daily"] and live["visits"] and live["projection_events"]
 
-    rebuild = await run_module("services.projection.rebuild", timeout=180)
+    rebuild = await run_module("services.projection.rebuild", timeout=180, base=fault_env.env())
     assert rebuild.code == 0, rebuild.err
     rebuilt = await snapshot(fault_env.dsn, TABLES)
     report(
@@ -97,5 +99,5 @@ async def test_sigkill_at_random_points_then_equal_to_a_clean_rebuild(
     )
     differing = [t for t in TABLES if rebuilt[t] != live[t]]
     assert not differing, f"live tables differ from a clean rebuild: {differing}"
-    done = await reconcile(wait_s=10)
+    done = await reconcile(wait_s=10, base=fault_env.env())
     assert done.code == 0, done.out

@@ -45,9 +45,9 @@ def test_counting_agrees_with_the_oracle() -> None:
 async def test_reconcile_finds_tampering_lag_and_missing_letters(fault_env: TestEnv) -> None:
     events = random_stream(seed=62, n=600, base=datetime.now(UTC))
     await produce(fault_env.bootstrap, fault_env.topic_prefix, events)
-    async with serve(projection_app()):
+    async with serve(projection_app(fault_env.projection())):
         await wait_caught_up(fault_env.dsn, fault_env.bootstrap, fault_env.topic_prefix)
-    clean = await reconcile(wait_s=0)
+    clean = await reconcile(wait_s=0, base=fault_env.env())
     assert clean.code == 0, clean.out
 
     conn = await asyncpg.connect(fault_env.dsn)
@@ -62,7 +62,7 @@ async def test_reconcile_finds_tampering_lag_and_missing_letters(fault_env: Test
             district,
             day,
         )
-        tampered = await reconcile(wait_s=0)
+        tampered = await reconcile(wait_s=0, base=fault_env.env())
         assert tampered.code == 1
         assert f"district_daily {district} {day} refusals: read model" in tampered.out
         await conn.execute(
@@ -77,16 +77,18 @@ async def test_reconcile_finds_tampering_lag_and_missing_letters(fault_env: Test
     more = random_stream(seed=63, n=50, base=datetime.now(UTC))
     await produce(fault_env.bootstrap, fault_env.topic_prefix, more)
     await produce_raw(fault_env.bootstrap, fault_env.topic("dcr.visits"), b"k", b"{bad", [])
-    lagging = await reconcile(wait_s=0)
+    lagging = await reconcile(wait_s=0, base=fault_env.env())
     assert lagging.code == 1 and "not applied yet" in lagging.out
-    allowed = await run_module("services.projection.reconcile", "--allow-lag")
+    allowed = await run_module("services.projection.reconcile", "--allow-lag", base=fault_env.env())
     assert allowed.code == 0, allowed.out
 
     # a skipped record without its dead letter (here: applied by a rebuild, which does not
     # publish letters again) is a difference; --no-deadletters ignores it
-    rebuild = await run_module("services.projection.rebuild")
+    rebuild = await run_module("services.projection.rebuild", base=fault_env.env())
     assert rebuild.code == 0, rebuild.err
-    missing = await reconcile(wait_s=0)
+    missing = await reconcile(wait_s=0, base=fault_env.env())
     assert missing.code == 1 and "dead letter missing" in missing.out
-    ignored = await run_module("services.projection.reconcile", "--no-deadletters")
+    ignored = await run_module(
+        "services.projection.reconcile", "--no-deadletters", base=fault_env.env()
+    )
     assert ignored.code == 0, ignored.out

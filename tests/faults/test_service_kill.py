@@ -65,7 +65,9 @@ async def test_intake_killed_mid_request_then_retries_give_one_event_per_key(
     held_dir = tmp_path / "held"
     held_dir.mkdir()
     holding = {HOLD_DIR: str(held_dir), HOLD_PASS: str(PASS)}
-    intake = ServiceProcess(tmp_path, "intake", HELD_INTAKE_APP, env=holding).start()
+    intake = ServiceProcess(
+        tmp_path, "intake", HELD_INTAKE_APP, env=holding, base=fault_env.env()
+    ).start()
     try:
         await intake.wait_healthy(timeout=60)
         limit = asyncio.Semaphore(CONCURRENCY)
@@ -107,7 +109,9 @@ async def test_intake_killed_mid_request_then_retries_give_one_event_per_key(
                 stage, event_id = announced.name.split("-", 1)
                 held[stage].add(event_id)
 
-            intake = ServiceProcess(tmp_path, "intake", INTAKE_APP, port=intake.port).start()
+            intake = ServiceProcess(
+                tmp_path, "intake", INTAKE_APP, port=intake.port, base=fault_env.env()
+            ).start()
             await intake.wait_healthy(timeout=60)
             # every client retries with the same key: those that lost the connection and, to
             # check the replay, those that already had their 202
@@ -147,8 +151,8 @@ async def test_intake_killed_mid_request_then_retries_give_one_event_per_key(
         ids_published_twice=sum(n > 1 for n in per_id.values()),
     )
 
-    async with serve(projection_app()):
+    async with serve(projection_app(fault_env.projection())):
         await wait_caught_up(fault_env.dsn, fault_env.bootstrap, fault_env.topic_prefix)
-        done = await reconcile(wait_s=30)
+        done = await reconcile(wait_s=30, base=fault_env.env())
     assert done.code == 0, done.out
     assert f"{len(requests)} unique usable event(s)" in done.out

@@ -24,8 +24,8 @@ FAST = {"DCR_ALERTS_RETRY_S": "0.3"}
 
 
 @pytest.fixture
-async def own_env(test_env: TestEnv, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[TestEnv]:
-    async with isolated_env(test_env, monkeypatch, label="leader", drop_topics=True) as env:
+async def own_env(test_env: TestEnv) -> AsyncIterator[TestEnv]:
+    async with isolated_env(test_env, label="leader", drop_topics=True) as env:
         yield env
 
 
@@ -45,7 +45,10 @@ async def test_killing_the_leader_mid_episode_misses_and_doubles_nothing(
     own_env: TestEnv, tmp_path: Path
 ) -> None:
     procs = [
-        ServiceProcess(tmp_path, f"incident-{i}", INCIDENT_APP, env=FAST).start() for i in (1, 2)
+        ServiceProcess(
+            tmp_path, f"incident-{i}", INCIDENT_APP, env=FAST, base=own_env.env()
+        ).start()
+        for i in (1, 2)
     ]
     try:
         for p in procs:

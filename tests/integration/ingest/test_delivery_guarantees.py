@@ -4,6 +4,7 @@ with the same key publishes the event stored under it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import httpx
@@ -14,6 +15,7 @@ from services.incident.workers import IncidentConfig
 from services.intake.app import create_app as create_intake
 from services.supply.app import create_app as create_supply
 from shared.bootstrap import Platform
+from shared.ingest.app import IngestConfig
 from shared.kafka import topics
 from shared.settings import KafkaSettings
 from tests.integration.ingest.conftest import at, bearer, records_with_id, topic_sizes
@@ -100,7 +102,7 @@ async def test_idempotency_survives_a_restart(test_env: TestEnv) -> None:
 
 
 async def test_kafka_unreachable_is_503_then_a_retry_publishes_once(
-    test_env: TestEnv, monkeypatch: pytest.MonkeyPatch
+    test_env: TestEnv,
 ) -> None:
     visit = {
         "facility_id": "halmtorv",
@@ -109,19 +111,21 @@ async def test_kafka_unreachable_is_503_then_a_retry_publishes_once(
         "substances": ["cocaine"],
         "route": "smoke",
     }
-    with monkeypatch.context() as m:
-        m.setenv("DCR_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")  # nothing listens there
-        async with serve(create_intake()) as down:  # the service starts anyway
-            r = await down.post(
-                "/v1/visits", json=visit, headers=bearer(test_env, "halmtorv", "down-1")
-            )
-            assert r.status_code == 503
-            assert int(r.headers["Retry-After"]) >= 1
-            health = await down.get("/healthz")
-            assert health.status_code == 503
-            assert health.json()["checks"] == {"kafka": False, "database": True}
+    nothing_listens = KafkaSettings(
+        bootstrap_servers="127.0.0.1:1", topic_prefix=test_env.topic_prefix
+    )
+    down_config = IngestConfig(platform=replace(test_env.platform(), kafka=nothing_listens))
+    async with serve(create_intake(config=down_config)) as down:  # the service starts anyway
+        r = await down.post(
+            "/v1/visits", json=visit, headers=bearer(test_env, "halmtorv", "down-1")
+        )
+        assert r.status_code == 503
+        assert int(r.headers["Retry-After"]) >= 1
+        health = await down.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["checks"] == {"kafka": False, "database": True}
     before = await topic_sizes(test_env, (topics.VISITS,))
-    async with serve(create_intake()) as up:
+    async with serve(create_intake(config=test_env.ingest())) as up:
         retry = await up.post(
             "/v1/visits", json=visit, headers=bearer(test_env, "halmtorv", "down-1")
         )

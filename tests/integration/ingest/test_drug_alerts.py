@@ -162,15 +162,15 @@ async def test_unexpected_substance_raises_one_adulterant_alert(
 
 
 async def test_same_client_event_id_at_two_facilities_still_raises_the_alert(
-    test_env: TestEnv, monkeypatch: pytest.MonkeyPatch
+    test_env: TestEnv,
 ) -> None:
     """The collision case: halmtorv and maendenes-hjem both post an overdose with client event
     id ...00d1, then halmtorv posts ...00d2: three vesterbro overdoses, one alert (dedupe is by
     CloudEvents source + id). An isolated database and topic prefix keep other tests' vesterbro
     overdoses out."""
     async with (
-        isolated_env(test_env, monkeypatch, label="collide", drop_topics=True) as env,
-        serve(create_incident()) as incident,
+        isolated_env(test_env, label="collide", drop_topics=True) as env,
+        serve(create_incident(config=env.incident())) as incident,
     ):
         d1, d2 = str(UUID(int=0xD1)), str(UUID(int=0xD2))
         for facility, event_id, minutes_ago in (
@@ -203,13 +203,13 @@ async def test_same_client_event_id_at_two_facilities_still_raises_the_alert(
 
 
 async def test_late_reports_raise_a_late_alert_and_too_late_ones_are_counted(
-    test_env: TestEnv, monkeypatch: pytest.MonkeyPatch
+    test_env: TestEnv,
 ) -> None:
     """Three overdoses reported now that happened 5 h ago (within DCR_ALERTS_MAX_LATENESS, 6 h)
     raise the alert, marked late; one that happened 7 h ago changes nothing and is counted."""
     async with (
-        isolated_env(test_env, monkeypatch, label="late", drop_topics=True) as env,
-        serve(create_incident()) as incident,
+        isolated_env(test_env, label="late", drop_topics=True) as env,
+        serve(create_incident(config=env.incident())) as incident,
     ):
         before = _too_late()
         await post(incident, env, "/v1/incidents", overdose("nordvest", 7 * 60))

@@ -6,11 +6,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from harness.isolation import settings_variables
+from services.incident.settings import AlertSettings, NotifySettings
+from services.incident.workers import IncidentConfig
+from shared.contacts import ContactsSettings
 from tests.integration.ingest.conftest import bearer
 from tests.integration.ingest.test_drug_alerts import overdose
 from tests.integration.notify.receivers import SECRET, WebhookReceiver, mail_sink, write_contacts
@@ -19,10 +25,37 @@ from tests.support import TestEnv, isolated_env
 
 @dataclass
 class NotifyEnv:
+    """An isolated environment whose incident service notifies the test's receivers: apps get
+    :meth:`incident`, child processes :meth:`child_env` (the same settings as variables)."""
+
     env: TestEnv
     mail_dir: Path
     webhook: WebhookReceiver
     recipients: dict[str, dict[str, str]]
+    smtp_port: int
+    contacts: Path
+
+    def incident(self, **rule: Any) -> IncidentConfig:
+        """The incident app's settings: the notifier on, sending to the test's receivers
+        quickly; the alert rule's defaults but ``rule``, with a short reconnect pause."""
+        return IncidentConfig(
+            self.env.platform(),
+            alerts=AlertSettings(retry_s=0.3, **rule),
+            notify=NotifySettings(
+                enabled=True,
+                smtp_port=self.smtp_port,
+                webhook_secret=SecretStr(SECRET),
+                backoff_s=0.2,
+                poll_s=0.1,
+                lease_s=2,
+            ),
+            contacts=ContactsSettings(file=self.contacts),
+        )
+
+    def child_env(self) -> dict[str, str]:
+        """The environment of an incident process configured like :meth:`incident`."""
+        config = self.incident()
+        return self.env.env(**settings_variables(config.alerts, config.notify, config.contacts))
 
     async def delivery_states(self) -> dict[str, int]:
         conn = await asyncpg.connect(self.env.dsn)
@@ -44,24 +77,13 @@ def webhook() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture
 async def notify_env(
-    test_env: TestEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, webhook: WebhookReceiver
+    test_env: TestEnv, tmp_path: Path, webhook: WebhookReceiver
 ) -> AsyncIterator[NotifyEnv]:
-    mail_dir = tmp_path / "mail"
-    recipients = write_contacts(tmp_path / "contacts.yaml", webhook.url)
+    mail_dir, contacts = tmp_path / "mail", tmp_path / "contacts.yaml"
+    recipients = write_contacts(contacts, webhook.url)
     with mail_sink(mail_dir) as smtp_port:
-        for name, value in {
-            "DCR_NOTIFY_ENABLED": "true",
-            "DCR_NOTIFY_SMTP_PORT": str(smtp_port),
-            "DCR_NOTIFY_WEBHOOK_SECRET": SECRET,
-            "DCR_CONTACTS_FILE": str(tmp_path / "contacts.yaml"),
-            "DCR_NOTIFY_BACKOFF_S": "0.2",
-            "DCR_NOTIFY_POLL_S": "0.1",
-            "DCR_NOTIFY_LEASE_S": "2",
-            "DCR_ALERTS_RETRY_S": "0.3",
-        }.items():
-            monkeypatch.setenv(name, value)
-        async with isolated_env(test_env, monkeypatch, label="notify", drop_topics=True) as env:
-            yield NotifyEnv(env, mail_dir, webhook, recipients)
+        async with isolated_env(test_env, label="notify", drop_topics=True) as env:
+            yield NotifyEnv(env, mail_dir, webhook, recipients, smtp_port, contacts)
 
 
 async def post_overdoses(

@@ -13,8 +13,6 @@ from typing import Any
 import pytest
 
 from services.incident.app import create_app as create_incident
-from services.incident.settings import AlertSettings
-from services.incident.workers import IncidentConfig
 from services.projection.app import create_app as create_projection
 from shared.events.envelope import decode
 from shared.events.payloads import DrugAlertRaised
@@ -43,9 +41,7 @@ async def test_raised_acknowledged_resolved_each_notified_once(
     n = notify_env
     # The last overdose happened 20 min ago: with a 15 min quiet period the episode has ended
     # (by event time) as soon as it is raised - no waiting.
-    quiet_15 = IncidentConfig(
-        n.env.platform(), alerts=AlertSettings(quiet_period=timedelta(minutes=15))
-    )
+    quiet_15 = n.incident(quiet_period=timedelta(minutes=15))
     async with serve(create_incident(config=quiet_15)) as incident:
         await post_overdoses(
             incident, n.env, [("halmtorv", 40), ("maendenes-hjem", 30), ("halmtorv", 20)]
@@ -89,7 +85,7 @@ async def test_raised_acknowledged_resolved_each_notified_once(
     assert sorted(hooks) == sorted(LIFECYCLE)
 
     # the projection's read model and metrics show the states
-    async with serve(create_projection(), headers=ops_auth()) as projection:
+    async with serve(create_projection(n.env.projection()), headers=ops_auth()) as projection:
 
         async def resolved_in_read_model() -> list[dict[str, Any]]:
             r = await projection.get("/v1/alerts", params={"district": "vesterbro"})

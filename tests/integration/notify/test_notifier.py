@@ -62,7 +62,7 @@ async def test_three_overdoses_reach_every_district_recipient_exactly_once(
     notify_env: NotifyEnv,
 ) -> None:
     n = notify_env
-    async with serve(create_incident()) as incident:
+    async with serve(create_incident(config=n.incident())) as incident:
         await post_overdoses(
             incident, n.env, [("halmtorv", 30), ("maendenes-hjem", 20), ("halmtorv", 10)]
         )
@@ -84,7 +84,7 @@ async def test_notifier_killed_mid_delivery_loses_and_doubles_nothing(
     notifier has sent, nothing is recorded yet); a restarted process resends after the lease,
     with the same delivery id, and every recipient ends with exactly one message."""
     n = notify_env
-    proc = ServiceProcess(tmp_path, "incident", INCIDENT_APP).start()
+    proc = ServiceProcess(tmp_path, "incident", INCIDENT_APP, base=n.child_env()).start()
     first: list[str] = []
 
     def kill_on_first(hook: object) -> int:

@@ -83,7 +83,7 @@ async def test_voiding_one_of_three_reports_withdraws_the_alert_and_notifies_onc
     notify_env: NotifyEnv,
 ) -> None:
     n = notify_env
-    async with serve(create_incident()) as incident:
+    async with serve(create_incident(config=n.incident())) as incident:
         ids = await post_overdoses(
             incident, n.env, [("halmtorv", 40), ("maendenes-hjem", 30), ("halmtorv", 20)]
         )
@@ -94,9 +94,12 @@ async def test_voiding_one_of_three_reports_withdraws_the_alert_and_notifies_onc
         )
     # the incident service (alert worker) is down when the room voids the report; a new
     # session (restart or another instance taking the lead) applies it from the topic
-    async with serve(create_intake()) as intake:
+    async with serve(create_intake(config=n.env.ingest())) as intake:
         await void(intake, n, "maendenes-hjem", ids[1])
-    async with serve(create_incident()), serve(create_intake()) as intake:
+    async with (
+        serve(create_incident(config=n.incident())),
+        serve(create_intake(config=n.env.ingest())) as intake,
+    ):
         await poll_until(
             lambda: n.all_delivered(2 * PER_EVENT),
             timeout=30,
@@ -140,7 +143,7 @@ async def test_voiding_one_of_three_reports_withdraws_the_alert_and_notifies_onc
     assert hooks[1]["alert_id"] == alert.alert_id and hooks[1]["overdoses_remaining"] == 2
     assert all(i not in json.dumps(hooks) for i in ids)
 
-    async with serve(create_projection(), headers=ops_auth()) as projection:
+    async with serve(create_projection(n.env.projection()), headers=ops_auth()) as projection:
 
         async def withdrawn_in_read_model() -> list[dict[str, Any]]:
             r = await projection.get("/v1/alerts", params={"district": "vesterbro"})
@@ -164,7 +167,10 @@ async def test_voiding_one_of_four_reports_leaves_the_alert_and_sends_nothing(
     notify_env: NotifyEnv,
 ) -> None:
     n = notify_env
-    async with serve(create_incident()) as incident, serve(create_intake()) as intake:
+    async with (
+        serve(create_incident(config=n.incident())) as incident,
+        serve(create_intake(config=n.env.ingest())) as intake,
+    ):
         ids = await post_overdoses(
             incident,
             n.env,

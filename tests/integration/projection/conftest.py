@@ -13,7 +13,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def iso_env(test_env: TestEnv, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[TestEnv]:
-    """A fresh database and topic prefix for one test (env vars point at them meanwhile)."""
-    async with isolated_env(test_env, monkeypatch, label="ptest") as env:
+async def iso_env(test_env: TestEnv) -> AsyncIterator[TestEnv]:
+    """A fresh database and topic prefix for one test: apps get its settings
+    (``iso_env.projection()``...), child processes its environment (``iso_env.env()``)."""
+    async with isolated_env(test_env, label="ptest") as env:
         yield env

@@ -15,7 +15,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from harness.process import PROJECTION_APP, ServiceProcess
@@ -25,7 +24,7 @@ from services.projection.store import READ_MODEL_TABLES
 from shared.events.envelope import Envelope, to_headers, to_value
 from shared.kafka.security import Target, target_kwargs
 from shared.kafka.topics import EVENT_TOPICS
-from tests.support import poll_until, read_topic, serve
+from tests.support import TestEnv, poll_until, read_topic, serve
 from tests.unit.projection.oracle import CITY_TABLE, Oracle, normalise, public_violations
 
 GROUP = "dcr-projection"
@@ -34,8 +33,8 @@ GROUP = "dcr-projection"
 class ProjectionProcess(ServiceProcess):
     """``uvicorn services.projection.app:create_app --factory`` in its own process."""
 
-    def __init__(self, log_dir: Path, name: str = "projection", **env: str) -> None:
-        super().__init__(log_dir, name, PROJECTION_APP, env=env)
+    def __init__(self, where: TestEnv, log_dir: Path, name: str = "projection", **env: str) -> None:
+        super().__init__(log_dir, name, PROJECTION_APP, env=env, base=where.env())
 
     def start(self) -> ProjectionProcess:
         super().start()
@@ -267,14 +266,14 @@ def released_at(day: date, oracle: Oracle) -> datetime:
 
 @contextlib.asynccontextmanager
 async def public_api(
-    monkeypatch: pytest.MonkeyPatch, oracle: Oracle, first: date, last: date
+    env: TestEnv, oracle: Oracle, first: date, last: date
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The public app (in-process, port 8005's app) publishing from ``first`` on, its clock a
-    minute after ``last`` is released. Ask it only once the read models are complete: a
-    released table is decided and frozen at its first request."""
-    monkeypatch.setenv("DCR_PROJECTION_PUBLIC_SINCE", first.isoformat())
+    """The public app (in-process, port 8005's app) of ``env`` publishing from ``first`` on,
+    its clock a minute after ``last`` is released. Ask it only once the read models are
+    complete: a released table is decided and frozen at its first request."""
+    config = env.projection(ProjectionSettings(public_since=first))
     now = released_at(last, oracle) + timedelta(minutes=1)
-    async with serve(public_app(clock=lambda: now)) as client:
+    async with serve(public_app(clock=lambda: now, config=config)) as client:
         yield client
 
 

@@ -58,7 +58,7 @@ async def test_withdrawn_wins_over_acknowledged_and_resolved_in_any_batch(
         [resolved(1), withdrawn(2)],  # ... then resolved; a2: withdrawn first ...
         [ack(2), resolved(2)],  # ... then acknowledged and resolved
     ]
-    async with serve(projection_app()):
+    async with serve(projection_app(iso_env.projection())):
         for batch in batches:
             await produce(iso_env.bootstrap, iso_env.topic_prefix, batch)
             await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
@@ -71,6 +71,6 @@ async def test_withdrawn_wins_over_acknowledged_and_resolved_in_any_batch(
     assert got == [(f"a{i}", "withdrawn", at, True, True) for i in range(3)]
 
     live = await snapshot(iso_env.dsn, ("alerts",))
-    done = await run_module("services.projection.rebuild")
+    done = await run_module("services.projection.rebuild", base=iso_env.env())
     assert done.code == 0, done.err
     assert await snapshot(iso_env.dsn, ("alerts",)) == live

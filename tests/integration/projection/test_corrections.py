@@ -71,7 +71,7 @@ async def day_row(dsn: str, district: str, day: date) -> dict[str, Any]:
 
 async def rebuild_equals_live(env: TestEnv) -> None:
     live = await snapshot(env.dsn, TABLES)
-    done = await run_module("services.projection.rebuild")
+    done = await run_module("services.projection.rebuild", base=env.env())
     assert done.code == 0, done.err
     assert await snapshot(env.dsn, TABLES) == live
 
@@ -83,10 +83,10 @@ async def test_a_room_voids_its_own_reports_and_every_read_model_drops_them(
     ht, nv = iso_env.tokens["halmtorv"], iso_env.tokens["nordvest"]
     visit = {"facility_id": "halmtorv", "substances": ["heroin"], "route": "inject"}
     async with (
-        serve(intake_app()) as intake,
-        serve(supply_app()) as supply,
-        serve(incident_app()) as incident,
-        serve(projection_app()),
+        serve(intake_app(config=iso_env.ingest())) as intake,
+        serve(supply_app(config=iso_env.ingest())) as supply,
+        serve(incident_app(config=iso_env.incident())) as incident,
+        serve(projection_app(iso_env.projection())),
     ):
         kept = await post(
             intake, "/visits", ht, **visit, client_code="A", occurred_at=local(day, 10)
@@ -199,7 +199,7 @@ async def test_a_void_before_its_target_gives_the_same_tables(iso_env: TestEnv) 
     target = f.wrap(p.ReferralMade(referral_to="housing"), local(day, 9), id=target_id)
     other = f.referral(local(day, 9))
     void = f.wrap(p.ReportVoided(target_id=target_id, reason=VoidReason.DUPLICATE), local(day, 10))
-    async with serve(projection_app()):
+    async with serve(projection_app(iso_env.projection())):
         await produce(iso_env.bootstrap, iso_env.topic_prefix, [void])
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
         await produce(iso_env.bootstrap, iso_env.topic_prefix, [target, other])
@@ -222,7 +222,7 @@ async def test_implausible_visits_and_orphan_ends(iso_env: TestEnv) -> None:
     long_end = f.visit_ended("long", local(day, 21, 0))  # 12.5 h: closed by rule
     early_start = f.visit_started("early", local(day, 9), client=3)
     orphan_end = f.visit_ended("early", local(day, 9, 50))
-    async with serve(projection_app()):
+    async with serve(projection_app(iso_env.projection())):
         # the end of "early" arrives before its start: held apart
         await produce(iso_env.bootstrap, iso_env.topic_prefix, [orphan_end])
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
@@ -259,7 +259,7 @@ async def test_one_id_for_two_different_events_counts_neither_in_any_order(
     referral = amager(p.ReferralMade(referral_to="housing"))
     other_referral = amager(p.ReferralMade(referral_to="medical_care"))
     seizure = amager(f.incident(local(day, 9), IncidentKind.SEIZURE, facility="amager").data)
-    async with serve(projection_app()):
+    async with serve(projection_app(iso_env.projection())):
         await produce(iso_env.bootstrap, iso_env.topic_prefix, [referral])
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
         assert (await day_row(iso_env.dsn, "amager", day))["referrals"] == 1

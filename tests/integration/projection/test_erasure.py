@@ -95,7 +95,7 @@ async def test_erase_then_rebuild_keeps_the_person_out_and_the_aggregates_as_pub
         )
     finally:
         await conn.close()
-    async with serve(projection_app()):
+    async with serve(projection_app(iso_env.projection())):
         await produce(iso_env.bootstrap, iso_env.topic_prefix, events)
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
     published = await snapshot(iso_env.dsn, AGGREGATES)
@@ -110,7 +110,11 @@ async def test_erase_then_rebuild_keeps_the_person_out_and_the_aggregates_as_pub
     assert unique == 3  # the erased pseudonym, another person, the same code in another room
 
     done = await run_module(
-        "services.projection.erase", "--facility", "halmtorv", stdin=f"{CODE}\n".encode()
+        "services.projection.erase",
+        "--facility",
+        "halmtorv",
+        base=iso_env.env(),
+        stdin=f"{CODE}\n".encode(),
     )
     assert done.code == 0, done.err
     assert CODE not in done.out + done.err and erased not in done.out + done.err
@@ -133,7 +137,7 @@ async def test_erase_then_rebuild_keeps_the_person_out_and_the_aggregates_as_pub
     assert await snapshot(iso_env.dsn, AGGREGATES) == published
 
     live = await snapshot(iso_env.dsn, TABLES)
-    rebuilt = await run_module("services.projection.rebuild")
+    rebuilt = await run_module("services.projection.rebuild", base=iso_env.env())
     assert rebuilt.code == 0, rebuilt.err
     assert await holders(iso_env.dsn, erased) == {
         "visits": 0,
@@ -155,7 +159,9 @@ async def test_erase_then_rebuild_keeps_the_person_out_and_the_aggregates_as_pub
 async def test_erase_refuses_what_it_cannot_do_safely(
     iso_env: TestEnv, args: tuple[str, ...], stdin: str, why: str
 ) -> None:
-    done = await run_module("services.projection.erase", *args, stdin=stdin.encode())
+    done = await run_module(
+        "services.projection.erase", *args, base=iso_env.env(), stdin=stdin.encode()
+    )
     assert done.code == 2 and why in done.err
     assert CODE not in done.out + done.err
     assert await rows(iso_env.dsn, "SELECT count(*) FROM erased_pseudonyms") == [(0,)]
@@ -169,8 +175,8 @@ async def test_erase_without_a_pseudonym_secret_refuses_and_shows_no_secret(
         "services.projection.erase",
         "--facility",
         "halmtorv",
+        base=iso_env.env(DCR_PSEUDONYM_SECRET=weak),
         stdin=f"{CODE}\n".encode(),
-        DCR_PSEUDONYM_SECRET=weak,
     )
     assert done.code == 2 and "DCR_PSEUDONYM_SECRET is too weak" in done.err
     assert weak not in done.out + done.err and CODE not in done.out + done.err

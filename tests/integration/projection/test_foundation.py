@@ -22,8 +22,8 @@ async def test_visit_started_counts_in_district_daily(iso_env: TestEnv) -> None:
     now = datetime.now(UTC)
     day = now.astimezone(ZoneInfo("Europe/Copenhagen")).date().isoformat()  # the visit's day
     async with (
-        serve(intake_app()) as intake,
-        serve(projection_app(), headers=ops_auth()) as projection,
+        serve(intake_app(config=iso_env.ingest())) as intake,
+        serve(projection_app(iso_env.projection()), headers=ops_auth()) as projection,
     ):
         posted = await intake.post(
             "/v1/visits",

@@ -49,9 +49,7 @@ async def post(client: httpx.AsyncClient, path: str, token: str, **body: Any) ->
     return result
 
 
-async def test_scripted_stream_through_the_ingest_apis(
-    iso_env: TestEnv, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_scripted_stream_through_the_ingest_apis(iso_env: TestEnv) -> None:
     today = datetime.now(ZONE).date()
     # Two and three days ago, not yesterday: the two visits that never end (d2, 16:00 and 17:10)
     # must be older than the 12 stale hours at any hour of today (else they occupy booths in
@@ -60,10 +58,10 @@ async def test_scripted_stream_through_the_ingest_apis(
     ht, nv, san = (iso_env.tokens[k] for k in ("halmtorv", "nordvest", "sanitation-city"))
 
     async with (
-        serve(intake_app()) as intake,
-        serve(supply_app()) as supply,
-        serve(incident_app()) as incident,
-        serve(projection_app(), headers=ops_auth()) as projection,
+        serve(intake_app(config=iso_env.ingest())) as intake,
+        serve(supply_app(config=iso_env.ingest())) as supply,
+        serve(incident_app(config=iso_env.incident())) as incident,
+        serve(projection_app(iso_env.projection()), headers=ops_auth()) as projection,
     ):
         # --- day 2 (two days ago), halmtorv in vesterbro: 8 visits, 6 inject + 2 smoke ---------
         durations = [10, 20, 30, 40, 50, 60]  # minutes, for the first six (two never end)
@@ -271,7 +269,7 @@ async def test_scripted_stream_through_the_ingest_apis(
         )
         assert oracle.rejected == 0
         # every read surface, the released public days included (checked by the oracle's rule)
-        async with public_api(monkeypatch, oracle, d1, d2) as public:
+        async with public_api(iso_env, oracle, d1, d2) as public:
             await assert_api_matches_oracle(projection, oracle, d1, d2, public=public)
 
         # city summary: sums, and the median over every district's visits
@@ -292,7 +290,7 @@ async def test_scripted_stream_through_the_ingest_apis(
         # public view (its own app; "now" two days on, so both days are released): small
         # cells hidden, with complements where a total would reveal them
         later = datetime.now(UTC) + timedelta(days=2)
-        async with serve(public_app(clock=lambda: later)) as public:
+        async with serve(public_app(clock=lambda: later, config=iso_env.projection())) as public:
             r = await public.get(f"/v1/public/day/{d2.isoformat()}")
             assert r.status_code == 200, r.text
             pub = r.json()["tables"]["vesterbro"]
@@ -343,7 +341,7 @@ async def test_scripted_stream_through_the_ingest_apis(
 
 
 async def test_read_api_validation(iso_env: TestEnv) -> None:
-    async with serve(projection_app(), headers=ops_auth()) as projection:
+    async with serve(projection_app(iso_env.projection()), headers=ops_auth()) as projection:
         r = await projection.get("/v1/districts/atlantis/daily")
         assert r.status_code == 404
         r = await projection.get("/v1/districts/vesterbro/daily", params={"from": "2026-13-01"})

@@ -41,7 +41,7 @@ async def test_kill9_mid_stream_and_restart_gives_exact_tables(
         "DCR_PROJECTION_SESSION_TIMEOUT_MS": "6000",
     }
 
-    proc = ProjectionProcess(tmp_path, **small_batches).start()
+    proc = ProjectionProcess(iso_env, tmp_path, **small_batches).start()
     kills = 0
     try:
         # kill -9 twice while it is part-way through the first half
@@ -56,7 +56,7 @@ async def test_kill9_mid_stream_and_restart_gives_exact_tables(
             proc.kill9()
             kills += 1
             assert applied_before < total_first, "finished before the kill; make batches smaller"
-            proc = ProjectionProcess(tmp_path, **small_batches).start()
+            proc = ProjectionProcess(iso_env, tmp_path, **small_batches).start()
         # more events arrive while it recovers, with the first half's duplicates again
         await produce(iso_env.bootstrap, iso_env.topic_prefix, second + first[:300])
         await proc.wait_healthy()

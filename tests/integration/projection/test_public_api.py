@@ -63,7 +63,7 @@ async def test_released_days_hide_small_counts_and_never_change(
     now = [_released_at(DAYS[0]) - timedelta(minutes=1)]  # the first day is not released yet
 
     async with (
-        serve(projection_app(), headers=ops_auth()) as internal,
+        serve(projection_app(iso_env.projection()), headers=ops_auth()) as internal,
         serve(public_api := public_app(clock=lambda: now[0], config=released)) as public,
     ):
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
@@ -121,9 +121,11 @@ async def test_released_days_hide_small_counts_and_never_change(
 
 async def test_nothing_internal_is_reachable_on_the_public_app(iso_env: TestEnv) -> None:
     # every route of the internal API (its own schema; /healthz and /metrics both apps have)
-    internal_paths = [p for p in projection_app().openapi()["paths"] if p != "/healthz"]
+    internal_paths = [
+        p for p in projection_app(iso_env.projection()).openapi()["paths"] if p != "/healthz"
+    ]
     assert len(internal_paths) >= 6
-    async with serve(public_app()) as public:
+    async with serve(public_app(config=iso_env.projection())) as public:
         for path in internal_paths:
             concrete = (
                 path.replace("{district}", "vesterbro")

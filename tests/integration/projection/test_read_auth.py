@@ -65,7 +65,7 @@ async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
     iso_env: TestEnv,
 ) -> None:
     tokens = iso_env.tokens
-    app = projection_app()
+    app = projection_app(iso_env.projection())
     routes = _routes(app)
     assert {"/v1/districts", "/v1/city/summary", f"/v1/facilities/{OWN}/live", "/v1/alerts"} <= (
         set(routes)

@@ -3,9 +3,6 @@ killed) give exact results."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,10 +10,10 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from harness.process import run_module
 from services.projection.store import READ_MODEL_TABLES
 from shared.events.envelope import Envelope
 from shared.kafka.topics import EVENT_TOPICS
-from shared.settings import REPO_ROOT
 from tests.integration.projection.harness import (
     ProjectionProcess,
     applied_records,
@@ -37,19 +34,9 @@ pytestmark = pytest.mark.integration
 TABLES = (*READ_MODEL_TABLES, "projection_offsets")
 
 
-async def _rebuild() -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.projection.rebuild",
-        cwd=REPO_ROOT,
-        env=dict(os.environ),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    return proc.returncode, err.decode()
+async def _rebuild(env: TestEnv) -> tuple[int, str]:
+    done = await run_module("services.projection.rebuild", base=env.env())
+    return done.code, done.err
 
 
 async def _check_oracle(url: str, events: list[Envelope]) -> None:
@@ -65,11 +52,11 @@ async def test_rebuild_reproduces_the_live_tables(iso_env: TestEnv, tmp_path: Pa
     await produce_raw(iso_env.bootstrap, iso_env.topic("dcr.visits"), b"x", b"{bad", [])
     await produce(iso_env.bootstrap, iso_env.topic_prefix, events[1000:])
     # live: small batches; the rebuild uses large ones, so batch boundaries differ
-    proc = ProjectionProcess(tmp_path, DCR_PROJECTION_BATCH_MAX_RECORDS="7").start()
+    proc = ProjectionProcess(iso_env, tmp_path, DCR_PROJECTION_BATCH_MAX_RECORDS="7").start()
     try:
         await proc.wait_healthy()
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
-        code, err = await _rebuild()
+        code, err = await _rebuild(iso_env)
         assert code == 2 and "stop the projection service" in err  # refused while running
     finally:
         proc.terminate()
@@ -85,7 +72,7 @@ async def test_rebuild_reproduces_the_live_tables(iso_env: TestEnv, tmp_path: Pa
         )
     )
 
-    code, err = await _rebuild()
+    code, err = await _rebuild(iso_env)
     assert code == 0, err
     assert "records (100.0%)" in err and "1 unusable record" in err  # rich progress, logged
     rebuilt = await snapshot(iso_env.dsn, TABLES)
@@ -95,7 +82,7 @@ async def test_rebuild_reproduces_the_live_tables(iso_env: TestEnv, tmp_path: Pa
     # the service resumes where the rebuild stopped
     more = random_stream(seed=12, n=300, base=datetime.now(UTC))
     await produce(iso_env.bootstrap, iso_env.topic_prefix, more)
-    proc = ProjectionProcess(tmp_path).start()
+    proc = ProjectionProcess(iso_env, tmp_path).start()
     try:
         await proc.wait_healthy()
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
@@ -111,8 +98,8 @@ async def test_two_instances_split_the_work_through_a_rebalance(
     parts = events[:2000], events[2000:3500], events[3500:]
     env = {"DCR_PROJECTION_BATCH_MAX_RECORDS": "10", "DCR_PROJECTION_SESSION_TIMEOUT_MS": "6000"}
     await produce(iso_env.bootstrap, iso_env.topic_prefix, parts[0])
-    a = ProjectionProcess(tmp_path, "a", **env).start()
-    b = ProjectionProcess(tmp_path, "b", **env)
+    a = ProjectionProcess(iso_env, tmp_path, "a", **env).start()
+    b = ProjectionProcess(iso_env, tmp_path, "b", **env)
     try:
         await a.wait_healthy()
 

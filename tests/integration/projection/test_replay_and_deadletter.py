@@ -33,12 +33,10 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-async def test_replaying_the_same_events_changes_nothing(
-    iso_env: TestEnv, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_replaying_the_same_events_changes_nothing(iso_env: TestEnv) -> None:
     events = random_stream(seed=3, n=1200, base=datetime.now(UTC))
     await produce(iso_env.bootstrap, iso_env.topic_prefix, events)
-    async with serve(projection_app(), headers=ops_auth()) as client:
+    async with serve(projection_app(iso_env.projection()), headers=ops_auth()) as client:
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
         before = await snapshot(iso_env.dsn)
         assert before["district_daily"] and before["visits"]
@@ -50,7 +48,7 @@ async def test_replaying_the_same_events_changes_nothing(
             assert after[table] == before[table], table
         oracle = Oracle(CITY).feed(events)
         days = [k[1] for k in oracle.district_days()]
-        async with public_api(monkeypatch, oracle, min(days), max(days)) as public:
+        async with public_api(iso_env, oracle, min(days), max(days)) as public:
             await assert_api_matches_oracle(client, oracle, min(days), max(days), public=public)
 
 
@@ -89,7 +87,7 @@ async def test_unusable_records_are_dead_lettered_and_skipped(iso_env: TestEnv) 
         )
     await produce(iso_env.bootstrap, iso_env.topic_prefix, good[2:])
 
-    async with serve(projection_app(), headers=ops_auth()) as client:
+    async with serve(projection_app(iso_env.projection()), headers=ops_auth()) as client:
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
         oracle = Oracle(CITY).feed(good)
         days = [k[1] for k in oracle.district_days()]

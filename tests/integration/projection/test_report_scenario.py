@@ -5,9 +5,6 @@ read models and the same report bytes."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +14,7 @@ import httpx
 import pytest
 import yaml
 
+from harness.process import run_module
 from services.projection.app import create_app as projection_app
 from services.projection.figures import days_between
 from services.projection.periods import PeriodKind, resolve_period
@@ -50,18 +48,10 @@ def _city_file(tmp: Path, scenario: Scenario) -> Path:
     return path
 
 
-async def _run(*args: str, env: dict[str, str]) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        cwd=REPO_ROOT,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
+async def _run(module: str, *args: str, env: dict[str, str]) -> tuple[int, str]:
+    """``python -m module args`` with ``env`` (a child environment); exit code and output."""
+    done = await run_module(module, *args, base=env, timeout=180)
+    return done.code, done.out + done.err
 
 
 def _assert_scenario_figures(text: str, s: Scenario) -> None:
@@ -156,7 +146,7 @@ async def test_council_scenario_report(iso_env: TestEnv, tmp_path: Path) -> None
         "variant": "internal",
         "format": "pdf",
     }
-    proc = ProjectionProcess(tmp_path, **env).start()
+    proc = ProjectionProcess(iso_env, tmp_path, **env).start()
     try:
         await proc.wait_healthy()
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
@@ -195,14 +185,14 @@ async def test_council_scenario_report(iso_env: TestEnv, tmp_path: Path) -> None
     assert all("INTERNAL - NOT FOR PUBLICATION" in p for p in text.split("\f") if p.strip())
 
     # dcr report, twice around a rebuild: same read models, same bytes
-    cli_env = {**env, "SOURCE_DATE_EPOCH": "1767225600"}
+    cli_env = iso_env.env(**env, SOURCE_DATE_EPOCH="1767225600")
     args = ["--scope", f"room:{ROOM}", "--period", "custom", "--from", s.first.isoformat()]
     args += ["--to", s.last.isoformat(), "--variant", "internal", "--format", "pdf"]
-    cli = ("-m", "services.projection.report.cli", "report", *args)
+    cli = ("services.projection.report.cli", "report", *args)
     code, out = await _run(*cli, "--out", str(tmp_path / "live.pdf"), env=cli_env)
     assert code == 0, out
     live_tables = await snapshot(iso_env.dsn, ROOM_TABLES)
-    code, out = await _run("-m", "services.projection.rebuild", env=env)
+    code, out = await _run("services.projection.rebuild", env=iso_env.env(**env))
     assert code == 0, out
     assert await snapshot(iso_env.dsn, ROOM_TABLES) == live_tables
     code, out = await _run(*cli, "--out", str(tmp_path / "rebuilt.pdf"), env=cli_env)
@@ -210,5 +200,5 @@ async def test_council_scenario_report(iso_env: TestEnv, tmp_path: Path) -> None
     live, rebuilt = (tmp_path / "live.pdf").read_bytes(), (tmp_path / "rebuilt.pdf").read_bytes()
     assert live == rebuilt
     _assert_scenario_figures(pdf_text(live, tmp_path), s)
-    code, out = await _run(*cli[:3], "--scope", "room:nowhere", env=cli_env)
+    code, out = await _run(*cli[:2], "--scope", "room:nowhere", env=cli_env)
     assert code == 2 and "--scope" in out

@@ -91,7 +91,9 @@ async def test_rebuild_after_retention_equals_live_and_old_person_rows_are_gone(
     history = await snapshot(iso_env.dsn, AGGREGATES)
     assert {r[1] for r in history["district_daily"]} == {old, recent}
 
-    done = await run_module("services.projection.retention", DCR_RETENTION_PERSON_DAYS="90")
+    done = await run_module(
+        "services.projection.retention", base=iso_env.env(DCR_RETENTION_PERSON_DAYS="90")
+    )
     assert done.code == 0, done.err
     sealed = today - timedelta(days=90)
     assert f"sealed before {sealed}" in done.out
@@ -113,7 +115,7 @@ async def test_rebuild_after_retention_equals_live_and_old_person_rows_are_gone(
     assert not any(p.encode() in kafka_values for p in old_pseudonyms)
 
     live = await snapshot(iso_env.dsn, TABLES)
-    rebuilt = await run_module("services.projection.rebuild")
+    rebuilt = await run_module("services.projection.rebuild", base=iso_env.env())
     assert rebuilt.code == 0, rebuilt.err
     assert await snapshot(iso_env.dsn, TABLES) == live
 
@@ -130,7 +132,7 @@ async def test_rebuild_after_retention_equals_live_and_old_person_rows_are_gone(
 
 
 async def test_retention_sets_the_topics_retention(iso_env: TestEnv) -> None:
-    done = await run_module("services.projection.retention")
+    done = await run_module("services.projection.retention", base=iso_env.env())
     assert done.code == 0, done.err
     admin = AIOKafkaAdminClient(bootstrap_servers=iso_env.bootstrap)
     await admin.start()
@@ -163,7 +165,9 @@ async def test_make_retention_enforces_the_log_schedule(iso_env: TestEnv, tmp_pa
     (tmp_path / "projection.log").write_text("a recent line\n")
 
     done = await run_module(
-        "services.projection.retention", "--no-topics", DCR_RETENTION_LOG_DIR=str(tmp_path)
+        "services.projection.retention",
+        "--no-topics",
+        base=iso_env.env(DCR_RETENTION_LOG_DIR=str(tmp_path)),
     )
     assert done.code == 0, done.err
     assert "deleted ['intake.log.old']" in done.out

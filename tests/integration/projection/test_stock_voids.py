@@ -61,7 +61,7 @@ async def stock(env: TestEnv) -> dict[str, list[Any]]:
 
 async def rebuild_equals_live(env: TestEnv) -> None:
     live = await snapshot(env.dsn, TABLES)
-    done = await run_module("services.projection.rebuild")
+    done = await run_module("services.projection.rebuild", base=env.env())
     assert done.code == 0, done.err
     assert await snapshot(env.dsn, TABLES) == live
 
@@ -73,7 +73,7 @@ async def test_voided_stock_reports_leave_stock_as_if_never_reported(
     day = datetime.now(CITY.zone).date() - timedelta(days=2)
     kept, voided = reports(day)
     voids = [void(e, local(day, 16)) for e in voided]
-    async with serve(projection_app()):
+    async with serve(projection_app(iso_env.projection())):
         if void_first:
             await produce(iso_env.bootstrap, iso_env.topic_prefix, voids)
             await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import secrets
 
 import pytest
+from pydantic import SecretStr
 
-from services.projection.erase import retained_keys
+from services.projection.erase import ErasureConfig, PreviousKeySettings, retained_keys
 from services.projection.erasure import ERASED_KEY, anonymous_token, erased_digest, erasure_targets
 from shared.city import PseudonymScope
 from shared.privacy import CITY_SCOPE, Pseudonymiser
+from shared.settings import Environment, SecuritySettings
 from tests.unit.projection.factory import CITY
 
 K1, K2 = Pseudonymiser(b"1" * 32, "k1"), Pseudonymiser(b"2" * 32, "k2")
@@ -54,18 +56,24 @@ def test_the_record_is_neither_the_pseudonym_nor_linkable_without_it() -> None:
     assert not ERASED_KEY.isalnum()  # never a valid key id (^[a-z0-9]{1,16}$)
 
 
-def test_a_retained_previous_key_is_erased_too(monkeypatch: pytest.MonkeyPatch) -> None:
+def _config(current: str, previous: str | None, previous_id: str | None) -> ErasureConfig:
+    return ErasureConfig(
+        security=SecuritySettings(
+            env=Environment.PROD, pseudonym_secret=SecretStr(current), pseudonym_key_id="k2"
+        ),
+        previous=PreviousKeySettings(
+            secret=SecretStr(previous) if previous is not None else None, key_id=previous_id
+        ),
+    )
+
+
+def test_a_retained_previous_key_is_erased_too() -> None:
     current, previous = secrets.token_hex(32), secrets.token_hex(32)
-    monkeypatch.setenv("DCR_ENV", "prod")
-    monkeypatch.setenv("DCR_PSEUDONYM_SECRET", current)
-    monkeypatch.setenv("DCR_PSEUDONYM_KEY_ID", "k2")
-    monkeypatch.delenv("DCR_PSEUDONYM_PREVIOUS_SECRET", raising=False)
-    assert [k.key_id for k in retained_keys()] == ["k2"]
-    monkeypatch.setenv("DCR_PSEUDONYM_PREVIOUS_SECRET", previous)
+    assert [k.key_id for k in retained_keys(_config(current, None, None))] == ["k2"]
     with pytest.raises(ValueError, match="PREVIOUS_KEY_ID"):
-        retained_keys()  # an unnamed previous key could not be told apart
-    monkeypatch.setenv("DCR_PSEUDONYM_PREVIOUS_KEY_ID", "k1")
-    keys = retained_keys()
+        # an unnamed previous key could not be told apart
+        retained_keys(_config(current, previous, None))
+    keys = retained_keys(_config(current, previous, "k1"))
     assert [k.key_id for k in keys] == ["k2", "k1"]
     assert keys[1].pseudonym("halmtorv", "HT-0001") == Pseudonymiser(
         previous.encode(), "k1"

@@ -18,6 +18,7 @@ from services.projection import (
     schema,
     suppression,
 )
+from services.projection import read_model_sql as sql
 from shared.events import vocabulary as v
 from shared.settings import REPO_ROOT
 
@@ -30,28 +31,38 @@ SQL_TYPES = {
 }
 
 
-def _migrated_columns(table: str) -> dict[str, str]:
-    """Column -> SQL type of ``table`` after every migration (CREATE TABLE, then ADD COLUMN)."""
-    columns: dict[str, str] = {}
+def _migrated(table: str) -> dict[str, tuple[str, bool]]:
+    """Column -> (SQL type, nullable) of ``table`` after every migration (CREATE TABLE, then
+    ADD / DROP COLUMN)."""
+    columns: dict[str, tuple[str, bool]] = {}
     for path in sorted(MIGRATIONS.glob("*.sql")):
         sql = re.sub(r"--[^\n]*", "", path.read_text())
         create = re.search(rf"CREATE TABLE(?: IF NOT EXISTS)? {table} \((.*?)\n\);", sql, re.DOTALL)
         if create:
             for line in create.group(1).splitlines():
-                m = re.match(r"\s*([a-z_]+)\s+([a-z]+)", line)
+                m = re.match(r"\s*([a-z_]+)\s+([a-z]+)(.*)", line)
                 if m and m.group(1) not in ("primary", "unique", "constraint", "check"):
-                    columns[m.group(1)] = m.group(2)
+                    columns[m.group(1)] = (m.group(2), _nullable(m.group(3)))
         for m in re.finditer(
             rf"ALTER TABLE(?: IF EXISTS)? {table}\s+ADD COLUMN(?: IF NOT EXISTS)? "
-            r"([a-z_]+) ([a-z]+)",
+            r"([a-z_]+) ([a-z]+)([^;,]*)",
             sql,
         ):
-            columns[m.group(1)] = m.group(2)
+            columns[m.group(1)] = (m.group(2), _nullable(m.group(3)))
         for m in re.finditer(
             rf"ALTER TABLE(?: IF EXISTS)? {table}\s+DROP COLUMN(?: IF EXISTS)? ([a-z_]+)", sql
         ):
             columns.pop(m.group(1), None)
     return columns
+
+
+def _nullable(definition: str) -> bool:
+    return "NOT NULL" not in definition and "PRIMARY KEY" not in definition
+
+
+def _migrated_columns(table: str) -> dict[str, str]:
+    """Column -> SQL type of ``table`` after every migration."""
+    return {name: sql_type for name, (sql_type, _) in _migrated(table).items()}
 
 
 def test_the_declaration_matches_the_migrations() -> None:
@@ -159,3 +170,88 @@ def test_keyed_measures_cover_their_vocabularies() -> None:
         {"referrals.housing": Decimal(2), "referrals.medical_care": Decimal(3)}
     )
     assert table["referrals"] == 5
+
+
+def test_facility_daily_and_the_nullable_figures_match_the_migrations() -> None:
+    facility = _migrated_columns("facility_daily")
+    assert {k: facility.pop(k) for k in ("facility", "day")} == {"facility": "text", "day": "date"}
+    assert list(facility) == [c.name for c in schema.FACILITY_DAILY]
+    for c in schema.FACILITY_DAILY:
+        assert facility[c.name] in SQL_TYPES[c.unit], c.name
+    nullable = {
+        t: {n for n, (_, null) in _migrated(t).items() if null}
+        for t in ("district_daily", "facility_daily")
+    }
+    assert nullable["district_daily"] == {c.name for c in schema.DISTRICT_DAILY if c.nullable}
+    assert nullable["facility_daily"] == set()
+    visits = _migrated_columns("visits")
+    keys_and_end = {"facility", "visit_id", "district", "end_time"}
+    assert set(visits) - keys_and_end == set(schema.VISIT_START_FACTS)
+
+
+def _listed(statement: str, before: str, after: str) -> list[str]:
+    """The comma-separated names between ``before`` and ``after`` in ``statement``."""
+    start = statement.index(before) + len(before)
+    return [n.strip() for n in statement[start : statement.index(after, start)].split(",")]
+
+
+def _named(statement: str) -> set[str]:
+    """Every declared district_daily column ``statement`` names."""
+    return {c for c in schema.COLUMNS if re.search(rf"\b{c}\b", statement)}
+
+
+def test_the_generated_sql_names_exactly_the_declared_columns() -> None:
+    additive = [c.name for c in schema.DISTRICT_DAILY if c.kind is schema.Kind.ADDITIVE]
+    recomputed = [c.name for c in schema.DISTRICT_DAILY if c.kind is schema.Kind.RECOMPUTED]
+    f_additive = [c.name for c in schema.FACILITY_DAILY if c.kind is schema.Kind.ADDITIVE]
+    f_recomputed = [c.name for c in schema.FACILITY_DAILY if c.kind is schema.Kind.RECOMPUTED]
+    daily = "INSERT INTO district_daily (district, day, "
+    assert _listed(sql.DAILY_UPSERT, daily, ")") == additive
+    assert _named(sql.DAILY_UPSERT) == set(additive)
+    assert _listed(sql.DAILY_RECOMPUTE, daily, ")") == recomputed
+    facility = "INSERT INTO facility_daily (facility, day, "
+    assert _listed(sql.FACILITY_UPSERT, facility, ")") == f_additive
+    assert _listed(sql.FACILITY_RECOMPUTE, facility, ")") == f_recomputed
+    assert _named(sql.FACILITY_UPSERT) == set(f_additive)
+    # a reset empties the recomputed figures: 0, or NULL for a median or mean
+    resets = _listed(sql.DAILY_RESET, " SET ", " FROM ")
+    assert resets == [
+        f"{c.name} = {'NULL' if c.nullable else '0'}"
+        for c in schema.DISTRICT_DAILY
+        if c.kind is schema.Kind.RECOMPUTED
+    ]
+    assert _listed(sql.FACILITY_RESET, " SET ", " FROM ") == [f"{c} = 0" for c in f_recomputed]
+    # an empty row: every figure that cannot be NULL is 0
+    assert _named(sql.DAILY_DELETE_EMPTY) == {
+        c.name for c in schema.DISTRICT_DAILY if not c.nullable
+    }
+    assert set(re.findall(r"t\.([a-z_]+) = 0", sql.FACILITY_DELETE_EMPTY)) == set(
+        f_additive + f_recomputed
+    )
+    # the visits' start facts, first start wins, cleared by a void
+    for fact in schema.VISIT_START_FACTS:
+        assert f"{fact} = CASE WHEN visits.start_time IS NULL" in sql.UPSERT_STARTS, fact
+        assert f"{fact} = NULL" in sql.RETRACT_STARTS, fact
+
+
+def test_every_recomputed_column_has_exactly_one_rule() -> None:
+    assert set(sql.VISIT_RULES) == set(schema.names(kind=schema.Kind.RECOMPUTED))
+
+
+def test_a_declared_figure_reaches_every_statement() -> None:
+    """Adding a figure is one declaration (plus its migration and the projector's rule): the
+    statements built from a declaration with one more column write, empty and drop it too."""
+    extra = schema.Column(
+        "syringes_swapped", schema.Kind.ADDITIVE, schema.Unit.COUNT, "x", schema.Counts.THINGS
+    )
+    declared = (*schema.DISTRICT_DAILY, extra)
+    assert "syringes_swapped = district_daily.syringes_swapped + EXCLUDED.syringes_swapped" in (
+        sql.additive_upsert("district_daily", "district", declared)
+    )
+    assert "t.syringes_swapped = 0" in sql.delete_empty("district_daily", "district", declared)
+    assert "syringes_swapped" not in sql.reset_recomputed("district_daily", "district", declared)
+    # and a Column of the real declaration is in the statements already built
+    assert all(
+        re.search(rf"\b{c.name}\b", sql.DAILY_UPSERT + sql.DAILY_RECOMPUTE)
+        for c in schema.DISTRICT_DAILY
+    )

@@ -1,0 +1,187 @@
+"""The SQL text that writes ``district_daily`` and ``facility_daily`` (run by :mod:`.store`),
+generated once at import from their declaration (:mod:`.schema`).
+
+No column of those tables is spelled out here or in :mod:`.store`: the additive upserts, the
+recompute of the visit figures, their reset and the deletion of rows a retraction left empty all
+list the declared columns. The one thing written per column is the rule of a recomputed figure
+(:data:`VISIT_RULES`): how it is counted from a day's visits. Importing this module fails when a
+recomputed column has no rule or a rule no column.
+
+Pure: builds text, no I/O.
+"""
+
+from __future__ import annotations
+
+from services.projection import schema
+from services.projection.schema import Column, Kind, Unit
+
+#: The rule of each recomputed column: an aggregate over ``v``, the started visits of one
+#: (district or room, day), each with ``dur`` (end - start) and ``done`` (a plausible completed
+#: visit: it ends at or after its start and at most the longest plausible visit later).
+VISIT_RULES: dict[str, str] = {
+    "visits": "count(*)",
+    "unique_clients": "count(DISTINCT client_pseudonym)",
+    "new_clients": "count(*) FILTER (WHERE first_visit)",
+    "assisted_injections": "count(*) FILTER (WHERE assisted_injection)",
+    "visits_completed": "count(*) FILTER (WHERE done)",
+    "visit_minutes_median": "round(extract(epoch FROM percentile_cont(0.5) WITHIN GROUP "
+    "(ORDER BY dur) FILTER (WHERE done)) / 60, 2)",
+    "visit_minutes_mean": "CASE WHEN count(*) FILTER (WHERE done) > 0 THEN round(coalesce(sum("
+    "extract(epoch FROM dur)) FILTER (WHERE done), 0) / count(*) FILTER (WHERE done) / 60, 2) END",
+    "visit_seconds_total": "coalesce(sum(extract(epoch FROM dur)) FILTER (WHERE done), 0)",
+}
+if set(VISIT_RULES) != set(schema.names(kind=Kind.RECOMPUTED)):
+    raise ImportError(
+        "every recomputed district_daily column needs exactly one rule in VISIT_RULES: "
+        f"{sorted(set(VISIT_RULES) ^ set(schema.names(kind=Kind.RECOMPUTED)))}"
+    )
+
+#: The SQL array type a column's values are sent as (``unnest`` of one array per column).
+_ARRAY_TYPE = {
+    Unit.COUNT: "bigint",
+    Unit.KG: "numeric",
+    Unit.MINUTES: "numeric",
+    Unit.SECONDS: "numeric",
+}
+
+
+def _visit_rows(max_visit: str) -> str:
+    """The select list of ``v`` (see :data:`VISIT_RULES`) over ``visits v``; ``max_visit`` is
+    the placeholder of the longest plausible visit (an interval)."""
+    return (
+        "v.facility, v.district, v.day, v.client_pseudonym, v.first_visit, "
+        "v.assisted_injection, v.route, v.substances, v.end_time - v.start_time AS dur, "
+        "coalesce(v.end_time >= v.start_time "
+        f"AND v.end_time - v.start_time <= {max_visit}::interval, false) AS done"
+    )
+
+
+def additive_upsert(table: str, key: str, columns: tuple[Column, ...]) -> str:
+    """Add one delta per additive column to the rows of ``(key, day)``: ``$1`` keys, ``$2``
+    days, then one array per additive column of ``columns`` in declaration order."""
+    added = [c for c in columns if c.kind is Kind.ADDITIVE]
+    names = ", ".join(c.name for c in added)
+    arrays = ", ".join(f"${i + 3}::{_ARRAY_TYPE[c.unit]}[]" for i, c in enumerate(added))
+    sums = ", ".join(f"{c.name} = {table}.{c.name} + EXCLUDED.{c.name}" for c in added)
+    return (
+        f"INSERT INTO {table} ({key}, day, {names}) "  # noqa: S608 - declared names only
+        f"SELECT * FROM unnest($1::text[], $2::date[], {arrays}) "
+        f"ON CONFLICT ({key}, day) DO UPDATE SET {sums}"
+    )
+
+
+def recomputed_upsert(table: str, key: str, columns: tuple[Column, ...]) -> str:
+    """``INSERT ... SELECT`` of the recomputed columns of ``columns`` per (``key``, day) from
+    ``v``, replacing what the rows held (only keys with at least one started visit)."""
+    recomputed = [c.name for c in columns if c.kind is Kind.RECOMPUTED]
+    rules = ", ".join(VISIT_RULES[c] for c in recomputed)
+    replace = ", ".join(f"{c} = EXCLUDED.{c}" for c in recomputed)
+    return (
+        f"INSERT INTO {table} ({key}, day, {', '.join(recomputed)}) "  # noqa: S608
+        f"SELECT {key}, day, {rules} FROM v GROUP BY {key}, day "
+        f"ON CONFLICT ({key}, day) DO UPDATE SET {replace}"
+    )
+
+
+def reset_recomputed(table: str, key: str, columns: tuple[Column, ...]) -> str:
+    """Set the recomputed columns of the rows of ``$1`` keys and ``$2`` days to their empty
+    value (0, or NULL for a median or mean)."""
+    empty = ", ".join(
+        f"{c.name} = {'NULL' if c.nullable else '0'}" for c in columns if c.kind is Kind.RECOMPUTED
+    )
+    return (
+        f"UPDATE {table} t SET {empty} "  # noqa: S608 - declared names only
+        "FROM unnest($1::text[], $2::date[]) AS k(key, day) "
+        f"WHERE t.{key} = k.key AND t.day = k.day"
+    )
+
+
+def delete_empty(table: str, key: str, columns: tuple[Column, ...]) -> str:
+    """Delete the rows of ``$1`` keys and ``$2`` days whose every figure is 0 (the nullable
+    medians and means are NULL then: they have no completed visit to measure)."""
+    zero = " AND ".join(f"t.{c.name} = 0" for c in columns if not c.nullable)
+    return (
+        f"DELETE FROM {table} t "  # noqa: S608 - declared names only
+        "USING unnest($1::text[], $2::date[]) AS k(key, day) "
+        f"WHERE t.{key} = k.key AND t.day = k.day AND {zero}"
+    )
+
+
+_DISTRICT, _FACILITY = schema.DISTRICT_DAILY, schema.FACILITY_DAILY
+
+#: Add the deltas of a batch (or a retraction's negated ones): $1 districts, $2 days, then one
+#: array per additive column.
+DAILY_UPSERT = additive_upsert("district_daily", "district", _DISTRICT)
+#: The same per room and day: $1 facilities, $2 days, one array per additive column.
+FACILITY_UPSERT = additive_upsert("facility_daily", "facility", _FACILITY)
+
+#: Recompute the visit figures of $1 districts x $2 days (pairwise) from ``visits`` ($3: the
+#: longest plausible visit), and the route/substance breakdown of the same visits (their old
+#: rows are deleted first). ``v`` is read once (materialised) for both.
+DAILY_RECOMPUTE = f"""WITH k AS (SELECT * FROM unnest($1::text[], $2::date[]) AS k(district, day)),
+v AS MATERIALIZED (
+    SELECT {_visit_rows("$3")}
+    FROM visits v JOIN k USING (district, day)
+    WHERE v.start_time IS NOT NULL),
+daily AS ({recomputed_upsert("district_daily", "district", _DISTRICT)})
+INSERT INTO district_daily_breakdown (district, day, dimension, key, n)
+SELECT district, day, 'route', route, count(*) FROM v GROUP BY 1, 2, 4
+UNION ALL
+SELECT district, day, 'substance', s, count(*)
+FROM v, unnest(v.substances) AS s GROUP BY 1, 2, 4"""  # noqa: S608 - declared names only
+
+#: Recompute the visit figures of $1 facilities x $2 days (pairwise); $3 the distinct days and
+#: $4 the distinct facilities (they narrow the scan of ``visits``), $5 the longest plausible
+#: visit.
+FACILITY_RECOMPUTE = f"""WITH
+k AS (SELECT * FROM unnest($1::text[], $2::date[]) AS k(facility, day)),
+v AS MATERIALIZED (
+    SELECT {_visit_rows("$5")}
+    FROM visits v JOIN k USING (facility, day)
+    WHERE v.day = ANY($3::date[]) AND v.facility = ANY($4::text[])
+      AND v.start_time IS NOT NULL)
+{recomputed_upsert("facility_daily", "facility", _FACILITY)}"""  # noqa: S608
+
+#: Zero the visit figures of $1 keys x $2 days (a recompute then sets those with visits left).
+DAILY_RESET = reset_recomputed("district_daily", "district", _DISTRICT)
+FACILITY_RESET = reset_recomputed("facility_daily", "facility", _FACILITY)
+#: Delete the rows of $1 keys x $2 days that a retraction left empty.
+DAILY_DELETE_EMPTY = delete_empty("district_daily", "district", _DISTRICT)
+FACILITY_DELETE_EMPTY = delete_empty("facility_daily", "facility", _FACILITY)
+
+_FIRST_START_WINS = ",\n    ".join(
+    f"{c} = CASE WHEN visits.start_time IS NULL THEN EXCLUDED.{c} ELSE visits.{c} END"
+    for c in schema.VISIT_START_FACTS
+)
+
+#: Upsert visit starts (first start wins; an end may have come first and made the row: each
+#: start fact is taken from the new row only while the stored row has no start) with the end
+#: of the same batch, if any (earliest end wins); returns the touched (district, day, facility).
+UPSERT_STARTS = f"""INSERT INTO visits (facility, visit_id, district, day, start_time,
+    client_pseudonym, route, substances, assisted_injection, first_visit, end_time, pseudonym_key)
+SELECT f, v, d, dy, st, cp, r, string_to_array(s, ','), a, fv, et, pk
+FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::timestamptz[],
+            $6::text[], $7::text[], $8::text[], $9::bool[], $10::bool[],
+            $11::timestamptz[], $12::text[])
+     AS u(f, v, d, dy, st, cp, r, s, a, fv, et, pk)
+ON CONFLICT (facility, visit_id) DO UPDATE
+SET {_FIRST_START_WINS},
+    end_time = least(visits.end_time, EXCLUDED.end_time)
+WHERE visits.start_time IS NULL
+   OR (EXCLUDED.end_time IS NOT NULL
+       AND (visits.end_time IS NULL OR EXCLUDED.end_time < visits.end_time))
+RETURNING district, day, facility"""  # noqa: S608 - declared names only
+
+#: Undo voided starts ($1 facilities, $2 visit ids): a visit without an end is deleted, one
+#: with a reported end keeps it with its start facts cleared; returns the (district, day,
+#: facility) the starts counted in.
+RETRACT_STARTS = f"""WITH
+k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(facility, visit_id)),
+old AS (SELECT v.facility, v.visit_id, v.district, v.day FROM visits v
+        JOIN k USING (facility, visit_id)),
+gone AS (DELETE FROM visits v USING k
+         WHERE v.facility = k.facility AND v.visit_id = k.visit_id AND v.end_time IS NULL),
+orphaned AS (UPDATE visits v SET {", ".join(f"{c} = NULL" for c in schema.VISIT_START_FACTS)}
+             FROM k WHERE v.facility = k.facility AND v.visit_id = k.visit_id
+               AND v.end_time IS NOT NULL)
+SELECT district, day, facility FROM old WHERE day IS NOT NULL"""  # noqa: S608
