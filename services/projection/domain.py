@@ -32,7 +32,8 @@ from zoneinfo import ZoneInfo
 from services.projection import schema
 from shared.city import City
 from shared.events import payloads as p
-from shared.events.envelope import DecodeError, Envelope, decode
+from shared.events.envelope import DecodeError, Envelope
+from shared.events.fast_decode import decode
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
 
 #: Event types reported at a facility (their source must be /facilities/<known id>).
@@ -278,7 +279,10 @@ def _check_references(env: Envelope, facility: str | None, city: City) -> str | 
 def decode_batch(
     records: Iterable[KafkaRecord], city: City
 ) -> tuple[list[Decoded], list[Rejected]]:
-    """Split records into decoded events and rejects (undecodable, invalid, unknown places)."""
+    """Split records into decoded events and rejects (undecodable, invalid, unknown places).
+
+    Records are decoded by the hot-path decoder (:mod:`shared.events.fast_decode`: msgspec,
+    the contract's verdicts and reasons)."""
     decoded: list[Decoded] = []
     rejected: list[Rejected] = []
     for r in records:

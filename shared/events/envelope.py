@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
@@ -131,6 +131,24 @@ def decode(
 
     Raises :class:`DecodeError` with a reason naming what is wrong (never the payload values).
     """
+    return decode_with(headers, value, parse_payload, Envelope.model_construct)
+
+
+#: Turns a record's value, written at a schema version, into that type's current payload; raises
+#: :class:`DecodeError` (the contract's is :func:`parse_payload`).
+PayloadParser = Callable[[EventSpec, int, bytes], p.Payload]
+
+
+def decode_with(
+    headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]],
+    value: bytes | None,
+    parse: PayloadParser,
+    build: Callable[..., Envelope],
+) -> Envelope:
+    """:func:`decode` with another payload parser (the projection's hot path,
+    :mod:`shared.events.fast_decode`): the CloudEvents attributes are checked here, by the one
+    code both decoders share, in the same order, so their verdicts and reasons cannot differ
+    there. ``build`` makes the Envelope of already validated fields (no second validation)."""
     h = {
         k: v.decode("utf-8", "replace")
         for k, v in (headers.items() if hasattr(headers, "items") else headers)
@@ -151,7 +169,7 @@ def decode(
         raise DecodeError("ce_schemaversion is not an integer") from None
     if value is None:
         raise DecodeError("record has no value")
-    data = _payload(spec, version, value)
+    data = parse(spec, version, value)
     try:
         event_id = UUID(h["ce_id"])
         time = datetime.fromisoformat(h["ce_time"])
@@ -159,9 +177,9 @@ def decode(
         raise DecodeError(_BAD_ATTRIBUTES) from None
     if time.utcoffset() is None or _SOURCE.match(h["ce_source"]) is None:
         raise DecodeError(_BAD_ATTRIBUTES)
-    # Every field was checked above; model_construct skips validating them a second time
+    # Every field was checked above; ``build`` skips validating them a second time
     # (decoding is the projection's hottest path).
-    return Envelope.model_construct(
+    return build(
         id=event_id,
         type=spec.type,
         source=h["ce_source"],
@@ -170,8 +188,10 @@ def decode(
     )
 
 
-def _payload(spec: EventSpec, version: int, value: bytes) -> p.Payload:
-    """The validated payload; current-version records are parsed by pydantic-core directly."""
+def parse_payload(spec: EventSpec, version: int, value: bytes) -> p.Payload:
+    """The contract's verdict on a payload: the validated model, upcast to the current version;
+    current-version records are parsed by pydantic-core directly. Raises :class:`DecodeError`
+    naming the invalid field(s), never their values."""
     try:
         if version == spec.version:
             return spec.model.model_validate_json(value)
