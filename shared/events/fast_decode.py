@@ -50,8 +50,29 @@ _PLAIN: frozenset[type] = frozenset({str, int, float, bool, UUID})
 #: parser refuses NaN and infinities (pydantic's ``allow_inf_nan=False`` then also refuses).
 _STRICT_ONLY = ("strict", "allow_inf_nan")
 _AWARE_DATETIME = TypeAdapter(AwareDatetime)
+#: annotated-types bounds and their msgspec.Meta keyword (the same name as the attribute).
+_BOUNDS: tuple[tuple[type[Any], str], ...] = (
+    (at.MinLen, "min_length"),
+    (at.MaxLen, "max_length"),
+    (at.Ge, "ge"),
+    (at.Le, "le"),
+    (at.Gt, "gt"),
+    (at.Lt, "lt"),
+)
 
 _setattr = object.__setattr__
+
+
+def _instance(model: type[BaseModel], values: dict[str, Any]) -> Any:
+    """A pydantic model instance of fields already validated: what ``model_construct`` makes
+    (fields set, no extra, no private attributes), without its per-field default handling
+    (every field is given)."""
+    obj = model.__new__(model)
+    _setattr(obj, "__dict__", values)
+    _setattr(obj, "__pydantic_fields_set__", set(values))
+    _setattr(obj, "__pydantic_extra__", None)
+    _setattr(obj, "__pydantic_private__", None)
+    return obj
 
 
 class _Converter:
@@ -73,11 +94,7 @@ class _Converter:
             value = values[name]
             if value is not None:
                 values[name] = convert(value)
-        obj = self.model.__new__(self.model)
-        _setattr(obj, "__dict__", values)
-        _setattr(obj, "__pydantic_fields_set__", set(self.names))
-        _setattr(obj, "__pydantic_extra__", None)
-        _setattr(obj, "__pydantic_private__", None)
+        obj = _instance(self.model, values)
         for validator in self.after:  # the model's own "after" rules (e.g. count or weight)
             validator(obj)
         return obj
@@ -93,18 +110,9 @@ def _meta(metadata: Iterable[Any], where: str) -> msgspec.Meta | None:
     """The msgspec Meta of pydantic constraints; unknown ones fail (no silent drift)."""
     kw: dict[str, Any] = {}
     for m in metadata:
-        if isinstance(m, at.MinLen):
-            kw["min_length"] = m.min_length
-        elif isinstance(m, at.MaxLen):
-            kw["max_length"] = m.max_length
-        elif isinstance(m, at.Ge):
-            kw["ge"] = m.ge
-        elif isinstance(m, at.Le):
-            kw["le"] = m.le
-        elif isinstance(m, at.Gt):
-            kw["gt"] = m.gt
-        elif isinstance(m, at.Lt):
-            kw["lt"] = m.lt
+        bound = next((name for kind, name in _BOUNDS if isinstance(m, kind)), None)
+        if bound is not None:
+            kw[bound] = getattr(m, bound)
         elif type(m).__name__ in ("Strict", "AllowInfNan"):
             continue
         elif type(m).__name__ == "_PydanticGeneralMetadata":
@@ -266,12 +274,8 @@ def parse_payload_fast(spec: EventSpec, version: int, value: bytes) -> p.Payload
 
 
 def _envelope(**fields: Any) -> Envelope:
-    obj = Envelope.__new__(Envelope)
-    _setattr(obj, "__dict__", fields)
-    _setattr(obj, "__pydantic_fields_set__", set(fields))
-    _setattr(obj, "__pydantic_extra__", None)
-    _setattr(obj, "__pydantic_private__", None)
-    return obj
+    envelope: Envelope = _instance(Envelope, fields)
+    return envelope
 
 
 def decode(
