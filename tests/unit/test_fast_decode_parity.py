@@ -350,13 +350,31 @@ def test_arbitrary_bytes_get_the_same_verdict(event_type: str, raw: bytes) -> No
     assert_same_verdict(headers(event_type), raw)
 
 
+_ID = str(uuid.UUID(int=0xABCDEF0123456789))
+#: ce_id spellings uuid.UUID accepts or refuses, and JSON escapes that would spell a valid id.
+_ID_SPELLINGS = [
+    "x",
+    "",
+    _ID.upper(),
+    uuid.UUID(_ID).hex,
+    "{" + _ID + "}",
+    "urn:uuid:" + _ID,
+    " " + _ID,
+    _ID + "\n",
+    '"' + _ID[1:],
+    "\\u0030" + _ID[1:],
+    "\\u0030" + uuid.UUID(_ID).hex[1:],
+    _ID[:8] + _ID[9:] + "-",
+    _ID.replace("-", "_"),
+    None,
+]
+_ID_LIKE = st.from_regex(r"[0-9a-fA-F\\u\-{}]{30,40}", fullmatch=True)
+
 _HEADER_CHANGES = st.fixed_dictionaries(
     {},
     optional={
         "ce_specversion": st.sampled_from(["0.3", "1.0", "", None]),
-        "ce_id": st.sampled_from(
-            ["x", "", str(uuid.UUID(int=3)).upper(), uuid.UUID(int=3).hex, None]
-        ),
+        "ce_id": st.sampled_from(_ID_SPELLINGS) | st.text(max_size=40) | _ID_LIKE,
         "ce_type": st.sampled_from([*sorted(CATALOGUE), "dk.dcr.nope", None]),
         "ce_source": st.sampled_from(["/facilities/x", "/districts/a", "/rooms/a", "", None]),
         "ce_time": st.sampled_from(["2026-11-27T10:00:00", "2026-11-27T10:00:00Z", "x", None]),
