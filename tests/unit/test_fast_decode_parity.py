@@ -188,7 +188,7 @@ def headers(event_type: str, version: int | None = None, **changes: str | None) 
             out.pop(name.replace("_", "-") if name == "content_type" else name, None)
         else:
             out[name.replace("_", "-") if name == "content_type" else name] = value
-    return {k: v.encode() for k, v in out.items()}
+    return {k: v.encode("utf-8", "surrogateescape") for k, v in out.items()}  # \udcff: byte ff
 
 
 def _typed(value: Any) -> Any:
@@ -379,6 +379,8 @@ _HEADER_CHANGES = st.fixed_dictionaries(
         "ce_source": st.sampled_from(["/facilities/x", "/districts/a", "/rooms/a", "", None]),
         "ce_time": st.sampled_from(["2026-11-27T10:00:00", "2026-11-27T10:00:00Z", "x", None]),
         "ce_schemaversion": st.sampled_from(["0", "1", "2", "3", "x", "", None]),
+        "ce_subject": st.sampled_from(["visit", "\udcff", ""]),  # an extra attribute
+        "x-trace": st.sampled_from(["1", ""]),
         "content_type": st.sampled_from(
             ["application/json", "application/json; charset=utf-8", "text/plain", "", None]
         ),
