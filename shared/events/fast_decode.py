@@ -19,7 +19,8 @@ Invariants:
   pydantic's regex engine; datetimes are parsed by pydantic itself; model validators of the
   pydantic model are run on the result).
 * **Same envelope rules.** The CloudEvents headers are checked by the code the contract decoder
-  uses (:func:`shared.events.envelope.decode_with`), so their reasons are identical.
+  uses (:func:`shared.events.envelope.decode_with`), so their reasons are identical; only a
+  canonical ``ce_id`` is parsed by msgspec (:func:`event_id`, the same UUID).
 * **Same result.** :func:`decode` returns the contract's :class:`Envelope` holding the contract's
   payload models (built from validated fields, without a second validation), so every consumer
   of an event sees one type whichever decoder made it. Upcasting uses the catalogue's upcasters.
@@ -66,7 +67,8 @@ _setattr = object.__setattr__
 def _instance(model: type[BaseModel], values: dict[str, Any]) -> Any:
     """A pydantic model instance of fields already validated: what ``model_construct`` makes
     (fields set, no extra, no private attributes), without its per-field default handling
-    (every field is given)."""
+    (every field is given). Every field counts as set, also a default one: only
+    ``model_dump(exclude_unset=True)`` could tell, and nothing on the hot path calls it."""
     obj = model.__new__(model)
     _setattr(obj, "__dict__", values)
     _setattr(obj, "__pydantic_fields_set__", set(values))
