@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
@@ -131,12 +132,40 @@ def decode(
 
     Raises :class:`DecodeError` with a reason naming what is wrong (never the payload values).
     """
+    return decode_with(headers, value, CONTRACT)
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """The parts of :func:`decode_with` a hot-path decoder may replace by faster equivalents
+    (:mod:`shared.events.fast_decode`); each must give the contract's result or raise."""
+
+    #: A record's value written at a schema version -> that type's current payload; raises
+    #: :class:`DecodeError` naming the field (the contract's: :func:`parse_payload`).
+    payload: Callable[[EventSpec, int, bytes], p.Payload]
+    #: The ``ce_id`` header -> UUID; raises ValueError (the contract's: ``uuid.UUID``).
+    event_id: Callable[[str], UUID]
+    #: The Envelope of fields already validated (no second validation).
+    build: Callable[..., Envelope]
+
+
+_REQUIRED_SET = frozenset(_REQUIRED)
+
+
+def decode_with(
+    headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]],
+    value: bytes | None,
+    codec: Codec,
+) -> Envelope:
+    """:func:`decode` with another :class:`Codec` (the projection's hot path): the CloudEvents
+    attributes are checked here, by the one code both decoders share, in the same order, so
+    their verdicts and reasons cannot differ there."""
     h = {
         k: v.decode("utf-8", "replace")
         for k, v in (headers.items() if hasattr(headers, "items") else headers)
     }
-    missing = [name for name in _REQUIRED if name not in h]
-    if missing:
+    if not h.keys() >= _REQUIRED_SET:
+        missing = [name for name in _REQUIRED if name not in h]
         raise DecodeError(f"missing CloudEvents header(s): {', '.join(missing)}")
     if h["ce_specversion"] != SPECVERSION:
         raise DecodeError(f"unsupported ce_specversion {h['ce_specversion']!r}")
@@ -151,17 +180,17 @@ def decode(
         raise DecodeError("ce_schemaversion is not an integer") from None
     if value is None:
         raise DecodeError("record has no value")
-    data = _payload(spec, version, value)
+    data = codec.payload(spec, version, value)
     try:
-        event_id = UUID(h["ce_id"])
+        event_id = codec.event_id(h["ce_id"])
         time = datetime.fromisoformat(h["ce_time"])
     except ValueError:
         raise DecodeError(_BAD_ATTRIBUTES) from None
     if time.utcoffset() is None or _SOURCE.match(h["ce_source"]) is None:
         raise DecodeError(_BAD_ATTRIBUTES)
-    # Every field was checked above; model_construct skips validating them a second time
+    # Every field was checked above; ``build`` skips validating them a second time
     # (decoding is the projection's hottest path).
-    return Envelope.model_construct(
+    return codec.build(
         id=event_id,
         type=spec.type,
         source=h["ce_source"],
@@ -170,8 +199,10 @@ def decode(
     )
 
 
-def _payload(spec: EventSpec, version: int, value: bytes) -> p.Payload:
-    """The validated payload; current-version records are parsed by pydantic-core directly."""
+def parse_payload(spec: EventSpec, version: int, value: bytes) -> p.Payload:
+    """The contract's verdict on a payload: the validated model, upcast to the current version;
+    current-version records are parsed by pydantic-core directly. Raises :class:`DecodeError`
+    naming the invalid field(s), never their values."""
     try:
         if version == spec.version:
             return spec.model.model_validate_json(value)
@@ -191,6 +222,10 @@ def _payload(spec: EventSpec, version: int, value: bytes) -> p.Payload:
             raise DecodeError("value is not a JSON object") from None
         fields = sorted({".".join(str(x) for x in e["loc"]) or "<root>" for e in errors})
         raise DecodeError(f"payload invalid for {spec.type}: {', '.join(fields)}") from None
+
+
+#: The contract's decoder: pydantic-core parses the payload.
+CONTRACT = Codec(payload=parse_payload, event_id=UUID, build=Envelope.model_construct)
 
 
 def to_record_json(env: Envelope) -> str:

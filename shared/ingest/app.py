@@ -61,13 +61,15 @@ async def real_runtime(service: str, config: IngestConfig) -> AsyncIterator[Runt
         publisher = await stack.enter_async_context(
             connected_publisher(platform.kafka, client_id=f"dcr-{service}")
         )
+        idempotency = PostgresIdempotencyStore(pool)
+        stack.push_async_callback(idempotency.close)  # its queued marks, before the pool closes
         deps = IngestDeps(
             service=service,
             city=platform.city,
             tokens=TokenRegistry.from_file(platform.auth.tokens_file),
             pseudonymiser=Pseudonymiser(security.secret_bytes(), security.pseudonym_key_id),
             publisher=publisher,
-            idempotency=PostgresIdempotencyStore(pool),
+            idempotency=idempotency,
             settings=config.ingest,
         )
         yield Runtime(deps, platform, pool)

@@ -54,7 +54,10 @@ class IdempotencyStore(Protocol):
         request's (False). When several earlier records match, one whose fingerprint differs
         from ``record``'s is returned (the caller answers 409)."""
 
-    async def mark_published(self, scope: str, key: str) -> None: ...
+    async def mark_published(self, scope: str, key: str) -> None:
+        """Record that the broker acknowledged the (scope, key) record's event. May be written
+        after it returns: a record still unpublished is published again by a retry (same
+        event id, deduplicated by consumers), never lost."""
 
     async def ping(self) -> bool: ...
 

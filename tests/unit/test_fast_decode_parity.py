@@ -1,0 +1,510 @@
+"""The hot-path decoder (shared/events/fast_decode.py, msgspec) and the contract decoder
+(shared/events/envelope.py, pydantic) give the same verdict on every record: valid with an equal
+event (same values, same Python types), or invalid with the same dead-letter reason.
+
+The corpus: a hand-written valid payload of every event type at every schema version (v1 of the
+upcast visit events too), the unit-test factory's and the benchmark's event streams, and
+hypothesis-made variants of them (deterministic): boundary values, unknown and missing fields,
+wrong types, out-of-vocabulary strings, lax spellings pydantic accepts (``"3"``, ``1`` for true,
+timestamps as numbers), strings that differ only by a final newline, bad JSON, wrong or missing
+headers and content types. A second test compares the translated Structs with the pydantic
+models field by field (vocabularies, bounds, defaults, unknown fields refused).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Annotated, Any, get_args, get_origin
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from bench.env import bench_city
+from bench.workload import EventLog, encode
+from shared.events import fast_decode, vocabulary
+from shared.events.catalogue import CATALOGUE
+from shared.events.envelope import DecodeError, Envelope, decode, facility_source, to_headers
+from tests.unit.projection import factory as f
+
+CORPUS = settings(
+    derandomize=True,
+    database=None,
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+PSEUDONYM = "ab" * 32
+T = "2026-11-27T10:00:00+00:00"
+VISIT = "v-1_A"
+
+#: One valid current-version payload per event type, written out (not built by either decoder).
+VALID: dict[str, dict[str, Any]] = {
+    "dk.dcr.visit.started": {
+        "visit_id": VISIT,
+        "client_pseudonym": PSEUDONYM,
+        "pseudonym_key": "k1",
+        "booth": 3,
+        "substances": ["heroin", "cocaine"],
+        "route": "inject",
+        "assisted_injection": True,
+        "first_visit": False,
+    },
+    "dk.dcr.visit.ended": {"visit_id": VISIT},
+    "dk.dcr.visit.refused": {
+        "reason": "capacity",
+        "client_pseudonym": PSEUDONYM,
+        "pseudonym_key": "k1",
+    },
+    "dk.dcr.referral.made": {"referral_to": "housing", "visit_id": VISIT},
+    "dk.dcr.service.given": {"service": "wound_care"},
+    "dk.dcr.supplies.dispensed": {
+        "items": {"syringes": 10, "swabs": 2},
+        "secondary_distribution": True,
+        "visit_id": VISIT,
+    },
+    "dk.dcr.sharps.returned": {"count": 12, "weight_kg": 0.25},
+    "dk.dcr.stock.delivered": {"items": {"needles": 500}},
+    "dk.dcr.stock.counted": {"items": {"needles": 0, "foil": 30}},
+    "dk.dcr.street_needles.collected": {
+        "district": "vesterbro",
+        "area": "Halmtorvet",
+        "count": 4,
+    },
+    "dk.dcr.incident.reported": {
+        "incident_id": "i-1",
+        "kind": "opioid_overdose",
+        "severity": "severe",
+        "life_threatening": True,
+        "interventions": {"naloxone_doses": 2, "oxygen": True},
+        "outcome": "recovered_on_site",
+        "suspected_substance": "fentanyl",
+        "visit_id": VISIT,
+    },
+    "dk.dcr.drugcheck.result": {"expected": "heroin", "found": ["heroin", "fentanyl"]},
+    "dk.dcr.alert.raised": {
+        "alert_id": "a-1",
+        "district": "vesterbro",
+        "reason": "overdose_cluster",
+        "episode": "vesterbro/overdose_cluster/1",
+        "substance": "fentanyl",
+        "overdoses_in_window": 3,
+        "window_start": "2026-11-27T09:00:00+01:00",
+        "window_end": "2026-11-27T10:00:00Z",
+        "facility_id": "halmtorv",
+        "late": False,
+    },
+    "dk.dcr.alert.acknowledged": {
+        "alert_id": "a-1",
+        "district": "vesterbro",
+        "acknowledged_by": "ops-team",
+        "seconds_to_acknowledge": 12.5,
+    },
+    "dk.dcr.alert.resolved": {
+        "alert_id": "a-1",
+        "district": "vesterbro",
+        "reason": "adulterant_found",
+        "episode": "e",
+        "last_seen": "2026-11-27T10:00:00.123456+00:00",
+        "quiet_period_s": 3600,
+    },
+    "dk.dcr.alert.withdrawn": {
+        "alert_id": "a-1",
+        "district": "vesterbro",
+        "reason": "overdose_cluster",
+        "episode": "e",
+        "since": T,
+        "overdoses_remaining": 1,
+        "threshold": 3,
+    },
+    "dk.dcr.report.voided": {"target_id": str(uuid.UUID(int=5)), "reason": "duplicate"},
+}
+#: Version-1 records of the upcast types (before pseudonym key ids).
+VALID_V1: dict[str, dict[str, Any]] = {
+    "dk.dcr.visit.started": {
+        k: v for k, v in VALID["dk.dcr.visit.started"].items() if k != "pseudonym_key"
+    },
+    "dk.dcr.visit.refused": {"reason": "closed", "client_pseudonym": PSEUDONYM},
+}
+
+_VOCABULARY = sorted(
+    {
+        m.value
+        for e in vars(vocabulary).values()
+        if isinstance(e, type) and issubclass(e, Enum)
+        for m in e
+    }
+)
+#: Values where two parsers may part: bounds, lax spellings, types, newlines, odd strings.
+TRICKY: list[Any] = [
+    None, True, False, 0, 1, -1, 2, 10, 11, 20, 21, 200, 201, 10_000, 10_001, 2**63, 2**70,
+    0.0, -0.0, 1.0, 3.0, 3.5, -0.5, 1e-7, 999.9999, 1000.0, 1000.0001, 1e308,
+    "", "0", "1", "3", "3.0", "true", "false", "yes", "on", "null", "x", "a" * 64, "a" * 65,
+    "a" * 120, "a" * 121, "a" * 200, "a" * 201, "ABC", "a b", "v-1\n", "k1\n", "k" * 16,
+    "k" * 17, "ab" * 32 + "\n", "AB" * 32, "ab" * 32, "ab" * 31, "\ud800", "é", "vesterbro\n",
+    "2026-11-27T10:00:00Z", "2026-11-27T10:00:00", "2026-11-27t10:00:00z", "2026-11-27 10:00:00Z",
+    "2026-11-27T10:00:00.1234567+01:00", "2026-11-27T10:00:60Z", "2026-11-27", "20261127T100000Z",
+    "2026-11-27T10:00:00+0100", "2026-11-27T10:00Z", 1_764_237_600, 1_764_237_600.5,
+    str(uuid.UUID(int=9)), str(uuid.UUID(int=9)).upper(), uuid.UUID(int=9).hex,
+    "{" + str(uuid.UUID(int=9)) + "}", "urn:uuid:" + str(uuid.UUID(int=9)), "not-a-uuid",
+    [], ["heroin"], ["heroin"] * 10, ["heroin"] * 11, ["HEROIN"], ["heroin", "heroin"], [1],
+    {}, {"syringes": 1}, {"syringes": 0}, {"syringes": 10_001}, {"syringes": True},
+    {"syringes": "1"}, {"nope": 1}, {"naloxone_doses": 21}, {"naloxone_doses": 20},
+    {"oxygen": "yes"}, {"extra": 1}, *_VOCABULARY, "HEROIN", "Heroin", "heroin ",
+]  # fmt: skip
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_VALUES = st.sampled_from(TRICKY) | _JSON
+
+
+def _fields(event_type: str) -> list[str]:
+    return list(CATALOGUE[event_type].model.model_fields)
+
+
+def headers(event_type: str, version: int | None = None, **changes: str | None) -> dict[str, bytes]:
+    out = {
+        "ce_specversion": "1.0",
+        "ce_id": str(uuid.UUID(int=77)),
+        "ce_type": event_type,
+        "ce_source": "/districts/vesterbro"
+        if "alert" in event_type or "street" in event_type
+        else facility_source("halmtorv"),
+        "ce_time": T,
+        "ce_schemaversion": str(CATALOGUE[event_type].version if version is None else version),
+        "content-type": "application/json",
+    }
+    for name, value in changes.items():
+        if value is None:
+            out.pop(name.replace("_", "-") if name == "content_type" else name, None)
+        else:
+            out[name.replace("_", "-") if name == "content_type" else name] = value
+    return {k: v.encode("utf-8", "surrogateescape") for k, v in out.items()}  # \udcff: byte ff
+
+
+def _typed(value: Any) -> Any:
+    """A comparable view of a decoded value that also tells 1 from 1.0 and str from enum."""
+    if isinstance(value, BaseModel):
+        return (type(value), {k: _typed(v) for k, v in value.__dict__.items()})
+    if isinstance(value, dict):
+        return ("dict", [(_typed(k), _typed(v)) for k, v in value.items()])
+    if isinstance(value, tuple | list):
+        return (type(value), [_typed(v) for v in value])
+    return (type(value), value)
+
+
+def verdict(decoder: Any, hdrs: Any, value: bytes | None) -> tuple[str, Any]:
+    try:
+        env: Envelope = decoder(hdrs, value)
+    except DecodeError as exc:
+        return "invalid", exc.reason
+    return "valid", _typed(env)
+
+
+def assert_same_verdict(hdrs: Any, value: bytes | None) -> str:
+    contract = verdict(decode, hdrs, value)
+    fast = verdict(fast_decode.decode, hdrs, value)
+    assert fast == contract, (hdrs, value)
+    if contract[0] == "valid":
+        assert fast_decode.decode(hdrs, value) == decode(hdrs, value)
+    return contract[0]
+
+
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def _no_fallback(*_: Any) -> Any:
+    raise AssertionError("the fast path handed a valid record to pydantic")
+
+
+# --- the written examples and the existing fixtures -------------------------------------------
+
+
+def test_the_written_examples_cover_every_event_type_and_version() -> None:
+    assert set(VALID) == set(CATALOGUE)
+    upcast = {t for t, spec in CATALOGUE.items() if spec.version > 1}
+    assert set(VALID_V1) == upcast
+
+
+@pytest.mark.parametrize("event_type", sorted(VALID))
+def test_a_valid_example_is_decoded_by_msgspec_alone_to_the_contract_s_event(
+    event_type: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hdrs, value = headers(event_type), _dumps(VALID[event_type])
+    expected = decode(hdrs, value)
+    monkeypatch.setattr(fast_decode, "parse_payload", _no_fallback)
+    assert verdict(fast_decode.decode, hdrs, value) == ("valid", _typed(expected))
+
+
+@pytest.mark.parametrize("event_type", sorted(VALID_V1))
+def test_a_version_1_record_is_upcast_by_msgspec_alone(
+    event_type: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hdrs, value = headers(event_type, version=1), _dumps(VALID_V1[event_type])
+    expected = decode(hdrs, value)
+    assert expected.data.pseudonym_key == "k0"  # type: ignore[attr-defined]
+    monkeypatch.setattr(fast_decode, "parse_payload", _no_fallback)
+    assert verdict(fast_decode.decode, hdrs, value) == ("valid", _typed(expected))
+
+
+def test_the_factory_and_benchmark_streams_decode_alike() -> None:
+    base = datetime(2026, 11, 27, 10, tzinfo=UTC)
+    stream = f.random_stream(seed=3, n=400, base=base)
+    records = [(dict(f.record(env).headers), f.record(env).value) for env in stream]
+    end = base + timedelta(days=1)
+    for _, _, value, hdrs in (encode(e) for e in EventLog(bench_city(12), n=1_500, end=end)):
+        records.append((dict(hdrs), value))
+    verdicts = [assert_same_verdict(h, v) for h, v in records]
+    assert verdicts.count("valid") == len(records)
+    assert len({dict(h)["ce_type"] for h, _ in records}) >= 12
+
+
+def test_the_contract_s_own_encoding_of_an_event_round_trips() -> None:
+    env = f.incident(datetime(2026, 11, 27, 10, tzinfo=UTC))
+    hdrs = {k: v.encode() for k, v in to_headers(env).items()}
+    assert fast_decode.decode(hdrs, env.data.model_dump_json().encode()) == env
+
+
+# --- hypothesis-made variants -------------------------------------------------------------------
+
+_TYPES = st.sampled_from(sorted(CATALOGUE))
+
+
+@st.composite
+def changed_payloads(draw: st.DrawFn) -> tuple[str, int, dict[str, Any]]:
+    """A valid example (either version) with a few fields changed, removed or added."""
+    event_type = draw(_TYPES)
+    version = CATALOGUE[event_type].version
+    payload = dict(VALID[event_type])
+    if event_type in VALID_V1 and draw(st.booleans()):
+        version, payload = 1, dict(VALID_V1[event_type])
+    names = [*_fields(event_type), "extra", "clientCode", ""]
+    for _ in range(draw(st.integers(1, 3))):
+        name = draw(st.sampled_from(names))
+        if draw(st.integers(0, 5)) == 0:
+            payload.pop(name, None)
+        else:
+            payload[name] = draw(_VALUES)
+    return event_type, version, payload
+
+
+@CORPUS
+@given(changed=changed_payloads())
+def test_changed_payloads_get_the_same_verdict(changed: tuple[str, int, dict[str, Any]]) -> None:
+    event_type, version, payload = changed
+    assert_same_verdict(headers(event_type, version=version), _dumps(payload))
+
+
+@CORPUS
+@given(event_type=_TYPES, name=st.sampled_from(["a", "b"]), data=st.data())
+def test_one_field_at_every_tricky_value(event_type: str, name: str, data: st.DataObject) -> None:
+    field = data.draw(st.sampled_from(_fields(event_type)))
+    value = data.draw(st.sampled_from(TRICKY))
+    payload = VALID[event_type] | {field: value}
+    assert_same_verdict(headers(event_type), _dumps(payload))
+
+
+_TEXT_EDITS = st.sampled_from(
+    [
+        lambda s: s[:-1],
+        lambda s: s + "}",
+        lambda s: s.replace("}", ', "extra": 1}', 1),
+        lambda s: s.replace('"', "'", 2),
+        lambda s: s.replace(": ", ': NaN, "z": ', 1),
+        lambda s: s.replace("{", '{"visit_id": "v", ', 1),
+        lambda s: s.replace("{", '{"reason": "other", ', 1),
+        lambda s: " \n" + s + "\t",
+        lambda s: "[" + s + "]",
+        lambda s: "\ufeff" + s,
+        lambda s: s.replace("true", "True"),
+        lambda s: s.replace("1", "1.0"),
+        lambda s: s.replace("0", "-0"),
+        lambda s: s.replace("3", "3e0"),
+        lambda s: "null",
+        lambda s: '"text"',
+        lambda s: "",
+    ]
+)
+
+
+@CORPUS
+@given(event_type=_TYPES, edit=_TEXT_EDITS)
+def test_edited_json_text_gets_the_same_verdict(event_type: str, edit: Any) -> None:
+    text = edit(json.dumps(VALID[event_type]))
+    assert_same_verdict(headers(event_type), text.encode("utf-8", "surrogatepass"))
+
+
+@CORPUS
+@given(event_type=_TYPES, raw=st.binary(max_size=60))
+def test_arbitrary_bytes_get_the_same_verdict(event_type: str, raw: bytes) -> None:
+    assert_same_verdict(headers(event_type), raw)
+
+
+_ID = str(uuid.UUID(int=0xABCDEF0123456789))
+#: ce_id spellings uuid.UUID accepts or refuses, and JSON escapes that would spell a valid id.
+_ID_SPELLINGS = [
+    "x",
+    "",
+    _ID.upper(),
+    uuid.UUID(_ID).hex,
+    "{" + _ID + "}",
+    "urn:uuid:" + _ID,
+    " " + _ID,
+    _ID + "\n",
+    '"' + _ID[1:],
+    "\\u0030" + _ID[1:],
+    "\\u0030" + uuid.UUID(_ID).hex[1:],
+    _ID[:8] + _ID[9:] + "-",
+    _ID.replace("-", "_"),
+    None,
+]
+_ID_LIKE = st.from_regex(r"[0-9a-fA-F\\u\-{}]{30,40}", fullmatch=True)
+
+_HEADER_CHANGES = st.fixed_dictionaries(
+    {},
+    optional={
+        "ce_specversion": st.sampled_from(["0.3", "1.0", "", None]),
+        "ce_id": st.sampled_from(_ID_SPELLINGS) | st.text(max_size=40) | _ID_LIKE,
+        "ce_type": st.sampled_from([*sorted(CATALOGUE), "dk.dcr.nope", None]),
+        "ce_source": st.sampled_from(["/facilities/x", "/districts/a", "/rooms/a", "", None]),
+        "ce_time": st.sampled_from(["2026-11-27T10:00:00", "2026-11-27T10:00:00Z", "x", None]),
+        "ce_schemaversion": st.sampled_from(["0", "1", "2", "3", "x", "", None]),
+        "ce_subject": st.sampled_from(["visit", "\udcff", ""]),  # an extra attribute
+        "x-trace": st.sampled_from(["1", ""]),
+        "content_type": st.sampled_from(
+            ["application/json", "application/json; charset=utf-8", "text/plain", "", None]
+        ),
+    },
+)
+
+
+@CORPUS
+@given(event_type=_TYPES, changes=_HEADER_CHANGES, version_1=st.booleans())
+def test_changed_headers_get_the_same_verdict(
+    event_type: str, changes: dict[str, str | None], version_1: bool
+) -> None:
+    payload = VALID_V1.get(event_type, VALID[event_type]) if version_1 else VALID[event_type]
+    assert_same_verdict(headers(event_type, **changes), _dumps(payload))
+
+
+def test_a_record_without_a_value_gets_the_same_verdict() -> None:
+    assert assert_same_verdict(headers("dk.dcr.visit.ended"), None) == "invalid"
+
+
+def test_lax_spellings_the_contract_accepts_are_accepted_on_the_hot_path_too() -> None:
+    lax = VALID["dk.dcr.visit.started"] | {"assisted_injection": "yes", "first_visit": 1}
+    assert assert_same_verdict(headers("dk.dcr.visit.started"), _dumps(lax)) == "valid"
+
+
+def test_a_pseudonym_with_a_final_newline_is_refused_by_both() -> None:
+    bad = VALID["dk.dcr.visit.started"] | {"client_pseudonym": PSEUDONYM + "\n"}
+    assert assert_same_verdict(headers("dk.dcr.visit.started"), _dumps(bad)) == "invalid"
+
+
+# --- the Structs against the models, by introspection ----------------------------------------
+
+
+def _meta_of(tp: Any) -> tuple[Any, dict[str, Any]]:
+    """(base type, merged msgspec.Meta constraints) of a msgspec annotation."""
+    if get_origin(tp) is Annotated:
+        base, *metas = get_args(tp)
+        merged: dict[str, Any] = {}
+        for m in metas:
+            if isinstance(m, msgspec.Meta):
+                merged |= {
+                    k: getattr(m, k)
+                    for k in ("ge", "le", "gt", "lt", "min_length", "max_length", "pattern")
+                    if getattr(m, k) is not None
+                }
+        return base, merged
+    return tp, {}
+
+
+def _pydantic_constraints(metadata: list[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for m in metadata:
+        for k in ("ge", "le", "gt", "lt", "min_length", "max_length", "pattern"):
+            if getattr(m, k, None) is not None:
+                out[k] = getattr(m, k)
+        if hasattr(m, "metadata"):  # an inner Field(...)
+            out |= _pydantic_constraints(m.metadata)
+    return out
+
+
+def _unwrap_pydantic(tp: Any, metadata: list[Any]) -> tuple[Any, dict[str, Any], bool]:
+    """(base type, constraints, optional) of a pydantic field annotation."""
+    optional = False
+    args = get_args(tp)
+    if type(None) in args:
+        optional = True
+        (tp,) = [a for a in args if a is not type(None)]
+    if get_origin(tp) is Annotated:
+        tp, *extra = get_args(tp)
+        metadata = [*metadata, *extra]
+    return tp, _pydantic_constraints(metadata), optional
+
+
+def test_every_struct_has_the_model_s_fields_defaults_vocabularies_and_bounds() -> None:
+    checked = 0
+    for spec in CATALOGUE.values():
+        struct = fast_decode.STRUCTS[spec.type]
+        assert struct.__struct_config__.forbid_unknown_fields
+        assert struct.__struct_fields__ == tuple(spec.model.model_fields)
+        hints = msgspec.structs.fields(struct)
+        for field_info, (name, info) in zip(hints, spec.model.model_fields.items(), strict=True):
+            base, constraints, optional = _unwrap_pydantic(info.annotation, info.metadata)
+            tp = field_info.type
+            if optional:
+                (tp,) = [a for a in get_args(tp) if a is not type(None)]
+            fast_base, fast_constraints = _meta_of(tp)
+            pattern = constraints.pop("pattern", None)
+            fast_pattern = fast_constraints.pop("pattern", None)
+            assert fast_constraints == constraints, (spec.type, name)
+            assert (pattern is None) == (fast_pattern is None), (spec.type, name)
+            if pattern is not None:
+                assert fast_pattern == pattern[:-1] + r"\Z", (spec.type, name)
+            if isinstance(base, type) and issubclass(base, Enum):
+                assert fast_base is base, (spec.type, name)  # the very vocabulary
+            for sub_p, sub_f in zip(get_args(base), get_args(fast_base), strict=False):
+                sub_p_base, sub_p_constraints, _ = _unwrap_pydantic(sub_p, [])
+                sub_f_base, sub_f_constraints = _meta_of(sub_f)
+                assert sub_f_constraints == sub_p_constraints, (spec.type, name)
+                if isinstance(sub_p_base, type) and issubclass(sub_p_base, Enum):
+                    assert sub_f_base is sub_p_base, (spec.type, name)
+            if info.is_required():
+                assert field_info.required, (spec.type, name)
+            elif not isinstance(info.default, BaseModel):
+                assert field_info.default == info.default, (spec.type, name)
+            checked += 1
+    assert checked == sum(len(s.model.model_fields) for s in CATALOGUE.values())
+
+
+def test_a_declaration_without_a_msgspec_counterpart_fails_the_translation() -> None:
+    from pydantic import ConfigDict, Field, field_validator
+
+    class WithValidator(BaseModel):
+        model_config = ConfigDict(frozen=True, extra="forbid")
+        n: int
+
+        @field_validator("n")
+        @classmethod
+        def _even(cls, v: int) -> int:
+            return v
+
+    class MultipleOf(BaseModel):
+        model_config = ConfigDict(frozen=True, extra="forbid")
+        n: Annotated[int, Field(multiple_of=2)]
+
+    for model in (WithValidator, MultipleOf):
+        with pytest.raises(TypeError):
+            fast_decode._TRANSLATOR.struct(model)
