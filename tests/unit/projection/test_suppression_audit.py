@@ -8,7 +8,14 @@ from __future__ import annotations
 import math
 
 from services.projection.figures import empty_day, to_json
-from services.projection.suppression import Cell, Range, Relation, audit, table_cells
+from services.projection.suppression import (
+    Cell,
+    Range,
+    Relation,
+    _determined,
+    audit,
+    table_cells,
+)
 
 
 def rel(period: str, total: str, *members: str) -> Relation:
@@ -64,3 +71,35 @@ def test_a_breakdown_key_missing_from_stored_figures_counts_zero() -> None:
     assert cells[("day:2030-03-04", "vesterbro", "visits_by_route.smoke")] == 4
     assert cells[("day:2030-03-04", "vesterbro", "visits_by_route.inject")] == 0
     assert cells[("day:2030-03-04", "vesterbro", "visits")] == 4
+
+
+def test_elimination_finds_every_cell_a_chain_of_single_unknowns_gives() -> None:
+    # g alone in X = g + t; a alone in two relations; once a is known, U = a + b gives b;
+    # V = b + c + d and W = e + f keep two unknowns each
+    relations = [
+        rel("p", "X", "g", "t"),
+        rel("p", "T", "a", "s"),
+        rel("p", "T2", "a", "s2"),
+        rel("p", "U", "a", "b"),
+        rel("p", "V", "b", "c", "d"),
+        rel("p", "W", "e", "f"),
+    ]
+    hidden = {("p", "t", x) for x in "abcdefg"}
+    assert _determined(hidden, relations) == {("p", "t", x) for x in "gab"}
+    assert _determined(set(), relations) == set()
+
+
+def test_ranges_already_seen_wide_enough_are_answered_without_solving() -> None:
+    values = vals("p", T=10, a=4, b=6)
+    hidden = {("p", "t", "a"), ("p", "t", "b")}
+    relations = [rel("p", "T", "a", "b")]
+    seen = {("p", "t", "a"): Range(2, 8), ("p", "t", "b"): Range(2, 8)}  # truth: 1..9
+    assert audit(values, hidden, relations, width=5, seen=dict(seen)) == seen
+    # seen one short of the width: solved, and found as wide as the relation allows
+    short = {("p", "t", "a"): Range(2, 6), ("p", "t", "b"): Range(4, 8)}
+    ranges = audit(values, hidden, relations, width=5, seen=dict(short))
+    assert all(r.width >= 5 for r in ranges.values()), ranges
+    assert audit(values, hidden, relations) == {
+        ("p", "t", "a"): Range(1, 9),
+        ("p", "t", "b"): Range(1, 9),
+    }
