@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4, uuid5
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -277,3 +278,57 @@ def test_after_a_void_at_any_point_every_cluster_left_has_a_standing_alert(
             for a in d.standing()
             if a.district == "vesterbro"
         ), s
+
+
+# --- the state a void leaves (found by mutation testing, docs/mutation-report.md) ---
+
+
+def test_a_void_too_late_to_change_an_alert_still_drops_its_report_and_is_remembered() -> None:
+    reports = [incident(m) for m in (0, 10, 20)]
+    d = Driver()
+    d.feed(reports)
+    later = T0 + RULES.max_lateness + timedelta(minutes=21)  # the report at 0:20 is too old
+    target = voiding(reports[2], 400)
+    [step] = d.feed([target], now=later)
+    assert step.withdrawn == () and step.alerts == ()
+    kept = step.state.districts["vesterbro"].overdoses
+    assert [o.event_id for o in kept] == [reports[0].id, reports[1].id]  # within the horizon
+    assert step.state.voided == {(target.source, reports[2].id): target.time}
+
+
+def test_a_repeated_void_keeps_the_later_void_time() -> None:
+    report = incident(0)
+    d = Driver()
+    d.feed([report])
+    first, again = voiding(report, 90), voiding(report, 50)  # redelivered with an older time
+    d.feed([first, again])
+    assert d.state.voided == {(first.source, report.id): first.time}
+
+
+def test_only_a_void_is_applied_as_one() -> None:
+    report = incident(0)
+    with pytest.raises(TypeError, match=f"not a void: {report.type}"):
+        void(RULES, AlertState(), report, "vesterbro", [], NOW)
+
+
+def test_a_restart_remembers_withdrawn_alerts_so_a_cluster_brought_back_is_new() -> None:
+    reports = [incident(0), incident(10), incident(20)]
+    d = Driver()
+    d.feed([*reports, voiding(reports[1])])
+    [first] = d.raised
+    s = d.state
+    d.state = AlertState.restore(
+        RULES,
+        NOW,
+        [
+            (dist, o.source, o.event_id, o.time)
+            for dist, w in s.districts.items()
+            for o in w.overdoses
+        ],
+        [],
+        [(src, target, at) for (src, target), at in s.voided.items()],
+        s.withdrawn,
+    )
+    assert d.state.withdrawn == frozenset({first})
+    d.feed([incident(10, "maendenes-hjem")])  # the corrected report, after the restart
+    assert [a.episode for a in d.standing()] == [first + "/2"]
