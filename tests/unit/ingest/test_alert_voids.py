@@ -332,3 +332,49 @@ def test_a_restart_remembers_withdrawn_alerts_so_a_cluster_brought_back_is_new()
     assert d.state.withdrawn == frozenset({first})
     d.feed([incident(10, "maendenes-hjem")])  # the corrected report, after the restart
     assert [a.episode for a in d.standing()] == [first + "/2"]
+
+
+def _withdrawn_alerts(d: Driver) -> dict[datetime, DrugAlertWithdrawn]:
+    out = {}
+    for w in d.withdrawn.values():
+        assert isinstance(w.data, DrugAlertWithdrawn)
+        out[w.data.since] = w.data
+    return out
+
+
+def test_an_alert_exactly_at_the_lateness_horizon_can_still_be_withdrawn() -> None:
+    reports = [incident(m) for m in (0, 10, 20)]
+    d = Driver()
+    d.feed(reports)
+    start = T0 + timedelta(minutes=20)
+    [step] = d.feed([voiding(reports[2], 400)], now=start + RULES.max_lateness)
+    assert [w.data.since for w in step.withdrawn] == [start]  # type: ignore[union-attr]
+
+
+def test_a_cluster_that_ends_where_the_alert_starts_does_not_hold_it() -> None:
+    # 0:30, 1:00, 1:30 raise an alert at 1:30; a late report from exactly one window before
+    # (-0:30) makes the count 3 on [1:00, 1:30) too. Voiding the 1:30 report leaves -0:30,
+    # 0:30, 1:00: at the threshold until 1:30 only, when the alert's own window begins.
+    now = T0 + timedelta(hours=4)
+    reports = [incident(m) for m in (30, 60, 90)]
+    d = Driver()
+    d.feed([*reports, incident(-30, "maendenes-hjem")], now=now)
+    assert len(d.raised) == 1
+    d.feed([voiding(reports[2], 100)], now=now)
+    start = T0 + timedelta(minutes=90)
+    withdrawn = _withdrawn_alerts(d)
+    assert list(withdrawn) == [start]
+    # left in (1:30 - 2 h, 1:30]: 0:30 and 1:00 (-0:30 lies exactly on the open bound)
+    assert withdrawn[start].overdoses_remaining == 2
+
+
+def test_a_cluster_that_starts_where_the_alerts_window_ends_does_not_hold_it() -> None:
+    # 0:30, 1:00, 1:30 raise an alert at 1:30; 3:10, 3:20 with 1:30 raise another at 3:20.
+    # Voiding 1:30 leaves a cluster from 3:30 (= 1:30 + window) on: the first alert goes.
+    now = T0 + timedelta(hours=5)
+    reports = [incident(m) for m in (30, 60, 90, 190, 200, 210)]
+    d = Driver()
+    d.feed(reports, now=now)
+    assert len(d.raised) == 2
+    d.feed([voiding(reports[2], 220)], now=now)
+    assert list(_withdrawn_alerts(d)) == [T0 + timedelta(minutes=90)]
