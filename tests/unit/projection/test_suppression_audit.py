@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from services.projection.figures import empty_day, to_json
 from services.projection.suppression import (
+    UNBOUNDED,
     Cell,
     Range,
     Relation,
     _determined,
+    _integral,
     audit,
+    plan,
     table_cells,
 )
 
@@ -103,3 +108,22 @@ def test_ranges_already_seen_wide_enough_are_answered_without_solving() -> None:
         ("p", "t", "a"): Range(1, 9),
         ("p", "t", "b"): Range(1, 9),
     }
+
+
+def test_counts_are_rounded_inward_and_the_lp_ceiling_means_unbounded() -> None:
+    assert _integral(4.5) == 4.0 and _integral(4.5, up=True) == 5.0  # inward: never wider
+    assert _integral(4.9999999) == 5.0 and _integral(5.0000001, up=True) == 5.0  # solver noise
+    assert _integral(UNBOUNDED) == math.inf and _integral(UNBOUNDED - 1) == math.inf
+    assert _integral(UNBOUNDED - 1.5) == UNBOUNDED - 2
+
+
+def test_relations_the_counts_cannot_satisfy_are_an_error_naming_it() -> None:
+    # 1 = a + b with a and b not zero: no table fits what would be published
+    values = vals("p", T=1, a=2, b=3)
+    with pytest.raises(ValueError, match="the published relations are inconsistent"):
+        audit(values, {("p", "t", "a"), ("p", "t", "b")}, [rel("p", "T", "a", "b")])
+
+
+def test_a_count_equal_to_the_threshold_is_not_small() -> None:
+    values = vals("p", T=10, a=5, b=5)
+    assert plan("p", values, set(), [rel("p", "T", "a", "b")], threshold=5).hidden == frozenset()
