@@ -126,4 +126,6 @@ def test_relations_the_counts_cannot_satisfy_are_an_error_naming_it() -> None:
 
 def test_a_count_equal_to_the_threshold_is_not_small() -> None:
     values = vals("p", T=10, a=5, b=5)
-    assert plan("p", values, set(), [rel("p", "T", "a", "b")], threshold=5).hidden == frozenset()
+    decision = plan("p", values, set(), [rel("p", "T", "a", "b")], threshold=5)
+    assert decision.hidden == frozenset()
+    assert decision.withheld is False  # published as JSON false, not null
