@@ -129,3 +129,17 @@ def test_a_count_equal_to_the_threshold_is_not_small() -> None:
     decision = plan("p", values, set(), [rel("p", "T", "a", "b")], threshold=5)
     assert decision.hidden == frozenset()
     assert decision.withheld is False  # published as JSON false, not null
+
+
+def test_a_period_whose_small_count_nothing_can_protect_is_withheld_whole() -> None:
+    # a (2) is the released T minus the released b: exact whatever the week hides, and no cell
+    # of the week shares a relation with it. c and d (6 each) stand apart: all is withheld.
+    values = {("day", "t", "T"): 9, ("day", "t", "b"): 7, ("day", "t", "V"): 12}
+    values |= vals("week", a=2, c=6, d=6)
+    relations = [
+        Relation(("day", "t", "T"), (("week", "t", "a"), ("day", "t", "b"))),
+        Relation(("day", "t", "V"), (("week", "t", "c"), ("week", "t", "d"))),
+    ]
+    decision = plan("week", values, set(), relations, threshold=5)
+    assert decision.withheld is True
+    assert decision.hidden == {("week", "t", x) for x in "acd"}
