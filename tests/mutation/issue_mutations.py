@@ -18,7 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-COPY = ("services", "shared", "tests", "deploy", "pyproject.toml")
+#: What the unit tests import or read (as [tool.mutmut] copies it: tests/conftest.py imports
+#: harness/, deployment checks read the Makefile and docker-compose.yml).
+COPY = (
+    "services",
+    "shared",
+    "tests",
+    "harness",
+    "bench",
+    "deploy",
+    "pyproject.toml",
+    "Makefile",
+    "docker-compose.yml",
+)
 
 
 @dataclass(frozen=True)
@@ -110,7 +122,10 @@ def killed(m: Mutation, scratch: Path) -> tuple[bool, str]:
     finally:
         target.write_text(original, encoding="utf-8")
     lines = done.stdout.strip().splitlines()
-    return done.returncode == 1, lines[-1] if lines else done.stderr[-200:]
+    last = lines[-1] if lines else done.stderr[-200:]
+    if done.returncode not in (0, 1):  # the tests did not run: neither killed nor survived
+        raise SystemExit(f"{m.path}: the tests could not run (exit {done.returncode}): {last}")
+    return done.returncode == 1, last
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,9 +9,11 @@ the run that measured it. The other modules keep their last measurement, so
 ``make mutation MODULE=path.py`` re-measures one file and the report still shows every module.
 A module whose file changed since it was measured is flagged *stale* in the report (re-run it).
 
-Score of a module = killed / mutants, where *killed* counts mutants a test failed on and
-mutants that timed out (an endless loop is a failure a user sees); *survived*, *no tests* (no unit
-test calls the function) and *suspicious* count against the score. A run that left mutants
+Score of a module = (killed + timed out) / mutants: *killed* counts mutants a test failed on,
+*timed out* those mutmut reported as a timeout (its tests ran longer than the configured multiple
+of their clean duration: an endless loop or a blow-up is a failure a user sees). Timeouts are
+counted and named apart in the report, so a reader can judge each. *survived*, *no tests* (no
+unit test calls the function) and *suspicious* count against the score. A run that left mutants
 *not checked* (stopped early) is not recorded. Every surviving or untested mutant must match a
 reviewed entry in ``tests/mutation/survivors.toml`` (module, function and the changed lines),
 which says why it is equivalent or harmless; entries are matched by content, not by mutmut's
@@ -32,7 +34,7 @@ import sys
 import tomllib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,10 +44,11 @@ SURVIVORS = ROOT / "tests" / "mutation" / "survivors.toml"
 RESULTS = ROOT / "tests" / "mutation" / "results.json"
 REPORT = ROOT / "docs" / "mutation-report.md"
 MIN_SCORE = 0.85
-STATUSES = ("killed", "survived", "no tests", "suspicious")
+STATUSES = ("killed", "timeout", "survived", "no tests", "suspicious")
 
 #: mutmut's exit codes (mutmut.stats.status_by_exit_code, pinned version) folded into our classes.
-KILLED_CODES = {1, 3, 36, -24, 24, 152, 255, 37}
+KILLED_CODES = {1, 3, 37}
+TIMEOUT_CODES = {36, -24, 24, 152, 255}
 SURVIVED_CODES = {0}
 NO_TESTS_CODES = {5, 33}
 _NAME = re.compile(r"^(?P<module>.+)\.x(?:_|ǁ)(?P<func>.+?)__mutmut_(?P<n>\d+)$")
@@ -56,7 +59,7 @@ class Mutant:
     name: str
     path: str  # e.g. services/projection/suppression.py
     function: str  # e.g. suppress or Class.method
-    status: str  # killed | survived | no tests | suspicious | not checked
+    status: str  # killed | timeout | survived | no tests | suspicious | not checked
     removed: tuple[str, ...]
     added: tuple[str, ...]
 
@@ -67,8 +70,8 @@ class Mutant:
 
     @property
     def open(self) -> bool:
-        """Not killed: it needs a reviewed reason."""
-        return self.status not in ("killed", "not checked")
+        """Neither killed nor timed out: it needs a reviewed reason."""
+        return self.status not in ("killed", "timeout", "not checked")
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,9 @@ class Measurement:
     #: when the mutants it left open were re-run against newer tests (make mutation-open)
     run: str
     mutmut: str
-    counts: dict[str, int]
+    counts: dict[str, int]  # per status; no "timeout" key: measured before timeouts were apart
     open: list[Mutant]
+    timeouts: list[Mutant] = field(default_factory=list)  # counted as killed
 
     @property
     def total(self) -> int:
@@ -93,27 +97,31 @@ class Measurement:
 
     @property
     def score(self) -> float:
-        return self.counts.get("killed", 0) / self.total if self.total else 1.0
+        caught = self.counts.get("killed", 0) + self.counts.get("timeout", 0)
+        return caught / self.total if self.total else 1.0
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["open"] = [asdict(m) for m in self.open]
+        out["timeouts"] = [asdict(m) for m in self.timeouts]
         return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Measurement:
-        open_ = [
-            Mutant(
-                m["name"],
-                m["path"],
-                m["function"],
-                m["status"],
-                tuple(m["removed"]),
-                tuple(m["added"]),
-            )
-            for m in d["open"]
-        ]
-        return cls(**{**d, "open": open_})
+        def mutants(ms: list[dict[str, Any]]) -> list[Mutant]:
+            return [
+                Mutant(
+                    m["name"],
+                    m["path"],
+                    m["function"],
+                    m["status"],
+                    tuple(m["removed"]),
+                    tuple(m["added"]),
+                )
+                for m in ms
+            ]
+
+        return cls(**{**d, "open": mutants(d["open"]), "timeouts": mutants(d.get("timeouts", []))})
 
 
 def _status(code: int | None) -> str:
@@ -121,6 +129,8 @@ def _status(code: int | None) -> str:
         return "not checked"
     if code in KILLED_CODES:
         return "killed"
+    if code in TIMEOUT_CODES:
+        return "timeout"
     if code in SURVIVED_CODES:
         return "survived"
     if code in NO_TESTS_CODES:
@@ -236,6 +246,9 @@ def measure(
             mutmut=version,
             counts={s: c[s] for s in STATUSES},
             open=sorted((m for m in ms if m.open), key=lambda m: (m.function, m.number)),
+            timeouts=sorted(
+                (m for m in ms if m.status == "timeout"), key=lambda m: (m.function, m.number)
+            ),
         )
     return out, problems
 
@@ -313,9 +326,13 @@ Generated by `make mutation` (tests/mutation/run.sh; tests/mutation/report.py). 
 result is kept in tests/mutation/results.json with the commit and the run that measured it:
 `make mutation` measures every module, `make mutation MODULE=path.py` re-measures one and keeps
 the others. Each mutant runs against the unit tests (tests/unit; simulator and deployment
-checks excluded) that call the mutated function, 2 workers; *killed* includes timeouts.
-Score = killed / mutants; the bar is 85 % per module. mutmut mutates function bodies only:
-module-level constants are covered by the reviewer's mutations of issue 19
+checks excluded) that call the mutated function, fastest first, up to the first failure, 2
+workers. A mutant whose tests run longer than 5 x (their clean duration + 1 s) is stopped and
+reported by mutmut as *timed out*; it counts as caught (an endless loop or a blow-up is a
+failure a user sees) and is named below, apart from the killed ones. Measurements recorded
+before timeouts were counted apart show `?` there (their *killed* includes them).
+Score = (killed + timed out) / mutants; the bar is 85 % per module. mutmut mutates function
+bodies only: module-level constants are covered by the reviewer's mutations of issue 19
 (tests/mutation/issue_mutations.py), which `make mutation` also checks."""
 
 
@@ -328,23 +345,27 @@ def render(
     lines = [
         HEADER,
         "",
-        "| module | mutants | killed | survived | no tests | suspicious | score "
+        "| module | mutants | killed | timed out | survived | no tests | suspicious | score "
         "| measured on | run |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for path, r in sorted(results.items()):
         c = r.counts
         flag = " (**stale**: changed since)" if path in changed else ""
         lines.append(
-            f"| {path} | {r.total} | {c['killed']} | {c['survived']} | {c['no tests']} "
+            f"| {path} | {r.total} | {c['killed']} | {c.get('timeout', '?')} "
+            f"| {c['survived']} | {c['no tests']} "
             f"| {c['suspicious']} | {f'{r.score:.1%}' if r.total else '-'} "
             f"| `{r.commit}` {r.measured}{flag} "
             f"| {r.run}, {r.seconds} s, mutmut {r.mutmut} |"
         )
     total = sum(r.total for r in results.values())
-    killed = sum(r.counts["killed"] for r in results.values())
+    caught = sum(r.counts["killed"] + r.counts.get("timeout", 0) for r in results.values())
     if total:
-        lines += ["", f"All modules: {killed} of {total} mutants killed ({killed / total:.1%})."]
+        lines += [
+            "",
+            f"All modules: {caught} of {total} mutants killed or timed out ({caught / total:.1%}).",
+        ]
     if missing:
         lines += [
             "",
@@ -372,6 +393,16 @@ def render(
         change = "; ".join(f"`{r}` → `{a}`" for r, a in _pairs(m.removed, m.added))
         lines.append(f"- `{m.function}` ({m.status}, {m.name.rsplit('.', 1)[-1]}): {change}")
         lines.append(f"  - {reason}")
+    timed_out = [m for r in results.values() for m in r.timeouts]
+    if timed_out:
+        lines += ["", "## Timed out (counted as caught)", ""]
+        current = None
+        for m in sorted(timed_out, key=lambda m: (m.path, m.function, m.number)):
+            if m.path != current:
+                current = m.path
+                lines += [f"### {m.path}", ""]
+            change = "; ".join(f"`{r}` → `{a}`" for r, a in _pairs(m.removed, m.added))
+            lines.append(f"- `{m.function}` ({m.name.rsplit('.', 1)[-1]}): {change}")
     return "\n".join(lines) + "\n"
 
 

@@ -35,7 +35,9 @@ if [[ -n "$MODULE" ]]; then
     record=(--run alone --module "$MODULE")
 fi
 commit="$(git rev-parse --short=12 HEAD)"
-if [[ -n "$(git status --porcelain -- services shared tests pyproject.toml)" ]]; then
+# (the recorded results themselves do not make the measured code dirty)
+if [[ -n "$(git status --porcelain -- services shared tests pyproject.toml \
+        ':(exclude)tests/mutation/results.json')" ]]; then
     commit="${commit}+dirty"
 fi
 if [[ -n "$OPEN" ]]; then

@@ -4,11 +4,17 @@ verdict fails on a low score, an unreviewed survivor or a module never measured.
 
 from __future__ import annotations
 
+import json
 import subprocess
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pytest
+
+from tests.mutation.fastest_first import durations, fastest_first
 from tests.mutation.report import (
     Mutant,
+    _status,
     blob_id,
     load_results,
     measure,
@@ -104,4 +110,61 @@ def test_a_module_with_nothing_to_mutate_counts_as_measured(tmp_path: Path) -> N
     done, problems = measure(_mutants(A, 3), root, "c", 1, "full", "d", empty=[A, B])
     assert problems == [] and done[B].total == 0
     assert verdict(done, {}, [A, B]) == []
-    assert f"| {B} | 0 | 0 | 0 | 0 | 0 | - |" in render(done, {}, [])
+    assert f"| {B} | 0 | 0 | 0 | 0 | 0 | 0 | - |" in render(done, {}, [])
+
+
+def test_timeouts_count_as_caught_and_are_named_apart(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    slow = Mutant("shared.a.x_f__mutmut_99", A, "f", "timeout", ("while x:",), ("while True:",))
+    results, problems = measure([*_mutants(A, 16, 3), slow], root, "c", 1, "alone", "d")
+    assert problems == []
+    r = results[A]
+    assert r.counts["killed"] == 16 and r.counts["timeout"] == 1 and r.total == 20
+    assert r.score == 0.85 and r.timeouts == [slow] and slow not in r.open
+    assert verdict(results, {mutant_key(m): "r" for m in r.open}, [A]) == []
+    text = render(results, {}, [])
+    assert f"| {A} | 20 | 16 | 1 | 3 | 0 | 0 | 85.0% |" in text
+    timed_out = text.split("## Timed out (counted as caught)", 1)[1]
+    assert "mutmut_99" in timed_out and "`while x:` → `while True:`" in timed_out
+    assert "mutmut_16" not in timed_out  # a survivor is not listed as timed out
+    save_results(results, tmp_path / "results.json")
+    assert load_results(tmp_path / "results.json") == results
+
+
+def test_a_measurement_from_before_timeouts_were_apart_shows_them_unknown(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    results, _ = measure(_mutants(A, 4), root, "c", 1, "full", "d")
+    old = {
+        A: replace(
+            results[A], counts={k: v for k, v in results[A].counts.items() if k != "timeout"}
+        )
+    }
+    assert old[A].score == 1.0
+    assert f"| {A} | 4 | 4 | ? | 0 | 0 | 0 | 100.0% |" in render(old, {}, [])
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [(1, "killed"), (37, "killed"), (36, "timeout"), (-24, "timeout"), (152, "timeout"),
+     (0, "survived"), (33, "no tests"), (None, "not checked"), (-11, "suspicious")],
+)  # fmt: skip
+def test_mutmut_exit_codes_fold_into_statuses(code: int | None, status: str) -> None:
+    assert _status(code) == status
+
+
+@dataclass
+class _Item:
+    nodeid: str
+
+
+def test_a_mutants_tests_run_fastest_first_and_unmeasured_ones_last() -> None:
+    items = [_Item("slow"), _Item("new"), _Item("fast"), _Item("mid"), _Item("newer")]
+    fastest_first(items, {"slow": 7.1, "fast": 0.01, "mid": 0.9})  # type: ignore[arg-type]
+    assert [i.nodeid for i in items] == ["fast", "mid", "slow", "new", "newer"]
+
+
+def test_the_order_comes_from_mutmuts_stats_and_is_pytests_own_before_them(tmp_path: Path) -> None:
+    stats = tmp_path / "mutmut-stats.json"
+    assert durations(stats) == {}
+    stats.write_text(json.dumps({"duration_by_test": {"t::a": 2.5}, "stats_time": 3}))
+    assert durations(stats) == {"t::a": 2.5}

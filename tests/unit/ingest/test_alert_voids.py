@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4, uuid5
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -277,3 +278,103 @@ def test_after_a_void_at_any_point_every_cluster_left_has_a_standing_alert(
             for a in d.standing()
             if a.district == "vesterbro"
         ), s
+
+
+# --- the state a void leaves (found by mutation testing, docs/mutation-report.md) ---
+
+
+def test_a_void_too_late_to_change_an_alert_still_drops_its_report_and_is_remembered() -> None:
+    reports = [incident(m) for m in (0, 10, 20)]
+    d = Driver()
+    d.feed(reports)
+    later = T0 + RULES.max_lateness + timedelta(minutes=21)  # the report at 0:20 is too old
+    target = voiding(reports[2], 400)
+    [step] = d.feed([target], now=later)
+    assert step.withdrawn == () and step.alerts == ()
+    kept = step.state.districts["vesterbro"].overdoses
+    assert [o.event_id for o in kept] == [reports[0].id, reports[1].id]  # within the horizon
+    assert step.state.voided == {(target.source, reports[2].id): target.time}
+
+
+def test_a_repeated_void_keeps_the_later_void_time() -> None:
+    report = incident(0)
+    d = Driver()
+    d.feed([report])
+    first, again = voiding(report, 90), voiding(report, 50)  # redelivered with an older time
+    d.feed([first, again])
+    assert d.state.voided == {(first.source, report.id): first.time}
+
+
+def test_only_a_void_is_applied_as_one() -> None:
+    report = incident(0)
+    with pytest.raises(TypeError, match=f"not a void: {report.type}"):
+        void(RULES, AlertState(), report, "vesterbro", [], NOW)
+
+
+def test_a_restart_remembers_withdrawn_alerts_so_a_cluster_brought_back_is_new() -> None:
+    reports = [incident(0), incident(10), incident(20)]
+    d = Driver()
+    d.feed([*reports, voiding(reports[1])])
+    [first] = d.raised
+    s = d.state
+    d.state = AlertState.restore(
+        RULES,
+        NOW,
+        [
+            (dist, o.source, o.event_id, o.time)
+            for dist, w in s.districts.items()
+            for o in w.overdoses
+        ],
+        [],
+        [(src, target, at) for (src, target), at in s.voided.items()],
+        s.withdrawn,
+    )
+    assert d.state.withdrawn == frozenset({first})
+    d.feed([incident(10, "maendenes-hjem")])  # the corrected report, after the restart
+    assert [a.episode for a in d.standing()] == [first + "/2"]
+
+
+def _withdrawn_alerts(d: Driver) -> dict[datetime, DrugAlertWithdrawn]:
+    out = {}
+    for w in d.withdrawn.values():
+        assert isinstance(w.data, DrugAlertWithdrawn)
+        out[w.data.since] = w.data
+    return out
+
+
+def test_an_alert_exactly_at_the_lateness_horizon_can_still_be_withdrawn() -> None:
+    reports = [incident(m) for m in (0, 10, 20)]
+    d = Driver()
+    d.feed(reports)
+    start = T0 + timedelta(minutes=20)
+    [step] = d.feed([voiding(reports[2], 400)], now=start + RULES.max_lateness)
+    assert [w.data.since for w in step.withdrawn] == [start]  # type: ignore[union-attr]
+
+
+def test_a_cluster_that_ends_where_the_alert_starts_does_not_hold_it() -> None:
+    # 0:30, 1:00, 1:30 raise an alert at 1:30; a late report from exactly one window before
+    # (-0:30) makes the count 3 on [1:00, 1:30) too. Voiding the 1:30 report leaves -0:30,
+    # 0:30, 1:00: at the threshold until 1:30 only, when the alert's own window begins.
+    now = T0 + timedelta(hours=4)
+    reports = [incident(m) for m in (30, 60, 90)]
+    d = Driver()
+    d.feed([*reports, incident(-30, "maendenes-hjem")], now=now)
+    assert len(d.raised) == 1
+    d.feed([voiding(reports[2], 100)], now=now)
+    start = T0 + timedelta(minutes=90)
+    withdrawn = _withdrawn_alerts(d)
+    assert list(withdrawn) == [start]
+    # left in (1:30 - 2 h, 1:30]: 0:30 and 1:00 (-0:30 lies exactly on the open bound)
+    assert withdrawn[start].overdoses_remaining == 2
+
+
+def test_a_cluster_that_starts_where_the_alerts_window_ends_does_not_hold_it() -> None:
+    # 0:30, 1:00, 1:30 raise an alert at 1:30; 3:10, 3:20 with 1:30 raise another at 3:20.
+    # Voiding 1:30 leaves a cluster from 3:30 (= 1:30 + window) on: the first alert goes.
+    now = T0 + timedelta(hours=5)
+    reports = [incident(m) for m in (30, 60, 90, 190, 200, 210)]
+    d = Driver()
+    d.feed(reports, now=now)
+    assert len(d.raised) == 2
+    d.feed([voiding(reports[2], 220)], now=now)
+    assert list(_withdrawn_alerts(d)) == [T0 + timedelta(minutes=90)]

@@ -151,6 +151,48 @@ def test_a_stock_count_keeps_every_field_and_the_latest_wins() -> None:
     }
 
 
+def test_every_stock_count_report_is_kept_with_its_fields_for_a_void_to_restore() -> None:
+    later = f.counted(T + timedelta(hours=1), {SupplyItem.FOIL: 5}, facility="amager")
+    earlier = f.counted(T, {SupplyItem.FOIL: 9, SupplyItem.SYRINGES: 40}, facility="amager")
+    ch = domain.project([later, earlier], CITY)  # the earlier count arrives late
+    assert sorted(ch.stock_count_reports, key=lambda r: (r.counted_at, r.item)) == [
+        domain.StockCountReport(earlier.source, str(earlier.id), "amager", "foil", T, 9),
+        domain.StockCountReport(earlier.source, str(earlier.id), "amager", "syringes", T, 40),
+        domain.StockCountReport(
+            later.source, str(later.id), "amager", "foil", T + timedelta(hours=1), 5
+        ),
+    ]
+    # a void of both counts names each report once, by the room's source and the event id
+    undo = domain.retraction([later, earlier], CITY)
+    assert undo.stock_counts == sorted(
+        {(later.source, str(later.id)), (earlier.source, str(earlier.id))}
+    )
+
+
+def test_the_first_withdrawal_of_an_alert_in_log_order_wins() -> None:
+    def withdrawn(alert_id: str, at: datetime) -> f.Envelope:
+        data = p.DrugAlertWithdrawn(
+            alert_id=alert_id,
+            district="amager",
+            reason=AlertReason.OVERDOSE_CLUSTER,
+            episode="overdose_cluster/amager/2026-11-27T08:00:00+00:00",
+            since=T - timedelta(hours=2),
+            overdoses_remaining=1,
+            threshold=3,
+        )
+        return f.wrap(data, at, facility=None, district="amager")
+
+    ch = domain.project(
+        [
+            withdrawn("a7", T + timedelta(minutes=5)),
+            withdrawn("a7", T),  # redelivered with another time: the first stays
+            withdrawn("b2", T + timedelta(minutes=9)),
+        ],
+        CITY,
+    )
+    assert ch.alert_withdrawals == {"a7": T + timedelta(minutes=5), "b2": T + timedelta(minutes=9)}
+
+
 def test_an_alert_keeps_every_field_of_its_event() -> None:
     start, end = T - timedelta(hours=2), T
     env = f.wrap(
