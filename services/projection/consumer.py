@@ -300,7 +300,8 @@ class Projector:
         runs, so Python and PostgreSQL work at the same time. A prefetched batch is only ever
         applied through :meth:`apply_fetched` (which keeps exactly the records continuing at
         the stored offsets, checked again under the offset row locks), and is dropped when a
-        batch fails (every partition is rewound to its stored offset)."""
+        batch fails or the loop ends (every partition is then rewound to its stored offset, so
+        the next run() fetches exactly what was not applied)."""
         ahead: asyncio.Task[Prepared | None] | None = None
         try:
             while not stop.is_set():
@@ -331,7 +332,14 @@ class Projector:
                 if on_batch is not None:
                     on_batch()
         finally:
-            await _drop(ahead)
+            if ahead is not None:
+                # The prefetch may have fetched records (moving the consumer past them) that
+                # will never be applied: seek back to the stored offsets, or a later run() on
+                # this consumer (after a lost lock session) would skip them until the
+                # partition receives more records.
+                await _drop(ahead)
+                async with self._lock:
+                    self.rewind()
 
     def reached(self, until: Mapping[TopicPartition, int]) -> bool:
         return all(self._next.get(tp, -1) >= end for tp, end in until.items())

@@ -3,6 +3,7 @@ the transaction in flight is answered promptly): the result must equal preparing
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -52,3 +53,49 @@ async def test_sliced_preparation_equals_preparing_at_once(
     assert len(sliced.unique) < len(sliced.decoded)
     assert sliced.changes == at_once.changes
     assert sliced.changes.visit_starts and sliced.changes.daily  # a real mix was projected
+
+
+class _SeekRecorder:
+    """The consumer as run() sees it after a fetch: only where it is sought matters here."""
+
+    def __init__(self) -> None:
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+async def test_a_halted_loop_seeks_back_over_the_dropped_prefetch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """run() halted (e.g. the rebuild-lock session was lost) while batch N+1 was prefetched:
+    those records were fetched but never applied, so the consumer must be sought back to the
+    stored offsets, or the next run() on it skips them (a stall until the partition receives
+    more records)."""
+    tp = TopicPartition("dcr.visits", 0)
+    p = _projector()
+    recorder = _SeekRecorder()
+    p.bind(recorder)
+    p._next[tp] = 42  # the stored offset: the next record to apply
+    halt = asyncio.Event()
+    fetched: list[int] = []
+    prefetched = asyncio.Event()
+
+    async def fetch(timeout_ms: int, max_records: int) -> object:
+        fetched.append(len(fetched))
+        if len(fetched) == 2:
+            prefetched.set()
+        return object()  # a batch was fetched (the consumer moved past it)
+
+    async def apply_fetched(prepared: object) -> int:
+        await prefetched.wait()  # batch N+1 is fetched while batch N's transaction runs
+        halt.set()  # the lock session is lost while batch N is applied
+        return 1
+
+    monkeypatch.setattr(p, "fetch", fetch)
+    monkeypatch.setattr(p, "apply_fetched", apply_fetched)
+
+    await p.run(halt, poll_timeout_ms=10, max_records=10, backoff_s=0.01)
+
+    assert len(fetched) == 2  # batch N applied, batch N+1 prefetched and dropped
+    assert recorder.seeks == [(tp, 42)]
