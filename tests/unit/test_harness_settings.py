@@ -16,10 +16,15 @@ SECRET = "a-webhook-secret-of-32-characters-or-more"
 
 def test_only_what_the_test_set_is_passed_on_under_the_loaders_names() -> None:
     alerts = AlertSettings(retry_s=0.3, quiet_period=timedelta(minutes=15))
-    notify = NotifySettings(enabled=True, smtp_port=2525, webhook_secret=SecretStr(SECRET))
+    # DCR_ENV given explicitly: the test must not depend on whether the session's environment
+    # (tests/conftest.py, when integration tests ran first) sets it
+    notify = NotifySettings(
+        DCR_ENV="test", enabled=True, smtp_port=2525, webhook_secret=SecretStr(SECRET)
+    )
     assert settings_variables(alerts, notify) == {
         "DCR_ALERTS_QUIET_PERIOD": "PT900.000000S",
         "DCR_ALERTS_RETRY_S": "0.3",
+        "DCR_ENV": "test",
         "DCR_NOTIFY_ENABLED": "true",
         "DCR_NOTIFY_SMTP_PORT": "2525",
         "DCR_NOTIFY_WEBHOOK_SECRET": SECRET,
