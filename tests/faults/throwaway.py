@@ -145,7 +145,12 @@ class ThrowawayKafka:
 
 
 def new_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A random KRaft cluster id, never starting with '-' (Kafka's own ``Uuid.randomUuid`` rule:
+    StorageTool would read ``-t -abc...`` as an option and refuse to format, 1 run in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class ClusterNode(ThrowawayKafka):

@@ -12,7 +12,7 @@ import yaml
 from shared.kafka.acls import ADMIN, SERVICES
 from shared.kafka.admin import min_insync_replicas, topic_config
 from shared.settings import REPO_ROOT, KafkaSettings
-from tests.faults.throwaway import KAFKA_IDENTITIES, ThrowawayKafkaCluster
+from tests.faults.throwaway import KAFKA_IDENTITIES, ThrowawayKafkaCluster, new_cluster_id
 
 KAFKA_DIR = REPO_ROOT / "deploy" / "kafka"
 SCRIPTS = REPO_ROOT / "deploy" / "scripts"
@@ -169,3 +169,11 @@ def test_compose_cluster_is_secured_like_the_scripts() -> None:
         "condition": "service_completed_successfully",
         "required": False,
     }
+
+
+def test_throwaway_cluster_ids_never_start_with_a_dash() -> None:
+    """StorageTool reads ``-t -abc...`` as an option: a generated id must never start with '-'
+    (Kafka's own rule for its random ids). 2,000 draws hit a leading '-' ~31 times otherwise."""
+    ids = [new_cluster_id() for _ in range(2000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert len(set(ids)) == len(ids)
