@@ -42,7 +42,12 @@ def answer(ranges: dict[Cell, Range]) -> dict[str, tuple[float, float]]:
 EXACT_FIRST = (
     vals(T1=5, T2=10, T3=5, T4=9, a1=0, a2=5, a3=5, b=2, c=2),
     hidden("a1", "a2", "a3", "b", "c"),
-    [rel("T1", "a1", "a2"), rel("T2", "a2", "a3"), rel("T3", "a1", "a3"), rel("T4", "a3", "b", "c")],
+    [
+        rel("T1", "a1", "a2"),
+        rel("T2", "a2", "a3"),
+        rel("T3", "a1", "a3"),
+        rel("T4", "a3", "b", "c"),
+    ],
 )
 
 
