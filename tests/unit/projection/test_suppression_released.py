@@ -42,6 +42,7 @@ def test_a_released_hidden_cell_a_reader_computes_exactly_needs_no_protection() 
     decision = plan(WEEK, values, released_hidden, relations, threshold=5)
     assert decision.withheld is False
     assert decision.hidden == {c(WEEK, "n"), c(WEEK, "N")}
+    assert decision.rounds == 2  # n found exact and given N; then nothing is narrow
     ranges = audit(values, released_hidden | decision.hidden, relations)
     assert ranges[c(WEEK, "n")].width >= 5
 
@@ -66,3 +67,4 @@ def test_a_week_never_shows_a_cell_that_gives_a_released_hidden_cell_away() -> N
     assert c(WEEK, "n") in decision.hidden
     assert decision.withheld is True
     assert decision.hidden == {c(WEEK, x) for x in ("n", "Z", "z1", "z2")}
+    assert decision.rounds == 2  # no complement; all hidden and still narrow
