@@ -18,7 +18,7 @@
 #   make lint    ruff check, ruff format --check, mypy
 #   make mutation  mutation testing of the pure cores (~1 h 45 min; MODULE=path.py for one file,
 #                measured on the shared machine: suppression 71 min, domain 6-13 min,
-#                alerting 8-12 min, envelope 9 min, auth 5 min, the others 2-5 min each)
+#                alerting 8-12 min, envelope 9 min, auth 3-5 min, the others 2-5 min each)
 #                -> docs/mutation-report.md; not part of make test
 #   make mutation-open  re-run the mutants the last run left open against the current tests
 #   make status  what is running
