@@ -72,7 +72,7 @@ async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
     )
     refused: Counter[tuple[str, str]] = Counter()
     async with serve(app) as client:
-        before = auth_failures((await client.get("/metrics", headers=scrape_auth())).text)
+        before = auth_failures((await client.get("/metrics", headers=scrape_auth(iso_env))).text)
         for path in routes:
             for headers, reason in (
                 ({}, "missing"),
@@ -141,7 +141,7 @@ async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
                 refused[("projection", "forbidden")] += 1
             elif path == "/v1/periods" and role == "analyst":
                 assert r.json()["to"] < str(ctx_today_at_least(today)), r.json()
-        after = auth_failures((await client.get("/metrics", headers=scrape_auth())).text)
+        after = auth_failures((await client.get("/metrics", headers=scrape_auth(iso_env))).text)
     assert after - before == refused
 
 

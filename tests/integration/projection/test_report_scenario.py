@@ -150,7 +150,9 @@ async def test_council_scenario_report(iso_env: TestEnv, tmp_path: Path) -> None
     try:
         await proc.wait_healthy()
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
-        async with httpx.AsyncClient(base_url=proc.url, timeout=120, headers=ops_auth()) as client:
+        async with httpx.AsyncClient(
+            base_url=proc.url, timeout=120, headers=ops_auth(iso_env)
+        ) as client:
             r = await client.get("/v1/reports", params=params)
             assert r.status_code == 200, r.text
             assert r.headers["content-type"] == "application/pdf"
