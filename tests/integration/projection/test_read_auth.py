@@ -7,6 +7,7 @@ counted in ``dcr_auth_failures_total{service, reason}``.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -145,16 +146,22 @@ async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
     assert after - before == refused
 
 
-@pytest.mark.parametrize(
-    "factory",
-    [intake_app, supply_app, incident_app, projection_app, public_app],
-    ids=["intake", "supply", "incident", "projection", "public"],
-)
+#: Each app built with the settings of the test's environment.
+APPS: dict[str, Callable[[TestEnv], FastAPI]] = {
+    "intake": lambda e: intake_app(config=e.ingest()),
+    "supply": lambda e: supply_app(config=e.ingest()),
+    "incident": lambda e: incident_app(config=e.incident()),
+    "projection": lambda e: projection_app(e.projection()),
+    "public": lambda e: public_app(config=e.projection()),
+}
+
+
+@pytest.mark.parametrize("service", list(APPS))
 async def test_metrics_need_the_scraper_or_ops_token_and_healthz_shows_no_figures(
-    factory: type[FastAPI], iso_env: TestEnv
+    service: str, iso_env: TestEnv
 ) -> None:
     tokens = iso_env.tokens
-    async with serve(factory()) as client:
+    async with serve(APPS[service](iso_env)) as client:
         assert (await client.get("/metrics")).status_code == 401
         assert (await client.get("/metrics", headers=auth("nope"))).status_code == 401
         for role in ("analyst", OWN, "sanitation-city"):
