@@ -82,9 +82,8 @@ async def test_idempotency_survives_a_restart(test_env: TestEnv) -> None:
             "/v1/sharps/returned", json=body, headers=bearer(test_env, "halmtorv", "restart-1")
         )
     before = await topic_sizes(test_env, (topics.SUPPLIES,))
-    async with serve(
-        create_supply(config=test_env.ingest())
-    ) as second:  # a new process would see the same database
+    # a new process would see the same database
+    async with serve(create_supply(config=test_env.ingest())) as second:
         b = await second.post(
             "/v1/sharps/returned", json=body, headers=bearer(test_env, "halmtorv", "restart-1")
         )
