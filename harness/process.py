@@ -2,16 +2,15 @@
 service under uvicorn on a free port (:class:`ServiceProcess`), and ``python -m module`` run to
 completion (:func:`run_module`).
 
-Invariants: every process is started with an explicit environment (``os.environ`` or the
-``base`` given, plus the overrides) and logs to a file in the caller's directory; ``terminate``
-always ends it (SIGTERM, then SIGKILL after the grace period); readiness is polled against a
-deadline, never slept for.
+Invariants: every process is started with the environment its caller gives (``base`` plus
+the overrides; the harness never falls back on ``os.environ`` on its own) and logs to a file
+in the caller's directory; ``terminate`` always ends it (SIGTERM, then SIGKILL after the grace
+period); readiness is polled against a deadline, never slept for.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -26,10 +25,6 @@ import httpx
 from harness.poll import poll_until
 from shared.service_table import service
 from shared.settings import REPO_ROOT
-
-#: Where :meth:`ServiceProcess.metric` finds the scraper's clear token (set by whoever built
-#: the environment: tests/conftest.py).
-SCRAPE_TOKEN_ENV = "DCR_TEST_SCRAPE_TOKEN"  # noqa: S105 - a variable name
 
 
 def free_port() -> int:
@@ -98,8 +93,7 @@ class ChildProcess:
 
 class ServiceProcess(ChildProcess):
     """``uvicorn <app> --factory`` on ``port`` (a free one by default); its log is
-    ``log_dir/<name>-<port>.log``. The environment is ``base`` (default ``os.environ``) plus
-    ``env``."""
+    ``log_dir/<name>-<port>.log``. The environment is ``base`` plus ``env``."""
 
     def __init__(
         self,
@@ -108,8 +102,8 @@ class ServiceProcess(ChildProcess):
         app: str,
         *,
         port: int | None = None,
+        base: Mapping[str, str],
         env: Mapping[str, str] | None = None,
-        base: Mapping[str, str] | None = None,
     ) -> None:
         self.app = app
         self.port = port or free_port()
@@ -124,7 +118,7 @@ class ServiceProcess(ChildProcess):
             name,
             argv,
             log_dir / f"{name}-{self.port}.log",
-            {**(os.environ if base is None else base), **self.overrides},
+            {**base, **self.overrides},
         )
 
     def start(self) -> ServiceProcess:
@@ -166,10 +160,9 @@ class ServiceProcess(ChildProcess):
             self.log_path.parent, self.name, self.app, port=self.port, env={}, base=self.env
         )
 
-    async def metric(self, name: str, token: str | None = None) -> float:
-        """Sum of all samples of a metric (all label sets), scraped with ``token`` (default:
-        the clear token in ``$DCR_TEST_SCRAPE_TOKEN``)."""
-        token = token or os.environ[SCRAPE_TOKEN_ENV]
+    async def metric(self, name: str, token: str) -> float:
+        """Sum of all samples of a metric (all label sets), scraped with ``token`` (a clear
+        token of a metrics reader)."""
         async with httpx.AsyncClient(timeout=5) as c:
             r = await c.get(f"{self.url}/metrics", headers={"Authorization": f"Bearer {token}"})
         return sum(
@@ -189,12 +182,12 @@ class Finished:
 async def run_module(
     module: str,
     *args: str,
+    base: Mapping[str, str],
     timeout: float = 120,
-    base: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
     **env: str,
 ) -> Finished:
-    """``python -m module args...`` with ``base`` (default ``os.environ``) plus ``env`` (and
+    """``python -m module args...`` with ``base`` plus ``env`` (and
     ``stdin`` on its standard input, if given); its exit code and output. Killed (and
     TimeoutError raised) after ``timeout`` seconds."""
     proc = await asyncio.create_subprocess_exec(
@@ -203,7 +196,7 @@ async def run_module(
         module,
         *args,
         cwd=REPO_ROOT,
-        env={**(os.environ if base is None else base), **env},
+        env={**base, **env},
         stdin=asyncio.subprocess.PIPE if stdin is not None else None,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -51,12 +51,16 @@ def asyncapi_document(
     return result
 
 
-def install_asyncapi(app: FastAPI, title: str, description: str = "") -> None:
-    """Serve the AsyncAPI document at ``GET /asyncapi.json`` (built once, on first request)."""
+def install_asyncapi(
+    app: FastAPI, title: str, description: str = "", kafka: KafkaSettings | None = None
+) -> None:
+    """Serve the AsyncAPI document at ``GET /asyncapi.json`` (built once, on first request) for
+    the topics of ``kafka`` (the app's settings; default ``DCR_KAFKA_*``)."""
     cache: list[bytes] = []
 
     @app.get("/asyncapi.json", tags=["docs"], summary="AsyncAPI 3.0 description of the topics")
     async def asyncapi_json() -> Response:
         if not cache:
-            cache.append(json.dumps(asyncapi_document(title, description=description)).encode())
+            document = asyncapi_document(title, description=description, kafka=kafka)
+            cache.append(json.dumps(document).encode())
         return Response(cache[0], media_type="application/json")

@@ -36,14 +36,15 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 TokensOf = Callable[[Request], TokenRegistry]
 
 
-def tokens_from_settings() -> TokensOf:
-    """The registry of ``DCR_AUTH_TOKENS_FILE``, read at the first request that needs it (so an
-    app can be created, e.g. for its OpenAPI schema, without the file)."""
+def tokens_from_settings(auth: AuthSettings | None = None) -> TokensOf:
+    """The registry of ``auth``'s tokens file (default ``DCR_AUTH_TOKENS_FILE``), read at the
+    first request that needs it (so an app can be created, e.g. for its OpenAPI schema, without
+    the file)."""
     loaded: list[TokenRegistry] = []
 
     def get(_: Request) -> TokenRegistry:
         if not loaded:
-            loaded.append(TokenRegistry.from_file(AuthSettings().tokens_file))
+            loaded.append(TokenRegistry.from_file((auth or AuthSettings()).tokens_file))
         return loaded[0]
 
     return get

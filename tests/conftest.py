@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from pydantic import SecretStr
 
 from harness.isolation import (
     create_database,
@@ -29,7 +30,6 @@ from harness.isolation import (
     drop_database,
     issue_tokens,
 )
-from harness.process import SCRAPE_TOKEN_ENV
 from shared.auth import dev_principals
 from shared.city import load_city
 from shared.kafka.admin import ensure_topics, wait_until_ready
@@ -41,7 +41,7 @@ from tests.clock import (
     requested_instants,
     take_request,
 )
-from tests.support import OPS_TOKEN_ENV, TestEnv
+from tests.support import RunSettings, TestEnv
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -71,39 +71,20 @@ def _travel(request: pytest.FixtureRequest) -> Iterator[datetime | None]:
 
 
 @pytest.fixture(scope="session")
-def _env_vars(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[str, str, dict[str, str]]]:
+async def test_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TestEnv]:
+    """The run's environment, as values: its own topic prefix and database on the servers the
+    developer's environment names (``DCR_KAFKA_*``, ``DCR_DB_DSN``: read here, at the test
+    session's composition root, and nowhere below it), fresh tokens and a random pseudonym
+    secret (:class:`tests.support.RunSettings`). Nothing is put in ``os.environ``: apps get
+    settings objects from the TestEnv, child processes ``TestEnv.env()``."""
     run = uuid.uuid4().hex[:10]
     server = DatabaseSettings().dsn.get_secret_value()
+    kafka = KafkaSettings(topic_prefix=f"test-{run}.")
     dsn = database_dsn(server, f"dcr_test_{run}")
     # facilities, sanitation team, ops, analyst, prometheus
     tokens_file = Path(tmp_path_factory.mktemp("auth")) / "tokens.yaml"
     tokens = issue_tokens(tokens_file, dev_principals(load_city(CitySettings().file)))
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "DCR_ENV": "test",
-            "DCR_KAFKA_TOPIC_PREFIX": f"test-{run}.",
-            "DCR_DB_DSN": dsn,
-            "DCR_AUTH_TOKENS_FILE": str(tokens_file),
-            "DCR_PSEUDONYM_SECRET": secrets.token_hex(32),
-            # the drug alert notifier only where a test provides its SMTP/webhook receivers
-            # (tests/integration/notify), never towards a developer's mail sink
-            "DCR_NOTIFY_ENABLED": "false",
-            SCRAPE_TOKEN_ENV: tokens["prometheus"],
-            OPS_TOKEN_ENV: tokens["ops"],
-        }
-    )
-    yield server, dsn, tokens
-    os.environ.clear()
-    os.environ.update(saved)
-
-
-@pytest.fixture(scope="session")
-async def test_env(_env_vars: tuple[str, str, dict[str, str]]) -> AsyncIterator[TestEnv]:
-    server, dsn, tokens = _env_vars
-    kafka = KafkaSettings()
+    settings = RunSettings(tokens_file, SecretStr(secrets.token_hex(32)))
     await wait_until_ready(kafka.bootstrap_servers, timeout=30)
     await ensure_topics(kafka.bootstrap_servers, kafka.partitions, prefix=kafka.topic_prefix)
     if requested_instants() is not None:
@@ -111,7 +92,7 @@ async def test_env(_env_vars: tuple[str, str, dict[str, str]]) -> AsyncIterator[
     db_name = database_name(dsn)
     await create_database(server, db_name)
     try:
-        yield TestEnv(kafka.bootstrap_servers, kafka.topic_prefix, dsn, tokens)
+        yield TestEnv(kafka.bootstrap_servers, kafka.topic_prefix, dsn, tokens, settings)
     finally:
         await drop_database(server, db_name)
         await delete_topics(kafka.bootstrap_servers, kafka.topic_prefix)

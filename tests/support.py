@@ -11,28 +11,40 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from harness.isolation import Isolation, delete_topics, drop_database, isolated
+from harness.isolation import (
+    Isolation,
+    delete_topics,
+    drop_database,
+    isolated,
+    settings_variables,
+)
 from harness.poll import poll_until
-from harness.process import SCRAPE_TOKEN_ENV
+from services.incident.settings import NotifySettings
 from services.incident.workers import IncidentConfig
 from services.projection.bootstrap import ProjectionConfig
 from services.projection.settings import ProjectionSettings
 from shared.bootstrap import Platform
 from shared.ingest.app import IngestConfig
 from shared.kafka.security import Target, target_name
-from shared.settings import DatabaseSettings, KafkaSettings
+from shared.settings import (
+    AuthSettings,
+    DatabaseSettings,
+    Environment,
+    KafkaSettings,
+    SecuritySettings,
+)
 from tests.clock import accept_future_timestamps, requested_instants
 
-__all__ = ["SCRAPE_TOKEN_ENV", "delete_topics", "drop_database", "poll_until"]
+__all__ = ["delete_topics", "drop_database", "poll_until"]
 
 
 @asynccontextmanager
@@ -49,20 +61,14 @@ async def serve(
             yield client
 
 
-#: The session's Prometheus-scraper (:data:`harness.process.SCRAPE_TOKEN_ENV`) and ops tokens
-#: (set by tests/conftest.py), for helpers that read ``/metrics`` or the read API of a service
-#: process without a TestEnv at hand.
-OPS_TOKEN_ENV = "DCR_TEST_OPS_TOKEN"
+def scrape_auth(env: TestEnv) -> dict[str, str]:
+    """``Authorization`` for ``/metrics`` with ``env``'s Prometheus-scraper token."""
+    return {"Authorization": f"Bearer {env.tokens['prometheus']}"}
 
 
-def scrape_auth() -> dict[str, str]:
-    """``Authorization`` for ``/metrics`` with the session's scraper token."""
-    return {"Authorization": f"Bearer {os.environ[SCRAPE_TOKEN_ENV]}"}
-
-
-def ops_auth() -> dict[str, str]:
-    """``Authorization`` for the internal read API with the session's ops token."""
-    return {"Authorization": f"Bearer {os.environ[OPS_TOKEN_ENV]}"}
+def ops_auth(env: TestEnv) -> dict[str, str]:
+    """``Authorization`` for the internal read API with ``env``'s ops token."""
+    return {"Authorization": f"Bearer {env.tokens['ops']}"}
 
 
 def now_iso() -> str:
@@ -125,8 +131,37 @@ def auth(token: str, key: str | None = None) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """The test run's own settings, chosen once by the session fixture (tests/conftest.py) and
+    shared by every environment of the run: the tokens file (digests of :attr:`TestEnv.tokens`)
+    and a random pseudonym secret, in ``DCR_ENV=test``, the drug alert notifier off (a test
+    that provides receivers turns it on). Values, never put in ``os.environ``."""
+
+    tokens_file: Path
+    pseudonym_secret: SecretStr
+
+    def auth(self) -> AuthSettings:
+        return AuthSettings(tokens_file=self.tokens_file)
+
+    def security(self) -> SecuritySettings:
+        return SecuritySettings(env=Environment.TEST, pseudonym_secret=self.pseudonym_secret)
+
+    def notify(self) -> NotifySettings:
+        """The notifier off: never towards a developer's mail sink (tests/integration/notify
+        turns it on with its own receivers)."""
+        return NotifySettings(DCR_ENV=Environment.TEST, enabled=False)
+
+    def variables(self) -> dict[str, str]:
+        """The same settings as a child process's ``DCR_*`` variables."""
+        return settings_variables(self.auth(), self.security(), self.notify())
+
+
+@dataclass(frozen=True)
 class TestEnv:
-    """Where a test's services live: broker, topic prefix, database, clear tokens."""
+    """Where a test's services live: broker, topic prefix, database, clear tokens, and the
+    run's settings (:class:`RunSettings`). Everything a test starts gets its configuration from
+    here explicitly: in-process apps their settings objects (:meth:`platform`, :meth:`ingest`,
+    :meth:`incident`, :meth:`projection`), child processes their environment (:meth:`env`)."""
 
     __test__ = False  # not a test class
 
@@ -134,44 +169,49 @@ class TestEnv:
     topic_prefix: str
     dsn: str
     tokens: dict[str, str]  # principal id -> clear token
+    run: RunSettings
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + name
 
     def platform(self) -> Platform:
         """The settings of a process (or an app built in-process) pointed at this environment's
-        broker, topics and database, with the session's city and tokens: pass it down instead
-        of changing ``os.environ``."""
+        broker, topics and database, with the session's city and tokens file: pass it down
+        instead of changing ``os.environ``."""
         return Platform(
             kafka=KafkaSettings(bootstrap_servers=self.bootstrap, topic_prefix=self.topic_prefix),
             db=DatabaseSettings(dsn=SecretStr(self.dsn)),
+            auth=self.run.auth(),
         )
 
     def projection(self, settings: ProjectionSettings | None = None) -> ProjectionConfig:
         """A projection app's (or command's) settings in this environment."""
         return ProjectionConfig(self.platform(), settings or ProjectionSettings())
 
-    def ingest(self) -> IngestConfig:
-        """An intake or supply app's settings in this environment."""
-        return IngestConfig(platform=self.platform())
+    def ingest(self, platform: Platform | None = None) -> IngestConfig:
+        """An intake or supply app's settings in this environment (or on ``platform``), with
+        the run's pseudonym secret."""
+        return IngestConfig(platform=platform or self.platform(), security=self.run.security())
 
-    def incident(self) -> IncidentConfig:
-        """The incident app's settings in this environment."""
-        return IncidentConfig(self.platform())
+    def incident(self, platform: Platform | None = None) -> IncidentConfig:
+        """The incident app's settings in this environment (or on ``platform``), the notifier
+        off."""
+        platform = platform or self.platform()
+        return IncidentConfig(platform, notify=self.run.notify(), ingest=self.ingest(platform))
 
     def env(self, **overrides: str) -> dict[str, str]:
         """The environment of a child process of this environment, for the process runner
-        (``base=``): the session's with this environment's broker, topics and database (the
-        harness's mapping of them, :meth:`harness.isolation.Isolation.variables`) and
-        ``overrides``. Passed to the child, never set in ``os.environ``."""
+        (``base=``): the developer's shell (``os.environ``, read, never changed) with the run's
+        settings (:meth:`RunSettings.variables`), this environment's broker, topics and database
+        (the harness's mapping of them, :meth:`harness.isolation.Isolation.variables`) and
+        ``overrides``."""
         here = Isolation(self.bootstrap, self.topic_prefix, self.dsn).variables()
-        return {**os.environ, **here, **overrides}
+        return {**os.environ, **self.run.variables(), **here, **overrides}
 
 
 @asynccontextmanager
 async def isolated_env(
     base: TestEnv,
-    monkeypatch: pytest.MonkeyPatch | None = None,
     *,
     label: str = "ptest",
     bootstrap: Target | None = None,
@@ -180,18 +220,14 @@ async def isolated_env(
 ) -> AsyncIterator[TestEnv]:
     """A fresh migrated database and topic prefix (on ``bootstrap``, default ``base``'s broker;
     a secured broker as its admin's KafkaSettings; topics with ``replication`` copies) with
-    ``base``'s tokens (:func:`harness.isolation.isolated`). With ``monkeypatch``, DCR_DB_DSN /
-    DCR_KAFKA_TOPIC_PREFIX point at them meanwhile (for apps started in-process or as children)."""
+    ``base``'s tokens and run settings (:func:`harness.isolation.isolated`)."""
     broker = bootstrap or base.bootstrap
     async with isolated(
         broker, base.dsn, label=label, replication=replication, drop_topics=drop_topics
     ) as iso:
         if requested_instants() is not None:  # a date run: this process may be in the future
             await accept_future_timestamps(broker, iso.topic_prefix)
-        if monkeypatch is not None:
-            monkeypatch.setenv("DCR_DB_DSN", iso.dsn)
-            monkeypatch.setenv("DCR_KAFKA_TOPIC_PREFIX", iso.topic_prefix)
-        yield TestEnv(target_name(broker), iso.topic_prefix, iso.dsn, base.tokens)
+        yield TestEnv(target_name(broker), iso.topic_prefix, iso.dsn, base.tokens, base.run)
 
 
 def flatten_table(table: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from services.projection.bootstrap import ProjectionConfig
 from services.projection.public_api import build_public_router
 from services.projection.release_periods import ReleaseRule
 from services.projection.releases import Releaser
-from shared.http import install_common
+from shared.http import install_common, tokens_from_settings
 
 log = logging.getLogger(__name__)
 SERVICE = "public"
@@ -83,7 +83,7 @@ def create_app(
             return {"database": False}
 
     app.include_router(build_public_router(get_releaser), prefix="/v1", tags=[SERVICE])
-    install_common(app, SERVICE, health, MAX_BODY_BYTES)
+    install_common(app, SERVICE, health, MAX_BODY_BYTES, tokens=tokens_from_settings(platform.auth))
     return app
 
 

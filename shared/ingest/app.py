@@ -135,5 +135,6 @@ def create_ingest_app(
     app.include_router(build_router(routes, get_deps), prefix="/v1", tags=[service])
     app.include_router(build_batch_router(routes, get_deps), prefix="/v1", tags=[service])
     install_common(app, service, health, max_body_bytes, tokens=lambda r: get_deps(r).tokens)
-    install_asyncapi(app, title, description)
+    kafka = real_config.platform.kafka if real_config is not None else None
+    install_asyncapi(app, title, description, kafka)
     return app

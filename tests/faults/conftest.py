@@ -92,11 +92,9 @@ def kcat() -> str:
     return found
 
 
-async def reconcile(
-    *, wait_s: float = 60, base: Mapping[str, str] | None = None, **env: str
-) -> Finished:
+async def reconcile(*, base: Mapping[str, str], wait_s: float = 60, **env: str) -> Finished:
     """Run the reconciliation command (with the child environment ``base``, e.g.
-    ``fault_env.env()``, default ``os.environ``, plus ``env``); print its report."""
+    ``fault_env.env()``, plus ``env``); print its report."""
     done = await run_module(
         "services.projection.reconcile",
         "--wait",

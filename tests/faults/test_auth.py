@@ -97,7 +97,7 @@ async def test_every_unauthorised_request_is_refused_counted_and_publishes_nothi
             "supply": supply,
             "incident": incident_client,
         }
-        before = auth_failures((await intake.get("/metrics", headers=scrape_auth())).text)
+        before = auth_failures((await intake.get("/metrics", headers=scrape_auth(fault_env))).text)
         for service, path, body, headers, status, _ in cases:
             r = await clients[service].post(path, json=body, headers=headers)
             assert r.status_code == status, (service, path, headers.keys(), r.text)
@@ -106,7 +106,7 @@ async def test_every_unauthorised_request_is_refused_counted_and_publishes_nothi
             if status == 401:
                 assert r.headers["WWW-Authenticate"] == "Bearer"
             answered.append(f"{service}{path} {status} {detail}")
-        after = auth_failures((await intake.get("/metrics", headers=scrape_auth())).text)
+        after = auth_failures((await intake.get("/metrics", headers=scrape_auth(fault_env))).text)
         # the right ones still get through (so the refusals above were about the token)
         ok = await intake.post("/v1/refusals", json=refusal, headers=bearer(tokens["halmtorv"]))
         assert ok.status_code == 202, ok.text

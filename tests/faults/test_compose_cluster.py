@@ -194,6 +194,7 @@ async def test_compose_cluster_profile_runs_secured(tmp_path: Path) -> None:
                 module,
                 *args,
                 timeout=180,
+                base=os.environ,  # the shell's: this test runs no service of the platform
                 **kafka_env(admin),
                 DCR_KAFKA_TOPIC_PREFIX=PREFIX,
                 DCR_KAFKA_REPLICATION_FACTOR="3",

@@ -81,7 +81,7 @@ async def busiest_leader(target: Target, env: TestEnv) -> tuple[int, tuple[str, 
 
 
 async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
-    test_env: TestEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    test_env: TestEnv, tmp_path: Path
 ) -> None:
     if not ThrowawayKafka.available():
         pytest.fail("Kafka jars missing: run deploy/scripts/kafka.sh install")
@@ -95,16 +95,17 @@ async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
     began = time.monotonic()
     try:
         await cluster.wait_brokers(all_nodes)
-        async with isolated_env(
-            test_env, monkeypatch, label="fcluster", bootstrap=admin, replication=3
-        ) as env:
+        async with isolated_env(test_env, label="fcluster", bootstrap=admin, replication=3) as env:
             await create_acls(admin, grants(env.topic_prefix))
             refused = await try_write({"bootstrap_servers": cluster.bootstrap}, env.topic(VISITS))
             assert refused is not None, "a client without a credential wrote to the cluster"
             apps = {"intake": INTAKE_APP, "supply": SUPPLY_APP, "projection": PROJECTION_APP}
             started = {
-                name: ServiceProcess(
-                    tmp_path, name, app, env={**SERVICE_ENV, **kafka_env(cluster.settings(name))}
+                name: ServiceProcess(  # each service as its own identity over TLS
+                    tmp_path,
+                    name,
+                    app,
+                    base=env.env(**SERVICE_ENV, **kafka_env(cluster.settings(name))),
                 ).start()
                 for name, app in apps.items()
             }
@@ -174,7 +175,7 @@ async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
             )
             assert traffic.accepted == accepted_while_down, "a 202 without 2 in-sync copies"
             async with httpx.AsyncClient(
-                base_url=started["projection"].url, headers=ops_auth()
+                base_url=started["projection"].url, headers=ops_auth(env)
             ) as reader:
                 served = await reader.get("/v1/districts/vesterbro/daily", timeout=10)
             assert served.status_code == 200, served.text
@@ -212,7 +213,9 @@ async def test_cluster_survives_one_broker_and_refuses_writes_without_two(
             )
             assert rows.daily == traffic.expected_daily()
             assert await started["projection"].healthy()
-            done = await reconcile(wait_s=30, **kafka_env(cluster.settings("projection")))
+            done = await reconcile(
+                wait_s=30, base=env.env(**kafka_env(cluster.settings("projection")))
+            )
             assert done.code == 0, done.out
     finally:
         if traffic_task is not None and not traffic_task.done():

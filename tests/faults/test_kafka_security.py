@@ -206,19 +206,19 @@ async def test_a_service_credential_cannot_act_for_another_service(secured: Secu
 
 
 async def test_services_run_with_their_own_identities_over_tls(
-    secured: Secured, test_env: TestEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    secured: Secured, test_env: TestEnv, tmp_path: Path
 ) -> None:
     admin = secured.broker.settings("admin")
     procs: list[ServiceProcess] = []
-    async with isolated_env(test_env, monkeypatch, label="fsecure", bootstrap=admin) as env:
+    async with isolated_env(test_env, label="fsecure", bootstrap=admin) as env:
         assert await create_acls(admin, grants(env.topic_prefix)) > len(ALL_TOPICS)
         apps = {"intake": INTAKE_APP, "supply": SUPPLY_APP, "projection": PROJECTION_APP}
         try:
             for name, app in apps.items():
                 identity = kafka_env(secured.broker.settings(name))
-                procs.append(
-                    ServiceProcess(tmp_path, name, app, env={**SERVICE_ENV, **identity}).start()
-                )
+                # the isolated environment, as this service's identity over TLS
+                child = env.env(**SERVICE_ENV, **identity)
+                procs.append(ServiceProcess(tmp_path, name, app, base=child).start())
             await asyncio.gather(*(p.wait_healthy(timeout=90) for p in procs))
             urls = {p.name: p.url for p in procs}
             traffic = Traffic(
@@ -241,7 +241,7 @@ async def test_services_run_with_their_own_identities_over_tls(
             await poll_until(applied, timeout=90, what="every 202 in the read models")
             rows = await _read_models(env.dsn)
             assert rows.daily == traffic.expected_daily()
-            done = await reconcile(wait_s=30, **identity)  # as the projection
+            done = await reconcile(wait_s=30, base=env.env(**identity))  # as the projection
             assert done.code == 0, done.out
         finally:
             for p in procs:

@@ -217,7 +217,9 @@ async def test_poison_records_are_dead_lettered_and_the_projection_goes_on(
         await wait_caught_up(fault_env.dsn, fault_env.bootstrap, fault_env.topic_prefix, 60)
         oracle = Oracle(CITY).feed(events)
         days = [k[1] for k in oracle.district_days()]
-        async with httpx.AsyncClient(base_url=proc.url, timeout=10, headers=ops_auth()) as client:
+        async with httpx.AsyncClient(
+            base_url=proc.url, timeout=10, headers=ops_auth(fault_env)
+        ) as client:
             await assert_api_matches_oracle(client, oracle, min(days), max(days))
         watching = False
         await watcher
@@ -239,7 +241,9 @@ async def test_poison_records_are_dead_lettered_and_the_projection_goes_on(
             await poll_until(all_letters, timeout=30, what="every poison record dead-lettered")
         except AssertionError:
             raise AssertionError(f"dead-lettered only {sorted(letters)}") from None
-        deadlettered = await proc.metric("dcr_deadlettered_records_total")
+        deadlettered = await proc.metric(
+            "dcr_deadlettered_records_total", fault_env.tokens["prometheus"]
+        )
     finally:
         proc.terminate()
 

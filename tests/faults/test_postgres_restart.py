@@ -49,6 +49,7 @@ async def test_postgres_restarts_while_the_projection_applies_batches(
     await produce(test_env.bootstrap, prefix, events[2000:])
     total = sum((await end_offsets(test_env.bootstrap, prefix)).values())
     proc: ServiceProcess | None = None
+    scraper = test_env.tokens["prometheus"]
     try:
         async with throwaway_postgres() as pg:
             where = test_env.env(DCR_KAFKA_TOPIC_PREFIX=prefix, DCR_DB_DSN=pg.dsn)
@@ -70,12 +71,12 @@ async def test_postgres_restarts_while_the_projection_applies_batches(
 
                 await poll_until(progressed, timeout=90, interval=0.05, what="some progress")
                 applied = await applied_records(pg.dsn)
-                failures = await _outage_seen(proc)
+                failures = await _outage_seen(proc, scraper)
                 pg.stop(mode)
 
                 async def failing(before: float = failures) -> bool:
                     assert proc is not None
-                    return await _outage_seen(proc) > before
+                    return await _outage_seen(proc, scraper) > before
 
                 await poll_until(
                     failing, timeout=30, what="a failed batch or the lock session lost"
@@ -87,7 +88,7 @@ async def test_postgres_restarts_while_the_projection_applies_batches(
                 assert applied < total, "caught up before the restart; use smaller batches"
             await wait_caught_up(pg.dsn, test_env.bootstrap, prefix, timeout=120)
             await proc.wait_healthy(timeout=30)
-            failures = await proc.metric("dcr_projection_batch_failures_total")
+            failures = await proc.metric("dcr_projection_batch_failures_total", scraper)
             report(
                 "PostgreSQL restarts under the projection",
                 restarts=injected,
@@ -98,7 +99,7 @@ async def test_postgres_restarts_while_the_projection_applies_batches(
             oracle = Oracle(CITY).feed(events)
             days = [k[1] for k in oracle.district_days()]
             async with httpx.AsyncClient(
-                base_url=proc.url, timeout=10, headers=ops_auth()
+                base_url=proc.url, timeout=10, headers=ops_auth(test_env)
             ) as client:
                 await assert_api_matches_oracle(client, oracle, min(days), max(days))
             done = await reconcile(wait_s=30, base=where)
@@ -116,9 +117,9 @@ async def test_postgres_restarts_while_the_projection_applies_batches(
         await delete_topics(test_env.bootstrap, prefix)
 
 
-async def _outage_seen(proc: ServiceProcess) -> float:
+async def _outage_seen(proc: ServiceProcess, token: str) -> float:
     """How often the projection met the outage: a batch rolled back, or the session holding
     its rebuild lock lost between batches (it then stops applying until it holds it again)."""
-    return await proc.metric("dcr_projection_batch_failures_total") + await proc.metric(
-        "dcr_projection_lock_session_lost_total"
+    return await proc.metric("dcr_projection_batch_failures_total", token) + await proc.metric(
+        "dcr_projection_lock_session_lost_total", token
     )

@@ -1,20 +1,20 @@
 """Tests pass settings, they do not change the environment: no module under tests/, bench/ or
 harness/ sets or deletes environment variables (``monkeypatch.setenv``/``delenv``,
 ``os.environ[...] = ...``, ``os.environ.update``/``pop``/``clear``/``setdefault``, ``os.putenv``)
-or asks :func:`tests.support.isolated_env` to do it for them. A test builds the settings of the
-code under test and passes them (``TestEnv.platform()``, ``.projection()``, ``.ingest()``, the
-typed configs); a child process gets its configuration as an explicit mapping given to the
-process runner (``base=TestEnv.env(...)``), which is passing, not mutating.
+The session fixture (tests/conftest.py) builds the run's settings as values (``TestEnv`` with
+its :class:`tests.support.RunSettings`); a test builds the settings of the code under test from
+it and passes them (``TestEnv.platform()``, ``.projection()``, ``.ingest()``, ``.incident()``,
+the typed configs); a child process gets its configuration as an explicit mapping given to the
+process runner (``base=TestEnv.env(...)``; the runner has no default), which is passing, not
+mutating.
 
-The allow-lists are reviewed by hand: :data:`ALLOWED` holds tests whose subject is reading the
-environment itself and the clock's consuming of the session's request;
-:data:`NOT_YET_CONVERTED` is debt (issue 17) that may only shrink: a module that no longer
-mutates the environment must leave it."""
+The allow-list is reviewed by hand: :data:`ALLOWED` holds tests whose subject is reading the
+environment itself and the clock's consuming of the session's request. A listed module that no
+longer changes the environment must leave it."""
 
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 from shared.settings import REPO_ROOT
 
@@ -28,15 +28,6 @@ ALLOWED: dict[str, str] = {
     "tests/unit/ingest/test_notification.py": "the notifier's DCR_ENV default is prod",
     "tests/unit/simulator/test_cli.py": "the simulator's DCR_TODAY as the command reads it",
     "tests/unit/ingest/test_alerting_rules.py": "TZ: the rules must not depend on the host zone",
-}
-
-#: Debt: modules that still change the environment (issue 17), to be converted.
-NOT_YET_CONVERTED: dict[str, str] = {
-    "tests/conftest.py": "the session's settings (tokens file, pseudonym secret, DCR_ENV) are "
-    "put in os.environ for every child and in-process app of the run",
-    "tests/support.py": "isolated_env(monkeypatch) for the modules below",
-    "tests/faults/test_kafka_security.py": "isolated_env(monkeypatch)",
-    "tests/faults/test_kafka_cluster.py": "the cluster's bootstrap for children",
 }
 
 _ENVIRON_METHODS = {"update", "pop", "popitem", "clear", "setdefault", "__setitem__"}
@@ -60,11 +51,6 @@ def mutations(source: str, filename: str = "<test>") -> list[int]:
                 or (f.attr in _ENVIRON_METHODS and _is_environ(f.value))
             ):
                 out.append(node.lineno)
-            name = (
-                f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
-            )
-            if name == "isolated_env" and len(node.args) > 1:  # (base, monkeypatch)
-                out.append(node.lineno)
         targets: list[ast.expr] = []
         if isinstance(node, ast.Assign | ast.Delete):
             targets = list(node.targets)
@@ -86,13 +72,12 @@ def _scan() -> dict[str, list[int]]:
 
 def test_no_test_changes_the_environment_outside_the_reviewed_lists() -> None:
     found = _scan()
-    allowed = ALLOWED | NOT_YET_CONVERTED
-    unexpected = {f: lines for f, lines in found.items() if f not in allowed}
+    unexpected = {f: lines for f, lines in found.items() if f not in ALLOWED}
     assert unexpected == {}, (
         "pass settings (TestEnv.platform()/.projection()/.ingest(), the typed configs) or a "
         f"child's env= mapping instead of changing os.environ: {unexpected}"
     )
-    converted = sorted(set(allowed) - set(found))
+    converted = sorted(set(ALLOWED) - set(found))
     assert converted == [], f"no longer changes the environment: drop from the list {converted}"
 
 
@@ -108,15 +93,14 @@ def test_the_scan_sees_every_way_of_changing_the_environment() -> None:
         "    os.environ.pop('A')\n"
         "    del os.environ['A']\n"
         "    os.putenv('A', '1')\n"
-        "    isolated_env(base, monkeypatch)\n"
         "    read = os.environ['A'], os.environ.get('A'), dict(os.environ)\n"
-        "    isolated_env(base, label='x')\n"
+        "    child = {**os.environ, 'A': '1'}\n"
     )
-    assert mutations(source) == [4, 5, 6, 7, 8, 9, 10, 11]
+    assert mutations(source) == [4, 5, 6, 7, 8, 9, 10]
 
 
-def test_the_projection_tests_pass_settings() -> None:
-    """The projection tests (issue 17's largest group) are converted: none of them is listed."""
-    listed = set(ALLOWED) | set(NOT_YET_CONVERTED)
-    assert not {f for f in listed if f.startswith("tests/integration/projection/")}
-    assert Path(REPO_ROOT / "tests/integration/projection/conftest.py").exists()
+def test_the_session_and_every_test_pass_settings() -> None:
+    """Issue 17's debt is paid: the session fixture, the helpers and the secured-broker fault
+    tests change nothing, and only tests about reading the environment are listed."""
+    assert not {f for f in ALLOWED if f.startswith(("tests/integration/", "tests/faults/"))}
+    assert "tests/conftest.py" not in ALLOWED and "tests/support.py" not in ALLOWED

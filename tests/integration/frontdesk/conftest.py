@@ -65,9 +65,8 @@ async def platform(
     tokens_file = logs / "ingest-tokens.yaml"
     tokens_file.write_text(yaml.safe_dump(test_env.tokens))
     async with isolated_env(test_env, label="fdesk", drop_topics=True) as env:
-        where = {"DCR_DB_DSN": env.dsn, "DCR_KAFKA_TOPIC_PREFIX": env.topic_prefix}
         procs = {
-            name: ServiceProcess(logs, name, app, env=where)
+            name: ServiceProcess(logs, name, app, base=env.env())
             for name, app in {
                 "intake": INTAKE_APP,
                 "supply": SUPPLY_APP,
@@ -79,8 +78,8 @@ async def platform(
             logs,
             "frontdesk",
             FRONTDESK_APP,
+            base=env.env(),
             env={
-                **where,
                 "DCR_FRONTDESK_STAFF_FILE": str(staff_file),
                 "DCR_FRONTDESK_INGEST_TOKENS_FILE": str(tokens_file),
                 "DCR_FRONTDESK_INTAKE_URL": procs["intake"].url,

@@ -36,20 +36,20 @@ def bearer(env: TestEnv, principal: str, key: str | None = None) -> dict[str, st
 
 @pytest.fixture
 async def intake(test_env: TestEnv) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(create_intake()) as client:
+    async with serve(create_intake(config=test_env.ingest())) as client:
         yield client
 
 
 @pytest.fixture
 async def supply(test_env: TestEnv) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(create_supply()) as client:
+    async with serve(create_supply(config=test_env.ingest())) as client:
         yield client
 
 
 @pytest.fixture
 async def incident(test_env: TestEnv) -> AsyncIterator[httpx.AsyncClient]:
     """The incident app, with its drug alert worker running."""
-    async with serve(create_incident()) as client:
+    async with serve(create_incident(config=test_env.incident())) as client:
         yield client
 
 

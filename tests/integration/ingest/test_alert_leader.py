@@ -37,8 +37,11 @@ async def post(proc: ServiceProcess, env: TestEnv, minutes_ago: float) -> None:
     assert r.status_code == 202, r.text
 
 
-async def leaders(procs: list[ServiceProcess]) -> list[ServiceProcess]:
-    return [p for p in procs if p.alive and await p.metric("dcr_drug_alert_worker_leader") == 1]
+async def leaders(procs: list[ServiceProcess], env: TestEnv) -> list[ServiceProcess]:
+    scraper = env.tokens["prometheus"]
+    return [
+        p for p in procs if p.alive and await p.metric("dcr_drug_alert_worker_leader", scraper) == 1
+    ]
 
 
 async def test_killing_the_leader_mid_episode_misses_and_doubles_nothing(
@@ -53,7 +56,9 @@ async def test_killing_the_leader_mid_episode_misses_and_doubles_nothing(
     try:
         for p in procs:
             await p.wait_healthy()
-        [leader] = await poll_until(lambda: leaders(procs), timeout=30, what="exactly one leader")
+        [leader] = await poll_until(
+            lambda: leaders(procs, own_env), timeout=30, what="exactly one leader"
+        )
         [standby] = [p for p in procs if p is not leader]
         async with httpx.AsyncClient(timeout=5) as c:
             health = (await c.get(f"{standby.url}/healthz")).json()
@@ -71,7 +76,7 @@ async def test_killing_the_leader_mid_episode_misses_and_doubles_nothing(
             timeout=30,
             what="the standby to take over and raise the amager alert",
         )
-        assert await leaders(procs) == [standby]
+        assert await leaders(procs, own_env) == [standby]
         await post(standby, own_env, 20)  # same episode: nothing new
 
         restarted = leader.restarted().start()  # the old leader comes back as a standby
@@ -81,8 +86,13 @@ async def test_killing_the_leader_mid_episode_misses_and_doubles_nothing(
             lambda: alert_worker_caught_up(own_env), timeout=30, what="everything committed"
         )
         assert await alerts(own_env, "amager", AlertReason.OVERDOSE_CLUSTER) == [alert]
-        assert await leaders(procs) == [standby]
-        assert await restarted.metric("dcr_drug_alert_worker_lag_records") == 0
+        assert await leaders(procs, own_env) == [standby]
+        assert (
+            await restarted.metric(
+                "dcr_drug_alert_worker_lag_records", own_env.tokens["prometheus"]
+            )
+            == 0
+        )
     finally:
         for p in procs:
             p.terminate()

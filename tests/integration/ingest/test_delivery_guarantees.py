@@ -11,11 +11,8 @@ import httpx
 import pytest
 
 from services.incident.app import create_app as create_incident
-from services.incident.workers import IncidentConfig
 from services.intake.app import create_app as create_intake
 from services.supply.app import create_app as create_supply
-from shared.bootstrap import Platform
-from shared.ingest.app import IngestConfig
 from shared.kafka import topics
 from shared.settings import KafkaSettings
 from tests.integration.ingest.conftest import at, bearer, records_with_id, topic_sizes
@@ -80,12 +77,13 @@ async def test_duplicate_key_gives_one_record(
 
 async def test_idempotency_survives_a_restart(test_env: TestEnv) -> None:
     body = sharps(count=11)
-    async with serve(create_supply()) as first:
+    async with serve(create_supply(config=test_env.ingest())) as first:
         a = await first.post(
             "/v1/sharps/returned", json=body, headers=bearer(test_env, "halmtorv", "restart-1")
         )
     before = await topic_sizes(test_env, (topics.SUPPLIES,))
-    async with serve(create_supply()) as second:  # a new process would see the same database
+    # a new process would see the same database
+    async with serve(create_supply(config=test_env.ingest())) as second:
         b = await second.post(
             "/v1/sharps/returned", json=body, headers=bearer(test_env, "halmtorv", "restart-1")
         )
@@ -114,7 +112,7 @@ async def test_kafka_unreachable_is_503_then_a_retry_publishes_once(
     nothing_listens = KafkaSettings(
         bootstrap_servers="127.0.0.1:1", topic_prefix=test_env.topic_prefix
     )
-    down_config = IngestConfig(platform=replace(test_env.platform(), kafka=nothing_listens))
+    down_config = test_env.ingest(replace(test_env.platform(), kafka=nothing_listens))
     async with serve(create_intake(config=down_config)) as down:  # the service starts anyway
         r = await down.post(
             "/v1/visits", json=visit, headers=bearer(test_env, "halmtorv", "down-1")
@@ -145,7 +143,10 @@ async def test_incident_service_starts_and_stops_without_kafka(
     test_env: TestEnv,
 ) -> None:
     """The alert worker retries in the background; the API answers 503, /healthz says why."""
-    no_kafka = Platform(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"))
+    no_kafka = replace(
+        test_env.platform(),
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix=test_env.topic_prefix),
+    )
     seizure = {
         "facility_id": "amager",
         "occurred_at": at(1),
@@ -154,7 +155,7 @@ async def test_incident_service_starts_and_stops_without_kafka(
         "life_threatening": False,
         "outcome": "recovered_on_site",
     }
-    async with serve(create_incident(config=IncidentConfig(no_kafka))) as down:
+    async with serve(create_incident(config=test_env.incident(no_kafka))) as down:
         r = await down.post("/v1/incidents", json=seizure, headers=bearer(test_env, "amager"))
         assert r.status_code == 503 and "Retry-After" in r.headers
         health = await down.get("/healthz")

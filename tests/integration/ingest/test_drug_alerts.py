@@ -128,7 +128,7 @@ async def test_restarted_worker_does_not_raise_the_episode_again(test_env: TestE
     """A new service instance rebuilds the window from PostgreSQL and resumes at the committed
     offsets: three more overdoses continuing the same episode raise nothing (a worker that
     forgot the episode would count them as a new cluster)."""
-    async with serve(create_incident()) as first:
+    async with serve(create_incident(config=test_env.incident())) as first:
         for minutes_ago in (50, 40, 30):
             await post(first, test_env, "/v1/incidents", overdose("sydhavn", minutes_ago))
         before = await poll_until(
@@ -137,7 +137,7 @@ async def test_restarted_worker_does_not_raise_the_episode_again(test_env: TestE
             what="an overdose cluster alert for sydhavn",
         )
     assert len(before) == 1
-    async with serve(create_incident()) as restarted:
+    async with serve(create_incident(config=test_env.incident())) as restarted:
         for minutes_ago in (20, 15, 5):
             await post(restarted, test_env, "/v1/incidents", overdose("sydhavn", minutes_ago))
         await caught_up(test_env)

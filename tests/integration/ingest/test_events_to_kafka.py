@@ -190,3 +190,13 @@ async def test_event_reaches_kafka_as_a_cloudevent(
     if isinstance(env.data, IncidentReported):
         assert env.data.incident_id == r.json()["incident_id"]
         assert env.data.interventions.oxygen is True
+
+
+async def test_asyncapi_names_the_topics_the_app_publishes_to(
+    test_env: TestEnv, intake: httpx.AsyncClient
+) -> None:
+    """The AsyncAPI document of an app built from settings names that app's topics (the test
+    run's prefix, given to the app, not read from the environment)."""
+    doc = (await intake.get("/asyncapi.json")).json()
+    addresses = {c["address"] for c in doc["channels"].values()}
+    assert addresses == {test_env.topic(t) for t in topics.EVENT_TOPICS}

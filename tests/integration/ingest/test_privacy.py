@@ -55,7 +55,7 @@ async def test_clear_client_code_appears_nowhere(
         "substances": ["heroin"],
         "route": "inject",
     }
-    async with serve(create_intake()) as client:
+    async with serve(create_intake(config=test_env.ingest())) as client:
         started = await client.post(
             "/v1/visits", json=visit, headers=bearer(test_env, "halmtorv", "privacy-1")
         )
@@ -83,7 +83,7 @@ async def test_clear_client_code_appears_nowhere(
             await client.post("/v1/visits", json=visit, headers=bearer(test_env, "nordvest")),
         ]
         assert [e.status_code for e in errors] == [422, 409, 403]
-        metrics = (await client.get("/metrics", headers=scrape_auth())).text
+        metrics = (await client.get("/metrics", headers=scrape_auth(test_env))).text
 
     for answer in (started, refused, *errors):
         assert CODE not in answer.text

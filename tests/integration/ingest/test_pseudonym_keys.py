@@ -144,7 +144,9 @@ async def test_dictionary_attack_fails_against_the_platform_as_make_up_runs_it(
 async def test_a_service_without_a_strong_secret_refuses_to_start(
     test_env: TestEnv, tmp_path: Path, overrides: dict[str, str], message: str
 ) -> None:
-    proc = ServiceProcess(tmp_path, "intake", INTAKE_APP, env=overrides).start()
+    proc = ServiceProcess(
+        tmp_path, "intake", INTAKE_APP, base=test_env.env(), env=overrides
+    ).start()
     try:
         assert message in await exited(proc)
     finally:
@@ -152,10 +154,9 @@ async def test_a_service_without_a_strong_secret_refuses_to_start(
 
 
 async def test_unset_secret_refuses_to_start(test_env: TestEnv, tmp_path: Path) -> None:
-    proc = ServiceProcess(tmp_path, "intake", INTAKE_APP)
-    proc.env.pop("DCR_PSEUDONYM_SECRET")
-    proc.env.pop("DCR_ENV")
-    proc.start()
+    unset = {"DCR_PSEUDONYM_SECRET", "DCR_ENV"}
+    base = {k: v for k, v in test_env.env().items() if k not in unset}
+    proc = ServiceProcess(tmp_path, "intake", INTAKE_APP, base=base).start()
     try:
         assert "DCR_PSEUDONYM_SECRET is not set" in await exited(proc)
     finally:
@@ -200,7 +201,9 @@ async def test_rotation_counts_old_and_new_pseudonyms_separately(test_env: TestE
             secret = SecretStr(secrets.token_hex(32))
             return IngestConfig(
                 platform=env.platform(),
-                security=SecuritySettings(pseudonym_key_id=key_id, pseudonym_secret=secret),
+                security=SecuritySettings(
+                    env=Environment.TEST, pseudonym_key_id=key_id, pseudonym_secret=secret
+                ),
             )
 
         async with serve(create_intake(config=keyed("k1"))) as intake:
@@ -244,13 +247,13 @@ async def test_city_scope_makes_one_code_in_two_rooms_one_client(
     city_file.write_text(yaml.safe_dump(config))
     async with isolated_env(test_env, label="scope") as env:
         platform = replace(env.platform(), city_settings=CitySettings(file=city_file))
-        async with serve(create_intake(config=IngestConfig(platform=platform))) as intake:
+        async with serve(create_intake(config=env.ingest(platform))) as intake:
             for facility in ("halmtorv", "maendenes-hjem", "amager"):
                 await post_visits(
                     env, intake, ["V-0042"], facility=facility, occurred_at=local(day, 12)
                 )
         config = ProjectionConfig(platform=platform)
-        async with serve(create_projection(config), headers=ops_auth()) as projection:
+        async with serve(create_projection(config), headers=ops_auth(env)) as projection:
             await wait_caught_up(env.dsn, env.bootstrap, env.topic_prefix)
             summary = await projection.get(
                 "/v1/city/summary", params={"from": day.isoformat(), "to": day.isoformat()}

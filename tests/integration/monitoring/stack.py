@@ -45,9 +45,8 @@ def start_services(
     env: TestEnv, log_dir: Path, extra_env: dict[str, str]
 ) -> dict[str, ServiceProcess]:
     """Start the services (the public API too) on free ports, pointed at ``env``."""
-    where = {**extra_env, "DCR_DB_DSN": env.dsn, "DCR_KAFKA_TOPIC_PREFIX": env.topic_prefix}
     return {
-        name: ServiceProcess(log_dir, name, app, env=where).start()
+        name: ServiceProcess(log_dir, name, app, base=env.env(**extra_env)).start()
         for name, app in SERVICES.items()
     }
 

@@ -190,7 +190,7 @@ async def test_every_service_and_prometheus_itself_is_scraped(live: Live) -> Non
 async def test_each_service_process_exposition_passes_promtool(live: Live, service: str) -> None:
     """Each process's own exposition (the projection's with its domain metrics)."""
     async with httpx.AsyncClient(timeout=10) as c:
-        text = (await c.get(f"{live.urls[service]}/metrics", headers=scrape_auth())).text
+        text = (await c.get(f"{live.urls[service]}/metrics", headers=scrape_auth(live.env))).text
     assert await asyncio.to_thread(promtool_check, text) == ""
     problems = label_problems(text, frozenset(live.traffic.client_codes | live.traffic.issued_ids))
     assert problems == [], problems

@@ -20,13 +20,9 @@ import pytest
 from fastapi import FastAPI
 
 from services.incident.app import create_app as create_incident
-from services.incident.workers import IncidentConfig
 from services.intake.app import create_app as create_intake
 from services.projection.app import create_app as create_projection
-from services.projection.bootstrap import ProjectionConfig
 from services.supply.app import create_app as create_supply
-from shared.bootstrap import Platform
-from shared.ingest.app import IngestConfig
 from tests.integration.monitoring.exposition import label_problems, promtool_check
 from tests.support import ops_auth, poll_until, scrape_auth, serve
 
@@ -111,19 +107,19 @@ async def _incident(c: httpx.AsyncClient, env: TestEnv) -> list[str]:
 
 
 async def _projection(c: httpx.AsyncClient, env: TestEnv) -> list[str]:
-    assert (await c.get("/v1/districts", headers=ops_auth())).status_code == 200
-    assert (await c.get("/v1/districts/vesterbro/daily", headers=ops_auth())).status_code == 200
-    assert (await c.get("/v1/districts/atlantis/daily", headers=ops_auth())).status_code == 404
+    assert (await c.get("/v1/districts", headers=ops_auth(env))).status_code == 200
+    assert (await c.get("/v1/districts/vesterbro/daily", headers=ops_auth(env))).status_code == 200
+    assert (await c.get("/v1/districts/atlantis/daily", headers=ops_auth(env))).status_code == 404
     return []
 
 
 Traffic = Callable[[httpx.AsyncClient, "TestEnv"], Any]
 #: Each app built with the settings of the module's isolated environment (no os.environ change).
-APPS: dict[str, tuple[Callable[[Platform], FastAPI], Traffic]] = {
-    "intake": (lambda p: create_intake(config=IngestConfig(platform=p)), _intake),
-    "supply": (lambda p: create_supply(config=IngestConfig(platform=p)), _supply),
-    "incident": (lambda p: create_incident(config=IncidentConfig(p)), _incident),
-    "projection": (lambda p: create_projection(ProjectionConfig(p)), _projection),
+APPS: dict[str, tuple[Callable[[TestEnv], FastAPI], Traffic]] = {
+    "intake": (lambda e: create_intake(config=e.ingest()), _intake),
+    "supply": (lambda e: create_supply(config=e.ingest()), _supply),
+    "incident": (lambda e: create_incident(config=e.incident()), _incident),
+    "projection": (lambda e: create_projection(e.projection()), _projection),
 }
 
 
@@ -136,10 +132,10 @@ async def test_metrics_pass_promtool_and_have_bounded_labels(
     service: str, iso_env: TestEnv
 ) -> None:
     factory, traffic = APPS[service]
-    async with serve(factory(iso_env.platform())) as client:
+    async with serve(factory(iso_env)) as client:
         await poll_until(lambda: _healthy(client), timeout=30, what=f"{service} healthy")
         ids = await traffic(client, iso_env)
-        response = await client.get("/metrics", headers=scrape_auth())
+        response = await client.get("/metrics", headers=scrape_auth(iso_env))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -152,11 +148,11 @@ async def test_metrics_pass_promtool_and_have_bounded_labels(
 
 async def test_projection_exports_domain_metrics(iso_env: TestEnv) -> None:
     """services/projection/app.py calls install_domain_metrics in its lifespan."""
-    async with serve(create_projection(ProjectionConfig(iso_env.platform()))) as client:
+    async with serve(create_projection(iso_env.projection())) as client:
         await poll_until(lambda: _healthy(client), timeout=30, what="projection healthy")
 
         async def domain_metrics() -> str | None:
-            text = (await client.get("/metrics", headers=scrape_auth())).text
+            text = (await client.get("/metrics", headers=scrape_auth(iso_env))).text
             return text if "dcr_visits_started_total{" in text else None
 
         try:

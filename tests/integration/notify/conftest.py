@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from harness.isolation import settings_variables
 from services.incident.settings import AlertSettings, NotifySettings
 from services.incident.workers import IncidentConfig
 from shared.contacts import ContactsSettings
+from shared.settings import Environment
 from tests.integration.ingest.conftest import bearer
 from tests.integration.ingest.test_drug_alerts import overdose
 from tests.integration.notify.receivers import SECRET, WebhookReceiver, mail_sink, write_contacts
@@ -38,10 +39,11 @@ class NotifyEnv:
     def incident(self, **rule: Any) -> IncidentConfig:
         """The incident app's settings: the notifier on, sending to the test's receivers
         quickly; the alert rule's defaults but ``rule``, with a short reconnect pause."""
-        return IncidentConfig(
-            self.env.platform(),
+        return replace(
+            self.env.incident(),
             alerts=AlertSettings(retry_s=0.3, **rule),
             notify=NotifySettings(
+                DCR_ENV=Environment.TEST,
                 enabled=True,
                 smtp_port=self.smtp_port,
                 webhook_secret=SecretStr(SECRET),

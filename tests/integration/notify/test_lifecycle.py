@@ -85,7 +85,7 @@ async def test_raised_acknowledged_resolved_each_notified_once(
     assert sorted(hooks) == sorted(LIFECYCLE)
 
     # the projection's read model and metrics show the states
-    async with serve(create_projection(n.env.projection()), headers=ops_auth()) as projection:
+    async with serve(create_projection(n.env.projection()), headers=ops_auth(n.env)) as projection:
 
         async def resolved_in_read_model() -> list[dict[str, Any]]:
             r = await projection.get("/v1/alerts", params={"district": "vesterbro"})

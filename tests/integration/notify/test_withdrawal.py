@@ -143,7 +143,7 @@ async def test_voiding_one_of_three_reports_withdraws_the_alert_and_notifies_onc
     assert hooks[1]["alert_id"] == alert.alert_id and hooks[1]["overdoses_remaining"] == 2
     assert all(i not in json.dumps(hooks) for i in ids)
 
-    async with serve(create_projection(n.env.projection()), headers=ops_auth()) as projection:
+    async with serve(create_projection(n.env.projection()), headers=ops_auth(n.env)) as projection:
 
         async def withdrawn_in_read_model() -> list[dict[str, Any]]:
             r = await projection.get("/v1/alerts", params={"district": "vesterbro"})

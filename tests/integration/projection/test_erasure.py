@@ -6,7 +6,6 @@ retention) neither brings the pseudonym back nor changes any table."""
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
@@ -71,7 +70,7 @@ async def holders(dsn: str, pseudonym: str) -> dict[str, int]:
 async def test_erase_then_rebuild_keeps_the_person_out_and_the_aggregates_as_published(
     iso_env: TestEnv,
 ) -> None:
-    secret = os.environ["DCR_PSEUDONYM_SECRET"].encode()
+    secret = iso_env.run.pseudonym_secret.get_secret_value().encode()
     erased = Pseudonymiser(secret, "k1").pseudonym("halmtorv", CODE)
     same_code_other_room = Pseudonymiser(secret, "k1").pseudonym("nordvest", CODE)
     today = datetime.now(CITY.zone).date()

@@ -23,7 +23,7 @@ async def test_visit_started_counts_in_district_daily(iso_env: TestEnv) -> None:
     day = now.astimezone(ZoneInfo("Europe/Copenhagen")).date().isoformat()  # the visit's day
     async with (
         serve(intake_app(config=iso_env.ingest())) as intake,
-        serve(projection_app(iso_env.projection()), headers=ops_auth()) as projection,
+        serve(projection_app(iso_env.projection()), headers=ops_auth(iso_env)) as projection,
     ):
         posted = await intake.post(
             "/v1/visits",

@@ -61,7 +61,7 @@ async def test_scripted_stream_through_the_ingest_apis(iso_env: TestEnv) -> None
         serve(intake_app(config=iso_env.ingest())) as intake,
         serve(supply_app(config=iso_env.ingest())) as supply,
         serve(incident_app(config=iso_env.incident())) as incident,
-        serve(projection_app(iso_env.projection()), headers=ops_auth()) as projection,
+        serve(projection_app(iso_env.projection()), headers=ops_auth(iso_env)) as projection,
     ):
         # --- day 2 (two days ago), halmtorv in vesterbro: 8 visits, 6 inject + 2 smoke ---------
         durations = [10, 20, 30, 40, 50, 60]  # minutes, for the first six (two never end)
@@ -341,7 +341,7 @@ async def test_scripted_stream_through_the_ingest_apis(iso_env: TestEnv) -> None
 
 
 async def test_read_api_validation(iso_env: TestEnv) -> None:
-    async with serve(projection_app(iso_env.projection()), headers=ops_auth()) as projection:
+    async with serve(projection_app(iso_env.projection()), headers=ops_auth(iso_env)) as projection:
         r = await projection.get("/v1/districts/atlantis/daily")
         assert r.status_code == 404
         r = await projection.get("/v1/districts/vesterbro/daily", params={"from": "2026-13-01"})

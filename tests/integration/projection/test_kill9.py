@@ -41,6 +41,7 @@ async def test_kill9_mid_stream_and_restart_gives_exact_tables(
         "DCR_PROJECTION_SESSION_TIMEOUT_MS": "6000",
     }
 
+    scraper = iso_env.tokens["prometheus"]
     proc = ProjectionProcess(iso_env, tmp_path, **small_batches).start()
     kills = 0
     try:
@@ -64,7 +65,9 @@ async def test_kill9_mid_stream_and_restart_gives_exact_tables(
 
         oracle = Oracle(CITY).feed(events)
         days = [k[1] for k in oracle.district_days()]
-        async with httpx.AsyncClient(base_url=proc.url, timeout=10, headers=ops_auth()) as client:
+        async with httpx.AsyncClient(
+            base_url=proc.url, timeout=10, headers=ops_auth(iso_env)
+        ) as client:
             await assert_api_matches_oracle(client, oracle, min(days), max(days))
             for fac in ("halmtorv", "amager"):
                 r = await client.get(f"/v1/facilities/{fac}/stock")
@@ -81,12 +84,14 @@ async def test_kill9_mid_stream_and_restart_gives_exact_tables(
         assert len(tables["projection_events"]) == len(oracle.seen)
         assert kills == 2
         # the restarted instance reports its work: applied events, batches, zero lag
-        assert await proc.metric("dcr_projection_events_applied_total") > 0
-        assert await proc.metric("dcr_projection_batch_size_records_count") > 0
-        assert await proc.metric("dcr_projection_batch_apply_duration_seconds_count") > 0
-        assert await proc.metric("dcr_projection_duplicate_events_total") >= 300
-        async with httpx.AsyncClient(base_url=proc.url, timeout=5, headers=ops_auth()) as client:
-            metrics = (await client.get("/metrics", headers=scrape_auth())).text
+        assert await proc.metric("dcr_projection_events_applied_total", scraper) > 0
+        assert await proc.metric("dcr_projection_batch_size_records_count", scraper) > 0
+        assert await proc.metric("dcr_projection_batch_apply_duration_seconds_count", scraper) > 0
+        assert await proc.metric("dcr_projection_duplicate_events_total", scraper) >= 300
+        async with httpx.AsyncClient(
+            base_url=proc.url, timeout=5, headers=ops_auth(iso_env)
+        ) as client:
+            metrics = (await client.get("/metrics", headers=scrape_auth(iso_env))).text
         lag = [
             line
             for line in metrics.splitlines()

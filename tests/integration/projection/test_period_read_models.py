@@ -77,7 +77,9 @@ async def test_period_totals_equal_the_oracle(iso_env: TestEnv) -> None:
     days = sorted(k[1] for k in oracle.district_days())
     first, last = days[0], days[-1]
     span = {"period": "custom", "from": first.isoformat(), "to": last.isoformat()}
-    async with serve(app := projection_app(iso_env.projection()), headers=ops_auth()) as client:
+    async with serve(
+        app := projection_app(iso_env.projection()), headers=ops_auth(iso_env)
+    ) as client:
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
         for district in CITY.districts:
             r = await client.get("/v1/periods", params={**span, "scope": f"district:{district.id}"})

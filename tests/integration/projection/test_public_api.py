@@ -63,7 +63,7 @@ async def test_released_days_hide_small_counts_and_never_change(
     now = [_released_at(DAYS[0]) - timedelta(minutes=1)]  # the first day is not released yet
 
     async with (
-        serve(projection_app(iso_env.projection()), headers=ops_auth()) as internal,
+        serve(projection_app(iso_env.projection()), headers=ops_auth(iso_env)) as internal,
         serve(public_api := public_app(clock=lambda: now[0], config=released)) as public,
     ):
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
@@ -132,11 +132,11 @@ async def test_nothing_internal_is_reachable_on_the_public_app(iso_env: TestEnv)
                 .replace("{facility}", "halmtorv")
                 .replace("{period}", "day")
             )
-            for headers in ({}, ops_auth()):
+            for headers in ({}, ops_auth(iso_env)):
                 r = await public.get(concrete, headers=headers)
                 assert r.status_code == 404, (path, r.status_code)
         health = await public.get("/healthz")
         assert health.status_code == 200
         assert set(health.json()["checks"]) == {"database"}  # no figures
         assert (await public.get("/metrics")).status_code == 401
-        assert (await public.get("/metrics", headers=scrape_auth())).status_code == 200
+        assert (await public.get("/metrics", headers=scrape_auth(iso_env))).status_code == 200

@@ -7,6 +7,7 @@ counted in ``dcr_auth_failures_total{service, reason}``.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -72,7 +73,7 @@ async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
     )
     refused: Counter[tuple[str, str]] = Counter()
     async with serve(app) as client:
-        before = auth_failures((await client.get("/metrics", headers=scrape_auth())).text)
+        before = auth_failures((await client.get("/metrics", headers=scrape_auth(iso_env))).text)
         for path in routes:
             for headers, reason in (
                 ({}, "missing"),
@@ -141,20 +142,26 @@ async def test_every_internal_route_refuses_missing_wrong_and_other_role_tokens(
                 refused[("projection", "forbidden")] += 1
             elif path == "/v1/periods" and role == "analyst":
                 assert r.json()["to"] < str(ctx_today_at_least(today)), r.json()
-        after = auth_failures((await client.get("/metrics", headers=scrape_auth())).text)
+        after = auth_failures((await client.get("/metrics", headers=scrape_auth(iso_env))).text)
     assert after - before == refused
 
 
-@pytest.mark.parametrize(
-    "factory",
-    [intake_app, supply_app, incident_app, projection_app, public_app],
-    ids=["intake", "supply", "incident", "projection", "public"],
-)
+#: Each app built with the settings of the test's environment.
+APPS: dict[str, Callable[[TestEnv], FastAPI]] = {
+    "intake": lambda e: intake_app(config=e.ingest()),
+    "supply": lambda e: supply_app(config=e.ingest()),
+    "incident": lambda e: incident_app(config=e.incident()),
+    "projection": lambda e: projection_app(e.projection()),
+    "public": lambda e: public_app(config=e.projection()),
+}
+
+
+@pytest.mark.parametrize("service", list(APPS))
 async def test_metrics_need_the_scraper_or_ops_token_and_healthz_shows_no_figures(
-    factory: type[FastAPI], iso_env: TestEnv
+    service: str, iso_env: TestEnv
 ) -> None:
     tokens = iso_env.tokens
-    async with serve(factory()) as client:
+    async with serve(APPS[service](iso_env)) as client:
         assert (await client.get("/metrics")).status_code == 401
         assert (await client.get("/metrics", headers=auth("nope"))).status_code == 401
         for role in ("analyst", OWN, "sanitation-city"):

@@ -39,10 +39,10 @@ async def _rebuild(env: TestEnv) -> tuple[int, str]:
     return done.code, done.err
 
 
-async def _check_oracle(url: str, events: list[Envelope]) -> None:
+async def _check_oracle(env: TestEnv, url: str, events: list[Envelope]) -> None:
     oracle = Oracle(CITY).feed(events)
     days = [k[1] for k in oracle.district_days()]
-    async with httpx.AsyncClient(base_url=url, timeout=10, headers=ops_auth()) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=10, headers=ops_auth(env)) as client:
         await assert_api_matches_oracle(client, oracle, min(days), max(days))
 
 
@@ -86,7 +86,7 @@ async def test_rebuild_reproduces_the_live_tables(iso_env: TestEnv, tmp_path: Pa
     try:
         await proc.wait_healthy()
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
-        await _check_oracle(proc.url, events + more)
+        await _check_oracle(iso_env, proc.url, events + more)
     finally:
         proc.terminate()
 
@@ -97,6 +97,7 @@ async def test_two_instances_split_the_work_through_a_rebalance(
     events = random_stream(seed=21, n=4500, base=datetime.now(UTC))
     parts = events[:2000], events[2000:3500], events[3500:]
     env = {"DCR_PROJECTION_BATCH_MAX_RECORDS": "10", "DCR_PROJECTION_SESSION_TIMEOUT_MS": "6000"}
+    scraper = iso_env.tokens["prometheus"]
     await produce(iso_env.bootstrap, iso_env.topic_prefix, parts[0])
     a = ProjectionProcess(iso_env, tmp_path, "a", **env).start()
     b = ProjectionProcess(iso_env, tmp_path, "b", **env)
@@ -111,7 +112,7 @@ async def test_two_instances_split_the_work_through_a_rebalance(
         await b.wait_healthy()
 
         async def split() -> bool:  # the rebalance completed: each owns some partitions
-            owned = [await x.metric("dcr_projection_assigned_partitions") for x in (a, b)]
+            owned = [await x.metric("dcr_projection_assigned_partitions", scraper) for x in (a, b)]
             return all(n > 0 for n in owned) and sum(owned) == 6 * len(EVENT_TOPICS)
 
         await poll_until(split, timeout=30, what="partitions split between a and b")
@@ -119,15 +120,15 @@ async def test_two_instances_split_the_work_through_a_rebalance(
 
         async def both_working() -> bool:
             return (
-                await b.metric("dcr_projection_events_applied_total") > 0
-                and await a.metric("dcr_projection_events_applied_total") > 0
+                await b.metric("dcr_projection_events_applied_total", scraper) > 0
+                and await a.metric("dcr_projection_events_applied_total", scraper) > 0
             )
 
         await poll_until(both_working, timeout=30, what="both instances applying events")
         a.kill9()  # its partitions move to b after the session timeout
         await produce(iso_env.bootstrap, iso_env.topic_prefix, parts[2])
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
-        await _check_oracle(b.url, events)
+        await _check_oracle(iso_env, b.url, events)
     finally:
         a.terminate()
         b.terminate()

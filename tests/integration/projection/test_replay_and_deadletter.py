@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 async def test_replaying_the_same_events_changes_nothing(iso_env: TestEnv) -> None:
     events = random_stream(seed=3, n=1200, base=datetime.now(UTC))
     await produce(iso_env.bootstrap, iso_env.topic_prefix, events)
-    async with serve(projection_app(iso_env.projection()), headers=ops_auth()) as client:
+    async with serve(projection_app(iso_env.projection()), headers=ops_auth(iso_env)) as client:
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
         before = await snapshot(iso_env.dsn)
         assert before["district_daily"] and before["visits"]
@@ -87,7 +87,7 @@ async def test_unusable_records_are_dead_lettered_and_skipped(iso_env: TestEnv) 
         )
     await produce(iso_env.bootstrap, iso_env.topic_prefix, good[2:])
 
-    async with serve(projection_app(iso_env.projection()), headers=ops_auth()) as client:
+    async with serve(projection_app(iso_env.projection()), headers=ops_auth(iso_env)) as client:
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
         oracle = Oracle(CITY).feed(good)
         days = [k[1] for k in oracle.district_days()]

@@ -82,7 +82,7 @@ def _assert_scenario_figures(text: str, s: Scenario) -> None:
     assert "Halmtorvet" in flat and "Skelbækgade" in flat
 
 
-async def _assert_read_models(client: httpx.AsyncClient, s: Scenario) -> None:
+async def _assert_read_models(client: httpx.AsyncClient, s: Scenario, env: TestEnv) -> None:
     """The JSON read models behind the report: per room, per period, street areas."""
     span = {"period": "custom", "from": s.first.isoformat(), "to": s.last.isoformat()}
     for scope in (f"room:{ROOM}", "district:vesterbro", "city"):
@@ -98,7 +98,7 @@ async def _assert_read_models(client: httpx.AsyncClient, s: Scenario) -> None:
     day = await client.get(
         f"/v1/rooms/{ROOM}/daily", params={"from": s.first.isoformat(), "to": s.last.isoformat()}
     )
-    openapi = projection_app()  # the schema only: the service under test is a process
+    openapi = projection_app(env.projection())  # the schema: the service is a process
     conforms(openapi, "/v1/rooms/{facility}/daily", day.json())
     days = day.json()["days"]
     assert len(days) == 28 and all(d["supplies_dispensed.needles"] == 210 for d in days)
@@ -150,7 +150,9 @@ async def test_council_scenario_report(iso_env: TestEnv, tmp_path: Path) -> None
     try:
         await proc.wait_healthy()
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
-        async with httpx.AsyncClient(base_url=proc.url, timeout=120, headers=ops_auth()) as client:
+        async with httpx.AsyncClient(
+            base_url=proc.url, timeout=120, headers=ops_auth(iso_env)
+        ) as client:
             r = await client.get("/v1/reports", params=params)
             assert r.status_code == 200, r.text
             assert r.headers["content-type"] == "application/pdf"
@@ -174,7 +176,7 @@ async def test_council_scenario_report(iso_env: TestEnv, tmp_path: Path) -> None
             assert since.status_code == 200, since.text
             flat = " ".join(since.text.split())  # the baseline: the days before the opening
             assert f"0.50 kg fewer a day after the opening on {s.opened.isoformat()}" in flat
-            await _assert_read_models(client, s)
+            await _assert_read_models(client, s, iso_env)
     finally:
         proc.terminate()
 

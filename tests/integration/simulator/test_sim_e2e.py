@@ -67,9 +67,15 @@ class RecordingSender(Sender):
 async def clients(test_env: TestEnv) -> AsyncIterator[Mapping[Service, httpx.AsyncClient]]:
     async with AsyncExitStack() as stack:
         yield {
-            Service.INTAKE: await stack.enter_async_context(serve(create_intake())),
-            Service.SUPPLY: await stack.enter_async_context(serve(create_supply())),
-            Service.INCIDENT: await stack.enter_async_context(serve(create_incident())),
+            Service.INTAKE: await stack.enter_async_context(
+                serve(create_intake(config=test_env.ingest()))
+            ),
+            Service.SUPPLY: await stack.enter_async_context(
+                serve(create_supply(config=test_env.ingest()))
+            ),
+            Service.INCIDENT: await stack.enter_async_context(
+                serve(create_incident(config=test_env.incident()))
+            ),
         }
 
 
