@@ -72,6 +72,7 @@ def test_catchup(results: Path) -> None:
     p = r["projection"]
     assert p["records"] == 3000 and p["events_per_s"] > 0 and p["events_per_s_from_start"] > 0
     assert p["verified"] and p["dedup_rows"] == p["expected_unique_events"] > 0
+    assert p["projection_cpu_us_per_event"] >= 0 and p["postgres_cpu_us_per_event"] >= 0
     assert r["ratio"] > 0
 
 
