@@ -108,7 +108,11 @@ class KafkaRecord(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-@dataclass(frozen=True, slots=True)
+# The records built once per event on the hot path (Decoded, VisitStart, VisitEnd) are slotted
+# dataclasses that nothing mutates after construction; they are not ``frozen`` because a frozen
+# dataclass's ``__init__`` sets every field through ``object.__setattr__`` (about 4x the cost:
+# ~2 us of ~60 us of projection CPU per event on the catch-up benchmark).
+@dataclass(slots=True)
 class Decoded:
     """A record's event, with what every later step needs computed once (they are hot)."""
 
@@ -133,7 +137,7 @@ class Rejected:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see Decoded
 class VisitStart:
     facility: str
     visit_id: str
@@ -149,7 +153,7 @@ class VisitStart:
     first_visit: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see Decoded
 class VisitEnd:
     facility: str
     visit_id: str
@@ -309,13 +313,19 @@ def decode_batch(
     decoded: list[Decoded] = []
     rejected: list[Rejected] = []
     zone = city.zone
+    #: source -> its facility (``Envelope.facility_id``, a regex match): a batch has few sources.
+    facility_of: dict[str, str | None] = {}
     for r in records:
         try:
             env = decode(r.headers, r.value)
         except DecodeError as exc:
             rejected.append(Rejected(r, exc.reason))
             continue
-        facility = env.facility_id
+        source = env.source
+        if source in facility_of:
+            facility = facility_of[source]
+        else:
+            facility = facility_of[source] = env.facility_id
         reason = _check_references(env, facility, city)
         if reason is None:
             decoded.append(
