@@ -397,12 +397,12 @@ def district_of(env: Envelope, city: City) -> str:
 def _district(env: Envelope, facility: str | None, city: City) -> str:
     data = env.data
     if type(data) in _NAMES_DISTRICT:
-        district: str = data.district  # type: ignore[attr-defined]
-        return district
-    of_facility = city.district_of(facility) if facility is not None else None
-    if of_facility is None:  # check_references guarantees this cannot happen
+        named: str = data.district  # type: ignore[attr-defined]
+        return named
+    district = city.district_of(facility) if facility is not None else None
+    if district is None:  # check_references guarantees this cannot happen
         raise ValueError("event names no known facility")
-    return of_facility
+    return district
 
 
 def project(events: Sequence[Envelope], city: City) -> Changes:
