@@ -25,7 +25,7 @@ from bench.kafka_tools import (
     preload,
     raw_consume,
 )
-from bench.machine import cpu_between, cpu_sample
+from bench.machine import CpuSample, cpu_between, cpu_sample
 from bench.workload import EventLog
 from harness.process import PROJECTION_APP
 
@@ -110,6 +110,7 @@ async def projection_catchup(
     steady = (total - first[1]) / steady_s if total > first[1] else from_start
     cpu = cpu_between(cpu0, cpu1)
     cores = cpu["process_cores"]
+    steady_records = max(total - first[1], 1)
     return {
         "instances": instances,
         "records": total,
@@ -121,12 +122,23 @@ async def projection_catchup(
         "projection_cores": round(sum(cores[str(p.pid)] for p in ps), 2),
         # CPU of PostgreSQL's server processes of the projection's sessions (Python vs SQL)
         "postgres_cores": round(sum(cores[str(pid)] for pid in pg_pids), 2),
+        # CPU seconds per event over the same interval, unrounded (the cores are rounded)
+        "projection_cpu_us_per_event": _us_per_event(
+            cpu0, cpu1, [p.pid for p in ps], steady_records
+        ),
+        "postgres_cpu_us_per_event": _us_per_event(cpu0, cpu1, pg_pids, steady_records),
         "machine_busy_share": cpu["machine_busy_share"],
         "verified": unique == expected_unique,
         "dedup_rows": unique,
         "expected_unique_events": expected_unique,
         "progress": samples,
     }
+
+
+def _us_per_event(a: CpuSample, b: CpuSample, pids: list[int], records: int) -> float:
+    """CPU microseconds the processes ``pids`` spent per record between two samples."""
+    seconds = sum(b.proc_s.get(pid, 0.0) - a.proc_s.get(pid, 0.0) for pid in pids)
+    return round(seconds / records * 1e6, 1)
 
 
 async def load_log(env: BenchEnv, events: int, days: float) -> tuple[EventLog, Offsets, float]:

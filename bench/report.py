@@ -54,7 +54,9 @@ def rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
                 f"**{_n(pj['events_per_s'])} events/s** ({pj['seconds']} s; "
                 f"{_n(pj['events_per_s_from_start'])}/s incl. process start); "
                 f"{pj['projection_cores']} cores Python, {pj.get('postgres_cores', '?')} cores "
-                f"PostgreSQL; machine busy {pj['machine_busy_share']:.0%}; "
+                f"PostgreSQL ({pj.get('projection_cpu_us_per_event', '?')} / "
+                f"{pj.get('postgres_cpu_us_per_event', '?')} us CPU per event); "
+                f"machine busy {pj['machine_busy_share']:.0%}; "
                 f"verified: {pj['verified']}",
                 f"bare consumer {_n(raw['events_per_s'])} events/s (plain getmany, 1 MiB per "
                 f"partition; tuned: {_n(r.get('raw_consumer_tuned', {}).get('events_per_s', 0))}"

@@ -401,7 +401,7 @@ class Projector:
                 decoded = [d for d in decoded if d.dedup_key not in conflicted]
                 fresh = [d for d in fresh if d.dedup_key not in conflicted]
                 all_new = False
-            voids = [d for d in fresh if isinstance(d.event.data, ReportVoided)]
+            voids = [d for d in fresh if type(d.event.data) is ReportVoided]
             fresh_keys = {d.dedup_key for d in fresh}
             voided = fresh_keys & (domain.void_targets(voids) | voided_before)
             if voided:  # claimed, never applied (the void arrived first or with them)
@@ -417,7 +417,7 @@ class Projector:
                 _still_seen(changes, bad)
             await store.apply_changes(conn, changes, self._max_visit)
             applied = [d for d in fresh if d.dedup_key not in voided] if voided else fresh
-            await apply_room_changes(conn, room_changes(applied, self._city.zone))
+            await apply_room_changes(conn, room_changes(applied))
             zone = self._city.zone
             if undo:
                 await store.retract(conn, domain.retraction(undo, self._city), self._max_visit)
@@ -453,10 +453,11 @@ class Projector:
             EVENTS_APPLIED.labels(event_type).inc(n)
         for facility, n in changes.outside_opening_hours.items():
             OUTSIDE_OPENING_HOURS.labels(facility).inc(n)
-        fresh_ids = {id(d) for d in fresh}
-        for d in decoded:
-            if id(d) not in fresh_ids:
-                DUPLICATES.labels(self._logical(d.record.topic)).inc()
+        if len(fresh) != len(decoded):  # per batch: most have no duplicate
+            fresh_ids = {id(d) for d in fresh}
+            for d in decoded:
+                if id(d) not in fresh_ids:
+                    DUPLICATES.labels(self._logical(d.record.topic)).inc()
         return kept
 
     def observe(self) -> None:

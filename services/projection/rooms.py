@@ -62,15 +62,16 @@ class RoomChanges:
             self.room[k] = self.room.get(k, 0) + n
 
 
-def room_changes(events: Sequence[Decoded], zone: ZoneInfo) -> RoomChanges:
-    """The room and street changes of ``events`` (new ones only; see domain.project)."""
-    return _changes(((d.event, d.facility) for d in events), zone)
+def room_changes(events: Sequence[Decoded]) -> RoomChanges:
+    """The room and street changes of ``events`` (new ones only; see domain.project), on the
+    local days their :class:`Decoded` hold."""
+    return _changes((d.event, d.facility, d.local.date()) for d in events)
 
 
 def room_retraction(events: Sequence[Envelope], zone: ZoneInfo) -> RoomChanges:
     """What undoes ``events`` (each applied before, now voided or found conflicting): the
     negated changes. Room and street figures are sums only, so adding this restores them."""
-    applied = _changes(((e, _facility_of(e.source)) for e in events), zone)
+    applied = _changes((e, _facility_of(e.source), local_day(e.time, zone)) for e in events)
     street = {k: StreetDelta(-v.reports, -v.needles, -v.kg) for k, v in applied.street.items()}
     return RoomChanges(room={k: -v for k, v in applied.room.items()}, street=street)
 
@@ -80,12 +81,12 @@ def _facility_of(source: str) -> str | None:
     return source[len(prefix) :] if source.startswith(prefix) else None
 
 
-def _changes(events: Iterable[tuple[Envelope, str | None]], zone: ZoneInfo) -> RoomChanges:
+def _changes(events: Iterable[tuple[Envelope, str | None, date]]) -> RoomChanges:
+    """The changes of (event, facility or None, local day) triples."""
     ch = RoomChanges()
-    for event, facility in events:
-        day = local_day(event.time, zone)
+    for event, facility, day in events:
         data = event.data
-        if isinstance(data, p.StreetNeedlesCollected):
+        if type(data) is p.StreetNeedlesCollected:
             delta = ch.street.setdefault((data.district, data.area, day), StreetDelta())
             delta.reports += 1
             delta.needles += data.count or 0
@@ -96,21 +97,21 @@ def _changes(events: Iterable[tuple[Envelope, str | None]], zone: ZoneInfo) -> R
 
 
 def _room_event(ch: RoomChanges, facility: str, day: date, data: p.Payload) -> None:
-    if isinstance(data, p.VisitRefused):
+    if type(data) is p.VisitRefused:
         ch.add(facility, day, "refusals", data.reason.value)
-    elif isinstance(data, p.ReferralMade):
+    elif type(data) is p.ReferralMade:
         ch.add(facility, day, "referrals", data.referral_to.value)
-    elif isinstance(data, p.ServiceGiven):
+    elif type(data) is p.ServiceGiven:
         ch.add(facility, day, "services", data.service.value)
-    elif isinstance(data, p.SuppliesDispensed):
+    elif type(data) is p.SuppliesDispensed:
         for item, n in sorted(data.items.items()):
             ch.add(facility, day, "supplies_dispensed", item.value, n)
-    elif isinstance(data, p.SharpsReturned):
+    elif type(data) is p.SharpsReturned:
         ch.add(facility, day, "sharps_returned_count", "", data.count or 0)
         ch.add(facility, day, "sharps_returned_kg", "", kg(data.weight_kg))
-    elif isinstance(data, p.IncidentReported):
+    elif type(data) is p.IncidentReported:
         _incident(ch, facility, day, data)
-    elif isinstance(data, p.DrugCheckResult):
+    elif type(data) is p.DrugCheckResult:
         ch.add(facility, day, "drug_checks")
         unexpected = sorted(s.value for s in data.unexpected)
         if unexpected:

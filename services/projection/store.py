@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -224,7 +225,7 @@ async def claim_events(
         return set(), set()
     # In key order: neighbouring rows go to neighbouring primary-key pages (fewer page visits
     # than the log's random uuid order).
-    events = sorted(events, key=_key_order)
+    events = sorted(events, key=_DEDUP_KEY)
     rows = await conn.fetch(
         """WITH new AS (
                INSERT INTO projection_events (source, id, type, time, value, schema_version)
@@ -256,15 +257,15 @@ async def claim_events(
     return {(r["source"], str(r["id"])) for r in rows}, voided
 
 
-def _key_order(d: Decoded) -> tuple[str, str]:
-    return d.dedup_key
+#: A decoded event's (source, id), read in C (sorting 20,000 claims by a Python function costs).
+_DEDUP_KEY = attrgetter("dedup_key")
 
 
 def _pseudonym_digest(d: Decoded) -> bytes | None:
     """The erasure digest of the pseudonym a visit start carries (None for other events): an
     erased person's event is claimed without its value, so no copy of the pseudonym is kept."""
     data = d.event.data
-    if isinstance(data, VisitStarted):
+    if type(data) is VisitStarted:
         return erased_digest(data.pseudonym_key, data.client_pseudonym)
     return None
 

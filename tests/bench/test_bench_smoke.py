@@ -72,6 +72,7 @@ def test_catchup(results: Path) -> None:
     p = r["projection"]
     assert p["records"] == 3000 and p["events_per_s"] > 0 and p["events_per_s_from_start"] > 0
     assert p["verified"] and p["dedup_rows"] == p["expected_unique_events"] > 0
+    assert p["projection_cpu_us_per_event"] >= 0 and p["postgres_cpu_us_per_event"] >= 0
     assert r["ratio"] > 0
 
 
@@ -129,3 +130,42 @@ def test_report(results: Path) -> None:
     ):
         assert row in report
     assert "cores" in report and "load" in report
+
+
+def test_profile_catchup_names_where_the_time_goes(tmp_path: Path) -> None:
+    """``python -m bench.profile_catchup`` replays a tiny log twice (plain, then profiled) and
+    names the hot path's functions with their cost per event."""
+    out = tmp_path / "profile.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.profile_catchup",
+            "--events",
+            "2000",
+            "--days",
+            "1",
+            "--facilities",
+            "12",
+            "--runs",
+            "2",
+            "--top",
+            "60",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    doc = json.loads(out.read_text())
+    assert doc["events"] == 2000
+    [plain] = doc["unprofiled"]
+    assert plain["cpu_us_per_event"] > 0 and plain["events_per_s"] > 0
+    cumulative = {row["function"]: row for row in doc["profiled_top_cumulative"]}
+    decode = [f for f in cumulative if "domain.py" in f and "(decode_batch)" in f]
+    assert decode and cumulative[decode[0]]["calls"] >= 1
+    assert cumulative[decode[0]]["cum_us_per_event"] > 0
+    assert out.with_suffix(".pstats").exists()

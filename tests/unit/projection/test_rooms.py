@@ -20,7 +20,7 @@ DAY = date(2026, 3, 10)
 def _changes(events: list[Envelope]) -> RoomChanges:
     decoded, rejected = decode_batch([f.record(e, i) for i, e in enumerate(events)], f.CITY)
     assert not rejected
-    return room_changes(first_occurrences(decoded), f.CITY.zone)
+    return room_changes(first_occurrences(decoded))
 
 
 def _street(at: datetime, area: str, kg: float) -> Envelope:

@@ -1,0 +1,147 @@
+"""``python -m bench.profile_catchup``: where the projection's CPU goes per event (issue 18).
+
+Pre-loads the catch-up benchmark's log (:func:`bench.catchup.load_log`, the same events) into an
+isolated environment, then replays it ``--runs`` times in this process through the rebuild
+(:func:`services.projection.rebuild.rebuild`: the live service's :class:`Projector` loop, on
+uvloop with the service's GC tuning), each on an emptied read model. The first replay is timed
+without a profiler (CPU seconds of this process per event, wall rate); the others run under
+cProfile, whose top functions (self and cumulative time, in microseconds per event) are printed
+and saved with ``--out`` (pstats file beside it, for ``python -m pstats``).
+
+cProfile slows Python down about 1.5-2x, unevenly (many small calls pay most): read its figures
+as shares, and the unprofiled run for the absolute cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from pydantic import SecretStr
+
+from bench.catchup import load_log
+from bench.env import BenchEnv, isolated
+from bench.machine import load, machine
+from services.projection.bootstrap import ProjectionConfig
+from services.projection.rebuild import rebuild
+from services.projection.runner import tune_gc
+from services.projection.settings import ProjectionSettings
+from shared.bootstrap import Platform
+from shared.settings import CitySettings, DatabaseSettings
+
+
+def _config(env: BenchEnv) -> ProjectionConfig:
+    """The rebuild's settings in the benchmark's isolated environment."""
+    return ProjectionConfig(
+        Platform(
+            kafka=env.kafka.model_copy(update={"topic_prefix": env.prefix}),
+            db=DatabaseSettings(dsn=SecretStr(env.dsn)),
+            city_settings=CitySettings(file=env.city_file),
+        ),
+        ProjectionSettings(),
+    )
+
+
+def _top(stats: pstats.Stats, key: str, n: int, events: int) -> list[dict[str, Any]]:
+    stats.sort_stats(key)
+    out: list[dict[str, Any]] = []
+    for func in stats.fcn_list[:n]:  # type: ignore[attr-defined]
+        _, nc, tt, ct, _ = stats.stats[func]  # type: ignore[attr-defined]
+        filename, line, name = func
+        out.append(
+            {
+                "function": f"{_short(filename)}:{line}({name})",
+                "calls": nc,
+                "self_us_per_event": round(tt / events * 1e6, 3),
+                "cum_us_per_event": round(ct / events * 1e6, 3),
+            }
+        )
+    return out
+
+
+def _short(filename: str) -> str:
+    for marker in ("site-packages/", "/i18c/", "/work/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
+
+
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    async with isolated("profile", args.facilities) as env:
+        _, ends, _ = await load_log(env, args.events, args.days)
+        config = _config(env)
+        total = sum(ends.values())
+        plain: list[dict[str, float]] = []
+        profiled: list[pstats.Stats] = []
+        for i in range(args.runs):
+            profile = i > 0
+            prof = cProfile.Profile() if profile else None
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            if prof is not None:
+                prof.enable()
+            n = await rebuild(out=io.StringIO(), config=config)
+            if prof is not None:
+                prof.disable()
+                profiled.append(pstats.Stats(prof))
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            assert n == total, (n, total)
+            row = {
+                "profiled": profile,
+                "seconds": round(wall, 2),
+                "events_per_s": round(n / wall, 1),
+                "cpu_us_per_event": round(cpu / n * 1e6, 2),
+            }
+            print(f"profile: replay {i + 1}: {row}", file=sys.stderr)
+            if not profile:
+                plain.append(row)
+    result: dict[str, Any] = {"events": total, "unprofiled": plain}
+    if profiled:
+        stats = profiled[0]
+        for extra in profiled[1:]:
+            stats.add(extra)
+        counted = total * len(profiled)
+        result["profiled_top_self"] = _top(stats, "tottime", args.top, counted)
+        result["profiled_top_cumulative"] = _top(stats, "cumulative", args.top, counted)
+        if args.out is not None:
+            stats.dump_stats(str(args.out.with_suffix(".pstats")))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.profile_catchup", description=__doc__)
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--days", type=float, default=30.0)
+    ap.add_argument("--facilities", type=int, default=50)
+    ap.add_argument("--runs", type=int, default=2, help="replays: the first unprofiled")
+    ap.add_argument("--top", type=int, default=40)
+    ap.add_argument("--out", type=Path, default=None, help="JSON result (and .pstats beside it)")
+    args = ap.parse_args(argv)
+    before = load()
+    tune_gc()
+    result = uvloop.run(_run(args))
+    doc = {"machine": machine(), "load_before": before, "load_after": load(), **result}
+    text = json.dumps(doc, indent=2)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    for key in ("profiled_top_self", "profiled_top_cumulative"):
+        print(f"\n{key} (us per event)")
+        for row in result.get(key, []):
+            print(
+                f"  {row['self_us_per_event']:8.2f} self {row['cum_us_per_event']:8.2f} cum "
+                f"{row['calls']:>9} calls  {row['function']}"
+            )
+    print(json.dumps(result["unprofiled"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
