@@ -403,6 +403,16 @@ class City:
         """SQL: a ``date`` column as the timestamp of that local midnight."""
         return f"({column}::timestamp AT TIME ZONE '{self.timezone}')"
 
+    def days_in_range(self, column: str) -> str:
+        """SQL: a ``date`` column (a local day) within the dashboard's time range, the range's
+        ends taken as local days. Grafana's ``$__timeFilter`` compares with UTC instants, which
+        cast to the UTC date: between local and UTC midnight it would drop today's local day."""
+        start, end = (
+            f"(${macro}()::timestamptz AT TIME ZONE '{self.timezone}')::date"
+            for macro in ("__timeFrom", "__timeTo")
+        )
+        return f"{column} BETWEEN {start} AND {end}"
+
     def today(self) -> str:
         return f"(now() AT TIME ZONE '{self.timezone}')::date"
 
@@ -574,7 +584,7 @@ def _city_visit_trend_panels(d: Layout, city: City) -> None:
             "Visits per day",
             sql(
                 f"""SELECT {city.local_day("day")} AS time, district AS metric, visits AS value
-                FROM district_daily WHERE $__timeFilter(day) ORDER BY 1, 2""",
+                FROM district_daily WHERE {city.days_in_range("day")} ORDER BY 1, 2""",
                 "time_series",
             ),
         ),
@@ -587,7 +597,7 @@ def _city_visit_trend_panels(d: Layout, city: City) -> None:
             sql(
                 f"""SELECT {city.local_day("day")} AS time, district AS metric,
                        unique_clients AS value
-                FROM district_daily WHERE $__timeFilter(day) ORDER BY 1, 2""",
+                FROM district_daily WHERE {city.days_in_range("day")} ORDER BY 1, 2""",
                 "time_series",
             ),
         ),
@@ -607,11 +617,11 @@ def _city_supply_and_incident_trend_panels(d: Layout, city: City) -> None:
                            'needles & syringes out' AS metric, sum(n) AS value
                     FROM district_daily_breakdown
                     WHERE dimension = 'supply_item' AND key IN ('syringes', 'needles')
-                      AND $__timeFilter(day)
+                      AND {city.days_in_range("day")}
                     GROUP BY day
                     UNION ALL
                     SELECT {city.local_day("day")}, 'sharps returned', sum(sharps_returned_count)
-                    FROM district_daily WHERE $__timeFilter(day) GROUP BY day) t
+                    FROM district_daily WHERE {city.days_in_range("day")} GROUP BY day) t
                 ORDER BY 1, 2""",
                 "time_series",
             ),
@@ -627,13 +637,13 @@ def _city_supply_and_incident_trend_panels(d: Layout, city: City) -> None:
                 f"""SELECT time, metric, value FROM (
                     SELECT {city.local_day("day")} AS time, 'overdoses treated' AS metric,
                            sum(overdoses) AS value
-                    FROM district_daily WHERE $__timeFilter(day) GROUP BY day
+                    FROM district_daily WHERE {city.days_in_range("day")} GROUP BY day
                     UNION ALL
                     SELECT {city.local_day("day")}, 'lives probably saved', sum(life_threatening)
-                    FROM district_daily WHERE $__timeFilter(day) GROUP BY day
+                    FROM district_daily WHERE {city.days_in_range("day")} GROUP BY day
                     UNION ALL
                     SELECT {city.local_day("day")}, 'naloxone doses', sum(naloxone_doses)
-                    FROM district_daily WHERE $__timeFilter(day) GROUP BY day) t
+                    FROM district_daily WHERE {city.days_in_range("day")} GROUP BY day) t
                 ORDER BY 1, 2""",
                 "time_series",
             ),
@@ -649,7 +659,7 @@ def _city_supply_and_incident_trend_panels(d: Layout, city: City) -> None:
             sql(
                 f"""SELECT {city.local_day("day")} AS time, district AS metric,
                        street_needles_kg AS value
-                FROM district_daily WHERE $__timeFilter(day) ORDER BY 1, 2""",
+                FROM district_daily WHERE {city.days_in_range("day")} ORDER BY 1, 2""",
                 "time_series",
             ),
             unit="masskg",
@@ -813,7 +823,7 @@ def _breakdown_per_day(title: str, dimension: str, city: City) -> sdk_timeseries
             f"""SELECT {city.local_day("day")} AS time, key AS metric, n AS value
                 FROM district_daily_breakdown
                 WHERE district = '$district' AND dimension = '{dimension}'
-                  AND $__timeFilter(day)
+                  AND {city.days_in_range("day")}
                 ORDER BY 1, 2""",
             "time_series",
         ),
@@ -829,13 +839,14 @@ def _district_trends_per_day_row(d: Layout, city: City) -> None:
             sql(
                 f"""SELECT time, metric, value FROM (
                     SELECT {city.local_day("day")} AS time, 'visits' AS metric, visits AS value
-                    FROM district_daily WHERE district = '$district' AND $__timeFilter(day)
+                    FROM district_daily WHERE district = '$district' AND {city.days_in_range("day")}
                     UNION ALL
                     SELECT {city.local_day("day")}, 'unique clients', unique_clients
-                    FROM district_daily WHERE district = '$district' AND $__timeFilter(day)
+                    FROM district_daily WHERE district = '$district' AND {city.days_in_range("day")}
                     UNION ALL
                     SELECT {city.local_day("day")}, 'refusals', refusals
-                    FROM district_daily WHERE district = '$district' AND $__timeFilter(day)) t
+                    FROM district_daily WHERE district = '$district'
+                      AND {city.days_in_range("day")}) t
                 ORDER BY 1, 2""",
                 "time_series",
             ),
@@ -852,11 +863,11 @@ def _district_trends_per_day_row(d: Layout, city: City) -> None:
                 f"""SELECT time, metric, value FROM (
                     SELECT {city.local_day("day")} AS time, 'median' AS metric,
                            visit_minutes_median AS value
-                    FROM district_daily WHERE district = '$district' AND $__timeFilter(day)
+                    FROM district_daily WHERE district = '$district' AND {city.days_in_range("day")}
                       AND visit_minutes_median IS NOT NULL
                     UNION ALL
                     SELECT {city.local_day("day")}, 'mean', visit_minutes_mean
-                    FROM district_daily WHERE district = '$district' AND $__timeFilter(day)
+                    FROM district_daily WHERE district = '$district' AND {city.days_in_range("day")}
                       AND visit_minutes_mean IS NOT NULL) t
                 ORDER BY 1, 2""",
                 "time_series",
@@ -1007,10 +1018,11 @@ def _facility_occupancy_and_refusals_row(d: Layout, city: City) -> None:
             sql(
                 f"""SELECT time, metric, value FROM (
                     SELECT {city.local_day("day")} AS time, 'visits' AS metric, visits AS value
-                    FROM facility_daily WHERE facility = '$facility' AND $__timeFilter(day)
+                    FROM facility_daily WHERE facility = '$facility' AND {city.days_in_range("day")}
                     UNION ALL
                     SELECT {city.local_day("day")}, 'refusals', refusals
-                    FROM facility_daily WHERE facility = '$facility' AND $__timeFilter(day)) t
+                    FROM facility_daily WHERE facility = '$facility'
+                      AND {city.days_in_range("day")}) t
                 ORDER BY 1, 2""",
                 "time_series",
             ),

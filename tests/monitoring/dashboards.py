@@ -120,6 +120,8 @@ def sql(query: str, time_from: datetime, time_to: datetime) -> str:
     query = _TIME_FILTER.sub(
         lambda m: f"{m.group(1)} BETWEEN '{iso(time_from)}' AND '{iso(time_to)}'", query
     )
+    query = query.replace("$__timeFrom()", f"'{iso(time_from)}'")
+    query = query.replace("$__timeTo()", f"'{iso(time_to)}'")
     for name, value in SQL_VARIABLES.items():
         query = query.replace(name, value)
     assert "$" not in query, f"unsubstituted macro or variable in {query}"

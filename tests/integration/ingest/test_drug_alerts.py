@@ -5,8 +5,10 @@ incidents would count towards the window)."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -147,8 +149,12 @@ async def test_restarted_worker_does_not_raise_the_episode_again(test_env: TestE
 async def test_unexpected_substance_raises_one_adulterant_alert(
     test_env: TestEnv, incident: httpx.AsyncClient
 ) -> None:
+    """One alert per district, substance and local day: a second finding the same local day
+    raises nothing. Both findings are taken on the local day of the first, whatever the hour
+    (20 minutes ago may be yesterday, local time, just after midnight)."""
     check = {"facility_id": "nordvest", "expected": "heroin", "found": ["heroin", "fentanyl"]}
-    await post(incident, test_env, "/v1/drug-checks", {**check, "occurred_at": at(20)})
+    first, second = same_local_day(datetime.now(UTC), test_env.platform().city.zone)
+    await post(incident, test_env, "/v1/drug-checks", {**check, "occurred_at": first})
     [record] = await poll_until(
         lambda: alerts(test_env, "nordvest", AlertReason.ADULTERANT_FOUND),
         timeout=30,
@@ -156,9 +162,19 @@ async def test_unexpected_substance_raises_one_adulterant_alert(
     )
     data = decode(record.headers, record.value).data
     assert isinstance(data, DrugAlertRaised) and data.substance == "fentanyl"
-    await post(incident, test_env, "/v1/drug-checks", {**check, "occurred_at": at(1)})
+    await post(incident, test_env, "/v1/drug-checks", {**check, "occurred_at": second})
     await caught_up(test_env)
     assert len(await alerts(test_env, "nordvest", AlertReason.ADULTERANT_FOUND)) == 1
+
+
+def same_local_day(now: datetime, zone: ZoneInfo) -> tuple[str, str]:
+    """Two report times, 20 minutes ago and at most 1 minute ago, on one local day: the second
+    is moved back to the first's last second when local midnight lies between them."""
+    first = now - timedelta(minutes=20)
+    local = first.astimezone(zone)
+    next_midnight = datetime.combine(local.date() + timedelta(days=1), time(), zone)
+    second = min(now - timedelta(minutes=1), next_midnight - timedelta(seconds=1))
+    return first.isoformat(), second.astimezone(UTC).isoformat()
 
 
 async def test_same_client_event_id_at_two_facilities_still_raises_the_alert(
@@ -231,3 +247,18 @@ def _too_late() -> float:
         REGISTRY.get_sample_value("dcr_drug_alert_reports_ignored_total", {"reason": "too_late"})
         or 0.0
     )
+
+
+@pytest.mark.parametrize(
+    ("now", "day"),
+    [
+        (datetime(2026, 11, 29, 23, 10, tzinfo=UTC), date(2026, 11, 29)),  # 00:10 local
+        (datetime(2027, 7, 1, 22, 5, tzinfo=UTC), date(2027, 7, 1)),  # 00:05 local, summer
+        (datetime(2027, 7, 1, 12, 0, tzinfo=UTC), date(2027, 7, 1)),
+    ],
+)
+def test_both_findings_are_on_one_local_day_at_any_hour(now: datetime, day: date) -> None:
+    zone = ZoneInfo("Europe/Copenhagen")
+    first, second = (datetime.fromisoformat(t) for t in same_local_day(now, zone))
+    assert first.astimezone(zone).date() == second.astimezone(zone).date() == day
+    assert first <= second <= now - timedelta(minutes=1)

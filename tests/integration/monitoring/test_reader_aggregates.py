@@ -4,13 +4,16 @@ check-in counts the facility dashboard shows are readable and right."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 
 from tests.integration.conftest import TestEnv
 from tests.integration.monitoring.stack import reader_dsn
+from tests.monitoring import dashboards as dash
 
 pytestmark = pytest.mark.integration
 
@@ -57,5 +60,46 @@ async def test_dcr_reader_cannot_select_microdata_but_reads_hourly_counts(
         assert [(r["facility"], r["hour"], r["check_ins"]) for r in rows] == [
             ("halmtorv", at.replace(minute=0), 3)
         ]
+    finally:
+        await conn.close()
+
+
+#: A ``day`` filter of a committed panel: Grafana's range as local days.
+DAY_FILTER = re.compile(
+    r"day BETWEEN \(\$__timeFrom\(\)[^)]*\)::date AND \(\$__timeTo\(\)[^)]*\)::date"
+)
+
+
+@pytest.mark.parametrize(
+    ("time_to", "last_day"),
+    [
+        (datetime(2026, 11, 29, 23, 30, tzinfo=UTC), "2026-11-30"),  # 00:30 local, winter
+        (datetime(2027, 7, 1, 22, 30, tzinfo=UTC), "2027-07-02"),  # 00:30 local, summer
+        (datetime(2027, 7, 1, 12, 0, tzinfo=UTC), "2027-07-01"),
+    ],
+)
+async def test_day_panels_show_every_local_day_of_the_range(
+    test_env: TestEnv, time_to: datetime, last_day: str
+) -> None:
+    """Every panel reading a ``day`` column filters with the local days of Grafana's range (the
+    committed SQL, the macros expanded as Grafana's PostgreSQL data source does): between local
+    and UTC midnight today's local day is shown (``$__timeFilter(day)`` compared with the UTC
+    date and dropped it), and the range's first local day is its first."""
+    time_from = time_to - timedelta(days=7)
+    first = time_from.astimezone(ZoneInfo("Europe/Copenhagen")).date().isoformat()
+    queries = [t.query for t in dash.targets() if t.kind == "sql" and "_daily" in t.query]
+    assert queries and not [q for q in queries if "$__timeFilter(day)" in q]
+    filters = {f for q in queries for f in DAY_FILTER.findall(q)}
+    assert len(filters) == 1, filters  # one expression, from the generator's City
+    conn = await asyncpg.connect(test_env.dsn)
+    try:
+        for where in filters:
+            days = await conn.fetch(
+                "SELECT day::date::text AS day FROM generate_series(date '2026-01-01', "
+                "date '2028-01-01', interval '1 day') g(day) "
+                f"WHERE {dash.sql(where, time_from, time_to)}"
+            )
+            shown = [r["day"] for r in days]
+            assert (shown[0], shown[-1], len(shown)) == (first, last_day, 8)
     finally:
         await conn.close()
