@@ -100,7 +100,9 @@ _UNTRANSLATABLE: list[tuple[Any, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("annotation", "named"), _UNTRANSLATABLE, ids=str)
+@pytest.mark.parametrize(
+    ("annotation", "named"), _UNTRANSLATABLE, ids=[f"case{i}" for i in range(len(_UNTRANSLATABLE))]
+)
 def test_an_untranslatable_field_fails_naming_the_model_and_field(
     annotation: Any, named: str
 ) -> None:
@@ -116,6 +118,7 @@ def test_an_untranslatable_field_fails_naming_the_model_and_field(
         (_Before, "_Before: validators ['_early']"),
         (_Lax, "_Lax: validators [] or extra fields"),
     ],
+    ids=["field_validator", "before_validator", "extra_allowed"],
 )
 def test_a_model_with_validators_or_extra_fields_fails_naming_it(
     model: type[BaseModel], named: str
@@ -220,7 +223,7 @@ def _typed(value: Any) -> Any:
     return (type(value), value)
 
 
-@pytest.mark.parametrize("change", _CHANGES, ids=str)
+@pytest.mark.parametrize("change", _CHANGES, ids=[f"change{i}" for i in range(len(_CHANGES))])
 def test_every_known_declaration_decodes_as_pydantic_does(change: dict[str, Any]) -> None:
     translator = fast_decode._Translator()
     struct = translator.struct(_Everything)
@@ -252,6 +255,7 @@ def test_a_nested_default_is_the_model_s_default_and_is_shared_by_the_structs() 
 @pytest.mark.parametrize(
     ("regex", "translated"),
     [("^a$", r"^a\Z"), (r"^[a-z]{2}$", r"^[a-z]{2}\Z"), (r"^a\$", r"^a\$"), ("^a", "^a")],
+    ids=["dollar", "class_dollar", "escaped_dollar", "no_dollar"],
 )
 def test_a_pattern_s_final_dollar_becomes_the_very_end(regex: str, translated: str) -> None:
     assert fast_decode._pattern(regex) == translated
@@ -276,7 +280,11 @@ class _Spy:
         return self(*args)
 
 
-@pytest.mark.parametrize("text", [_ID, _ID.upper(), uuid.UUID(_ID).hex, uuid.UUID(_ID).hex.upper()])
+@pytest.mark.parametrize(
+    "text",
+    [_ID, _ID.upper(), uuid.UUID(_ID).hex, uuid.UUID(_ID).hex.upper()],
+    ids=["canonical", "upper", "hex", "hex_upper"],
+)
 def test_a_canonical_or_32_digit_id_is_parsed_by_msgspec_without_uuid_uuid(
     text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -299,6 +307,7 @@ def test_a_canonical_or_32_digit_id_is_parsed_by_msgspec_without_uuid_uuid(
         _ID + "0",
         "x",
     ],
+    ids=["escape", "final_escape", "quote", "hex_quote", "braces", "urn", "short", "long", "x"],
 )
 def test_any_other_spelling_is_left_to_uuid_uuid_alone(
     text: str, monkeypatch: pytest.MonkeyPatch
