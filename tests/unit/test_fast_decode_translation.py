@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import annotated_types as at
 import msgspec
 import pytest
 from pydantic import (
@@ -26,8 +27,10 @@ from pydantic import (
     model_validator,
 )
 from pydantic import ValidationError as PydanticError
+from pydantic._internal._fields import pydantic_general_metadata
 
 from shared.events import fast_decode
+from shared.events.payloads import IncidentReported, Interventions
 from shared.events.vocabulary import Substance
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
@@ -37,6 +40,14 @@ _ODD = Field(multiple_of=2)  # a constraint msgspec.Meta cannot express
 class _Inner(BaseModel):
     model_config = _STRICT
     n: Annotated[int, Field(ge=0, le=20)] = 0
+
+
+class _Stamped(BaseModel):
+    """A nested default whose JSON form differs from its Python form (a datetime)."""
+
+    model_config = _STRICT
+    at: AwareDatetime = datetime(2026, 11, 27, 10, tzinfo=UTC)
+    substance: Substance = Substance.HEROIN
 
 
 class _Validated(BaseModel):
@@ -144,15 +155,18 @@ class _Everything(BaseModel):
     count: Annotated[int, Field(ge=1, le=3, strict=True)]
     ratio: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
     strict_flag: Annotated[bool, Strict()]
-    finite: Annotated[float, AllowInfNan(False)] = 0.5
+    finite: Annotated[float, AllowInfNan(False), Field(le=1)] = 0.5
+    #: strictness in pydantic's general metadata, as older declarations spell it
+    general: Annotated[float, pydantic_general_metadata(allow_inf_nan=False, strict=True)] = 0.5
     code: Annotated[str, Field(min_length=2, max_length=3, pattern=r"^[a-z]+$")]
     dollar: Annotated[str, Field(pattern=r"^a\$")] = "a$"
     at: AwareDatetime
     maybe_at: AwareDatetime | None = None
     substance: Substance
-    tags: Annotated[tuple[Annotated[str, Field(max_length=2)], ...], Field(max_length=2)] = ()
+    tags: Annotated[tuple[Annotated[str, at.MaxLen(2)], ...], Field(max_length=2)] = ()
     items: Annotated[dict[Substance, Annotated[int, Field(ge=0)]], Field(min_length=1)]
     inner: _Inner = _Inner()
+    stamped: _Stamped = _Stamped()
     maybe_inner: _Inner | None = None
     ident: uuid.UUID | None = None
 
@@ -183,6 +197,8 @@ _CHANGES: list[dict[str, Any]] = [
     {"ratio": 0.999},
     {"strict_flag": 1},
     {"finite": 1.5},
+    {"finite": 1.0},
+    {"general": 2},
     {"code": "a"},
     {"code": "abcd"},
     {"code": "abc"},
@@ -206,6 +222,7 @@ _CHANGES: list[dict[str, Any]] = [
     {"inner": {"n": 20}},
     {"inner": {"n": 21}},
     {"inner": {"m": 1}},
+    {"stamped": {"at": "2026-11-27T11:00:00+01:00", "substance": "cocaine"}},
     {"maybe_inner": {}},
     {"maybe_inner": {"n": 3}, "ident": str(uuid.UUID(int=1))},
     {"ident": str(uuid.UUID(int=1))},
@@ -247,9 +264,21 @@ def test_a_nested_default_is_the_model_s_default_and_is_shared_by_the_structs() 
         msgspec.json.decode(msgspec.json.encode(_GOOD), type=struct)
     )
     assert value.inner == _Inner() and type(value.inner) is _Inner
+    assert value.stamped == _Stamped() and type(value.stamped.at) is datetime
     assert value.at == datetime(2026, 11, 27, 9, tzinfo=UTC)
-    assert translator.struct(_Inner) is msgspec.structs.fields(struct)[-3].type
+    assert translator.struct(_Inner) is msgspec.structs.fields(struct)[-4].type
     assert value.model_fields_set == set(_Everything.model_fields)
+    assert all(s.__struct_config__.frozen for s in translator.structs.values())
+
+
+def test_the_decoder_names_the_struct_of_every_model_it_translated() -> None:
+    incident_type = "dk.dcr.incident.reported"
+    fresh = fast_decode.FastDecoder()
+    incident = fresh.structs[incident_type]
+    nested = next(f.type for f in msgspec.structs.fields(incident) if f.name == "interventions")
+    assert fresh.struct_for(Interventions) is nested
+    assert fast_decode.struct_for(Interventions) is not nested  # each decoder its own Structs
+    assert fast_decode.struct_for(IncidentReported) is fast_decode.STRUCTS[incident_type]
 
 
 @pytest.mark.parametrize(
