@@ -1,10 +1,11 @@
 """The projection's hot-path decoder: msgspec Structs derived from the pydantic contract models.
 
-The pydantic models in :mod:`shared.events.payloads` stay the source of truth. At import, every
-payload model of the catalogue is translated into a frozen msgspec Struct with
-``forbid_unknown_fields=True``: the same field names and defaults, the same closed vocabularies
-(the very ``StrEnum`` classes), the same bounds (``ge``/``le``/``min_length``/``max_length``/
-``pattern`` as :class:`msgspec.Meta`), nested models as nested Structs. A declaration the
+The pydantic models in :mod:`shared.events.payloads` stay the source of truth. At import (by
+the module's :class:`FastDecoder`), every payload model of the catalogue is translated into a
+frozen msgspec Struct with ``forbid_unknown_fields=True``: the same field names and defaults,
+the same closed vocabularies (the very ``StrEnum`` classes), the same bounds
+(``ge``/``le``/``min_length``/``max_length``/``pattern`` as :class:`msgspec.Meta`), nested
+models as nested Structs. A declaration the
 translation does not know (a new constraint, a field validator, another type) fails the import
 instead of drifting silently; ``tests/unit/test_fast_decode_parity.py`` compares the two by
 introspection and on a corpus of valid and invalid records.
@@ -237,41 +238,56 @@ def _parse_aware_datetime(text: str) -> datetime:
     return _AWARE_DATETIME.validate_python(text)
 
 
-_TRANSLATOR = _Translator()
-#: Event type -> the Struct of its current payload version.
-STRUCTS: dict[str, type[msgspec.Struct]] = {
-    spec.type: _TRANSLATOR.struct(spec.model) for spec in CATALOGUE.values()
-}
-_DECODERS: dict[str, tuple[msgspec.json.Decoder[Any], _Converter]] = {
-    t: (msgspec.json.Decoder(s), _TRANSLATOR.converters[s]) for t, s in STRUCTS.items()
-}
+class FastDecoder:
+    """The hot-path decoder of the catalogue: every payload model is translated afresh into its
+    Struct when one is made (the module's instance is made once, at import; a test makes its
+    own to run the translation itself). Nothing changes after construction."""
+
+    def __init__(self) -> None:
+        translator = _Translator()
+        #: Event type -> the Struct of its current payload version.
+        self.structs: dict[str, type[msgspec.Struct]] = {
+            spec.type: translator.struct(spec.model) for spec in CATALOGUE.values()
+        }
+        self._translator = translator
+        self._decoders: dict[str, tuple[msgspec.json.Decoder[Any], _Converter]] = {
+            t: (msgspec.json.Decoder(s), translator.converters[s]) for t, s in self.structs.items()
+        }
+        #: This decoder's :class:`shared.events.envelope.Codec`.
+        self.codec = Codec(payload=self.parse_payload, event_id=event_id, build=_envelope)
+
+    def struct_for(self, model: type[BaseModel]) -> type[msgspec.Struct]:
+        """The Struct translated from ``model`` (also nested ones, e.g. ``Interventions``)."""
+        return self._translator.structs[model]
+
+    def parse_payload(self, spec: EventSpec, version: int, value: bytes) -> p.Payload:
+        """:func:`shared.events.envelope.parse_payload` through msgspec; any record msgspec
+        refuses gets the contract parser's verdict (accepted if pydantic's lax rules accept it,
+        otherwise its :class:`DecodeError` naming the field)."""
+        decoder, convert = self._decoders[spec.type]
+        try:
+            if version == spec.version:
+                payload: p.Payload = convert(decoder.decode(value))
+                return payload
+            raw = _ANY.decode(value)
+            if isinstance(raw, dict):
+                struct = msgspec.convert(upcast(spec.type, version, raw), decoder.type)
+                upcast_payload: p.Payload = convert(struct)
+                return upcast_payload
+        except _REFUSED:
+            pass
+        return parse_payload(spec, version, value)
+
+    def decode(
+        self, headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]], value: bytes | None
+    ) -> Envelope:
+        """:func:`decode` through this decoder's Structs."""
+        return decode_with(headers, value, self.codec)
+
+
 _ANY = msgspec.json.Decoder()
 #: What makes the fast path hand a record to the contract's parser for the final verdict.
 _REFUSED = (msgspec.ValidationError, msgspec.DecodeError, ValueError, LookupError, TypeError)
-
-
-def struct_for(model: type[BaseModel]) -> type[msgspec.Struct]:
-    """The Struct translated from ``model`` (also nested ones, e.g. ``Interventions``)."""
-    return _TRANSLATOR.structs[model]
-
-
-def parse_payload_fast(spec: EventSpec, version: int, value: bytes) -> p.Payload:
-    """:func:`shared.events.envelope.parse_payload` through msgspec; any record msgspec refuses
-    gets the contract parser's verdict (accepted if pydantic's lax rules accept it, otherwise
-    its :class:`DecodeError` naming the field)."""
-    decoder, convert = _DECODERS[spec.type]
-    try:
-        if version == spec.version:
-            payload: p.Payload = convert(decoder.decode(value))
-            return payload
-        raw = _ANY.decode(value)
-        if isinstance(raw, dict):
-            struct = msgspec.convert(upcast(spec.type, version, raw), decoder.type)
-            upcast_payload: p.Payload = convert(struct)
-            return upcast_payload
-    except _REFUSED:
-        pass
-    return parse_payload(spec, version, value)
 
 
 def _envelope(**fields: Any) -> Envelope:
@@ -294,8 +310,15 @@ def event_id(text: str) -> UUID:
     return UUID(text)
 
 
+_DECODER = FastDecoder()
+#: Event type -> the Struct of its current payload version.
+STRUCTS: dict[str, type[msgspec.Struct]] = _DECODER.structs
 #: The hot path's :class:`shared.events.envelope.Codec`.
-FAST = Codec(payload=parse_payload_fast, event_id=event_id, build=_envelope)
+FAST = _DECODER.codec
+#: :meth:`FastDecoder.parse_payload` of the module's decoder.
+parse_payload_fast = _DECODER.parse_payload
+#: :meth:`FastDecoder.struct_for` of the module's decoder.
+struct_for = _DECODER.struct_for
 
 
 def decode(
@@ -306,4 +329,4 @@ def decode(
     return decode_with(headers, value, FAST)
 
 
-__all__ = ["STRUCTS", "decode", "parse_payload_fast", "struct_for"]
+__all__ = ["STRUCTS", "FastDecoder", "decode", "parse_payload_fast", "struct_for"]

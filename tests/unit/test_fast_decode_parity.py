@@ -9,6 +9,10 @@ wrong types, out-of-vocabulary strings, lax spellings pydantic accepts (``"3"``,
 timestamps as numbers), strings that differ only by a final newline, bad JSON, wrong or missing
 headers and content types. A second test compares the translated Structs with the pydantic
 models field by field (vocabularies, bounds, defaults, unknown fields refused).
+
+The module's decoder is built once, at import. The deterministic tests also run a decoder built
+inside the test (``fast_decode.FastDecoder()``), so that a mistake in the translation itself is
+seen: mutation testing activates a mutant only in the test's process, after the import.
 """
 
 from __future__ import annotations
@@ -210,13 +214,21 @@ def verdict(decoder: Any, hdrs: Any, value: bytes | None) -> tuple[str, Any]:
     return "valid", _typed(env)
 
 
-def assert_same_verdict(hdrs: Any, value: bytes | None) -> str:
+def assert_same_verdict(hdrs: Any, value: bytes | None, fast_decoder: Any = None) -> str:
+    """The verdict of both decoders (the module's hot path unless ``fast_decoder`` is given)."""
+    fast_decode_ = fast_decode.decode if fast_decoder is None else fast_decoder
     contract = verdict(decode, hdrs, value)
-    fast = verdict(fast_decode.decode, hdrs, value)
+    fast = verdict(fast_decode_, hdrs, value)
     assert fast == contract, (hdrs, value)
     if contract[0] == "valid":
-        assert fast_decode.decode(hdrs, value) == decode(hdrs, value)
+        assert fast_decode_(hdrs, value) == decode(hdrs, value)
     return contract[0]
+
+
+@pytest.fixture(params=["imported", "fresh"])
+def fast(request: pytest.FixtureRequest) -> Any:
+    """The module's decoder (built at import) or one built now, by this test."""
+    return fast_decode.decode if request.param == "imported" else fast_decode.FastDecoder().decode
 
 
 def _dumps(payload: Any) -> bytes:
@@ -238,23 +250,23 @@ def test_the_written_examples_cover_every_event_type_and_version() -> None:
 
 @pytest.mark.parametrize("event_type", sorted(VALID))
 def test_a_valid_example_is_decoded_by_msgspec_alone_to_the_contract_s_event(
-    event_type: str, monkeypatch: pytest.MonkeyPatch
+    event_type: str, fast: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hdrs, value = headers(event_type), _dumps(VALID[event_type])
     expected = decode(hdrs, value)
     monkeypatch.setattr(fast_decode, "parse_payload", _no_fallback)
-    assert verdict(fast_decode.decode, hdrs, value) == ("valid", _typed(expected))
+    assert verdict(fast, hdrs, value) == ("valid", _typed(expected))
 
 
 @pytest.mark.parametrize("event_type", sorted(VALID_V1))
 def test_a_version_1_record_is_upcast_by_msgspec_alone(
-    event_type: str, monkeypatch: pytest.MonkeyPatch
+    event_type: str, fast: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hdrs, value = headers(event_type, version=1), _dumps(VALID_V1[event_type])
     expected = decode(hdrs, value)
     assert expected.data.pseudonym_key == "k0"  # type: ignore[attr-defined]
     monkeypatch.setattr(fast_decode, "parse_payload", _no_fallback)
-    assert verdict(fast_decode.decode, hdrs, value) == ("valid", _typed(expected))
+    assert verdict(fast, hdrs, value) == ("valid", _typed(expected))
 
 
 def test_the_factory_and_benchmark_streams_decode_alike() -> None:
@@ -269,10 +281,36 @@ def test_the_factory_and_benchmark_streams_decode_alike() -> None:
     assert len({dict(h)["ce_type"] for h, _ in records}) >= 12
 
 
-def test_the_contract_s_own_encoding_of_an_event_round_trips() -> None:
+def test_the_contract_s_own_encoding_of_an_event_round_trips(fast: Any) -> None:
     env = f.incident(datetime(2026, 11, 27, 10, tzinfo=UTC))
     hdrs = {k: v.encode() for k, v in to_headers(env).items()}
-    assert fast_decode.decode(hdrs, env.data.model_dump_json().encode()) == env
+    assert fast(hdrs, env.data.model_dump_json().encode()) == env
+
+
+def _one_field_changes(event_type: str) -> list[dict[str, Any]]:
+    """Every field of the written example at every tricky value, each field left out, every
+    optional field left out at once, and an unknown field added."""
+    valid = VALID[event_type]
+    model_fields = CATALOGUE[event_type].model.model_fields
+    required = [n for n, info in model_fields.items() if info.is_required()]
+    out = [valid | {name: value} for name in model_fields for value in TRICKY]
+    out += [{k: v for k, v in valid.items() if k != name} for name in valid]
+    out += [{k: v for k, v in valid.items() if k in required}, valid | {"extra": 1}]
+    return out
+
+
+@pytest.mark.parametrize("event_type", sorted(VALID))
+def test_a_freshly_built_decoder_gives_the_contract_s_verdict_on_every_one_field_change(
+    event_type: str,
+) -> None:
+    fresh = fast_decode.FastDecoder().decode
+    hdrs = headers(event_type)
+    verdicts = [assert_same_verdict(hdrs, _dumps(p), fresh) for p in _one_field_changes(event_type)]
+    assert "valid" in verdicts and "invalid" in verdicts
+    if event_type in VALID_V1:
+        v1 = headers(event_type, version=1)
+        for name, value in [(n, v) for n in VALID_V1[event_type] for v in TRICKY]:
+            assert_same_verdict(v1, _dumps(VALID_V1[event_type] | {name: value}), fresh)
 
 
 # --- hypothesis-made variants -------------------------------------------------------------------
@@ -397,18 +435,18 @@ def test_changed_headers_get_the_same_verdict(
     assert_same_verdict(headers(event_type, **changes), _dumps(payload))
 
 
-def test_a_record_without_a_value_gets_the_same_verdict() -> None:
-    assert assert_same_verdict(headers("dk.dcr.visit.ended"), None) == "invalid"
+def test_a_record_without_a_value_gets_the_same_verdict(fast: Any) -> None:
+    assert assert_same_verdict(headers("dk.dcr.visit.ended"), None, fast) == "invalid"
 
 
-def test_lax_spellings_the_contract_accepts_are_accepted_on_the_hot_path_too() -> None:
+def test_lax_spellings_the_contract_accepts_are_accepted_on_the_hot_path_too(fast: Any) -> None:
     lax = VALID["dk.dcr.visit.started"] | {"assisted_injection": "yes", "first_visit": 1}
-    assert assert_same_verdict(headers("dk.dcr.visit.started"), _dumps(lax)) == "valid"
+    assert assert_same_verdict(headers("dk.dcr.visit.started"), _dumps(lax), fast) == "valid"
 
 
-def test_a_pseudonym_with_a_final_newline_is_refused_by_both() -> None:
+def test_a_pseudonym_with_a_final_newline_is_refused_by_both(fast: Any) -> None:
     bad = VALID["dk.dcr.visit.started"] | {"client_pseudonym": PSEUDONYM + "\n"}
-    assert assert_same_verdict(headers("dk.dcr.visit.started"), _dumps(bad)) == "invalid"
+    assert assert_same_verdict(headers("dk.dcr.visit.started"), _dumps(bad), fast) == "invalid"
 
 
 # --- the Structs against the models, by introspection ----------------------------------------
@@ -454,10 +492,13 @@ def _unwrap_pydantic(tp: Any, metadata: list[Any]) -> tuple[Any, dict[str, Any],
     return tp, _pydantic_constraints(metadata), optional
 
 
-def test_every_struct_has_the_model_s_fields_defaults_vocabularies_and_bounds() -> None:
+@pytest.mark.parametrize("built", ["imported", "fresh"])
+def test_every_struct_has_the_model_s_fields_defaults_vocabularies_and_bounds(built: str) -> None:
+    structs = fast_decode.STRUCTS if built == "imported" else fast_decode.FastDecoder().structs
+    assert set(structs) == set(CATALOGUE)
     checked = 0
     for spec in CATALOGUE.values():
-        struct = fast_decode.STRUCTS[spec.type]
+        struct = structs[spec.type]
         assert struct.__struct_config__.forbid_unknown_fields
         assert struct.__struct_fields__ == tuple(spec.model.model_fields)
         hints = msgspec.structs.fields(struct)
@@ -507,4 +548,4 @@ def test_a_declaration_without_a_msgspec_counterpart_fails_the_translation() -> 
 
     for model in (WithValidator, MultipleOf):
         with pytest.raises(TypeError):
-            fast_decode._TRANSLATOR.struct(model)
+            fast_decode._Translator().struct(model)

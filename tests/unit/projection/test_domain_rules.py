@@ -65,6 +65,41 @@ def test_an_alert_for_an_unknown_payload_district_is_dead_lettered() -> None:
     assert decoded == [] and rejected[0].reason == "unknown district in payload"
 
 
+_FOLLOW_UPS: dict[str, p.Payload] = {
+    "acknowledged": p.DrugAlertAcknowledged(
+        alert_id="a-1", district="vesterbro", acknowledged_by="ops", seconds_to_acknowledge=5.0
+    ),
+    "resolved": p.DrugAlertResolved(
+        alert_id="a-1",
+        district="vesterbro",
+        reason=AlertReason.ADULTERANT_FOUND,
+        episode="e",
+        last_seen=T,
+        quiet_period_s=3600,
+    ),
+    "withdrawn": p.DrugAlertWithdrawn(
+        alert_id="a-1",
+        district="vesterbro",
+        reason=AlertReason.OVERDOSE_CLUSTER,
+        episode="e",
+        since=T,
+        overdoses_remaining=1,
+        threshold=3,
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_FOLLOW_UPS))
+def test_an_alert_s_follow_up_for_an_unknown_payload_district_is_dead_lettered(kind: str) -> None:
+    known = f.wrap(_FOLLOW_UPS[kind], T, None, "vesterbro")
+    unknown = f.wrap(
+        _FOLLOW_UPS[kind].model_copy(update={"district": "atlantis"}), T, None, "vesterbro"
+    )
+    decoded, rejected = domain.decode_batch([f.record(known, 0), f.record(unknown, 1)], CITY)
+    assert [d.record.offset for d in decoded] == [0]
+    assert [(r.record.offset, r.reason) for r in rejected] == [(1, "unknown district in payload")]
+
+
 def test_the_same_event_id_from_two_sources_is_two_events() -> None:
     """Deduplication is by (source, id): two facilities may reuse an id (their own clients)."""
     shared_id = uuid.uuid4()
