@@ -26,6 +26,7 @@ a module of the configuration was never measured, or ``--record`` found an incom
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import importlib.metadata
 import json
@@ -284,7 +285,7 @@ def mutant_key(m: Mutant) -> tuple[str, ...]:
     return (m.path, m.function, "\n".join(m.removed), "\n".join(m.added))
 
 
-def configured_modules(root: Path) -> list[str]:
+def _listed_modules(root: Path) -> list[str]:
     """The files ``[tool.mutmut] only_mutate`` names (globs expanded), relative to ``root``."""
     config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     out: set[str] = set()
@@ -293,6 +294,23 @@ def configured_modules(root: Path) -> list[str]:
             if f.suffix == ".py" and f.name != "__init__.py":
                 out.add(str(f.relative_to(root)))
     return sorted(out)
+
+
+def has_function_bodies(path: Path) -> bool:
+    """Whether mutmut has anything to mutate in ``path``: it mutates function bodies only."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) for n in ast.walk(tree))
+
+
+def configured_modules(root: Path) -> list[str]:
+    """The listed modules mutmut can mutate (each must be measured)."""
+    return [m for m in _listed_modules(root) if has_function_bodies(root / m)]
+
+
+def constant_modules(root: Path) -> list[str]:
+    """The listed modules without a function body (constants only): mutmut refuses a run on
+    them, so they are reported apart, not as never measured."""
+    return [m for m in _listed_modules(root) if not has_function_bodies(root / m)]
 
 
 def stale(results: dict[str, Measurement], root: Path) -> list[str]:
@@ -341,6 +359,7 @@ def render(
     reasons: dict[tuple[str, ...], str],
     changed: list[str],
     missing: Sequence[str] = (),
+    constants: Sequence[str] = (),
 ) -> str:
     lines = [
         HEADER,
@@ -365,6 +384,12 @@ def render(
         lines += [
             "",
             f"All modules: {caught} of {total} mutants killed or timed out ({caught / total:.1%}).",
+        ]
+    if constants:
+        lines += [
+            "",
+            "Nothing to mutate (constants only: mutmut mutates function bodies and refuses a "
+            "run on a module without one): " + ", ".join(f"`{p}`" for p in constants) + ".",
         ]
     if missing:
         lines += [
@@ -483,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     changed = stale(results, ROOT)
     missing = [m for m in configured_modules(ROOT) if m not in results]
-    text = render(results, reasons, changed, missing)
+    text = render(results, reasons, changed, missing, constant_modules(ROOT))
     args.out.write_text(text, encoding="utf-8")
     print(text)
     produced = {mutant_key(m) for r in results.values() for m in r.open}

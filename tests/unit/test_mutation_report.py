@@ -16,6 +16,8 @@ from tests.mutation.report import (
     Mutant,
     _status,
     blob_id,
+    configured_modules,
+    constant_modules,
     load_results,
     measure,
     merge,
@@ -168,3 +170,17 @@ def test_the_order_comes_from_mutmuts_stats_and_is_pytests_own_before_them(tmp_p
     assert durations(stats) == {}
     stats.write_text(json.dumps({"duration_by_test": {"t::a": 2.5}, "stats_time": 3}))
     assert durations(stats) == {"t::a": 2.5}
+
+
+def test_a_module_of_constants_only_is_reported_apart_not_as_never_measured(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "names.py").write_text('A = "a"\nB: dict[str, int] = {"b": 1}\n')
+    (tmp_path / "shared" / "code.py").write_text("def f() -> int:\n    return 1\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.mutmut]\nonly_mutate = ["shared/*"]\n')
+    assert configured_modules(tmp_path) == ["shared/code.py"]
+    assert constant_modules(tmp_path) == ["shared/names.py"]
+    assert verdict({}, {}, configured_modules(tmp_path)) == ["shared/code.py: never measured"]
+    text = render({}, {}, [], ["shared/code.py"], ["shared/names.py"])
+    assert "Nothing to mutate" in text and "`shared/names.py`" in text
