@@ -56,8 +56,7 @@ from services.projection.metrics import (
 from services.projection.rooms import room_changes, room_retraction
 from services.projection.rooms_store import apply_room_changes
 from shared.city import City
-from shared.events.envelope import Envelope
-from shared.events.payloads import ReportVoided
+from shared.events.views import REPORT_VOIDED, EventView
 from shared.kafka.deadletter import DeadLetter
 from shared.settings import KafkaSettings
 
@@ -378,7 +377,7 @@ class Projector:
             new_keys, voided_before = await store.claim_events(conn, unique)
             all_new = len(new_keys) == len(unique) and not stale and not late
             fresh = unique if all_new else [d for d in unique if d.dedup_key in new_keys]
-            undo: list[Envelope] = []
+            undo: list[EventView] = []
             if not all_new:  # some were applied before: a retry, or an id reused (conflict)
                 again = [d for d in unique if d.dedup_key not in new_keys]
                 before = await store.stored_events(conn, [d.dedup_key for d in again])
@@ -401,7 +400,7 @@ class Projector:
                 decoded = [d for d in decoded if d.dedup_key not in conflicted]
                 fresh = [d for d in fresh if d.dedup_key not in conflicted]
                 all_new = False
-            voids = [d for d in fresh if type(d.event.data) is ReportVoided]
+            voids = [d for d in fresh if d.event.type == REPORT_VOIDED]
             fresh_keys = {d.dedup_key for d in fresh}
             voided = fresh_keys & (domain.void_targets(voids) | voided_before)
             if voided:  # claimed, never applied (the void arrived first or with them)

@@ -17,49 +17,36 @@ Invariants:
   payload values; nothing is silently dropped.
 * Nothing here logs or returns a clear client code (there is none in events) and pseudonyms only
   go to the ``visits`` facts.
+* Either representation of an event is projected alike: the hot path's
+  :class:`shared.events.fast_decode.Event` (payload as a msgspec Struct, what
+  :func:`decode_batch` makes) or the contract's :class:`shared.events.envelope.Envelope`
+  (pydantic payload). Both are read through :mod:`shared.events.views`, dispatching on the
+  CloudEvents type string; their values are equal (tests/unit/test_fast_decode_parity.py).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 from services.projection import schema
 from shared.city import City
-from shared.events import payloads as p
-from shared.events.envelope import DecodeError, Envelope
+from shared.events import views as v
+from shared.events.envelope import DecodeError
 from shared.events.fast_decode import decode
+from shared.events.payloads import unexpected_substances
+from shared.events.views import EventView
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
 
-#: Event types reported at a facility (their source must be /facilities/<known id>).
-_DISTRICT_LEVEL = frozenset(
-    {
-        "dk.dcr.street_needles.collected",
-        "dk.dcr.alert.raised",
-        "dk.dcr.alert.acknowledged",
-        "dk.dcr.alert.resolved",
-        "dk.dcr.alert.withdrawn",
-    }
-)
-
-#: Payload types that name a district themselves (the district they belong to). Payload types
-#: are compared exactly (``type(data) is X``, cheaper on the hot path than ``isinstance``
-#: through pydantic's ABC metaclass): every catalogue payload model is a leaf class
-#: (tests/unit/projection/test_domain_dispatch.py).
-_NAMES_DISTRICT: frozenset[type[p.Payload]] = frozenset(
-    {
-        p.StreetNeedlesCollected,
-        p.DrugAlertRaised,
-        p.DrugAlertAcknowledged,
-        p.DrugAlertResolved,
-        p.DrugAlertWithdrawn,
-    }
-)
+#: Event types whose payload names the district they belong to (:class:`views.DistrictNamedView`)
+#: and that may come from a /districts/<id> source; every other type is reported at a facility
+#: (its source must be /facilities/<known id>).
+_DISTRICT_LEVEL = v.DISTRICT_LEVEL
 
 #: district_daily columns changed by adding deltas (the rest are recomputed from visits).
 INT_COLUMNS: tuple[str, ...] = schema.names(kind=schema.Kind.ADDITIVE, unit=schema.Unit.COUNT)
@@ -117,7 +104,8 @@ class Decoded:
     """A record's event, with what every later step needs computed once (they are hot)."""
 
     record: KafkaRecord
-    event: Envelope
+    #: The hot path's :class:`shared.events.fast_decode.Event` (a contract Envelope in tests).
+    event: EventView
     #: (CloudEvents source, id): the deduplication key.
     dedup_key: tuple[str, str]
     #: The facility the event happened at; None for district-level events.
@@ -266,38 +254,31 @@ def kg(value: float | None) -> Decimal:
     return Decimal(repr(value)) if value is not None else Decimal(0)
 
 
-def check_references(env: Envelope, city: City) -> str | None:
+def check_references(env: EventView, city: City) -> str | None:
     """Why ``env`` names something this city does not have (or a wrong kind of source); None if
     it is fine. The reason never contains payload values."""
     return _check_references(env, env.facility_id, city)
 
 
-def _check_references(env: Envelope, facility: str | None, city: City) -> str | None:
+def _check_references(env: EventView, facility: str | None, city: City) -> str | None:
+    kind = env.type
     if facility is None:
-        if env.type not in _DISTRICT_LEVEL:
-            return f"{env.type} requires a /facilities/<id> source"
+        if kind not in _DISTRICT_LEVEL:
+            return f"{kind} requires a /facilities/<id> source"
         if env.key not in city.district_by_id:
             return "unknown district in source"
     elif facility not in city.facility_by_id:
         return "unknown facility in source"
-    data = env.data
-    if type(data) not in _NAMES_DISTRICT:  # most events: nothing more to check
+    if kind not in _DISTRICT_LEVEL:  # most events: nothing more to check
         return None
-    if type(data) is p.StreetNeedlesCollected:
-        if data.district not in city.district_by_id:
-            return "unknown district in payload"
-        if facility is None and env.key != data.district:
-            return "source district differs from payload district"
-    if (
-        type(data) is p.DrugAlertAcknowledged
-        or type(data) is p.DrugAlertResolved
-        or type(data) is p.DrugAlertWithdrawn
-    ) and data.district not in city.district_by_id:
+    data = cast(v.DistrictNamedView, env.data)
+    if data.district not in city.district_by_id:
         return "unknown district in payload"
-    if type(data) is p.DrugAlertRaised:
-        if data.district not in city.district_by_id:
-            return "unknown district in payload"
-        if data.facility_id is not None and data.facility_id not in city.facility_by_id:
+    if kind == v.STREET_NEEDLES_COLLECTED and facility is None and env.key != data.district:
+        return "source district differs from payload district"
+    if kind == v.ALERT_RAISED:
+        named = cast(v.AlertRaisedView, data).facility_id
+        if named is not None and named not in city.facility_by_id:
             return "unknown facility in payload"
     return None
 
@@ -350,8 +331,10 @@ def decode_batch(
 CONFLICT = "event id already applied with a different body"
 
 
-def same_event(a: Envelope, b: Envelope) -> bool:
-    """Whether two records with one (source, id) carry the same report (a retry or replay)."""
+def same_event(a: EventView, b: EventView) -> bool:
+    """Whether two records with one (source, id) carry the same report (a retry or replay).
+    Both must be of one representation (the consumer decodes stored events as it decodes new
+    ones: :func:`shared.events.fast_decode.decode`); a Struct never equals a pydantic model."""
     return a.type == b.type and a.time == b.time and a.data == b.data
 
 
@@ -389,23 +372,21 @@ def first_occurrences(events: Iterable[Decoded]) -> list[Decoded]:
     return out
 
 
-def district_of(env: Envelope, city: City) -> str:
+def district_of(env: EventView, city: City) -> str:
     """The district an (already checked) event belongs to."""
     return _district(env, env.facility_id, city)
 
 
-def _district(env: Envelope, facility: str | None, city: City) -> str:
-    data = env.data
-    if type(data) in _NAMES_DISTRICT:
-        named: str = data.district  # type: ignore[attr-defined]
-        return named
+def _district(env: EventView, facility: str | None, city: City) -> str:
+    if env.type in _DISTRICT_LEVEL:
+        return cast(v.DistrictNamedView, env.data).district
     district = city.district_of(facility) if facility is not None else None
     if district is None:  # check_references guarantees this cannot happen
         raise ValueError("event names no known facility")
     return district
 
 
-def project(events: Sequence[Envelope], city: City) -> Changes:
+def project(events: Sequence[EventView], city: City) -> Changes:
     """The read-model changes of ``events`` (new ones only, in log order per partition).
 
     Precondition: every event passed :func:`check_references` and was not applied before.
@@ -433,12 +414,12 @@ def project_decoded(events: Sequence[Decoded], city: City, into: Changes | None 
 
 
 def _note_opening_hours(
-    ch: Changes, env: Envelope, facility: str | None, local: datetime, city: City
+    ch: Changes, env: EventView, facility: str | None, local: datetime, city: City
 ) -> None:
     """Count a visit started outside its facility's configured opening hours (it is accepted
     and counted like any other; the count is a metric for the facility's own follow-up).
     ``local``: the event's time in the city's zone."""
-    if facility is None or type(env.data) is not p.VisitStarted:
+    if facility is None or env.type != v.VISIT_STARTED:
         return
     f = city.facility_by_id[facility]
     if f.opening_hours and not f.is_open(local):
@@ -446,7 +427,7 @@ def _note_opening_hours(
 
 
 def _project_one(
-    ch: Changes, env: Envelope, district: str, facility: str | None, day: date
+    ch: Changes, env: EventView, district: str, facility: str | None, day: date
 ) -> None:
     """``day``: the event's local day (:func:`local_day`)."""
     ch.districts.add(district)
@@ -458,46 +439,110 @@ def _project_one(
     _apply_one(ch, env, district, day, facility)
 
 
-def _apply_one(ch: Changes, env: Envelope, district: str, day: date, facility: str | None) -> None:
-    data = env.data
-    if type(data) is p.VisitStarted:
+#: A rule of one event type: (changes, event, its payload as the type's view, district, local
+#: day, facility or None for district-level events). Facility-level types are only ever
+#: applied with a facility (check_references).
+_Rule = Callable[[Changes, EventView, Any, str, date, "str | None"], None]
+
+
+def _apply_one(ch: Changes, env: EventView, district: str, day: date, facility: str | None) -> None:
+    rule = _RULES.get(env.type)
+    if rule is not None:  # p.ReportVoided changes no figure here: see void_targets()
+        rule(ch, env, env.data, district, day, facility)
+
+
+def _visit_started(
+    ch: Changes,
+    env: EventView,
+    data: v.VisitStartedView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
+    assert facility is not None
+    ch.visit_starts.setdefault(
+        (facility, data.visit_id),
+        VisitStart(
+            facility=facility,
+            visit_id=data.visit_id,
+            district=district,
+            day=day,
+            start_time=env.time,
+            client_pseudonym=data.client_pseudonym,
+            pseudonym_key=data.pseudonym_key,
+            route=data.route.value,
+            substances=tuple(sorted({s.value for s in data.substances})),
+            assisted_injection=data.assisted_injection,
+            first_visit=data.first_visit,
+        ),
+    )
+
+
+def _visit_ended(
+    ch: Changes,
+    env: EventView,
+    data: v.VisitEndedView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
+    assert facility is not None
+    key = (facility, data.visit_id)
+    known = ch.visit_ends.get(key)
+    if known is None or env.time < known.end_time:
+        ch.visit_ends[key] = VisitEnd(facility, data.visit_id, district, env.time)
+
+
+def _visit_refused(
+    ch: Changes,
+    env: EventView,
+    data: v.VisitRefusedView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
+    assert facility is not None
+    ch.add(district, day, "refusals")
+    ch.count(district, day, "refusal_reason", data.reason.value)
+    ch.facility_add(facility, day, "refusals")
+
+
+def _referral(
+    ch: Changes,
+    env: EventView,
+    data: v.ReferralMadeView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
+    ch.add(district, day, "referrals")
+    ch.count(district, day, "referral", data.referral_to.value)
+
+
+def _service(
+    ch: Changes,
+    env: EventView,
+    data: v.ServiceGivenView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
+    ch.add(district, day, "services")
+    ch.count(district, day, "service", data.service.value)
+
+
+def _stock_moved(sign: int) -> _Rule:
+    """Supplies dispensed (``sign`` -1: also counted as dispensed) or stock delivered (+1)."""
+
+    def rule(
+        ch: Changes,
+        env: EventView,
+        data: v.ItemsView,
+        district: str,
+        day: date,
+        facility: str | None,
+    ) -> None:
         assert facility is not None
-        ch.visit_starts.setdefault(
-            (facility, data.visit_id),
-            VisitStart(
-                facility=facility,
-                visit_id=data.visit_id,
-                district=district,
-                day=day,
-                start_time=env.time,
-                client_pseudonym=data.client_pseudonym,
-                pseudonym_key=data.pseudonym_key,
-                route=data.route.value,
-                substances=tuple(sorted({s.value for s in data.substances})),
-                assisted_injection=data.assisted_injection,
-                first_visit=data.first_visit,
-            ),
-        )
-    elif type(data) is p.VisitEnded:
-        assert facility is not None
-        key = (facility, data.visit_id)
-        known = ch.visit_ends.get(key)
-        if known is None or env.time < known.end_time:
-            ch.visit_ends[key] = VisitEnd(facility, data.visit_id, district, env.time)
-    elif type(data) is p.VisitRefused:
-        assert facility is not None
-        ch.add(district, day, "refusals")
-        ch.count(district, day, "refusal_reason", data.reason.value)
-        ch.facility_add(facility, day, "refusals")
-    elif type(data) is p.ReferralMade:
-        ch.add(district, day, "referrals")
-        ch.count(district, day, "referral", data.referral_to.value)
-    elif type(data) is p.ServiceGiven:
-        ch.add(district, day, "services")
-        ch.count(district, day, "service", data.service.value)
-    elif type(data) is p.SuppliesDispensed or type(data) is p.StockDelivered:
-        assert facility is not None
-        sign = -1 if type(data) is p.SuppliesDispensed else 1
         for item, n in sorted(data.items.items()):
             ch.stock_movements.append(
                 StockMovement(env.source, str(env.id), facility, item.value, env.time, sign * n)
@@ -505,42 +550,55 @@ def _apply_one(ch: Changes, env: Envelope, district: str, day: date, facility: s
             if sign < 0:
                 ch.add(district, day, "supplies_dispensed", n)
                 ch.count(district, day, "supply_item", item.value, n)
-    elif type(data) is p.StockCounted:
-        assert facility is not None
-        for item, n in data.items.items():
-            key = (facility, item.value)
-            known_count = ch.stock_counts.get(key)
-            if known_count is None or env.time > known_count.counted_at:
-                ch.stock_counts[key] = StockCount(facility, item.value, env.time, n)
-            ch.stock_count_reports.append(
-                StockCountReport(env.source, str(env.id), facility, item.value, env.time, n)
-            )
-    elif type(data) is p.SharpsReturned:
-        ch.add(district, day, "sharps_returned_count", data.count or 0)
-        ch.add(district, day, "sharps_returned_kg", kg(data.weight_kg))
-    elif type(data) is p.StreetNeedlesCollected:
-        ch.add(district, day, "street_needles_count", data.count or 0)
-        ch.add(district, day, "street_needles_kg", kg(data.weight_kg))
-    elif type(data) is p.IncidentReported:
-        _incident(ch, data, district, day, facility)
-    elif type(data) is p.DrugCheckResult:
-        ch.add(district, day, "drug_checks")
-        ch.add(district, day, "drug_checks_unexpected", 1 if data.unexpected else 0)
-    elif type(data) is p.DrugAlertRaised:
-        _alert(ch, env, data)
-    elif type(data) is p.DrugAlertAcknowledged:
-        ch.alert_acks.append(
-            AlertAck(data.alert_id, env.time, data.acknowledged_by, data.seconds_to_acknowledge)
+
+    return rule
+
+
+def _stock_counted(
+    ch: Changes,
+    env: EventView,
+    data: v.ItemsView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
+    assert facility is not None
+    for item, n in data.items.items():
+        key = (facility, item.value)
+        known_count = ch.stock_counts.get(key)
+        if known_count is None or env.time > known_count.counted_at:
+            ch.stock_counts[key] = StockCount(facility, item.value, env.time, n)
+        ch.stock_count_reports.append(
+            StockCountReport(env.source, str(env.id), facility, item.value, env.time, n)
         )
-    elif type(data) is p.DrugAlertResolved:
-        ch.alert_resolutions.setdefault(data.alert_id, env.time)
-    elif type(data) is p.DrugAlertWithdrawn:
-        ch.alert_withdrawals.setdefault(data.alert_id, env.time)
-    # p.ReportVoided changes no figure here: see void_targets() and retraction()
+
+
+def _collected(prefix: str) -> _Rule:
+    """Sharps returned (``prefix`` sharps_returned) or street needles collected: a count and
+    an exact weight, each may be absent."""
+    count_column, kg_column = f"{prefix}_count", f"{prefix}_kg"
+
+    def rule(
+        ch: Changes,
+        env: EventView,
+        data: v.CountOrWeightView,
+        district: str,
+        day: date,
+        facility: str | None,
+    ) -> None:
+        ch.add(district, day, count_column, data.count or 0)
+        ch.add(district, day, kg_column, kg(data.weight_kg))
+
+    return rule
 
 
 def _incident(
-    ch: Changes, data: p.IncidentReported, district: str, day: date, facility: str | None
+    ch: Changes,
+    env: EventView,
+    data: v.IncidentView,
+    district: str,
+    day: date,
+    facility: str | None,
 ) -> None:
     overdose = data.kind in OVERDOSE_KINDS
     ch.add(district, day, "incidents")
@@ -560,7 +618,27 @@ def _incident(
             ch.facility_add(facility, day, "overdoses")
 
 
-def _alert(ch: Changes, env: Envelope, data: p.DrugAlertRaised) -> None:
+def _drug_check(
+    ch: Changes,
+    env: EventView,
+    data: v.DrugCheckView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
+    ch.add(district, day, "drug_checks")
+    unexpected = unexpected_substances(data.expected, data.found)
+    ch.add(district, day, "drug_checks_unexpected", 1 if unexpected else 0)
+
+
+def _alert(
+    ch: Changes,
+    env: EventView,
+    data: v.AlertRaisedView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
     if any(a.alert_id == data.alert_id or a.episode == data.episode for a in ch.alerts):
         return
     ch.alerts.append(
@@ -580,6 +658,64 @@ def _alert(ch: Changes, env: Envelope, data: p.DrugAlertRaised) -> None:
     )
 
 
+def _alert_acknowledged(
+    ch: Changes,
+    env: EventView,
+    data: v.AlertAcknowledgedView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
+    ch.alert_acks.append(
+        AlertAck(data.alert_id, env.time, data.acknowledged_by, data.seconds_to_acknowledge)
+    )
+
+
+def _alert_resolved(
+    ch: Changes,
+    env: EventView,
+    data: v.AlertFollowUpView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
+    ch.alert_resolutions.setdefault(data.alert_id, env.time)
+
+
+def _alert_withdrawn(
+    ch: Changes,
+    env: EventView,
+    data: v.AlertFollowUpView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
+    ch.alert_withdrawals.setdefault(data.alert_id, env.time)
+
+
+#: Each event type's rule, its payload read through the type's view (mypy checks each rule
+#: against its view; the table pairs a type string with the rule of its view). A type without
+#: a rule (a void) changes no figure here.
+_RULES: dict[str, _Rule] = {
+    v.VISIT_STARTED: _visit_started,
+    v.VISIT_ENDED: _visit_ended,
+    v.VISIT_REFUSED: _visit_refused,
+    v.REFERRAL_MADE: _referral,
+    v.SERVICE_GIVEN: _service,
+    v.SUPPLIES_DISPENSED: _stock_moved(-1),
+    v.STOCK_DELIVERED: _stock_moved(1),
+    v.STOCK_COUNTED: _stock_counted,
+    v.SHARPS_RETURNED: _collected("sharps_returned"),
+    v.STREET_NEEDLES_COLLECTED: _collected("street_needles"),
+    v.INCIDENT_REPORTED: _incident,
+    v.DRUG_CHECK_RESULT: _drug_check,
+    v.ALERT_RAISED: _alert,
+    v.ALERT_ACKNOWLEDGED: _alert_acknowledged,
+    v.ALERT_RESOLVED: _alert_resolved,
+    v.ALERT_WITHDRAWN: _alert_withdrawn,
+}
+
+
 # --- corrections (dk.dcr.report.voided) ---------------------------------------------------------
 #
 # A void names a target by (its own source, target id), so a room can only void its own reports.
@@ -595,9 +731,9 @@ def _alert(ch: Changes, env: Envelope, data: p.DrugAlertRaised) -> None:
 def void_targets(events: Iterable[Decoded]) -> set[tuple[str, str]]:
     """The (source, id) keys the void events among ``events`` retract."""
     return {
-        (d.event.source, str(d.event.data.target_id))
+        (d.event.source, str(cast(v.ReportVoidedView, d.event.data).target_id))
         for d in events
-        if type(d.event.data) is p.ReportVoided
+        if d.event.type == v.REPORT_VOIDED
     }
 
 
@@ -614,7 +750,7 @@ class Retraction:
     stock_counts: list[tuple[str, str]] = field(default_factory=list)
 
 
-def retraction(events: Sequence[Envelope], city: City) -> Retraction:
+def retraction(events: Sequence[EventView], city: City) -> Retraction:
     """How to undo ``events`` (each applied before and now voided)."""
     applied = project(events, city)
     neg = Changes(districts=set(applied.districts))

@@ -14,20 +14,24 @@ Invariants:
 * A voided or conflicting event already applied is undone by :func:`room_retraction` (the
   negated changes), in the same transaction as the district figures' retraction.
 * Nothing here holds a pseudonym or any other personal value.
+* Events of either representation (the hot path's Struct payloads, the contract's pydantic
+  ones) are read alike, through :mod:`shared.events.views`, dispatching on the type string.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from services.projection.domain import Decoded, kg, local_day
 from services.projection.schema import Source, room_measures
-from shared.events import payloads as p
-from shared.events.envelope import Envelope
+from shared.events import views as v
+from shared.events.payloads import unexpected_substances
+from shared.events.views import EventView
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
 
 #: Measures whose rows are keyed by a vocabulary value (total = sum of the keys), and the plain
@@ -68,7 +72,7 @@ def room_changes(events: Sequence[Decoded]) -> RoomChanges:
     return _changes((d.event, d.facility, d.local.date()) for d in events)
 
 
-def room_retraction(events: Sequence[Envelope], zone: ZoneInfo) -> RoomChanges:
+def room_retraction(events: Sequence[EventView], zone: ZoneInfo) -> RoomChanges:
     """What undoes ``events`` (each applied before, now voided or found conflicting): the
     negated changes. Room and street figures are sums only, so adding this restores them."""
     applied = _changes((e, _facility_of(e.source), local_day(e.time, zone)) for e in events)
@@ -81,46 +85,55 @@ def _facility_of(source: str) -> str | None:
     return source[len(prefix) :] if source.startswith(prefix) else None
 
 
-def _changes(events: Iterable[tuple[Envelope, str | None, date]]) -> RoomChanges:
+def _changes(events: Iterable[tuple[EventView, str | None, date]]) -> RoomChanges:
     """The changes of (event, facility or None, local day) triples."""
     ch = RoomChanges()
     for event, facility, day in events:
-        data = event.data
-        if type(data) is p.StreetNeedlesCollected:
+        if event.type == v.STREET_NEEDLES_COLLECTED:
+            data = cast(v.StreetNeedlesView, event.data)
             delta = ch.street.setdefault((data.district, data.area, day), StreetDelta())
             delta.reports += 1
             delta.needles += data.count or 0
             delta.kg += kg(data.weight_kg)
         elif facility is not None:
-            _room_event(ch, facility, day, data)
+            rule = _RULES.get(event.type)
+            if rule is not None:
+                rule(ch, facility, day, event.data)
     return ch
 
 
-def _room_event(ch: RoomChanges, facility: str, day: date, data: p.Payload) -> None:
-    if type(data) is p.VisitRefused:
-        ch.add(facility, day, "refusals", data.reason.value)
-    elif type(data) is p.ReferralMade:
-        ch.add(facility, day, "referrals", data.referral_to.value)
-    elif type(data) is p.ServiceGiven:
-        ch.add(facility, day, "services", data.service.value)
-    elif type(data) is p.SuppliesDispensed:
-        for item, n in sorted(data.items.items()):
-            ch.add(facility, day, "supplies_dispensed", item.value, n)
-    elif type(data) is p.SharpsReturned:
-        ch.add(facility, day, "sharps_returned_count", "", data.count or 0)
-        ch.add(facility, day, "sharps_returned_kg", "", kg(data.weight_kg))
-    elif type(data) is p.IncidentReported:
-        _incident(ch, facility, day, data)
-    elif type(data) is p.DrugCheckResult:
-        ch.add(facility, day, "drug_checks")
-        unexpected = sorted(s.value for s in data.unexpected)
-        if unexpected:
-            ch.add(facility, day, "drug_checks_unexpected")
-        for s in unexpected:
-            ch.add(facility, day, "unexpected_substances", s)
+def _refused(ch: RoomChanges, facility: str, day: date, data: v.VisitRefusedView) -> None:
+    ch.add(facility, day, "refusals", data.reason.value)
 
 
-def _incident(ch: RoomChanges, facility: str, day: date, data: p.IncidentReported) -> None:
+def _referral(ch: RoomChanges, facility: str, day: date, data: v.ReferralMadeView) -> None:
+    ch.add(facility, day, "referrals", data.referral_to.value)
+
+
+def _service(ch: RoomChanges, facility: str, day: date, data: v.ServiceGivenView) -> None:
+    ch.add(facility, day, "services", data.service.value)
+
+
+def _dispensed(ch: RoomChanges, facility: str, day: date, data: v.ItemsView) -> None:
+    for item, n in sorted(data.items.items()):
+        ch.add(facility, day, "supplies_dispensed", item.value, n)
+
+
+def _sharps(ch: RoomChanges, facility: str, day: date, data: v.CountOrWeightView) -> None:
+    ch.add(facility, day, "sharps_returned_count", "", data.count or 0)
+    ch.add(facility, day, "sharps_returned_kg", "", kg(data.weight_kg))
+
+
+def _drug_check(ch: RoomChanges, facility: str, day: date, data: v.DrugCheckView) -> None:
+    ch.add(facility, day, "drug_checks")
+    unexpected = sorted(s.value for s in unexpected_substances(data.expected, data.found))
+    if unexpected:
+        ch.add(facility, day, "drug_checks_unexpected")
+    for s in unexpected:
+        ch.add(facility, day, "unexpected_substances", s)
+
+
+def _incident(ch: RoomChanges, facility: str, day: date, data: v.IncidentView) -> None:
     died = data.outcome is Outcome.DIED
     ch.add(facility, day, "incidents", data.kind.value)
     ch.add(facility, day, "incident_outcomes", data.outcome.value)
@@ -137,3 +150,16 @@ def _incident(ch: RoomChanges, facility: str, day: date, data: p.IncidentReporte
         int(data.outcome is Outcome.TRANSFERRED_TO_HOSPITAL),
     )
     ch.add(facility, day, "deaths", "", int(died))
+
+
+#: The room rule of each facility event type, its payload read through the type's view (the
+#: table pairs a type string with the rule of its view); other types change no room figure.
+_RULES: dict[str, Callable[[RoomChanges, str, date, Any], None]] = {
+    v.VISIT_REFUSED: _refused,
+    v.REFERRAL_MADE: _referral,
+    v.SERVICE_GIVEN: _service,
+    v.SUPPLIES_DISPENSED: _dispensed,
+    v.SHARPS_RETURNED: _sharps,
+    v.INCIDENT_REPORTED: _incident,
+    v.DRUG_CHECK_RESULT: _drug_check,
+}

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -27,8 +27,8 @@ from services.projection import read_model_sql as sql
 from services.projection.domain import DEFAULT_MAX_VISIT, Changes, Decoded, Retraction
 from services.projection.erasure import ERASED_KEY, erased_digest
 from services.projection.schema import DISTRICT_DAILY, FACILITY_DAILY, Kind, Unit
-from shared.events.envelope import Envelope, decode
-from shared.events.payloads import VisitStarted
+from shared.events.fast_decode import Event, decode
+from shared.events.views import VISIT_STARTED, VisitStartedView
 
 #: Advisory lock namespaces (two-int4 form; never overlaps shared.db.migrate's bigint key).
 DISTRICT_LOCK_NS = 0x0DC2
@@ -264,8 +264,8 @@ _DEDUP_KEY = attrgetter("dedup_key")
 def _pseudonym_digest(d: Decoded) -> bytes | None:
     """The erasure digest of the pseudonym a visit start carries (None for other events): an
     erased person's event is claimed without its value, so no copy of the pseudonym is kept."""
-    data = d.event.data
-    if type(data) is VisitStarted:
+    if d.event.type == VISIT_STARTED:
+        data = cast(VisitStartedView, d.event.data)
         return erased_digest(data.pseudonym_key, data.client_pseudonym)
     return None
 
@@ -279,7 +279,7 @@ def _schema_version(d: Decoded) -> int:
 
 async def record_voids(
     conn: Conn, voids: Sequence[Decoded], skip: set[tuple[str, str]]
-) -> list[Envelope]:
+) -> list[Event]:
     """Record the voids (the first per target wins); return the already-applied events they
     newly retract, decoded from ``projection_events`` (to undo: see :func:`retract`). Targets in
     ``skip`` (claimed in this batch, so never applied) are not returned."""
@@ -305,8 +305,9 @@ async def record_voids(
     return [_stored_event(r) for r in rows if (r["source"], str(r["id"])) not in skip]
 
 
-def _stored_event(r: asyncpg.Record) -> Envelope:
-    """An event as kept in ``projection_events`` (value and schema version), decoded."""
+def _stored_event(r: asyncpg.Record) -> Event:
+    """An event as kept in ``projection_events`` (value and schema version), decoded by the hot
+    path's decoder, as new records are (domain.same_event compares the two)."""
     return decode(
         [
             ("ce_specversion", b"1.0"),
@@ -323,7 +324,7 @@ def _stored_event(r: asyncpg.Record) -> Envelope:
 
 async def stored_events(
     conn: Conn, keys: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], Envelope | None]:
+) -> dict[tuple[str, str], Event | None]:
     """The applied events with these (source, id) keys where their value was kept; None for a
     key marked conflicted (:func:`mark_conflicted`)."""
     ks = sorted(keys)

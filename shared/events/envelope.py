@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import (
@@ -80,14 +80,11 @@ class Envelope(BaseModel):
 
     @property
     def facility_id(self) -> str | None:
-        """The facility the event happened at; None for district-level (street) events."""
-        kind, ident = _parse_source(self.source)
-        return ident if kind == "facilities" else None
+        return facility_of(self.source)
 
     @property
     def key(self) -> str:
-        """The partition key: facility id, or district id for district-level events."""
-        return _parse_source(self.source)[1]
+        return key_of(self.source)
 
 
 def facility_source(facility_id: str) -> str:
@@ -98,7 +95,21 @@ def district_source(district_id: str) -> str:
     return f"/districts/{district_id}"
 
 
-def _parse_source(source: str) -> tuple[str, str]:
+def facility_of(source: str) -> str | None:
+    """The facility an event of this source happened at; None for district-level (street)
+    events."""
+    kind, ident = parse_source(source)
+    return ident if kind == "facilities" else None
+
+
+def key_of(source: str) -> str:
+    """The partition key of an event of this source: facility id, or district id for
+    district-level events."""
+    return parse_source(source)[1]
+
+
+def parse_source(source: str) -> tuple[str, str]:
+    """(``facilities`` or ``districts``, id) of a CloudEvents source; DecodeError otherwise."""
     m = _SOURCE.match(source)
     if m is None:
         raise DecodeError("ce_source is not /facilities/<id> or /districts/<id>")
@@ -135,18 +146,26 @@ def decode(
     return decode_with(headers, value, CONTRACT)
 
 
-@dataclass(frozen=True, slots=True)
-class Codec:
-    """The parts of :func:`decode_with` a hot-path decoder may replace by faster equivalents
-    (:mod:`shared.events.fast_decode`); each must give the contract's result or raise."""
+#: What a :class:`Codec` builds of a record: the contract's :class:`Envelope`, or the hot path's
+#: event (:class:`shared.events.fast_decode.Event`: the same values, the payload as a Struct).
+E = TypeVar("E")
 
-    #: A record's value written at a schema version -> that type's current payload; raises
-    #: :class:`DecodeError` naming the field (the contract's: :func:`parse_payload`).
-    payload: Callable[[EventSpec, int, bytes], p.Payload]
+
+@dataclass(frozen=True, slots=True)
+class Codec(Generic[E]):
+    """The parts of :func:`decode_with` a hot-path decoder may replace by faster equivalents
+    (:mod:`shared.events.fast_decode`); each must give the contract's verdict and values or
+    raise."""
+
+    #: A record's value written at a schema version -> that type's current payload (its
+    #: values those of the contract's model); raises :class:`DecodeError` naming the field
+    #: (the contract's: :func:`parse_payload`).
+    payload: Callable[[EventSpec, int, bytes], object]
     #: The ``ce_id`` header -> UUID; raises ValueError (the contract's: ``uuid.UUID``).
     event_id: Callable[[str], UUID]
-    #: The Envelope of fields already validated (no second validation).
-    build: Callable[..., Envelope]
+    #: The event of fields already validated (no second validation), by keyword: id, type,
+    #: source, time, data.
+    build: Callable[..., E]
 
 
 _REQUIRED_SET = frozenset(_REQUIRED)
@@ -155,8 +174,8 @@ _REQUIRED_SET = frozenset(_REQUIRED)
 def decode_with(
     headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]],
     value: bytes | None,
-    codec: Codec,
-) -> Envelope:
+    codec: Codec[E],
+) -> E:
     """:func:`decode` with another :class:`Codec` (the projection's hot path): the CloudEvents
     attributes are checked here, by the one code both decoders share, in the same order, so
     their verdicts and reasons cannot differ there."""
@@ -225,7 +244,9 @@ def parse_payload(spec: EventSpec, version: int, value: bytes) -> p.Payload:
 
 
 #: The contract's decoder: pydantic-core parses the payload.
-CONTRACT = Codec(payload=parse_payload, event_id=UUID, build=Envelope.model_construct)
+CONTRACT: Codec[Envelope] = Codec(
+    payload=parse_payload, event_id=UUID, build=Envelope.model_construct
+)
 
 
 def to_record_json(env: Envelope) -> str:

@@ -8,23 +8,30 @@ the same closed vocabularies (the very ``StrEnum`` classes), the same bounds
 models as nested Structs. A declaration the
 translation does not know (a new constraint, a field validator, another type) fails the import
 instead of drifting silently; ``tests/unit/test_fast_decode_parity.py`` compares the two by
-introspection and on a corpus of valid and invalid records.
+introspection and on a corpus of valid and invalid records, value by value.
+
+The hot path decodes into :class:`Event` holding the payload's Struct: no pydantic object is
+made per record (building one from the Struct cost about a tenth of the projection's CPU).
+Consumers read events of either kind through :mod:`shared.events.views`.
 
 Invariants:
 
 * **Never looser than the contract.** msgspec is strict (no ``"3"`` for 3, no ``1`` for true);
   whatever it refuses is handed to the contract's own parser
   (:func:`shared.events.envelope.parse_payload`), whose verdict and dead-letter reason (naming the
-  field) are final. A record msgspec accepts is one pydantic accepts with an equal value: where
-  the two parsers could differ it is avoided by construction (patterns end at ``\\Z`` as in
-  pydantic's regex engine; datetimes are parsed by pydantic itself; model validators of the
-  pydantic model are run on the result).
+  field) are final; the model it accepts is turned into the Struct of its values
+  (:meth:`FastDecoder.struct_of`). A record msgspec accepts is one pydantic accepts with equal
+  values: where the two parsers could differ it is avoided by construction (patterns end at
+  ``\\Z`` as in pydantic's regex engine; datetimes are parsed by pydantic itself; the pydantic
+  model's own "after" validators are run on the Struct, whose fields they read by name).
+* **Same values.** A Struct holds what the contract's model holds, field by field: the same
+  enum members, ints, floats, bools, UUIDs, tuples, dicts, nested Structs for nested models,
+  and aware ``datetime`` values (a datetime field is declared ``str`` for msgspec, then
+  replaced by pydantic's parse of that text). Two events are equal when their values are.
 * **Same envelope rules.** The CloudEvents headers are checked by the code the contract decoder
   uses (:func:`shared.events.envelope.decode_with`), so their reasons are identical; only a
-  canonical ``ce_id`` is parsed by msgspec (:func:`event_id`, the same UUID).
-* **Same result.** :func:`decode` returns the contract's :class:`Envelope` holding the contract's
-  payload models (built from validated fields, without a second validation), so every consumer
-  of an event sees one type whichever decoder made it. Upcasting uses the catalogue's upcasters.
+  canonical ``ce_id`` is parsed by msgspec (:func:`event_id`, the same UUID). Upcasting uses the
+  catalogue's upcasters.
 """
 
 from __future__ import annotations
@@ -42,9 +49,15 @@ from pydantic import AwareDatetime, BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from shared.events import payloads as p
 from shared.events.catalogue import CATALOGUE, EventSpec, upcast
-from shared.events.envelope import Codec, Envelope, decode_with, parse_payload
+from shared.events.envelope import (
+    Codec,
+    Envelope,
+    decode_with,
+    facility_of,
+    key_of,
+    parse_payload,
+)
 
 #: Plain types msgspec decodes exactly like pydantic (stricter where pydantic is lax).
 _PLAIN: frozenset[type] = frozenset({str, int, float, bool, UUID})
@@ -62,44 +75,55 @@ _BOUNDS: tuple[tuple[type[Any], str], ...] = (
     (at.Lt, "lt"),
 )
 
-_setattr = object.__setattr__
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """One event as the hot path decodes it: the contract's :class:`Envelope` attributes, with
+    ``data`` the Struct of the type's payload (:data:`STRUCTS`), holding the model's values.
+    Equal events have equal attributes and payload values (a retry, a replay)."""
+
+    id: UUID
+    type: str
+    source: str
+    time: datetime
+    data: msgspec.Struct
+
+    @property
+    def facility_id(self) -> str | None:
+        return facility_of(self.source)
+
+    @property
+    def key(self) -> str:
+        return key_of(self.source)
 
 
-def _instance(model: type[BaseModel], values: dict[str, Any]) -> Any:
-    """A pydantic model instance of fields already validated: what ``model_construct`` makes
-    (fields set, no extra, no private attributes), without its per-field default handling
-    (every field is given). Every field counts as set, also a default one: only
-    ``model_dump(exclude_unset=True)`` could tell, and nothing on the hot path calls it."""
-    obj = model.__new__(model)
-    _setattr(obj, "__dict__", values)
-    _setattr(obj, "__pydantic_fields_set__", set(values))
-    _setattr(obj, "__pydantic_extra__", None)
-    _setattr(obj, "__pydantic_private__", None)
-    return obj
+class _Finisher:
+    """What a decoded Struct still needs to hold the contract model's values: its datetime
+    fields (and nested Structs needing it) replaced by pydantic's parse, then the model's own
+    "after" validators run on it (they read fields by name; a ValueError refuses the record)."""
 
-
-class _Converter:
-    """Turns one Struct type's instances into its pydantic model (fields already validated)."""
-
-    __slots__ = ("after", "fields", "model")
+    __slots__ = ("after", "fields")
 
     def __init__(self, model: type[BaseModel]) -> None:
-        self.model = model
         #: (field name, conversion) for fields whose msgspec value is not the pydantic one.
         self.fields: list[tuple[str, Callable[[Any], Any]]] = []
         decorators = model.__pydantic_decorators__
         self.after = [d.func for d in decorators.model_validators.values()]
 
+    def needed(self) -> bool:
+        """Whether a Struct of this type needs finishing (most need nothing)."""
+        return bool(self.fields or self.after)
+
     def __call__(self, struct: msgspec.Struct) -> Any:
-        values = msgspec.structs.asdict(struct)
+        changes: dict[str, Any] = {}
         for name, convert in self.fields:
-            value = values[name]
+            value = getattr(struct, name)
             if value is not None:
-                values[name] = convert(value)
-        obj = _instance(self.model, values)
+                changes[name] = convert(value)
+        if changes:
+            struct = msgspec.structs.replace(struct, **changes)
         for validator in self.after:  # the model's own "after" rules (e.g. count or weight)
-            validator(obj)
-        return obj
+            validator(struct)
+        return struct
 
 
 def _pattern(regex: str) -> str:
@@ -141,7 +165,7 @@ class _Translator:
 
     def __init__(self) -> None:
         self.structs: dict[type[BaseModel], type[msgspec.Struct]] = {}
-        self.converters: dict[type[msgspec.Struct], _Converter] = {}
+        self.finishers: dict[type[msgspec.Struct], _Finisher] = {}
 
     def struct(self, model: type[BaseModel]) -> type[msgspec.Struct]:
         known = self.structs.get(model)
@@ -156,13 +180,13 @@ class _Translator:
         ]
         if unsupported or model.model_config.get("extra") != "forbid":
             raise TypeError(f"{model.__name__}: validators {unsupported} or extra fields")
-        converter = _Converter(model)
+        finisher = _Finisher(model)
         fields: list[tuple[str, Any, Any]] = []
         for name, info in model.model_fields.items():
             where = f"{model.__name__}.{name}"
             tp, convert = self._field_type(info, where)
             if convert is not None:
-                converter.fields.append((name, convert))
+                finisher.fields.append((name, convert))
             if info.default is PydanticUndefined:
                 fields.append((name, tp, msgspec.NODEFAULT))
             else:
@@ -175,13 +199,22 @@ class _Translator:
             forbid_unknown_fields=True,
         )
         self.structs[model] = struct
-        self.converters[struct] = converter
+        self.finishers[struct] = finisher
         return struct
+
+    def struct_of(self, value: Any) -> Any:
+        """The Struct of a validated pydantic model instance: its values as they are (nested
+        models as their Structs). Other values are returned as they are."""
+        if not isinstance(value, BaseModel):
+            return value
+        struct = self.struct(type(value))
+        return struct(
+            **{name: self.struct_of(getattr(value, name)) for name in struct.__struct_fields__}
+        )
 
     def _default(self, default: Any) -> Any:
         if isinstance(default, BaseModel):
-            struct = self.struct(type(default))
-            instance = msgspec.convert(default.model_dump(mode="json"), struct)
+            instance = self.struct_of(default)  # the model's default values (e.g. datetimes)
             return msgspec.field(default_factory=lambda: instance)
         return default
 
@@ -213,25 +246,31 @@ class _Translator:
             return _constrained(tp, metadata, where), None
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             struct = self.struct(tp)
-            return _constrained(struct, metadata, where), self.converters[struct]
+            finisher = self.finishers[struct]
+            return _constrained(struct, metadata, where), finisher if finisher.needed() else None
         if origin is tuple:
             item, ellipsis = get_args(tp)
             if ellipsis is not Ellipsis:
                 raise TypeError(f"{where}: only tuple[X, ...] is translated")
             item_tp, convert = self._type(item, (), where)
-            if convert is not None:
+            if convert is not None or _is_model(item):
                 raise TypeError(f"{where}: tuple items needing conversion")
             return _constrained(tuple[item_tp, ...], metadata, where), None  # type: ignore[valid-type]
         if origin is dict:
             key, val = get_args(tp)
             key_tp, key_convert = self._type(key, (), where)
             val_tp, val_convert = self._type(val, (), where)
-            if key_convert is not None or val_convert is not None:
+            if key_convert is not None or val_convert is not None or _is_model(val):
                 raise TypeError(f"{where}: dict entries needing conversion")
             return _constrained(dict[key_tp, val_tp], metadata, where), None  # type: ignore[valid-type]
         if tp in _PLAIN:
             return _constrained(tp, metadata, where), None
         raise TypeError(f"{where}: no msgspec counterpart for {tp!r}")
+
+
+def _is_model(tp: Any) -> bool:
+    """Whether ``tp`` is a pydantic model (its values need converting into a Struct)."""
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 
 def _parse_aware_datetime(text: str) -> datetime:
@@ -250,37 +289,56 @@ class FastDecoder:
             spec.type: translator.struct(spec.model) for spec in CATALOGUE.values()
         }
         self._translator = translator
-        self._decoders: dict[str, tuple[msgspec.json.Decoder[Any], _Converter]] = {
-            t: (msgspec.json.Decoder(s), translator.converters[s]) for t, s in self.structs.items()
-        }
+        #: Event type -> (its decoder, its finisher or None when a Struct needs nothing more).
+        self._decoders: dict[str, tuple[msgspec.json.Decoder[Any], _Finisher | None]] = {}
+        for t, s in self.structs.items():
+            finisher = translator.finishers[s]
+            self._decoders[t] = (msgspec.json.Decoder(s), finisher if finisher.needed() else None)
         #: This decoder's :class:`shared.events.envelope.Codec`.
-        self.codec = Codec(payload=self.parse_payload, event_id=event_id, build=_envelope)
+        self.codec: Codec[Event] = Codec(payload=self.parse_payload, event_id=event_id, build=Event)
 
     def struct_for(self, model: type[BaseModel]) -> type[msgspec.Struct]:
         """The Struct translated from ``model`` (also nested ones, e.g. ``Interventions``)."""
         return self._translator.structs[model]
 
-    def parse_payload(self, spec: EventSpec, version: int, value: bytes) -> p.Payload:
-        """:func:`shared.events.envelope.parse_payload` through msgspec; any record msgspec
-        refuses gets the contract parser's verdict (accepted if pydantic's lax rules accept it,
-        otherwise its :class:`DecodeError` naming the field)."""
-        decoder, convert = self._decoders[spec.type]
+    def struct_of(self, payload: BaseModel) -> msgspec.Struct:
+        """The Struct holding a contract payload's values (what decoding its JSON gives)."""
+        struct: msgspec.Struct = self._translator.struct_of(payload)
+        return struct
+
+    def event_of(self, envelope: Envelope) -> Event:
+        """The hot path's :class:`Event` of a contract :class:`Envelope` (the same values)."""
+        return Event(
+            id=envelope.id,
+            type=envelope.type,
+            source=envelope.source,
+            time=envelope.time,
+            data=self.struct_of(envelope.data),
+        )
+
+    def parse_payload(self, spec: EventSpec, version: int, value: bytes) -> msgspec.Struct:
+        """:func:`shared.events.envelope.parse_payload` through msgspec, into the type's Struct;
+        any record msgspec refuses gets the contract parser's verdict (accepted if pydantic's
+        lax rules accept it, then as the Struct of the model's values; otherwise its
+        :class:`DecodeError` naming the field)."""
+        decoder, finish = self._decoders[spec.type]
         try:
             if version == spec.version:
-                payload: p.Payload = convert(decoder.decode(value))
-                return payload
+                struct: msgspec.Struct = decoder.decode(value)
+                return struct if finish is None else finish(struct)
             raw = _ANY.decode(value)
             if isinstance(raw, dict):
-                struct = msgspec.convert(upcast(spec.type, version, raw), decoder.type)
-                upcast_payload: p.Payload = convert(struct)
-                return upcast_payload
+                upcast_struct: msgspec.Struct = msgspec.convert(
+                    upcast(spec.type, version, raw), decoder.type
+                )
+                return upcast_struct if finish is None else finish(upcast_struct)
         except _REFUSED:
             pass
-        return parse_payload(spec, version, value)
+        return self.struct_of(parse_payload(spec, version, value))
 
     def decode(
         self, headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]], value: bytes | None
-    ) -> Envelope:
+    ) -> Event:
         """:func:`decode` through this decoder's Structs."""
         return decode_with(headers, value, self.codec)
 
@@ -288,11 +346,6 @@ class FastDecoder:
 _ANY = msgspec.json.Decoder()
 #: What makes the fast path hand a record to the contract's parser for the final verdict.
 _REFUSED = (msgspec.ValidationError, msgspec.DecodeError, ValueError, LookupError, TypeError)
-
-
-def _envelope(**fields: Any) -> Envelope:
-    envelope: Envelope = _instance(Envelope, fields)
-    return envelope
 
 
 _UUID = msgspec.json.Decoder(UUID)
@@ -319,14 +372,24 @@ FAST = _DECODER.codec
 parse_payload_fast = _DECODER.parse_payload
 #: :meth:`FastDecoder.struct_for` of the module's decoder.
 struct_for = _DECODER.struct_for
+#: :meth:`FastDecoder.event_of` of the module's decoder.
+event_of = _DECODER.event_of
 
 
 def decode(
     headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]], value: bytes | None
-) -> Envelope:
+) -> Event:
     """:func:`shared.events.envelope.decode` on the hot path: the same verdicts, reasons and
-    events (tested on a corpus), payloads parsed by msgspec."""
+    values (tested on a corpus), payloads parsed by msgspec into Structs."""
     return decode_with(headers, value, FAST)
 
 
-__all__ = ["STRUCTS", "FastDecoder", "decode", "parse_payload_fast", "struct_for"]
+__all__ = [
+    "STRUCTS",
+    "Event",
+    "FastDecoder",
+    "decode",
+    "event_of",
+    "parse_payload_fast",
+    "struct_for",
+]

@@ -7,6 +7,7 @@ poisoning a read model.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Self
 from uuid import UUID
@@ -179,7 +180,12 @@ class DrugCheckResult(Payload):
     @property
     def unexpected(self) -> frozenset[Substance]:
         """Substances found that were not the one expected (e.g. fentanyl in heroin)."""
-        return frozenset(self.found) - {self.expected, Substance.UNKNOWN}
+        return unexpected_substances(self.expected, self.found)
+
+
+def unexpected_substances(expected: Substance, found: Iterable[Substance]) -> frozenset[Substance]:
+    """A drug check's substances found that were not the one expected (nor unknown)."""
+    return frozenset(found) - {expected, Substance.UNKNOWN}
 
 
 class DrugAlertRaised(Payload):

@@ -32,6 +32,7 @@ from pydantic._internal._fields import pydantic_general_metadata
 from shared.events import fast_decode
 from shared.events.payloads import IncidentReported, Interventions
 from shared.events.vocabulary import Substance
+from tests.unit.decoded_values import typed_values
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
 _ODD = Field(multiple_of=2)  # a constraint msgspec.Meta cannot express
@@ -103,6 +104,8 @@ _UNTRANSLATABLE: list[tuple[Any, str]] = [
     (int | str | None, "Toy.f: only optional (X | None) unions"),
     (tuple[int, int], "Toy.f: only tuple[X, ...] is translated"),
     (tuple[AwareDatetime, ...], "Toy.f: tuple items needing conversion"),
+    (tuple[_Inner, ...], "Toy.f: tuple items needing conversion"),
+    (dict[str, _Inner], "Toy.f: dict entries needing conversion"),
     (dict[str, AwareDatetime], "Toy.f: dict entries needing conversion"),
     (dict[AwareDatetime, int], "Toy.f: dict entries needing conversion"),
     (list[int], "Toy.f: no msgspec counterpart for list[int]"),
@@ -230,28 +233,18 @@ _CHANGES: list[dict[str, Any]] = [
 ]
 
 
-def _typed(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return (type(value), {k: _typed(v) for k, v in value.__dict__.items()})
-    if isinstance(value, dict):
-        return [(_typed(k), _typed(v)) for k, v in value.items()]
-    if isinstance(value, tuple | list):
-        return (type(value), [_typed(v) for v in value])
-    return (type(value), value)
-
-
 @pytest.mark.parametrize("change", _CHANGES, ids=[f"change{i}" for i in range(len(_CHANGES))])
 def test_every_known_declaration_decodes_as_pydantic_does(change: dict[str, Any]) -> None:
     translator = fast_decode._Translator()
     struct = translator.struct(_Everything)
-    convert = translator.converters[struct]
+    finish = translator.finishers[struct]
     raw = msgspec.json.encode(_GOOD | change)
     try:
-        expected: Any = _typed(_Everything.model_validate_json(raw))
+        expected: Any = typed_values(_Everything.model_validate_json(raw))
     except PydanticError:
         expected = "invalid"
     try:
-        fast: Any = _typed(convert(msgspec.json.decode(raw, type=struct)))
+        fast: Any = typed_values(finish(msgspec.json.decode(raw, type=struct)))
     except (msgspec.ValidationError, ValueError):
         fast = "invalid"
     assert fast == expected
@@ -260,15 +253,33 @@ def test_every_known_declaration_decodes_as_pydantic_does(change: dict[str, Any]
 def test_a_nested_default_is_the_model_s_default_and_is_shared_by_the_structs() -> None:
     translator = fast_decode._Translator()
     struct = translator.struct(_Everything)
-    value = translator.converters[struct](
+    value = translator.finishers[struct](
         msgspec.json.decode(msgspec.json.encode(_GOOD), type=struct)
     )
-    assert value.inner == _Inner() and type(value.inner) is _Inner
-    assert value.stamped == _Stamped() and type(value.stamped.at) is datetime
+    inner, stamped = translator.struct(_Inner), translator.struct(_Stamped)
+    assert value.inner == inner(n=0) and type(value.inner) is inner
+    assert value.stamped == stamped(at=_Stamped().at, substance=Substance.HEROIN)
+    assert type(value.stamped.at) is datetime
     assert value.at == datetime(2026, 11, 27, 9, tzinfo=UTC)
-    assert translator.struct(_Inner) is msgspec.structs.fields(struct)[-4].type
-    assert value.model_fields_set == set(_Everything.model_fields)
+    assert inner is msgspec.structs.fields(struct)[-4].type
     assert all(s.__struct_config__.frozen for s in translator.structs.values())
+
+
+def test_a_model_instance_becomes_the_struct_of_its_values() -> None:
+    translator = fast_decode._Translator()
+    model = _Everything.model_validate(_GOOD | {"maybe_inner": {"n": 3}, "tags": ["a"]})
+    value = translator.struct_of(model)
+    assert type(value) is translator.struct(_Everything)
+    assert typed_values(value) == typed_values(model)
+    assert type(value.maybe_inner) is translator.struct(_Inner)
+    assert translator.struct_of(3) == 3  # not a model: as it is
+
+
+def test_a_struct_needing_nothing_more_is_not_finished() -> None:
+    translator = fast_decode._Translator()
+    assert not translator.finishers[translator.struct(_Inner)].needed()
+    assert translator.finishers[translator.struct(_Stamped)].needed()  # a datetime field
+    assert translator.finishers[translator.struct(_Everything)].needed()  # a model validator
 
 
 def test_the_decoder_names_the_struct_of_every_model_it_translated() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from services.projection import domain
 from shared.events import payloads as p
+from shared.events.fast_decode import event_of
 from shared.events.vocabulary import (
     AlertReason,
     IncidentKind,
@@ -67,7 +68,7 @@ def test_valid_records_decode_and_keep_their_record() -> None:
     env = f.refused(T)
     decoded, rejected = domain.decode_batch([f.record(env, 7)], CITY)
     assert rejected == []
-    assert decoded[0].event == env and decoded[0].record.offset == 7
+    assert decoded[0].event == event_of(env) and decoded[0].record.offset == 7
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from services.projection.domain import (
 )
 from shared.events import payloads as p
 from shared.events.envelope import Envelope
+from shared.events.fast_decode import event_of
 from shared.events.vocabulary import AlertReason, IncidentKind, Outcome
 from tests.unit.projection.factory import (
     CITY,
@@ -68,7 +69,7 @@ def test_a_sealed_day_begins_at_local_midnight() -> None:
     ]
     decoded = _decoded(events)
     sealed = sealed_events(decoded, WED, CITY)
-    assert [d.event for d in sealed] == [events[0]]
+    assert [d.event for d in sealed] == [event_of(events[0])]
 
 
 def test_only_a_different_report_under_one_id_is_a_conflict() -> None:
@@ -78,7 +79,7 @@ def test_only_a_different_report_under_one_id_is_a_conflict() -> None:
     other = wrap(p.VisitRefused(reason=a.data.reason), local(11), id=a.id)
     decoded = _decoded([a, b, again, other])
     conflicts = conflicting_repeats(decoded)
-    assert [d.event for d in conflicts] == [other]
+    assert [d.event for d in conflicts] == [event_of(other)]
 
 
 def test_a_retraction_negates_exactly_what_was_applied() -> None:

@@ -10,6 +10,7 @@ from datetime import date, datetime, time
 from services.projection import domain
 from shared.events import payloads as p
 from shared.events.envelope import Envelope
+from shared.events.fast_decode import event_of
 from shared.events.vocabulary import IncidentKind, ReferralKind, SupplyItem, VoidReason
 from tests.unit.projection import factory as f
 from tests.unit.projection.factory import CITY
@@ -33,8 +34,8 @@ def test_a_different_event_under_a_used_id_is_a_conflict_an_equal_one_a_duplicat
     first = f.wrap(p.ReferralMade(referral_to=ReferralKind.HOUSING), local(9), id=same)
     other = f.wrap(p.ReferralMade(referral_to=ReferralKind.MEDICAL_CARE), local(9), id=same)
     events = decoded(first, first, other)
-    assert [d.event.data for d in domain.conflicting_repeats(events)] == [other.data]
-    assert domain.first_occurrences(events)[0].event == first
+    assert [d.event for d in domain.conflicting_repeats(events)] == [event_of(other)]
+    assert domain.first_occurrences(events)[0].event == event_of(first)
 
 
 def test_a_retraction_negates_what_the_event_added() -> None:
