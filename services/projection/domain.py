@@ -38,7 +38,7 @@ from services.projection import schema
 from shared.city import City
 from shared.events import views as v
 from shared.events.envelope import DecodeError
-from shared.events.fast_decode import decode
+from shared.events.fast_decode import batch_decoder
 from shared.events.payloads import unexpected_substances
 from shared.events.views import EventView
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
@@ -290,10 +290,13 @@ def decode_batch(
 
     Records are decoded by the hot-path decoder :mod:`shared.events.fast_decode` (msgspec
     Structs derived from the contract models: the same verdicts and dead-letter reasons as the
-    contract decoder, checked by tests/unit/test_fast_decode_parity.py)."""
+    contract decoder, checked by tests/unit/test_fast_decode_parity.py), one
+    :class:`shared.events.envelope.BatchDecoder` per batch (headers repeated across the batch's
+    records are checked once)."""
     decoded: list[Decoded] = []
     rejected: list[Rejected] = []
     zone = city.zone
+    decode = batch_decoder()  # the batch's repeated headers checked once
     #: source -> its facility (``Envelope.facility_id``, a regex match): a batch has few sources.
     facility_of: dict[str, str | None] = {}
     for r in records:

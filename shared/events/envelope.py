@@ -183,20 +183,7 @@ def decode_with(
         k: v.decode("utf-8", "replace")
         for k, v in (headers.items() if hasattr(headers, "items") else headers)
     }
-    if not h.keys() >= _REQUIRED_SET:
-        missing = [name for name in _REQUIRED if name not in h]
-        raise DecodeError(f"missing CloudEvents header(s): {', '.join(missing)}")
-    if h["ce_specversion"] != SPECVERSION:
-        raise DecodeError(f"unsupported ce_specversion {h['ce_specversion']!r}")
-    if h.get("content-type", CONTENT_TYPE).split(";")[0].strip() != CONTENT_TYPE:
-        raise DecodeError("content-type is not application/json")
-    spec = CATALOGUE.get(h["ce_type"])
-    if spec is None:
-        raise DecodeError(f"unknown ce_type {h['ce_type'][:100]!r}")
-    try:
-        version = int(h.get("ce_schemaversion", "1"))
-    except ValueError:
-        raise DecodeError("ce_schemaversion is not an integer") from None
+    spec, version = _checked_headers(h)
     if value is None:
         raise DecodeError("record has no value")
     data = codec.payload(spec, version, value)
@@ -216,6 +203,106 @@ def decode_with(
         time=time,
         data=data,
     )
+
+
+def _checked_headers(h: Mapping[str, str]) -> tuple[EventSpec, int]:
+    """The first rules of :func:`decode_with`, in its order, on the decoded headers: all
+    required present, the spec version, the content type, a known type, an integer schema
+    version. Returns (the type's spec, the record's schema version); raises DecodeError."""
+    if not h.keys() >= _REQUIRED_SET:
+        missing = [name for name in _REQUIRED if name not in h]
+        raise DecodeError(f"missing CloudEvents header(s): {', '.join(missing)}")
+    if h["ce_specversion"] != SPECVERSION:
+        raise DecodeError(f"unsupported ce_specversion {h['ce_specversion']!r}")
+    if h.get("content-type", CONTENT_TYPE).split(";")[0].strip() != CONTENT_TYPE:
+        raise DecodeError("content-type is not application/json")
+    spec = CATALOGUE.get(h["ce_type"])
+    if spec is None:
+        raise DecodeError(f"unknown ce_type {h['ce_type'][:100]!r}")
+    try:
+        version = int(h.get("ce_schemaversion", "1"))
+    except ValueError:
+        raise DecodeError("ce_schemaversion is not an integer") from None
+    return spec, version
+
+
+#: Per-record header values (never repeated across records), kept out of :class:`BatchDecoder`'s
+#: key; every other header of a producer's records repeats (type, source, versions).
+_PER_RECORD = ("ce_id", "ce_time")
+#: A stand-in for the per-record headers when the repeated ones are checked alone.
+_PRESENT = {name: "" for name in _PER_RECORD}
+
+
+class BatchDecoder(Generic[E]):
+    """:func:`decode_with` for the records of one batch, with the header checks that depend
+    only on values repeating across records (spec version, content type, type, schema version,
+    source) done once per distinct set of those headers (a batch has few).
+
+    Equivalence: a record takes the short path only when ``ce_id`` and ``ce_time`` are each
+    given and its other headers passed :func:`_checked_headers` and the source rule; then
+    :func:`decode_with` would check exactly the value's presence, the payload, the id and the
+    time, in that order with the same reasons, which is what the short path does. Every other
+    record goes through :func:`decode_with` itself, whose verdict is final
+    (tests/unit/test_fast_decode_parity.py runs both on every header variant). Make one per
+    batch: the memo grows with the distinct header sets it sees."""
+
+    __slots__ = ("_codec", "_memo")
+
+    def __init__(self, codec: Codec[E]) -> None:
+        self._codec = codec
+        #: repeated headers -> (spec, schema version, source) when they pass, else None.
+        self._memo: dict[tuple[tuple[str, bytes], ...], tuple[EventSpec, int, str] | None] = {}
+
+    def __call__(
+        self, headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]], value: bytes | None
+    ) -> E:
+        pairs = headers.items() if hasattr(headers, "items") else headers
+        ce_id = ce_time = None
+        repeated: list[tuple[str, bytes]] = []
+        for pair in pairs:
+            name = pair[0]
+            if name == "ce_id":
+                ce_id = pair[1]
+            elif name == "ce_time":
+                ce_time = pair[1]
+            else:
+                repeated.append(pair)
+        key = tuple(repeated)
+        try:
+            checked = self._memo[key]
+        except KeyError:
+            checked = self._memo[key] = _checked_repeated(key)
+        except TypeError:  # an unhashable header (not a (str, bytes) pair): the full rules
+            checked = None
+        if checked is None or ce_id is None or ce_time is None or value is None:
+            return decode_with(headers, value, self._codec)
+        spec, version, source = checked
+        codec = self._codec
+        data = codec.payload(spec, version, value)
+        try:
+            event_id = codec.event_id(ce_id.decode("utf-8", "replace"))
+            time = datetime.fromisoformat(ce_time.decode("utf-8", "replace"))
+        except ValueError:
+            raise DecodeError(_BAD_ATTRIBUTES) from None
+        if time.utcoffset() is None:
+            raise DecodeError(_BAD_ATTRIBUTES)
+        return codec.build(id=event_id, type=spec.type, source=source, time=time, data=data)
+
+
+def _checked_repeated(
+    repeated: tuple[tuple[str, bytes], ...],
+) -> tuple[EventSpec, int, str] | None:
+    """(spec, schema version, source) of headers without ``ce_id``/``ce_time`` that pass every
+    rule of :func:`decode_with` that reads them; None if any fails (the record then goes
+    through :func:`decode_with` for its reason)."""
+    h = {k: v.decode("utf-8", "replace") for k, v in repeated} | _PRESENT
+    try:
+        spec, version = _checked_headers(h)
+    except DecodeError:
+        return None
+    if _SOURCE.match(h["ce_source"]) is None:
+        return None
+    return spec, version, h["ce_source"]
 
 
 def parse_payload(spec: EventSpec, version: int, value: bytes) -> p.Payload:

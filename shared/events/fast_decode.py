@@ -51,6 +51,7 @@ from pydantic_core import PydanticUndefined
 
 from shared.events.catalogue import CATALOGUE, EventSpec, upcast
 from shared.events.envelope import (
+    BatchDecoder,
     Codec,
     Envelope,
     decode_with,
@@ -342,6 +343,11 @@ class FastDecoder:
         """:func:`decode` through this decoder's Structs."""
         return decode_with(headers, value, self.codec)
 
+    def batch(self) -> BatchDecoder[Event]:
+        """:meth:`decode` for the records of one batch (repeated headers checked once; the
+        same verdicts: :class:`shared.events.envelope.BatchDecoder`)."""
+        return BatchDecoder(self.codec)
+
 
 _ANY = msgspec.json.Decoder()
 #: What makes the fast path hand a record to the contract's parser for the final verdict.
@@ -374,6 +380,8 @@ parse_payload_fast = _DECODER.parse_payload
 struct_for = _DECODER.struct_for
 #: :meth:`FastDecoder.event_of` of the module's decoder.
 event_of = _DECODER.event_of
+#: :meth:`FastDecoder.batch` of the module's decoder.
+batch_decoder = _DECODER.batch
 
 
 def decode(
@@ -388,6 +396,7 @@ __all__ = [
     "STRUCTS",
     "Event",
     "FastDecoder",
+    "batch_decoder",
     "decode",
     "event_of",
     "parse_payload_fast",

@@ -216,9 +216,16 @@ def assert_same_verdict(hdrs: Any, value: bytes | None, fast_decoder: Any = None
     contract = verdict(decode, hdrs, value)
     fast = verdict(fast_decode_, hdrs, value)
     assert fast == contract, (hdrs, value)
+    # the projection's per-batch decoder: a new one (a miss) and one seeing many (mostly hits)
+    assert verdict(fast_decode.batch_decoder(), hdrs, value) == contract, (hdrs, value)
+    assert verdict(_BATCH, hdrs, value) == contract, (hdrs, value)
     if contract[0] == "valid" and fast_decoder is None:  # equal as Structs, equal values
         assert fast_decode.decode(hdrs, value) == fast_decode.event_of(decode(hdrs, value))
     return contract[0]
+
+
+#: One batch decoder for the whole module: its memo of repeated headers is hit by later records.
+_BATCH = fast_decode.batch_decoder()
 
 
 @pytest.fixture(params=["imported", "fresh"])
@@ -433,6 +440,40 @@ def test_changed_headers_get_the_same_verdict(
 ) -> None:
     payload = VALID_V1.get(event_type, VALID[event_type]) if version_1 else VALID[event_type]
     assert_same_verdict(headers(event_type, **changes), _dumps(payload))
+
+
+_SPELLINGS = st.sampled_from(
+    [b"1.0", b"0.3", b"application/json", b"text/plain", b"dk.dcr.visit.ended", b"dk.dcr.nope",
+     b"/facilities/halmtorv", b"/rooms/a", b"1", b"x", b"\xff", str(uuid.UUID(int=3)).encode(),
+     T.encode(), b"2026-11-27T10:00:00", b""]
+)  # fmt: skip
+_NAMES = st.sampled_from(
+    ["ce_specversion", "ce_id", "ce_type", "ce_source", "ce_time", "ce_schemaversion",
+     "content-type", "ce_subject"]
+)  # fmt: skip
+
+
+@CORPUS
+@given(
+    extra=st.lists(st.tuples(_NAMES, _SPELLINGS), max_size=4),
+    order=st.randoms(use_true_random=False),
+    drop=st.sets(_NAMES, max_size=2),
+)
+def test_repeated_reordered_and_dropped_headers_get_the_same_verdict(
+    extra: list[tuple[str, bytes]], order: Any, drop: set[str]
+) -> None:
+    """A header list (not a mapping) with duplicates (the last one counts), in any order."""
+    pairs = [(k, v) for k, v in headers("dk.dcr.visit.ended").items() if k not in drop]
+    pairs += extra
+    order.shuffle(pairs)
+    assert_same_verdict(pairs, _dumps(VALID["dk.dcr.visit.ended"]))
+
+
+def test_headers_as_lists_or_other_values_get_the_same_verdict() -> None:
+    valid = [[k, v] for k, v in headers("dk.dcr.visit.ended").items()]  # unhashable pairs
+    assert assert_same_verdict(valid, _dumps(VALID["dk.dcr.visit.ended"])) == "valid"
+    with_bytearray = [(k, bytearray(v)) for k, v in headers("dk.dcr.visit.ended").items()]
+    assert assert_same_verdict(with_bytearray, _dumps(VALID["dk.dcr.visit.ended"])) == "valid"
 
 
 def test_a_record_without_a_value_gets_the_same_verdict(fast: Any) -> None:
