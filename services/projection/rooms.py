@@ -16,6 +16,8 @@ Invariants:
 * Nothing here holds a pseudonym or any other personal value.
 * Events of either representation (the hot path's Struct payloads, the contract's pydantic
   ones) are read alike, through :mod:`shared.events.views`, dispatching on the type string.
+* A vocabulary member's text is read as ``member._value_`` (the value the enum stores; the
+  ``.value`` property is a Python-level descriptor, ~0.3 us a read on the hot path).
 """
 
 from __future__ import annotations
@@ -103,20 +105,20 @@ def _changes(events: Iterable[tuple[EventView, str | None, date]]) -> RoomChange
 
 
 def _refused(ch: RoomChanges, facility: str, day: date, data: v.VisitRefusedView) -> None:
-    ch.add(facility, day, "refusals", data.reason.value)
+    ch.add(facility, day, "refusals", data.reason._value_)
 
 
 def _referral(ch: RoomChanges, facility: str, day: date, data: v.ReferralMadeView) -> None:
-    ch.add(facility, day, "referrals", data.referral_to.value)
+    ch.add(facility, day, "referrals", data.referral_to._value_)
 
 
 def _service(ch: RoomChanges, facility: str, day: date, data: v.ServiceGivenView) -> None:
-    ch.add(facility, day, "services", data.service.value)
+    ch.add(facility, day, "services", data.service._value_)
 
 
 def _dispensed(ch: RoomChanges, facility: str, day: date, data: v.ItemsView) -> None:
     for item, n in sorted(data.items.items()):
-        ch.add(facility, day, "supplies_dispensed", item.value, n)
+        ch.add(facility, day, "supplies_dispensed", item._value_, n)
 
 
 def _sharps(ch: RoomChanges, facility: str, day: date, data: v.CountOrWeightView) -> None:
@@ -126,7 +128,7 @@ def _sharps(ch: RoomChanges, facility: str, day: date, data: v.CountOrWeightView
 
 def _drug_check(ch: RoomChanges, facility: str, day: date, data: v.DrugCheckView) -> None:
     ch.add(facility, day, "drug_checks")
-    unexpected = sorted(s.value for s in unexpected_substances(data.expected, data.found))
+    unexpected = sorted(s._value_ for s in unexpected_substances(data.expected, data.found))
     if unexpected:
         ch.add(facility, day, "drug_checks_unexpected")
     for s in unexpected:
@@ -135,8 +137,8 @@ def _drug_check(ch: RoomChanges, facility: str, day: date, data: v.DrugCheckView
 
 def _incident(ch: RoomChanges, facility: str, day: date, data: v.IncidentView) -> None:
     died = data.outcome is Outcome.DIED
-    ch.add(facility, day, "incidents", data.kind.value)
-    ch.add(facility, day, "incident_outcomes", data.outcome.value)
+    ch.add(facility, day, "incidents", data.kind._value_)
+    ch.add(facility, day, "incident_outcomes", data.outcome._value_)
     ch.add(facility, day, "overdoses", "", int(data.kind in OVERDOSE_KINDS))
     ch.add(facility, day, "life_threatening", "", int(data.life_threatening))
     ch.add(facility, day, "life_threatening_survived", "", int(data.life_threatening and not died))
