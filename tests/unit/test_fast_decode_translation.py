@@ -9,6 +9,7 @@ a decoder built inside the test).
 
 from __future__ import annotations
 
+import gc
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -364,3 +365,19 @@ def test_any_other_spelling_is_left_to_uuid_uuid_alone(
         got = ValueError
     assert got == expected
     assert fast.calls == 0
+
+
+def test_events_and_payloads_are_not_tracked_by_the_garbage_collector() -> None:
+    """They hold values only (no container of a Struct: tuples and dicts of models are refused
+    above), so no cycle can go through them; untracked, the collector skips them."""
+    translator = fast_decode._Translator()
+    struct = translator.struct(_Everything)
+    value = translator.finishers[struct](
+        msgspec.json.decode(msgspec.json.encode(_GOOD), type=struct)
+    )
+    assert all(not s.__struct_config__.gc for s in translator.structs.values())
+    assert not gc.is_tracked(value) and not gc.is_tracked(value.inner)
+    event = fast_decode.Event(
+        id=uuid.UUID(int=1), type="t", source="/facilities/a", time=_Stamped().at, data=value
+    )
+    assert not gc.is_tracked(event)
