@@ -532,27 +532,46 @@ def _service(
     ch.count(district, day, "service", data.service._value_)
 
 
-def _stock_moved(sign: int) -> _Rule:
+def _supplies_dispensed(
+    ch: Changes,
+    env: EventView,
+    data: v.ItemsView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
+    _stock_moved(ch, env, data, district, day, facility, -1)
+
+
+def _stock_delivered(
+    ch: Changes,
+    env: EventView,
+    data: v.ItemsView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
+    _stock_moved(ch, env, data, district, day, facility, 1)
+
+
+def _stock_moved(
+    ch: Changes,
+    env: EventView,
+    data: v.ItemsView,
+    district: str,
+    day: date,
+    facility: str | None,
+    sign: int,
+) -> None:
     """Supplies dispensed (``sign`` -1: also counted as dispensed) or stock delivered (+1)."""
-
-    def rule(
-        ch: Changes,
-        env: EventView,
-        data: v.ItemsView,
-        district: str,
-        day: date,
-        facility: str | None,
-    ) -> None:
-        assert facility is not None
-        for item, n in sorted(data.items.items()):
-            ch.stock_movements.append(
-                StockMovement(env.source, str(env.id), facility, item._value_, env.time, sign * n)
-            )
-            if sign < 0:
-                ch.add(district, day, "supplies_dispensed", n)
-                ch.count(district, day, "supply_item", item._value_, n)
-
-    return rule
+    assert facility is not None
+    for item, n in sorted(data.items.items()):
+        ch.stock_movements.append(
+            StockMovement(env.source, str(env.id), facility, item._value_, env.time, sign * n)
+        )
+        if sign < 0:
+            ch.add(district, day, "supplies_dispensed", n)
+            ch.count(district, day, "supply_item", item._value_, n)
 
 
 def _stock_counted(
@@ -574,23 +593,28 @@ def _stock_counted(
         )
 
 
-def _collected(prefix: str) -> _Rule:
-    """Sharps returned (``prefix`` sharps_returned) or street needles collected: a count and
-    an exact weight, each may be absent."""
-    count_column, kg_column = f"{prefix}_count", f"{prefix}_kg"
+def _sharps_returned(
+    ch: Changes,
+    env: EventView,
+    data: v.CountOrWeightView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
+    ch.add(district, day, "sharps_returned_count", data.count or 0)
+    ch.add(district, day, "sharps_returned_kg", kg(data.weight_kg))
 
-    def rule(
-        ch: Changes,
-        env: EventView,
-        data: v.CountOrWeightView,
-        district: str,
-        day: date,
-        facility: str | None,
-    ) -> None:
-        ch.add(district, day, count_column, data.count or 0)
-        ch.add(district, day, kg_column, kg(data.weight_kg))
 
-    return rule
+def _street_needles(
+    ch: Changes,
+    env: EventView,
+    data: v.CountOrWeightView,
+    district: str,
+    day: date,
+    facility: str | None,
+) -> None:
+    ch.add(district, day, "street_needles_count", data.count or 0)
+    ch.add(district, day, "street_needles_kg", kg(data.weight_kg))
 
 
 def _incident(
@@ -703,11 +727,11 @@ _RULES: dict[str, _Rule] = {
     v.VISIT_REFUSED: _visit_refused,
     v.REFERRAL_MADE: _referral,
     v.SERVICE_GIVEN: _service,
-    v.SUPPLIES_DISPENSED: _stock_moved(-1),
-    v.STOCK_DELIVERED: _stock_moved(1),
+    v.SUPPLIES_DISPENSED: _supplies_dispensed,
+    v.STOCK_DELIVERED: _stock_delivered,
     v.STOCK_COUNTED: _stock_counted,
-    v.SHARPS_RETURNED: _collected("sharps_returned"),
-    v.STREET_NEEDLES_COLLECTED: _collected("street_needles"),
+    v.SHARPS_RETURNED: _sharps_returned,
+    v.STREET_NEEDLES_COLLECTED: _street_needles,
     v.INCIDENT_REPORTED: _incident,
     v.DRUG_CHECK_RESULT: _drug_check,
     v.ALERT_RAISED: _alert,
