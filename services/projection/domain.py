@@ -43,7 +43,7 @@ from shared.events.envelope import DecodeError
 from shared.events.fast_decode import batch_decoder
 from shared.events.payloads import unexpected_substances
 from shared.events.views import EventView
-from shared.events.vocabulary import OVERDOSE_KINDS, Outcome
+from shared.events.vocabulary import OVERDOSE_KINDS, Outcome, SupplyItem
 
 #: Event types whose payload names the district they belong to (:class:`views.DistrictNamedView`)
 #: and that may come from a /districts/<id> source; every other type is reported at a facility
@@ -279,8 +279,8 @@ def _check_references(env: EventView, facility: str | None, city: City) -> str |
     if kind == v.STREET_NEEDLES_COLLECTED and facility is None and env.key != data.district:
         return "source district differs from payload district"
     if kind == v.ALERT_RAISED:
-        named = cast(v.AlertRaisedView, data).facility_id
-        if named is not None and named not in city.facility_by_id:
+        data = cast(v.AlertRaisedView, data)
+        if data.facility_id is not None and data.facility_id not in city.facility_by_id:
             return "unknown facility in payload"
     return None
 
@@ -324,7 +324,9 @@ def decode_batch(
                 continue
             district = _district(env, facility, city)
         decoded.append(
-            Decoded(r, env, (source, str(env.id)), facility, district, env.time.astimezone(zone))
+            Decoded(
+                r, env, (env.source, str(env.id)), facility, district, env.time.astimezone(zone)
+            )
         )
     return decoded, rejected
 
@@ -540,7 +542,9 @@ def _supplies_dispensed(
     day: date,
     facility: str | None,
 ) -> None:
-    _stock_moved(ch, env, data, district, day, facility, -1)
+    for item, n in _stock_moved(ch, env, data, facility, -1):
+        ch.add(district, day, "supplies_dispensed", n)
+        ch.count(district, day, "supply_item", item._value_, n)
 
 
 def _stock_delivered(
@@ -551,27 +555,21 @@ def _stock_delivered(
     day: date,
     facility: str | None,
 ) -> None:
-    _stock_moved(ch, env, data, district, day, facility, 1)
+    _stock_moved(ch, env, data, facility, 1)
 
 
 def _stock_moved(
-    ch: Changes,
-    env: EventView,
-    data: v.ItemsView,
-    district: str,
-    day: date,
-    facility: str | None,
-    sign: int,
-) -> None:
-    """Supplies dispensed (``sign`` -1: also counted as dispensed) or stock delivered (+1)."""
+    ch: Changes, env: EventView, data: v.ItemsView, facility: str | None, sign: int
+) -> list[tuple[SupplyItem, int]]:
+    """Record the stock movements of supplies dispensed (``sign`` -1) or stock delivered (+1);
+    returns the items and counts, in item order."""
     assert facility is not None
-    for item, n in sorted(data.items.items()):
+    items = sorted(data.items.items())
+    for item, n in items:
         ch.stock_movements.append(
             StockMovement(env.source, str(env.id), facility, item._value_, env.time, sign * n)
         )
-        if sign < 0:
-            ch.add(district, day, "supplies_dispensed", n)
-            ch.count(district, day, "supply_item", item._value_, n)
+    return items
 
 
 def _stock_counted(

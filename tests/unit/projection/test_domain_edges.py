@@ -9,8 +9,12 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from services.projection import domain
 from services.projection.domain import (
     Decoded,
     conflicting_repeats,
@@ -20,6 +24,7 @@ from services.projection.domain import (
     retraction,
     sealed_events,
 )
+from shared.city import City
 from shared.events import payloads as p
 from shared.events.envelope import Envelope
 from shared.events.fast_decode import event_of
@@ -149,3 +154,37 @@ def test_an_acknowledgement_keeps_when_and_by_whom() -> None:
         "ops-team",
         90.0,
     )
+
+
+def test_a_batch_looks_up_each_source_once_and_checks_facility_events_only_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Work budget of decode_batch (speed only, the verdicts are tested above): a facility's
+    district is looked up once per source and batch (never for a district source), and an
+    event of a facility-level type at a known facility needs no check_references; the district
+    level events (street collections) and an unknown facility's still get it."""
+    lookups: Counter[str | None] = Counter()
+    checked: list[str] = []
+    real_lookup, real_check = City.district_of, domain._check_references
+
+    def district_of(city: City, facility: str) -> str | None:
+        lookups[facility] += 1
+        return real_lookup(city, facility)
+
+    def check(env: Any, facility: str | None, city: City) -> str | None:
+        checked.append(env.type)
+        return real_check(env, facility, city)
+
+    monkeypatch.setattr(City, "district_of", district_of)
+    monkeypatch.setattr(domain, "_check_references", check)
+    events = [
+        *(refused(local(9, m)) for m in range(5)),
+        *(refused(local(9, m), facility="nordvest") for m in range(3)),
+        *(street_needles(local(10, m), count=1) for m in range(2)),
+        refused(local(11), facility="nowhere"),
+    ]
+    decoded, rejected = domain.decode_batch([record(e, i) for i, e in enumerate(events)], CITY)
+    assert len(decoded) == 10 and [r.reason for r in rejected] == ["unknown facility in source"]
+    assert lookups == {"halmtorv": 1, "nordvest": 1, "nowhere": 1}
+    assert checked == ["dk.dcr.street_needles.collected"] * 2 + ["dk.dcr.visit.refused"]
+    assert [d.district for d in decoded] == ["vesterbro"] * 5 + ["nordvest"] * 3 + ["vesterbro"] * 2
