@@ -5,7 +5,7 @@ holding a pydantic payload model (intake, the incident service, tests), and the 
 hot-path :class:`shared.events.fast_decode.Event` holding the payload's msgspec Struct (the
 same field names, vocabularies and values; see :mod:`shared.events.fast_decode`). The
 :class:`typing.Protocol` classes here name the fields a consumer reads; both representations
-satisfy them (the pydantic models statically, checked by mypy in :func:`_models_conform`; the
+satisfy them (the pydantic models statically, checked by mypy at the module's end; the
 Structs by construction: their fields are the models' fields, checked by
 ``tests/unit/test_fast_decode_parity.py``).
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol, cast
 from uuid import UUID
 
 from shared.events import payloads as p
@@ -207,49 +207,27 @@ class ReportVoidedView(Protocol):
     def reason(self) -> VoidReason: ...
 
 
-if TYPE_CHECKING:  # mypy proves the contract's models satisfy the views
+if TYPE_CHECKING:  # mypy proves the contract's models satisfy the views (never run)
     from shared.events.envelope import Envelope
 
-    def _models_conform(
-        started: p.VisitStarted,
-        ended: p.VisitEnded,
-        refused: p.VisitRefused,
-        referral: p.ReferralMade,
-        service: p.ServiceGiven,
-        dispensed: p.SuppliesDispensed,
-        delivered: p.StockDelivered,
-        counted: p.StockCounted,
-        sharps: p.SharpsReturned,
-        street: p.StreetNeedlesCollected,
-        incident: p.IncidentReported,
-        check: p.DrugCheckResult,
-        raised: p.DrugAlertRaised,
-        acknowledged: p.DrugAlertAcknowledged,
-        resolved: p.DrugAlertResolved,
-        withdrawn: p.DrugAlertWithdrawn,
-        voided: p.ReportVoided,
-        envelope: Envelope,
-    ) -> tuple[object, ...]:
-        views: tuple[object, ...] = ()
-        a: VisitStartedView = started
-        b: VisitEndedView = ended
-        c: VisitRefusedView = refused
-        d: ReferralMadeView = referral
-        e: ServiceGivenView = service
-        f: ItemsView = dispensed
-        g: ItemsView = delivered
-        h: ItemsView = counted
-        i: CountOrWeightView = sharps
-        j: StreetNeedlesView = street
-        k: IncidentView = incident
-        m: DrugCheckView = check
-        n: AlertRaisedView = raised
-        o: AlertAcknowledgedView = acknowledged
-        q: AlertFollowUpView = resolved
-        r: AlertFollowUpView = withdrawn
-        s: ReportVoidedView = voided
-        t: EventView = envelope
-        return (*views, a, b, c, d, e, f, g, h, i, j, k, m, n, o, q, r, s, t)
+    _started: VisitStartedView = cast(p.VisitStarted, None)
+    _ended: VisitEndedView = cast(p.VisitEnded, None)
+    _refused: VisitRefusedView = cast(p.VisitRefused, None)
+    _referral: ReferralMadeView = cast(p.ReferralMade, None)
+    _service: ServiceGivenView = cast(p.ServiceGiven, None)
+    _dispensed: ItemsView = cast(p.SuppliesDispensed, None)
+    _delivered: ItemsView = cast(p.StockDelivered, None)
+    _counted: ItemsView = cast(p.StockCounted, None)
+    _sharps: CountOrWeightView = cast(p.SharpsReturned, None)
+    _street: StreetNeedlesView = cast(p.StreetNeedlesCollected, None)
+    _incident: IncidentView = cast(p.IncidentReported, None)
+    _check: DrugCheckView = cast(p.DrugCheckResult, None)
+    _raised: AlertRaisedView = cast(p.DrugAlertRaised, None)
+    _acknowledged: AlertAcknowledgedView = cast(p.DrugAlertAcknowledged, None)
+    _resolved: AlertFollowUpView = cast(p.DrugAlertResolved, None)
+    _withdrawn: AlertFollowUpView = cast(p.DrugAlertWithdrawn, None)
+    _voided: ReportVoidedView = cast(p.ReportVoided, None)
+    _envelope: EventView = cast(Envelope, None)
 
 
 #: Event types whose payload names its district (:class:`DistrictNamedView`): reported per
