@@ -329,15 +329,15 @@ class FastDecoder:
         :class:`DecodeError` naming the field)."""
         decoder, finish = self._decoders[spec.type]
         try:
+            struct: msgspec.Struct
             if version == spec.version:
-                struct: msgspec.Struct = decoder.decode(value)
-                return struct if finish is None else finish(struct)
-            raw = _ANY.decode(value)
-            if isinstance(raw, dict):
-                upcast_struct: msgspec.Struct = msgspec.convert(
-                    upcast(spec.type, version, raw), decoder.type
-                )
-                return upcast_struct if finish is None else finish(upcast_struct)
+                struct = decoder.decode(value)
+            else:
+                raw = _ANY.decode(value)
+                if not isinstance(raw, dict):
+                    raise TypeError("not a JSON object")  # the contract's verdict below
+                struct = msgspec.convert(upcast(spec.type, version, raw), decoder.type)
+            return struct if finish is None else finish(struct)
         except _REFUSED:
             pass
         return self.struct_of(parse_payload(spec, version, value))
