@@ -297,9 +297,17 @@ def _listed_modules(root: Path) -> list[str]:
 
 
 def has_function_bodies(path: Path) -> bool:
-    """Whether mutmut has anything to mutate in ``path``: it mutates function bodies only."""
+    """Whether mutmut has anything to mutate in ``path``: it mutates function bodies only, and
+    a stub's body (a docstring and/or ``...``, as a Protocol's members) has nothing to mutate."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    return any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) for n in ast.walk(tree))
+    return any(
+        isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and not _is_stub(n)
+        for n in ast.walk(tree)
+    )
+
+
+def _is_stub(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    return all(isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) for s in function.body)
 
 
 def configured_modules(root: Path) -> list[str]:
@@ -388,8 +396,10 @@ def render(
     if constants:
         lines += [
             "",
-            "Nothing to mutate (constants only: mutmut mutates function bodies and refuses a "
-            "run on a module without one): " + ", ".join(f"`{p}`" for p in constants) + ".",
+            "Nothing to mutate (constants and stubs only: mutmut mutates function bodies and "
+            "refuses a run on a module without one): "
+            + ", ".join(f"`{p}`" for p in constants)
+            + ".",
         ]
     if missing:
         lines += [

@@ -178,9 +178,13 @@ def test_a_module_of_constants_only_is_reported_apart_not_as_never_measured(
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "names.py").write_text('A = "a"\nB: dict[str, int] = {"b": 1}\n')
     (tmp_path / "shared" / "code.py").write_text("def f() -> int:\n    return 1\n")
+    (tmp_path / "shared" / "stubs.py").write_text(
+        "class P(Protocol):\n    @property\n    def a(self) -> int: ...\n"
+        '    def b(self) -> int:\n        """Doc."""\n        ...\n'
+    )
     (tmp_path / "pyproject.toml").write_text('[tool.mutmut]\nonly_mutate = ["shared/*"]\n')
     assert configured_modules(tmp_path) == ["shared/code.py"]
-    assert constant_modules(tmp_path) == ["shared/names.py"]
+    assert constant_modules(tmp_path) == ["shared/names.py", "shared/stubs.py"]
     assert verdict({}, {}, configured_modules(tmp_path)) == ["shared/code.py: never measured"]
     text = render({}, {}, [], ["shared/code.py"], ["shared/names.py"])
     assert "Nothing to mutate" in text and "`shared/names.py`" in text
