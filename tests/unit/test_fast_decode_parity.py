@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Annotated, Any, get_args, get_origin
@@ -34,7 +35,7 @@ from pydantic import BaseModel
 
 from bench.env import bench_city
 from bench.workload import EventLog, encode
-from shared.events import fast_decode, vocabulary
+from shared.events import envelope, fast_decode, vocabulary
 from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import DecodeError, Envelope, decode, facility_source, to_headers
 from tests.unit.decoded_values import typed_values
@@ -590,3 +591,39 @@ def test_a_declaration_without_a_msgspec_counterpart_fails_the_translation() -> 
     for model in (WithValidator, MultipleOf):
         with pytest.raises(TypeError):
             fast_decode._Translator().struct(model)
+
+
+def test_a_batch_checks_its_repeated_headers_once_and_valid_records_take_the_short_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Work budget of the per-batch decoder (speed only: its verdicts are compared above): the
+    headers a batch repeats are checked once per distinct set, and a record whose repeated
+    headers pass is never handed to the full ``decode_with``."""
+    calls: Counter[str] = Counter()
+
+    def counted(name: str, real: Any) -> Any:
+        def call(*args: Any) -> Any:
+            calls[name] += 1
+            return real(*args)
+
+        return call
+
+    records: list[tuple[list[tuple[str, bytes]], bytes]] = []
+    for n in range(12):
+        event_type = "dk.dcr.visit.ended" if n % 3 else "dk.dcr.service.given"
+        named = headers(event_type, ce_id=str(uuid.UUID(int=n)), ce_time=f"2026-11-27T10:{n:02}Z")
+        records.append((list(named.items()), _dumps(VALID[event_type])))
+    contract = [verdict(decode, h, v) for h, v in records]
+    assert all(v[0] == "valid" for v in contract)
+    monkeypatch.setattr(envelope, "decode_with", counted("full", envelope.decode_with))
+    monkeypatch.setattr(envelope, "_checked_repeated", counted("once", envelope._checked_repeated))
+    batch = fast_decode.batch_decoder()
+    assert [verdict(batch, h, v) for h, v in records] == contract
+    assert calls == {"once": 2}
+
+
+@pytest.mark.parametrize("name", ["ce_id", "ce_time"])
+def test_bytes_that_are_not_utf_8_in_a_per_record_header_get_the_same_verdict(name: str) -> None:
+    hdrs = headers("dk.dcr.visit.ended")
+    hdrs[name] = hdrs[name][:-1] + b"\xff"
+    assert assert_same_verdict(hdrs, _dumps(VALID["dk.dcr.visit.ended"])) == "invalid"
