@@ -6,25 +6,24 @@ equal to the live tables)."""
 from __future__ import annotations
 
 from services.projection.rooms import RoomChanges
-from services.projection.store import Conn
+from services.projection.store import Conn, rows_json
 
 
 async def apply_room_changes(conn: Conn, ch: RoomChanges) -> None:
     if ch.room:
-        keys = sorted(ch.room)
+        # one JSON document of [[facility, day, measure, key], amount] items (store.rows_json),
+        # written in key order
         await conn.execute(
             """INSERT INTO room_daily (facility, day, measure, key, amount)
-               SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[],
-                                    $5::numeric[])
+               SELECT r->0->>0, (r->0->>1)::date, r->0->>2, r->0->>3, (r->>1)::numeric
+               FROM jsonb_array_elements($1::jsonb) AS r
+               ORDER BY 1, 2, 3, 4
                ON CONFLICT (facility, day, measure, key)
                DO UPDATE SET amount = room_daily.amount + EXCLUDED.amount""",
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [k[2] for k in keys],
-            [k[3] for k in keys],
-            [ch.room[k] for k in keys],
+            rows_json(list(ch.room.items())),
         )
         if any(v < 0 for v in ch.room.values()):  # a retraction: a sum back at zero has no row
+            keys = sorted(ch.room)
             await conn.execute(
                 """DELETE FROM room_daily
                    WHERE amount = 0 AND (facility, day, measure, key) IN (
