@@ -4,8 +4,9 @@ Every function taking ``conn`` runs inside the caller's transaction; one batch o
 transaction: fence offsets, lock districts, claim event ids, apply changes, save offsets.
 Statements are set-based: the number of round trips per batch is fixed, whatever its size.
 
-Transport (issue 18, measured by ``python -m bench.transport``): the statements with a row per
-event (the claim, the visits, the stock movements) receive their rows as ONE JSON document
+Transport (issue 18, measured by ``python -m bench.transport``, medians of 5 rounds in
+bench/results/issue18/transport.json): the statements with a row per event (the claim, the
+visits, the stock movements) receive their rows as ONE JSON document
 each, encoded by msgspec in C (:func:`rows_json`): the domain's slotted dataclasses as they are
 (``json_to_recordset`` names and types their fields), the claim's rows as arrays (``jsonb``).
 asyncpg encodes a typed array parameter element by element in Python-level code (about 22
@@ -15,10 +16,15 @@ starts from 15.8 to 3.8 us per start, for about the same PostgreSQL executor tim
 13.6 us: ``jsonb`` parsing; visits 14.1 -> 14.6), PostgreSQL running on the other core. Binary
 COPY into a temporary table was as cheap in Python for the claim but needs two more round trips
 per statement; ``json`` with ``->>`` re-parses the text per field (2-3x the executor time).
-Statements with a row per aggregate key (district-days, breakdowns, rooms) keep ``unnest`` of
-arrays: a batch has few such rows. Exactness: decimals go as JSON numbers with their digits,
-bytes as base64 (``decode(..., 'base64')``), instants as RFC 3339 with their offset, dates as
-ISO dates, None as null (tests/integration/projection/test_store_transport.py).
+The room and breakdown sums (dicts keyed by tuples) go as ``jsonb`` arrays of [key, amount]
+items; the district and facility day sums (a few hundred rows per batch) keep ``unnest`` of
+arrays. The independent additive writes of a batch (each to its own table) are sent as ONE
+statement (:func:`run_together`): a round trip waits for the event loop, busy decoding the next
+batch meanwhile (consumer.Projector.run), so fewer of them shorten the transaction.
+
+Exactness: decimals go as JSON numbers with their digits, bytes as base64 (``decode(...,
+'base64')``), instants as RFC 3339 with their offset, dates as ISO dates, None as null
+(tests/integration/projection/test_store_transport.py).
 
 Concurrency (several instances in one group): each batch first locks the offset rows of its
 partitions (``FOR UPDATE``; a partition whose stored offset is not the one this instance expects
@@ -29,6 +35,7 @@ the same everywhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -404,9 +411,7 @@ async def retract(conn: Conn, r: Retraction, max_visit: timedelta = DEFAULT_MAX_
     negated sums, their visit rows and stock movements removed, the visit figures of their days
     recomputed; rows left at zero are deleted, so the tables equal those of a log in which the
     events were never reported."""
-    await _daily(conn, r.changes)
-    await _breakdown(conn, r.changes)
-    await _facility(conn, r.changes)
+    await run_together(conn, _sums(r.changes))
     touched: list[asyncpg.Record] = []
     if r.visit_starts:
         touched += await conn.fetch(
@@ -494,61 +499,88 @@ _FACILITY_ADDED: tuple[str, ...] = tuple(c.name for c in FACILITY_DAILY if c.kin
 
 async def apply_changes(conn: Conn, ch: Changes, max_visit: timedelta = DEFAULT_MAX_VISIT) -> None:
     """Write ``ch`` (see :func:`services.projection.domain.project`)."""
-    await _daily(conn, ch)
-    await _breakdown(conn, ch)
-    await _facility(conn, ch)
+    await run_together(conn, [*_sums(ch), *_stock(ch)])
     day_keys, facility_keys = await _visits(conn, ch)
     await recompute_visit_figures(conn, day_keys, facility_keys, max_visit)
-    await _stock(conn, ch)
     await _alerts(conn, ch)
     await _alert_lifecycle(conn, ch)
 
 
-async def _daily(conn: Conn, ch: Changes) -> None:
-    if not ch.daily:
+#: One write of a batch: a statement and its arguments (``$1``...), see :func:`run_together`.
+Write = tuple[str, tuple[Any, ...]]
+
+
+async def run_together(conn: Conn, writes: Sequence[Write]) -> None:
+    """Run ``writes`` as ONE statement (one round trip): each becomes a data-modifying CTE, its
+    placeholders renumbered after the ones before it.
+
+    Precondition (the callers' lists keep it): each write changes a table no other write of the
+    list reads or changes. All of them then see the same snapshot and their effects are those
+    of running them one after the other, in any order. Fewer round trips matter because each
+    one waits for the event loop, which decodes the next batch meanwhile (consumer.Projector.run).
+    """
+    if len(writes) == 1:
+        await conn.execute(writes[0][0], *writes[0][1])
         return
-    keys = sorted(ch.daily)
-    columns: list[list[Any]] = [
-        [ch.daily[k].get(c, zero) for k in keys] for c, zero in _DAILY_ADDED
-    ]
-    await conn.execute(sql.DAILY_UPSERT, [k[0] for k in keys], [k[1] for k in keys], *columns)
-
-
-async def _breakdown(conn: Conn, ch: Changes) -> None:
-    if not ch.breakdown:
+    if not writes:
         return
-    # one JSON document of [[district, day, dimension, key], n] items, written in key order
-    await conn.execute(
-        """INSERT INTO district_daily_breakdown (district, day, dimension, key, n)
-           SELECT r->0->>0, (r->0->>1)::date, r->0->>2, r->0->>3, (r->>1)::bigint
-           FROM jsonb_array_elements($1::jsonb) AS r
-           ORDER BY 1, 2, 3, 4
-           ON CONFLICT (district, day, dimension, key)
-           DO UPDATE SET n = district_daily_breakdown.n + EXCLUDED.n""",
-        rows_json(list(ch.breakdown.items())),
-    )
+    ctes: list[str] = []
+    args: list[Any] = []
+    for i, (text, params) in enumerate(writes):
+        ctes.append(f"w{i} AS ({_renumbered(text, len(args))})")
+        args.extend(params)
+    await conn.execute(f"WITH {', '.join(ctes)} SELECT 1", *args)
 
 
-async def _facility(conn: Conn, ch: Changes) -> None:
+#: A positional parameter of a statement (none of the statements has ``$`` in a literal).
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _renumbered(text: str, offset: int) -> str:
+    """``text`` with ``$n`` turned into ``$(n + offset)``."""
+    return _PLACEHOLDER.sub(lambda m: f"${int(m[1]) + offset}", text)
+
+
+def _sums(ch: Changes) -> list[Write]:
+    """The additive writes of ``ch``: district and room day sums, breakdown counts and the
+    facilities' last event times (each to its own table)."""
+    writes: list[Write] = []
+    if ch.daily:
+        keys = sorted(ch.daily)
+        columns = [[ch.daily[k].get(c, zero) for k in keys] for c, zero in _DAILY_ADDED]
+        writes.append((sql.DAILY_UPSERT, ([k[0] for k in keys], [k[1] for k in keys], *columns)))
+    if ch.breakdown:
+        # one JSON document of [[district, day, dimension, key], n] items, written in key order
+        writes.append(
+            (
+                """INSERT INTO district_daily_breakdown (district, day, dimension, key, n)
+                   SELECT r->0->>0, (r->0->>1)::date, r->0->>2, r->0->>3, (r->>1)::bigint
+                   FROM jsonb_array_elements($1::jsonb) AS r
+                   ORDER BY 1, 2, 3, 4
+                   ON CONFLICT (district, day, dimension, key)
+                   DO UPDATE SET n = district_daily_breakdown.n + EXCLUDED.n""",
+                (rows_json(list(ch.breakdown.items())),),
+            )
+        )
     if ch.facility_daily:
-        keys = sorted(ch.facility_daily)
-        await conn.execute(
-            sql.FACILITY_UPSERT,
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            *[[ch.facility_daily[k][c] for k in keys] for c in _FACILITY_ADDED],
+        fkeys = sorted(ch.facility_daily)
+        fcolumns = [[ch.facility_daily[k][c] for k in fkeys] for c in _FACILITY_ADDED]
+        writes.append(
+            (sql.FACILITY_UPSERT, ([k[0] for k in fkeys], [k[1] for k in fkeys], *fcolumns))
         )
     if ch.facility_last_event:
-        keys2 = sorted(ch.facility_last_event)
-        await conn.execute(
-            """INSERT INTO facility_state (facility, last_event_time)
-               SELECT * FROM unnest($1::text[], $2::timestamptz[])
-               ON CONFLICT (facility) DO UPDATE
-               SET last_event_time = greatest(facility_state.last_event_time,
-                                              EXCLUDED.last_event_time)""",
-            keys2,
-            [ch.facility_last_event[k] for k in keys2],
+        skeys = sorted(ch.facility_last_event)
+        writes.append(
+            (
+                """INSERT INTO facility_state (facility, last_event_time)
+                   SELECT * FROM unnest($1::text[], $2::timestamptz[])
+                   ON CONFLICT (facility) DO UPDATE
+                   SET last_event_time = greatest(facility_state.last_event_time,
+                                                  EXCLUDED.last_event_time)""",
+                (skeys, [ch.facility_last_event[k] for k in skeys]),
+            )
         )
+    return writes
 
 
 async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[tuple[str, date]]]:
@@ -643,43 +675,58 @@ async def _recompute_city_days(conn: Conn, days: set[date], max_visit: timedelta
     )
 
 
-async def _stock(conn: Conn, ch: Changes) -> None:
+def _stock(ch: Changes) -> list[Write]:
+    """The stock writes of ``ch``: movements, latest counts, count reports (three tables)."""
+    writes: list[Write] = []
     if ch.stock_movements:
-        await conn.execute(
-            """INSERT INTO stock_movements (source, id, item, facility, at, delta)
-               SELECT source, id, item, facility, at, delta
-               FROM json_to_recordset($1::json) AS m(source text, id uuid, item text,
-                                                     facility text, at timestamptz, delta bigint)
-               ON CONFLICT DO NOTHING""",
-            rows_json(ch.stock_movements),
+        writes.append(
+            (
+                """INSERT INTO stock_movements (source, id, item, facility, at, delta)
+                   SELECT source, id, item, facility, at, delta
+                   FROM json_to_recordset($1::json) AS m(source text, id uuid, item text,
+                                                         facility text, at timestamptz,
+                                                         delta bigint)
+                   ON CONFLICT DO NOTHING""",
+                (rows_json(ch.stock_movements),),
+            )
         )
     if ch.stock_counts:
         counts = [ch.stock_counts[k] for k in sorted(ch.stock_counts)]
-        await conn.execute(
-            """INSERT INTO stock_counts (facility, item, counted_at, quantity)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[])
-               ON CONFLICT (facility, item) DO UPDATE
-               SET counted_at = EXCLUDED.counted_at, quantity = EXCLUDED.quantity
-               WHERE EXCLUDED.counted_at > stock_counts.counted_at""",
-            [c.facility for c in counts],
-            [c.item for c in counts],
-            [c.counted_at for c in counts],
-            [c.quantity for c in counts],
+        writes.append(
+            (
+                """INSERT INTO stock_counts (facility, item, counted_at, quantity)
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[])
+                   ON CONFLICT (facility, item) DO UPDATE
+                   SET counted_at = EXCLUDED.counted_at, quantity = EXCLUDED.quantity
+                   WHERE EXCLUDED.counted_at > stock_counts.counted_at""",
+                (
+                    [c.facility for c in counts],
+                    [c.item for c in counts],
+                    [c.counted_at for c in counts],
+                    [c.quantity for c in counts],
+                ),
+            )
         )
     if ch.stock_count_reports:
         reports = ch.stock_count_reports
-        await conn.execute(
-            """INSERT INTO stock_count_reports (source, id, facility, item, counted_at, quantity)
-               SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[],
-                                    $5::timestamptz[], $6::bigint[])
-               ON CONFLICT DO NOTHING""",
-            [x.source for x in reports],
-            [x.id for x in reports],
-            [x.facility for x in reports],
-            [x.item for x in reports],
-            [x.counted_at for x in reports],
-            [x.quantity for x in reports],
+        writes.append(
+            (
+                """INSERT INTO stock_count_reports (source, id, facility, item, counted_at,
+                                                   quantity)
+                   SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[],
+                                        $5::timestamptz[], $6::bigint[])
+                   ON CONFLICT DO NOTHING""",
+                (
+                    [x.source for x in reports],
+                    [x.id for x in reports],
+                    [x.facility for x in reports],
+                    [x.item for x in reports],
+                    [x.counted_at for x in reports],
+                    [x.quantity for x in reports],
+                ),
+            )
         )
+    return writes
 
 
 async def _retract_stock_counts(conn: Conn, keys: Sequence[tuple[str, str]]) -> None:
