@@ -154,6 +154,36 @@ _FIRST_START_WINS = ",\n    ".join(
     for c in schema.VISIT_START_FACTS
 )
 
+
+def keyed_sum_upsert(table: str, key: tuple[tuple[str, str], ...], amount: tuple[str, str]) -> str:
+    """Add amounts to the rows of ``table`` keyed by ``key`` ((column, SQL type), ...): ``$1`` is
+    ONE JSON document of ``[[key values...], amount]`` items (a dict's items, encoded by
+    :func:`.store.rows_json`), written in key order."""
+    names = ", ".join(k for k, _ in key)
+    fields = ", ".join(f"(r->0->>{i})::{t}" for i, (_, t) in enumerate(key))
+    column, sql_type = amount
+    order = ", ".join(str(i + 1) for i in range(len(key)))
+    return (
+        f"INSERT INTO {table} ({names}, {column}) "  # noqa: S608 - declared names only
+        f"SELECT {fields}, (r->>1)::{sql_type} FROM jsonb_array_elements($1::jsonb) AS r "
+        f"ORDER BY {order} "
+        f"ON CONFLICT ({names}) DO UPDATE SET {column} = {table}.{column} + EXCLUDED.{column}"
+    )
+
+
+#: Add a batch's breakdown counts: $1 items [[district, day, dimension, key], n].
+BREAKDOWN_ADD = keyed_sum_upsert(
+    "district_daily_breakdown",
+    (("district", "text"), ("day", "date"), ("dimension", "text"), ("key", "text")),
+    ("n", "bigint"),
+)
+#: Add a batch's room sums: $1 items [[facility, day, measure, key], amount].
+ROOM_ADD = keyed_sum_upsert(
+    "room_daily",
+    (("facility", "text"), ("day", "date"), ("measure", "text"), ("key", "text")),
+    ("amount", "numeric"),
+)
+
 #: The SQL type of each field of a visit start's JSON record (:class:`.domain.VisitStart`, encoded
 #: as it is): the row's key, its district and the start facts.
 VISIT_START_RECORD: dict[str, str] = {

@@ -5,6 +5,7 @@ equal to the live tables)."""
 
 from __future__ import annotations
 
+from services.projection import read_model_sql as sql
 from services.projection.rooms import RoomChanges
 from services.projection.store import Conn, Write, rows_json, run_together
 
@@ -14,19 +15,7 @@ async def apply_room_changes(conn: Conn, ch: RoomChanges) -> None:
     delete the rows a retraction brought back to zero."""
     writes: list[Write] = []
     if ch.room:
-        # one JSON document of [[facility, day, measure, key], amount] items (store.rows_json),
-        # written in key order
-        writes.append(
-            (
-                """INSERT INTO room_daily (facility, day, measure, key, amount)
-                   SELECT r->0->>0, (r->0->>1)::date, r->0->>2, r->0->>3, (r->>1)::numeric
-                   FROM jsonb_array_elements($1::jsonb) AS r
-                   ORDER BY 1, 2, 3, 4
-                   ON CONFLICT (facility, day, measure, key)
-                   DO UPDATE SET amount = room_daily.amount + EXCLUDED.amount""",
-                (rows_json(list(ch.room.items())),),
-            )
-        )
+        writes.append((sql.ROOM_ADD, (rows_json(list(ch.room.items())),)))
     if ch.street:
         skeys = sorted(ch.street)
         writes.append(

@@ -550,18 +550,7 @@ def _sums(ch: Changes) -> list[Write]:
         columns = [[ch.daily[k].get(c, zero) for k in keys] for c, zero in _DAILY_ADDED]
         writes.append((sql.DAILY_UPSERT, ([k[0] for k in keys], [k[1] for k in keys], *columns)))
     if ch.breakdown:
-        # one JSON document of [[district, day, dimension, key], n] items, written in key order
-        writes.append(
-            (
-                """INSERT INTO district_daily_breakdown (district, day, dimension, key, n)
-                   SELECT r->0->>0, (r->0->>1)::date, r->0->>2, r->0->>3, (r->>1)::bigint
-                   FROM jsonb_array_elements($1::jsonb) AS r
-                   ORDER BY 1, 2, 3, 4
-                   ON CONFLICT (district, day, dimension, key)
-                   DO UPDATE SET n = district_daily_breakdown.n + EXCLUDED.n""",
-                (rows_json(list(ch.breakdown.items())),),
-            )
-        )
+        writes.append((sql.BREAKDOWN_ADD, (rows_json(list(ch.breakdown.items())),)))
     if ch.facility_daily:
         fkeys = sorted(ch.facility_daily)
         fcolumns = [[ch.facility_daily[k][c] for k in fkeys] for c in _FACILITY_ADDED]
@@ -708,22 +697,16 @@ def _stock(ch: Changes) -> list[Write]:
             )
         )
     if ch.stock_count_reports:
-        reports = ch.stock_count_reports
         writes.append(
             (
                 """INSERT INTO stock_count_reports (source, id, facility, item, counted_at,
                                                    quantity)
-                   SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[],
-                                        $5::timestamptz[], $6::bigint[])
+                   SELECT source, id, facility, item, counted_at, quantity
+                   FROM json_to_recordset($1::json) AS r(source text, id uuid, facility text,
+                                                         item text, counted_at timestamptz,
+                                                         quantity bigint)
                    ON CONFLICT DO NOTHING""",
-                (
-                    [x.source for x in reports],
-                    [x.id for x in reports],
-                    [x.facility for x in reports],
-                    [x.item for x in reports],
-                    [x.counted_at for x in reports],
-                    [x.quantity for x in reports],
-                ),
+                (rows_json(ch.stock_count_reports),),
             )
         )
     return writes
@@ -767,25 +750,17 @@ async def _retract_stock_counts(conn: Conn, keys: Sequence[tuple[str, str]]) -> 
 async def _alerts(conn: Conn, ch: Changes) -> None:
     if not ch.alerts:
         return
-    a = ch.alerts
     await conn.execute(
         """INSERT INTO alerts (alert_id, episode, district, raised_at, reason, substance,
                                facility_id, overdoses_in_window, window_start, window_end, late)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
-                                $5::text[], $6::text[], $7::text[], $8::int[],
-                                $9::timestamptz[], $10::timestamptz[], $11::boolean[])
+           SELECT alert_id, episode, district, raised_at, reason, substance, facility_id,
+                  overdoses_in_window, window_start, window_end, late
+           FROM json_to_recordset($1::json) AS a(alert_id text, episode text, district text,
+                raised_at timestamptz, reason text, substance text, facility_id text,
+                overdoses_in_window int, window_start timestamptz, window_end timestamptz,
+                late boolean)
            ON CONFLICT DO NOTHING""",
-        [x.alert_id for x in a],
-        [x.episode for x in a],
-        [x.district for x in a],
-        [x.raised_at for x in a],
-        [x.reason for x in a],
-        [x.substance for x in a],
-        [x.facility_id for x in a],
-        [x.overdoses_in_window for x in a],
-        [x.window_start for x in a],
-        [x.window_end for x in a],
-        [x.late for x in a],
+        rows_json(ch.alerts),
     )
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from services.projection import domain, store
 from services.projection.erasure import erased_digest
+from services.projection.rooms import room_changes
+from services.projection.rooms_store import apply_room_changes
 from shared.events.envelope import Envelope
 from shared.events.payloads import VisitStarted
 from shared.events.vocabulary import Route, Substance, SupplyItem
@@ -147,14 +149,13 @@ async def _figures(conn: asyncpg.Connection) -> dict[object, tuple[int, int]]:
     return district
 
 
-async def test_stock_movements_and_room_amounts_are_exact(conn: asyncpg.Connection) -> None:
-    from services.projection.rooms import room_changes
-    from services.projection.rooms_store import apply_room_changes
-
+async def test_stock_alerts_and_room_amounts_are_exact(conn: asyncpg.Connection) -> None:
     delivered = f.delivered(ODD, {SupplyItem.NEEDLES: 500, SupplyItem.FOIL: 20})
     dispensed = f.dispensed(SUMMER, {SupplyItem.NEEDLES: 3})
+    counted = f.counted(WINTER, {SupplyItem.SWABS: 40})
     weights = [f.sharps(WINTER + timedelta(minutes=i), count=1, weight_kg=0.1) for i in range(3)]
-    decoded = _decoded(delivered, dispensed, *weights)
+    alert = f.alert(ODD, "vesterbro/e1")
+    decoded = _decoded(delivered, dispensed, counted, *weights, alert)
     async with conn.transaction():
         await store.claim_events(conn, decoded)
         await store.apply_changes(conn, domain.project_decoded(decoded, f.CITY))
@@ -171,3 +172,16 @@ async def test_stock_movements_and_room_amounts_are_exact(conn: asyncpg.Connecti
     )
     assert kg == Decimal("0.3")  # three times 0.1 kg, exactly (not 0.30000000000000004)
     assert str(kg) == "0.3"
+    report = await conn.fetchrow("SELECT * FROM stock_count_reports")
+    assert (report["item"], report["quantity"], report["counted_at"]) == ("swabs", 40, WINTER)
+    assert str(report["id"]) == str(counted.id)
+    raised = await conn.fetchrow("SELECT * FROM alerts")
+    assert raised["raised_at"] == ODD
+    assert (raised["episode"], raised["district"], raised["substance"]) == (
+        "vesterbro/e1",
+        "vesterbro",
+        "fentanyl",
+    )
+    assert raised["facility_id"] is None  # a JSON null is a NULL
+    assert raised["overdoses_in_window"] is None
+    assert raised["late"] is False
