@@ -5,17 +5,22 @@ transaction: fence offsets, lock districts, claim event ids, apply changes, save
 Statements are set-based: the number of round trips per batch is fixed, whatever its size.
 
 Transport (issue 18, measured by ``python -m bench.transport``, medians of 5 rounds in
-bench/results/issue18/transport.json): the statements with a row per event (the claim, the
-visits, the stock movements) receive their rows as ONE JSON document
-each, encoded by msgspec in C (:func:`rows_json`): the domain's slotted dataclasses as they are
-(``json_to_recordset`` names and types their fields), the claim's rows as arrays (``jsonb``).
+bench/results/issue18/transport.json, read in transport.md there): the statements with a row
+per event (the claim, the visits, stock movements and count reports, alerts) receive their rows
+as ONE JSON document each, encoded by msgspec in C (:func:`rows_json`): the domain's slotted
+dataclasses as they are (``json_to_recordset`` names and types their fields), the claim's rows
+as arrays (``jsonb``).
 asyncpg encodes a typed array parameter element by element in Python-level code (about 22
 ABC checks per event), and the arrays had to be built one list per column: for a 20,000-event
 batch this cut the Python CPU of the claim from 13.2 to 8.0 us per event and of the visit
-starts from 15.8 to 3.8 us per start, for about the same PostgreSQL executor time (claim 9.4 ->
-13.6 us: ``jsonb`` parsing; visits 14.1 -> 14.6), PostgreSQL running on the other core. Binary
-COPY into a temporary table was as cheap in Python for the claim but needs two more round trips
-per statement; ``json`` with ``->>`` re-parses the text per field (2-3x the executor time).
+starts from 15.8 to 3.8 us per start. PostgreSQL's share of the call (wall minus Python CPU:
+typed arrays and ``jsonb`` are converted at bind time, which the executor statistics do not
+count) went from 10.4 to 18.0 us per event for the claim (``jsonb`` and base64 parsing) and
+stayed at ~16 us per start for the visits, PostgreSQL running on the other core while Python is
+the bound. Binary COPY into a temporary table was as cheap in Python for the claim and ~3.6 us
+cheaper in PostgreSQL, but needs two more round trips per statement; ``json`` with ``->>``
+re-parses the text per field (about twice the wall time).
+
 The room and breakdown sums (dicts keyed by tuples) go as ``jsonb`` arrays of [key, amount]
 items; the district and facility day sums (a few hundred rows per batch) keep ``unnest`` of
 arrays. The independent additive writes of a batch (each to its own table) are sent as ONE
