@@ -72,10 +72,24 @@ async def test_the_claim_keeps_each_event_exactly(conn: asyncpg.Connection) -> N
     assert new == {d.dedup_key for d in decoded}
     assert again == set()
     assert voided == set()
+    # a batch with some claimed before: only the others are new; a claimed key named by a void
+    # applied earlier is reported as voided
+    later = f.refused(SUMMER)
+    target = f.refused(WINTER)
+    await conn.execute(
+        """INSERT INTO projection_voids (source, target_id, void_id, reason, time)
+           VALUES ($1, $2, gen_random_uuid(), 'duplicate', now())""",
+        target.source,
+        target.id,
+    )
+    mixed = _decoded(kept, later, target)
+    new_now, voided_now = await store.claim_events(conn, mixed)
+    assert new_now == {mixed[1].dedup_key, mixed[2].dedup_key}
+    assert voided_now == {mixed[2].dedup_key}
     rows = {
         (r["source"], str(r["id"])): r for r in await conn.fetch("SELECT * FROM projection_events")
     }
-    assert len(rows) == 3
+    assert len(rows) == 5
     for d in decoded:
         row = rows[d.dedup_key]
         assert row["type"] == d.event.type
@@ -173,9 +187,11 @@ async def test_stock_alerts_and_room_amounts_are_exact(conn: asyncpg.Connection)
     assert kg == Decimal("0.3")  # three times 0.1 kg, exactly (not 0.30000000000000004)
     assert str(kg) == "0.3"
     report = await conn.fetchrow("SELECT * FROM stock_count_reports")
+    assert report is not None
     assert (report["item"], report["quantity"], report["counted_at"]) == ("swabs", 40, WINTER)
     assert str(report["id"]) == str(counted.id)
     raised = await conn.fetchrow("SELECT * FROM alerts")
+    assert raised is not None
     assert raised["raised_at"] == ODD
     assert (raised["episode"], raised["district"], raised["substance"]) == (
         "vesterbro/e1",
