@@ -561,7 +561,7 @@ def _renumbered(text: str, offset: int) -> str:
 
 
 def _sums(ch: Changes) -> list[Write]:
-    """The additive writes of ``ch``: district and room day sums, breakdown counts and the
+    """The additive writes of ``ch``: district and facility day sums, breakdown counts and the
     facilities' last event times (each to its own table)."""
     writes: list[Write] = []
     if ch.daily:
