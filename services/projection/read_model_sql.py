@@ -154,23 +154,92 @@ _FIRST_START_WINS = ",\n    ".join(
     for c in schema.VISIT_START_FACTS
 )
 
-#: Upsert visit starts (first start wins; an end may have come first and made the row: each
-#: start fact is taken from the new row only while the stored row has no start) with the end
-#: of the same batch, if any (earliest end wins); returns the touched (district, day, facility).
-UPSERT_STARTS = f"""INSERT INTO visits (facility, visit_id, district, day, start_time,
-    client_pseudonym, route, substances, assisted_injection, first_visit, end_time, pseudonym_key)
-SELECT f, v, d, dy, st, cp, r, string_to_array(s, ','), a, fv, et, pk
-FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::timestamptz[],
-            $6::text[], $7::text[], $8::text[], $9::bool[], $10::bool[],
-            $11::timestamptz[], $12::text[])
-     AS u(f, v, d, dy, st, cp, r, s, a, fv, et, pk)
-ON CONFLICT (facility, visit_id) DO UPDATE
-SET {_FIRST_START_WINS},
-    end_time = least(visits.end_time, EXCLUDED.end_time)
-WHERE visits.start_time IS NULL
-   OR (EXCLUDED.end_time IS NOT NULL
-       AND (visits.end_time IS NULL OR EXCLUDED.end_time < visits.end_time))
-RETURNING district, day, facility"""  # noqa: S608 - declared names only
+
+def keyed_sum_upsert(table: str, key: tuple[tuple[str, str], ...], amount: tuple[str, str]) -> str:
+    """Add amounts to the rows of ``table`` keyed by ``key`` ((column, SQL type), ...): ``$1`` is
+    ONE JSON document of ``[[key values...], amount]`` items (a dict's items, encoded by
+    :func:`.store.rows_json`), written in key order."""
+    names = ", ".join(k for k, _ in key)
+    fields = ", ".join(f"(r->0->>{i})::{t}" for i, (_, t) in enumerate(key))
+    column, sql_type = amount
+    order = ", ".join(str(i + 1) for i in range(len(key)))
+    return (
+        f"INSERT INTO {table} ({names}, {column}) "  # noqa: S608 - declared names only
+        f"SELECT {fields}, (r->>1)::{sql_type} FROM jsonb_array_elements($1::jsonb) AS r "
+        f"ORDER BY {order} "
+        f"ON CONFLICT ({names}) DO UPDATE SET {column} = {table}.{column} + EXCLUDED.{column}"
+    )
+
+
+#: Add a batch's breakdown counts: $1 items [[district, day, dimension, key], n].
+BREAKDOWN_ADD = keyed_sum_upsert(
+    "district_daily_breakdown",
+    (("district", "text"), ("day", "date"), ("dimension", "text"), ("key", "text")),
+    ("n", "bigint"),
+)
+#: Add a batch's room sums: $1 items [[facility, day, measure, key], amount].
+ROOM_ADD = keyed_sum_upsert(
+    "room_daily",
+    (("facility", "text"), ("day", "date"), ("measure", "text"), ("key", "text")),
+    ("amount", "numeric"),
+)
+
+#: The SQL type of each field of a visit start's JSON record (:class:`.domain.VisitStart`, encoded
+#: as it is): the row's key, its district and the start facts.
+VISIT_START_RECORD: dict[str, str] = {
+    "facility": "text",
+    "visit_id": "text",
+    "district": "text",
+    "day": "date",
+    "start_time": "timestamptz",
+    "client_pseudonym": "text",
+    "pseudonym_key": "text",
+    "route": "text",
+    "substances": "text[]",
+    "assisted_injection": "boolean",
+    "first_visit": "boolean",
+}
+if set(VISIT_START_RECORD) != {"facility", "visit_id", "district", *schema.VISIT_START_FACTS}:
+    raise ImportError("VISIT_START_RECORD must type exactly the key, district and start facts")
+#: A visit end's JSON record (:class:`.domain.VisitEnd`).
+_VISIT_END_RECORD = "facility text, visit_id text, district text, end_time timestamptz"
+_START_FIELDS = ", ".join(VISIT_START_RECORD)
+
+#: Upsert a batch's visits; three JSON documents of records: $1 the starts, $2 the ends of visits
+#: started in this batch, $3 the other ends. A start is written with its end of the same batch,
+#: if any: first start wins (an end may have come first and made the row: each start fact is
+#: taken from the new row only while the stored row has no start), earliest end wins. An end
+#: alone makes the row (start facts NULL) or moves its end earlier. The two inserts touch
+#: disjoint keys. Returns the distinct (district, day, facility) whose visit figures changed.
+UPSERT_VISITS = f"""WITH
+s AS (SELECT * FROM json_to_recordset($1::json) AS s({
+    ", ".join(f"{k} {t}" for k, t in VISIT_START_RECORD.items())
+})),
+e AS (SELECT * FROM json_to_recordset($2::json) AS e({_VISIT_END_RECORD})),
+starts AS (
+    INSERT INTO visits ({_START_FIELDS}, end_time)
+    SELECT {", ".join(f"s.{k}" for k in VISIT_START_RECORD)}, e.end_time
+    FROM s LEFT JOIN e ON e.facility = s.facility AND e.visit_id = s.visit_id
+    ORDER BY s.facility, s.visit_id
+    ON CONFLICT (facility, visit_id) DO UPDATE
+    SET {_FIRST_START_WINS},
+        end_time = least(visits.end_time, EXCLUDED.end_time)
+    WHERE visits.start_time IS NULL
+       OR (EXCLUDED.end_time IS NOT NULL
+           AND (visits.end_time IS NULL OR EXCLUDED.end_time < visits.end_time))
+    RETURNING district, day, facility),
+ends AS (
+    INSERT INTO visits (facility, visit_id, district, end_time)
+    SELECT facility, visit_id, district, end_time
+    FROM json_to_recordset($3::json) AS o({_VISIT_END_RECORD})
+    ORDER BY facility, visit_id
+    ON CONFLICT (facility, visit_id) DO UPDATE
+    SET end_time = least(visits.end_time, EXCLUDED.end_time)
+    WHERE visits.end_time IS NULL OR EXCLUDED.end_time < visits.end_time
+    RETURNING district, day, facility)
+SELECT DISTINCT district, day, facility
+FROM (SELECT * FROM starts UNION ALL SELECT * FROM ends) t
+WHERE day IS NOT NULL"""  # noqa: S608 - declared names only
 
 #: Undo voided starts ($1 facilities, $2 visit ids): a visit without an end is deleted, one
 #: with a reported end keeps it with its start facts cleared; returns the (district, day,

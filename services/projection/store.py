@@ -2,8 +2,34 @@
 
 Every function taking ``conn`` runs inside the caller's transaction; one batch of records is one
 transaction: fence offsets, lock districts, claim event ids, apply changes, save offsets.
-Statements are set-based (``unnest`` of arrays): the number of round trips per batch is fixed,
-whatever its size.
+Statements are set-based: the number of round trips per batch is fixed, whatever its size.
+
+Transport (issue 18, measured by ``python -m bench.transport``, medians of 5 rounds in
+bench/results/issue18/transport.json, read in transport.md there): the statements with a row
+per event (the claim, the visits, stock movements and count reports, alerts) receive their rows
+as ONE JSON document each, encoded by msgspec in C (:func:`rows_json`): the domain's slotted
+dataclasses as they are (``json_to_recordset`` names and types their fields), the claim's rows
+as arrays (``jsonb``).
+asyncpg encodes a typed array parameter element by element in Python-level code (about 22
+ABC checks per event), and the arrays had to be built one list per column: for a 20,000-event
+batch this cut the Python CPU of the claim from 13.2 to 8.0 us per event and of the visit
+starts from 15.8 to 3.8 us per start. PostgreSQL's share of the call (wall minus Python CPU:
+typed arrays and ``jsonb`` are converted at bind time, which the executor statistics do not
+count) went from 10.4 to 18.0 us per event for the claim (``jsonb`` and base64 parsing) and
+stayed at ~16 us per start for the visits, PostgreSQL running on the other core while Python is
+the bound. Binary COPY into a temporary table was as cheap in Python for the claim and ~3.6 us
+cheaper in PostgreSQL, but needs two more round trips per statement; ``json`` with ``->>``
+re-parses the text per field (about twice the wall time).
+
+The room and breakdown sums (dicts keyed by tuples) go as ``jsonb`` arrays of [key, amount]
+items; the district and facility day sums (a few hundred rows per batch) keep ``unnest`` of
+arrays. The independent additive writes of a batch (each to its own table) are sent as ONE
+statement (:func:`run_together`): a round trip waits for the event loop, busy decoding the next
+batch meanwhile (consumer.Projector.run), so fewer of them shorten the transaction.
+
+Exactness: decimals go as JSON numbers with their digits, bytes as base64 (``decode(...,
+'base64')``), instants as RFC 3339 with their offset, dates as ISO dates, None as null
+(tests/integration/projection/test_store_transport.py).
 
 Concurrency (several instances in one group): each batch first locks the offset rows of its
 partitions (``FOR UPDATE``; a partition whose stored offset is not the one this instance expects
@@ -14,6 +40,7 @@ the same everywhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -22,9 +49,10 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import msgspec
 
 from services.projection import read_model_sql as sql
-from services.projection.domain import DEFAULT_MAX_VISIT, Changes, Decoded, Retraction
+from services.projection.domain import DEFAULT_MAX_VISIT, Changes, Decoded, Retraction, VisitEnd
 from services.projection.erasure import ERASED_KEY, erased_digest
 from services.projection.schema import DISTRICT_DAILY, FACILITY_DAILY, Kind, Unit
 from shared.events.fast_decode import Event, decode
@@ -56,6 +84,16 @@ READ_MODEL_TABLES: tuple[str, ...] = (
 )
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+#: Encodes the rows of a statement as one JSON document (see the module doc): decimals as JSON
+#: numbers with their exact digits, bytes as base64, datetimes as RFC 3339 with their offset,
+#: dates as ISO dates, dataclasses as objects with their field names, tuples as arrays.
+_ROWS = msgspec.json.Encoder(decimal_format="number")
+
+
+def rows_json(rows: object) -> str:
+    """``rows`` as one JSON document, for a ``$n::json`` / ``$n::jsonb`` parameter."""
+    return _ROWS.encode(rows).decode()
 
 
 # --- offsets ----------------------------------------------------------------------------------
@@ -226,35 +264,56 @@ async def claim_events(
     # In key order: neighbouring rows go to neighbouring primary-key pages (fewer page visits
     # than the log's random uuid order).
     events = sorted(events, key=_DEDUP_KEY)
-    rows = await conn.fetch(
-        """WITH new AS (
-               INSERT INTO projection_events (source, id, type, time, value, schema_version)
-               SELECT s, i, t, tm,
-                      CASE WHEN dg IS NOT NULL
-                                AND EXISTS (SELECT 1 FROM erased_pseudonyms e
-                                            WHERE e.digest = dg)
-                           THEN NULL ELSE v END,
-                      sv
-               FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[],
-                           $5::bytea[], $6::smallint[], $7::bytea[])
-                    AS u(s, i, t, tm, v, sv, dg)
-               ON CONFLICT DO NOTHING
-               RETURNING source, id)
-           SELECT new.source, new.id, v.source IS NOT NULL AS voided
-           FROM new LEFT JOIN projection_voids v
-             ON v.source = new.source AND v.target_id = new.id""",
-        [d.event.source for d in events],
-        [d.event.id for d in events],
-        [d.event.type for d in events],
-        [d.event.time for d in events],
-        [d.record.value for d in events],
-        [_schema_version(d) for d in events],
-        [_pseudonym_digest(d) for d in events],
+    version, digest = _schema_version, _pseudonym_digest
+    row = await conn.fetchrow(
+        CLAIM,
+        rows_json(
+            [
+                (*d.dedup_key, d.event.type, d.event.time, d.record.value, version(d), digest(d))
+                for d in events
+            ]
+        ),
+        len(events),
     )
-    voided = {(r["source"], str(r["id"])) for r in rows if r["voided"]}
-    if len(rows) == len(events):  # all new (the common case): no need to read the keys
+    assert row is not None  # an aggregate: always one row
+    voided = _keys(row["voided_sources"], row["voided_ids"])
+    if row["claimed"] == len(events):  # all new (the common case): no key sent back
         return {d.dedup_key for d in events}, voided
-    return {(r["source"], str(r["id"])) for r in rows}, voided
+    return _keys(row["new_sources"], row["new_ids"]), voided
+
+
+def _keys(sources: list[str] | None, ids: list[Any] | None) -> set[tuple[str, str]]:
+    """(source, id) keys from two parallel arrays (NULL: none)."""
+    return set(zip(sources or (), map(str, ids or ()), strict=True))
+
+
+#: Claim events: $1 a JSON array of rows [source, id, type, time, value (base64), schema version,
+#: erasure digest (base64) or null], $2 their number. Returns ONE row: how many were claimed now,
+#: their keys only when that is fewer than $2 (a replay or a retry: in the common case, all new,
+#: no key is sent back, sparing the decoding of a row per event), and the claimed keys a void
+#: applied earlier names. An erased person's event is claimed without its value. jsonb, not
+#: json: ``->>`` on a json value parses its text again for every field.
+CLAIM = """WITH new AS (
+    INSERT INTO projection_events (source, id, type, time, value, schema_version)
+    SELECT s, i, t, tm,
+           CASE WHEN dg IS NOT NULL
+                     AND EXISTS (SELECT 1 FROM erased_pseudonyms e WHERE e.digest = dg)
+                THEN NULL ELSE v END,
+           sv
+    FROM (SELECT r->>0 AS s, (r->>1)::uuid AS i, r->>2 AS t, (r->>3)::timestamptz AS tm,
+                 decode(r->>4, 'base64') AS v, (r->>5)::smallint AS sv,
+                 decode(r->>6, 'base64') AS dg
+          FROM jsonb_array_elements($1::jsonb) AS r) u
+    ON CONFLICT DO NOTHING
+    RETURNING source, id),
+voided AS (
+    SELECT new.source, new.id
+    FROM new JOIN projection_voids v ON v.source = new.source AND v.target_id = new.id)
+SELECT (SELECT count(*) FROM new) AS claimed,
+       (SELECT array_agg(source) FROM new HAVING count(*) < $2) AS new_sources,
+       (SELECT array_agg(id) FROM new HAVING count(*) < $2) AS new_ids,
+       (SELECT array_agg(source) FROM voided) AS voided_sources,
+       (SELECT array_agg(id) FROM voided) AS voided_ids"""
 
 
 #: A decoded event's (source, id), read in C (sorting 20,000 claims by a Python function costs).
@@ -372,9 +431,7 @@ async def retract(conn: Conn, r: Retraction, max_visit: timedelta = DEFAULT_MAX_
     negated sums, their visit rows and stock movements removed, the visit figures of their days
     recomputed; rows left at zero are deleted, so the tables equal those of a log in which the
     events were never reported."""
-    await _daily(conn, r.changes)
-    await _breakdown(conn, r.changes)
-    await _facility(conn, r.changes)
+    await run_together(conn, _sums(r.changes))
     touched: list[asyncpg.Record] = []
     if r.visit_starts:
         touched += await conn.fetch(
@@ -462,63 +519,77 @@ _FACILITY_ADDED: tuple[str, ...] = tuple(c.name for c in FACILITY_DAILY if c.kin
 
 async def apply_changes(conn: Conn, ch: Changes, max_visit: timedelta = DEFAULT_MAX_VISIT) -> None:
     """Write ``ch`` (see :func:`services.projection.domain.project`)."""
-    await _daily(conn, ch)
-    await _breakdown(conn, ch)
-    await _facility(conn, ch)
+    await run_together(conn, [*_sums(ch), *_stock(ch)])
     day_keys, facility_keys = await _visits(conn, ch)
     await recompute_visit_figures(conn, day_keys, facility_keys, max_visit)
-    await _stock(conn, ch)
     await _alerts(conn, ch)
     await _alert_lifecycle(conn, ch)
 
 
-async def _daily(conn: Conn, ch: Changes) -> None:
-    if not ch.daily:
+#: One write of a batch: a statement and its arguments (``$1``...), see :func:`run_together`.
+Write = tuple[str, tuple[Any, ...]]
+
+
+async def run_together(conn: Conn, writes: Sequence[Write]) -> None:
+    """Run ``writes`` as ONE statement (one round trip): each becomes a data-modifying CTE, its
+    placeholders renumbered after the ones before it.
+
+    Precondition (the callers' lists keep it): each write changes a table no other write of the
+    list reads or changes. All of them then see the same snapshot and their effects are those
+    of running them one after the other, in any order. Fewer round trips matter because each
+    one waits for the event loop, which decodes the next batch meanwhile (consumer.Projector.run).
+    """
+    if len(writes) == 1:
+        await conn.execute(writes[0][0], *writes[0][1])
         return
-    keys = sorted(ch.daily)
-    columns: list[list[Any]] = [
-        [ch.daily[k].get(c, zero) for k in keys] for c, zero in _DAILY_ADDED
-    ]
-    await conn.execute(sql.DAILY_UPSERT, [k[0] for k in keys], [k[1] for k in keys], *columns)
-
-
-async def _breakdown(conn: Conn, ch: Changes) -> None:
-    if not ch.breakdown:
+    if not writes:
         return
-    keys = sorted(ch.breakdown)
-    await conn.execute(
-        """INSERT INTO district_daily_breakdown (district, day, dimension, key, n)
-           SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::bigint[])
-           ON CONFLICT (district, day, dimension, key)
-           DO UPDATE SET n = district_daily_breakdown.n + EXCLUDED.n""",
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-        [k[2] for k in keys],
-        [k[3] for k in keys],
-        [ch.breakdown[k] for k in keys],
-    )
+    ctes: list[str] = []
+    args: list[Any] = []
+    for i, (text, params) in enumerate(writes):
+        ctes.append(f"w{i} AS ({_renumbered(text, len(args))})")
+        args.extend(params)
+    await conn.execute(f"WITH {', '.join(ctes)} SELECT 1", *args)
 
 
-async def _facility(conn: Conn, ch: Changes) -> None:
+#: A positional parameter of a statement (none of the statements has ``$`` in a literal).
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _renumbered(text: str, offset: int) -> str:
+    """``text`` with ``$n`` turned into ``$(n + offset)``."""
+    return _PLACEHOLDER.sub(lambda m: f"${int(m[1]) + offset}", text)
+
+
+def _sums(ch: Changes) -> list[Write]:
+    """The additive writes of ``ch``: district and facility day sums, breakdown counts and the
+    facilities' last event times (each to its own table)."""
+    writes: list[Write] = []
+    if ch.daily:
+        keys = sorted(ch.daily)
+        columns = [[ch.daily[k].get(c, zero) for k in keys] for c, zero in _DAILY_ADDED]
+        writes.append((sql.DAILY_UPSERT, ([k[0] for k in keys], [k[1] for k in keys], *columns)))
+    if ch.breakdown:
+        writes.append((sql.BREAKDOWN_ADD, (rows_json(list(ch.breakdown.items())),)))
     if ch.facility_daily:
-        keys = sorted(ch.facility_daily)
-        await conn.execute(
-            sql.FACILITY_UPSERT,
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            *[[ch.facility_daily[k][c] for k in keys] for c in _FACILITY_ADDED],
+        fkeys = sorted(ch.facility_daily)
+        fcolumns = [[ch.facility_daily[k][c] for k in fkeys] for c in _FACILITY_ADDED]
+        writes.append(
+            (sql.FACILITY_UPSERT, ([k[0] for k in fkeys], [k[1] for k in fkeys], *fcolumns))
         )
     if ch.facility_last_event:
-        keys2 = sorted(ch.facility_last_event)
-        await conn.execute(
-            """INSERT INTO facility_state (facility, last_event_time)
-               SELECT * FROM unnest($1::text[], $2::timestamptz[])
-               ON CONFLICT (facility) DO UPDATE
-               SET last_event_time = greatest(facility_state.last_event_time,
-                                              EXCLUDED.last_event_time)""",
-            keys2,
-            [ch.facility_last_event[k] for k in keys2],
+        skeys = sorted(ch.facility_last_event)
+        writes.append(
+            (
+                """INSERT INTO facility_state (facility, last_event_time)
+                   SELECT * FROM unnest($1::text[], $2::timestamptz[])
+                   ON CONFLICT (facility) DO UPDATE
+                   SET last_event_time = greatest(facility_state.last_event_time,
+                                                  EXCLUDED.last_event_time)""",
+                (skeys, [ch.facility_last_event[k] for k in skeys]),
+            )
         )
+    return writes
 
 
 async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[tuple[str, date]]]:
@@ -528,43 +599,17 @@ async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[t
     A visit whose start and end are both in this batch is written once (the start's row carries
     the end), not inserted and then updated; the effect is the same as applying the start and
     then the end."""
-    returned: list[asyncpg.Record] = []
-    if ch.visit_starts:
-        keys = sorted(ch.visit_starts)
-        starts = [ch.visit_starts[k] for k in keys]
-        ends = [ch.visit_ends.get(k) for k in keys]
-        returned += await conn.fetch(
-            sql.UPSERT_STARTS,
-            [s.facility for s in starts],
-            [s.visit_id for s in starts],
-            [s.district for s in starts],
-            [s.day for s in starts],
-            [s.start_time for s in starts],
-            [s.client_pseudonym for s in starts],
-            [s.route for s in starts],
-            [",".join(s.substances) for s in starts],
-            [s.assisted_injection for s in starts],
-            [s.first_visit for s in starts],
-            [e.end_time if e is not None else None for e in ends],
-            [s.pseudonym_key for s in starts],
-        )
-    only_ends = [ch.visit_ends[k] for k in sorted(ch.visit_ends) if k not in ch.visit_starts]
-    if only_ends:
-        returned += await conn.fetch(
-            """INSERT INTO visits (facility, visit_id, district, end_time)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-               ON CONFLICT (facility, visit_id) DO UPDATE
-               SET end_time = least(visits.end_time, EXCLUDED.end_time)
-               WHERE visits.end_time IS NULL OR EXCLUDED.end_time < visits.end_time
-               RETURNING district, day, facility""",
-            [e.facility for e in only_ends],
-            [e.visit_id for e in only_ends],
-            [e.district for e in only_ends],
-            [e.end_time for e in only_ends],
-        )
-    day_keys = {(r["district"], r["day"]) for r in returned if r["day"] is not None}
-    facility_keys = {(r["facility"], r["day"]) for r in returned if r["day"] is not None}
-    return day_keys, facility_keys
+    if not ch.visit_starts and not ch.visit_ends:
+        return set(), set()
+    starts = ch.visit_starts
+    paired: list[VisitEnd] = []
+    alone: list[VisitEnd] = []
+    for k, e in ch.visit_ends.items():
+        (paired if k in starts else alone).append(e)
+    rows = await conn.fetch(
+        sql.UPSERT_VISITS, rows_json(list(starts.values())), rows_json(paired), rows_json(alone)
+    )
+    return {(r["district"], r["day"]) for r in rows}, {(r["facility"], r["day"]) for r in rows}
 
 
 async def recompute_visit_figures(
@@ -639,48 +684,52 @@ async def _recompute_city_days(conn: Conn, days: set[date], max_visit: timedelta
     )
 
 
-async def _stock(conn: Conn, ch: Changes) -> None:
+def _stock(ch: Changes) -> list[Write]:
+    """The stock writes of ``ch``: movements, latest counts, count reports (three tables)."""
+    writes: list[Write] = []
     if ch.stock_movements:
-        m = ch.stock_movements
-        await conn.execute(
-            """INSERT INTO stock_movements (source, id, item, facility, at, delta)
-               SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[],
-                                    $5::timestamptz[], $6::bigint[])
-               ON CONFLICT DO NOTHING""",
-            [x.source for x in m],
-            [x.id for x in m],
-            [x.item for x in m],
-            [x.facility for x in m],
-            [x.at for x in m],
-            [x.delta for x in m],
+        writes.append(
+            (
+                """INSERT INTO stock_movements (source, id, item, facility, at, delta)
+                   SELECT source, id, item, facility, at, delta
+                   FROM json_to_recordset($1::json) AS m(source text, id uuid, item text,
+                                                         facility text, at timestamptz,
+                                                         delta bigint)
+                   ON CONFLICT DO NOTHING""",
+                (rows_json(ch.stock_movements),),
+            )
         )
     if ch.stock_counts:
         counts = [ch.stock_counts[k] for k in sorted(ch.stock_counts)]
-        await conn.execute(
-            """INSERT INTO stock_counts (facility, item, counted_at, quantity)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[])
-               ON CONFLICT (facility, item) DO UPDATE
-               SET counted_at = EXCLUDED.counted_at, quantity = EXCLUDED.quantity
-               WHERE EXCLUDED.counted_at > stock_counts.counted_at""",
-            [c.facility for c in counts],
-            [c.item for c in counts],
-            [c.counted_at for c in counts],
-            [c.quantity for c in counts],
+        writes.append(
+            (
+                """INSERT INTO stock_counts (facility, item, counted_at, quantity)
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[])
+                   ON CONFLICT (facility, item) DO UPDATE
+                   SET counted_at = EXCLUDED.counted_at, quantity = EXCLUDED.quantity
+                   WHERE EXCLUDED.counted_at > stock_counts.counted_at""",
+                (
+                    [c.facility for c in counts],
+                    [c.item for c in counts],
+                    [c.counted_at for c in counts],
+                    [c.quantity for c in counts],
+                ),
+            )
         )
     if ch.stock_count_reports:
-        reports = ch.stock_count_reports
-        await conn.execute(
-            """INSERT INTO stock_count_reports (source, id, facility, item, counted_at, quantity)
-               SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[],
-                                    $5::timestamptz[], $6::bigint[])
-               ON CONFLICT DO NOTHING""",
-            [x.source for x in reports],
-            [x.id for x in reports],
-            [x.facility for x in reports],
-            [x.item for x in reports],
-            [x.counted_at for x in reports],
-            [x.quantity for x in reports],
+        writes.append(
+            (
+                """INSERT INTO stock_count_reports (source, id, facility, item, counted_at,
+                                                   quantity)
+                   SELECT source, id, facility, item, counted_at, quantity
+                   FROM json_to_recordset($1::json) AS r(source text, id uuid, facility text,
+                                                         item text, counted_at timestamptz,
+                                                         quantity bigint)
+                   ON CONFLICT DO NOTHING""",
+                (rows_json(ch.stock_count_reports),),
+            )
         )
+    return writes
 
 
 async def _retract_stock_counts(conn: Conn, keys: Sequence[tuple[str, str]]) -> None:
@@ -721,25 +770,17 @@ async def _retract_stock_counts(conn: Conn, keys: Sequence[tuple[str, str]]) -> 
 async def _alerts(conn: Conn, ch: Changes) -> None:
     if not ch.alerts:
         return
-    a = ch.alerts
     await conn.execute(
         """INSERT INTO alerts (alert_id, episode, district, raised_at, reason, substance,
                                facility_id, overdoses_in_window, window_start, window_end, late)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
-                                $5::text[], $6::text[], $7::text[], $8::int[],
-                                $9::timestamptz[], $10::timestamptz[], $11::boolean[])
+           SELECT alert_id, episode, district, raised_at, reason, substance, facility_id,
+                  overdoses_in_window, window_start, window_end, late
+           FROM json_to_recordset($1::json) AS a(alert_id text, episode text, district text,
+                raised_at timestamptz, reason text, substance text, facility_id text,
+                overdoses_in_window int, window_start timestamptz, window_end timestamptz,
+                late boolean)
            ON CONFLICT DO NOTHING""",
-        [x.alert_id for x in a],
-        [x.episode for x in a],
-        [x.district for x in a],
-        [x.raised_at for x in a],
-        [x.reason for x in a],
-        [x.substance for x in a],
-        [x.facility_id for x in a],
-        [x.overdoses_in_window for x in a],
-        [x.window_start for x in a],
-        [x.window_end for x in a],
-        [x.late for x in a],
+        rows_json(ch.alerts),
     )
 
 

@@ -187,6 +187,10 @@ def test_facility_daily_and_the_nullable_figures_match_the_migrations() -> None:
     visits = _migrated_columns("visits")
     keys_and_end = {"facility", "visit_id", "district", "end_time"}
     assert set(visits) - keys_and_end == set(schema.VISIT_START_FACTS)
+    # a visit start's JSON record is read with the types of the columns it fills
+    assert {k: t.removesuffix("[]") for k, t in sql.VISIT_START_RECORD.items()} == {
+        k: visits[k] for k in sql.VISIT_START_RECORD
+    }
 
 
 def _listed(statement: str, before: str, after: str) -> list[str]:
@@ -230,7 +234,7 @@ def test_the_generated_sql_names_exactly_the_declared_columns() -> None:
     )
     # the visits' start facts, first start wins, cleared by a void
     for fact in schema.VISIT_START_FACTS:
-        assert f"{fact} = CASE WHEN visits.start_time IS NULL" in sql.UPSERT_STARTS, fact
+        assert f"{fact} = CASE WHEN visits.start_time IS NULL" in sql.UPSERT_VISITS, fact
         assert f"{fact} = NULL" in sql.RETRACT_STARTS, fact
 
 

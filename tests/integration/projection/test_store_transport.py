@@ -1,0 +1,203 @@
+"""The store's hot statements receive their rows as one JSON document each (issue 18): what
+PostgreSQL keeps is exactly what the events said (instants with any offset, bytes, arrays,
+NULLs, exact decimals), on the real database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+
+from services.projection import domain, store
+from services.projection.erasure import erased_digest
+from services.projection.rooms import room_changes
+from services.projection.rooms_store import apply_room_changes
+from shared.events.envelope import Envelope
+from shared.events.payloads import VisitStarted
+from shared.events.vocabulary import Route, Substance, SupplyItem
+from tests.support import TestEnv
+from tests.unit.projection import factory as f
+
+pytestmark = pytest.mark.integration
+
+CPH = ZoneInfo("Europe/Copenhagen")
+#: Fixed instants around a DST change, in three different offsets (the store never compares
+#: them with now).
+SUMMER = datetime(2026, 3, 29, 3, 30, tzinfo=CPH)  # +02:00, just after the change
+WINTER = datetime(2026, 3, 29, 1, 30, tzinfo=CPH)  # +01:00, just before it
+ODD = datetime(2026, 3, 27, 12, 45, tzinfo=timezone(timedelta(hours=-5, minutes=-30)))
+
+
+@pytest.fixture
+async def conn(iso_env: TestEnv) -> AsyncIterator[asyncpg.Connection]:
+    c = await asyncpg.connect(iso_env.dsn)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+def _decoded(*events: Envelope) -> list[domain.Decoded]:
+    decoded, rejected = domain.decode_batch([f.record(e, i) for i, e in enumerate(events)], f.CITY)
+    assert rejected == []
+    return decoded
+
+
+async def _apply(conn: asyncpg.Connection, decoded: list[domain.Decoded]) -> set[tuple[str, str]]:
+    async with conn.transaction():
+        new, _ = await store.claim_events(conn, decoded)
+        await store.apply_changes(conn, domain.project_decoded(decoded, f.CITY))
+    return new
+
+
+async def test_the_claim_keeps_each_event_exactly(conn: asyncpg.Connection) -> None:
+    erased = f.visit_started("v-erased", WINTER, client=7)
+    kept = f.visit_started("v-kept", SUMMER, client=8)
+    street = f.street_needles(ODD, count=3, weight_kg=0.25)  # "Skelbækgade": non-ASCII bytes
+    data = erased.data
+    assert isinstance(data, VisitStarted)
+    await conn.execute(
+        "INSERT INTO erased_pseudonyms (digest, erased_at) VALUES ($1, now())",
+        erased_digest(data.pseudonym_key, data.client_pseudonym),
+    )
+    decoded = _decoded(erased, kept, street)
+
+    new = await _apply(conn, decoded)
+    again, voided = await store.claim_events(conn, decoded)  # a replay claims nothing
+
+    assert new == {d.dedup_key for d in decoded}
+    assert again == set()
+    assert voided == set()
+    # a batch with some claimed before: only the others are new; a claimed key named by a void
+    # applied earlier is reported as voided
+    later = f.refused(SUMMER)
+    target = f.refused(WINTER)
+    await conn.execute(
+        """INSERT INTO projection_voids (source, target_id, void_id, reason, time)
+           VALUES ($1, $2, gen_random_uuid(), 'duplicate', now())""",
+        target.source,
+        target.id,
+    )
+    mixed = _decoded(kept, later, target)
+    new_now, voided_now = await store.claim_events(conn, mixed)
+    assert new_now == {mixed[1].dedup_key, mixed[2].dedup_key}
+    assert voided_now == {mixed[2].dedup_key}
+    rows = {
+        (r["source"], str(r["id"])): r for r in await conn.fetch("SELECT * FROM projection_events")
+    }
+    assert len(rows) == 5
+    for d in decoded:
+        row = rows[d.dedup_key]
+        assert row["type"] == d.event.type
+        assert row["time"] == d.event.time  # the same instant, whatever the offset
+        assert row["schema_version"] == int(dict(d.record.headers)["ce_schemaversion"])
+        if d.event.id == erased.id:
+            assert row["value"] is None  # an erased person's event: no copy of the pseudonym
+        else:
+            assert bytes(row["value"]) == d.record.value  # byte for byte
+
+
+async def test_visits_keep_their_instants_arrays_and_nulls(conn: asyncpg.Connection) -> None:
+    both = f.visit_started(
+        "v-both",
+        WINTER,
+        client=1,
+        route=Route.SMOKE,
+        substances=(Substance.HEROIN, Substance.COCAINE),
+        first=True,
+    )
+    both_end = f.visit_ended("v-both", SUMMER)
+    open_visit = f.visit_started("v-open", ODD, client=2, assisted=True)
+    end_only = f.visit_ended("v-end-first", SUMMER + timedelta(minutes=5))
+
+    async with conn.transaction():
+        changes = domain.project_decoded(_decoded(both, both_end, open_visit, end_only), f.CITY)
+        await store.apply_changes(conn, changes)
+
+    rows = {r["visit_id"]: r for r in await conn.fetch("SELECT * FROM visits")}
+    assert rows["v-both"]["start_time"] == WINTER
+    assert rows["v-both"]["end_time"] == SUMMER
+    assert rows["v-both"]["day"] == WINTER.date()
+    assert rows["v-both"]["substances"] == ["cocaine", "heroin"]  # as the domain orders them
+    assert rows["v-both"]["route"] == "smoke"
+    assert rows["v-both"]["first_visit"] is True
+    assert rows["v-both"]["assisted_injection"] is False
+    assert rows["v-open"]["start_time"] == ODD
+    assert rows["v-open"]["day"] == ODD.astimezone(CPH).date()
+    assert rows["v-open"]["substances"] == ["heroin"]
+    assert rows["v-open"]["end_time"] is None
+    assert rows["v-end-first"]["start_time"] is None  # an end alone: no start facts yet
+    assert rows["v-end-first"]["day"] is None
+    assert rows["v-end-first"]["end_time"] == SUMMER + timedelta(minutes=5)
+    # the days the batch touched were recomputed (visits started, completed), per district
+    # and per room
+    odd_day = ODD.astimezone(CPH).date()
+    assert await _figures(conn) == {WINTER.date(): (1, 1), odd_day: (1, 0)}
+
+    # its start arriving later fills the row; an earlier end moves it, a later one does not
+    late_start = f.visit_started("v-end-first", SUMMER, client=3)
+    earlier_end = f.visit_ended("v-both", SUMMER - timedelta(minutes=1))
+    later_end = f.visit_ended("v-end-first", SUMMER + timedelta(hours=1))
+    async with conn.transaction():
+        changes = domain.project_decoded(_decoded(late_start, earlier_end, later_end), f.CITY)
+        await store.apply_changes(conn, changes)
+    rows = {r["visit_id"]: r for r in await conn.fetch("SELECT * FROM visits")}
+    assert rows["v-end-first"]["start_time"] == SUMMER
+    assert rows["v-end-first"]["end_time"] == SUMMER + timedelta(minutes=5)
+    assert rows["v-both"]["end_time"] == SUMMER - timedelta(minutes=1)
+    assert await _figures(conn) == {WINTER.date(): (2, 2), odd_day: (1, 0)}
+
+
+async def _figures(conn: asyncpg.Connection) -> dict[object, tuple[int, int]]:
+    """(visits, visits completed) per day, the same in district_daily and facility_daily."""
+    district = {
+        r["day"]: (r["visits"], r["visits_completed"])
+        for r in await conn.fetch("SELECT day, visits, visits_completed FROM district_daily")
+    }
+    facility = await conn.fetch("SELECT day, visits FROM facility_daily")
+    assert {r["day"]: r["visits"] for r in facility} == {d: v for d, (v, _) in district.items()}
+    return district
+
+
+async def test_stock_alerts_and_room_amounts_are_exact(conn: asyncpg.Connection) -> None:
+    delivered = f.delivered(ODD, {SupplyItem.NEEDLES: 500, SupplyItem.FOIL: 20})
+    dispensed = f.dispensed(SUMMER, {SupplyItem.NEEDLES: 3})
+    counted = f.counted(WINTER, {SupplyItem.SWABS: 40})
+    weights = [f.sharps(WINTER + timedelta(minutes=i), count=1, weight_kg=0.1) for i in range(3)]
+    alert = f.alert(ODD, "vesterbro/e1")
+    decoded = _decoded(delivered, dispensed, counted, *weights, alert)
+    async with conn.transaction():
+        await store.claim_events(conn, decoded)
+        await store.apply_changes(conn, domain.project_decoded(decoded, f.CITY))
+        await apply_room_changes(conn, room_changes(decoded))
+
+    moves = {
+        (r["item"], r["delta"]): r["at"]
+        for r in await conn.fetch("SELECT item, delta, at FROM stock_movements")
+    }
+    assert moves == {("needles", 500): ODD, ("foil", 20): ODD, ("needles", -3): SUMMER}
+    kg = await conn.fetchval(
+        "SELECT amount FROM room_daily WHERE measure = 'sharps_returned_kg' AND facility = $1",
+        "halmtorv",
+    )
+    assert kg == Decimal("0.3")  # three times 0.1 kg, exactly (not 0.30000000000000004)
+    assert str(kg) == "0.3"
+    report = await conn.fetchrow("SELECT * FROM stock_count_reports")
+    assert report is not None
+    assert (report["item"], report["quantity"], report["counted_at"]) == ("swabs", 40, WINTER)
+    assert str(report["id"]) == str(counted.id)
+    raised = await conn.fetchrow("SELECT * FROM alerts")
+    assert raised is not None
+    assert raised["raised_at"] == ODD
+    assert (raised["episode"], raised["district"], raised["substance"]) == (
+        "vesterbro/e1",
+        "vesterbro",
+        "fentanyl",
+    )
+    assert raised["facility_id"] is None  # a JSON null is a NULL
+    assert raised["overdoses_in_window"] is None
+    assert raised["late"] is False
