@@ -13,6 +13,12 @@ evicts its least-used entries now and then, a run's statements too: it is polled
 ``--every`` seconds and increments are summed per statement (an entry that went away and came
 back counts from zero again), so an eviction loses at most what a statement did since the last
 poll. The result says how many evictions happened during the run.
+
+Needs the ``pg_stat_statements`` extension loaded, which deploy/scripts/postgres.sh does NOT do
+(nothing in the product needs it): for a measurement, as the cluster's superuser, ``ALTER SYSTEM
+SET shared_preload_libraries = 'pg_stat_statements'``, restart the cluster and ``CREATE
+EXTENSION pg_stat_statements`` in database dcr; ``ALTER SYSTEM RESET shared_preload_libraries``
+and a restart undo it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Keeps issue 18's write-path benchmarks working (real Kafka + PostgreSQL, tiny sizes):
 ``python -m bench.transport`` compares every transport on the same batches and finds the tables
-identical, and ``python -m bench.pg_statements`` attributes a run's statements to the run's own
-database. Figures are not asserted (they depend on the machine)."""
+identical. Figures are not asserted (they depend on the machine). ``python -m bench.pg_statements``
+is not run here: it reads ``pg_stat_statements``, which the project's PostgreSQL does not load
+(see that module's docstring)."""
 
 from __future__ import annotations
 
@@ -43,32 +44,3 @@ def test_transport_compares_every_variant_on_identical_tables(tmp_path: Path) ->
         for figures in doc[statement].values():
             assert figures["python_cpu_us_per_row"] > 0
             assert figures["wall_us_per_row"] >= figures["python_cpu_us_per_row"] * 0.5
-
-
-def test_pg_statements_finds_the_runs_claim(tmp_path: Path) -> None:
-    out = tmp_path / "pg.json"
-    proc = _run(
-        "bench.pg_statements",
-        "--events",
-        "2000",
-        "--out",
-        str(out),
-        "--",
-        sys.executable,
-        "-m",
-        "bench.profile_catchup",
-        "--events",
-        "2000",
-        "--days",
-        "1",
-        "--facilities",
-        "12",
-        "--runs",
-        "1",
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    doc = json.loads(out.read_text())
-    assert doc["rc"] == 0
-    claims = [s for s in doc["statements"] if "INSERT INTO projection_events" in s["query"]]
-    assert claims and claims[0]["calls"] >= 1 and claims[0]["rows"] >= 1
-    assert doc["total_us_per_event"] > 0
