@@ -10,6 +10,11 @@ and saved with ``--out`` (pstats file beside it, for ``python -m pstats``).
 
 cProfile slows Python down about 1.5-2x, unevenly (many small calls pay most): read its figures
 as shares, and the unprofiled run for the absolute cost.
+
+``--timeline`` also records, in the unprofiled replay, when each batch was prepared (fetch,
+decode, project: :meth:`Projector.fetch`) and when its transaction ran
+(:meth:`Projector._apply`), and reports their mean durations per batch: which of the two bounds
+the pipelined loop (the next batch is prepared while the current one's transaction runs).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import json
 import pstats
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +38,7 @@ from bench.catchup import load_log
 from bench.env import BenchEnv, isolated
 from bench.machine import load, machine
 from services.projection.bootstrap import ProjectionConfig
+from services.projection.consumer import Projector
 from services.projection.rebuild import rebuild
 from services.projection.runner import tune_gc
 from services.projection.settings import ProjectionSettings
@@ -74,12 +82,50 @@ def _short(filename: str) -> str:
     return filename
 
 
+@contextmanager
+def _batch_timeline() -> Iterator[list[tuple[str, float, float, int]]]:
+    """Record (stage, start, end, records) of every batch's preparation ("prepare") and
+    transaction ("apply") while the block runs (the Projector's methods are wrapped, then
+    restored)."""
+    spans: list[tuple[str, float, float, int]] = []
+    fetch, apply = Projector.fetch, Projector._apply
+
+    async def timed_fetch(self: Projector, timeout_ms: int, max_records: int) -> Any:
+        t = time.perf_counter()
+        prepared = await fetch(self, timeout_ms, max_records)
+        n = 0 if prepared is None else len(prepared.decoded)
+        spans.append(("prepare", t, time.perf_counter(), n))
+        return prepared
+
+    async def timed_apply(self: Projector, batch: Any) -> int:
+        t = time.perf_counter()
+        n = await apply(self, batch)
+        spans.append(("apply", t, time.perf_counter(), n))
+        return n
+
+    Projector.fetch, Projector._apply = timed_fetch, timed_apply  # type: ignore[method-assign]
+    try:
+        yield spans
+    finally:
+        Projector.fetch, Projector._apply = fetch, apply  # type: ignore[method-assign]
+
+
+def _timeline_summary(spans: list[tuple[str, float, float, int]]) -> dict[str, Any]:
+    """Mean milliseconds per batch of each stage (batches with records only)."""
+    out: dict[str, Any] = {}
+    for stage in ("prepare", "apply"):
+        ms = [(end - start) * 1000 for s, start, end, n in spans if s == stage and n > 0]
+        out[f"{stage}_batches"] = len(ms)
+        out[f"{stage}_ms_mean"] = round(sum(ms) / len(ms), 1) if ms else None
+    return out
+
+
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     async with isolated("profile", args.facilities) as env:
         _, ends, _ = await load_log(env, args.events, args.days)
         config = _config(env)
         total = sum(ends.values())
-        plain: list[dict[str, float]] = []
+        plain: list[dict[str, Any]] = []
         profiled: list[pstats.Stats] = []
         for i in range(args.runs):
             profile = i > 0
@@ -87,13 +133,14 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             cpu0, wall0 = time.process_time(), time.perf_counter()
             if prof is not None:
                 prof.enable()
-            n = await rebuild(out=io.StringIO(), config=config)
+            with _batch_timeline() as spans:
+                n = await rebuild(out=io.StringIO(), config=config)
             if prof is not None:
                 prof.disable()
                 profiled.append(pstats.Stats(prof))
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             assert n == total, (n, total)
-            row = {
+            row: dict[str, Any] = {
                 "profiled": profile,
                 "seconds": round(wall, 2),
                 "events_per_s": round(n / wall, 1),
@@ -101,6 +148,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             }
             print(f"profile: replay {i + 1}: {row}", file=sys.stderr)
             if not profile:
+                if args.timeline:
+                    row["timeline"] = _timeline_summary(spans)
                 plain.append(row)
     result: dict[str, Any] = {"events": total, "unprofiled": plain}
     if profiled:
@@ -122,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--facilities", type=int, default=50)
     ap.add_argument("--runs", type=int, default=2, help="replays: the first unprofiled")
     ap.add_argument("--top", type=int, default=40)
+    ap.add_argument(
+        "--timeline", action="store_true", help="mean prepare / transaction time per batch"
+    )
     ap.add_argument("--out", type=Path, default=None, help="JSON result (and .pstats beside it)")
     args = ap.parse_args(argv)
     before = load()
