@@ -21,7 +21,10 @@ same batches in sequence to emptied tables (``--rounds`` rounds, variants altern
 tables' contents must come out identical. Python CPU is this process's CPU time
 (``time.process_time``) over building the arguments, encoding and the round trip (garbage
 collection tuned as in the service, and run before each variant); PostgreSQL
-time is the executor time ``pg_stat_statements`` records for the database (deltas).
+time is the executor time ``pg_stat_statements`` records for the database (deltas), reported
+as null when the server does not load that extension (the project's PostgreSQL does not: see
+:mod:`bench.pg_statements` for how to enable it); wall minus Python CPU is then the PostgreSQL
+side's figure.
 """
 
 from __future__ import annotations
@@ -322,6 +325,18 @@ _EXEC_MS = """SELECT coalesce(sum(total_exec_time), 0)::float8 FROM pg_stat_stat
               WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)"""
 
 
+async def _exec_ms(stats: asyncpg.Connection, db: str) -> float | None:
+    """Executor milliseconds of database ``db`` so far; None without ``pg_stat_statements``."""
+    try:
+        ms: float = await stats.fetchval(_EXEC_MS, db)
+    except (
+        asyncpg.exceptions.ObjectNotInPrerequisiteStateError,  # installed, not preloaded
+        asyncpg.exceptions.UndefinedTableError,  # not installed
+    ):
+        return None
+    return ms
+
+
 def _batches(n: int, size: int) -> list[tuple[list[Decoded], Changes]]:
     city = bench_city(50)
     raw = [
@@ -348,14 +363,15 @@ async def _run_variant(
     gc.collect()  # each variant starts with nothing left to collect from the one before
     cpu = wall = 0.0
     db = await conn.fetchval("SELECT current_database()")
-    ms0 = await stats.fetchval(_EXEC_MS, db)
+    ms0 = await _exec_ms(stats, db)
     for events, ch in batches:
         async with conn.transaction():
             c0, w0 = time.process_time(), time.perf_counter()
             await variant(conn, events, ch)
             cpu += time.process_time() - c0
             wall += time.perf_counter() - w0
-    ms = await stats.fetchval(_EXEC_MS, db) - ms0
+    ms1 = await _exec_ms(stats, db)
+    exec_us = None if ms0 is None or ms1 is None else (ms1 - ms0) * 1000
     rows = sum(len(e) if statement == "claim" else len(ch.visit_starts) for e, ch in batches)
     digest = await conn.fetchval(
         f"SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"  # noqa: S608
@@ -363,7 +379,7 @@ async def _run_variant(
     return {
         "rows": rows,
         "python_cpu_us_per_row": cpu / rows * 1e6,
-        "postgres_exec_us_per_row": ms * 1000 / rows,
+        "postgres_exec_us_per_row": None if exec_us is None else exec_us / rows,
         "wall_us_per_row": wall / rows * 1e6,
         "digest": digest,
     }
@@ -397,12 +413,23 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
         result[statement] = {
             name: {
                 "rows_per_run": rows[0]["rows"],
-                **{k: round(statistics.median(r[k] for r in rows), 3) for k in _FIGURES},
+                **{k: _median([r[k] for r in rows]) for k in _FIGURES},
                 "runs": len(rows),
             }
             for name, rows in by_name.items()
         }
     return result
+
+
+def _median(values: list[float | None]) -> float | None:
+    """The rounded median; None when a run had no figure (no ``pg_stat_statements``)."""
+    if any(v is None for v in values):
+        return None
+    return round(statistics.median(v for v in values if v is not None), 3)
+
+
+def _us(value: float | None) -> str:
+    return "      -" if value is None else f"{value:7.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -428,8 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{statement} (us per row: Python CPU / PostgreSQL executor / wall)")
         for name, r in result[statement].items():
             print(
-                f"  {name:13} {r['python_cpu_us_per_row']:7.2f} "
-                f"{r['postgres_exec_us_per_row']:7.2f} {r['wall_us_per_row']:7.2f}"
+                f"  {name:13} {_us(r['python_cpu_us_per_row'])} "
+                f"{_us(r['postgres_exec_us_per_row'])} {_us(r['wall_us_per_row'])}"
             )
     return 0
 
