@@ -9,6 +9,8 @@ upsert of the visit starts), the Python CPU and the PostgreSQL executor time of:
 - ``arrays_zip``: one tuple per row, transposed by ``zip(*rows)`` (C), same SQL;
 - ``json_rows``: one msgspec-encoded JSON document per statement, an array of arrays
   (``json_array_elements`` and ``->>`` casts);
+- ``jsonb_rows_blob`` (the claim only): ``jsonb`` rows without the values, which follow as
+  one ``bytea`` parameter (each row: where its value starts, its length);
 - ``json_records``: one JSON document of objects (msgspec encodes the rows: tuples turned into
   objects by ``json_to_recordset``'s column list; the visit starts' dataclasses encoded as they
   are);
@@ -154,6 +156,15 @@ async def claim_json_rows(conn: asyncpg.Connection, events: list[Decoded], _: Ch
 
 async def claim_jsonb_rows(conn: asyncpg.Connection, events: list[Decoded], _: Changes) -> None:
     await conn.fetch(CLAIM_JSONB_ROWS, _JSON.encode(_claim_tuples(events)).decode())
+
+
+async def claim_jsonb_rows_blob(
+    conn: asyncpg.Connection, events: list[Decoded], _: Changes
+) -> None:
+    """The projection's claim (:data:`services.projection.store.CLAIM`): jsonb rows without the
+    values, which follow as one ``bytea`` (each row says where its value starts and its length)."""
+    claim = store.claim_arguments(events)
+    await conn.fetch(store.CLAIM, claim.rows, len(claim.keys), claim.values)
 
 
 async def claim_json_records(conn: asyncpg.Connection, events: list[Decoded], _: Changes) -> None:
@@ -306,6 +317,7 @@ VARIANTS: dict[str, dict[str, Variant]] = {
         "arrays_zip": claim_arrays_zip,
         "json_rows": claim_json_rows,
         "jsonb_rows": claim_jsonb_rows,
+        "jsonb_rows_blob": claim_jsonb_rows_blob,
         "json_records": claim_json_records,
         "copy": claim_copy,
     },

@@ -2,7 +2,9 @@
 # Local PostgreSQL 15 for development and CI, using Debian's packaged cluster "15 main"
 # on 127.0.0.1:5432 (no Docker, no systemd).
 #
-#   postgres.sh install   apt-get install postgresql if missing; create cluster 15/main if missing
+#   postgres.sh install   apt-get install postgresql if missing; create cluster 15/main if missing;
+#                         install deploy/postgres/dcr.conf as the cluster's conf.d/dcr.conf (the
+#                         platform's settings; a running cluster takes them at its next restart)
 #   postgres.sh start     install, start the cluster if it is down (and remember that we started
 #                         it), wait for pg_isready, create roles dcr (LOGIN CREATEDB, password dcr)
 #                         and dcr_reader (read-only, for Grafana) and database dcr, then apply
@@ -30,9 +32,23 @@ install() {
         log "creating cluster $PG_VERSION/$PG_CLUSTER"
         pg_createcluster "$PG_VERSION" "$PG_CLUSTER" --port "$PG_PORT" >/dev/null
     fi
+    install_settings
     local port
     port="$(pg_lsclusters -h | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" '$1==v && $2==c {print $3}')"
     [[ "$port" == "$PG_PORT" ]] || die "cluster $PG_VERSION/$PG_CLUSTER uses port $port, expected $PG_PORT"
+}
+
+# The platform's settings (deploy/postgres/dcr.conf) in the cluster's conf.d (Debian's
+# postgresql.conf includes that directory).
+install_settings() {
+    local target="/etc/postgresql/$PG_VERSION/$PG_CLUSTER/conf.d/dcr.conf"
+    if ! cmp -s "$ROOT/deploy/postgres/dcr.conf" "$target"; then
+        command install -D -o postgres -g postgres -m 0644 "$ROOT/deploy/postgres/dcr.conf" "$target"
+        if is_running; then
+            log "settings changed ($target): they apply when the cluster restarts" \
+                "(pg_ctlcluster $PG_VERSION $PG_CLUSTER restart)"
+        fi
+    fi
 }
 
 is_running() { pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" status >/dev/null 2>&1; }
@@ -65,7 +81,7 @@ start() {
         log "cluster $PG_VERSION/$PG_CLUSTER already running"
     else
         log "starting cluster $PG_VERSION/$PG_CLUSTER"
-        install -d -o postgres -g postgres -m 2775 /var/run/postgresql
+        command install -d -o postgres -g postgres -m 2775 /var/run/postgresql
         pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start
         touch "$MARKER"
     fi

@@ -21,6 +21,11 @@ the bound. Binary COPY into a temporary table was as cheap in Python for the cla
 cheaper in PostgreSQL, but needs two more round trips per statement; ``json`` with ``->>``
 re-parses the text per field (about twice the wall time).
 
+The claim's rows leave the events' values out: they follow as ONE ``bytea`` parameter, each row
+saying where its value starts and its length (base64 inside the JSON made PostgreSQL parse 4/3
+of every value as JSON text at bind time). Its arguments are built before the transaction
+(:class:`ClaimArguments`, :class:`ClaimBuilder`), while the previous batch's transaction runs.
+
 The room and breakdown sums (dicts keyed by tuples) go as ``jsonb`` arrays of [key, amount]
 items; the district and facility day sums (a few hundred rows per batch) keep ``unnest`` of
 arrays. The independent additive writes of a batch (each to its own table) are sent as ONE
@@ -42,6 +47,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from operator import attrgetter
@@ -250,35 +256,85 @@ async def lock_districts(conn: Conn, districts: Iterable[str]) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimArguments:
+    """The claim statement's arguments for a batch's unique events (:func:`claim_arguments`).
+
+    Pure values, built before the batch's transaction opens (the projector builds them while
+    the previous batch's transaction runs: PostgreSQL does not wait for this Python)."""
+
+    #: The (source, id) keys claimed, in the order of ``rows``.
+    keys: frozenset[tuple[str, str]]
+    #: $1 of :data:`CLAIM`.
+    rows: str
+    #: $3 of :data:`CLAIM`: the values one after the other.
+    values: bytes
+
+
+def claim_arguments(events: Sequence[Decoded]) -> ClaimArguments:
+    """The arguments of :data:`CLAIM` for ``events`` (unique keys). Pure."""
+    builder = ClaimBuilder(events)
+    builder.add(len(events))
+    return builder.build()
+
+
+class ClaimBuilder:
+    """Builds :func:`claim_arguments` in steps (:meth:`add` a number of events at a time), so a
+    caller can yield to its event loop between steps. Pure."""
+
+    def __init__(self, events: Sequence[Decoded]) -> None:
+        # In key order: neighbouring rows go to neighbouring primary-key pages (fewer page
+        # visits than the log's random uuid order).
+        self._ordered = sorted(events, key=_DEDUP_KEY)
+        self._done = 0
+        self._rows: list[tuple[Any, ...]] = []
+        self._values: list[bytes] = []
+        self._start = 1  # where the next value starts in $3 (1-based)
+
+    @property
+    def complete(self) -> bool:
+        return self._done == len(self._ordered)
+
+    def add(self, n: int) -> None:
+        """Add the rows of the next ``n`` events (fewer at the end)."""
+        version, digest = _schema_version, _pseudonym_digest
+        rows, values, start = self._rows, self._values, self._start
+        for d in self._ordered[self._done : self._done + n]:
+            value = d.record.value or b""  # a decoded event always has a value
+            length = len(value)
+            rows.append(
+                (*d.dedup_key, d.event.type, d.event.time, start, length, version(d), digest(d))
+            )
+            values.append(value)
+            start += length
+        self._start = start
+        self._done = min(self._done + n, len(self._ordered))
+
+    def build(self) -> ClaimArguments:
+        """The arguments (every event added)."""
+        assert self.complete, "add every event before building"
+        keys = frozenset(map(_DEDUP_KEY, self._ordered))
+        return ClaimArguments(keys, rows_json(self._rows), b"".join(self._values))
+
+
 async def claim_events(
-    conn: Conn, events: Sequence[Decoded]
+    conn: Conn, events: Sequence[Decoded] | ClaimArguments
 ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
-    """Record the events' (source, id); return the keys not applied before (to apply now) and,
-    among those, the keys a void applied earlier names (never to be applied: the void came
-    first). One statement: the voids are looked up for the newly claimed keys only.
+    """Record the events' (source, id) (``events`` or their :func:`claim_arguments`); return
+    the keys not applied before (to apply now) and, among those, the keys a void applied
+    earlier names (never to be applied: the void came first). One statement: the voids are
+    looked up for the newly claimed keys only.
 
     Call it after the batch's district locks: a void of the same room (same district) committed
     by another instance is then visible to this statement's snapshot."""
-    if not events:
+    claim = events if isinstance(events, ClaimArguments) else claim_arguments(events)
+    if not claim.keys:
         return set(), set()
-    # In key order: neighbouring rows go to neighbouring primary-key pages (fewer page visits
-    # than the log's random uuid order).
-    events = sorted(events, key=_DEDUP_KEY)
-    version, digest = _schema_version, _pseudonym_digest
-    row = await conn.fetchrow(
-        CLAIM,
-        rows_json(
-            [
-                (*d.dedup_key, d.event.type, d.event.time, d.record.value, version(d), digest(d))
-                for d in events
-            ]
-        ),
-        len(events),
-    )
+    row = await conn.fetchrow(CLAIM, claim.rows, len(claim.keys), claim.values)
     assert row is not None  # an aggregate: always one row
     voided = _keys(row["voided_sources"], row["voided_ids"])
-    if row["claimed"] == len(events):  # all new (the common case): no key sent back
-        return {d.dedup_key for d in events}, voided
+    if row["claimed"] == len(claim.keys):  # all new (the common case): no key sent back
+        return set(claim.keys), voided
     return _keys(row["new_sources"], row["new_ids"]), voided
 
 
@@ -287,12 +343,15 @@ def _keys(sources: list[str] | None, ids: list[Any] | None) -> set[tuple[str, st
     return set(zip(sources or (), map(str, ids or ()), strict=True))
 
 
-#: Claim events: $1 a JSON array of rows [source, id, type, time, value (base64), schema version,
-#: erasure digest (base64) or null], $2 their number. Returns ONE row: how many were claimed now,
-#: their keys only when that is fewer than $2 (a replay or a retry: in the common case, all new,
-#: no key is sent back, sparing the decoding of a row per event), and the claimed keys a void
-#: applied earlier names. An erased person's event is claimed without its value. jsonb, not
-#: json: ``->>`` on a json value parses its text again for every field.
+#: Claim events: $1 a JSON array of rows [source, id, type, time, where the event's value starts
+#: in $3 (1-based), its length, schema version, erasure digest (base64) or null], $2 their
+#: number, $3 the values one after the other (one ``bytea``, bound as it is: inside the ``jsonb``
+#: document, as base64, PostgreSQL parsed 4/3 of every value as JSON text; see
+#: ``python -m bench.transport``, variant ``jsonb_rows_blob``). Returns ONE row: how many were
+#: claimed now, their keys only when that is fewer than $2 (a replay or a retry: in the common
+#: case, all new, no key is sent back, sparing the decoding of a row per event), and the claimed
+#: keys a void applied earlier names. An erased person's event is claimed without its value.
+#: jsonb, not json: ``->>`` on a json value parses its text again for every field.
 CLAIM = """WITH new AS (
     INSERT INTO projection_events (source, id, type, time, value, schema_version)
     SELECT s, i, t, tm,
@@ -301,8 +360,8 @@ CLAIM = """WITH new AS (
                 THEN NULL ELSE v END,
            sv
     FROM (SELECT r->>0 AS s, (r->>1)::uuid AS i, r->>2 AS t, (r->>3)::timestamptz AS tm,
-                 decode(r->>4, 'base64') AS v, (r->>5)::smallint AS sv,
-                 decode(r->>6, 'base64') AS dg
+                 substring($3::bytea FROM (r->>4)::int FOR (r->>5)::int) AS v,
+                 (r->>6)::smallint AS sv, decode(r->>7, 'base64') AS dg
           FROM jsonb_array_elements($1::jsonb) AS r) u
     ON CONFLICT DO NOTHING
     RETURNING source, id),

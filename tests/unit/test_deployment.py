@@ -77,6 +77,22 @@ def test_compose_kafka_is_the_version_the_pom_resolves(compose: dict) -> None:  
     assert "healthcheck" in compose["services"]["postgres"]
 
 
+def test_compose_postgres_has_the_settings_the_script_installs(compose: dict) -> None:  # type: ignore[type-arg]
+    """deploy/postgres/dcr.conf (installed by deploy/scripts/postgres.sh) and the compose
+    service's ``-c`` flags are the same settings."""
+    conf = {}
+    for line in (ROOT / "deploy" / "postgres" / "dcr.conf").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, value = (part.strip() for part in line.split("=", 1))
+            conf[name] = value
+    command = compose["services"]["postgres"]["command"]
+    assert command[0] == "postgres"
+    flags = command[1:]
+    assert flags[::2] == ["-c"] * len(conf)
+    assert dict(flag.split("=", 1) for flag in flags[1::2]) == conf
+    assert conf["shared_buffers"] == "2GB"  # parsed, not empty
+
+
 def test_compose_has_no_default_secrets(compose: dict) -> None:  # type: ignore[type-arg]
     text = (ROOT / "docker-compose.yml").read_text()
     assert "${DCR_PSEUDONYM_SECRET:?" in text and "${DCR_DB_PASSWORD:?" in text

@@ -4,12 +4,13 @@ the transaction in flight is answered promptly): the result must equal preparing
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 
 import pytest
 from aiokafka import TopicPartition
 
-from services.projection import consumer
+from services.projection import consumer, domain, store
 from services.projection.consumer import Projector
 from shared.settings import KafkaSettings
 from tests.unit.projection import factory as f
@@ -53,6 +54,36 @@ async def test_sliced_preparation_equals_preparing_at_once(
     assert len(sliced.unique) < len(sliced.decoded)
     assert sliced.changes == at_once.changes
     assert sliced.changes.visit_starts and sliced.changes.daily  # a real mix was projected
+    # what the transaction sends when all are new: built in slices too, the same
+    assert sliced.claim == at_once.claim
+    assert sliced.claim.keys == {d.dedup_key for d in at_once.unique}
+    assert sliced.rooms == at_once.rooms
+
+
+async def test_claim_arguments_carry_each_value_exactly() -> None:
+    """The claim's rows say where each event's value starts in the one bytea and its length:
+    slicing the bytea there gives back every record's value, byte for byte, in key order."""
+    events = f.random_stream(seed=5, n=200, base=BASE)
+    decoded, rejected = domain.decode_batch([f.record(e, i) for i, e in enumerate(events)], f.CITY)
+    assert rejected == []
+    unique = domain.first_occurrences(decoded)
+
+    claim = store.claim_arguments(unique)
+
+    rows = json.loads(claim.rows)
+    by_key = {d.dedup_key: d for d in unique}
+    assert [(r[0], r[1]) for r in rows] == sorted(by_key)
+    assert len(claim.values) == sum(len(d.record.value or b"") for d in unique)
+    for source, event_id, event_type, _, start, length, version, _ in rows:
+        d = by_key[(source, event_id)]
+        assert claim.values[start - 1 : start - 1 + length] == d.record.value
+        assert event_type == d.event.type
+        assert version == int(dict(d.record.headers).get("ce_schemaversion", b"1"))
+    # built in steps of any size: the same arguments
+    builder = store.ClaimBuilder(unique)
+    while not builder.complete:
+        builder.add(7)
+    assert builder.build() == claim
 
 
 class _SeekRecorder:
