@@ -18,9 +18,9 @@ class ProjectionSettings(BaseSettings):
     #: (a rebuild, a backlog): per-batch work (round trips, visit-figure recomputes of the
     #: district-days and city days a batch touches) is shared by more records (``make bench``:
     #: 500 -> 5000 was about 1.6x; 20,000 recomputes a day of the 1M-event bench log ~2 times
-    #: instead of ~7; 50,000 halved the district-day recompute's PostgreSQL time per event again,
-    #: 10.5 -> 5.5 us, bench/results/issue18/s7/); live batches are small anyway (whatever
-    #: arrived since the last one). A 50,000-record batch holds ~100 MB of Python objects.
+    #: instead of ~7; 50,000 cut the district-day recompute's PostgreSQL time per event again,
+    #: 10.5 -> 5.5-7.4 us, bench/results/issue18/s7/pgstat-*); live batches are small (whatever
+    #: arrived since the last one).
     batch_max_records: int = Field(default=50_000, ge=1, le=100_000)
     #: How long one poll waits for records, in milliseconds.
     poll_timeout_ms: int = Field(default=500, ge=10, le=60_000)

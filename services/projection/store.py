@@ -285,7 +285,7 @@ class ClaimBuilder:
     def __init__(self, events: Sequence[Decoded]) -> None:
         # In key order: neighbouring rows go to neighbouring primary-key pages (fewer page
         # visits than the log's random uuid order).
-        self._ordered = sorted(events, key=_DEDUP_KEY)
+        self._ordered = sorted(events, key=_claim_order)
         self._done = 0
         self._rows: list[tuple[Any, ...]] = []
         self._values: list[bytes] = []
@@ -375,8 +375,14 @@ SELECT (SELECT count(*) FROM new) AS claimed,
        (SELECT array_agg(id) FROM voided) AS voided_ids"""
 
 
-#: A decoded event's (source, id), read in C (sorting 20,000 claims by a Python function costs).
+#: A decoded event's (source, id), read in C.
 _DEDUP_KEY = attrgetter("dedup_key")
+
+
+def _claim_order(d: Decoded) -> tuple[str, str]:
+    """The order of ``projection_events``' key, (id, source): the claim inserts in it."""
+    source, event_id = d.dedup_key
+    return event_id, source
 
 
 def _pseudonym_digest(d: Decoded) -> bytes | None:
