@@ -184,6 +184,63 @@ ROOM_ADD = keyed_sum_upsert(
     ("amount", "numeric"),
 )
 
+
+def insert_records(table: str, record: dict[str, str]) -> str:
+    """Insert ``$1``, ONE JSON document of records (objects with the fields of ``record``, each
+    of the SQL type given there, e.g. the domain's dataclasses encoded by
+    :func:`.store.rows_json`), into the columns of ``table`` of the same names; a row whose key
+    is there already is left as it is (first wins: replays change nothing)."""
+    names = ", ".join(record)
+    fields = ", ".join(f"{name} {sql_type}" for name, sql_type in record.items())
+    return (
+        f"INSERT INTO {table} ({names}) "  # noqa: S608 - declared names only
+        f"SELECT {names} FROM json_to_recordset($1::json) AS r({fields}) "
+        "ON CONFLICT DO NOTHING"
+    )
+
+
+#: A batch's stock movements (:class:`.domain.StockMovement` records).
+STOCK_MOVEMENTS_INSERT = insert_records(
+    "stock_movements",
+    {
+        "source": "text",
+        "id": "uuid",
+        "item": "text",
+        "facility": "text",
+        "at": "timestamptz",
+        "delta": "bigint",
+    },
+)
+#: A batch's stock count reports (:class:`.domain.StockCountReport` records).
+STOCK_COUNT_REPORTS_INSERT = insert_records(
+    "stock_count_reports",
+    {
+        "source": "text",
+        "id": "uuid",
+        "facility": "text",
+        "item": "text",
+        "counted_at": "timestamptz",
+        "quantity": "bigint",
+    },
+)
+#: A batch's alerts (:class:`.domain.Alert` records), once per alert id.
+ALERTS_INSERT = insert_records(
+    "alerts",
+    {
+        "alert_id": "text",
+        "episode": "text",
+        "district": "text",
+        "raised_at": "timestamptz",
+        "reason": "text",
+        "substance": "text",
+        "facility_id": "text",
+        "overdoses_in_window": "int",
+        "window_start": "timestamptz",
+        "window_end": "timestamptz",
+        "late": "boolean",
+    },
+)
+
 #: The SQL type of each field of a visit start's JSON record (:class:`.domain.VisitStart`, encoded
 #: as it is): the row's key, its district and the start facts.
 VISIT_START_RECORD: dict[str, str] = {

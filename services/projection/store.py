@@ -753,17 +753,7 @@ def _stock(ch: Changes) -> list[Write]:
     """The stock writes of ``ch``: movements, latest counts, count reports (three tables)."""
     writes: list[Write] = []
     if ch.stock_movements:
-        writes.append(
-            (
-                """INSERT INTO stock_movements (source, id, item, facility, at, delta)
-                   SELECT source, id, item, facility, at, delta
-                   FROM json_to_recordset($1::json) AS m(source text, id uuid, item text,
-                                                         facility text, at timestamptz,
-                                                         delta bigint)
-                   ON CONFLICT DO NOTHING""",
-                (rows_json(ch.stock_movements),),
-            )
-        )
+        writes.append((sql.STOCK_MOVEMENTS_INSERT, (rows_json(ch.stock_movements),)))
     if ch.stock_counts:
         counts = [ch.stock_counts[k] for k in sorted(ch.stock_counts)]
         writes.append(
@@ -782,18 +772,7 @@ def _stock(ch: Changes) -> list[Write]:
             )
         )
     if ch.stock_count_reports:
-        writes.append(
-            (
-                """INSERT INTO stock_count_reports (source, id, facility, item, counted_at,
-                                                   quantity)
-                   SELECT source, id, facility, item, counted_at, quantity
-                   FROM json_to_recordset($1::json) AS r(source text, id uuid, facility text,
-                                                         item text, counted_at timestamptz,
-                                                         quantity bigint)
-                   ON CONFLICT DO NOTHING""",
-                (rows_json(ch.stock_count_reports),),
-            )
-        )
+        writes.append((sql.STOCK_COUNT_REPORTS_INSERT, (rows_json(ch.stock_count_reports),)))
     return writes
 
 
@@ -833,20 +812,8 @@ async def _retract_stock_counts(conn: Conn, keys: Sequence[tuple[str, str]]) -> 
 
 
 async def _alerts(conn: Conn, ch: Changes) -> None:
-    if not ch.alerts:
-        return
-    await conn.execute(
-        """INSERT INTO alerts (alert_id, episode, district, raised_at, reason, substance,
-                               facility_id, overdoses_in_window, window_start, window_end, late)
-           SELECT alert_id, episode, district, raised_at, reason, substance, facility_id,
-                  overdoses_in_window, window_start, window_end, late
-           FROM json_to_recordset($1::json) AS a(alert_id text, episode text, district text,
-                raised_at timestamptz, reason text, substance text, facility_id text,
-                overdoses_in_window int, window_start timestamptz, window_end timestamptz,
-                late boolean)
-           ON CONFLICT DO NOTHING""",
-        rows_json(ch.alerts),
-    )
+    if ch.alerts:
+        await conn.execute(sql.ALERTS_INSERT, rows_json(ch.alerts))
 
 
 async def _alert_lifecycle(conn: Conn, ch: Changes) -> None:
