@@ -14,29 +14,36 @@ as shares, and the unprofiled run for the absolute cost.
 ``--timeline`` also records, in the unprofiled replay, when each batch was prepared (fetch,
 decode, project: :meth:`Projector.fetch`) and when its transaction ran
 (:meth:`Projector._apply`), and reports their mean durations per batch: which of the two bounds
-the pipelined loop (the next batch is prepared while the current one's transaction runs).
+the pipelined loop (the next batch is prepared while the current one's transaction runs). It
+also samples, every second, the cores used by this process and by PostgreSQL's server processes
+of the replay's sessions (``cpu_per_second``), with the share of seconds in which this process
+was saturated (its single event loop at >= 0.9 cores: Python, not PostgreSQL, bounds the rate
+then).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import io
 import json
+import os
 import pstats
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import uvloop
 from pydantic import SecretStr
 
 from bench.catchup import load_log
 from bench.env import BenchEnv, isolated
-from bench.machine import load, machine
+from bench.machine import CpuSample, cpu_sample, load, machine
 from services.projection.bootstrap import ProjectionConfig
 from services.projection.consumer import Projector
 from services.projection.rebuild import rebuild
@@ -120,6 +127,53 @@ def _timeline_summary(spans: list[tuple[str, float, float, int]]) -> dict[str, A
     return out
 
 
+#: Cores at or above which the projection process counts as saturated (one event loop: 1 core).
+SATURATED = 0.9
+
+
+async def _sample_cpu(dsn: str, stop: asyncio.Event, samples: list[list[float]]) -> None:
+    """Until ``stop``: every second, append [seconds since the start, cores used by this process,
+    cores used by the PostgreSQL server processes of the database's other sessions (the
+    rebuild's)] over the second before (a session that appeared meanwhile counts from its
+    next second)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        start = previous = None
+        while not stop.is_set():
+            pids = [
+                r["pid"]
+                for r in await conn.fetch(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ]
+            now: CpuSample = cpu_sample([os.getpid(), *pids])
+            if previous is not None and start is not None:
+                wall = max(now.at - previous.at, 1e-9)
+                own = (now.proc_s[os.getpid()] - previous.proc_s[os.getpid()]) / wall
+                server = sum(
+                    now.proc_s[p] - previous.proc_s[p] for p in pids if p in previous.proc_s
+                )
+                samples.append([round(now.at - start, 1), round(own, 2), round(server / wall, 2)])
+            start = now.at if start is None else start
+            previous = now
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+    finally:
+        await conn.close()
+
+
+def _cpu_summary(samples: list[list[float]]) -> dict[str, Any]:
+    """The per-second samples and the share of seconds in which the projection process was
+    saturated (its one event loop at ~1 core: Python is the bound then)."""
+    saturated = sum(1 for _, own, _ in samples if own >= SATURATED)
+    return {
+        "columns": ["seconds", "projection_cores", "postgres_cores"],
+        "samples": samples,
+        "projection_saturated_share": round(saturated / len(samples), 3) if samples else None,
+    }
+
+
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     async with isolated("profile", args.facilities) as env:
         _, ends, _ = await load_log(env, args.events, args.days)
@@ -133,8 +187,17 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             cpu0, wall0 = time.process_time(), time.perf_counter()
             if prof is not None:
                 prof.enable()
+            stop, samples = asyncio.Event(), list[list[float]]()
+            sampler = (
+                asyncio.create_task(_sample_cpu(env.dsn, stop, samples))
+                if args.timeline and not profile
+                else None
+            )
             with _batch_timeline() as spans:
                 n = await rebuild(out=io.StringIO(), config=config)
+            if sampler is not None:
+                stop.set()
+                await sampler
             if prof is not None:
                 prof.disable()
                 profiled.append(pstats.Stats(prof))
@@ -150,6 +213,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             if not profile:
                 if args.timeline:
                     row["timeline"] = _timeline_summary(spans)
+                    row["cpu_per_second"] = _cpu_summary(samples)
                 plain.append(row)
     result: dict[str, Any] = {"events": total, "unprofiled": plain}
     if profiled:

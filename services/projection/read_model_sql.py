@@ -262,21 +262,24 @@ if set(VISIT_START_RECORD) != {"facility", "visit_id", "district", *schema.VISIT
 _VISIT_END_RECORD = "facility text, visit_id text, district text, end_time timestamptz"
 _START_FIELDS = ", ".join(VISIT_START_RECORD)
 
-#: Upsert a batch's visits; three JSON documents of records: $1 the starts, $2 the ends of visits
-#: started in this batch, $3 the other ends. A start is written with its end of the same batch,
-#: if any: first start wins (an end may have come first and made the row: each start fact is
-#: taken from the new row only while the stored row has no start), earliest end wins. An end
-#: alone makes the row (start facts NULL) or moves its end earlier. The two inserts touch
-#: disjoint keys. Returns the distinct (district, day, facility) whose visit figures changed.
+#: Upsert a batch's visits: $1 a JSON document of the starts' records, $2 the end of each of
+#: those visits in this batch or NULL (an array in the same order: zipped with the records by
+#: ``ROWS FROM``, no join), $3 a JSON document of the other ends. A start is written with its end
+#: of the same batch, if any: first start wins (an end may have come first and made the row:
+#: each start fact is taken from the new row only while the stored row has no start), earliest
+#: end wins. An end alone makes the row (start facts NULL) or moves its end earlier. The two
+#: inserts touch disjoint keys. Returns the distinct (district, day, facility) whose visit
+#: figures changed.
 UPSERT_VISITS = f"""WITH
-s AS (SELECT * FROM json_to_recordset($1::json) AS s({
+s AS (SELECT * FROM ROWS FROM (
+        json_to_recordset($1::json) AS ({
     ", ".join(f"{k} {t}" for k, t in VISIT_START_RECORD.items())
-})),
-e AS (SELECT * FROM json_to_recordset($2::json) AS e({_VISIT_END_RECORD})),
+}),
+        unnest($2::timestamptz[])) AS s({_START_FIELDS}, end_time)),
 starts AS (
     INSERT INTO visits ({_START_FIELDS}, end_time)
-    SELECT {", ".join(f"s.{k}" for k in VISIT_START_RECORD)}, e.end_time
-    FROM s LEFT JOIN e ON e.facility = s.facility AND e.visit_id = s.visit_id
+    SELECT {", ".join(f"s.{k}" for k in VISIT_START_RECORD)}, s.end_time
+    FROM s
     ORDER BY s.facility, s.visit_id
     ON CONFLICT (facility, visit_id) DO UPDATE
     SET {_FIRST_START_WINS},

@@ -58,7 +58,7 @@ import asyncpg
 import msgspec
 
 from services.projection import read_model_sql as sql
-from services.projection.domain import DEFAULT_MAX_VISIT, Changes, Decoded, Retraction, VisitEnd
+from services.projection.domain import DEFAULT_MAX_VISIT, Changes, Decoded, Retraction
 from services.projection.erasure import ERASED_KEY, erased_digest
 from services.projection.schema import DISTRICT_DAILY, FACILITY_DAILY, Kind, Unit
 from shared.events.fast_decode import Event, decode
@@ -351,6 +351,9 @@ def _keys(sources: list[str] | None, ids: list[Any] | None) -> set[tuple[str, st
 #: claimed now, their keys only when that is fewer than $2 (a replay or a retry: in the common
 #: case, all new, no key is sent back, sparing the decoding of a row per event), and the claimed
 #: keys a void applied earlier names. An erased person's event is claimed without its value.
+#: The key arrays are gated by a one-time filter on the count (``WHERE (SELECT n ...) < $2``),
+#: not by ``HAVING``: with ``HAVING`` both arrays of all the keys were built and then thrown
+#: away, ~30 ms per 40,000 events (EXPLAIN ANALYZE, bench/results/issue18/s8/).
 #: jsonb, not json: ``->>`` on a json value parses its text again for every field.
 CLAIM = """WITH new AS (
     INSERT INTO projection_events (source, id, type, time, value, schema_version)
@@ -367,10 +370,11 @@ CLAIM = """WITH new AS (
     RETURNING source, id),
 voided AS (
     SELECT new.source, new.id
-    FROM new JOIN projection_voids v ON v.source = new.source AND v.target_id = new.id)
-SELECT (SELECT count(*) FROM new) AS claimed,
-       (SELECT array_agg(source) FROM new HAVING count(*) < $2) AS new_sources,
-       (SELECT array_agg(id) FROM new HAVING count(*) < $2) AS new_ids,
+    FROM new JOIN projection_voids v ON v.source = new.source AND v.target_id = new.id),
+counted AS (SELECT count(*) AS n FROM new)
+SELECT (SELECT n FROM counted) AS claimed,
+       (SELECT array_agg(source) FROM new WHERE (SELECT n FROM counted) < $2) AS new_sources,
+       (SELECT array_agg(id) FROM new WHERE (SELECT n FROM counted) < $2) AS new_ids,
        (SELECT array_agg(source) FROM voided) AS voided_sources,
        (SELECT array_agg(id) FROM voided) AS voided_ids"""
 
@@ -662,17 +666,15 @@ async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[t
     (facility, day) keys whose visit figures changed.
 
     A visit whose start and end are both in this batch is written once (the start's row carries
-    the end), not inserted and then updated; the effect is the same as applying the start and
-    then the end."""
+    the end, sent beside the starts in their order), not inserted and then updated; the effect
+    is the same as applying the start and then the end."""
     if not ch.visit_starts and not ch.visit_ends:
         return set(), set()
-    starts = ch.visit_starts
-    paired: list[VisitEnd] = []
-    alone: list[VisitEnd] = []
-    for k, e in ch.visit_ends.items():
-        (paired if k in starts else alone).append(e)
+    starts, ends = ch.visit_starts, ch.visit_ends
+    alone = [e for k, e in ends.items() if k not in starts]
+    paired = [e.end_time if (e := ends.get(k)) is not None else None for k in starts]
     rows = await conn.fetch(
-        sql.UPSERT_VISITS, rows_json(list(starts.values())), rows_json(paired), rows_json(alone)
+        sql.UPSERT_VISITS, rows_json(list(starts.values())), paired, rows_json(alone)
     )
     return {(r["district"], r["day"]) for r in rows}, {(r["facility"], r["day"]) for r in rows}
 
@@ -731,22 +733,31 @@ async def _recompute_city_days(conn: Conn, days: set[date], max_visit: timedelta
     Serialised by a city-wide advisory lock (taken after the district locks, so the lock order
     stays the same everywhere): two instances writing different districts of one day would
     otherwise each count the other's uncommitted visits out."""
-    ordered = sorted(days)
     await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", CITY_LOCK_NS)
-    await conn.execute("DELETE FROM city_daily WHERE day = ANY($1::date[])", ordered)
-    await conn.execute(
-        """INSERT INTO city_daily (day, unique_clients, visit_minutes_median)
-           SELECT day, count(DISTINCT client_pseudonym),
-                  round(extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (
-                            ORDER BY end_time - start_time)
-                        FILTER (WHERE end_time >= start_time
-                                  AND end_time - start_time <= $2::interval)) / 60, 2)
-           FROM visits
-           WHERE day = ANY($1::date[]) AND start_time IS NOT NULL
-           GROUP BY day""",
-        ordered,
-        max_visit,
-    )
+    await conn.execute(_CITY_RECOMPUTE, sorted(days), max_visit)
+
+
+#: Replace the city_daily rows of $1 days by their figures from ``visits`` ($2: the longest
+#: plausible visit), in ONE statement: days with started visits are upserted, the others'
+#: rows deleted (the two touch disjoint days; the effect of deleting all, then inserting).
+_CITY_RECOMPUTE = """WITH fresh AS (
+    SELECT day, count(DISTINCT client_pseudonym) AS unique_clients,
+           round(extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (
+                     ORDER BY end_time - start_time)
+                 FILTER (WHERE end_time >= start_time
+                           AND end_time - start_time <= $2::interval)) / 60, 2)
+               AS visit_minutes_median
+    FROM visits
+    WHERE day = ANY($1::date[]) AND start_time IS NOT NULL
+    GROUP BY day),
+gone AS (
+    DELETE FROM city_daily c
+    WHERE c.day = ANY($1::date[]) AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.day = c.day))
+INSERT INTO city_daily (day, unique_clients, visit_minutes_median)
+SELECT day, unique_clients, visit_minutes_median FROM fresh ORDER BY day
+ON CONFLICT (day) DO UPDATE
+SET unique_clients = EXCLUDED.unique_clients,
+    visit_minutes_median = EXCLUDED.visit_minutes_median"""
 
 
 def _stock(ch: Changes) -> list[Write]:

@@ -134,7 +134,8 @@ def test_report(results: Path) -> None:
 
 def test_profile_catchup_names_where_the_time_goes(tmp_path: Path) -> None:
     """``python -m bench.profile_catchup`` replays a tiny log twice (plain, then profiled) and
-    names the hot path's functions with their cost per event."""
+    names the hot path's functions with their cost per event; ``--timeline`` adds the batches'
+    stages and the CPU per second."""
     out = tmp_path / "profile.json"
     proc = subprocess.run(
         [
@@ -151,6 +152,7 @@ def test_profile_catchup_names_where_the_time_goes(tmp_path: Path) -> None:
             "2",
             "--top",
             "60",
+            "--timeline",
             "--out",
             str(out),
         ],
@@ -164,6 +166,11 @@ def test_profile_catchup_names_where_the_time_goes(tmp_path: Path) -> None:
     assert doc["events"] == 2000
     [plain] = doc["unprofiled"]
     assert plain["cpu_us_per_event"] > 0 and plain["events_per_s"] > 0
+    assert plain["timeline"]["prepare_batches"] >= 1 and plain["timeline"]["apply_batches"] >= 1
+    cpu = plain["cpu_per_second"]  # a tiny replay may end before the first whole second
+    assert cpu["columns"] == ["seconds", "projection_cores", "postgres_cores"]
+    for seconds, projection, postgres in cpu["samples"]:
+        assert seconds > 0 and projection >= 0 and postgres >= 0
     cumulative = {row["function"]: row for row in doc["profiled_top_cumulative"]}
     decode = [f for f in cumulative if "domain.py" in f and "(decode_batch)" in f]
     assert decode and cumulative[decode[0]]["calls"] >= 1

@@ -1,6 +1,7 @@
 """Keeps issue 18's write-path benchmarks working (real Kafka + PostgreSQL, tiny sizes):
 ``python -m bench.transport`` compares every transport on the same batches and finds the tables
-identical. Figures are not asserted (they depend on the machine). ``python -m bench.pg_statements``
+identical; ``python -m bench.explain_batch`` writes the plans of a batch's claim and visit
+upsert. Figures are not asserted (they depend on the machine). ``python -m bench.pg_statements``
 is not run here: it reads ``pg_stat_statements``, which the project's PostgreSQL does not load
 (see that module's docstring)."""
 
@@ -44,3 +45,22 @@ def test_transport_compares_every_variant_on_identical_tables(tmp_path: Path) ->
         for figures in doc[statement].values():
             assert figures["python_cpu_us_per_row"] > 0
             assert figures["wall_us_per_row"] >= figures["python_cpu_us_per_row"] * 0.5
+
+
+def test_explain_batch_writes_the_plans_of_the_claim_and_the_visit_upsert(tmp_path: Path) -> None:
+    proc = _run(
+        "bench.explain_batch",
+        *("--batches", "2", "--batch", "1000", "--repeat", "2", "--work-mem", "4MB,32MB"),
+        *("--out", str(tmp_path)),
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    doc = json.loads((tmp_path / "explain.json").read_text())
+    assert (doc["batches"], doc["batch"]) == (2, 1000)
+    for name, table in (("claim", "projection_events"), ("visits", "visits")):
+        assert set(doc[name]) == {"4MB", "32MB"}  # each setting, run twice
+        for work_mem, figures in doc[name].items():
+            assert len(figures["execution_ms"]) == 2
+            assert figures["execution_ms_median"] > 0
+            # the plan of the real statement, run on the batch (rows inserted, rolled back)
+            plan = (tmp_path / f"{name}-plan-{work_mem}.txt").read_text()
+            assert f"Insert on {table}" in plan

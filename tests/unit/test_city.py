@@ -43,6 +43,9 @@ def test_opening_hours_including_past_midnight() -> None:
     assert f.is_open(datetime(2026, 11, 28, 1, 59))  # Saturday, after midnight
     assert not f.is_open(datetime(2026, 11, 28, 2, 0))
     assert f.is_open(datetime(2026, 11, 28, 10, 0))
+    assert not f.is_open(datetime(2026, 11, 28, 9, 59))  # one-digit hours compare padded
+    assert f.is_open(datetime(2026, 11, 28, 11, 5))  # and one-digit minutes
+    assert not f.is_open(datetime(2026, 11, 28, 12, 0))
     assert not f.is_open(datetime(2026, 11, 26, 21, 0))  # Thursday: closed
 
 

@@ -163,6 +163,31 @@ async def _figures(conn: asyncpg.Connection) -> dict[object, tuple[int, int]]:
     return district
 
 
+async def test_city_days_follow_their_visits_and_a_day_left_without_any_loses_its_row(
+    conn: asyncpg.Connection,
+) -> None:
+    # the city's figures come from one statement (an upsert of the days with visits, a delete
+    # of the others): retracting visits updates a day that keeps some, removes one left empty
+    winter_day, odd_day = WINTER.date(), ODD.astimezone(CPH).date()
+    a = f.visit_started("v-a", WINTER, client=1)
+    b = f.visit_started("v-b", WINTER + timedelta(minutes=10), client=2)
+    c = f.visit_started("v-c", ODD, client=1)
+    decoded = _decoded(a, b, c, f.visit_ended("v-a", WINTER + timedelta(minutes=30)))
+    await _apply(conn, decoded)
+    assert await _city(conn) == {winter_day: (2, Decimal("30.00")), odd_day: (1, None)}
+
+    async with conn.transaction():
+        gone = [decoded[1].event, decoded[2].event]  # v-b and v-c
+        await store.retract(conn, domain.retraction(gone, f.CITY))
+    assert await _city(conn) == {winter_day: (1, Decimal("30.00"))}
+
+
+async def _city(conn: asyncpg.Connection) -> dict[object, tuple[int, Decimal | None]]:
+    """city_daily: day -> (distinct clients, median minutes)."""
+    rows = await conn.fetch("SELECT day, unique_clients, visit_minutes_median FROM city_daily")
+    return {r["day"]: (r["unique_clients"], r["visit_minutes_median"]) for r in rows}
+
+
 async def test_stock_alerts_and_room_amounts_are_exact(conn: asyncpg.Connection) -> None:
     delivered = f.delivered(ODD, {SupplyItem.NEEDLES: 500, SupplyItem.FOIL: 20})
     dispensed = f.dispensed(SUMMER, {SupplyItem.NEEDLES: 3})

@@ -1,0 +1,169 @@
+"""``python -m bench.explain_batch``: the plans of a catch-up batch's hot statements (issue 18).
+
+Applies the first ``--batches`` - 1 batches of ``--batch`` records of the catch-up benchmark's log
+(:func:`bench.decode.records`, decoded and projected as the projector does) to an isolated,
+migrated database through :mod:`services.projection.store`, then runs ``EXPLAIN (ANALYZE,
+BUFFERS)`` of the last batch's claim (:data:`~services.projection.store.CLAIM`) and visit upsert
+(:data:`~services.projection.read_model_sql.UPSERT_VISITS`) with the arguments the projector
+sends, ``--repeat`` times each, every time in a transaction that is rolled back (the tables stay
+as the earlier batches left them). With ``--work-mem 4MB,32MB`` (PostgreSQL's default against
+the platform's, say) the runs alternate between those settings. It writes each statement's
+first plan per setting as text and a JSON summary: the executor's milliseconds per run, their
+median, and the temporary-file blocks the plan wrote (a batch's row set or sort that did not
+fit in ``work_mem``).
+
+The executor times are wall time of one backend on a shared 2-core machine: compare medians of
+runs made in the same invocation, not single runs across invocations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import uvloop
+
+from bench.decode import records
+from bench.env import bench_city, isolated
+from bench.machine import load, machine
+from services.projection import domain, store
+from services.projection import read_model_sql as sql
+from services.projection.domain import RawRecord
+from services.projection.rooms import room_changes
+from services.projection.rooms_store import apply_room_changes
+from shared.settings import REPO_ROOT
+
+OUT = REPO_ROOT / "bench" / "results" / "issue18" / "explain"
+#: "temp read=N written=M" in a plan's buffers line.
+_TEMP_WRITTEN = re.compile(r"temp read=\d+ written=(\d+)")
+
+
+def _batches(count: int, size: int) -> list[list[domain.Decoded]]:
+    """The unique events of the log's first ``count`` batches of ``size`` records."""
+    city = bench_city(50)
+    raw = [
+        RawRecord("t", 0, i, 0, None, value, tuple(headers))
+        for i, (headers, value) in enumerate(records(count * size))
+    ]
+    batches = []
+    for i in range(0, len(raw), size):
+        decoded, _ = domain.decode_batch(raw[i : i + size], city)
+        batches.append(domain.first_occurrences(decoded))
+    return batches
+
+
+def _visit_arguments(changes: domain.Changes) -> tuple[Any, ...]:
+    """The arguments :func:`services.projection.store.apply_changes` gives the visit upsert."""
+    starts, ends = changes.visit_starts, changes.visit_ends
+    alone = [e for k, e in ends.items() if k not in starts]
+    paired = [e.end_time if (e := ends.get(k)) is not None else None for k in starts]
+    return store.rows_json(list(starts.values())), paired, store.rows_json(alone)
+
+
+async def _explain(
+    conn: asyncpg.Connection,
+    statement: str,
+    args: tuple[Any, ...],
+    settings: list[str | None],
+    repeat: int,
+) -> dict[str, dict[str, Any]]:
+    """EXPLAIN ANALYZE ``statement`` ``repeat`` times under each ``work_mem`` of ``settings``
+    (None: the server's), the settings alternating within each repeat; per setting."""
+    plans: dict[str, list[str]] = {}
+    for _ in range(repeat):
+        for work_mem in settings:
+            tr = conn.transaction()
+            await tr.start()
+            try:
+                if work_mem is not None:
+                    await conn.execute("SELECT set_config('work_mem', $1, true)", work_mem)
+                shown = await conn.fetchval("SHOW work_mem")
+                rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", *args)
+            finally:
+                await tr.rollback()
+            plans.setdefault(shown, []).append("\n".join(r[0] for r in rows))
+    out = {}
+    for shown, texts in plans.items():
+        ms = [float(p.rsplit("Execution Time:", 1)[1].split()[0]) for p in texts]
+        written = [int(n) for n in _TEMP_WRITTEN.findall(texts[0])]
+        out[shown] = {
+            "execution_ms": [round(x, 1) for x in ms],
+            "execution_ms_median": round(statistics.median(ms), 1),
+            # the top node's figure (each node's buffers include its children's)
+            "temp_blocks_written": written[0] if written else 0,
+            "plan": texts[0],
+        }
+    return out
+
+
+async def _measure(args: argparse.Namespace) -> dict[str, Any]:
+    city = bench_city(50)
+    batches = _batches(args.batches, args.batch)
+    settings: list[str | None] = args.work_mem.split(",") if args.work_mem else [None]
+    async with isolated("explain") as env:
+        conn = await asyncpg.connect(env.dsn)
+        try:
+            for unique in batches[:-1]:
+                async with conn.transaction():
+                    await store.claim_events(conn, unique)
+                    await store.apply_changes(conn, domain.project_decoded(unique, city))
+                    await apply_room_changes(conn, room_changes(unique))
+            last = batches[-1]
+            claim = store.claim_arguments(last)
+            visits = _visit_arguments(domain.project_decoded(last, city))
+            return {
+                "events_in_batch": len(last),
+                "claim": await _explain(
+                    conn,
+                    store.CLAIM,
+                    (claim.rows, len(claim.keys), claim.values),
+                    settings,
+                    args.repeat,
+                ),
+                "visits": await _explain(conn, sql.UPSERT_VISITS, visits, settings, args.repeat),
+            }
+        finally:
+            await conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.explain_batch", description=__doc__)
+    ap.add_argument("--batches", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=40_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument(
+        "--work-mem", help="work_mem values to compare, comma-separated (default: the server's)"
+    )
+    ap.add_argument("--out", type=Path, default=OUT, help="directory of the files written")
+    args = ap.parse_args(argv)
+    before = load()
+    result = uvloop.run(_measure(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in ("claim", "visits"):
+        for work_mem, r in result[name].items():
+            (args.out / f"{name}-plan-{work_mem}.txt").write_text(r.pop("plan") + "\n")
+            print(
+                f"{name}, work_mem {work_mem}: median {r['execution_ms_median']} ms "
+                f"{r['execution_ms']}, temp blocks written {r['temp_blocks_written']}",
+                file=sys.stderr,
+            )
+    doc = {
+        "machine": machine(),
+        "load_before": before,
+        "load_after": load(),
+        "batches": args.batches,
+        "batch": args.batch,
+        **result,
+    }
+    (args.out / "explain.json").write_text(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
