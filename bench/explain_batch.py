@@ -58,14 +58,6 @@ def _batches(count: int, size: int) -> list[list[domain.Decoded]]:
     return batches
 
 
-def _visit_arguments(changes: domain.Changes) -> tuple[Any, ...]:
-    """The arguments :func:`services.projection.store.apply_changes` gives the visit upsert."""
-    starts, ends = changes.visit_starts, changes.visit_ends
-    alone = [e for k, e in ends.items() if k not in starts]
-    paired = [e.end_time if (e := ends.get(k)) is not None else None for k in starts]
-    return store.rows_json(list(starts.values())), paired, store.rows_json(alone)
-
-
 async def _explain(
     conn: asyncpg.Connection,
     statement: str,
@@ -116,7 +108,7 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
                     await apply_room_changes(conn, room_changes(unique))
             last = batches[-1]
             claim = store.claim_arguments(last)
-            visits = _visit_arguments(domain.project_decoded(last, city))
+            visits = store.visit_arguments(domain.project_decoded(last, city))
             return {
                 "events_in_batch": len(last),
                 "claim": await _explain(

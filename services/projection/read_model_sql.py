@@ -1,5 +1,6 @@
 """The SQL text that writes ``district_daily`` and ``facility_daily`` (run by :mod:`.store`),
-generated once at import from their declaration (:mod:`.schema`).
+generated once at import from their declaration (:mod:`.schema`), and ``city_daily``'s
+figures, counted by the same visit rules.
 
 No column of those tables is spelled out here or in :mod:`.store`: the additive upserts, the
 recompute of the visit figures, their reset and the deletion of rows a retraction left empty all
@@ -141,6 +142,25 @@ v AS MATERIALIZED (
     WHERE v.day = ANY($3::date[]) AND v.facility = ANY($4::text[])
       AND v.start_time IS NOT NULL)
 {recomputed_upsert("facility_daily", "facility", _FACILITY)}"""  # noqa: S608
+
+#: Replace the city_daily rows of $1 days by their figures from ``visits`` ($2: the longest
+#: plausible visit), counted by the same rules as a district's (:data:`VISIT_RULES`), in ONE
+#: statement: days with started visits are upserted, the others' rows deleted (the two touch
+#: disjoint days; the effect of deleting all, then inserting).
+CITY_RECOMPUTE = f"""WITH fresh AS (
+    SELECT day, {VISIT_RULES["unique_clients"]} AS unique_clients,
+           {VISIT_RULES["visit_minutes_median"]} AS visit_minutes_median
+    FROM (SELECT {_visit_rows("$2")} FROM visits v
+          WHERE v.day = ANY($1::date[]) AND v.start_time IS NOT NULL) v
+    GROUP BY day),
+gone AS (
+    DELETE FROM city_daily c
+    WHERE c.day = ANY($1::date[]) AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.day = c.day))
+INSERT INTO city_daily (day, unique_clients, visit_minutes_median)
+SELECT day, unique_clients, visit_minutes_median FROM fresh ORDER BY day
+ON CONFLICT (day) DO UPDATE
+SET unique_clients = EXCLUDED.unique_clients,
+    visit_minutes_median = EXCLUDED.visit_minutes_median"""  # noqa: S608 - declared names only
 
 #: Zero the visit figures of $1 keys x $2 days (a recompute then sets those with visits left).
 DAILY_RESET = reset_recomputed("district_daily", "district", _DISTRICT)

@@ -670,13 +670,17 @@ async def _visits(conn: Conn, ch: Changes) -> tuple[set[tuple[str, date]], set[t
     is the same as applying the start and then the end."""
     if not ch.visit_starts and not ch.visit_ends:
         return set(), set()
+    rows = await conn.fetch(sql.UPSERT_VISITS, *visit_arguments(ch))
+    return {(r["district"], r["day"]) for r in rows}, {(r["facility"], r["day"]) for r in rows}
+
+
+def visit_arguments(ch: Changes) -> tuple[str, list[datetime | None], str]:
+    """The arguments of :data:`.read_model_sql.UPSERT_VISITS` for ``ch``: the starts' records,
+    each start's end in this batch (or None) in the same order, the other ends' records. Pure."""
     starts, ends = ch.visit_starts, ch.visit_ends
     alone = [e for k, e in ends.items() if k not in starts]
     paired = [e.end_time if (e := ends.get(k)) is not None else None for k in starts]
-    rows = await conn.fetch(
-        sql.UPSERT_VISITS, rows_json(list(starts.values())), paired, rows_json(alone)
-    )
-    return {(r["district"], r["day"]) for r in rows}, {(r["facility"], r["day"]) for r in rows}
+    return rows_json(list(starts.values())), paired, rows_json(alone)
 
 
 async def recompute_visit_figures(
@@ -734,30 +738,7 @@ async def _recompute_city_days(conn: Conn, days: set[date], max_visit: timedelta
     stays the same everywhere): two instances writing different districts of one day would
     otherwise each count the other's uncommitted visits out."""
     await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", CITY_LOCK_NS)
-    await conn.execute(_CITY_RECOMPUTE, sorted(days), max_visit)
-
-
-#: Replace the city_daily rows of $1 days by their figures from ``visits`` ($2: the longest
-#: plausible visit), in ONE statement: days with started visits are upserted, the others'
-#: rows deleted (the two touch disjoint days; the effect of deleting all, then inserting).
-_CITY_RECOMPUTE = """WITH fresh AS (
-    SELECT day, count(DISTINCT client_pseudonym) AS unique_clients,
-           round(extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (
-                     ORDER BY end_time - start_time)
-                 FILTER (WHERE end_time >= start_time
-                           AND end_time - start_time <= $2::interval)) / 60, 2)
-               AS visit_minutes_median
-    FROM visits
-    WHERE day = ANY($1::date[]) AND start_time IS NOT NULL
-    GROUP BY day),
-gone AS (
-    DELETE FROM city_daily c
-    WHERE c.day = ANY($1::date[]) AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.day = c.day))
-INSERT INTO city_daily (day, unique_clients, visit_minutes_median)
-SELECT day, unique_clients, visit_minutes_median FROM fresh ORDER BY day
-ON CONFLICT (day) DO UPDATE
-SET unique_clients = EXCLUDED.unique_clients,
-    visit_minutes_median = EXCLUDED.visit_minutes_median"""
+    await conn.execute(sql.CITY_RECOMPUTE, sorted(days), max_visit)
 
 
 def _stock(ch: Changes) -> list[Write]:
