@@ -9,8 +9,9 @@ builds a ``*Settings()`` of its own.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -19,6 +20,11 @@ import asyncpg
 
 from shared.city import City, load_city
 from shared.settings import AuthSettings, CitySettings, DatabaseSettings, KafkaSettings
+
+log = logging.getLogger(__name__)
+
+#: How long a process stopping waits for one client to close before it forces or abandons it.
+CLOSE_WITHIN_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -60,14 +66,44 @@ class Platform:
         return await asyncpg.connect(self.dsn)
 
 
+async def close_within(
+    seconds: float,
+    close: Callable[[], Awaitable[object]],
+    what: str,
+    force: Callable[[], object] | None = None,
+) -> bool:
+    """Run one shutdown step, ``close()``, for at most ``seconds``; True if it finished.
+
+    Invariant: a process stopping never hangs on a client that does not answer (aiokafka's
+    ``producer.stop()`` waits for undelivered batches without a deadline; asyncpg's
+    ``pool.close()`` waits for every connection to be released). An overrun is cancelled,
+    logged, and ``force`` (e.g. ``pool.terminate``) runs if given.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await close()
+    except TimeoutError:
+        log.warning(
+            "%s did not close within %g s; %s", what, seconds, "forced" if force else "abandoned"
+        )
+        if force is not None:
+            force()
+        return False
+    return True
+
+
 @asynccontextmanager
 async def running(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[asyncio.Task[None]]:
     """Run ``work`` as a background task while the block runs; cancel it and wait for it on
-    exit (a worker of a composition root: it never outlives the app)."""
+    exit, for at most :data:`CLOSE_WITHIN_S` (a worker of a composition root: it never outlives
+    the app, and a worker slow to stop does not hold the app's exit)."""
     task = asyncio.create_task(work, name=name)
+
+    async def stopped() -> None:
+        await asyncio.wait({task})  # its CancelledError stays in the task
+
     try:
         yield task
     finally:
         task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        await close_within(CLOSE_WITHIN_S, stopped, f"background task {name}")

@@ -27,6 +27,7 @@ from services.projection.report_api import build_report_router
 from services.projection.retention import retention_loop
 from services.projection.runner import ProjectionRunner, tune_gc
 from shared.auth import TokenRegistry
+from shared.bootstrap import CLOSE_WITHIN_S, close_within
 from shared.http import install_common
 from shared.http_auth import require_kinds
 
@@ -79,7 +80,7 @@ def create_app(config: ProjectionConfig | None = None) -> FastAPI:
             except TimeoutError:
                 log.warning("consumer did not stop within 30 s; cancelled")
             await domain_metrics.aclose()
-            await pool.close()
+            await close_within(CLOSE_WITHIN_S, pool.close, "PostgreSQL pool", pool.terminate)
 
     app = FastAPI(
         title="dcr-platform projection",

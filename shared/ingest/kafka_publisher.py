@@ -25,6 +25,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY
 
+from shared.bootstrap import close_within
 from shared.events.envelope import Envelope, to_headers, to_value
 from shared.ingest.ports import PublishError
 from shared.kafka.security import faststream_security
@@ -121,7 +122,7 @@ class KafkaEventPublisher:
     async def _connect(self, old: KafkaBroker | None, first_wait_s: float) -> None:
         if old is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(old.stop(), timeout=self._settings.publish_timeout_s)
+                await close_within(self._settings.publish_timeout_s, old.stop, "Kafka producer")
         await asyncio.sleep(first_wait_s)
         while self.broker is None:
             broker = await _start(self._settings, self._client_id)
@@ -136,9 +137,10 @@ class KafkaEventPublisher:
             self._connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connecting
-        if self.broker is not None:
-            await self.broker.stop()
-            self.broker = None
+        broker, self.broker = self.broker, None
+        if broker is not None:
+            # aiokafka's stop waits for every undelivered batch, without a deadline
+            await close_within(self._settings.publish_timeout_s, broker.stop, "Kafka producer")
 
 
 async def _start(settings: KafkaSettings, client_id: str) -> KafkaBroker | None:

@@ -8,6 +8,7 @@ import logging
 
 import asyncpg
 
+from shared.bootstrap import CLOSE_WITHIN_S, close_within
 from shared.ingest.ports import IdempotencyRecord, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -137,10 +138,12 @@ class PostgresIdempotencyStore:
                 # no key or scope in the log: only how many stay unpublished (retries republish)
                 log.warning("%d published marks not written: %s", len(marks), type(exc).__name__)
 
-    async def close(self) -> None:
-        """Write the queued marks (call before closing the pool)."""
-        if self._writer is not None:
-            await self._writer
+    async def close(self, within_s: float = CLOSE_WITHIN_S) -> None:
+        """Write the queued marks (call before closing the pool), for at most ``within_s``: a
+        mark not written leaves its record unpublished, which a retry republishes."""
+        writer = self._writer
+        if writer is not None:
+            await close_within(within_s, lambda: writer, "published marks' writer")
 
     async def ping(self) -> bool:
         try:
