@@ -19,6 +19,11 @@ also samples, every second, the cores used by this process and by PostgreSQL's s
 of the replay's sessions (``cpu_per_second``), with the share of seconds in which this process
 was saturated (its single event loop at >= 0.9 cores: Python, not PostgreSQL, bounds the rate
 then).
+
+Every unprofiled replay also reports the garbage collector's share (``gc``: collections per
+generation and the CPU microseconds per event they took, timed by ``gc.callbacks``).
+``--gc-young N`` replaces the service's youngest-generation threshold
+(:data:`services.projection.gc_policy.GC_YOUNG_THRESHOLD`) for the run, to compare policies.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import json
 import os
@@ -44,10 +50,10 @@ from pydantic import SecretStr
 from bench.catchup import load_log
 from bench.env import BenchEnv, isolated
 from bench.machine import CpuSample, cpu_sample, load, machine
+from services.projection import gc_policy
 from services.projection.bootstrap import ProjectionConfig
 from services.projection.consumer import Projector
 from services.projection.rebuild import rebuild
-from services.projection.runner import tune_gc
 from services.projection.settings import ProjectionSettings
 from shared.bootstrap import Platform
 from shared.settings import CitySettings, DatabaseSettings
@@ -117,6 +123,30 @@ def _batch_timeline() -> Iterator[list[tuple[str, float, float, int]]]:
         Projector.fetch, Projector._apply = fetch, apply  # type: ignore[method-assign]
 
 
+@contextmanager
+def _gc_time() -> Iterator[dict[str, Any]]:
+    """The collections the garbage collector runs while the block runs: how many per
+    generation and the CPU seconds they took (``gc.callbacks``: start and stop of each)."""
+    counts = [0, 0, 0]
+    took = [0.0]
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.process_time()
+        else:
+            counts[info["generation"]] += 1
+            took[0] += time.process_time() - started[0]
+
+    out: dict[str, Any] = {}
+    gc.callbacks.append(callback)
+    try:
+        yield out
+    finally:
+        gc.callbacks.remove(callback)
+        out.update(collections=counts, seconds=round(took[0], 3))
+
+
 def _timeline_summary(spans: list[tuple[str, float, float, int]]) -> dict[str, Any]:
     """Mean milliseconds per batch of each stage (batches with records only)."""
     out: dict[str, Any] = {}
@@ -135,7 +165,7 @@ async def _sample_cpu(dsn: str, stop: asyncio.Event, samples: list[list[float]])
     """Until ``stop``: every second, append [seconds since the start, cores used by this process,
     cores used by the PostgreSQL server processes of the database's other sessions (the
     rebuild's)] over the second before (a session that appeared meanwhile counts from its
-    next second)."""
+    next second), and this process's resident memory (MB) then."""
     conn = await asyncpg.connect(dsn)
     try:
         start = previous = None
@@ -154,7 +184,9 @@ async def _sample_cpu(dsn: str, stop: asyncio.Event, samples: list[list[float]])
                 server = sum(
                     now.proc_s[p] - previous.proc_s[p] for p in pids if p in previous.proc_s
                 )
-                samples.append([round(now.at - start, 1), round(own, 2), round(server / wall, 2)])
+                samples.append(
+                    [round(now.at - start, 1), round(own, 2), round(server / wall, 2), _rss_mb()]
+                )
             start = now.at if start is None else start
             previous = now
             with suppress(TimeoutError):
@@ -163,13 +195,21 @@ async def _sample_cpu(dsn: str, stop: asyncio.Event, samples: list[list[float]])
         await conn.close()
 
 
+def _rss_mb() -> float:
+    """This process's resident memory now, in MB (Linux: ``/proc/self/statm``)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
 def _cpu_summary(samples: list[list[float]]) -> dict[str, Any]:
-    """The per-second samples and the share of seconds in which the projection process was
-    saturated (its one event loop at ~1 core: Python is the bound then)."""
-    saturated = sum(1 for _, own, _ in samples if own >= SATURATED)
+    """The per-second samples, the share of seconds in which the projection process was
+    saturated (its one event loop at ~1 core: Python is the bound then) and its largest
+    resident memory."""
+    saturated = sum(1 for s in samples if s[1] >= SATURATED)
     return {
-        "columns": ["seconds", "projection_cores", "postgres_cores"],
+        "columns": ["seconds", "projection_cores", "postgres_cores", "projection_rss_mb"],
         "samples": samples,
+        "projection_rss_mb_max": max((s[3] for s in samples), default=None),
         "projection_saturated_share": round(saturated / len(samples), 3) if samples else None,
     }
 
@@ -193,7 +233,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 if args.timeline and not profile
                 else None
             )
-            with _batch_timeline() as spans:
+            with _batch_timeline() as spans, _gc_time() as collected:
                 n = await rebuild(out=io.StringIO(), config=config)
             if sampler is not None:
                 stop.set()
@@ -211,6 +251,11 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             }
             print(f"profile: replay {i + 1}: {row}", file=sys.stderr)
             if not profile:
+                row["gc"] = {
+                    **collected,
+                    "us_per_event": round(collected["seconds"] / n * 1e6, 2),
+                    "thresholds": list(gc.get_threshold()),
+                }
                 if args.timeline:
                     row["timeline"] = _timeline_summary(spans)
                     row["cpu_per_second"] = _cpu_summary(samples)
@@ -239,9 +284,17 @@ def main(argv: list[str] | None = None) -> int:
         "--timeline", action="store_true", help="mean prepare / transaction time per batch"
     )
     ap.add_argument("--out", type=Path, default=None, help="JSON result (and .pstats beside it)")
+    ap.add_argument(
+        "--gc-young",
+        type=int,
+        default=None,
+        help="youngest-generation GC threshold instead of the service's",
+    )
     args = ap.parse_args(argv)
     before = load()
-    tune_gc()
+    if args.gc_young is not None:
+        gc_policy.GC_YOUNG_THRESHOLD = args.gc_young
+    gc_policy.tune_gc()
     result = uvloop.run(_run(args))
     doc = {"machine": machine(), "load_before": before, "load_after": load(), **result}
     text = json.dumps(doc, indent=2)

@@ -51,7 +51,7 @@ from bench.machine import load, machine
 from services.projection import domain, store
 from services.projection import read_model_sql as sql
 from services.projection.domain import Changes, Decoded, RawRecord
-from services.projection.runner import tune_gc
+from services.projection.gc_policy import tune_gc
 from shared.settings import REPO_ROOT, DatabaseSettings
 
 OUT = REPO_ROOT / "bench" / "results" / "issue18" / "transport.json"

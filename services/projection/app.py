@@ -21,11 +21,12 @@ from services.projection import access
 from services.projection.api import ReadContext, build_router
 from services.projection.bootstrap import ProjectionConfig
 from services.projection.domain_metrics import install_domain_metrics
+from services.projection.gc_policy import tune_gc
 from services.projection.period_api import build_period_router
 from services.projection.read_port import PgReadModels
 from services.projection.report_api import build_report_router
 from services.projection.retention import retention_loop
-from services.projection.runner import ProjectionRunner, tune_gc
+from services.projection.runner import ProjectionRunner
 from shared.auth import TokenRegistry
 from shared.bootstrap import CLOSE_WITHIN_S, close_within
 from shared.http import install_common

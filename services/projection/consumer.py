@@ -40,6 +40,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.projection import domain, store
+from services.projection.gc_policy import collect_garbage_every
 from services.projection.metrics import (
     ASSIGNED_PARTITIONS,
     BATCH_FAILURES,
@@ -55,6 +56,7 @@ from services.projection.metrics import (
 )
 from services.projection.rooms import RoomChanges, room_changes, room_retraction
 from services.projection.rooms_store import apply_room_changes
+from shared.bootstrap import running
 from shared.city import City
 from shared.events.views import REPORT_VOIDED, EventView
 from shared.kafka.deadletter import DeadLetter
@@ -323,45 +325,49 @@ class Projector:
         applied through :meth:`apply_fetched` (which keeps exactly the records continuing at
         the stored offsets, checked again under the offset row locks), and is dropped when a
         batch fails or the loop ends (every partition is then rewound to its stored offset, so
-        the next run() fetches exactly what was not applied)."""
+        the next run() fetches exactly what was not applied).
+
+        Garbage is collected by time while it runs (:mod:`.gc_policy`): a full collection at
+        most every :data:`~.gc_policy.GC_FULL_EVERY_S` seconds, beside the batches."""
         ahead: asyncio.Task[Prepared | None] | None = None
-        try:
-            while not stop.is_set():
-                if until is not None and self.reached(until):
-                    return
-                try:
-                    if ahead is None:
+        async with running(collect_garbage_every(), "projection-gc"):
+            try:
+                while not stop.is_set():
+                    if until is not None and self.reached(until):
+                        return
+                    try:
+                        if ahead is None:
+                            ahead = asyncio.create_task(self.fetch(poll_timeout_ms, max_records))
+                        prepared = await ahead
                         ahead = asyncio.create_task(self.fetch(poll_timeout_ms, max_records))
-                    prepared = await ahead
-                    ahead = asyncio.create_task(self.fetch(poll_timeout_ms, max_records))
-                    await self.apply_fetched(prepared)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    BATCH_FAILURES.inc()
-                    # The type only: driver messages may quote values. Tracebacks for the
-                    # unexpected.
-                    log.warning(
-                        "batch failed (%s); retrying from stored offsets",
-                        type(exc).__name__,
-                        exc_info=not _expected(exc),
-                    )
+                        await self.apply_fetched(prepared)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        BATCH_FAILURES.inc()
+                        # The type only: driver messages may quote values. Tracebacks for the
+                        # unexpected.
+                        log.warning(
+                            "batch failed (%s); retrying from stored offsets",
+                            type(exc).__name__,
+                            exc_info=not _expected(exc),
+                        )
+                        await _drop(ahead)
+                        ahead = None
+                        async with self._lock:
+                            self.rewind()
+                        await _sleep_or_stop(stop, backoff_s)
+                    if on_batch is not None:
+                        on_batch()
+            finally:
+                if ahead is not None:
+                    # The prefetch may have fetched records (moving the consumer past them) that
+                    # will never be applied: seek back to the stored offsets, or a later run() on
+                    # this consumer (after a lost lock session) would skip them until the
+                    # partition receives more records.
                     await _drop(ahead)
-                    ahead = None
                     async with self._lock:
                         self.rewind()
-                    await _sleep_or_stop(stop, backoff_s)
-                if on_batch is not None:
-                    on_batch()
-        finally:
-            if ahead is not None:
-                # The prefetch may have fetched records (moving the consumer past them) that
-                # will never be applied: seek back to the stored offsets, or a later run() on
-                # this consumer (after a lost lock session) would skip them until the
-                # partition receives more records.
-                await _drop(ahead)
-                async with self._lock:
-                    self.rewind()
 
     def reached(self, until: Mapping[TopicPartition, int]) -> bool:
         return all(self._next.get(tp, -1) >= end for tp, end in until.items())

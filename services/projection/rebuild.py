@@ -27,8 +27,9 @@ import uvloop
 from services.projection import store
 from services.projection.bootstrap import ProjectionConfig
 from services.projection.consumer import Projector
+from services.projection.gc_policy import tune_gc
 from services.projection.metrics import REBUILD_PROGRESS
-from services.projection.runner import make_consumer, tune_gc
+from services.projection.runner import make_consumer
 from services.projection.settings import ProjectionSettings
 from shared.city import City
 from shared.kafka.admin import partitions_of

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -58,20 +57,6 @@ class Freshness:
             "lag_events": self.lag_events,
             "last_applied_record_time": _iso(self.last_applied_record_time),
         }
-
-
-def tune_gc() -> None:
-    """For a process that catches up: every batch allocates many short-lived objects (records,
-    events, changes) and few cycles. Objects allocated at start-up leave the collector's view
-    (``gc.freeze``) and the youngest generation is collected less often; cycles are still
-    collected. Called once by a composition root, after start-up."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 50)
-
-
-#: Allocations between two collections of the youngest generation (CPython's default: 700).
-GC_YOUNG_THRESHOLD = 50_000
 
 
 def make_consumer(kafka: KafkaSettings, settings: ProjectionSettings, *, group: bool) -> Any:

@@ -135,7 +135,8 @@ def test_report(results: Path) -> None:
 def test_profile_catchup_names_where_the_time_goes(tmp_path: Path) -> None:
     """``python -m bench.profile_catchup`` replays a tiny log twice (plain, then profiled) and
     names the hot path's functions with their cost per event; ``--timeline`` adds the batches'
-    stages and the CPU per second."""
+    stages and the CPU per second; the garbage collector's share is reported under the
+    threshold given by ``--gc-young``."""
     out = tmp_path / "profile.json"
     proc = subprocess.run(
         [
@@ -153,6 +154,8 @@ def test_profile_catchup_names_where_the_time_goes(tmp_path: Path) -> None:
             "--top",
             "60",
             "--timeline",
+            "--gc-young",
+            "700",
             "--out",
             str(out),
         ],
@@ -167,10 +170,16 @@ def test_profile_catchup_names_where_the_time_goes(tmp_path: Path) -> None:
     [plain] = doc["unprofiled"]
     assert plain["cpu_us_per_event"] > 0 and plain["events_per_s"] > 0
     assert plain["timeline"]["prepare_batches"] >= 1 and plain["timeline"]["apply_batches"] >= 1
+    # the collector's share, under the threshold asked for (700: CPython's default, so a
+    # replay of 2,000 events collects its youngest generation at least once)
+    collected = plain["gc"]
+    assert collected["thresholds"][0] == 700
+    assert collected["collections"][0] >= 1 and collected["seconds"] >= 0
+    assert collected["us_per_event"] >= 0
     cpu = plain["cpu_per_second"]  # a tiny replay may end before the first whole second
-    assert cpu["columns"] == ["seconds", "projection_cores", "postgres_cores"]
-    for seconds, projection, postgres in cpu["samples"]:
-        assert seconds > 0 and projection >= 0 and postgres >= 0
+    assert cpu["columns"] == ["seconds", "projection_cores", "postgres_cores", "projection_rss_mb"]
+    for seconds, projection, postgres, rss in cpu["samples"]:
+        assert seconds > 0 and projection >= 0 and postgres >= 0 and rss > 0
     cumulative = {row["function"]: row for row in doc["profiled_top_cumulative"]}
     decode = [f for f in cumulative if "domain.py" in f and "(decode_batch)" in f]
     assert decode and cumulative[decode[0]]["calls"] >= 1
