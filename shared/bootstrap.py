@@ -106,4 +106,7 @@ async def running(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[a
         yield task
     finally:
         task.cancel()
-        await close_within(CLOSE_WITHIN_S, stopped, f"background task {name}")
+        if await close_within(CLOSE_WITHIN_S, stopped, f"background task {name}") and not (
+            task.cancelled()
+        ):
+            task.result()  # the worker's own failure, if it had one, is raised here

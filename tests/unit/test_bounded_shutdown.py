@@ -128,3 +128,12 @@ async def test_a_worker_stops_at_once_when_it_honours_its_cancellation() -> None
     async with running(forever(), "polite") as task:
         await asyncio.sleep(0)  # only yield: let the worker start
     assert task.cancelled()
+
+
+async def test_a_worker_that_failed_raises_its_error_on_exit() -> None:
+    async def broken() -> None:
+        raise RuntimeError("worker broke")
+
+    with pytest.raises(RuntimeError, match="worker broke"):
+        async with running(broken(), "broken") as task:
+            await asyncio.wait({task})
