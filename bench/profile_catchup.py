@@ -292,9 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     before = load()
-    if args.gc_young is not None:
-        gc_policy.GC_YOUNG_THRESHOLD = args.gc_young
-    gc_policy.tune_gc()
+    gc_policy.tune_gc(args.gc_young or gc_policy.GC_YOUNG_THRESHOLD)
     result = uvloop.run(_run(args))
     doc = {"machine": machine(), "load_before": before, "load_after": load(), **result}
     text = json.dumps(doc, indent=2)

@@ -92,6 +92,12 @@ async def close_within(
     return True
 
 
+async def close_pool(pool: asyncpg.Pool) -> bool:
+    """Close ``pool`` (its connections released first), terminating it after
+    :data:`CLOSE_WITHIN_S` if a connection is still held; True if it closed gracefully."""
+    return await close_within(CLOSE_WITHIN_S, pool.close, "PostgreSQL pool", pool.terminate)
+
+
 @asynccontextmanager
 async def running(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[asyncio.Task[None]]:
     """Run ``work`` as a background task while the block runs; cancel it and wait for it on

@@ -39,7 +39,7 @@ from services.frontdesk.session import COOKIE, CSRF_HEADER, Session, SessionSign
 from services.frontdesk.settings import FrontdeskSettings
 from services.frontdesk.staff import StaffDirectory
 from services.frontdesk.throttle import SignInThrottle
-from shared.bootstrap import CLOSE_WITHIN_S, Platform, close_within
+from shared.bootstrap import Platform, close_pool
 from shared.city import City
 from shared.events import vocabulary as v
 from shared.http import install_common
@@ -83,9 +83,7 @@ async def real_deps(config: FrontdeskConfig) -> AsyncIterator[FrontdeskDeps]:
     city = platform.city
     async with AsyncExitStack() as stack:
         pool = await platform.pool(max_size=min(platform.db.pool_max, 5))
-        stack.push_async_callback(
-            close_within, CLOSE_WITHIN_S, pool.close, "PostgreSQL pool", pool.terminate
-        )
+        stack.push_async_callback(close_pool, pool)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=settings.ingest_timeout_s))
         room_tokens = _ingest_tokens(settings.ingest_tokens_file)
         ingest = IngestClient(

@@ -28,7 +28,7 @@ from services.projection.report_api import build_report_router
 from services.projection.retention import retention_loop
 from services.projection.runner import ProjectionRunner
 from shared.auth import TokenRegistry
-from shared.bootstrap import CLOSE_WITHIN_S, close_within
+from shared.bootstrap import close_pool
 from shared.http import install_common
 from shared.http_auth import require_kinds
 
@@ -81,7 +81,7 @@ def create_app(config: ProjectionConfig | None = None) -> FastAPI:
             except TimeoutError:
                 log.warning("consumer did not stop within 30 s; cancelled")
             await domain_metrics.aclose()
-            await close_within(CLOSE_WITHIN_S, pool.close, "PostgreSQL pool", pool.terminate)
+            await close_pool(pool)
 
     app = FastAPI(
         title="dcr-platform projection",

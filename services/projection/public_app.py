@@ -22,7 +22,7 @@ from services.projection.bootstrap import ProjectionConfig
 from services.projection.public_api import build_public_router
 from services.projection.release_periods import ReleaseRule
 from services.projection.releases import Releaser
-from shared.bootstrap import CLOSE_WITHIN_S, close_within
+from shared.bootstrap import close_pool
 from shared.http import install_common, tokens_from_settings
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def create_app(
             preparing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await preparing
-            await close_within(CLOSE_WITHIN_S, pool.close, "PostgreSQL pool", pool.terminate)
+            await close_pool(pool)
 
     app = FastAPI(
         title="dcr-platform public figures",

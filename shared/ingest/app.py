@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 
 from shared.asyncapi import install_asyncapi
 from shared.auth import TokenRegistry
-from shared.bootstrap import CLOSE_WITHIN_S, Platform, close_within
+from shared.bootstrap import Platform, close_pool
 from shared.http import install_common
 from shared.ingest.api import IngestDeps, IngestRoute, build_router
 from shared.ingest.batch import build_batch_router
@@ -57,9 +57,7 @@ async def real_runtime(service: str, config: IngestConfig) -> AsyncIterator[Runt
     platform, security = config.platform, config.security
     async with AsyncExitStack() as stack:
         pool = await platform.pool(reset=keep_session)  # serves the idempotency store only
-        stack.push_async_callback(
-            close_within, CLOSE_WITHIN_S, pool.close, "PostgreSQL pool", pool.terminate
-        )
+        stack.push_async_callback(close_pool, pool)
         publisher = await stack.enter_async_context(
             connected_publisher(platform.kafka, client_id=f"dcr-{service}")
         )
