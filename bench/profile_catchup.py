@@ -18,7 +18,9 @@ the pipelined loop (the next batch is prepared while the current one's transacti
 also samples, every second, the cores used by this process and by PostgreSQL's server processes
 of the replay's sessions (``cpu_per_second``), with the share of seconds in which this process
 was saturated (its single event loop at >= 0.9 cores: Python, not PostgreSQL, bounds the rate
-then).
+then), and the event loop's stalls (``loop_stalls``: a task sleeping 1 ms at a time records how
+late it wakes, when more than 10 ms: time the loop ran Python without yielding, during which an
+answer of the transaction in flight waits; the watcher costs ~1-2 % of a core).
 
 Every unprofiled replay also reports the garbage collector's share (``gc``: collections per
 generation and the CPU microseconds per event they took, timed by ``gc.callbacks``).
@@ -45,6 +47,7 @@ from typing import Any
 
 import asyncpg
 import uvloop
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from bench.catchup import load_log
@@ -161,6 +164,40 @@ def _timeline_summary(spans: list[tuple[str, float, float, int]]) -> dict[str, A
 SATURATED = 0.9
 
 
+def _fallbacks() -> dict[str, float]:
+    """This process's optimistic claims that met a stored key so far (``store.claim_events``):
+    batches that paid for the attempt and the ``ON CONFLICT`` claim."""
+    return {"claim": REGISTRY.get_sample_value("dcr_projection_claim_fallbacks_total") or 0.0}
+
+
+#: A wake-up of :func:`_watch_loop` later than this is a stall of the event loop.
+STALL_S = 0.01
+
+
+async def _watch_loop(stop: asyncio.Event, stalls: list[float]) -> None:
+    """Record how late each 1 ms sleep of this task wakes up, when later than :data:`STALL_S`:
+    the time the event loop ran something else without yielding (a statement's answer waits
+    that long for the transaction's coroutine)."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        t = loop.time()
+        await asyncio.sleep(0.001)  # sampling interval of the stall watcher
+        late = loop.time() - t - 0.001
+        if late > STALL_S:
+            stalls.append(late)
+
+
+def _stall_summary(stalls: list[float], seconds: float) -> dict[str, Any]:
+    return {
+        "threshold_ms": STALL_S * 1000,
+        "count": len(stalls),
+        "seconds": round(sum(stalls), 2),
+        "share_of_wall": round(sum(stalls) / seconds, 3) if seconds else 0.0,
+        "max_ms": round(max(stalls, default=0.0) * 1000, 1),
+        "over_50ms": sum(1 for s in stalls if s > 0.05),
+    }
+
+
 async def _sample_cpu(dsn: str, stop: asyncio.Event, samples: list[list[float]]) -> None:
     """Until ``stop``: every second, append [seconds since the start, cores used by this process,
     cores used by the PostgreSQL server processes of the database's other sessions (the
@@ -233,11 +270,18 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 if args.timeline and not profile
                 else None
             )
+            stalls: list[float] = []
+            watcher = (
+                asyncio.create_task(_watch_loop(stop, stalls))
+                if args.timeline and not profile
+                else None
+            )
             with _batch_timeline() as spans, _gc_time() as collected:
                 n = await rebuild(out=io.StringIO(), config=config)
-            if sampler is not None:
-                stop.set()
-                await sampler
+            stop.set()
+            for task in (sampler, watcher):
+                if task is not None:
+                    await task
             if prof is not None:
                 prof.disable()
                 profiled.append(pstats.Stats(prof))
@@ -251,6 +295,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             }
             print(f"profile: replay {i + 1}: {row}", file=sys.stderr)
             if not profile:
+                row["fallbacks"] = _fallbacks()
                 row["gc"] = {
                     **collected,
                     "us_per_event": round(collected["seconds"] / n * 1e6, 2),
@@ -259,6 +304,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 if args.timeline:
                     row["timeline"] = _timeline_summary(spans)
                     row["cpu_per_second"] = _cpu_summary(samples)
+                    row["loop_stalls"] = _stall_summary(stalls, wall)
                 plain.append(row)
     result: dict[str, Any] = {"events": total, "unprofiled": plain}
     if profiled:

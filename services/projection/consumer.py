@@ -70,6 +70,15 @@ log = logging.getLogger(__name__)
 #: from 15,701 to 18,150 events/s, bench/results/issue18/s7/), large enough that the yields
 #: cost nothing.
 PREPARE_SLICE = 250
+#: Records taken from the consumer's buffer per ``getmany`` while a batch is fetched, yielding to
+#: the event loop between takes: aiokafka turns buffered bytes into records inside ``getmany``
+#: without yielding (~6 us per record), so one call for a 40,000-record batch held the event
+#: loop ~250 ms while the transaction in flight waited for it (`python -m
+#: bench.profile_catchup --timeline`: ``loop_stalls``).
+FETCH_SLICE = 1000
+#: Objects of an applied batch freed between two yields (:func:`_release`): records or decoded
+#: events, each dropping a few objects (~1 ms per 1,000).
+RELEASE_SLICE = 1000
 
 
 class DeadLetterSink(Protocol):
@@ -115,6 +124,10 @@ class Prepared:
     changes: domain.Changes
     claim: store.ClaimArguments
     rooms: RoomChanges
+    #: The statements' arguments for ``changes`` (:func:`store.change_arguments`).
+    writes: store.ChangeArguments
+    #: The keys of ``decoded``'s conflicting repeats (:func:`domain.conflicting_repeats`).
+    repeats: frozenset[tuple[str, str]]
 
 
 class Projector:
@@ -213,9 +226,25 @@ class Projector:
         batch's transaction is in flight (:meth:`run`): nothing here touches the database or
         the stored positions; :meth:`apply_fetched` checks the batch against them."""
         await self.ensure_positions()
-        batch = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-        by_tp = {tp: list(rs) for tp, rs in batch.items() if rs}
+        by_tp = await self._take(timeout_ms, max_records)
         return await self._prepare_yielding(by_tp) if by_tp else None
+
+    async def _take(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        """Up to ``max_records`` records, per partition in offset order: what one
+        ``getmany(timeout_ms, max_records)`` returns (waiting up to ``timeout_ms`` for the
+        first), taken :data:`FETCH_SLICE` at a time with a yield to the event loop between
+        takes; stops early when the consumer has nothing more buffered (or a partition was
+        re-positioned meanwhile: see :func:`_merge`)."""
+        by_tp: dict[TopicPartition, list[Any]] = {}
+        want = min(FETCH_SLICE, max_records)
+        got = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=want)
+        n = taken = _merge(by_tp, got)
+        while n == want and taken < max_records:  # a full take: more may be buffered
+            await asyncio.sleep(0)
+            want = min(FETCH_SLICE, max_records - taken)
+            n = _merge(by_tp, await self._consumer.getmany(timeout_ms=0, max_records=want))
+            taken += max(n, 0)
+        return by_tp
 
     async def apply_fetched(self, prepared: Prepared | None) -> int:
         """Apply what :meth:`fetch` prepared (the part still usable); return the number of
@@ -244,6 +273,8 @@ class Projector:
             changes,
             store.claim_arguments(unique),
             room_changes(unique),
+            store.change_arguments(changes),
+            _repeat_keys(decoded),
         )
 
     async def _prepare_yielding(self, by_tp: dict[TopicPartition, list[Any]]) -> Prepared:
@@ -272,7 +303,11 @@ class Projector:
         claim = builder.build()
         await asyncio.sleep(0)
         rooms = room_changes(unique)
-        return Prepared(by_tp, decoded, rejected, unique, changes, claim, rooms)
+        await asyncio.sleep(0)
+        writes = store.change_arguments(changes)
+        await asyncio.sleep(0)
+        repeats = _repeat_keys(decoded)
+        return Prepared(by_tp, decoded, rejected, unique, changes, claim, rooms, writes, repeats)
 
     def _usable(self, batch: Prepared) -> Prepared | None:
         """What of ``batch`` may be applied now (called under the lock, after a rebalance may
@@ -330,6 +365,7 @@ class Projector:
         Garbage is collected by time while it runs (:mod:`.gc_policy`): a full collection at
         most every :data:`~.gc_policy.GC_FULL_EVERY_S` seconds, beside the batches."""
         ahead: asyncio.Task[Prepared | None] | None = None
+        releasing: asyncio.Task[None] | None = None
         async with running(collect_garbage_every(), "projection-gc"):
             try:
                 while not stop.is_set():
@@ -341,6 +377,11 @@ class Projector:
                         prepared = await ahead
                         ahead = asyncio.create_task(self.fetch(poll_timeout_ms, max_records))
                         await self.apply_fetched(prepared)
+                        if prepared is not None:  # freed beside the next transaction
+                            if releasing is not None:
+                                await releasing
+                            releasing = asyncio.create_task(_release(prepared))
+                            prepared = None
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:
@@ -360,6 +401,7 @@ class Projector:
                     if on_batch is not None:
                         on_batch()
             finally:
+                await _drop(releasing)
                 if ahead is not None:
                     # The prefetch may have fetched records (moving the consumer past them) that
                     # will never be applied: seek back to the stored offsets, or a later run() on
@@ -402,7 +444,7 @@ class Projector:
             await store.lock_districts(conn, {d.district for d in unique})
             # One (source, id) with two different events: none of them counts, in any order
             # (the ingest services answer 409, so this comes from elsewhere); all dead-lettered.
-            conflicted = {d.dedup_key for d in domain.conflicting_repeats(decoded)}
+            conflicted = set(batch.repeats if decoded is batch.decoded else _repeat_keys(decoded))
             # The arguments built beforehand hold for the batch's unique events as prepared.
             claim = batch.claim if unique is batch.unique else unique
             new_keys, voided_before = await store.claim_events(conn, claim)
@@ -432,7 +474,7 @@ class Projector:
                 fresh = [d for d in fresh if d.dedup_key not in conflicted]
                 all_new = False
             voids = [d for d in fresh if d.event.type == REPORT_VOIDED]
-            fresh_keys = {d.dedup_key for d in fresh}
+            fresh_keys = batch.claim.keys if fresh is batch.unique else {d.dedup_key for d in fresh}
             voided = fresh_keys & (domain.void_targets(voids) | voided_before)
             if voided:  # claimed, never applied (the void arrived first or with them)
                 changes = domain.project_decoded(
@@ -445,7 +487,7 @@ class Projector:
                 changes = domain.project_decoded(fresh, self._city)
             if conflicted:
                 _still_seen(changes, bad)
-            await store.apply_changes(conn, changes, self._max_visit)
+            await store.apply_changes(conn, changes, self._max_visit, batch.writes)
             applied = [d for d in fresh if d.dedup_key not in voided] if voided else fresh
             rooms = batch.rooms if applied is batch.unique else room_changes(applied)
             await apply_room_changes(conn, rooms)
@@ -523,6 +565,44 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             )
 
 
+def _repeat_keys(decoded: Sequence[domain.Decoded]) -> frozenset[tuple[str, str]]:
+    """The (source, id) keys of ``decoded``'s conflicting repeats (one key, two different
+    events: none of them counts)."""
+    return frozenset(d.dedup_key for d in domain.conflicting_repeats(decoded))
+
+
+async def _release(batch: Prepared) -> None:
+    """Free an applied batch's records and decoded events a slice at a time, yielding to the
+    event loop between slices. Dropped at once, a 40,000-record batch's ~16 objects per record
+    were deallocated in one go (~100 ms) between two transactions, PostgreSQL idle meanwhile;
+    this runs beside the next batch's transaction instead. Empties the batch's lists: call it
+    only once the batch is applied and nothing reads it any more."""
+    batch.unique.clear()  # the same events as ``decoded``: frees nothing yet
+    for held in (batch.decoded, *batch.by_tp.values()):  # events first, then their records
+        while held:
+            del held[-RELEASE_SLICE:]
+            await asyncio.sleep(0)
+
+
+def _merge(by_tp: dict[TopicPartition, list[Any]], got: Mapping[TopicPartition, Any]) -> int:
+    """Append ``got`` (a ``getmany`` result: each partition's next records, in order) to
+    ``by_tp``; return how many records were appended, or -1 if some partition's records do not
+    continue the ones held (a rebalance re-positioned it between two takes: they are left out,
+    and the batch after this one, not continuing at the stored offset, seeks back there)."""
+    n = 0
+    broken = False
+    for tp, rs in got.items():
+        if not rs:
+            continue
+        held = by_tp.get(tp)
+        if held and rs[0].offset != held[-1].offset + 1:
+            broken = True
+            continue
+        by_tp.setdefault(tp, []).extend(rs)
+        n += len(rs)
+    return -1 if broken else n
+
+
 def _letter(r: domain.Rejected) -> DeadLetter:
     rec = to_raw(r.record)
     return DeadLetter(
@@ -558,8 +638,9 @@ def _expected(exc: BaseException) -> bool:
     )
 
 
-async def _drop(task: asyncio.Task[Prepared | None] | None) -> None:
-    """Cancel a prefetch and wait for it to end (its batch, if any, is not applied)."""
+async def _drop(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a task and wait for it to end: a prefetch (its batch, if any, is not applied) or
+    a release (:func:`_release`: what it had not freed yet goes at once)."""
     if task is None:
         return
     task.cancel()

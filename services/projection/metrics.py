@@ -63,3 +63,9 @@ ID_CONFLICTS = Counter(
     "Records dead-lettered because their (source, id) was already applied for a different "
     "event (the ingest services answer 409 to that, so this should stay 0)",
 )
+CLAIM_FALLBACKS = Counter(
+    "dcr_projection_claim_fallbacks",
+    "Batches whose optimistic event-id claim (a plain insert) met an id claimed before (a "
+    "replay, a retried batch, a duplicate in the previous batch) and was claimed again with "
+    "ON CONFLICT; a high rate means the fast path rarely pays (store.claim_events)",
+)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from services.projection import domain, store
 from services.projection.erasure import erased_digest
@@ -101,6 +102,60 @@ async def test_the_claim_keeps_each_event_exactly(conn: asyncpg.Connection) -> N
             assert bytes(row["value"]) == d.record.value  # byte for byte
 
 
+def _fallbacks() -> float:
+    return REGISTRY.get_sample_value("dcr_projection_claim_fallbacks_total") or 0.0
+
+
+async def test_an_optimistic_claim_that_meets_an_old_key_leaves_no_trace(
+    conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim first inserts every key plainly (fast, no conflict handling); a key claimed
+    before fails that attempt part-way, and the batch is claimed again with ON CONFLICT: each
+    key ends up once, with its own value, and the answer is the same as without the attempt."""
+    old = f.refused(WINTER)
+    await _apply(conn, _decoded(old))
+    voided_first = f.refused(SUMMER)  # its void was applied before the event itself arrives
+    await conn.execute(
+        """INSERT INTO projection_voids (source, target_id, void_id, reason, time)
+           VALUES ($1, $2, gen_random_uuid(), 'duplicate', now())""",
+        voided_first.source,
+        voided_first.id,
+    )
+    fresh = [f.visit_started(f"v-{i}", SUMMER, client=i) for i in range(40)]
+    monkeypatch.setattr(store, "OPTIMISTIC_CLAIM_MIN", 2)  # these small batches take the path
+
+    before = _fallbacks()
+    all_new = _decoded(*fresh[:20], voided_first)
+    async with conn.transaction():
+        new, voided = await store.claim_events(conn, all_new)
+    assert new == {d.dedup_key for d in all_new}
+    assert voided == {all_new[-1].dedup_key}  # found by the plain insert too
+    assert _fallbacks() == before  # all new: the fast path held
+
+    # one key claimed before: the plain insert fails (after storing the keys sorted before it)
+    mixed = _decoded(*fresh[20:], old)
+    async with conn.transaction():
+        new_now, voided_now = await store.claim_events(conn, mixed)
+    assert new_now == {d.dedup_key for d in mixed[:-1]}
+    assert voided_now == set()
+    assert _fallbacks() == before + 1
+
+    # a batch smaller than the threshold goes straight to ON CONFLICT (no savepoint)
+    monkeypatch.setattr(store, "OPTIMISTIC_CLAIM_MIN", 3)
+    small = _decoded(old, f.refused(SUMMER))
+    async with conn.transaction():
+        new_small, _ = await store.claim_events(conn, small)
+    assert new_small == {small[1].dedup_key}
+    assert _fallbacks() == before + 1  # unchanged: no attempt
+
+    rows = await conn.fetch("SELECT source, id::text AS id, value FROM projection_events")
+    keys = [(r["source"], r["id"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 1 + 21 + 20 + 1
+    by_key = {(r["source"], r["id"]): r["value"] for r in rows}
+    for d in [*all_new, *mixed]:
+        assert bytes(by_key[d.dedup_key]) == d.record.value
+
+
 async def test_visits_keep_their_instants_arrays_and_nulls(conn: asyncpg.Connection) -> None:
     both = f.visit_started(
         "v-both",
@@ -142,14 +197,20 @@ async def test_visits_keep_their_instants_arrays_and_nulls(conn: asyncpg.Connect
     late_start = f.visit_started("v-end-first", SUMMER, client=3)
     earlier_end = f.visit_ended("v-both", SUMMER - timedelta(minutes=1))
     later_end = f.visit_ended("v-end-first", SUMMER + timedelta(hours=1))
+    # and a new visit beside it: both written
+    new_visit = f.visit_started("v-new", WINTER, client=4)
     async with conn.transaction():
-        changes = domain.project_decoded(_decoded(late_start, earlier_end, later_end), f.CITY)
+        changes = domain.project_decoded(
+            _decoded(late_start, earlier_end, later_end, new_visit), f.CITY
+        )
         await store.apply_changes(conn, changes)
     rows = {r["visit_id"]: r for r in await conn.fetch("SELECT * FROM visits")}
+    assert len(rows) == 4
+    assert rows["v-new"]["start_time"] == WINTER
     assert rows["v-end-first"]["start_time"] == SUMMER
     assert rows["v-end-first"]["end_time"] == SUMMER + timedelta(minutes=5)
     assert rows["v-both"]["end_time"] == SUMMER - timedelta(minutes=1)
-    assert await _figures(conn) == {WINTER.date(): (2, 2), odd_day: (1, 0)}
+    assert await _figures(conn) == {WINTER.date(): (3, 2), odd_day: (1, 0)}
 
 
 async def _figures(conn: asyncpg.Connection) -> dict[object, tuple[int, int]]:

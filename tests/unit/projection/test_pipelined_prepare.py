@@ -58,6 +58,97 @@ async def test_sliced_preparation_equals_preparing_at_once(
     assert sliced.claim == at_once.claim
     assert sliced.claim.keys == {d.dedup_key for d in at_once.unique}
     assert sliced.rooms == at_once.rooms
+    assert sliced.writes.additive == at_once.writes.additive
+    assert sliced.writes.visits == at_once.writes.visits
+    assert sliced.writes.changes is sliced.changes  # used by apply_changes for these only
+    assert sliced.repeats == at_once.repeats
+
+
+class _Buffered:
+    """A consumer whose fetched records are all buffered: ``getmany`` hands out the next ones
+    of each partition, at most ``max_records`` in all (aiokafka's contract), and records every
+    call."""
+
+    def __init__(self, by_tp: dict[TopicPartition, list[f.RawRecord]]) -> None:
+        self.left = {tp: list(rs) for tp, rs in by_tp.items()}
+        self.calls: list[tuple[int, int]] = []
+
+    async def getmany(
+        self, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[f.RawRecord]]:
+        self.calls.append((timeout_ms, max_records))
+        out: dict[TopicPartition, list[f.RawRecord]] = {}
+        for tp, rs in self.left.items():
+            room = max_records - sum(map(len, out.values()))
+            if room and rs:
+                out[tp], self.left[tp] = rs[:room], rs[room:]
+        return out
+
+
+def _partitioned(n: int, partitions: int = 3) -> dict[TopicPartition, list[f.RawRecord]]:
+    by_tp: dict[TopicPartition, list[f.RawRecord]] = {}
+    for offset, env in enumerate(f.random_stream(seed=7, n=n, base=BASE)):
+        tp = TopicPartition(env.topic, offset % partitions)
+        by_tp.setdefault(tp, []).append(
+            f.record(env, len(by_tp.get(tp, ())), partition=tp.partition)
+        )
+    return by_tp
+
+
+@pytest.mark.parametrize(("fetch_slice", "max_records"), [(7, 1000), (7, 100), (1000, 50)])
+async def test_a_batch_is_taken_in_slices_in_log_order(
+    fetch_slice: int, max_records: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The records of one fetch are taken a slice at a time (the event loop runs between the
+    takes): together they are what one getmany would have returned, per partition in order."""
+    by_tp = _partitioned(300)
+    monkeypatch.setattr(consumer, "FETCH_SLICE", fetch_slice)
+    p = _projector()
+    fake = _Buffered(by_tp)
+    p._consumer = fake  # type: ignore[assignment]
+
+    taken = await p._take(500, max_records)
+
+    assert sum(map(len, taken.values())) == min(max_records, 300)
+    for tp, rs in taken.items():
+        assert rs == by_tp[tp][: len(rs)]  # the partition's first records, in order
+    assert fake.calls[0] == (500, min(fetch_slice, max_records))  # waits for the first only
+    assert all(timeout == 0 and n <= fetch_slice for timeout, n in fake.calls[1:])
+
+
+async def test_taking_stops_when_a_partition_no_longer_continues() -> None:
+    """A rebalance between two takes may re-position a partition: its records that do not
+    continue the ones taken are left out and taking stops (the next batch seeks back)."""
+    by_tp = _partitioned(100, partitions=1)
+    tp = max(by_tp, key=lambda t: len(by_tp[t]))
+    rs = by_tp[tp]
+    assert len(rs) >= 15
+    got: dict[TopicPartition, list[f.RawRecord]] = {tp: rs[:10]}
+
+    assert consumer._merge(got, {tp: rs[10:15]}) == 5
+    assert consumer._merge(got, {tp: rs[3:8]}) == -1  # sought back: left out
+    assert got[tp] == rs[:15]
+
+
+async def test_an_applied_batch_is_released_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    by_tp = _partitioned(120)
+    monkeypatch.setattr(consumer, "RELEASE_SLICE", 25)
+    p = _projector()
+    batch = p._prepare(by_tp)  # type: ignore[arg-type]
+    yields = 0
+    sleep = asyncio.sleep
+
+    async def counted(delay: float) -> None:
+        nonlocal yields
+        yields += 1
+        await sleep(delay)  # only yield: the real sleep(0), counted
+
+    monkeypatch.setattr(consumer.asyncio, "sleep", counted)
+    await consumer._release(batch)
+
+    assert not batch.decoded and not batch.unique
+    assert all(not rs for rs in batch.by_tp.values())
+    assert yields >= 120 * 2 // 25  # the events, then the records, 25 at a time
 
 
 async def test_claim_arguments_carry_each_value_exactly() -> None:
