@@ -328,18 +328,17 @@ async def claim_events(
     looked up for the newly claimed keys only.
 
     Optimistic (issue 18): the keys are first inserted by a plain ``INSERT`` in a savepoint
-    (:data:`CLAIM_ALL_NEW`), which in a catch-up and in live operation almost always succeeds
-    (every key new); a key claimed before fails it with a unique violation, and the savepoint
-    is rolled back (nothing of the attempt stays) and the batch claimed by :data:`CLAIM`
-    (``ON CONFLICT DO NOTHING``). The result is the same either way. ``ON CONFLICT`` makes
+    (:data:`CLAIM_ALL_NEW`), which in a catch-up almost always succeeds (every key new); a
+    key claimed before fails it with a unique violation, and the savepoint is rolled back
+    (nothing of the attempt stays) and the batch claimed by :data:`CLAIM` (``ON CONFLICT DO
+    NOTHING``). The result is the same either way. ``ON CONFLICT`` makes
     PostgreSQL probe the key's index before inserting and confirm every row afterwards: in
     psql 1.2-2.3x the plain insert's time (bench/results/issue18/s10/claim-insert.txt); in
     catch-up replays the claim's executor time fell from 9.9-11.5 to 7.2-8.1 us per event.
 
     Only batches of at least :data:`OPTIMISTIC_CLAIM_MIN` events take that path: the savepoint
-    costs two round trips (``SAVEPOINT``, ``RELEASE``), ~1 ms on a busy machine, more than
-    ``ON CONFLICT`` costs a live batch of a few events (freshness p50 at city scale rose by
-    ~0.9 ms when every batch took it: bench/NOTES.md, "an optimistic claim").
+    costs two round trips (``SAVEPOINT``, ``RELEASE``), more than ``ON CONFLICT`` costs a live
+    batch of a few events (~4 us per row; bench/NOTES.md, "an optimistic claim").
 
     Call it after the batch's district locks: a void of the same room (same district) committed
     by another instance is then visible to this statement's snapshot. Another instance's claim
