@@ -5,7 +5,9 @@ Applies the first ``--batches`` - 1 batches of ``--batch`` records of the catch-
 migrated database through :mod:`services.projection.store`, then runs ``EXPLAIN (ANALYZE,
 BUFFERS)`` of the last batch's claim (:data:`~services.projection.store.CLAIM`) and visit upsert
 (:data:`~services.projection.read_model_sql.UPSERT_VISITS`) with the arguments the projector
-sends, ``--repeat`` times each, every time in a transaction that is rolled back (the tables stay
+sends, and of the visit-figure recomputes (district, city, room days) of the batch before it
+(the days its visits started on; ends alone may add a few in the projector), ``--repeat`` times
+each, every time in a transaction that is rolled back (the tables stay
 as the earlier batches left them). With ``--work-mem 4MB,32MB`` (PostgreSQL's default against
 the platform's, say) the runs alternate between those settings. It writes each statement's
 first plan per setting as text and a JSON summary: the executor's milliseconds per run, their
@@ -40,6 +42,9 @@ from services.projection.rooms_store import apply_room_changes
 from shared.settings import REPO_ROOT
 
 OUT = REPO_ROOT / "bench" / "results" / "issue18" / "explain"
+#: The statements explained: the last batch's claim and visit upsert, the recomputes of the
+#: batch before it (their keys: the days its visits started on).
+STATEMENTS = ("claim", "visits", "district_recompute", "city_recompute", "facility_recompute")
 #: "temp read=N written=M" in a plan's buffers line.
 _TEMP_WRITTEN = re.compile(r"temp read=\d+ written=(\d+)")
 
@@ -64,9 +69,11 @@ async def _explain(
     args: tuple[Any, ...],
     settings: list[str | None],
     repeat: int,
+    before: tuple[str, tuple[Any, ...]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """EXPLAIN ANALYZE ``statement`` ``repeat`` times under each ``work_mem`` of ``settings``
-    (None: the server's), the settings alternating within each repeat; per setting."""
+    (None: the server's), the settings alternating within each repeat; per setting. ``before``:
+    a statement run first in the same transaction, as the store does (not explained)."""
     plans: dict[str, list[str]] = {}
     for _ in range(repeat):
         for work_mem in settings:
@@ -76,6 +83,8 @@ async def _explain(
                 if work_mem is not None:
                     await conn.execute("SELECT set_config('work_mem', $1, true)", work_mem)
                 shown = await conn.fetchval("SHOW work_mem")
+                if before is not None:
+                    await conn.execute(before[0], *before[1])
                 rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", *args)
             finally:
                 await tr.rollback()
@@ -109,6 +118,35 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
             last = batches[-1]
             claim = store.claim_arguments(last)
             visits = store.visit_arguments(domain.project_decoded(last, city))
+            # the recomputes of the last applied batch's visit days, as it ran them
+            starts = domain.project_decoded(batches[-2], city).visit_starts.values()
+            days = sorted({(s.district, s.day) for s in starts})
+            room_days = sorted({(s.facility, s.day) for s in starts})
+            max_visit = domain.DEFAULT_MAX_VISIT
+            keys = ([k[0] for k in days], [k[1] for k in days])
+            recomputes: dict[str, tuple[str, tuple[Any, ...], Any]] = {
+                "district_recompute": (
+                    sql.DAILY_RECOMPUTE,
+                    (*keys, max_visit),
+                    (store.BREAKDOWN_CLEAR, keys),  # as recompute_visit_figures does first
+                ),
+                "city_recompute": (
+                    sql.CITY_RECOMPUTE,
+                    (sorted({k[1] for k in days}), max_visit),
+                    None,
+                ),
+                "facility_recompute": (
+                    sql.FACILITY_RECOMPUTE,
+                    (
+                        [k[0] for k in room_days],
+                        [k[1] for k in room_days],
+                        sorted({k[1] for k in room_days}),
+                        sorted({k[0] for k in room_days}),
+                        max_visit,
+                    ),
+                    None,
+                ),
+            }
             return {
                 "events_in_batch": len(last),
                 "claim": await _explain(
@@ -119,6 +157,11 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
                     args.repeat,
                 ),
                 "visits": await _explain(conn, sql.UPSERT_VISITS, visits, settings, args.repeat),
+                "recomputed_keys": {"district_days": len(days), "room_days": len(room_days)},
+                **{
+                    name: await _explain(conn, text, params, settings, args.repeat, before)
+                    for name, (text, params, before) in recomputes.items()
+                },
             }
         finally:
             await conn.close()
@@ -137,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     before = load()
     result = uvloop.run(_measure(args))
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in ("claim", "visits"):
+    for name in STATEMENTS:
         for work_mem, r in result[name].items():
             (args.out / f"{name}-plan-{work_mem}.txt").write_text(r.pop("plan") + "\n")
             print(

@@ -58,6 +58,7 @@ from services.projection.rooms import RoomChanges, room_changes, room_retraction
 from services.projection.rooms_store import apply_room_changes
 from shared.bootstrap import running
 from shared.city import City
+from shared.events.fast_decode import batch_decoder
 from shared.events.views import REPORT_VOIDED, EventView
 from shared.kafka.deadletter import DeadLetter
 from shared.settings import KafkaSettings
@@ -285,8 +286,9 @@ class Projector:
         records = [r for rs in by_tp.values() for r in rs]
         decoded: list[domain.Decoded] = []
         rejected: list[domain.Rejected] = []
+        decode = batch_decoder()  # one for the batch: its repeated headers checked once
         for i in range(0, len(records), PREPARE_SLICE):
-            d, r = domain.decode_batch(records[i : i + PREPARE_SLICE], self._city)
+            d, r = domain.decode_batch(records[i : i + PREPARE_SLICE], self._city, decode)
             decoded += d
             rejected += r
             await asyncio.sleep(0)

@@ -39,8 +39,8 @@ from zoneinfo import ZoneInfo
 from services.projection import schema
 from shared.city import City
 from shared.events import views as v
-from shared.events.envelope import DecodeError
-from shared.events.fast_decode import batch_decoder
+from shared.events.envelope import BatchDecoder, DecodeError
+from shared.events.fast_decode import Event, batch_decoder
 from shared.events.payloads import unexpected_substances
 from shared.events.views import EventView
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome, SupplyItem
@@ -286,7 +286,7 @@ def _check_references(env: EventView, facility: str | None, city: City) -> str |
 
 
 def decode_batch(
-    records: Iterable[KafkaRecord], city: City
+    records: Iterable[KafkaRecord], city: City, decode: BatchDecoder[Event] | None = None
 ) -> tuple[list[Decoded], list[Rejected]]:
     """Split records into decoded events and rejects (undecodable, invalid, unknown places).
 
@@ -294,11 +294,13 @@ def decode_batch(
     Structs derived from the contract models: the same verdicts and dead-letter reasons as the
     contract decoder, checked by tests/unit/test_fast_decode_parity.py), one
     :class:`shared.events.envelope.BatchDecoder` per batch (headers repeated across the batch's
-    records are checked once)."""
+    records are checked once): ``decode``, when a batch is decoded a slice at a time, else a
+    new one."""
     decoded: list[Decoded] = []
     rejected: list[Rejected] = []
     zone = city.zone
-    decode = batch_decoder()  # the batch's repeated headers checked once
+    if decode is None:
+        decode = batch_decoder()
     #: source -> (its facility or None, that facility's district if the city knows it, else
     #: None): a batch has few sources (a facility is a regex match of the source).
     places: dict[str, tuple[str | None, str | None]] = {}

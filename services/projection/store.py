@@ -431,7 +431,11 @@ def _pseudonym_digest(d: Decoded) -> bytes | None:
 
 
 def _schema_version(d: Decoded) -> int:
-    for k, v in d.record.headers:
+    """The schema version the event was decoded at: its record's LAST ``ce_schemaversion``
+    header, as the decoder reads headers (a mapping: a repeated name's last value wins), or 1.
+    Scanned from the end: the producers write it last but one
+    (:func:`shared.events.envelope.to_headers`), two steps instead of six per event."""
+    for k, v in reversed(d.record.headers):
         if k == "ce_schemaversion":
             return int(v)
     return 1
@@ -767,14 +771,7 @@ async def recompute_visit_figures(
     if day_keys:
         keys = sorted(day_keys)
         districts, days = [k[0] for k in keys], [k[1] for k in keys]
-        await conn.execute(
-            """DELETE FROM district_daily_breakdown b
-               USING unnest($1::text[], $2::date[]) AS k(district, day)
-               WHERE b.district = k.district AND b.day = k.day
-                 AND b.dimension IN ('route', 'substance')""",
-            districts,
-            days,
-        )
+        await conn.execute(BREAKDOWN_CLEAR, districts, days)
         await conn.execute(
             sql.DAILY_RECOMPUTE,
             districts,
@@ -794,6 +791,14 @@ async def recompute_visit_figures(
             sorted(set(facilities)),
             max_visit,
         )
+
+
+#: Delete the route and substance breakdown rows of $1 districts x $2 days (pairwise): the
+#: district recompute (:data:`.read_model_sql.DAILY_RECOMPUTE`) inserts them afresh.
+BREAKDOWN_CLEAR = """DELETE FROM district_daily_breakdown b
+    USING unnest($1::text[], $2::date[]) AS k(district, day)
+    WHERE b.district = k.district AND b.day = k.day
+      AND b.dimension IN ('route', 'substance')"""
 
 
 async def _recompute_city_days(conn: Conn, days: set[date], max_visit: timedelta) -> None:

@@ -231,6 +231,10 @@ def _checked_headers(h: Mapping[str, str]) -> tuple[EventSpec, int]:
 _PER_RECORD = ("ce_id", "ce_time")
 #: A stand-in for the per-record headers when the repeated ones are checked alone.
 _PRESENT = {name: "" for name in _PER_RECORD}
+#: The header layout every producer writes (:func:`to_headers`: seven headers, ``ce_id``
+#: second, ``ce_time`` fifth), which :class:`BatchDecoder` splits by position (a list from
+#: Kafka, a tuple from a RawRecord).
+_LAYOUT_LENGTH = 7
 
 
 class BatchDecoder(Generic[E]):
@@ -243,31 +247,45 @@ class BatchDecoder(Generic[E]):
     :func:`decode_with` would check exactly the value's presence, the payload, the id and the
     time, in that order with the same reasons, which is what the short path does. Every other
     record goes through :func:`decode_with` itself, whose verdict is final
-    (tests/unit/test_fast_decode_parity.py runs both on every header variant). Make one per
-    batch: the memo grows with the distinct header sets it sees."""
+    (tests/unit/test_fast_decode_parity.py runs both on every header variant). Headers in the
+    producers' layout are split by position (the five others form the key, in order, as the
+    loop over any other layout does); a key that names ``ce_id`` or ``ce_time`` again (a
+    repeated per-record header, which the loop would have taken out) never passes, so such a
+    record gets :func:`decode_with`'s verdict. Make one per batch: the memo grows with the
+    distinct header sets it sees."""
 
     __slots__ = ("_codec", "_memo")
 
     def __init__(self, codec: Codec[E]) -> None:
         self._codec = codec
         #: repeated headers -> (spec, schema version, source) when they pass, else None.
-        self._memo: dict[tuple[tuple[str, bytes], ...], tuple[EventSpec, int, str] | None] = {}
+        self._memo: dict[tuple[Any, ...], tuple[EventSpec, int, str] | None] = {}
 
     def __call__(
         self, headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]], value: bytes | None
     ) -> E:
         pairs = headers.items() if hasattr(headers, "items") else headers
         ce_id = ce_time = None
-        repeated: list[tuple[str, bytes]] = []
-        for pair in pairs:
-            name = pair[0]
-            if name == "ce_id":
-                ce_id = pair[1]
-            elif name == "ce_time":
-                ce_time = pair[1]
-            else:
-                repeated.append(pair)
-        key = tuple(repeated)
+        key: tuple[Any, ...]
+        if (
+            isinstance(pairs, list | tuple)
+            and len(pairs) == _LAYOUT_LENGTH
+            and pairs[1][0] == "ce_id"
+            and pairs[4][0] == "ce_time"
+        ):  # the producers' layout (to_headers): no loop over the headers
+            ce_id, ce_time = pairs[1][1], pairs[4][1]
+            key = (pairs[0], pairs[2], pairs[3], pairs[5], pairs[6])
+        else:
+            repeated: list[tuple[str, bytes]] = []
+            for pair in pairs:
+                name = pair[0]
+                if name == "ce_id":
+                    ce_id = pair[1]
+                elif name == "ce_time":
+                    ce_time = pair[1]
+                else:
+                    repeated.append(pair)
+            key = tuple(repeated)
         try:
             checked = self._memo[key]
         except KeyError:
@@ -295,6 +313,8 @@ def _checked_repeated(
     """(spec, schema version, source) of headers without ``ce_id``/``ce_time`` that pass every
     rule of :func:`decode_with` that reads them; None if any fails (the record then goes
     through :func:`decode_with` for its reason)."""
+    if any(pair[0] in _PRESENT for pair in repeated):
+        return None  # a per-record header named again (positional key): the full rules
     h = {k: v.decode("utf-8", "replace") for k, v in repeated} | _PRESENT
     try:
         spec, version = _checked_headers(h)

@@ -220,6 +220,10 @@ def assert_same_verdict(hdrs: Any, value: bytes | None, fast_decoder: Any = None
     # the projection's per-batch decoder: a new one (a miss) and one seeing many (mostly hits)
     assert verdict(fast_decode.batch_decoder(), hdrs, value) == contract, (hdrs, value)
     assert verdict(_BATCH, hdrs, value) == contract, (hdrs, value)
+    if isinstance(hdrs, dict):  # as Kafka hands them over: a list (the producers' layout split
+        listed = list(hdrs.items())  # by position when it is one)
+        assert verdict(fast_decode.batch_decoder(), listed, value) == contract, (listed, value)
+        assert verdict(_BATCH, listed, value) == contract, (listed, value)
     if contract[0] == "valid" and fast_decoder is None:  # equal as Structs, equal values
         assert fast_decode.decode(hdrs, value) == fast_decode.event_of(decode(hdrs, value))
     return contract[0]
@@ -468,6 +472,26 @@ def test_repeated_reordered_and_dropped_headers_get_the_same_verdict(
     pairs += extra
     order.shuffle(pairs)
     assert_same_verdict(pairs, _dumps(VALID["dk.dcr.visit.ended"]))
+
+
+@CORPUS
+@given(position=st.sampled_from([0, 2, 3, 5, 6]), name=_NAMES, value=_SPELLINGS)
+def test_the_producers_layout_with_one_header_replaced_gets_the_same_verdict(
+    position: int, name: str, value: bytes
+) -> None:
+    """Seven headers with ``ce_id`` second and ``ce_time`` fifth (:func:`to_headers`) are split
+    by position on the hot path: any other one replaced by any header, ``ce_id`` or ``ce_time``
+    named again included (the last one counts), gets the contract's verdict."""
+    pairs = list(headers("dk.dcr.visit.ended").items())
+    pairs[position] = (name, value)
+    assert_same_verdict(pairs, _dumps(VALID["dk.dcr.visit.ended"]))
+
+
+def test_a_per_record_header_named_again_in_the_producers_layout_counts_last() -> None:
+    pairs = list(headers("dk.dcr.visit.ended").items())
+    assert [k for k, _ in pairs].index("ce_time") == 4 and len(pairs) == 7
+    pairs[6] = ("ce_time", b"not a time")  # content-type (optional) replaced: the last ce_time
+    assert assert_same_verdict(pairs, _dumps(VALID["dk.dcr.visit.ended"])) == "invalid"
 
 
 def test_headers_as_lists_or_other_values_get_the_same_verdict() -> None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
 
 from services.projection import consumer, domain, store
 from services.projection.consumer import Projector
+from shared.events import envelope
+from shared.events.envelope import to_value
 from shared.settings import KafkaSettings
 from tests.unit.projection import factory as f
 
@@ -62,6 +65,32 @@ async def test_sliced_preparation_equals_preparing_at_once(
     assert sliced.writes.visits == at_once.writes.visits
     assert sliced.writes.changes is sliced.changes  # used by apply_changes for these only
     assert sliced.repeats == at_once.repeats
+
+
+async def test_a_batch_checks_its_repeated_headers_once_across_its_slices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Work budget (speed only): the slices of one batch share one decoder, so each distinct
+    set of repeated headers (type, source, versions) is checked once per batch, not per slice."""
+    events = f.random_stream(seed=3, n=600, base=BASE)
+    records = [f.record(env, offset) for offset, env in enumerate(events)]
+    repeated = [tuple(h for h in r.headers if h[0] not in ("ce_id", "ce_time")) for r in records]
+    distinct = set(repeated)
+    per_slice = sum(len(set(repeated[i : i + 50])) for i in range(0, len(records), 50))
+    checked = 0
+    real = envelope._checked_repeated
+
+    def counted(repeated: Any) -> Any:
+        nonlocal checked
+        checked += 1
+        return real(repeated)
+
+    monkeypatch.setattr(envelope, "_checked_repeated", counted)
+    monkeypatch.setattr(consumer, "PREPARE_SLICE", 50)
+
+    await _projector()._prepare_yielding({TopicPartition("t", 0): records})  # type: ignore[dict-item]
+
+    assert checked == len(distinct) < per_slice  # a decoder per slice would check more
 
 
 class _Buffered:
@@ -176,6 +205,27 @@ async def test_claim_arguments_carry_each_value_exactly() -> None:
     while not builder.complete:
         builder.add(7)
     assert builder.build() == claim
+
+
+def test_the_claim_keeps_the_schema_version_the_event_was_decoded_at() -> None:
+    """A record naming its schema version twice is decoded at the last one (the decoder reads
+    headers as a mapping); the claim stores that version beside the value, so the stored event
+    decodes back to the very event applied (a void arriving later retracts exactly it)."""
+    env = f.visit_started("v-legacy", BASE, client=3)
+    legacy = {k: v for k, v in json.loads(to_value(env)).items() if k != "pseudonym_key"}
+    headers = (*f.record(env).headers, ("ce_schemaversion", b"1"))  # v2, then v1: v1 holds
+    value = json.dumps(legacy).encode()
+    decoded, rejected = domain.decode_batch([f.record(env, headers=headers, value=value)], f.CITY)
+    assert rejected == []
+
+    [row] = json.loads(store.claim_arguments(decoded).rows)
+
+    assert row[6] == 1
+    stored = {
+        "id": row[1], "source": row[0], "type": row[2], "time": decoded[0].event.time,
+        "value": value, "schema_version": row[6],
+    }  # fmt: skip
+    assert domain.same_event(store._stored_event(stored), decoded[0].event)  # type: ignore[arg-type]
 
 
 class _SeekRecorder:
