@@ -1395,7 +1395,7 @@ def _projection_progress_panels(d: Layout) -> None:
 
 
 def _projection_failure_panels(d: Layout) -> None:
-    """Duplicates, failed batches, fenced partitions, claim fallbacks and dead letters."""
+    """Duplicates, failed batches, fenced partitions, claim and visit fallbacks, dead letters."""
     d.add(
         timeseries(
             "Duplicates, failed batches, fenced partitions",
@@ -1414,6 +1414,10 @@ def _projection_failure_panels(d: Layout) -> None:
             prom(
                 "sum(rate(dcr_projection_claim_fallbacks_total[$__rate_interval]))",
                 "claims retried with ON CONFLICT",
+            ),
+            prom(
+                "sum(rate(dcr_projection_visit_fallbacks_total[$__rate_interval]))",
+                "visit starts retried with ON CONFLICT",
             ),
             unit="ops",
         ),

@@ -80,6 +80,10 @@ FETCH_SLICE = 1000
 #: Objects of an applied batch freed between two yields (:func:`_release`): records or decoded
 #: events, each dropping a few objects (~1 ms per 1,000).
 RELEASE_SLICE = 1000
+#: The most visit rows made from an end alone that a projector remembers
+#: (:meth:`Projector._note_visits`); past it, it forgets them all: the next batches' starts of
+#: those visits then fail the optimistic insert once and are upserted (store._visits).
+ROWS_WITHOUT_START_LIMIT = 100_000
 
 
 class DeadLetterSink(Protocol):
@@ -153,6 +157,12 @@ class Projector:
         self._consumer: Any = None
         self._next: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
+        #: (facility, visit_id) of the visit rows the batches prepared here made from an end
+        #: alone (its start not in the same batch): a start of one of them meets a stored row, so
+        #: it is upserted; every other start is inserted optimistically (store._visits). A hint
+        #: only: a row it misses (made before a restart, or by another instance) costs one
+        #: failed attempt; one it keeps too long (that batch failed) costs nothing.
+        self._rows_without_start: set[tuple[str, str]] = set()
         #: Kafka timestamp (ms) of the newest record applied by this instance.
         self.last_applied_ms: int | None = None
 
@@ -266,6 +276,8 @@ class Projector:
         )
         unique = domain.first_occurrences(decoded)
         changes = domain.project_decoded(unique, self._city)
+        writes = store.change_arguments(changes, self._rows_without_start)
+        self._note_visits(changes)
         return Prepared(
             by_tp,
             decoded,
@@ -274,9 +286,18 @@ class Projector:
             changes,
             store.claim_arguments(unique),
             room_changes(unique),
-            store.change_arguments(changes),
+            writes,
             _repeat_keys(decoded),
         )
+
+    def _note_visits(self, changes: domain.Changes) -> None:
+        """Remember the visit rows ``changes`` makes from an end alone and forget those whose
+        start it writes (see ``_rows_without_start``)."""
+        held = self._rows_without_start
+        held.difference_update(changes.visit_starts)
+        held.update(k for k in changes.visit_ends if k not in changes.visit_starts)
+        if len(held) > ROWS_WITHOUT_START_LIMIT:
+            held.clear()
 
     async def _prepare_yielding(self, by_tp: dict[TopicPartition, list[Any]]) -> Prepared:
         """:meth:`_prepare` in slices of :data:`PREPARE_SLICE` records, yielding to the event
@@ -306,7 +327,8 @@ class Projector:
         await asyncio.sleep(0)
         rooms = room_changes(unique)
         await asyncio.sleep(0)
-        writes = store.change_arguments(changes)
+        writes = store.change_arguments(changes, self._rows_without_start)
+        self._note_visits(changes)
         await asyncio.sleep(0)
         repeats = _repeat_keys(decoded)
         return Prepared(by_tp, decoded, rejected, unique, changes, claim, rooms, writes, repeats)

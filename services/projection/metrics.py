@@ -69,3 +69,9 @@ CLAIM_FALLBACKS = Counter(
     "replay, a retried batch, a duplicate in the previous batch) and was claimed again with "
     "ON CONFLICT; a high rate means the fast path rarely pays (store.claim_events)",
 )
+VISIT_FALLBACKS = Counter(
+    "dcr_projection_visit_fallbacks",
+    "Batches whose optimistic insert of visit starts (a plain insert of the starts no earlier "
+    "batch left a row for) met a stored row and was upserted again with ON CONFLICT; a high "
+    "rate means the fast path rarely pays (store._visits)",
+)

@@ -282,31 +282,45 @@ if set(VISIT_START_RECORD) != {"facility", "visit_id", "district", *schema.VISIT
 _VISIT_END_RECORD = "facility text, visit_id text, district text, end_time timestamptz"
 _START_FIELDS = ", ".join(VISIT_START_RECORD)
 
+_START_COLUMNS = ", ".join(f"s.{k}" for k in VISIT_START_RECORD)
+#: A start's row written with its end of the same batch: first start wins (an end may have come
+#: first and made the row: each start fact is taken from the new row only while the stored row
+#: has no start), earliest end wins.
+_START_CONFLICT = f"""ON CONFLICT (facility, visit_id) DO UPDATE
+    SET {_FIRST_START_WINS},
+        end_time = least(visits.end_time, EXCLUDED.end_time)
+    WHERE visits.start_time IS NULL
+       OR (EXCLUDED.end_time IS NOT NULL
+           AND (visits.end_time IS NULL OR EXCLUDED.end_time < visits.end_time))"""  # noqa: S608
+
 #: Upsert a batch's visits: $1 a JSON document of the starts' records, $2 the end of each of
 #: those visits in this batch or NULL (an array in the same order: zipped with the records by
-#: ``ROWS FROM``, no join), $3 a JSON document of the other ends. A start is written with its end
-#: of the same batch, if any: first start wins (an end may have come first and made the row:
-#: each start fact is taken from the new row only while the stored row has no start), earliest
-#: end wins. An end alone makes the row (start facts NULL) or moves its end earlier. The two
-#: inserts touch disjoint keys. Returns the distinct (district, day, facility) whose visit
-#: figures changed.
+#: ``ROWS FROM``, no join), $3 a JSON document of the other ends, $4 how many of the starts (the
+#: first ones) may meet a stored row. Those are upserted (:data:`_START_CONFLICT`); the others
+#: are inserted without ``ON CONFLICT`` (cheaper: no probe of the key before each insert, no
+#: confirmation after), which fails the whole statement with a unique violation if one of them
+#: does meet a stored row: the caller then runs it again with $4 = all of them
+#: (:func:`.store._visits`). An end alone makes the row (start facts NULL) or moves its end
+#: earlier. The three inserts touch disjoint keys. Returns the distinct (district, day,
+#: facility) whose visit figures changed.
 UPSERT_VISITS = f"""WITH
 s AS (SELECT * FROM ROWS FROM (
         json_to_recordset($1::json) AS ({
     ", ".join(f"{k} {t}" for k, t in VISIT_START_RECORD.items())
 }),
-        unnest($2::timestamptz[])) AS s({_START_FIELDS}, end_time)),
+        unnest($2::timestamptz[])) WITH ORDINALITY AS s({_START_FIELDS}, end_time, n)),
 starts AS (
     INSERT INTO visits ({_START_FIELDS}, end_time)
-    SELECT {", ".join(f"s.{k}" for k in VISIT_START_RECORD)}, s.end_time
-    FROM s
+    SELECT {_START_COLUMNS}, s.end_time
+    FROM s WHERE s.n <= $4
     ORDER BY s.facility, s.visit_id
-    ON CONFLICT (facility, visit_id) DO UPDATE
-    SET {_FIRST_START_WINS},
-        end_time = least(visits.end_time, EXCLUDED.end_time)
-    WHERE visits.start_time IS NULL
-       OR (EXCLUDED.end_time IS NOT NULL
-           AND (visits.end_time IS NULL OR EXCLUDED.end_time < visits.end_time))
+    {_START_CONFLICT}
+    RETURNING district, day, facility),
+fresh AS (
+    INSERT INTO visits ({_START_FIELDS}, end_time)
+    SELECT {_START_COLUMNS}, s.end_time
+    FROM s WHERE s.n > $4
+    ORDER BY s.facility, s.visit_id
     RETURNING district, day, facility),
 ends AS (
     INSERT INTO visits (facility, visit_id, district, end_time)
@@ -318,7 +332,7 @@ ends AS (
     WHERE visits.end_time IS NULL OR EXCLUDED.end_time < visits.end_time
     RETURNING district, day, facility)
 SELECT DISTINCT district, day, facility
-FROM (SELECT * FROM starts UNION ALL SELECT * FROM ends) t
+FROM (SELECT * FROM starts UNION ALL SELECT * FROM fresh UNION ALL SELECT * FROM ends) t
 WHERE day IS NOT NULL"""  # noqa: S608 - declared names only
 
 #: Undo voided starts ($1 facilities, $2 visit ids): a visit without an end is deleted, one

@@ -61,7 +61,7 @@ import msgspec
 from services.projection import read_model_sql as sql
 from services.projection.domain import DEFAULT_MAX_VISIT, Changes, Decoded, Retraction
 from services.projection.erasure import ERASED_KEY, erased_digest
-from services.projection.metrics import CLAIM_FALLBACKS
+from services.projection.metrics import CLAIM_FALLBACKS, VISIT_FALLBACKS
 from services.projection.schema import DISTRICT_DAILY, FACILITY_DAILY, Kind, Unit
 from shared.events.fast_decode import Event, decode
 from shared.events.views import VISIT_STARTED, VisitStartedView
@@ -631,12 +631,15 @@ class ChangeArguments:
 
     changes: Changes
     additive: list[Write]
-    visits: tuple[str, list[datetime | None], str] | None
+    visits: VisitArguments | None
 
 
-def change_arguments(ch: Changes) -> ChangeArguments:
-    """The statements' arguments for ``ch``. Pure."""
-    visits = visit_arguments(ch) if ch.visit_starts or ch.visit_ends else None
+def change_arguments(
+    ch: Changes, rows_without_start: AbstractSet[tuple[str, str]] | None = None
+) -> ChangeArguments:
+    """The statements' arguments for ``ch``; ``rows_without_start``: see
+    :func:`visit_arguments`. Pure."""
+    visits = visit_arguments(ch, rows_without_start) if ch.visit_starts or ch.visit_ends else None
     return ChangeArguments(ch, [*_sums(ch), *_stock(ch)], visits)
 
 
@@ -723,7 +726,7 @@ def _sums(ch: Changes) -> list[Write]:
 
 
 async def _visits(
-    conn: Conn, args: tuple[str, list[datetime | None], str] | None
+    conn: Conn, args: VisitArguments | None
 ) -> tuple[set[tuple[str, date]], set[tuple[str, date]]]:
     """Upsert the visit starts (first wins) and ends (earliest wins) of a batch
     (:func:`visit_arguments`; None: the batch has none); return the (district, day) and
@@ -733,23 +736,67 @@ async def _visits(
     the end, sent beside the starts in their order), not inserted and then updated; the effect
     is the same as applying the start and then the end.
 
-    Not optimistic like the claim (:func:`claim_events`): a start meets a stored row whenever
-    its end came in an earlier batch (reported first, ~1 % of visits in the benchmark's log),
-    which happened in 15 of 24 batches of 40,000 events; the failed plain insert then cost more
-    than ``ON CONFLICT`` saves (bench/NOTES.md, "an optimistic claim")."""
+    Optimistic like the claim (:func:`claim_events`): the starts no earlier batch is known to
+    have left a row for (``args.may_exist`` counts the others) are inserted without ``ON
+    CONFLICT`` in a savepoint, when there are at least :data:`OPTIMISTIC_CLAIM_MIN` of them; if
+    one does meet a stored row (its end was reported first, by a batch this process did not
+    prepare: after a restart, or another instance's), the savepoint is rolled back and every
+    start upserted (counted by ``dcr_projection_visit_fallbacks_total``). The result is the
+    same either way. Without knowing which rows exist, a catch-up's plain insert failed in 15
+    of 24 batches (an end reported first in one batch, its start in the next; bench/NOTES.md,
+    "an optimistic claim")."""
     if args is None:  # no visit start or end
         return set(), set()
-    rows = await conn.fetch(sql.UPSERT_VISITS, *args)
+    statement_args = (args.starts, args.paired_ends, args.alone)
+    every_start = len(args.paired_ends)
+    rows = None
+    if every_start - args.may_exist >= OPTIMISTIC_CLAIM_MIN:
+        try:
+            async with conn.transaction():  # a savepoint: a failed attempt leaves nothing
+                rows = await conn.fetch(sql.UPSERT_VISITS, *statement_args, args.may_exist)
+        except asyncpg.UniqueViolationError:  # a start met a row no earlier batch was known for
+            VISIT_FALLBACKS.inc()
+    if rows is None:
+        rows = await conn.fetch(sql.UPSERT_VISITS, *statement_args, every_start)
     return {(r["district"], r["day"]) for r in rows}, {(r["facility"], r["day"]) for r in rows}
 
 
-def visit_arguments(ch: Changes) -> tuple[str, list[datetime | None], str]:
+@dataclass(frozen=True, slots=True)
+class VisitArguments:
+    """The arguments of :data:`.read_model_sql.UPSERT_VISITS` for one ``Changes``
+    (:func:`visit_arguments`). Pure values."""
+
+    #: $1: the starts' records, those that may meet a stored row first.
+    starts: str
+    #: $2: each start's end in the same batch (or None), in the order of ``starts``.
+    paired_ends: list[datetime | None]
+    #: $3: the records of the ends whose start is not in the batch.
+    alone: str
+    #: How many of the first ``starts`` may meet a stored row ($4 of the optimistic attempt).
+    may_exist: int
+
+
+def visit_arguments(
+    ch: Changes, rows_without_start: AbstractSet[tuple[str, str]] | None = None
+) -> VisitArguments:
     """The arguments of :data:`.read_model_sql.UPSERT_VISITS` for ``ch``: the starts' records,
-    each start's end in this batch (or None) in the same order, the other ends' records. Pure."""
+    each start's end in this batch (or None) in the same order, the other ends' records.
+    ``rows_without_start``: the (facility, visit_id) of the rows earlier batches made from an
+    end alone (the starts that will meet them come first and are upserted); None: any start may
+    meet a stored row (no optimistic attempt). Pure."""
     starts, ends = ch.visit_starts, ch.visit_ends
     alone = [e for k, e in ends.items() if k not in starts]
-    paired = [e.end_time if (e := ends.get(k)) is not None else None for k in starts]
-    return rows_json(list(starts.values())), paired, rows_json(alone)
+    if rows_without_start is None:
+        ordered, may_exist = list(starts.values()), len(starts)
+    else:
+        held = [s for k, s in starts.items() if k in rows_without_start]
+        ordered = [*held, *(s for k, s in starts.items() if k not in rows_without_start)]
+        may_exist = len(held)
+    paired = [
+        e.end_time if (e := ends.get((s.facility, s.visit_id))) is not None else None
+        for s in ordered
+    ]
+    return VisitArguments(rows_json(ordered), paired, rows_json(alone), may_exist)
 
 
 async def recompute_visit_figures(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Annotated, Any, get_args, get_origin
@@ -617,12 +618,24 @@ def test_a_declaration_without_a_msgspec_counterpart_fails_the_translation() -> 
             fast_decode._Translator().struct(model)
 
 
+class _CountedIterations(list[tuple[str, bytes]]):
+    """Headers as Kafka hands them over (a list), counting how often they are iterated."""
+
+    iterations = 0
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        type(self).iterations += 1
+        return super().__iter__()
+
+
+@pytest.mark.parametrize("layout", ["producers", "reversed", "mapping"])
 def test_a_batch_checks_its_repeated_headers_once_and_valid_records_take_the_short_path(
-    monkeypatch: pytest.MonkeyPatch,
+    layout: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Work budget of the per-batch decoder (speed only: its verdicts are compared above): the
     headers a batch repeats are checked once per distinct set, and a record whose repeated
-    headers pass is never handed to the full ``decode_with``."""
+    headers pass is never handed to the full ``decode_with``, whatever the order of its
+    headers; in the producers' layout they are split by position, never iterated."""
     calls: Counter[str] = Counter()
 
     def counted(name: str, real: Any) -> Any:
@@ -632,18 +645,24 @@ def test_a_batch_checks_its_repeated_headers_once_and_valid_records_take_the_sho
 
         return call
 
-    records: list[tuple[list[tuple[str, bytes]], bytes]] = []
+    records: list[tuple[Any, bytes]] = []
     for n in range(12):
         event_type = "dk.dcr.visit.ended" if n % 3 else "dk.dcr.service.given"
         named = headers(event_type, ce_id=str(uuid.UUID(int=n)), ce_time=f"2026-11-27T10:{n:02}Z")
-        records.append((list(named.items()), _dumps(VALID[event_type])))
+        pairs = _CountedIterations(named.items())
+        if layout == "reversed":
+            pairs.reverse()
+        records.append((named if layout == "mapping" else pairs, _dumps(VALID[event_type])))
     contract = [verdict(decode, h, v) for h, v in records]
     assert all(v[0] == "valid" for v in contract)
     monkeypatch.setattr(envelope, "decode_with", counted("full", envelope.decode_with))
     monkeypatch.setattr(envelope, "_checked_repeated", counted("once", envelope._checked_repeated))
+    monkeypatch.setattr(_CountedIterations, "iterations", 0)
     batch = fast_decode.batch_decoder()
     assert [verdict(batch, h, v) for h, v in records] == contract
     assert calls == {"once": 2}
+    if layout != "mapping":  # a list: iterated unless split by position
+        assert (_CountedIterations.iterations == 0) is (layout == "producers")
 
 
 @pytest.mark.parametrize("name", ["ce_id", "ce_time"])

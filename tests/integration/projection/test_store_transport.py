@@ -156,6 +156,91 @@ async def test_an_optimistic_claim_that_meets_an_old_key_leaves_no_trace(
         assert bytes(by_key[d.dedup_key]) == d.record.value
 
 
+def _visit_fallbacks() -> float:
+    return REGISTRY.get_sample_value("dcr_projection_visit_fallbacks_total") or 0.0
+
+
+async def _write_visits(
+    conn: asyncpg.Connection, events: list[Envelope], known: frozenset[tuple[str, str]] | None
+) -> None:
+    """Apply ``events``' visit changes with their arguments built as the projector builds them
+    (``known``: the rows without a start it knows of; None: no optimistic attempt)."""
+    changes = domain.project_decoded(_decoded(*events), f.CITY)
+    async with conn.transaction():
+        await store.apply_changes(conn, changes, prepared=store.change_arguments(changes, known))
+
+
+async def _visit_rows(conn: asyncpg.Connection) -> dict[str, tuple[object, ...]]:
+    rows = await conn.fetch(
+        "SELECT visit_id, day, start_time, end_time, client_pseudonym, route FROM visits"
+    )
+    return {r["visit_id"]: tuple(r.values())[1:] for r in rows}
+
+
+async def test_optimistic_visit_starts_meet_a_stored_row_and_leave_no_trace(
+    conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The starts of a batch that no earlier batch left a row for are inserted plainly; a start
+    that does meet a stored row (its end reported first, in an earlier batch the hint does not
+    know of) fails that attempt, and every start is upserted instead: each visit ends up once,
+    first start and earliest end winning, the figures of its day recomputed, the same as
+    without the attempt. A start the hint names is upserted at once (no failed attempt)."""
+    monkeypatch.setattr(store, "OPTIMISTIC_CLAIM_MIN", 2)  # these small batches take the path
+    end_first = f.visit_ended("v-end-first", SUMMER + timedelta(minutes=30))
+    await _write_visits(conn, [end_first], frozenset())
+    before = _visit_fallbacks()
+
+    # all new: the plain insert holds
+    new = [f.visit_started(f"v-{i}", SUMMER, client=i) for i in range(3)]
+    await _write_visits(
+        conn, [*new, f.visit_ended("v-0", SUMMER + timedelta(minutes=9))], frozenset()
+    )
+    assert _visit_fallbacks() == before
+
+    # its end came first, unknown to the hint: the attempt fails, every start is upserted
+    late = f.visit_started("v-end-first", SUMMER, client=7)
+    more = [f.visit_started(f"v-{i}", SUMMER, client=i) for i in range(3, 5)]
+    await _write_visits(conn, [late, *more], frozenset())
+    assert _visit_fallbacks() == before + 1
+
+    # named by the hint: upserted directly, no failed attempt
+    end_again = f.visit_ended("v-hinted", SUMMER + timedelta(minutes=20))
+    await _write_visits(conn, [end_again], frozenset())
+    hinted = f.visit_started("v-hinted", SUMMER, client=8)
+    others = [f.visit_started(f"v-{i}", SUMMER, client=i) for i in range(5, 7)]
+    known = frozenset({("halmtorv", "v-hinted")})
+    await _write_visits(conn, [hinted, *others], known)
+    assert _visit_fallbacks() == before + 1
+
+    # and a start meeting its own earlier start (a second report of it): first start wins
+    again = f.visit_started("v-1", SUMMER + timedelta(minutes=1), client=99)
+    await _write_visits(
+        conn, [again, *[f.visit_started(f"v-{i}", SUMMER, client=i) for i in (7, 8)]], frozenset()
+    )
+    assert _visit_fallbacks() == before + 2
+
+    rows = await _visit_rows(conn)
+    assert len(rows) == 1 + 9 + 1
+    pseudonym = {r[3] for k, r in rows.items() if k == "v-1"}
+    assert pseudonym == {f.pseudonym(1)}  # the first start's
+    assert rows["v-end-first"][1:3] == (SUMMER, SUMMER + timedelta(minutes=30))
+    assert rows["v-hinted"][1:3] == (SUMMER, SUMMER + timedelta(minutes=20))
+    assert rows["v-0"][2] == SUMMER + timedelta(minutes=9)
+    # the same rows as applying the same batches with no optimistic attempt at all
+    await conn.execute("TRUNCATE visits")
+    for batch in (
+        [end_first],
+        [*new, f.visit_ended("v-0", SUMMER + timedelta(minutes=9))],
+        [late, *more],
+        [end_again],
+        [hinted, *others],
+        [again, *[f.visit_started(f"v-{i}", SUMMER, client=i) for i in (7, 8)]],
+    ):
+        await _write_visits(conn, batch, None)
+    assert await _visit_rows(conn) == rows
+    assert _visit_fallbacks() == before + 2  # no attempt without a hint
+
+
 async def test_visits_keep_their_instants_arrays_and_nulls(conn: asyncpg.Connection) -> None:
     both = f.visit_started(
         "v-both",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -91,6 +91,34 @@ async def test_a_batch_checks_its_repeated_headers_once_across_its_slices(
     await _projector()._prepare_yielding({TopicPartition("t", 0): records})  # type: ignore[dict-item]
 
     assert checked == len(distinct) < per_slice  # a decoder per slice would check more
+
+
+async def test_a_start_whose_end_came_in_an_earlier_batch_is_upserted_not_inserted_plainly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The projector remembers the visit rows its batches make from an end alone: a later
+    batch's start of such a visit is sent among those that may meet a stored row (upserted),
+    every other start among the fresh ones (inserted plainly, store._visits); once its start is
+    written the row is forgotten, and past the limit all of them are."""
+    tp = TopicPartition("dcr.visits", 0)
+    p = _projector()
+    p._prepare({tp: [f.record(f.visit_ended("v-x", BASE), 0)]})  # type: ignore[dict-item]
+    starts = [f.visit_started("v-y", BASE), f.visit_started("v-x", BASE - timedelta(minutes=5))]
+
+    second = await p._prepare_yielding({tp: [f.record(e, 1 + i) for i, e in enumerate(starts)]})  # type: ignore[dict-item]
+
+    visits = second.writes.visits
+    assert visits is not None and visits.may_exist == 1
+    assert [r["visit_id"] for r in json.loads(visits.starts)] == ["v-x", "v-y"]  # held first
+    assert visits.paired_ends == [None, None]
+    assert p._rows_without_start == set()  # its start is written now
+
+    monkeypatch.setattr(consumer, "ROWS_WITHOUT_START_LIMIT", 2)
+    ends = [f.visit_ended(f"v-{i}", BASE) for i in range(3)]
+    p._prepare({tp: [f.record(e, 10 + i) for i, e in enumerate(ends[:2])]})  # type: ignore[dict-item]
+    assert len(p._rows_without_start) == 2
+    p._prepare({tp: [f.record(ends[2], 12)]})  # type: ignore[dict-item]
+    assert p._rows_without_start == set()  # over the limit: forgotten
 
 
 class _Buffered:

@@ -1,0 +1,27 @@
+\timing on
+DROP TABLE IF EXISTS vt;
+CREATE TABLE vt (facility text COLLATE "C" NOT NULL, visit_id text COLLATE "C" NOT NULL, district text COLLATE "C" NOT NULL, day date, start_time timestamptz, end_time timestamptz, client_pseudonym text COLLATE "C", route text COLLATE "C", substances text[] COLLATE "C", assisted_injection boolean, first_visit boolean, pseudonym_key text COLLATE "C", PRIMARY KEY (facility, visit_id));
+CREATE INDEX ON vt (day, district);
+CREATE INDEX ON vt (facility, start_time) WHERE end_time IS NULL AND start_time IS NOT NULL;
+INSERT INTO vt SELECT 'fac-' || (i % 50), md5(i::text), 'district-' || (i % 10), date '2026-01-01' + (i / 15000), now(), now(), md5((i % 20000)::text), 'inject', '{heroin}', false, false, 'k1' FROM generate_series(1, 600000) i;
+VACUUM ANALYZE vt;
+CREATE TEMP TABLE src AS SELECT 'fac-' || (i % 50) AS facility, md5(i::text) AS visit_id, 'district-' || (i % 10) AS district, date '2026-01-01' + (i / 15000) AS day, now() AS start_time, now() AS end_time, md5((i % 20000)::text) AS client_pseudonym, 'inject'::text AS route, '{heroin}'::text[] AS substances, false AS assisted_injection, false AS first_visit, 'k1'::text AS pseudonym_key FROM generate_series(600001, 615000) i ORDER BY 1, 2;
+BEGIN;
+INSERT INTO vt SELECT * FROM src ORDER BY facility, visit_id;
+ROLLBACK;
+BEGIN;
+INSERT INTO vt SELECT * FROM src ORDER BY facility, visit_id ON CONFLICT (facility, visit_id) DO UPDATE SET end_time = least(vt.end_time, EXCLUDED.end_time) WHERE vt.start_time IS NULL;
+ROLLBACK;
+BEGIN;
+INSERT INTO vt SELECT * FROM src ORDER BY facility, visit_id;
+ROLLBACK;
+BEGIN;
+INSERT INTO vt SELECT * FROM src ORDER BY facility, visit_id ON CONFLICT (facility, visit_id) DO UPDATE SET end_time = least(vt.end_time, EXCLUDED.end_time) WHERE vt.start_time IS NULL;
+ROLLBACK;
+BEGIN;
+INSERT INTO vt SELECT * FROM src ORDER BY facility, visit_id;
+ROLLBACK;
+BEGIN;
+INSERT INTO vt SELECT * FROM src ORDER BY facility, visit_id ON CONFLICT (facility, visit_id) DO UPDATE SET end_time = least(vt.end_time, EXCLUDED.end_time) WHERE vt.start_time IS NULL;
+ROLLBACK;
+DROP TABLE vt;
