@@ -165,9 +165,12 @@ SATURATED = 0.9
 
 
 def _fallbacks() -> dict[str, float]:
-    """This process's optimistic claims that met a stored key so far (``store.claim_events``):
-    batches that paid for the attempt and the ``ON CONFLICT`` claim."""
-    return {"claim": REGISTRY.get_sample_value("dcr_projection_claim_fallbacks_total") or 0.0}
+    """This process's optimistic inserts that met a stored row so far (``store.claim_events``,
+    ``store._visits``): batches that paid for the attempt and the ``ON CONFLICT`` statement."""
+    return {
+        name: REGISTRY.get_sample_value(f"dcr_projection_{name}_fallbacks_total") or 0.0
+        for name in ("claim", "visit")
+    }
 
 
 #: A wake-up of :func:`_watch_loop` later than this is a stall of the event loop.

@@ -163,6 +163,8 @@ class Projector:
         #: only: a row it misses (made before a restart, or by another instance) costs one
         #: failed attempt; one it keeps too long (that batch failed) costs nothing.
         self._rows_without_start: set[tuple[str, str]] = set()
+        #: The visit starts of the batch prepared last (:meth:`_note_visits`).
+        self._previous_starts: frozenset[tuple[str, str]] = frozenset()
         #: Kafka timestamp (ms) of the newest record applied by this instance.
         self.last_applied_ms: int | None = None
 
@@ -291,13 +293,18 @@ class Projector:
         )
 
     def _note_visits(self, changes: domain.Changes) -> None:
-        """Remember the visit rows ``changes`` makes from an end alone and forget those whose
-        start it writes (see ``_rows_without_start``)."""
+        """Remember the visit rows ``changes`` makes from an end alone (neither this batch nor
+        the one before wrote its start) and forget those whose start it writes (see
+        ``_rows_without_start``). An end of a visit started in an older batch is remembered
+        too: harmless (its start, if reported again, is upserted), and bounded by the limit."""
         held = self._rows_without_start
-        held.difference_update(changes.visit_starts)
-        held.update(k for k in changes.visit_ends if k not in changes.visit_starts)
-        if len(held) > ROWS_WITHOUT_START_LIMIT:
-            held.clear()
+        starts, earlier = changes.visit_starts, self._previous_starts
+        held.difference_update(starts)
+        alone = [k for k in changes.visit_ends if k not in starts and k not in earlier]
+        if len(held) + len(alone) > ROWS_WITHOUT_START_LIMIT:
+            held.clear()  # their starts, if they ever come, fail one attempt and are upserted
+        held.update(alone)
+        self._previous_starts = frozenset(starts)
 
     async def _prepare_yielding(self, by_tp: dict[TopicPartition, list[Any]]) -> Prepared:
         """:meth:`_prepare` in slices of :data:`PREPARE_SLICE` records, yielding to the event

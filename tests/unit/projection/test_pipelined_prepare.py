@@ -99,7 +99,8 @@ async def test_a_start_whose_end_came_in_an_earlier_batch_is_upserted_not_insert
     """The projector remembers the visit rows its batches make from an end alone: a later
     batch's start of such a visit is sent among those that may meet a stored row (upserted),
     every other start among the fresh ones (inserted plainly, store._visits); once its start is
-    written the row is forgotten, and past the limit all of them are."""
+    written the row is forgotten; the end of a visit the batch before started is not
+    remembered; past the limit the older ones are forgotten."""
     tp = TopicPartition("dcr.visits", 0)
     p = _projector()
     p._prepare({tp: [f.record(f.visit_ended("v-x", BASE), 0)]})  # type: ignore[dict-item]
@@ -113,12 +114,16 @@ async def test_a_start_whose_end_came_in_an_earlier_batch_is_upserted_not_insert
     assert visits.paired_ends == [None, None]
     assert p._rows_without_start == set()  # its start is written now
 
+    # the end of a visit started in the batch before: its row has a start, nothing to remember
+    p._prepare({tp: [f.record(f.visit_ended("v-y", BASE), 3)]})  # type: ignore[dict-item]
+    assert p._rows_without_start == set()
+
     monkeypatch.setattr(consumer, "ROWS_WITHOUT_START_LIMIT", 2)
     ends = [f.visit_ended(f"v-{i}", BASE) for i in range(3)]
     p._prepare({tp: [f.record(e, 10 + i) for i, e in enumerate(ends[:2])]})  # type: ignore[dict-item]
-    assert len(p._rows_without_start) == 2
+    assert p._rows_without_start == {("halmtorv", "v-0"), ("halmtorv", "v-1")}
     p._prepare({tp: [f.record(ends[2], 12)]})  # type: ignore[dict-item]
-    assert p._rows_without_start == set()  # over the limit: forgotten
+    assert p._rows_without_start == {("halmtorv", "v-2")}  # over the limit: the older forgotten
 
 
 class _Buffered:
