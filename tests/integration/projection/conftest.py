@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
 from tests.support import TestEnv, isolated_env
@@ -18,3 +19,13 @@ async def iso_env(test_env: TestEnv) -> AsyncIterator[TestEnv]:
     (``iso_env.projection()``...), child processes its environment (``iso_env.env()``)."""
     async with isolated_env(test_env, label="ptest") as env:
         yield env
+
+
+@pytest.fixture
+async def conn(iso_env: TestEnv) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the test's own database (the store's functions run on it directly)."""
+    c = await asyncpg.connect(iso_env.dsn)
+    try:
+        yield c
+    finally:
+        await c.close()

@@ -4,7 +4,6 @@ NULLs, exact decimals), on the real database."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -20,7 +19,6 @@ from services.projection.rooms_store import apply_room_changes
 from shared.events.envelope import Envelope
 from shared.events.payloads import VisitStarted
 from shared.events.vocabulary import Route, Substance, SupplyItem
-from tests.support import TestEnv
 from tests.unit.projection import factory as f
 
 pytestmark = pytest.mark.integration
@@ -31,15 +29,6 @@ CPH = ZoneInfo("Europe/Copenhagen")
 SUMMER = datetime(2026, 3, 29, 3, 30, tzinfo=CPH)  # +02:00, just after the change
 WINTER = datetime(2026, 3, 29, 1, 30, tzinfo=CPH)  # +01:00, just before it
 ODD = datetime(2026, 3, 27, 12, 45, tzinfo=timezone(timedelta(hours=-5, minutes=-30)))
-
-
-@pytest.fixture
-async def conn(iso_env: TestEnv) -> AsyncIterator[asyncpg.Connection]:
-    c = await asyncpg.connect(iso_env.dsn)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 def _decoded(*events: Envelope) -> list[domain.Decoded]:

@@ -5,24 +5,12 @@ column keeps the code point order it had under the local cluster's C.UTF-8."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
 from services.projection.store import READ_MODEL_TABLES
-from tests.support import TestEnv
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def conn(iso_env: TestEnv) -> AsyncIterator[asyncpg.Connection]:
-    c = await asyncpg.connect(iso_env.dsn)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 async def test_every_text_column_of_the_read_models_compares_bytes(

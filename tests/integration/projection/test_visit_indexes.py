@@ -5,7 +5,6 @@ recomputes find a day's visits through it, and no index of the old pair is left 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -13,20 +12,10 @@ import asyncpg
 import pytest
 
 from services.projection import read_model_sql as sql
-from tests.support import TestEnv
 
 pytestmark = pytest.mark.integration
 
 DAY = date(2026, 3, 29)
-
-
-@pytest.fixture
-async def conn(iso_env: TestEnv) -> AsyncIterator[asyncpg.Connection]:
-    c = await asyncpg.connect(iso_env.dsn)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 def _index_names(plan: Any) -> set[str]:
