@@ -278,8 +278,7 @@ class Projector:
         )
         unique = domain.first_occurrences(decoded)
         changes = domain.project_decoded(unique, self._city)
-        writes = store.change_arguments(changes, self._rows_without_start)
-        self._note_visits(changes)
+        writes = self._writes(changes)
         return Prepared(
             by_tp,
             decoded,
@@ -291,6 +290,13 @@ class Projector:
             writes,
             _repeat_keys(decoded),
         )
+
+    def _writes(self, changes: domain.Changes) -> store.ChangeArguments:
+        """The statements' arguments for a prepared batch's ``changes`` (its visit starts split
+        by ``_rows_without_start``), noting the visit rows they make (:meth:`_note_visits`)."""
+        writes = store.change_arguments(changes, self._rows_without_start)
+        self._note_visits(changes)
+        return writes
 
     def _note_visits(self, changes: domain.Changes) -> None:
         """Remember the visit rows ``changes`` makes from an end alone (neither this batch nor
@@ -334,8 +340,7 @@ class Projector:
         await asyncio.sleep(0)
         rooms = room_changes(unique)
         await asyncio.sleep(0)
-        writes = store.change_arguments(changes, self._rows_without_start)
-        self._note_visits(changes)
+        writes = self._writes(changes)
         await asyncio.sleep(0)
         repeats = _repeat_keys(decoded)
         return Prepared(by_tp, decoded, rejected, unique, changes, claim, rooms, writes, repeats)

@@ -293,6 +293,18 @@ _START_CONFLICT = f"""ON CONFLICT (facility, visit_id) DO UPDATE
        OR (EXCLUDED.end_time IS NOT NULL
            AND (visits.end_time IS NULL OR EXCLUDED.end_time < visits.end_time))"""  # noqa: S608
 
+
+def _insert_starts(which: str, on_conflict: str) -> str:
+    """Insert the starts of ``s`` (the upsert's row set) that ``which`` selects, each with its
+    end of the same batch, in key order, with ``on_conflict``."""
+    return (
+        f"INSERT INTO visits ({_START_FIELDS}, end_time) "  # noqa: S608 - declared names only
+        f"SELECT {_START_COLUMNS}, s.end_time FROM s WHERE {which} "
+        f"ORDER BY s.facility, s.visit_id {on_conflict} "
+        "RETURNING district, day, facility"
+    )
+
+
 #: Upsert a batch's visits: $1 a JSON document of the starts' records, $2 the end of each of
 #: those visits in this batch or NULL (an array in the same order: zipped with the records by
 #: ``ROWS FROM``, no join), $3 a JSON document of the other ends, $4 how many of the starts (the
@@ -309,19 +321,8 @@ s AS (SELECT * FROM ROWS FROM (
     ", ".join(f"{k} {t}" for k, t in VISIT_START_RECORD.items())
 }),
         unnest($2::timestamptz[])) WITH ORDINALITY AS s({_START_FIELDS}, end_time, n)),
-starts AS (
-    INSERT INTO visits ({_START_FIELDS}, end_time)
-    SELECT {_START_COLUMNS}, s.end_time
-    FROM s WHERE s.n <= $4
-    ORDER BY s.facility, s.visit_id
-    {_START_CONFLICT}
-    RETURNING district, day, facility),
-fresh AS (
-    INSERT INTO visits ({_START_FIELDS}, end_time)
-    SELECT {_START_COLUMNS}, s.end_time
-    FROM s WHERE s.n > $4
-    ORDER BY s.facility, s.visit_id
-    RETURNING district, day, facility),
+starts AS ({_insert_starts("s.n <= $4", _START_CONFLICT)}),
+fresh AS ({_insert_starts("s.n > $4", "")}),
 ends AS (
     INSERT INTO visits (facility, visit_id, district, end_time)
     SELECT facility, visit_id, district, end_time

@@ -46,17 +46,18 @@ the same everywhere.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from operator import attrgetter
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import msgspec
+from prometheus_client import Counter
 
 from services.projection import read_model_sql as sql
 from services.projection.domain import DEFAULT_MAX_VISIT, Changes, Decoded, Retraction
@@ -72,6 +73,7 @@ REBUILD_LOCK_NS = 0x0DC3
 CITY_LOCK_NS = 0x0DC4
 
 TopicPartitionKey = tuple[str, int]
+T = TypeVar("T")
 
 #: Read-model tables, in the order a rebuild truncates them (and the tests compare them).
 READ_MODEL_TABLES: tuple[str, ...] = (
@@ -336,7 +338,7 @@ async def claim_events(
     psql 1.2-2.3x the plain insert's time (bench/results/issue18/s10/claim-insert.txt); in
     catch-up replays the claim's executor time fell from 9.9-11.5 to 7.2-8.1 us per event.
 
-    Only batches of at least :data:`OPTIMISTIC_CLAIM_MIN` events take that path: the savepoint
+    Only batches of at least :data:`OPTIMISTIC_MIN_ROWS` events take that path: the savepoint
     costs two round trips (``SAVEPOINT``, ``RELEASE``), more than ``ON CONFLICT`` costs a live
     batch of a few events (~4 us per row; bench/NOTES.md, "an optimistic claim").
 
@@ -348,12 +350,8 @@ async def claim_events(
         return set(), set()
     args = (claim.rows, len(claim.keys), claim.values)
     row = None
-    if len(claim.keys) >= OPTIMISTIC_CLAIM_MIN:
-        try:
-            async with conn.transaction():  # a savepoint: a failed attempt leaves nothing
-                row = await conn.fetchrow(CLAIM_ALL_NEW, *args)
-        except asyncpg.UniqueViolationError:  # some key was claimed before: a replay, a retry
-            CLAIM_FALLBACKS.inc()
+    if len(claim.keys) >= OPTIMISTIC_MIN_ROWS:  # some key claimed before: a replay, a retry
+        row = await _attempt(conn, CLAIM_FALLBACKS, lambda: conn.fetchrow(CLAIM_ALL_NEW, *args))
     if row is None:
         row = await conn.fetchrow(CLAIM, *args)
     assert row is not None  # an aggregate: always one row
@@ -403,9 +401,27 @@ SELECT (SELECT n FROM counted) AS claimed,
        (SELECT array_agg(source) FROM voided) AS voided_sources,
        (SELECT array_agg(id) FROM voided) AS voided_ids"""
 CLAIM = _CLAIM_TEMPLATE.format(on_conflict="ON CONFLICT DO NOTHING")
-#: The fewest events a batch's claim tries :data:`CLAIM_ALL_NEW` for (:func:`claim_events`):
-#: ``ON CONFLICT`` costs ~4 us more per row, the savepoint ~0.5-1 ms per batch.
-OPTIMISTIC_CLAIM_MIN = 500
+#: The fewest rows an optimistic insert is tried for (the claim's :data:`CLAIM_ALL_NEW`, the
+#: fresh visit starts of :func:`_visits`): ``ON CONFLICT`` costs ~4 us more per row, the
+#: savepoint ~0.5-1 ms per batch.
+OPTIMISTIC_MIN_ROWS = 500
+
+
+async def _attempt(
+    conn: Conn, fallbacks: Counter, statement: Callable[[], Awaitable[T]]
+) -> T | None:
+    """Run an optimistic insert (one without ``ON CONFLICT``) in a savepoint: its result, or
+    None when it met a stored key (a unique violation; the savepoint rolled back, so nothing of
+    the attempt stays, and ``fallbacks`` counted): the caller then runs its ``ON CONFLICT``
+    statement, whose result is the same."""
+    try:
+        async with conn.transaction():
+            return await statement()
+    except asyncpg.UniqueViolationError:
+        fallbacks.inc()
+        return None
+
+
 #: :data:`CLAIM` without ``ON CONFLICT``: fails with a unique violation if any key was claimed
 #: before (see :func:`claim_events`); when it succeeds, every key is new.
 CLAIM_ALL_NEW = _CLAIM_TEMPLATE.format(on_conflict="")
@@ -738,7 +754,7 @@ async def _visits(
 
     Optimistic like the claim (:func:`claim_events`): the starts no earlier batch is known to
     have left a row for (``args.may_exist`` counts the others) are inserted without ``ON
-    CONFLICT`` in a savepoint, when there are at least :data:`OPTIMISTIC_CLAIM_MIN` of them; if
+    CONFLICT`` in a savepoint, when there are at least :data:`OPTIMISTIC_MIN_ROWS` of them; if
     one does meet a stored row (its end was reported first, by a batch this process did not
     prepare: after a restart, or another instance's), the savepoint is rolled back and every
     start upserted (counted by ``dcr_projection_visit_fallbacks_total``). The result is the
@@ -750,12 +766,12 @@ async def _visits(
     statement_args = (args.starts, args.paired_ends, args.alone)
     every_start = len(args.paired_ends)
     rows = None
-    if every_start - args.may_exist >= OPTIMISTIC_CLAIM_MIN:
-        try:
-            async with conn.transaction():  # a savepoint: a failed attempt leaves nothing
-                rows = await conn.fetch(sql.UPSERT_VISITS, *statement_args, args.may_exist)
-        except asyncpg.UniqueViolationError:  # a start met a row no earlier batch was known for
-            VISIT_FALLBACKS.inc()
+    if every_start - args.may_exist >= OPTIMISTIC_MIN_ROWS:
+        rows = await _attempt(
+            conn,
+            VISIT_FALLBACKS,
+            lambda: conn.fetch(sql.UPSERT_VISITS, *statement_args, args.may_exist),
+        )
     if rows is None:
         rows = await conn.fetch(sql.UPSERT_VISITS, *statement_args, every_start)
     return {(r["district"], r["day"]) for r in rows}, {(r["facility"], r["day"]) for r in rows}

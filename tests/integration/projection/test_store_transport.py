@@ -111,7 +111,7 @@ async def test_an_optimistic_claim_that_meets_an_old_key_leaves_no_trace(
         voided_first.id,
     )
     fresh = [f.visit_started(f"v-{i}", SUMMER, client=i) for i in range(40)]
-    monkeypatch.setattr(store, "OPTIMISTIC_CLAIM_MIN", 2)  # these small batches take the path
+    monkeypatch.setattr(store, "OPTIMISTIC_MIN_ROWS", 2)  # these small batches take the path
 
     before = _fallbacks()
     all_new = _decoded(*fresh[:20], voided_first)
@@ -130,7 +130,7 @@ async def test_an_optimistic_claim_that_meets_an_old_key_leaves_no_trace(
     assert _fallbacks() == before + 1
 
     # a batch smaller than the threshold goes straight to ON CONFLICT (no savepoint)
-    monkeypatch.setattr(store, "OPTIMISTIC_CLAIM_MIN", 3)
+    monkeypatch.setattr(store, "OPTIMISTIC_MIN_ROWS", 3)
     small = _decoded(old, f.refused(SUMMER))
     async with conn.transaction():
         new_small, _ = await store.claim_events(conn, small)
@@ -174,7 +174,7 @@ async def test_optimistic_visit_starts_meet_a_stored_row_and_leave_no_trace(
     know of) fails that attempt, and every start is upserted instead: each visit ends up once,
     first start and earliest end winning, the figures of its day recomputed, the same as
     without the attempt. A start the hint names is upserted at once (no failed attempt)."""
-    monkeypatch.setattr(store, "OPTIMISTIC_CLAIM_MIN", 2)  # these small batches take the path
+    monkeypatch.setattr(store, "OPTIMISTIC_MIN_ROWS", 2)  # these small batches take the path
     end_first = f.visit_ended("v-end-first", SUMMER + timedelta(minutes=30))
     await _write_visits(conn, [end_first], frozenset())
     before = _visit_fallbacks()
