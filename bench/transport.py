@@ -117,7 +117,7 @@ class ClaimRecord(msgspec.Struct):
 
 
 def _claim_tuples(events: list[Decoded]) -> list[tuple[Any, ...]]:
-    digest, version = store._pseudonym_digest, store._schema_version
+    digest = store._pseudonym_digest
     return [
         (
             d.dedup_key[0],
@@ -125,7 +125,7 @@ def _claim_tuples(events: list[Decoded]) -> list[tuple[Any, ...]]:
             d.event.type,
             d.event.time,
             d.record.value,
-            version(d),
+            d.schema_version,
             digest(d),
         )
         for d in sorted(events, key=store._DEDUP_KEY)
@@ -141,7 +141,7 @@ async def claim_arrays(conn: asyncpg.Connection, events: list[Decoded], _: Chang
         [d.event.type for d in events],
         [d.event.time for d in events],
         [d.record.value for d in events],
-        [store._schema_version(d) for d in events],
+        [d.schema_version for d in events],
         [store._pseudonym_digest(d) for d in events],
     )
 
@@ -168,7 +168,7 @@ async def claim_jsonb_rows_blob(
 
 
 async def claim_json_records(conn: asyncpg.Connection, events: list[Decoded], _: Changes) -> None:
-    digest, version = store._pseudonym_digest, store._schema_version
+    digest = store._pseudonym_digest
     rows = [
         ClaimRecord(
             d.dedup_key[0],
@@ -176,7 +176,7 @@ async def claim_json_records(conn: asyncpg.Connection, events: list[Decoded], _:
             d.event.type,
             d.event.time,
             d.record.value,  # type: ignore[arg-type]
-            version(d),
+            d.schema_version,
             digest(d),
         )
         for d in sorted(events, key=store._DEDUP_KEY)

@@ -276,7 +276,7 @@ class Projector:
         decoded, rejected = domain.decode_batch(
             [r for rs in by_tp.values() for r in rs], self._city
         )
-        unique = domain.first_occurrences(decoded)
+        unique, conflicting = domain.split_repeats(decoded)
         changes = domain.project_decoded(unique, self._city)
         writes = self._writes(changes)
         return Prepared(
@@ -288,7 +288,7 @@ class Projector:
             store.claim_arguments(unique),
             room_changes(unique),
             writes,
-            _repeat_keys(decoded),
+            _conflicting_keys(conflicting),
         )
 
     def _writes(self, changes: domain.Changes) -> store.ChangeArguments:
@@ -326,7 +326,7 @@ class Projector:
             decoded += d
             rejected += r
             await asyncio.sleep(0)
-        unique = domain.first_occurrences(decoded)
+        unique, conflicting = domain.split_repeats(decoded)
         changes = domain.Changes()
         for i in range(0, len(unique), PREPARE_SLICE):
             domain.project_decoded(unique[i : i + PREPARE_SLICE], self._city, into=changes)
@@ -342,7 +342,7 @@ class Projector:
         await asyncio.sleep(0)
         writes = self._writes(changes)
         await asyncio.sleep(0)
-        repeats = _repeat_keys(decoded)
+        repeats = _conflicting_keys(conflicting)
         return Prepared(by_tp, decoded, rejected, unique, changes, claim, rooms, writes, repeats)
 
     def _usable(self, batch: Prepared) -> Prepared | None:
@@ -604,7 +604,12 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 def _repeat_keys(decoded: Sequence[domain.Decoded]) -> frozenset[tuple[str, str]]:
     """The (source, id) keys of ``decoded``'s conflicting repeats (one key, two different
     events: none of them counts)."""
-    return frozenset(d.dedup_key for d in domain.conflicting_repeats(decoded))
+    return _conflicting_keys(domain.conflicting_repeats(decoded))
+
+
+def _conflicting_keys(conflicting: Sequence[domain.Decoded]) -> frozenset[tuple[str, str]]:
+    """The (source, id) keys of conflicting repeats (:func:`domain.split_repeats`)."""
+    return frozenset(d.dedup_key for d in conflicting)
 
 
 async def _release(batch: Prepared) -> None:

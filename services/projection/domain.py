@@ -40,7 +40,7 @@ from services.projection import schema
 from shared.city import City
 from shared.events import views as v
 from shared.events.envelope import BatchDecoder, DecodeError
-from shared.events.fast_decode import Event, batch_decoder
+from shared.events.fast_decode import Event, batch_decoder, uuid_text
 from shared.events.payloads import unexpected_substances
 from shared.events.views import EventView
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome, SupplyItem
@@ -117,6 +117,9 @@ class Decoded:
     #: The event's ``time`` in the city's zone (its local day and opening hours; converted once:
     #: ``astimezone`` is one of the hot path's dearer calls).
     local: datetime
+    #: The schema version the record's value was read at (stored with it by the claim: the
+    #: stored event decodes back to this very event).
+    schema_version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +309,7 @@ def decode_batch(
     places: dict[str, tuple[str | None, str | None]] = {}
     for r in records:
         try:
-            env = decode(r.headers, r.value)
+            env, version = decode.versioned(r.headers, r.value)
         except DecodeError as exc:
             rejected.append(Rejected(r, exc.reason))
             continue
@@ -327,7 +330,13 @@ def decode_batch(
             district = _district(env, facility, city)
         decoded.append(
             Decoded(
-                r, env, (env.source, str(env.id)), facility, district, env.time.astimezone(zone)
+                r,
+                env,
+                (env.source, uuid_text(env.id)),
+                facility,
+                district,
+                env.time.astimezone(zone),
+                version,
             )
         )
     return decoded, rejected
@@ -350,13 +359,23 @@ def same_event(a: EventView, b: EventView) -> bool:
 def conflicting_repeats(events: Iterable[Decoded]) -> list[Decoded]:
     """The later records whose (source, id) an earlier record in ``events`` has, with a
     different report (dead-lettered with :data:`CONFLICT`; equal ones are plain duplicates)."""
+    return split_repeats(events)[1]
+
+
+def split_repeats(events: Iterable[Decoded]) -> tuple[list[Decoded], list[Decoded]]:
+    """(:func:`first_occurrences`, :func:`conflicting_repeats`) of ``events`` in one pass: the
+    first record of each (source, id) in order, and the later ones whose report differs from
+    that first one's (a later record equal to it is a plain duplicate, in neither list)."""
     first: dict[tuple[str, str], Decoded] = {}
-    out: list[Decoded] = []
+    unique: list[Decoded] = []
+    conflicting: list[Decoded] = []
     for d in events:
         seen = first.setdefault(d.dedup_key, d)
-        if seen is not d and not same_event(seen.event, d.event):
-            out.append(d)
-    return out
+        if seen is d:
+            unique.append(d)
+        elif not same_event(seen.event, d.event):
+            conflicting.append(d)
+    return unique, conflicting
 
 
 #: Dead-letter reason of an event whose local day retention has sealed (services/.../retention).
@@ -371,14 +390,7 @@ def sealed_events(events: Sequence[Decoded], sealed_before: date, city: City) ->
 
 def first_occurrences(events: Iterable[Decoded]) -> list[Decoded]:
     """The events with duplicates (same CloudEvents source + id) removed, first one kept."""
-    seen: set[tuple[str, str]] = set()
-    out: list[Decoded] = []
-    for d in events:
-        key = d.dedup_key
-        if key not in seen:
-            seen.add(key)
-            out.append(d)
-    return out
+    return split_repeats(events)[0]
 
 
 def district_of(env: EventView, city: City) -> str:
@@ -569,7 +581,7 @@ def _stock_moved(
     items = sorted(data.items.items())
     for item, n in items:
         ch.stock_movements.append(
-            StockMovement(env.source, str(env.id), facility, item._value_, env.time, sign * n)
+            StockMovement(env.source, uuid_text(env.id), facility, item._value_, env.time, sign * n)
         )
     return items
 
@@ -589,7 +601,7 @@ def _stock_counted(
         if known_count is None or env.time > known_count.counted_at:
             ch.stock_counts[key] = StockCount(facility, item._value_, env.time, n)
         ch.stock_count_reports.append(
-            StockCountReport(env.source, str(env.id), facility, item._value_, env.time, n)
+            StockCountReport(env.source, uuid_text(env.id), facility, item._value_, env.time, n)
         )
 
 

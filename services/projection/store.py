@@ -301,13 +301,14 @@ class ClaimBuilder:
 
     def add(self, n: int) -> None:
         """Add the rows of the next ``n`` events (fewer at the end)."""
-        version, digest = _schema_version, _pseudonym_digest
+        digest = _pseudonym_digest
         rows, values, start = self._rows, self._values, self._start
         for d in self._ordered[self._done : self._done + n]:
             value = d.record.value or b""  # a decoded event always has a value
             length = len(value)
+            event = d.event
             rows.append(
-                (*d.dedup_key, d.event.type, d.event.time, start, length, version(d), digest(d))
+                (*d.dedup_key, event.type, event.time, start, length, d.schema_version, digest(d))
             )
             values.append(value)
             start += length
@@ -444,17 +445,6 @@ def _pseudonym_digest(d: Decoded) -> bytes | None:
         data = cast(VisitStartedView, d.event.data)
         return erased_digest(data.pseudonym_key, data.client_pseudonym)
     return None
-
-
-def _schema_version(d: Decoded) -> int:
-    """The schema version the event was decoded at: its record's LAST ``ce_schemaversion``
-    header, as the decoder reads headers (a mapping: a repeated name's last value wins), or 1.
-    Scanned from the end: the producers write it last but one
-    (:func:`shared.events.envelope.to_headers`), two steps instead of six per event."""
-    for k, v in reversed(d.record.headers):
-        if k == "ce_schemaversion":
-            return int(v)
-    return 1
 
 
 async def record_voids(
@@ -782,11 +772,11 @@ class VisitArguments:
     """The arguments of :data:`.read_model_sql.UPSERT_VISITS` for one ``Changes``
     (:func:`visit_arguments`). Pure values."""
 
-    #: $1: the starts' records, those that may meet a stored row first.
+    #: $1: the starts' records (JSON arrays), those that may meet a stored row first.
     starts: str
     #: $2: each start's end in the same batch (or None), in the order of ``starts``.
     paired_ends: list[datetime | None]
-    #: $3: the records of the ends whose start is not in the batch.
+    #: $3: the records (JSON arrays) of the ends whose start is not in the batch.
     alone: str
     #: How many of the first ``starts`` may meet a stored row ($4 of the optimistic attempt).
     may_exist: int
@@ -812,7 +802,18 @@ def visit_arguments(
         e.end_time if (e := ends.get((s.facility, s.visit_id))) is not None else None
         for s in ordered
     ]
-    return VisitArguments(rows_json(ordered), paired, rows_json(alone), may_exist)
+    return VisitArguments(
+        rows_json(list(map(_START_RECORD, ordered))),
+        paired,
+        rows_json(list(map(_END_RECORD, alone))),
+        may_exist,
+    )
+
+
+#: A visit start's / end's record as :data:`.read_model_sql.UPSERT_VISITS` reads it: its
+#: fields' values in the order the SQL declares them (a tuple, encoded as a JSON array).
+_START_RECORD = attrgetter(*sql.VISIT_START_RECORD)
+_END_RECORD = attrgetter(*sql.VISIT_END_RECORD)
 
 
 async def recompute_visit_figures(

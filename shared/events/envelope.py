@@ -179,10 +179,7 @@ def decode_with(
     """:func:`decode` with another :class:`Codec` (the projection's hot path): the CloudEvents
     attributes are checked here, by the one code both decoders share, in the same order, so
     their verdicts and reasons cannot differ there."""
-    h = {
-        k: v.decode("utf-8", "replace")
-        for k, v in (headers.items() if hasattr(headers, "items") else headers)
-    }
+    h = {k: v.decode("utf-8", "replace") for k, v in _pairs(headers)}
     spec, version = _checked_headers(h)
     if value is None:
         raise DecodeError("record has no value")
@@ -205,6 +202,13 @@ def decode_with(
     )
 
 
+def _pairs(
+    headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]],
+) -> Iterable[tuple[str, bytes]]:
+    """A record's headers as (name, value) pairs (a mapping's items, or the pairs as given)."""
+    return headers.items() if hasattr(headers, "items") else headers
+
+
 def _checked_headers(h: Mapping[str, str]) -> tuple[EventSpec, int]:
     """The first rules of :func:`decode_with`, in its order, on the decoded headers: all
     required present, the spec version, the content type, a known type, an integer schema
@@ -219,11 +223,25 @@ def _checked_headers(h: Mapping[str, str]) -> tuple[EventSpec, int]:
     spec = CATALOGUE.get(h["ce_type"])
     if spec is None:
         raise DecodeError(f"unknown ce_type {h['ce_type'][:100]!r}")
-    try:
-        version = int(h.get("ce_schemaversion", "1"))
-    except ValueError:
-        raise DecodeError("ce_schemaversion is not an integer") from None
-    return spec, version
+    return spec, _schema_version(h)
+
+
+def _schema_version(h: Mapping[str, str]) -> int:
+    """The decoded headers' ``ce_schemaversion`` (1 when absent). ASCII digits only: ``int``
+    also reads other scripts' digits (U+FF11, a full-width one), which no producer writes; such a
+    record was once accepted here and then failed the projection's claim, which read the
+    header's bytes, and with it its whole batch, on every retry. Raises DecodeError."""
+    text = h.get("ce_schemaversion", "1")
+    if not (text.isascii() and text.isdigit()):
+        raise DecodeError("ce_schemaversion is not an integer")
+    return int(text)
+
+
+def schema_version(headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> int:
+    """The schema version :func:`decode_with` reads a record's headers at (a mapping: the last
+    ``ce_schemaversion`` wins; 1 when absent). Call it for a record that decoded; raises
+    DecodeError otherwise."""
+    return _schema_version({k: v.decode("utf-8", "replace") for k, v in _pairs(headers)})
 
 
 #: Per-record header values (never repeated across records), kept out of :class:`BatchDecoder`'s
@@ -264,7 +282,14 @@ class BatchDecoder(Generic[E]):
     def __call__(
         self, headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]], value: bytes | None
     ) -> E:
-        pairs = headers.items() if hasattr(headers, "items") else headers
+        return self.versioned(headers, value)[0]
+
+    def versioned(
+        self, headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]], value: bytes | None
+    ) -> tuple[E, int]:
+        """The event and the schema version its record was read at (:func:`schema_version`:
+        for a record in the producers' layout, from the memo, no second look at its headers)."""
+        pairs = _pairs(headers)
         ce_id = ce_time = None
         key: tuple[Any, ...]
         if (
@@ -293,7 +318,7 @@ class BatchDecoder(Generic[E]):
         except TypeError:  # an unhashable header (not a (str, bytes) pair): the full rules
             checked = None
         if checked is None or ce_id is None or ce_time is None or value is None:
-            return decode_with(headers, value, self._codec)
+            return decode_with(headers, value, self._codec), schema_version(headers)
         spec, version, source = checked
         codec = self._codec
         data = codec.payload(spec, version, value)
@@ -304,7 +329,8 @@ class BatchDecoder(Generic[E]):
             raise DecodeError(_BAD_ATTRIBUTES) from None
         if time.utcoffset() is None:
             raise DecodeError(_BAD_ATTRIBUTES)
-        return codec.build(id=event_id, type=spec.type, source=source, time=time, data=data)
+        event = codec.build(id=event_id, type=spec.type, source=source, time=time, data=data)
+        return event, version
 
 
 def _checked_repeated(

@@ -360,6 +360,13 @@ _REFUSED = (msgspec.ValidationError, msgspec.DecodeError, ValueError, LookupErro
 
 
 _UUID = msgspec.json.Decoder(UUID)
+_JSON = msgspec.json.Encoder()
+
+
+def uuid_text(u: UUID) -> str:
+    """``str(u)``, the canonical form (lowercase 8-4-4-4-12), written by msgspec in C: about a
+    third of ``UUID.__str__``'s time (the projection names every event by it)."""
+    return _JSON.encode(u)[1:-1].decode("ascii")
 
 
 def event_id(text: str) -> UUID:

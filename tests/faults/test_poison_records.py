@@ -136,6 +136,12 @@ async def test_poison_records_are_dead_lettered_and_the_projection_goes_on(
             good_json,
             _ce(template, ce_schemaversion="one"),
         ),
+        Poison(  # int() reads it; it once wedged the projection (envelope._schema_version)
+            "schema-version-full-width-digit",
+            "ce_schemaversion is not an integer",
+            good_json,
+            _ce(template, ce_schemaversion="\uff11"),
+        ),
         Poison(
             "specversion-0.3",
             "unsupported ce_specversion",

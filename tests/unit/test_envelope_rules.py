@@ -17,6 +17,7 @@ from shared.events.envelope import (
     Envelope,
     decode,
     facility_source,
+    schema_version,
     to_headers,
     to_value,
 )
@@ -80,6 +81,23 @@ def test_a_missing_schema_version_means_version_1() -> None:
     env = _refusal()
     headers = {k: v for k, v in _headers(env).items() if k != "ce_schemaversion"}
     assert decode(headers, to_value(env)) == env
+
+
+@pytest.mark.parametrize("spelling", ["\uff11", "\u0661", " 1", "1 ", "+1", "1_0"])
+def test_a_schema_version_is_ascii_digits_only(spelling: str) -> None:
+    """``int`` reads these; no producer writes them. Accepted, a full-width 1 once wedged
+    the projection: its claim read the header's bytes, which ``int`` refuses, and failed the
+    whole batch on every retry. Refused here, such a record is dead-lettered like any other."""
+    env = _refusal()
+    headers = _headers(env) | {"ce_schemaversion": spelling.encode()}
+    assert _reason(headers, to_value(env)) == "ce_schemaversion is not an integer"
+    with pytest.raises(DecodeError):
+        schema_version(headers)
+
+
+def test_the_schema_version_read_is_the_last_one_named() -> None:
+    assert schema_version([("ce_schemaversion", b"2"), ("ce_schemaversion", b"01")]) == 1
+    assert schema_version({"ce_type": b"x"}) == 1  # none named: version 1
 
 
 def test_reasons_word_for_word() -> None:

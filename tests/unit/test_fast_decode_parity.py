@@ -38,7 +38,14 @@ from bench.env import bench_city
 from bench.workload import EventLog, encode
 from shared.events import envelope, fast_decode, vocabulary
 from shared.events.catalogue import CATALOGUE
-from shared.events.envelope import DecodeError, Envelope, decode, facility_source, to_headers
+from shared.events.envelope import (
+    DecodeError,
+    Envelope,
+    decode,
+    facility_source,
+    schema_version,
+    to_headers,
+)
 from tests.unit.decoded_values import typed_values
 from tests.unit.projection import factory as f
 
@@ -227,6 +234,10 @@ def assert_same_verdict(hdrs: Any, value: bytes | None, fast_decoder: Any = None
         assert verdict(_BATCH, listed, value) == contract, (listed, value)
     if contract[0] == "valid" and fast_decoder is None:  # equal as Structs, equal values
         assert fast_decode.decode(hdrs, value) == fast_decode.event_of(decode(hdrs, value))
+    if contract[0] == "valid":  # read at the version the headers name (the claim stores it)
+        for given in (hdrs, list(hdrs.items()) if isinstance(hdrs, dict) else hdrs):
+            for batch in (_BATCH, fast_decode.batch_decoder()):
+                assert batch.versioned(given, value)[1] == schema_version(given), given
     return contract[0]
 
 
@@ -429,7 +440,7 @@ _HEADER_CHANGES = st.fixed_dictionaries(
         "ce_type": st.sampled_from([*sorted(CATALOGUE), "dk.dcr.nope", None]),
         "ce_source": st.sampled_from(["/facilities/x", "/districts/a", "/rooms/a", "", None]),
         "ce_time": st.sampled_from(["2026-11-27T10:00:00", "2026-11-27T10:00:00Z", "x", None]),
-        "ce_schemaversion": st.sampled_from(["0", "1", "2", "3", "x", "", None]),
+        "ce_schemaversion": st.sampled_from(["0", "1", "2", "3", "x", "", "\uff11", " 2", None]),
         "ce_subject": st.sampled_from(["visit", "\udcff", ""]),  # an extra attribute
         "x-trace": st.sampled_from(["1", ""]),
         "content_type": st.sampled_from(
@@ -450,8 +461,8 @@ def test_changed_headers_get_the_same_verdict(
 
 _SPELLINGS = st.sampled_from(
     [b"1.0", b"0.3", b"application/json", b"text/plain", b"dk.dcr.visit.ended", b"dk.dcr.nope",
-     b"/facilities/halmtorv", b"/rooms/a", b"1", b"x", b"\xff", str(uuid.UUID(int=3)).encode(),
-     T.encode(), b"2026-11-27T10:00:00", b""]
+     b"/facilities/halmtorv", b"/rooms/a", b"1", b"x", b"\xff", b"\xef\xbc\x91",
+     str(uuid.UUID(int=3)).encode(), T.encode(), b"2026-11-27T10:00:00", b""]
 )  # fmt: skip
 _NAMES = st.sampled_from(
     ["ce_specversion", "ce_id", "ce_type", "ce_source", "ce_time", "ce_schemaversion",
@@ -670,3 +681,9 @@ def test_bytes_that_are_not_utf_8_in_a_per_record_header_get_the_same_verdict(na
     hdrs = headers("dk.dcr.visit.ended")
     hdrs[name] = hdrs[name][:-1] + b"\xff"
     assert assert_same_verdict(hdrs, _dumps(VALID["dk.dcr.visit.ended"])) == "invalid"
+
+
+@given(st.uuids() | st.sampled_from([uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)]))
+def test_an_event_id_is_named_by_its_canonical_text(u: uuid.UUID) -> None:
+    """The projection's deduplication keys and stored ids: exactly ``str(u)``."""
+    assert fast_decode.uuid_text(u) == str(u)

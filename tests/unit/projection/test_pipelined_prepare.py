@@ -110,7 +110,7 @@ async def test_a_start_whose_end_came_in_an_earlier_batch_is_upserted_not_insert
 
     visits = second.writes.visits
     assert visits is not None and visits.may_exist == 1
-    assert [r["visit_id"] for r in json.loads(visits.starts)] == ["v-x", "v-y"]  # held first
+    assert [r[1] for r in json.loads(visits.starts)] == ["v-x", "v-y"]  # held first (visit_id)
     assert visits.paired_ends == [None, None]
     assert p._rows_without_start == set()  # its start is written now
 
