@@ -118,16 +118,21 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
     async with isolated("explain") as env:
         conn = await asyncpg.connect(env.dsn)
         try:
+            without_start: set[tuple[str, str]] = set()  # rows an end alone made
             for unique in batches[:-1]:
+                changes = domain.project_decoded(unique, city)
+                without_start -= changes.visit_starts.keys()
+                without_start |= changes.visit_ends.keys() - changes.visit_starts.keys()
                 async with conn.transaction():
                     await store.claim_events(conn, unique)
-                    await store.apply_changes(conn, domain.project_decoded(unique, city))
+                    await store.apply_changes(conn, changes)
                     await apply_room_changes(conn, room_changes(unique))
             last = batches[-1]
             claim = store.claim_arguments(last)
-            v = store.visit_arguments(domain.project_decoded(last, city), frozenset())
+            v = store.visit_arguments(domain.project_decoded(last, city), without_start)
             visits = (v.starts, v.paired_ends, v.alone, len(v.paired_ends))  # every start upserted
-            fresh = (*visits[:3], 0)  # every start inserted plainly (none meets a stored row)
+            # the optimistic attempt: only the starts meeting a row an end made are upserted
+            fresh = (*visits[:3], v.may_exist)
             # the recomputes of the last applied batch's visit days, as it ran them
             starts = domain.project_decoded(batches[-2], city).visit_starts.values()
             days = sorted({(s.district, s.day) for s in starts})

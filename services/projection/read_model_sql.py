@@ -124,12 +124,13 @@ v AS MATERIALIZED (
     SELECT {_visit_rows("$3")}
     FROM visits v JOIN k USING (district, day)
     WHERE v.start_time IS NOT NULL),
-daily AS ({recomputed_upsert("district_daily", "district", _DISTRICT)})
+daily AS ({recomputed_upsert("district_daily", "district", _DISTRICT)}),
+g AS (SELECT district, day, route, substances, count(*) AS n FROM v GROUP BY 1, 2, 3, 4)
 INSERT INTO district_daily_breakdown (district, day, dimension, key, n)
-SELECT district, day, 'route', route, count(*) FROM v GROUP BY 1, 2, 4
+SELECT district, day, 'route', route, sum(n)::bigint FROM g GROUP BY 1, 2, 4
 UNION ALL
-SELECT district, day, 'substance', s, count(*)
-FROM v, unnest(v.substances) AS s GROUP BY 1, 2, 4"""  # noqa: S608 - declared names only
+SELECT district, day, 'substance', s, sum(n)::bigint
+FROM g, unnest(g.substances) AS s GROUP BY 1, 2, 4"""  # noqa: S608 - declared names only
 
 #: Recompute the visit figures of $1 facilities x $2 days (pairwise); $3 the distinct days and
 #: $4 the distinct facilities (they narrow the scan of ``visits``), $5 the longest plausible
