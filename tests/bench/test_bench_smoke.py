@@ -185,3 +185,24 @@ def test_profile_catchup_names_where_the_time_goes(tmp_path: Path) -> None:
     assert decode and cumulative[decode[0]]["calls"] >= 1
     assert cumulative[decode[0]]["cum_us_per_event"] > 0
     assert out.with_suffix(".pstats").exists()
+
+
+def test_prepare_times_the_projectors_python_work_alone(tmp_path: Path) -> None:
+    """``python -m bench.prepare`` prepares a small log in batches as the projector does, with
+    no broker or database, and reports its CPU time per record, best and median of the
+    passes."""
+    out = tmp_path / "prepare.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.prepare", "--events", "3000", "--batch", "1000",
+         "--repeat", "3", "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    doc = json.loads(out.read_text())
+    assert doc["records"] == 3000 and doc["batch"] == 1000
+    assert len(doc["passes_us"]) == 3 and min(doc["passes_us"]) == doc["best_us_per_record"]
+    assert 0 < doc["best_us_per_record"] <= doc["median_us_per_record"]
+    assert doc["machine"]["cores"] > 0 and "load1" in doc["load_before"]
