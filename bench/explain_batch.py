@@ -5,7 +5,8 @@ Applies the first ``--batches`` - 1 batches of ``--batch`` records of the catch-
 migrated database through :mod:`services.projection.store`, then runs ``EXPLAIN (ANALYZE,
 BUFFERS)`` of the last batch's claim (:data:`~services.projection.store.CLAIM`) and visit upsert
 (:data:`~services.projection.read_model_sql.UPSERT_VISITS`) with the arguments the projector
-sends, and of the visit-figure recomputes (district, city, room days) of the batch before it
+sends, its additive writes (sums, stock; each on its own, though the projector sends them as one
+statement), and of the visit-figure recomputes (district, city, room days) of the batch before it
 (the days its visits started on; ends alone may add a few in the projector), ``--repeat`` times
 each, every time in a transaction that is rolled back (the tables stay
 as the earlier batches left them). With ``--work-mem 4MB,32MB`` (PostgreSQL's default against
@@ -55,6 +56,12 @@ STATEMENTS = (
 )
 #: "temp read=N written=M" in a plan's buffers line.
 _TEMP_WRITTEN = re.compile(r"temp read=\d+ written=(\d+)")
+
+
+def _table_of(statement: str) -> str:
+    """The table an ``INSERT`` writes."""
+    found = re.search(r"INSERT INTO (\w+)", statement)
+    return found[1] if found else "unknown"
 
 
 def _batches(count: int, size: int) -> list[list[domain.Decoded]]:
@@ -129,7 +136,8 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
                     await apply_room_changes(conn, room_changes(unique))
             last = batches[-1]
             claim = store.claim_arguments(last)
-            v = store.visit_arguments(domain.project_decoded(last, city), without_start)
+            last_changes = domain.project_decoded(last, city)
+            v = store.visit_arguments(last_changes, without_start)
             visits = (v.starts, v.paired_ends, v.alone, len(v.paired_ends))  # every start upserted
             # the optimistic attempt: only the starts meeting a row an end made are upserted
             fresh = (*visits[:3], v.may_exist)
@@ -175,6 +183,11 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
                 "visits_optimistic": await _explain(
                     conn, sql.UPSERT_VISITS, fresh, settings, args.repeat
                 ),
+                # the batch's additive writes (one statement together), each on its own
+                "additive": {
+                    _table_of(text): await _explain(conn, text, params, settings, args.repeat)
+                    for text, params in store.change_arguments(last_changes).additive
+                },
                 "recomputed_keys": {"district_days": len(days), "room_days": len(room_days)},
                 **{
                     name: await _explain(conn, text, params, settings, args.repeat, before)
@@ -198,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     before = load()
     result = uvloop.run(_measure(args))
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in STATEMENTS:
-        for work_mem, r in result[name].items():
+    explained = {name: result[name] for name in STATEMENTS}
+    explained |= {f"additive_{table}": r for table, r in result["additive"].items()}
+    for name, per_setting in explained.items():
+        for work_mem, r in per_setting.items():
             (args.out / f"{name}-plan-{work_mem}.txt").write_text(r.pop("plan") + "\n")
             print(
                 f"{name}, work_mem {work_mem}: median {r['execution_ms_median']} ms "

@@ -43,7 +43,7 @@ from shared.events.envelope import BatchDecoder, DecodeError
 from shared.events.fast_decode import Event, batch_decoder, uuid_text
 from shared.events.payloads import unexpected_substances
 from shared.events.views import EventView
-from shared.events.vocabulary import OVERDOSE_KINDS, Outcome, SupplyItem
+from shared.events.vocabulary import OVERDOSE_KINDS, Outcome, Substance, SupplyItem
 
 #: Event types whose payload names the district they belong to (:class:`views.DistrictNamedView`)
 #: and that may come from a /districts/<id> source; every other type is reported at a facility
@@ -488,11 +488,26 @@ def _visit_started(
             client_pseudonym=data.client_pseudonym,
             pseudonym_key=data.pseudonym_key,
             route=data.route._value_,
-            substances=tuple(sorted({s._value_ for s in data.substances})),
+            substances=_SUBSTANCES.get(data.substances) or _substance_values(data.substances),
             assisted_injection=data.assisted_injection,
             first_visit=data.first_visit,
         ),
     )
+
+
+#: A visit start's substances (the payload's tuple of vocabulary members) -> their values,
+#: sorted, each once (:func:`_substance_values`). A log repeats few combinations: each is
+#: computed once, up to :data:`_SUBSTANCES_LIMIT` of them (then new ones are computed each time).
+_SUBSTANCES: dict[tuple[Substance, ...], tuple[str, ...]] = {}
+_SUBSTANCES_LIMIT = 4096
+
+
+def _substance_values(substances: tuple[Substance, ...]) -> tuple[str, ...]:
+    """The values of ``substances``, sorted, without repeats (remembered in :data:`_SUBSTANCES`)."""
+    values = tuple(sorted({s._value_ for s in substances}))
+    if len(_SUBSTANCES) < _SUBSTANCES_LIMIT:
+        _SUBSTANCES[substances] = values
+    return values
 
 
 def _visit_ended(

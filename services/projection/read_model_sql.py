@@ -206,61 +206,69 @@ ROOM_ADD = keyed_sum_upsert(
 )
 
 
+def _fields_of(record: dict[str, str]) -> str:
+    """The select list reading ``r``, one record of ``record``'s fields as a ``jsonb`` array
+    (by position: PostgreSQL finds a field by name in each object of ``json_to_recordset``,
+    7.4 against 5.4 us per visit start in psql; bench/NOTES.md), each cast to its type, named
+    by its field. The records are written by :func:`.store.records_json`."""
+    return ", ".join(
+        f"ARRAY(SELECT jsonb_array_elements_text(r->{i})) AS {name}"
+        if sql_type == "text[]"
+        else f"(r->>{i})::{sql_type} AS {name}"
+        for i, (name, sql_type) in enumerate(record.items())
+    )
+
+
 def insert_records(table: str, record: dict[str, str]) -> str:
-    """Insert ``$1``, ONE JSON document of records (objects with the fields of ``record``, each
-    of the SQL type given there, e.g. the domain's dataclasses encoded by
-    :func:`.store.rows_json`), into the columns of ``table`` of the same names; a row whose key
-    is there already is left as it is (first wins: replays change nothing)."""
-    names = ", ".join(record)
-    fields = ", ".join(f"{name} {sql_type}" for name, sql_type in record.items())
+    """Insert ``$1``, ONE JSON array of records (each the array of the values of ``record``'s
+    fields, in its order: :func:`.store.records_json`), each field of the SQL type given there,
+    into the columns of ``table`` of the same names; a row whose key is there already is left
+    as it is (first wins: replays change nothing)."""
     return (
-        f"INSERT INTO {table} ({names}) "  # noqa: S608 - declared names only
-        f"SELECT {names} FROM json_to_recordset($1::json) AS r({fields}) "
+        f"INSERT INTO {table} ({', '.join(record)}) "  # noqa: S608 - declared names only
+        f"SELECT {_fields_of(record)} FROM jsonb_array_elements($1::jsonb) AS r "
         "ON CONFLICT DO NOTHING"
     )
 
 
-#: A batch's stock movements (:class:`.domain.StockMovement` records).
-STOCK_MOVEMENTS_INSERT = insert_records(
-    "stock_movements",
-    {
-        "source": "text",
-        "id": "uuid",
-        "item": "text",
-        "facility": "text",
-        "at": "timestamptz",
-        "delta": "bigint",
-    },
-)
-#: A batch's stock count reports (:class:`.domain.StockCountReport` records).
-STOCK_COUNT_REPORTS_INSERT = insert_records(
-    "stock_count_reports",
-    {
-        "source": "text",
-        "id": "uuid",
-        "facility": "text",
-        "item": "text",
-        "counted_at": "timestamptz",
-        "quantity": "bigint",
-    },
-)
-#: A batch's alerts (:class:`.domain.Alert` records), once per alert id.
-ALERTS_INSERT = insert_records(
-    "alerts",
-    {
-        "alert_id": "text",
-        "episode": "text",
-        "district": "text",
-        "raised_at": "timestamptz",
-        "reason": "text",
-        "substance": "text",
-        "facility_id": "text",
-        "overdoses_in_window": "int",
-        "window_start": "timestamptz",
-        "window_end": "timestamptz",
-        "late": "boolean",
-    },
-)
+#: A stock movement's record (:class:`.domain.StockMovement`).
+STOCK_MOVEMENT_RECORD = {
+    "source": "text",
+    "id": "uuid",
+    "item": "text",
+    "facility": "text",
+    "at": "timestamptz",
+    "delta": "bigint",
+}
+#: A batch's stock movements.
+STOCK_MOVEMENTS_INSERT = insert_records("stock_movements", STOCK_MOVEMENT_RECORD)
+#: A stock count report's record (:class:`.domain.StockCountReport`).
+STOCK_COUNT_REPORT_RECORD = {
+    "source": "text",
+    "id": "uuid",
+    "facility": "text",
+    "item": "text",
+    "counted_at": "timestamptz",
+    "quantity": "bigint",
+}
+#: A batch's stock count reports.
+STOCK_COUNT_REPORTS_INSERT = insert_records("stock_count_reports", STOCK_COUNT_REPORT_RECORD)
+#: An alert's record (:class:`.domain.Alert`).
+ALERT_RECORD = {
+    "alert_id": "text",
+    "episode": "text",
+    "district": "text",
+    "raised_at": "timestamptz",
+    "reason": "text",
+    "substance": "text",
+    "facility_id": "text",
+    "overdoses_in_window": "int",
+    "window_start": "timestamptz",
+    "window_end": "timestamptz",
+    "late": "boolean",
+}
+#: A batch's alerts, once per alert id.
+ALERTS_INSERT = insert_records("alerts", ALERT_RECORD)
 
 #: The SQL type of each field of a visit start's JSON record (:class:`.domain.VisitStart`'s
 #: fields, in this order, as a JSON array): the row's key, its district and the start facts.
@@ -286,18 +294,6 @@ VISIT_END_RECORD: dict[str, str] = {
     "district": "text",
     "end_time": "timestamptz",
 }
-
-
-def _fields_of(record: dict[str, str]) -> str:
-    """The select list reading ``r``, one record of ``record``'s fields as a ``jsonb`` array
-    (by position: PostgreSQL finds a field by name in each object, 7.4 against 5.4 us per
-    visit start in psql; bench/NOTES.md), each cast to its type, named by its field."""
-    return ", ".join(
-        f"ARRAY(SELECT jsonb_array_elements_text(r->{i})) AS {name}"
-        if sql_type == "text[]"
-        else f"(r->>{i})::{sql_type} AS {name}"
-        for i, (name, sql_type) in enumerate(record.items())
-    )
 
 
 _START_FIELDS = ", ".join(VISIT_START_RECORD)

@@ -106,6 +106,14 @@ def rows_json(rows: object) -> str:
     return _ROWS.encode(rows).decode()
 
 
+def records_json(rows: Iterable[object], record: Mapping[str, str]) -> str:
+    """``rows`` as ONE JSON array of records, each the array of its attributes named in
+    ``record`` (two or more), in that order: what :func:`.read_model_sql.insert_records` and
+    :data:`.read_model_sql.UPSERT_VISITS` read by position. A row without one of them raises
+    AttributeError (a field read by name would silently have been NULL)."""
+    return rows_json(list(map(attrgetter(*record), rows)))
+
+
 # --- offsets ----------------------------------------------------------------------------------
 
 
@@ -803,17 +811,11 @@ def visit_arguments(
         for s in ordered
     ]
     return VisitArguments(
-        rows_json(list(map(_START_RECORD, ordered))),
+        records_json(ordered, sql.VISIT_START_RECORD),
         paired,
-        rows_json(list(map(_END_RECORD, alone))),
+        records_json(alone, sql.VISIT_END_RECORD),
         may_exist,
     )
-
-
-#: A visit start's / end's record as :data:`.read_model_sql.UPSERT_VISITS` reads it: its
-#: fields' values in the order the SQL declares them (a tuple, encoded as a JSON array).
-_START_RECORD = attrgetter(*sql.VISIT_START_RECORD)
-_END_RECORD = attrgetter(*sql.VISIT_END_RECORD)
 
 
 async def recompute_visit_figures(
@@ -879,7 +881,8 @@ def _stock(ch: Changes) -> list[Write]:
     """The stock writes of ``ch``: movements, latest counts, count reports (three tables)."""
     writes: list[Write] = []
     if ch.stock_movements:
-        writes.append((sql.STOCK_MOVEMENTS_INSERT, (rows_json(ch.stock_movements),)))
+        movements = records_json(ch.stock_movements, sql.STOCK_MOVEMENT_RECORD)
+        writes.append((sql.STOCK_MOVEMENTS_INSERT, (movements,)))
     if ch.stock_counts:
         counts = [ch.stock_counts[k] for k in sorted(ch.stock_counts)]
         writes.append(
@@ -898,7 +901,8 @@ def _stock(ch: Changes) -> list[Write]:
             )
         )
     if ch.stock_count_reports:
-        writes.append((sql.STOCK_COUNT_REPORTS_INSERT, (rows_json(ch.stock_count_reports),)))
+        reports = records_json(ch.stock_count_reports, sql.STOCK_COUNT_REPORT_RECORD)
+        writes.append((sql.STOCK_COUNT_REPORTS_INSERT, (reports,)))
     return writes
 
 
@@ -939,7 +943,7 @@ async def _retract_stock_counts(conn: Conn, keys: Sequence[tuple[str, str]]) -> 
 
 async def _alerts(conn: Conn, ch: Changes) -> None:
     if ch.alerts:
-        await conn.execute(sql.ALERTS_INSERT, rows_json(ch.alerts))
+        await conn.execute(sql.ALERTS_INSERT, records_json(ch.alerts, sql.ALERT_RECORD))
 
 
 async def _alert_lifecycle(conn: Conn, ch: Changes) -> None:

@@ -289,7 +289,7 @@ class BatchDecoder(Generic[E]):
     ) -> tuple[E, int]:
         """The event and the schema version its record was read at (:func:`schema_version`:
         for a record in the producers' layout, from the memo, no second look at its headers)."""
-        pairs = _pairs(headers)
+        pairs = headers.items() if hasattr(headers, "items") else headers  # _pairs, inlined
         ce_id = ce_time = None
         key: tuple[Any, ...]
         if (

@@ -28,7 +28,7 @@ from shared.city import City
 from shared.events import payloads as p
 from shared.events.envelope import Envelope
 from shared.events.fast_decode import event_of
-from shared.events.vocabulary import AlertReason, IncidentKind, Outcome
+from shared.events.vocabulary import AlertReason, IncidentKind, Outcome, Substance
 from tests.unit.projection.factory import (
     CITY,
     incident,
@@ -191,3 +191,21 @@ def test_a_batch_looks_up_each_source_once_and_checks_facility_events_only_there
     assert lookups == {"halmtorv": 1, "nordvest": 1, "nowhere": 1}
     assert checked == ["dk.dcr.street_needles.collected"] * 2 + ["dk.dcr.visit.refused"]
     assert [d.district for d in decoded] == ["vesterbro"] * 5 + ["nordvest"] * 3 + ["vesterbro"] * 2
+
+
+@pytest.mark.parametrize("remembered", [4096, 0])
+def test_a_visits_substances_are_kept_sorted_once_each(
+    remembered: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a combination was remembered from an earlier start or not (the projector keeps
+    up to a limit of them), a start's substances are its values, sorted, each once."""
+    monkeypatch.setattr(domain, "_SUBSTANCES", {})
+    monkeypatch.setattr(domain, "_SUBSTANCES_LIMIT", remembered)
+    s = Substance
+    combos = [(s.HEROIN, s.COCAINE), (s.COCAINE, s.HEROIN, s.COCAINE), (s.HEROIN, s.COCAINE)]
+    starts = [
+        visit_started(f"v{i}", local(9 + i), client=i, substances=c) for i, c in enumerate(combos)
+    ]
+    changes = domain.project_decoded(_decoded(starts), CITY)
+    assert [v.substances for v in changes.visit_starts.values()] == [("cocaine", "heroin")] * 3
+    assert len(domain._SUBSTANCES) == min(remembered, 2)
