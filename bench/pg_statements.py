@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,8 @@ class Tally:
         statements: list[dict[str, Any]] = [
             {
                 "query": self.text.get(k, "?")[:160],
+                # the tables its INSERTs write (which CTEs a combined statement holds)
+                "writes": _WRITES.findall(self.text.get(k, "")),
                 "calls": self.calls[k],
                 "exec_ms": round(self.ms[k], 1),
                 "rows": self.rows[k],
@@ -94,6 +97,10 @@ class Tally:
         ]
         total = round(sum(self.ms[k] for k in keys) * 1000 / events, 2)
         return {"dbid": dbid, "total_us_per_event": total, "statements": statements}
+
+
+#: The table an ``INSERT`` of a statement writes.
+_WRITES = re.compile(r"INSERT INTO (\w+)")
 
 
 async def _run(command: list[str], cwd: Path | None, events: int, every: float) -> dict[str, Any]:

@@ -64,3 +64,8 @@ def test_explain_batch_writes_the_plans_of_the_claim_and_the_visit_upsert(tmp_pa
             # the plan of the real statement, run on the batch (rows inserted, rolled back)
             plan = (tmp_path / f"{name}-plan-{work_mem}.txt").read_text()
             assert f"Insert on {table}" in plan
+    # the batch's additive writes, each explained on its own, named by the table it writes
+    assert "district_daily" in doc["additive"]
+    for work_mem in ("4MB", "32MB"):
+        plan = (tmp_path / f"additive_district_daily-plan-{work_mem}.txt").read_text()
+        assert "Insert on district_daily" in plan
