@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from bench.env import BenchEnv, bench_city
-from bench.ingest import Poster, fixed_rate
+from bench.ingest import Poster, closed_loop, fixed_rate
 from bench.server_side import phase_quantiles
 
 
@@ -57,6 +57,31 @@ async def test_failures_are_counted_by_kind_and_never_stop_the_run() -> None:
     assert result["statuses"] == {"202": n - resets - stalls - refused, "503": refused}
     assert result["errors"] == resets + stalls + refused
     assert elapsed < 0.5 + 0.3 + 1.0, "a stalled request held the run beyond its deadline"
+
+
+class ResetsSome(Misbehaving):
+    """Every 5th request resets the connection, every 11th is refused; none stalls."""
+
+    async def post(
+        self, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        i = self.calls
+        self.calls += 1
+        if i % 5 == 4:
+            raise ConnectionResetError("connection reset by peer")
+        await asyncio.sleep(self.delay_s)
+        return (503, {}) if i % 11 == 10 else (202, {})
+
+
+async def test_a_closed_loop_counts_reset_connections_and_goes_on() -> None:
+    client = ResetsSome(delay_s=0.001)
+    result = await closed_loop(_poster(client), n=60, concurrency=4)
+    resets = sum(1 for i in range(60) if i % 5 == 4)
+    refused = sum(1 for i in range(60) if i % 11 == 10 and i % 5 != 4)
+    assert client.calls == 60 and result["requests"] == 60
+    assert result["failures"] == {"ConnectionResetError": resets}
+    assert result["statuses"] == {"202": 60 - resets - refused, "503": refused}
+    assert result["errors"] == resets + refused
 
 
 async def test_a_slow_service_shows_its_queue_in_the_latencies() -> None:
