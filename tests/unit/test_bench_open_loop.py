@@ -69,7 +69,7 @@ class ResetsSome(Misbehaving):
         self.calls += 1
         if i % 5 == 4:
             raise ConnectionResetError("connection reset by peer")
-        await asyncio.sleep(self.delay_s)
+        await asyncio.sleep(self.delay_s)  # a fake answer time: the clock still runs
         return (503, {}) if i % 11 == 10 else (202, {})
 
 
