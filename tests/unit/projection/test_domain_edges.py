@@ -201,6 +201,14 @@ def test_a_visits_substances_are_kept_sorted_once_each(
     up to a limit of them), a start's substances are its values, sorted, each once."""
     monkeypatch.setattr(domain, "_SUBSTANCES", {})
     monkeypatch.setattr(domain, "_SUBSTANCES_LIMIT", remembered)
+    computed: list[tuple[Substance, ...]] = []
+    compute = domain._substance_values
+
+    def counted(substances: tuple[Substance, ...]) -> tuple[str, ...]:
+        computed.append(substances)
+        return compute(substances)
+
+    monkeypatch.setattr(domain, "_substance_values", counted)
     s = Substance
     combos = [(s.HEROIN, s.COCAINE), (s.COCAINE, s.HEROIN, s.COCAINE), (s.HEROIN, s.COCAINE)]
     starts = [
@@ -209,3 +217,5 @@ def test_a_visits_substances_are_kept_sorted_once_each(
     changes = domain.project_decoded(_decoded(starts), CITY)
     assert [v.substances for v in changes.visit_starts.values()] == [("cocaine", "heroin")] * 3
     assert len(domain._SUBSTANCES) == min(remembered, 2)
+    # a remembered combination is not computed again (the third start repeats the first's)
+    assert len(computed) == (2 if remembered else 3)
