@@ -16,11 +16,12 @@ from bench.server_side import phase_quantiles
 
 
 class Misbehaving:
-    """Request i: every 5th resets the connection, every 7th never answers, every 11th is
-    refused with 503; the others are accepted after ``delay_s``."""
+    """Request i: every 5th resets the connection, every 7th never answers (unless ``stalls``
+    is False), every 11th is refused with 503; the others are accepted after ``delay_s``."""
 
-    def __init__(self, delay_s: float) -> None:
+    def __init__(self, delay_s: float, stalls: bool = True) -> None:
         self.delay_s = delay_s
+        self.stalls = stalls
         self.calls = 0
 
     async def post(
@@ -30,7 +31,7 @@ class Misbehaving:
         self.calls += 1
         if i % 5 == 4:
             raise ConnectionResetError("connection reset by peer")
-        if i % 7 == 6:
+        if self.stalls and i % 7 == 6:
             await asyncio.Event().wait()  # a stalled request: only the deadline ends it
         await asyncio.sleep(self.delay_s)  # a fake answer time: the clock still runs
         return (503, {}) if i % 11 == 10 else (202, {})
@@ -59,22 +60,8 @@ async def test_failures_are_counted_by_kind_and_never_stop_the_run() -> None:
     assert elapsed < 0.5 + 0.3 + 1.0, "a stalled request held the run beyond its deadline"
 
 
-class ResetsSome(Misbehaving):
-    """Every 5th request resets the connection, every 11th is refused; none stalls."""
-
-    async def post(
-        self, path: str, body: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[int, dict[str, Any]]:
-        i = self.calls
-        self.calls += 1
-        if i % 5 == 4:
-            raise ConnectionResetError("connection reset by peer")
-        await asyncio.sleep(self.delay_s)  # a fake answer time: the clock still runs
-        return (503, {}) if i % 11 == 10 else (202, {})
-
-
 async def test_a_closed_loop_counts_reset_connections_and_goes_on() -> None:
-    client = ResetsSome(delay_s=0.001)
+    client = Misbehaving(delay_s=0.001, stalls=False)
     result = await closed_loop(_poster(client), n=60, concurrency=4)
     resets = sum(1 for i in range(60) if i % 5 == 4)
     refused = sum(1 for i in range(60) if i % 11 == 10 and i % 5 != 4)
