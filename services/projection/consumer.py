@@ -480,7 +480,11 @@ class Projector:
             await store.lock_districts(conn, {d.district for d in unique})
             # One (source, id) with two different events: none of them counts, in any order
             # (the ingest services answer 409, so this comes from elsewhere); all dead-lettered.
-            conflicted = set(batch.repeats if decoded is batch.decoded else _repeat_keys(decoded))
+            conflicted = set(
+                batch.repeats
+                if decoded is batch.decoded
+                else _conflicting_keys(domain.conflicting_repeats(decoded))
+            )
             # The arguments built beforehand hold for the batch's unique events as prepared.
             claim = batch.claim if unique is batch.unique else unique
             new_keys, voided_before = await store.claim_events(conn, claim)
@@ -601,14 +605,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             )
 
 
-def _repeat_keys(decoded: Sequence[domain.Decoded]) -> frozenset[tuple[str, str]]:
-    """The (source, id) keys of ``decoded``'s conflicting repeats (one key, two different
-    events: none of them counts)."""
-    return _conflicting_keys(domain.conflicting_repeats(decoded))
-
-
 def _conflicting_keys(conflicting: Sequence[domain.Decoded]) -> frozenset[tuple[str, str]]:
-    """The (source, id) keys of conflicting repeats (:func:`domain.split_repeats`)."""
+    """The (source, id) keys of conflicting repeats (:func:`domain.split_repeats`: one key,
+    two different events: none of them counts)."""
     return frozenset(d.dedup_key for d in conflicting)
 
 

@@ -179,6 +179,15 @@ def decode_with(
     """:func:`decode` with another :class:`Codec` (the projection's hot path): the CloudEvents
     attributes are checked here, by the one code both decoders share, in the same order, so
     their verdicts and reasons cannot differ there."""
+    return _decoded_at(headers, value, codec)[0]
+
+
+def _decoded_at(
+    headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]],
+    value: bytes | None,
+    codec: Codec[E],
+) -> tuple[E, int]:
+    """:func:`decode_with`'s event and the schema version its value was read at."""
     h = {k: v.decode("utf-8", "replace") for k, v in _pairs(headers)}
     spec, version = _checked_headers(h)
     if value is None:
@@ -193,13 +202,8 @@ def decode_with(
         raise DecodeError(_BAD_ATTRIBUTES)
     # Every field was checked above; ``build`` skips validating them a second time
     # (decoding is the projection's hottest path).
-    return codec.build(
-        id=event_id,
-        type=spec.type,
-        source=h["ce_source"],
-        time=time,
-        data=data,
-    )
+    event = codec.build(id=event_id, type=spec.type, source=h["ce_source"], time=time, data=data)
+    return event, version
 
 
 def _pairs(
@@ -318,7 +322,7 @@ class BatchDecoder(Generic[E]):
         except TypeError:  # an unhashable header (not a (str, bytes) pair): the full rules
             checked = None
         if checked is None or ce_id is None or ce_time is None or value is None:
-            return decode_with(headers, value, self._codec), schema_version(headers)
+            return _decoded_at(headers, value, self._codec)  # decode_with's verdict
         spec, version, source = checked
         codec = self._codec
         data = codec.payload(spec, version, value)
