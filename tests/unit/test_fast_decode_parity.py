@@ -645,7 +645,8 @@ def test_a_batch_checks_its_repeated_headers_once_and_valid_records_take_the_sho
 ) -> None:
     """Work budget of the per-batch decoder (speed only: its verdicts are compared above): the
     headers a batch repeats are checked once per distinct set, and a record whose repeated
-    headers pass is never handed to the full ``decode_with``, whatever the order of its
+    headers pass is never handed to the full rules (``decode_with``'s body, ``_decoded_at``),
+    whatever the order of its
     headers; in the producers' layout they are split by position, never iterated."""
     calls: Counter[str] = Counter()
 
@@ -666,7 +667,7 @@ def test_a_batch_checks_its_repeated_headers_once_and_valid_records_take_the_sho
         records.append((named if layout == "mapping" else pairs, _dumps(VALID[event_type])))
     contract = [verdict(decode, h, v) for h, v in records]
     assert all(v[0] == "valid" for v in contract)
-    monkeypatch.setattr(envelope, "decode_with", counted("full", envelope.decode_with))
+    monkeypatch.setattr(envelope, "_decoded_at", counted("full", envelope._decoded_at))
     monkeypatch.setattr(envelope, "_checked_repeated", counted("once", envelope._checked_repeated))
     monkeypatch.setattr(_CountedIterations, "iterations", 0)
     batch = fast_decode.batch_decoder()
