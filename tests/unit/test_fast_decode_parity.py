@@ -646,8 +646,8 @@ def test_a_batch_checks_its_repeated_headers_once_and_valid_records_take_the_sho
     """Work budget of the per-batch decoder (speed only: its verdicts are compared above): the
     headers a batch repeats are checked once per distinct set, and a record whose repeated
     headers pass is never handed to the full rules (``decode_with``'s body, ``_decoded_at``),
-    whatever the order of its
-    headers; in the producers' layout they are split by position, never iterated."""
+    whatever the order of its headers; in the producers' layout they are split by position,
+    never iterated."""
     calls: Counter[str] = Counter()
 
     def counted(name: str, real: Any) -> Any:
