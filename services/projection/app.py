@@ -58,7 +58,14 @@ def create_app(config: ProjectionConfig | None = None) -> FastAPI:
         task.add_done_callback(_report_crash)
         retention_stop = asyncio.Event()
         retention = asyncio.create_task(
-            retention_loop(pool, city.zone, retention_stop, config.retention, config.horizon),
+            retention_loop(
+                pool,
+                city.zone,
+                retention_stop,
+                config.retention,
+                config.horizon,
+                settings.max_visit,
+            ),
             name="projection-retention",
         )
         app.state.runner = runner

@@ -50,6 +50,7 @@ from services.projection.metrics import (
     DUPLICATES,
     EVENTS_APPLIED,
     FENCED,
+    FIGURES_DEFERRED,
     ID_CONFLICTS,
     LAST_APPLIED_AGE,
     OUTSIDE_OPENING_HOURS,
@@ -84,6 +85,22 @@ RELEASE_SLICE = 1000
 #: (:meth:`Projector._note_visits`); past it, it forgets them all: the next batches' starts of
 #: those visits then fail the optimistic insert once and are upserted (store._visits).
 ROWS_WITHOUT_START_LIMIT = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class FigureDeferral:
+    """When a batch leaves its visit figures pending (:meth:`Projector._defers`;
+    ``DCR_PROJECTION_FIGURES_*``). A catch-up's batches touch the same days again and again
+    (each day ~4.6 times in the 1M-event catch-up: its partitions are at different days), so
+    the figures are recomputed once every few batches instead of once per batch
+    (bench/NOTES.md)."""
+
+    #: The fewest records a deferring batch has: only a consumer behind (a catch-up, a rebuild)
+    #: fetches batches this large; a live batch has a few.
+    min_records: int = 5_000
+    #: The longest a projector leaves figures pending while it is behind, in seconds: past it,
+    #: its next batch recomputes every pending key.
+    max_delay_s: float = 5.0
 
 
 class DeadLetterSink(Protocol):
@@ -147,8 +164,10 @@ class Projector:
         kafka: KafkaSettings,
         deadletters: DeadLetterSink,
         max_visit: timedelta = domain.DEFAULT_MAX_VISIT,
+        figures: FigureDeferral = FigureDeferral(),
     ) -> None:
         self._max_visit = max_visit
+        self._figures = figures
         self._pool = pool
         self._city = city
         self._group = group
@@ -167,6 +186,13 @@ class Projector:
         self._previous_starts: frozenset[tuple[str, str]] = frozenset()
         #: Kafka timestamp (ms) of the newest record applied by this instance.
         self.last_applied_ms: int | None = None
+        #: Whether visit figures may be pending (``visit_figures_pending``): this projector
+        #: deferred some since its last flush, or it cannot know (it just started, or was
+        #: assigned partitions another instance held). Its next batch that does not defer, or
+        #: its next idle poll, recomputes them all (:meth:`flush_figures`).
+        self._maybe_pending = True
+        #: ``time.monotonic()`` of this projector's first deferral since its last flush.
+        self._deferring_since: float | None = None
 
     # --- wiring ---------------------------------------------------------------------------
 
@@ -185,6 +211,7 @@ class Projector:
 
     async def assigned(self, tps: Sequence[TopicPartition]) -> None:
         async with self._lock:
+            self._maybe_pending = True  # another instance may have left figures pending
             await self._load(tps)
 
     async def revoked(self, tps: Sequence[TopicPartition]) -> None:
@@ -406,6 +433,7 @@ class Projector:
             try:
                 while not stop.is_set():
                     if until is not None and self.reached(until):
+                        await self.flush_figures()  # the end of a bounded run: none left
                         return
                     try:
                         if ahead is None:
@@ -413,7 +441,9 @@ class Projector:
                         prepared = await ahead
                         ahead = asyncio.create_task(self.fetch(poll_timeout_ms, max_records))
                         await self.apply_fetched(prepared)
-                        if prepared is not None:  # freed beside the next transaction
+                        if prepared is None:  # an idle poll: nothing more to wait for
+                            await self.flush_figures()
+                        else:  # freed beside the next transaction
                             if releasing is not None:
                                 await releasing
                             releasing = asyncio.create_task(_release(prepared))
@@ -447,6 +477,40 @@ class Projector:
                     async with self._lock:
                         self.rewind()
 
+    async def flush_figures(self) -> int:
+        """Recompute every pending visit figure (:func:`store.flush_pending_figures`) if some
+        may be pending; returns how many keys. Called when a poll brought nothing and when a
+        bounded run ends, so that figures wait only while records do."""
+        if not self._maybe_pending:
+            return 0
+        async with self._lock, self._pool.acquire() as conn, conn.transaction():
+            n = await store.flush_pending_figures(conn, self._max_visit)
+        self._figures_flushed()
+        return n
+
+    def _figures_flushed(self) -> None:
+        self._maybe_pending = False
+        self._deferring_since = None
+
+    def _defers(self, by_tp: Mapping[TopicPartition, Sequence[Any]], kept: int) -> bool:
+        """Whether a batch leaves its visit figures pending: it is large (a consumer behind),
+        some of its partitions have records after it (``highwater``, as last fetched), and this
+        projector's figures have not waited :attr:`FigureDeferral.max_delay_s` yet. The batch that
+        reaches the end of what was fetched therefore recomputes every pending figure in its
+        transaction: once a consumer's stored offsets reach the log's end, its figures are
+        exact."""
+        if kept < self._figures.min_records:
+            return False
+        since = self._deferring_since
+        if since is not None and time.monotonic() - since >= self._figures.max_delay_s:
+            return False
+        consumer = self._consumer
+        for tp, rs in by_tp.items():
+            high = consumer.highwater(tp)
+            if high is not None and rs[-1].offset + 1 < high:
+                return True
+        return False
+
     def reached(self, until: Mapping[TopicPartition, int]) -> bool:
         return all(self._next.get(tp, -1) >= end for tp, end in until.items())
 
@@ -477,7 +541,9 @@ class Projector:
                 decoded = [d for d in decoded if id(d) not in late_ids]
                 rejected = [*rejected, *(domain.Rejected(d.record, domain.SEALED) for d in late)]
                 unique = domain.first_occurrences(decoded)
-            await store.lock_districts(conn, {d.district for d in unique})
+            defer = self._defers({tp: rs for tp, rs in by_tp.items() if tp not in stale}, kept)
+            flush = [] if defer or not self._maybe_pending else await store.pending_districts(conn)
+            await store.lock_districts(conn, {*flush, *(d.district for d in unique)})
             # One (source, id) with two different events: none of them counts, in any order
             # (the ingest services answer 409, so this comes from elsewhere); all dead-lettered.
             conflicted = set(
@@ -527,7 +593,9 @@ class Projector:
                 changes = domain.project_decoded(fresh, self._city)
             if conflicted:
                 _still_seen(changes, bad)
-            await store.apply_changes(conn, changes, self._max_visit, batch.writes)
+            await store.apply_changes(
+                conn, changes, self._max_visit, batch.writes, defer=defer, flush=flush
+            )
             applied = [d for d in fresh if d.dedup_key not in voided] if voided else fresh
             rooms = batch.rooms if applied is batch.unique else room_changes(applied)
             await apply_room_changes(conn, rooms)
@@ -547,6 +615,13 @@ class Projector:
             }
             await store.save_offsets(conn, self._group, positions)
         # committed: from here on the effects are durable
+        if defer:
+            FIGURES_DEFERRED.inc()
+            self._maybe_pending = True
+            if self._deferring_since is None:
+                self._deferring_since = time.monotonic()
+        elif self._maybe_pending:
+            self._figures_flushed()
         for tp, rs in by_tp.items():
             if tp in stale:
                 FENCED.inc()

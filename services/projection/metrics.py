@@ -75,3 +75,8 @@ VISIT_FALLBACKS = Counter(
     "batch left a row for) met a stored row and was upserted again with ON CONFLICT; a high "
     "rate means the fast path rarely pays (store._visits)",
 )
+FIGURES_DEFERRED = Counter(
+    "dcr_projection_figures_deferred_batches",
+    "Batches of a consumer behind (a catch-up, a rebuild) that left their visit figures pending "
+    "(visit_figures_pending) for a later batch to recompute; 0 in live operation",
+)

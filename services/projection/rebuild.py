@@ -26,7 +26,7 @@ import uvloop
 
 from services.projection import store
 from services.projection.bootstrap import ProjectionConfig
-from services.projection.consumer import Projector
+from services.projection.consumer import FigureDeferral, Projector
 from services.projection.gc_policy import tune_gc
 from services.projection.metrics import REBUILD_PROGRESS
 from services.projection.runner import make_consumer
@@ -133,6 +133,7 @@ async def _replay(
         kafka=kafka,
         deadletters=skipped,
         max_visit=settings.max_visit,
+        figures=FigureDeferral(settings.figures_defer_min_records, settings.figures_max_delay_s),
     )
     projector.bind(c)
     await projector.assigned(tps)

@@ -41,7 +41,10 @@ from prometheus_client import Counter, Gauge
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.projection.domain import DEFAULT_MAX_VISIT
 from services.projection.log_retention import enforce_log_retention
+from services.projection.settings import ProjectionSettings
+from services.projection.store import flush_pending_figures
 from shared.bootstrap import Platform
 from shared.kafka.admin import TOPIC_CONFIG
 from shared.kafka.security import client_kwargs
@@ -113,12 +116,16 @@ async def run_retention(
     settings: RetentionSettings,
     ingest_horizon: timedelta,
     now: datetime,
+    max_visit: timedelta = DEFAULT_MAX_VISIT,
 ) -> RetentionReport:
-    """One retention run in one transaction (see the module docstring)."""
+    """One retention run in one transaction (see the module docstring). Visit figures a
+    catch-up left pending (``visit_figures_pending``) are recomputed first, while the visits
+    of the days about to be sealed are still there (``max_visit``: the projection's rule)."""
     async with conn.transaction():
         old = await conn.fetchval(
             "SELECT sealed_before FROM retention_state WHERE singleton FOR UPDATE"
         )
+        await flush_pending_figures(conn, max_visit)
         sealed = seal_day(now.astimezone(zone).date(), settings.person_days)
         if old is not None and old > sealed:
             sealed = old
@@ -218,13 +225,17 @@ async def retention_loop(
     stop: asyncio.Event,
     settings: RetentionSettings,
     horizon: timedelta,
+    max_visit: timedelta = DEFAULT_MAX_VISIT,
 ) -> None:
     """Run retention every ``settings.interval_s`` until ``stop`` (the projection's job);
-    ``horizon``: how late ingest still accepts an event (``DCR_INGEST_HORIZON_DAYS``)."""
+    ``horizon``: how late ingest still accepts an event (``DCR_INGEST_HORIZON_DAYS``);
+    ``max_visit``: the projection's longest plausible visit (see :func:`run_retention`)."""
     while not stop.is_set():
         try:
             async with pool.acquire() as conn:
-                report = await run_retention(conn, zone, settings, horizon, datetime.now(UTC))
+                report = await run_retention(
+                    conn, zone, settings, horizon, datetime.now(UTC), max_visit
+                )
             log.info(
                 "retention: sealed before %s, deleted %s", report.sealed_before, report.deleted
             )
@@ -249,6 +260,7 @@ async def _main(apply_topics: bool) -> int:
             settings,
             horizon,
             datetime.now(UTC),
+            ProjectionSettings().max_visit,
         )
     finally:
         await conn.close()

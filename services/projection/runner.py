@@ -21,7 +21,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from services.projection.consumer import Projector
+from services.projection.consumer import FigureDeferral, Projector
 from services.projection.metrics import LOCK_SESSION_LOST
 from services.projection.settings import ProjectionSettings
 from services.projection.store import REBUILD_LOCK_NS
@@ -134,6 +134,9 @@ class ProjectionRunner:
                 kafka=self._kafka,
                 deadletters=DeadLetterPublisher(producer, self._kafka, SERVICE),
                 max_visit=self._settings.max_visit,
+                figures=FigureDeferral(
+                    self._settings.figures_defer_min_records, self._settings.figures_max_delay_s
+                ),
             )
             projector.bind(consumer)
             consumer.subscribe(

@@ -22,6 +22,13 @@ class ProjectionSettings(BaseSettings):
     #: 10.5 -> 5.5-7.4 us, bench/results/issue18/s7/pgstat-*); live batches are small (whatever
     #: arrived since the last one).
     batch_max_records: int = Field(default=50_000, ge=1, le=100_000)
+    #: A batch of at least this many records, fetched while more are waiting, leaves the
+    #: visit figures it touches pending instead of recomputing them (a catch-up touches the same
+    #: days batch after batch); live batches are far smaller.
+    figures_defer_min_records: int = Field(default=5_000, ge=1)
+    #: The longest visit figures stay pending while the projection is behind, in seconds; all
+    #: are recomputed as soon as it has caught up.
+    figures_max_delay_s: float = Field(default=5.0, ge=0, le=600)
     #: How long one poll waits for records, in milliseconds.
     poll_timeout_ms: int = Field(default=500, ge=10, le=60_000)
     #: Kafka group session timeout: how soon a dead instance's partitions move to another.

@@ -91,6 +91,7 @@ READ_MODEL_TABLES: tuple[str, ...] = (
     "street_collections_daily",
     "projection_events",
     "projection_voids",
+    "visit_figures_pending",
 )
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -228,7 +229,9 @@ async def reset(
         await conn.execute("DELETE FROM stock_counts WHERE counted_at >= $1", cut)
         await conn.execute("DELETE FROM stock_count_reports WHERE counted_at >= $1", cut)
         await conn.execute("DELETE FROM alerts WHERE raised_at >= $1", cut)
-        await conn.execute("TRUNCATE visits, projection_events, projection_voids")
+        await conn.execute(
+            "TRUNCATE visits, visit_figures_pending, projection_events, projection_voids"
+        )
     await conn.execute("DELETE FROM projection_offsets WHERE consumer_group = $1", group)
     if erased:
         await conn.copy_records_to_table(
@@ -662,13 +665,25 @@ async def apply_changes(
     ch: Changes,
     max_visit: timedelta = DEFAULT_MAX_VISIT,
     prepared: ChangeArguments | None = None,
+    *,
+    defer: bool = False,
+    flush: Sequence[str] = (),
 ) -> None:
     """Write ``ch`` (see :func:`services.projection.domain.project`); ``prepared``: its
-    :func:`change_arguments` built beforehand (used only if built for this very ``ch``)."""
+    :func:`change_arguments` built beforehand (used only if built for this very ``ch``).
+
+    The visit figures of the keys ``ch`` touches are recomputed at once, with those pending for
+    the districts ``flush`` (locked by the caller) taken along; ``defer``: they are not
+    recomputed but left pending (:func:`defer_visit_figures`; a catch-up's large batches)."""
     args = prepared if prepared is not None and prepared.changes is ch else change_arguments(ch)
     await run_together(conn, args.additive)
-    day_keys, facility_keys = await _visits(conn, args.visits)
-    await recompute_visit_figures(conn, day_keys, facility_keys, max_visit)
+    touched = await _visits(conn, args.visits)
+    if defer:
+        await defer_visit_figures(conn, touched)
+    else:
+        if flush:
+            touched |= await take_pending_figures(conn, flush)
+        await recompute_visit_figures(conn, *figure_keys(touched), max_visit)
     await _alerts(conn, ch)
     await _alert_lifecycle(conn, ch)
 
@@ -739,12 +754,68 @@ def _sums(ch: Changes) -> list[Write]:
     return writes
 
 
-async def _visits(
-    conn: Conn, args: VisitArguments | None
+#: A (district, day, facility) whose visit figures changed (:func:`figure_keys`).
+FigureKey = tuple[str, date, str]
+
+
+def figure_keys(
+    touched: AbstractSet[FigureKey],
 ) -> tuple[set[tuple[str, date]], set[tuple[str, date]]]:
+    """The (district, day) and (facility, day) keys of ``touched``. Pure."""
+    return {(k[0], k[1]) for k in touched}, {(k[2], k[1]) for k in touched}
+
+
+#: Leave keys' visit figures pending: $1 districts, $2 days, $3 facilities.
+DEFER_FIGURES = """INSERT INTO visit_figures_pending (district, day, facility)
+    SELECT * FROM unnest($1::text[], $2::date[], $3::text[]) ON CONFLICT DO NOTHING"""
+
+
+async def defer_visit_figures(conn: Conn, touched: AbstractSet[FigureKey]) -> None:
+    """Record ``touched`` in ``visit_figures_pending`` (migration 150) instead of recomputing
+    their figures: the batch's transaction commits them with its visits, so a crash cannot lose
+    them; whoever takes them (:func:`take_pending_figures`) recomputes them in its transaction.
+    Call it under the keys' district locks."""
+    if touched:
+        keys = sorted(touched)
+        await conn.execute(
+            DEFER_FIGURES, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
+        )
+
+
+async def pending_districts(conn: Conn) -> list[str]:
+    """The districts some of whose visit figures are pending (read without a lock: lock them,
+    then :func:`take_pending_figures`)."""
+    return [r[0] for r in await conn.fetch("SELECT DISTINCT district FROM visit_figures_pending")]
+
+
+async def take_pending_figures(conn: Conn, districts: Sequence[str]) -> set[FigureKey]:
+    """Delete and return the pending keys of ``districts`` (whose locks the caller holds): the
+    caller recomputes them in the same transaction."""
+    rows = await conn.fetch(
+        """DELETE FROM visit_figures_pending WHERE district = ANY($1::text[])
+           RETURNING district, day, facility""",
+        list(districts),
+    )
+    return {(r["district"], r["day"], r["facility"]) for r in rows}
+
+
+async def flush_pending_figures(conn: Conn, max_visit: timedelta = DEFAULT_MAX_VISIT) -> int:
+    """Recompute every pending key's visit figures (locking their districts first, as a batch
+    does) and delete them; returns how many keys. Call it in a transaction that holds no
+    district lock yet."""
+    districts = await pending_districts(conn)
+    if not districts:
+        return 0
+    await lock_districts(conn, districts)
+    keys = await take_pending_figures(conn, districts)
+    await recompute_visit_figures(conn, *figure_keys(keys), max_visit)
+    return len(keys)
+
+
+async def _visits(conn: Conn, args: VisitArguments | None) -> set[FigureKey]:
     """Upsert the visit starts (first wins) and ends (earliest wins) of a batch
-    (:func:`visit_arguments`; None: the batch has none); return the (district, day) and
-    (facility, day) keys whose visit figures changed.
+    (:func:`visit_arguments`; None: the batch has none); return the (district, day, facility)
+    keys whose visit figures changed.
 
     A visit whose start and end are both in this batch is written once (the start's row carries
     the end, sent beside the starts in their order), not inserted and then updated; the effect
@@ -760,7 +831,7 @@ async def _visits(
     of 24 batches (an end reported first in one batch, its start in the next; bench/NOTES.md,
     "an optimistic claim")."""
     if args is None:  # no visit start or end
-        return set(), set()
+        return set()
     statement_args = (args.starts, args.paired_ends, args.alone)
     every_start = len(args.paired_ends)
     rows = None
@@ -772,7 +843,7 @@ async def _visits(
         )
     if rows is None:
         rows = await conn.fetch(sql.UPSERT_VISITS, *statement_args, every_start)
-    return {(r["district"], r["day"]) for r in rows}, {(r["facility"], r["day"]) for r in rows}
+    return {(r["district"], r["day"], r["facility"]) for r in rows}
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,3 +176,36 @@ async def test_make_retention_enforces_the_log_schedule(iso_env: TestEnv, tmp_pa
     assert left[0] == "projection.log" and left[1] in stamps and len(left) == 2
     assert (tmp_path / left[1]).read_text() == "a recent line\n"
     assert (tmp_path / "projection.log").read_text() == ""
+
+
+async def test_retention_recomputes_pending_figures_before_it_seals_their_days(
+    iso_env: TestEnv,
+) -> None:
+    """Figures a catch-up left pending (``visit_figures_pending``) for a day about to be sealed
+    are recomputed from its visits before they are deleted; otherwise they would stay wrong for
+    ever (a sealed day's aggregates are final)."""
+    old = datetime.now(CITY.zone).date() - timedelta(days=120)
+    keep_all = ProjectionConfig(iso_env.platform(), retention=RetentionSettings(person_days=3650))
+    async with serve(projection_app(keep_all)):
+        await produce(iso_env.bootstrap, iso_env.topic_prefix, day_of_events(old, "p", 21))
+        await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
+    history = await snapshot(iso_env.dsn, AGGREGATES)
+    # as a catch-up leaves them: the day's visit figures not yet recomputed, their keys pending
+    await rows(
+        iso_env.dsn,
+        """WITH p AS (INSERT INTO visit_figures_pending
+                      SELECT DISTINCT district, day, facility FROM visits WHERE day = $1),
+                s AS (UPDATE district_daily SET unique_clients = unique_clients + 100
+                      WHERE day = $1)
+           UPDATE facility_daily SET visits = visits + 100 WHERE day = $1""",
+        old,
+    )
+    assert await snapshot(iso_env.dsn, AGGREGATES) != history
+
+    done = await run_module(
+        "services.projection.retention", base=iso_env.env(DCR_RETENTION_PERSON_DAYS="90")
+    )
+    assert done.code == 0, done.err
+    assert await rows(iso_env.dsn, "SELECT * FROM visit_figures_pending") == []
+    assert await rows(iso_env.dsn, "SELECT visit_id FROM visits WHERE day = $1", old) == []
+    assert await snapshot(iso_env.dsn, AGGREGATES) == history
