@@ -425,6 +425,9 @@ class Projector:
         batch fails or the loop ends (every partition is then rewound to its stored offset, so
         the next run() fetches exactly what was not applied).
 
+        Visit figures the batches left pending (:meth:`_defers`) are recomputed on a poll that
+        brought nothing, at the end of a bounded run and when stopped (:meth:`flush_figures`).
+
         Garbage is collected by time while it runs (:mod:`.gc_policy`): a full collection at
         most every :data:`~.gc_policy.GC_FULL_EVERY_S` seconds, beside the batches."""
         ahead: asyncio.Task[Prepared | None] | None = None
@@ -466,6 +469,7 @@ class Projector:
                         await _sleep_or_stop(stop, backoff_s)
                     if on_batch is not None:
                         on_batch()
+                await self._flush_on_stop()
             finally:
                 await _drop(releasing)
                 if ahead is not None:
@@ -487,6 +491,17 @@ class Projector:
             n = await store.flush_pending_figures(conn, self._max_visit)
         self._figures_flushed()
         return n
+
+    async def _flush_on_stop(self) -> None:
+        """Recompute the pending figures when the loop is stopped (a shutdown, a lost lock
+        session), so that they do not wait for the next start; best effort: if the database
+        is unreachable they stay pending, and the next projector to start recomputes them."""
+        try:
+            await self.flush_figures()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("pending visit figures left for the next start (%s)", type(exc).__name__)
 
     def _figures_flushed(self) -> None:
         self._maybe_pending = False
