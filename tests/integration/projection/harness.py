@@ -24,7 +24,8 @@ from services.projection.store import READ_MODEL_TABLES
 from shared.events.envelope import Envelope, to_headers, to_value
 from shared.kafka.security import Target, target_kwargs
 from shared.kafka.topics import EVENT_TOPICS
-from tests.support import TestEnv, poll_until, read_topic, serve
+from tests.support import TestEnv, ops_auth, poll_until, read_topic, serve
+from tests.unit.projection.factory import CITY
 from tests.unit.projection.oracle import CITY_TABLE, Oracle, normalise, public_violations
 
 GROUP = "dcr-projection"
@@ -330,3 +331,12 @@ async def assert_api_matches_oracle(
     if public is not None:
         wrong = await public_mismatches(public, oracle, start, end)
         assert not wrong, f"public API != oracle's rule in {len(wrong)} place(s): {wrong}"
+
+
+async def assert_api_matches_events(env: TestEnv, url: str, events: Sequence[Envelope]) -> None:
+    """:func:`assert_api_matches_oracle` for the oracle fed ``events``, over all their days, read
+    from the projection at ``url`` as the ops role."""
+    oracle = Oracle(CITY).feed(events)
+    days = [k[1] for k in oracle.district_days()]
+    async with httpx.AsyncClient(base_url=url, timeout=10, headers=ops_auth(env)) as client:
+        await assert_api_matches_oracle(client, oracle, min(days), max(days))
