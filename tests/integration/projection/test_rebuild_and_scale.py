@@ -18,6 +18,7 @@ from tests.integration.projection.harness import (
     assert_api_matches_events,
     produce,
     produce_raw,
+    rows,
     snapshot,
     wait_caught_up,
 )
@@ -86,7 +87,13 @@ async def test_two_instances_split_the_work_through_a_rebalance(
 ) -> None:
     events = random_stream(seed=21, n=4500, base=datetime.now(UTC))
     parts = events[:2000], events[2000:3500], events[3500:]
-    env = {"DCR_PROJECTION_BATCH_MAX_RECORDS": "10", "DCR_PROJECTION_SESSION_TIMEOUT_MS": "6000"}
+    env = {
+        "DCR_PROJECTION_BATCH_MAX_RECORDS": "10",
+        "DCR_PROJECTION_SESSION_TIMEOUT_MS": "6000",
+        # every batch fetched behind leaves its visit figures pending: they are handed on
+        # through visit_figures_pending across the rebalance and the kill
+        "DCR_PROJECTION_FIGURES_DEFER_MIN_RECORDS": "5",
+    }
     scraper = iso_env.tokens["prometheus"]
     await produce(iso_env.bootstrap, iso_env.topic_prefix, parts[0])
     a = ProjectionProcess(iso_env, tmp_path, "a", **env).start()
@@ -118,7 +125,9 @@ async def test_two_instances_split_the_work_through_a_rebalance(
         a.kill9()  # its partitions move to b after the session timeout
         await produce(iso_env.bootstrap, iso_env.topic_prefix, parts[2])
         await wait_caught_up(iso_env.dsn, iso_env.bootstrap, iso_env.topic_prefix)
+        assert await rows(iso_env.dsn, "SELECT * FROM visit_figures_pending") == []
         await assert_api_matches_events(iso_env, b.url, events)
+        assert await b.metric("dcr_projection_figures_deferred_batches_total", scraper) > 0
     finally:
         a.terminate()
         b.terminate()
