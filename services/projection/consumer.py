@@ -483,8 +483,8 @@ class Projector:
 
     async def flush_figures(self) -> int:
         """Recompute every pending visit figure (:func:`store.flush_pending_figures`) if some
-        may be pending; returns how many keys. Called when a poll brought nothing and when a
-        bounded run ends, so that figures wait only while records do."""
+        may be pending; returns how many keys. Called when a poll brought nothing, when a
+        bounded run ends and when the loop stops, so that figures wait only while records do."""
         if not self._maybe_pending:
             return 0
         async with self._lock, self._pool.acquire() as conn, conn.transaction():
