@@ -75,6 +75,12 @@ VISIT_FALLBACKS = Counter(
     "batch left a row for) met a stored row and was upserted again with ON CONFLICT; a high "
     "rate means the fast path rarely pays (store._visits)",
 )
+STOCK_FALLBACKS = Counter(
+    "dcr_projection_stock_fallbacks",
+    "Batches whose optimistic insert of stock movements (a plain insert: every movement of a "
+    "newly claimed event is new) met a stored movement and was inserted again with ON CONFLICT; "
+    "should stay 0 (store.apply_changes)",
+)
 FIGURES_DEFERRED = Counter(
     "dcr_projection_figures_deferred_batches",
     "Batches of a consumer behind (a catch-up, a rebuild) that left their visit figures pending "

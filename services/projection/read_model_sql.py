@@ -219,15 +219,16 @@ def _fields_of(record: dict[str, str]) -> str:
     )
 
 
-def insert_records(table: str, record: dict[str, str]) -> str:
+def insert_records(table: str, record: dict[str, str], *, all_new: bool = False) -> str:
     """Insert ``$1``, ONE JSON array of records (each the array of the values of ``record``'s
     fields, in its order: :func:`.store.records_json`), each field of the SQL type given there,
     into the columns of ``table`` of the same names; a row whose key is there already is left
-    as it is (first wins: replays change nothing)."""
+    as it is (first wins: replays change nothing). ``all_new``: without ``ON CONFLICT``, for an
+    optimistic attempt (a stored key fails it with a unique violation)."""
     return (
         f"INSERT INTO {table} ({', '.join(record)}) "  # noqa: S608 - declared names only
-        f"SELECT {_fields_of(record)} FROM jsonb_array_elements($1::jsonb) AS r "
-        "ON CONFLICT DO NOTHING"
+        f"SELECT {_fields_of(record)} FROM jsonb_array_elements($1::jsonb) AS r"
+        + ("" if all_new else " ON CONFLICT DO NOTHING")
     )
 
 
@@ -242,6 +243,10 @@ STOCK_MOVEMENT_RECORD = {
 }
 #: A batch's stock movements.
 STOCK_MOVEMENTS_INSERT = insert_records("stock_movements", STOCK_MOVEMENT_RECORD)
+#: The same, every movement new (the optimistic attempt of :func:`.store.apply_changes`).
+STOCK_MOVEMENTS_INSERT_ALL_NEW = insert_records(
+    "stock_movements", STOCK_MOVEMENT_RECORD, all_new=True
+)
 #: A stock count report's record (:class:`.domain.StockCountReport`).
 STOCK_COUNT_REPORT_RECORD = {
     "source": "text",

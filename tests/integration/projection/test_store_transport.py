@@ -361,3 +361,38 @@ async def test_stock_alerts_and_room_amounts_are_exact(conn: asyncpg.Connection)
     assert raised["facility_id"] is None  # a JSON null is a NULL
     assert raised["overdoses_in_window"] is None
     assert raised["late"] is False
+
+
+def _stock_fallbacks() -> float:
+    return REGISTRY.get_sample_value("dcr_projection_stock_fallbacks_total") or 0.0
+
+
+async def test_optimistic_stock_movements_meet_a_stored_one_and_leave_no_trace(
+    conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's stock movements are inserted plainly (every movement of a newly claimed event
+    is new); one that does meet a stored movement fails that attempt, and the batch's additive
+    writes run again with ``ON CONFLICT DO NOTHING``: the stored movement stays as it was (first
+    wins) and the day's sums are added once, not twice."""
+    monkeypatch.setattr(store, "OPTIMISTIC_MIN_ROWS", 2)  # these small batches take the path
+    first = [f.dispensed(SUMMER + timedelta(minutes=i), {SupplyItem.NEEDLES: 2}) for i in range(2)]
+    before = _stock_fallbacks()
+    await _apply(conn, _decoded(*first))
+    assert _stock_fallbacks() == before  # all new: the plain insert held
+
+    # the same movement again (written directly: the claim never lets an applied event
+    # through), beside new ones: the attempt fails, the writes run again with ON CONFLICT
+    again = _decoded(first[0], f.dispensed(SUMMER + timedelta(minutes=5), {SupplyItem.FOIL: 3}))
+    changes = domain.project_decoded(again, f.CITY)
+    async with conn.transaction():
+        await store.apply_changes(conn, changes, prepared=store.change_arguments(changes))
+    assert _stock_fallbacks() == before + 1
+
+    moves = sorted(
+        (r["item"], r["delta"]) for r in await conn.fetch("SELECT item, delta FROM stock_movements")
+    )
+    assert moves == [("foil", -3), ("needles", -2), ("needles", -2)]
+    dispensed = await conn.fetchval(
+        "SELECT sum(supplies_dispensed) FROM district_daily WHERE day = $1", SUMMER.date()
+    )
+    assert dispensed == 2 + 2 + (2 + 3)  # the retried batch's sums once, not twice
