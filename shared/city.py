@@ -86,10 +86,26 @@ class Facility(_Frozen):
         return v
 
     def is_open(self, at_local: datetime) -> bool:
-        """Whether the facility is open at a local (city time zone) datetime."""
-        hhmm = f"{at_local.hour:02d}:{at_local.minute:02d}"  # as strftime("%H:%M"), 3x faster
-        today = _WEEKDAYS[at_local.weekday()]
-        yesterday = _WEEKDAYS[(at_local.weekday() - 1) % 7]
+        """Whether the facility is open at a local (city time zone) datetime (to the minute:
+        its seconds do not matter). Read from :attr:`_open_minutes` (one index per call: the
+        projection asks it for every visit start); :meth:`_is_open_at` states the rule."""
+        return self._open_minutes[at_local.weekday()][at_local.hour * 60 + at_local.minute] == 1
+
+    @cached_property
+    def _open_minutes(self) -> tuple[bytes, ...]:
+        """For each weekday (Monday first), 1440 flags: whether :meth:`_is_open_at` that
+        minute (the rule evaluated once per minute of the week, when first asked)."""
+        return tuple(
+            bytes(self._is_open_at(weekday, f"{m // 60:02d}:{m % 60:02d}") for m in range(1440))
+            for weekday in range(7)
+        )
+
+    def _is_open_at(self, weekday: int, hhmm: str) -> bool:
+        """The rule: open on ``weekday`` (0 Monday) at ``hhmm`` ("HH:MM") when that day's hours
+        hold it (an end before the start runs past midnight), or the day before's hours run
+        past midnight and end after it. An end of "24:00" is the day's end."""
+        today = _WEEKDAYS[weekday]
+        yesterday = _WEEKDAYS[(weekday - 1) % 7]
         if today in self.opening_hours:
             start, end = self.opening_hours[today]
             if start <= end and start <= hhmm < end:

@@ -36,11 +36,13 @@ from decimal import Decimal
 from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from services.projection import schema
 from shared.city import City
 from shared.events import views as v
 from shared.events.envelope import BatchDecoder, DecodeError
-from shared.events.fast_decode import Event, batch_decoder, uuid_text
+from shared.events.fast_decode import Event, batch_decoder
 from shared.events.payloads import unexpected_substances
 from shared.events.views import EventView
 from shared.events.vocabulary import OVERDOSE_KINDS, Outcome, Substance, SupplyItem
@@ -97,12 +99,12 @@ class KafkaRecord(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-# The records built once per event on the hot path (Decoded, VisitStart, VisitEnd) are slotted
-# dataclasses that nothing mutates after construction; they are not ``frozen`` because a frozen
-# dataclass's ``__init__`` sets every field through ``object.__setattr__`` (about 4x the cost:
-# ~2 us of ~60 us of projection CPU per event on the catch-up benchmark).
-@dataclass(slots=True)
-class Decoded:
+# The records built once or more per event on the hot path (Decoded, VisitStart, VisitEnd,
+# StockMovement, StockCountReport) are frozen msgspec Structs: built in C (a 7-field Struct in
+# 0.08 us, a slotted dataclass in 0.28, a frozen one ~4x that) and not tracked by the garbage
+# collector (``gc=False``): each holds immutable values or objects that never refer back to it,
+# so it can be in no reference cycle.
+class Decoded(msgspec.Struct, frozen=True, gc=False):
     """A record's event, with what every later step needs computed once (they are hot)."""
 
     record: KafkaRecord
@@ -130,8 +132,7 @@ class Rejected:
     reason: str
 
 
-@dataclass(slots=True)  # not frozen: see Decoded
-class VisitStart:
+class VisitStart(msgspec.Struct, frozen=True, gc=False):  # see Decoded
     facility: str
     visit_id: str
     district: str
@@ -146,16 +147,14 @@ class VisitStart:
     first_visit: bool
 
 
-@dataclass(slots=True)  # not frozen: see Decoded
-class VisitEnd:
+class VisitEnd(msgspec.Struct, frozen=True, gc=False):  # see Decoded
     facility: str
     visit_id: str
     district: str
     end_time: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class StockMovement:
+class StockMovement(msgspec.Struct, frozen=True, gc=False):  # see Decoded
     source: str
     id: str
     facility: str
@@ -164,8 +163,7 @@ class StockMovement:
     delta: int
 
 
-@dataclass(frozen=True, slots=True)
-class StockCountReport:
+class StockCountReport(msgspec.Struct, frozen=True, gc=False):  # see Decoded
     """One item of one stock count report, kept so that a void can restore the count before."""
 
     source: str
@@ -332,7 +330,7 @@ def decode_batch(
             Decoded(
                 r,
                 env,
-                (env.source, uuid_text(env.id)),
+                (env.source, env.id),
                 facility,
                 district,
                 env.time.astimezone(zone),
@@ -594,9 +592,10 @@ def _stock_moved(
     returns the items and counts, in item order."""
     assert facility is not None
     items = sorted(data.items.items())
+    event_key = v.event_id_text(env)
     for item, n in items:
         ch.stock_movements.append(
-            StockMovement(env.source, uuid_text(env.id), facility, item._value_, env.time, sign * n)
+            StockMovement(env.source, event_key, facility, item._value_, env.time, sign * n)
         )
     return items
 
@@ -610,13 +609,14 @@ def _stock_counted(
     facility: str | None,
 ) -> None:
     assert facility is not None
+    event_key = v.event_id_text(env)
     for item, n in data.items.items():
         key = (facility, item._value_)
         known_count = ch.stock_counts.get(key)
         if known_count is None or env.time > known_count.counted_at:
             ch.stock_counts[key] = StockCount(facility, item._value_, env.time, n)
         ch.stock_count_reports.append(
-            StockCountReport(env.source, uuid_text(env.id), facility, item._value_, env.time, n)
+            StockCountReport(env.source, event_key, facility, item._value_, env.time, n)
         )
 
 

@@ -445,9 +445,12 @@ CLAIM_ALL_NEW = _CLAIM_TEMPLATE.format(on_conflict="")
 _DEDUP_KEY = attrgetter("dedup_key")
 
 
-#: The order of ``projection_events``' key, (id, source), on a claim row (source, id, ...):
-#: the claim inserts in it.
-_CLAIM_ORDER = itemgetter(1, 0)
+#: The order a claim inserts its rows in: by id (the leading column of ``projection_events``'
+#: key, (id, source); canonical UUID text sorts as the UUIDs do). A single text key: sorting
+#: 40,000 rows by it took a third of the time a (id, source) tuple did (0.30 against 0.88 us
+#: per row). Rows of one id under two sources (never from the ingest services, which mint a
+#: random id per report) keep the batch's order: the order only spares page visits.
+_CLAIM_ORDER = itemgetter(1)
 
 
 def _pseudonym_digest(d: Decoded) -> bytes | None:

@@ -161,8 +161,9 @@ class Codec(Generic[E]):
     #: values those of the contract's model); raises :class:`DecodeError` naming the field
     #: (the contract's: :func:`parse_payload`).
     payload: Callable[[EventSpec, int, bytes], object]
-    #: The ``ce_id`` header -> UUID; raises ValueError (the contract's: ``uuid.UUID``).
-    event_id: Callable[[str], UUID]
+    #: The ``ce_id`` header -> the event's id (the contract's: ``uuid.UUID``; the hot path's:
+    #: the same UUID's canonical text); raises ValueError for a header ``uuid.UUID`` refuses.
+    event_id: Callable[[str], UUID | str]
     #: The event of fields already validated (no second validation), by keyword: id, type,
     #: source, time, data.
     build: Callable[..., E]

@@ -60,7 +60,10 @@ class EventView(Protocol):
     """An event's CloudEvents attributes and payload (``data``: read it through its type's view)."""
 
     @property
-    def id(self) -> UUID: ...
+    def id(self) -> UUID | str:
+        """The contract's ``UUID``, or the hot path's canonical text of it (read it through
+        :func:`event_id_text` where the text is what is needed)."""
+
     @property
     def type(self) -> str: ...
     @property
@@ -73,6 +76,13 @@ class EventView(Protocol):
     def facility_id(self) -> str | None: ...
     @property
     def key(self) -> str: ...
+
+
+def event_id_text(env: EventView) -> str:
+    """The canonical text of an event's id (lowercase 8-4-4-4-12): what the hot path's event
+    holds already, ``str()`` of the contract's ``UUID``."""
+    i = env.id
+    return i if isinstance(i, str) else str(i)
 
 
 class VisitStartedView(Protocol):

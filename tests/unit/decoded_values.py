@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from shared.events import fast_decode
 from shared.events.envelope import Envelope
+from shared.events.views import event_id_text
 
 _ATTRIBUTES = ("id", "type", "source", "time", "data")
 
@@ -19,8 +20,10 @@ def typed_values(value: Any) -> Any:
     """A decoded value of either representation as nested tuples: an event's attributes, a
     payload's fields by name (a Struct as the model it was translated from, ``Fast<Model>``),
     and every value with its type (tells 1 from 1.0, str from enum, and a datetime's offset)."""
-    if isinstance(value, Envelope | fast_decode.Event):
-        return ("event", {k: typed_values(getattr(value, k)) for k in _ATTRIBUTES})
+    if isinstance(value, Envelope | fast_decode.Event):  # the id as its canonical text: the
+        # hot path keeps that text, the contract the UUID (shared.events.fast_decode.event_id)
+        attributes = {k: typed_values(getattr(value, k)) for k in _ATTRIBUTES if k != "id"}
+        return ("event", {"id": (str, event_id_text(value)), **attributes})
     if isinstance(value, BaseModel):
         fields = type(value).model_fields
         return (type(value).__name__, {k: typed_values(getattr(value, k)) for k in fields})
