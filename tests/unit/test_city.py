@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -47,6 +47,44 @@ def test_opening_hours_including_past_midnight() -> None:
     assert f.is_open(datetime(2026, 11, 28, 11, 5))  # and one-digit minutes
     assert not f.is_open(datetime(2026, 11, 28, 12, 0))
     assert not f.is_open(datetime(2026, 11, 26, 21, 0))  # Thursday: closed
+
+
+def test_a_day_that_ends_at_24_00_is_open_to_its_last_minute_and_not_past_midnight() -> None:
+    city = City.model_validate(
+        {
+            "districts": [{"id": "d", "name": "D"}],
+            "facilities": [
+                {
+                    "id": "day",
+                    "name": "D",
+                    "district": "d",
+                    "address": "x",
+                    "booths": 4,
+                    "status": "permanent",
+                    "opening_hours": {"mon": ["00:00", "24:00"]},
+                }
+            ],
+        }
+    )
+    f = city.facility_by_id["day"]
+    assert f.is_open(datetime(2026, 11, 30, 0, 0))  # Monday
+    assert f.is_open(datetime(2026, 11, 30, 23, 59, 59))
+    assert not f.is_open(datetime(2026, 12, 1, 0, 0))  # Tuesday
+    assert not f.is_open(datetime(2026, 11, 29, 23, 59))  # Sunday
+
+
+def test_the_minute_table_answers_as_the_rule_every_minute_of_the_week() -> None:
+    """``is_open`` reads a table made once from the rule: for every shipped room, each of the
+    week's 10,080 minutes (any second of it) gets the rule's answer."""
+    city = load_city(CitySettings().file)
+    monday = datetime(2026, 11, 30)
+    assert any(f.opening_hours for f in city.facilities)
+    for f in city.facilities:
+        for weekday in range(7):
+            for m in range(1440):
+                at = monday + timedelta(days=weekday, minutes=m, seconds=59)
+                expected = f._is_open_at(weekday, f"{m // 60:02d}:{m % 60:02d}")
+                assert f.is_open(at) is expected, (f.id, at)
 
 
 @pytest.mark.parametrize(
