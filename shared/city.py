@@ -6,6 +6,8 @@ a valid IANA zone. Days in read models are calendar days in :attr:`City.timezone
 
 from __future__ import annotations
 
+import itertools
+from bisect import bisect_left
 from datetime import date, datetime, time
 from enum import StrEnum
 from functools import cached_property
@@ -19,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 Id = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: The day's minutes as "HH:MM", in order (also their texts' sorted order).
+_MINUTE_TEXTS: tuple[str, ...] = tuple(f"{m // 60:02d}:{m % 60:02d}" for m in range(1440))
 
 
 class PseudonymScope(StrEnum):
@@ -94,11 +98,23 @@ class Facility(_Frozen):
     @cached_property
     def _open_minutes(self) -> tuple[bytes, ...]:
         """For each weekday (Monday first), 1440 flags: whether :meth:`_is_open_at` that
-        minute (the rule evaluated once per minute of the week, when first asked)."""
-        return tuple(
-            bytes(self._is_open_at(weekday, f"{m // 60:02d}:{m % 60:02d}") for m in range(1440))
-            for weekday in range(7)
-        )
+        minute. Every comparison of the rule is of the minute's "HH:MM" with a configured
+        time, so its answer can only change where the minutes' sorted texts pass one of the
+        day's and the day before's configured times: the rule is evaluated once per piece
+        between those places, not once per minute (50 rooms' tables took 0.5 s so)."""
+        days: list[bytes] = []
+        for weekday in range(7):
+            cuts = {0, 1440}
+            for day in (_WEEKDAYS[weekday], _WEEKDAYS[(weekday - 1) % 7]):
+                for t in self.opening_hours.get(day, ()):
+                    cuts.add(bisect_left(_MINUTE_TEXTS, t))
+            ordered = sorted(cuts)
+            table = bytearray(1440)
+            for start, end in itertools.pairwise(ordered):
+                if start < end and self._is_open_at(weekday, _MINUTE_TEXTS[start]):
+                    table[start:end] = b"\x01" * (end - start)
+            days.append(bytes(table))
+        return tuple(days)
 
     def _is_open_at(self, weekday: int, hhmm: str) -> bool:
         """The rule: open on ``weekday`` (0 Monday) at ``hhmm`` ("HH:MM") when that day's hours

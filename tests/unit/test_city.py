@@ -73,18 +73,52 @@ def test_a_day_that_ends_at_24_00_is_open_to_its_last_minute_and_not_past_midnig
     assert not f.is_open(datetime(2026, 11, 29, 23, 59))  # Sunday
 
 
-def test_the_minute_table_answers_as_the_rule_every_minute_of_the_week() -> None:
-    """``is_open`` reads a table made once from the rule: for every shipped room, each of the
-    week's 10,080 minutes (any second of it) gets the rule's answer."""
-    city = load_city(CitySettings().file)
+@pytest.mark.parametrize(
+    "hours",
+    [
+        None,  # the shipped rooms
+        {"mon": ["10", "12:30"], "tue": ["22:00", "02:00"], "wed": ["00:00", "24:00"]},
+        {"thu": ["1000", "10:00:30"], "fri": ["23:59", "00:01"], "sun": ["20:00", "20:00"]},
+    ],
+    ids=["shipped", "odd_spellings", "edges"],
+)
+def test_the_minute_table_answers_as_the_rule_every_minute_of_the_week(
+    hours: dict[str, list[str]] | None,
+) -> None:
+    """``is_open`` reads a table made once from the rule (evaluated once per stretch between
+    configured times): every minute of the week (any second of it) gets the rule's answer,
+    also for spellings ``time.fromisoformat`` accepts besides "HH:MM" (compared as text)."""
+    if hours is None:
+        facilities = load_city(CitySettings().file).facilities
+        assert any(f.opening_hours for f in facilities)
+    else:
+        facilities = _city_with_hours(hours).facilities
     monday = datetime(2026, 11, 30)
-    assert any(f.opening_hours for f in city.facilities)
-    for f in city.facilities:
+    for f in facilities:
         for weekday in range(7):
             for m in range(1440):
                 at = monday + timedelta(days=weekday, minutes=m, seconds=59)
                 expected = f._is_open_at(weekday, f"{m // 60:02d}:{m % 60:02d}")
                 assert f.is_open(at) is expected, (f.id, at)
+
+
+def _city_with_hours(hours: dict[str, list[str]]) -> City:
+    return City.model_validate(
+        {
+            "districts": [{"id": "d", "name": "D"}],
+            "facilities": [
+                {
+                    "id": "room",
+                    "name": "R",
+                    "district": "d",
+                    "address": "x",
+                    "booths": 4,
+                    "status": "permanent",
+                    "opening_hours": hours,
+                }
+            ],
+        }
+    )
 
 
 @pytest.mark.parametrize(
