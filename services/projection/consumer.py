@@ -103,6 +103,28 @@ class FigureDeferral:
     max_delay_s: float = 5.0
 
 
+class FetchRamp:
+    """How many records each fetch of a run may bring: the first brings 1/:data:`RAMP_SHARE`
+    of ``max_records``, each next one twice as many, up to ``max_records``. A run is
+    pipelined (:meth:`Projector.run`): PostgreSQL idles until the first batch is decoded, and
+    a whole 42,000-record batch took ~0.8 s of a catch-up's ~21 s; ramped, its first work comes
+    after ~0.05 s and the pipeline is full after five fetches. Pure."""
+
+    def __init__(self, max_records: int) -> None:
+        self._max = max_records
+        self._next = max(1, max_records // RAMP_SHARE)
+
+    def take(self) -> int:
+        """The most records the next fetch may bring."""
+        n = self._next
+        self._next = min(self._max, 2 * n)
+        return n
+
+
+#: A run's first fetch brings this share of its largest (:class:`FetchRamp`).
+RAMP_SHARE = 16
+
+
 class DeadLetterSink(Protocol):
     async def publish(self, letters: Sequence[DeadLetter]) -> None:
         """Return once every letter is durably stored (raise otherwise)."""
@@ -428,10 +450,13 @@ class Projector:
         Visit figures the batches left pending (:meth:`_defers`) are recomputed on a poll that
         brought nothing, at the end of a bounded run and when stopped (:meth:`flush_figures`).
 
+        The first fetches bring fewer records (:class:`FetchRamp`), so PostgreSQL starts sooner.
+
         Garbage is collected by time while it runs (:mod:`.gc_policy`): a full collection at
         most every :data:`~.gc_policy.GC_FULL_EVERY_S` seconds, beside the batches."""
         ahead: asyncio.Task[Prepared | None] | None = None
         releasing: asyncio.Task[None] | None = None
+        ramp = FetchRamp(max_records)
         async with running(collect_garbage_every(), "projection-gc"):
             try:
                 while not stop.is_set():
@@ -440,9 +465,9 @@ class Projector:
                         return
                     try:
                         if ahead is None:
-                            ahead = asyncio.create_task(self.fetch(poll_timeout_ms, max_records))
+                            ahead = asyncio.create_task(self.fetch(poll_timeout_ms, ramp.take()))
                         prepared = await ahead
-                        ahead = asyncio.create_task(self.fetch(poll_timeout_ms, max_records))
+                        ahead = asyncio.create_task(self.fetch(poll_timeout_ms, ramp.take()))
                         await self.apply_fetched(prepared)
                         if prepared is None:  # an idle poll: nothing more to wait for
                             await self.flush_figures()
