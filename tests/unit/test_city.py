@@ -22,23 +22,8 @@ def test_shipped_city_is_copenhagen() -> None:
 
 
 def test_opening_hours_including_past_midnight() -> None:
-    city = City.model_validate(
-        {
-            "districts": [{"id": "d", "name": "D"}],
-            "facilities": [
-                {
-                    "id": "night",
-                    "name": "N",
-                    "district": "d",
-                    "address": "x",
-                    "booths": 4,
-                    "status": "permanent",
-                    "opening_hours": {"fri": ["20:00", "02:00"], "sat": ["10:00", "12:00"]},
-                }
-            ],
-        }
-    )
-    f = city.facility_by_id["night"]
+    city = _city_with_hours({"fri": ["20:00", "02:00"], "sat": ["10:00", "12:00"]})
+    f = city.facility_by_id["room"]
     assert f.is_open(datetime(2026, 11, 27, 21, 0))  # Friday evening
     assert f.is_open(datetime(2026, 11, 28, 1, 59))  # Saturday, after midnight
     assert not f.is_open(datetime(2026, 11, 28, 2, 0))
@@ -50,23 +35,8 @@ def test_opening_hours_including_past_midnight() -> None:
 
 
 def test_a_day_that_ends_at_24_00_is_open_to_its_last_minute_and_not_past_midnight() -> None:
-    city = City.model_validate(
-        {
-            "districts": [{"id": "d", "name": "D"}],
-            "facilities": [
-                {
-                    "id": "day",
-                    "name": "D",
-                    "district": "d",
-                    "address": "x",
-                    "booths": 4,
-                    "status": "permanent",
-                    "opening_hours": {"mon": ["00:00", "24:00"]},
-                }
-            ],
-        }
-    )
-    f = city.facility_by_id["day"]
+    city = _city_with_hours({"mon": ["00:00", "24:00"]})
+    f = city.facility_by_id["room"]
     assert f.is_open(datetime(2026, 11, 30, 0, 0))  # Monday
     assert f.is_open(datetime(2026, 11, 30, 23, 59, 59))
     assert not f.is_open(datetime(2026, 12, 1, 0, 0))  # Tuesday
