@@ -108,10 +108,9 @@ class Facility(_Frozen):
             for day in (_WEEKDAYS[weekday], _WEEKDAYS[(weekday - 1) % 7]):
                 for t in self.opening_hours.get(day, ()):
                     cuts.add(bisect_left(_MINUTE_TEXTS, t))
-            ordered = sorted(cuts)
             table = bytearray(1440)
-            for start, end in itertools.pairwise(ordered):
-                if start < end and self._is_open_at(weekday, _MINUTE_TEXTS[start]):
+            for start, end in itertools.pairwise(sorted(cuts)):  # distinct: start < end
+                if self._is_open_at(weekday, _MINUTE_TEXTS[start]):
                     table[start:end] = b"\x01" * (end - start)
             days.append(bytes(table))
         return tuple(days)
