@@ -73,13 +73,15 @@ def additive_upsert(table: str, key: str, columns: tuple[Column, ...]) -> str:
 
 def recomputed_upsert(table: str, key: str, columns: tuple[Column, ...]) -> str:
     """``INSERT ... SELECT`` of the recomputed columns of ``columns`` per (``key``, day) from
-    ``v``, replacing what the rows held (only keys with at least one started visit)."""
+    ``v``, replacing what the rows held (only keys with at least one started visit). Grouped by
+    (day, ``key``): the order ``visits_day_district`` returns the visits in, so an inlined
+    ``v`` needs no sort before its groups."""
     recomputed = [c.name for c in columns if c.kind is Kind.RECOMPUTED]
     rules = ", ".join(VISIT_RULES[c] for c in recomputed)
     replace = ", ".join(f"{c} = EXCLUDED.{c}" for c in recomputed)
     return (
         f"INSERT INTO {table} ({key}, day, {', '.join(recomputed)}) "  # noqa: S608
-        f"SELECT {key}, day, {rules} FROM v GROUP BY {key}, day "
+        f"SELECT {key}, day, {rules} FROM v GROUP BY day, {key} "
         f"ON CONFLICT ({key}, day) DO UPDATE SET {replace}"
     )
 
@@ -116,11 +118,21 @@ DAILY_UPSERT = additive_upsert("district_daily", "district", _DISTRICT)
 #: The same per room and day: $1 facilities, $2 days, one array per additive column.
 FACILITY_UPSERT = additive_upsert("facility_daily", "facility", _FACILITY)
 
-#: Recompute the visit figures of $1 districts x $2 days (pairwise) from ``visits`` ($3: the
-#: longest plausible visit), and the route/substance breakdown of the same visits (their old
-#: rows are deleted first). ``v`` is read once (materialised) for both.
-DAILY_RECOMPUTE = f"""WITH k AS (SELECT * FROM unnest($1::text[], $2::date[]) AS k(district, day)),
-v AS MATERIALIZED (
+
+def daily_recompute(materialized: bool) -> str:
+    """Recompute the visit figures of $1 districts x $2 days (pairwise) from ``visits`` ($3: the
+    longest plausible visit), and the route/substance breakdown of the same visits (their old
+    rows are deleted first).
+
+    ``materialized``: ``v`` is read once into a tuplestore feeding both; else each reads the
+    visits itself (two index scans). Measured on the 1M-event log (bench/NOTES.md, "visit
+    figures recomputed faster"): read once is ~10 % cheaper for up to ~30 district-days, read
+    twice ~20 % cheaper from ~100 (the tuplestore outgrows ``work_mem`` and is written to
+    disk, then sorted again for the groups), so :data:`DAILY_RECOMPUTE` serves small sets and
+    :data:`DAILY_RECOMPUTE_LARGE` sets of :data:`LARGE_RECOMPUTE` keys or more."""
+    how = "MATERIALIZED" if materialized else "NOT MATERIALIZED"
+    return f"""WITH k AS (SELECT * FROM unnest($1::text[], $2::date[]) AS k(district, day)),
+v AS {how} (
     SELECT {_visit_rows("$3")}
     FROM visits v JOIN k USING (district, day)
     WHERE v.start_time IS NOT NULL),
@@ -132,12 +144,23 @@ UNION ALL
 SELECT district, day, 'substance', s, sum(n)::bigint
 FROM g, unnest(g.substances) AS s GROUP BY 1, 2, 4"""  # noqa: S608 - declared names only
 
+
+#: The fewest keys (district-days, or room-days) for which a recompute reads the visits twice
+#: (:func:`daily_recompute`) and is planned for its arguments (``store.recompute_visit_figures``).
+LARGE_RECOMPUTE = 100
+#: :func:`daily_recompute` for fewer than :data:`LARGE_RECOMPUTE` district-days.
+DAILY_RECOMPUTE = daily_recompute(materialized=True)
+#: :func:`daily_recompute` for :data:`LARGE_RECOMPUTE` district-days or more.
+DAILY_RECOMPUTE_LARGE = daily_recompute(materialized=False)
+
 #: Recompute the visit figures of $1 facilities x $2 days (pairwise); $3 the distinct days and
 #: $4 the distinct facilities (they narrow the scan of ``visits``), $5 the longest plausible
-#: visit.
+#: visit. ``v`` is read once, so inlined: materialised, the visits of a whole catch-up's days
+#: were written to a tuplestore on disk first (0.30 against 0.74 s for the 1M-event log's
+#: 1,300 room-days; faster for a few keys too).
 FACILITY_RECOMPUTE = f"""WITH
 k AS (SELECT * FROM unnest($1::text[], $2::date[]) AS k(facility, day)),
-v AS MATERIALIZED (
+v AS (
     SELECT {_visit_rows("$5")}
     FROM visits v JOIN k USING (facility, day)
     WHERE v.day = ANY($3::date[]) AND v.facility = ANY($4::text[])

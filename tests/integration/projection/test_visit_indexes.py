@@ -52,7 +52,11 @@ async def test_the_recomputes_find_a_days_visits_through_one_index(
     district_day = await _indexes_read(
         conn, sql.DAILY_RECOMPUTE, ["vesterbro"], [DAY], timedelta(hours=4)
     )
+    many_district_days = await _indexes_read(
+        conn, sql.DAILY_RECOMPUTE_LARGE, ["vesterbro"], [DAY], timedelta(hours=4)
+    )
     city_day = await _indexes_read(conn, sql.CITY_RECOMPUTE, [DAY], timedelta(hours=4))
 
     assert "visits_day_district" in district_day
+    assert "visits_day_district" in many_district_days
     assert "visits_day_district" in city_day

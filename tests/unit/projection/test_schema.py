@@ -213,6 +213,11 @@ def test_the_generated_sql_names_exactly_the_declared_columns() -> None:
     assert _listed(sql.DAILY_UPSERT, daily, ")") == additive
     assert _named(sql.DAILY_UPSERT) == set(additive)
     assert _listed(sql.DAILY_RECOMPUTE, daily, ")") == recomputed
+    # the recompute of many district-days differs only in reading the visits twice
+    assert sql.DAILY_RECOMPUTE_LARGE.replace("NOT MATERIALIZED", "MATERIALIZED") == (
+        sql.DAILY_RECOMPUTE
+    )
+    assert "NOT MATERIALIZED" in sql.DAILY_RECOMPUTE_LARGE
     facility = "INSERT INTO facility_daily (facility, day, "
     assert _listed(sql.FACILITY_UPSERT, facility, ")") == f_additive
     assert _listed(sql.FACILITY_RECOMPUTE, facility, ")") == f_recomputed
