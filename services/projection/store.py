@@ -353,8 +353,9 @@ async def claim_events(
     catch-up replays the claim's executor time fell from 9.9-11.5 to 7.2-8.1 us per event.
 
     Only batches of at least :data:`OPTIMISTIC_MIN_ROWS` events take that path: the savepoint
-    costs two round trips (``SAVEPOINT``, ``RELEASE``), more than ``ON CONFLICT`` costs a live
-    batch of a few events (~4 us per row; bench/NOTES.md, "an optimistic claim").
+    costs a round trip (``SAVEPOINT``; it is not released, see :func:`_attempt`), more than
+    ``ON CONFLICT`` costs a live batch of a few events (~4 us per row; bench/NOTES.md, "an
+    optimistic claim").
 
     Call it after the batch's district locks: a void of the same room (same district) committed
     by another instance is then visible to this statement's snapshot. Another instance's claim
@@ -427,13 +428,31 @@ async def _attempt(
     """Run an optimistic insert (one without ``ON CONFLICT``) in a savepoint: its result, or
     None when it met a stored key (a unique violation; the savepoint rolled back, so nothing of
     the attempt stays, and ``fallbacks`` counted): the caller then runs its ``ON CONFLICT``
-    statement, whose result is the same."""
+    statement, whose result is the same.
+
+    In a transaction the savepoint is not released when the insert succeeds: it ends with the
+    transaction, and the statements after it run inside it (a rollback to a later savepoint of
+    the same name undoes only what followed that one). A release was one round trip more per
+    attempt, three per catch-up batch, each waiting for the event loop (busy decoding the next
+    batch). Outside a transaction, the statement's own transaction is its savepoint."""
+    if not conn.is_in_transaction():
+        try:
+            async with conn.transaction():
+                return await statement()
+        except asyncpg.UniqueViolationError:
+            fallbacks.inc()
+            return None
+    await conn.execute(f"SAVEPOINT {_OPTIMISTIC}")
     try:
-        async with conn.transaction():
-            return await statement()
+        return await statement()
     except asyncpg.UniqueViolationError:
+        await conn.execute(f"ROLLBACK TO SAVEPOINT {_OPTIMISTIC}")
         fallbacks.inc()
         return None
+
+
+#: The name of :func:`_attempt`'s savepoints (a new one hides an older one of the same name).
+_OPTIMISTIC = "optimistic_insert"
 
 
 #: :data:`CLAIM` without ``ON CONFLICT``: fails with a unique violation if any key was claimed
