@@ -435,18 +435,17 @@ async def _attempt(
     the same name undoes only what followed that one). A release was one round trip more per
     attempt, three per catch-up batch, each waiting for the event loop (busy decoding the next
     batch). Outside a transaction, the statement's own transaction is its savepoint."""
-    if not conn.is_in_transaction():
-        try:
+    try:
+        if not conn.is_in_transaction():
             async with conn.transaction():
                 return await statement()
+        await conn.execute(f"SAVEPOINT {_OPTIMISTIC}")
+        try:
+            return await statement()
         except asyncpg.UniqueViolationError:
-            fallbacks.inc()
-            return None
-    await conn.execute(f"SAVEPOINT {_OPTIMISTIC}")
-    try:
-        return await statement()
+            await conn.execute(f"ROLLBACK TO SAVEPOINT {_OPTIMISTIC}")
+            raise
     except asyncpg.UniqueViolationError:
-        await conn.execute(f"ROLLBACK TO SAVEPOINT {_OPTIMISTIC}")
         fallbacks.inc()
         return None
 
@@ -978,8 +977,7 @@ async def recompute_visit_figures(
             days,
             max_visit,
         )
-    if day_keys:
-        await _recompute_city_days(conn, {k[1] for k in day_keys}, max_visit)
+        await _recompute_city_days(conn, set(days), max_visit)
     if facility_keys:
         fkeys = sorted(facility_keys)
         facilities, fdays = [k[0] for k in fkeys], [k[1] for k in fkeys]
