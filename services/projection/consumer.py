@@ -18,9 +18,10 @@ Invariants:
   moves past them with the rest.
 * A batch's pure work (decoding, dropping in-batch duplicates, computing the changes) is done
   before its transaction opens, so no lock is held meanwhile; in :meth:`Projector.run` it is
-  done while the previous batch's transaction runs (pipelined). Only records that continue a
-  partition exactly at ``self._next[tp]`` (read under the lock, after that transaction
-  committed) are applied; a prefetched batch is dropped when a batch fails.
+  done while an earlier batch's transaction runs (pipelined, :data:`PREFETCH_DEPTH` batches
+  ahead). Only records that continue a partition exactly at ``self._next[tp]`` (read under the
+  lock, after that transaction committed) are applied; every prefetched batch is dropped when
+  a batch fails.
 * Logs name topics, partitions, offsets and reasons only; never ids or payload values.
 """
 
@@ -30,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -59,6 +60,7 @@ from services.projection.metrics import (
 )
 from services.projection.rooms import RoomChanges, room_changes, room_retraction
 from services.projection.rooms_store import apply_room_changes
+from services.projection.steps import AT_ONCE, Steps, finish, stepped
 from shared.bootstrap import running
 from shared.city import City
 from shared.events.fast_decode import batch_decoder
@@ -83,6 +85,11 @@ FETCH_SLICE = 1000
 #: Objects of an applied batch freed between two yields (:func:`_release`): records or decoded
 #: events, each dropping a few objects (~1 ms per 1,000).
 RELEASE_SLICE = 1000
+#: Batches fetched and prepared ahead of the one being applied (:meth:`Projector.run`). With one,
+#: Python idled whenever a transaction outlasted the next batch's preparation (a figure flush,
+#: a slow commit) and PostgreSQL idled whenever the preparation outlasted the transaction; with
+#: two, Python keeps preparing through a long transaction and the next ones start at once.
+PREFETCH_DEPTH = 2
 #: The most visit rows made from an end alone that a projector remembers
 #: (:meth:`Projector._note_visits`); past it, it forgets them all: the next batches' starts of
 #: those visits then fail the optimistic insert once and are upserted (store._visits).
@@ -345,7 +352,13 @@ class Projector:
     def _writes(self, changes: domain.Changes) -> store.ChangeArguments:
         """The statements' arguments for a prepared batch's ``changes`` (its visit starts split
         by ``_rows_without_start``), noting the visit rows they make (:meth:`_note_visits`)."""
-        writes = store.change_arguments(changes, self._rows_without_start)
+        return finish(self._write_steps(changes, AT_ONCE))
+
+    def _write_steps(self, changes: domain.Changes, step: int) -> Steps[store.ChangeArguments]:
+        """:meth:`_writes` in steps (:func:`store.change_argument_steps`); the visit rows are
+        noted once the arguments are built (fetches never overlap: no other batch is prepared
+        meanwhile)."""
+        writes = yield from store.change_argument_steps(changes, self._rows_without_start, step)
         self._note_visits(changes)
         return writes
 
@@ -366,8 +379,10 @@ class Projector:
     async def _prepare_yielding(self, by_tp: dict[TopicPartition, list[Any]]) -> Prepared:
         """:meth:`_prepare` in slices of :data:`PREPARE_SLICE` records, yielding to the event
         loop between slices, so the statements of the transaction in flight are answered
-        promptly while this batch is decoded (the same result: decoding is per record and
-        projecting slices in log order into one Changes equals projecting them at once)."""
+        promptly while this batch is decoded (the same result: decoding is per record,
+        projecting slices in log order into one Changes (and room sums) equals projecting them
+        at once, and the statements' arguments are built and encoded in steps that give the
+        same text, :mod:`.steps`). Only the in-batch repeats are found in one go (~11 ms)."""
         records = [r for rs in by_tp.values() for r in rs]
         decoded: list[domain.Decoded] = []
         rejected: list[domain.Rejected] = []
@@ -379,20 +394,14 @@ class Projector:
             await asyncio.sleep(0)
         unique, conflicting = domain.split_repeats(decoded)
         changes = domain.Changes()
+        rooms = RoomChanges()
         for i in range(0, len(unique), PREPARE_SLICE):
-            domain.project_decoded(unique[i : i + PREPARE_SLICE], self._city, into=changes)
+            part = unique[i : i + PREPARE_SLICE]
+            domain.project_decoded(part, self._city, into=changes)
+            room_changes(part, into=rooms)
             await asyncio.sleep(0)
-        builder = store.ClaimBuilder(unique)
-        await asyncio.sleep(0)
-        while not builder.complete:
-            builder.add(PREPARE_SLICE)
-            await asyncio.sleep(0)
-        claim = builder.build()
-        await asyncio.sleep(0)
-        rooms = room_changes(unique)
-        await asyncio.sleep(0)
-        writes = self._writes(changes)
-        await asyncio.sleep(0)
+        claim = await stepped(store.claim_argument_steps(unique, PREPARE_SLICE))
+        writes = await stepped(self._write_steps(changes, PREPARE_SLICE))
         repeats = _conflicting_keys(conflicting)
         return Prepared(by_tp, decoded, rejected, unique, changes, claim, rooms, writes, repeats)
 
@@ -442,12 +451,15 @@ class Projector:
         end offset there). Failed batches are retried from the stored offsets. ``on_batch`` is
         called after every poll (progress reporting).
 
-        Pipelined: batch N+1 is fetched and decoded (:meth:`fetch`) while batch N's transaction
-        runs, so Python and PostgreSQL work at the same time. A prefetched batch is only ever
-        applied through :meth:`apply_fetched` (which keeps exactly the records continuing at
-        the stored offsets, checked again under the offset row locks), and is dropped when a
-        batch fails or the loop ends (every partition is then rewound to its stored offset, so
-        the next run() fetches exactly what was not applied).
+        Pipelined: batches N+1 .. N+:data:`PREFETCH_DEPTH` are fetched and prepared
+        (:meth:`fetch`), one after another, while batch N's transaction runs, so Python and
+        PostgreSQL work at the same time, and Python goes on through a long transaction (a
+        figure flush) instead of idling once the next batch is ready. A prefetched batch is
+        only ever applied through :meth:`apply_fetched` (which keeps exactly the records
+        continuing at the stored offsets, checked again under the offset row locks), and every
+        prefetched batch is dropped when a batch fails or the loop ends (every partition is
+        then rewound to its stored offset, so the next run() fetches exactly what was not
+        applied).
 
         Visit figures the batches left pending (:meth:`_defers`) are recomputed on a poll that
         brought nothing, at the end of a bounded run and when stopped (:meth:`flush_figures`).
@@ -456,7 +468,7 @@ class Projector:
 
         Garbage is collected by time while it runs (:mod:`.gc_policy`): a full collection at
         most every :data:`~.gc_policy.GC_FULL_EVERY_S` seconds, beside the batches."""
-        ahead: asyncio.Task[Prepared | None] | None = None
+        ahead: deque[asyncio.Task[Prepared | None]] = deque()
         releasing: asyncio.Task[None] | None = None
         ramp = FetchRamp(max_records)
         async with running(collect_garbage_every(), "projection-gc"):
@@ -466,10 +478,9 @@ class Projector:
                         await self.flush_figures()  # the end of a bounded run: none left
                         return
                     try:
-                        if ahead is None:
-                            ahead = asyncio.create_task(self.fetch(poll_timeout_ms, ramp.take()))
-                        prepared = await ahead
-                        ahead = asyncio.create_task(self.fetch(poll_timeout_ms, ramp.take()))
+                        self._prefetch(ahead, poll_timeout_ms, ramp)
+                        prepared = await ahead.popleft()
+                        self._prefetch(ahead, poll_timeout_ms, ramp)
                         await self.apply_fetched(prepared)
                         if prepared is None:  # an idle poll: nothing more to wait for
                             await self.flush_figures()
@@ -489,8 +500,7 @@ class Projector:
                             type(exc).__name__,
                             exc_info=not _expected(exc),
                         )
-                        await _drop(ahead)
-                        ahead = None
+                        await _drop_all(ahead)
                         async with self._lock:
                             self.rewind()
                         await _sleep_or_stop(stop, backoff_s)
@@ -499,14 +509,34 @@ class Projector:
                 await self._flush_on_stop()
             finally:
                 await _drop(releasing)
-                if ahead is not None:
-                    # The prefetch may have fetched records (moving the consumer past them) that
-                    # will never be applied: seek back to the stored offsets, or a later run() on
-                    # this consumer (after a lost lock session) would skip them until the
-                    # partition receives more records.
-                    await _drop(ahead)
+                if ahead:
+                    # The prefetches may have fetched records (moving the consumer past them)
+                    # that will never be applied: seek back to the stored offsets, or a later
+                    # run() on this consumer (after a lost lock session) would skip them until
+                    # the partition receives more records.
+                    await _drop_all(ahead)
                     async with self._lock:
                         self.rewind()
+
+    def _prefetch(
+        self, ahead: deque[asyncio.Task[Prepared | None]], timeout_ms: int, ramp: FetchRamp
+    ) -> None:
+        """Start fetches until :data:`PREFETCH_DEPTH` are ahead, each after the one before."""
+        while len(ahead) < PREFETCH_DEPTH:
+            previous = ahead[-1] if ahead else None
+            ahead.append(asyncio.create_task(self._fetch_after(previous, timeout_ms, ramp.take())))
+
+    async def _fetch_after(
+        self, previous: asyncio.Task[Prepared | None] | None, timeout_ms: int, max_records: int
+    ) -> Prepared | None:
+        """:meth:`fetch`, once ``previous`` (the prefetch before this one) has ended: fetches
+        never overlap, so batches follow one another in offset order. Nothing is fetched after
+        a failed or cancelled one (:meth:`run` then drops every prefetch and rewinds)."""
+        if previous is not None:
+            await asyncio.wait([previous])  # its failure is reported where it is awaited
+            if previous.cancelled() or previous.exception() is not None:
+                return None
+        return await self.fetch(timeout_ms, max_records)
 
     async def flush_figures(self) -> int:
         """Recompute every pending visit figure (:func:`store.flush_pending_figures`) if some
@@ -809,6 +839,12 @@ async def _drop(task: asyncio.Task[Any] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
+
+
+async def _drop_all(tasks: deque[asyncio.Task[Any]]) -> None:
+    """:func:`_drop` every prefetch, the newest first (none of them then starts fetching)."""
+    while tasks:
+        await _drop(tasks.pop())
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -2,8 +2,8 @@
 allocations.
 
 A catch-up batch (up to 50,000 events) keeps a few hundred thousand container objects alive
-until its transaction commits (records, their header tuples, decoded events, changes), two
-batches at a time (the next is prepared while the current one is applied), and almost none of
+until its transaction commits (records, their header tuples, decoded events, changes), three
+batches at a time (the next two are prepared while the current one is applied), and almost none of
 them are in reference cycles: reference counting frees them. CPython's collector, though, runs
 its youngest generation every ``threshold`` net new objects and traverses every live young
 object each time: at 50,000 that was 285 young and 13 older collections per 1M-event replay,
@@ -11,7 +11,7 @@ object each time: at 50,000 that was 285 young and 13 older collections per 1M-e
 --gc-young``, bench/results/issue18/s9/).
 
 Invariants: the youngest generation's threshold (:data:`GC_YOUNG_THRESHOLD`) is above the objects
-two in-flight batches keep alive, so a batch triggers no collection; cycles are still collected,
+three in-flight batches keep alive, so a batch triggers no collection; cycles are still collected,
 by a full collection at most :data:`GC_FULL_EVERY_S` seconds apart
 (:func:`collect_garbage_every`, run beside every :meth:`.consumer.Projector.run`), and by the
 threshold should live objects ever pass it. Pure policy: imports no I/O library.
@@ -23,9 +23,11 @@ import asyncio
 import gc
 
 #: Net new tracked objects between two collections of the youngest generation (CPython's
-#: default: 700). Above what two in-flight batches of 50,000 events keep alive: no collection
-#: at all in a 1M-event replay at this value (bench/results/issue18/s9/).
-GC_YOUNG_THRESHOLD = 2_000_000
+#: default: 700). Above what three in-flight batches of 50,000 events keep alive
+#: (:data:`.consumer.PREFETCH_DEPTH` ahead of the one applied): no collection at all in a
+#: 1M-event replay at this value. At 2,000,000 (two in flight, bench/results/issue18/s9/), three
+#: passed it once per replay: a 0.4 s pause of the event loop (bench/results/issue18/s16/).
+GC_YOUNG_THRESHOLD = 3_000_000
 #: The longest a reference cycle stays uncollected while a projector runs.
 GC_FULL_EVERY_S = 60.0
 

@@ -68,10 +68,11 @@ class RoomChanges:
             self.room[k] = self.room.get(k, 0) + n
 
 
-def room_changes(events: Sequence[Decoded]) -> RoomChanges:
+def room_changes(events: Sequence[Decoded], into: RoomChanges | None = None) -> RoomChanges:
     """The room and street changes of ``events`` (new ones only; see domain.project), on the
-    local days their :class:`Decoded` hold."""
-    return _changes((d.event, d.facility, d.local.date()) for d in events)
+    local days their :class:`Decoded` hold; added to ``into`` if given (the changes are sums:
+    a batch's slices added in turn give the batch's changes)."""
+    return _changes(((d.event, d.facility, d.local.date()) for d in events), into)
 
 
 def room_retraction(events: Sequence[EventView], zone: ZoneInfo) -> RoomChanges:
@@ -87,9 +88,11 @@ def _facility_of(source: str) -> str | None:
     return source[len(prefix) :] if source.startswith(prefix) else None
 
 
-def _changes(events: Iterable[tuple[EventView, str | None, date]]) -> RoomChanges:
-    """The changes of (event, facility or None, local day) triples."""
-    ch = RoomChanges()
+def _changes(
+    events: Iterable[tuple[EventView, str | None, date]], into: RoomChanges | None = None
+) -> RoomChanges:
+    """The changes of (event, facility or None, local day) triples, added to ``into``."""
+    ch = RoomChanges() if into is None else into
     for event, facility, day in events:
         if event.type == v.STREET_NEEDLES_COLLECTED:
             data = cast(v.StreetNeedlesView, event.data)

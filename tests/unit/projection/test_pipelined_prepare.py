@@ -12,7 +12,10 @@ import pytest
 from aiokafka import TopicPartition
 
 from services.projection import consumer, domain, store
+from services.projection import read_model_sql as sql
 from services.projection.consumer import Projector
+from services.projection.rooms import RoomChanges, room_changes
+from services.projection.steps import finish
 from shared.events import envelope
 from shared.events.envelope import to_value
 from shared.settings import KafkaSettings
@@ -234,10 +237,43 @@ async def test_claim_arguments_carry_each_value_exactly() -> None:
         assert event_type == d.event.type
         assert version == int(dict(d.record.headers).get("ce_schemaversion", b"1"))
     # built in steps of any size: the same arguments
-    builder = store.ClaimBuilder(unique)
-    while not builder.complete:
-        builder.add(7)
-    assert builder.build() == claim
+    for step in (1, 7, 1000):
+        assert finish(store.claim_argument_steps(unique, step)) == claim
+
+
+@pytest.mark.parametrize("step", [1, 2, 7, 1000])
+def test_arguments_encoded_in_steps_equal_those_encoded_at_once(step: int) -> None:
+    """The JSON documents the statements receive are the same text whether encoded at once or
+    a slice at a time (the projector yields to its event loop between slices), for any slice
+    size and for no rows at all; so are the visit and change arguments built in steps."""
+    events = f.random_stream(seed=11, n=400, base=BASE)
+    decoded, _ = domain.decode_batch([f.record(e, i) for i, e in enumerate(events)], f.CITY)
+    changes = domain.project_decoded(domain.first_occurrences(decoded), f.CITY)
+    starts = list(changes.visit_starts.values())
+    assert len(starts) > 2 * step or step == 1000
+
+    for rows in ([], starts[:1], starts):
+        text = finish(store.json_steps(rows, step, sql.VISIT_START_RECORD))
+        assert text == store.records_json(rows, sql.VISIT_START_RECORD)
+        plain = [[r.facility, r.visit_id] for r in rows]
+        assert finish(store.json_steps(plain, step)) == store.rows_json(plain)
+    assert finish(store.visit_argument_steps(changes, None, step)) == store.visit_arguments(changes)
+    stepped = finish(store.change_argument_steps(changes, frozenset(), step))
+    at_once = store.change_arguments(changes, frozenset())
+    assert (stepped.additive, stepped.visits) == (at_once.additive, at_once.visits)
+
+
+def test_room_changes_of_slices_added_in_turn_equal_those_of_the_whole() -> None:
+    events = f.random_stream(seed=12, n=400, base=BASE)
+    decoded, _ = domain.decode_batch([f.record(e, i) for i, e in enumerate(events)], f.CITY)
+    unique = domain.first_occurrences(decoded)
+    whole = room_changes(unique)
+    assert whole.room  # a real mix
+
+    rooms = RoomChanges()
+    for i in range(0, len(unique), 9):
+        assert room_changes(unique[i : i + 9], into=rooms) is rooms
+    assert rooms == whole
 
 
 def test_the_claim_keeps_the_schema_version_the_event_was_decoded_at() -> None:
@@ -274,10 +310,10 @@ class _SeekRecorder:
 async def test_a_halted_loop_seeks_back_over_the_dropped_prefetch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """run() halted (e.g. the rebuild-lock session was lost) while batch N+1 was prefetched:
-    those records were fetched but never applied, so the consumer must be sought back to the
-    stored offsets, or the next run() on it skips them (a stall until the partition receives
-    more records)."""
+    """run() halted (e.g. the rebuild-lock session was lost) while the batches after N were
+    prefetched: those records were fetched but never applied, so the consumer must be sought
+    back to the stored offsets, or the next run() on it skips them (a stall until the
+    partition receives more records)."""
     tp = TopicPartition("dcr.visits", 0)
     p = _projector()
     recorder = _SeekRecorder()
@@ -289,12 +325,12 @@ async def test_a_halted_loop_seeks_back_over_the_dropped_prefetch(
 
     async def fetch(timeout_ms: int, max_records: int) -> object:
         fetched.append(len(fetched))
-        if len(fetched) == 2:
+        if len(fetched) == 1 + consumer.PREFETCH_DEPTH:
             prefetched.set()
         return object()  # a batch was fetched (the consumer moved past it)
 
     async def apply_fetched(prepared: object) -> int:
-        await prefetched.wait()  # batch N+1 is fetched while batch N's transaction runs
+        await prefetched.wait()  # the next batches are fetched while batch N's transaction runs
         halt.set()  # the lock session is lost while batch N is applied
         return 1
 
@@ -303,5 +339,94 @@ async def test_a_halted_loop_seeks_back_over_the_dropped_prefetch(
 
     await p.run(halt, poll_timeout_ms=10, max_records=10, backoff_s=0.01)
 
-    assert len(fetched) == 2  # batch N applied, batch N+1 prefetched and dropped
+    assert len(fetched) == 1 + consumer.PREFETCH_DEPTH  # N applied, the next ones dropped
     assert recorder.seeks == [(tp, 42)]
+
+
+async def _keep(batch: object) -> None:
+    """:func:`consumer._release` for the fakes' batches (numbers: nothing to free)."""
+
+
+class _Pipeline:
+    """Fakes of :meth:`Projector.fetch` and :meth:`Projector.apply_fetched` for run(): batches
+    are numbered in fetch order; it records which were applied, how many fetches ran at once,
+    and whether a transaction waited in vain for the batches after it to be prepared."""
+
+    def __init__(self, stop: asyncio.Event, apply_until: int, fail: int | None = None) -> None:
+        self.stop, self.apply_until, self.fail = stop, apply_until, fail
+        self.fetched = 0
+        self.running = self.most_at_once = 0
+        self.applied: list[int] = []
+        self.stalled = False
+
+    async def fetch(self, timeout_ms: int, max_records: int) -> int:
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        await asyncio.sleep(0)  # a fetch yields (getmany, prepare slices)
+        await asyncio.sleep(0)
+        self.running -= 1
+        self.fetched += 1
+        return self.fetched - 1
+
+    async def apply_fetched(self, batch: int) -> int:
+        deadline = asyncio.get_running_loop().time() + 2
+        while self.fetched < batch + 1 + consumer.PREFETCH_DEPTH:  # the transaction runs
+            if asyncio.get_running_loop().time() > deadline:
+                self.stalled = True  # the batches after this one were not being prepared
+                break
+            await asyncio.sleep(0)
+        if batch == self.fail:
+            self.fail = None
+            raise OSError("connection lost")  # the transaction failed: retried
+        self.applied.append(batch)
+        if len(self.applied) == self.apply_until:
+            self.stop.set()
+        return 1
+
+
+async def test_the_next_batches_are_prepared_one_after_another_while_one_is_applied(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While batch N's transaction runs, batches N+1 .. N+PREFETCH_DEPTH are fetched and
+    prepared (Python keeps working through a long transaction), never two fetches at once
+    (batches follow one another in offset order), and batches are applied in fetch order."""
+    assert consumer.PREFETCH_DEPTH >= 2
+    p = _projector()
+    p.bind(_SeekRecorder())
+    stop = asyncio.Event()
+    fake = _Pipeline(stop, apply_until=6)
+    monkeypatch.setattr(p, "fetch", fake.fetch)
+    monkeypatch.setattr(p, "apply_fetched", fake.apply_fetched)
+    monkeypatch.setattr(consumer, "_release", _keep)
+
+    await asyncio.wait_for(p.run(stop, poll_timeout_ms=10, max_records=10, backoff_s=0), 10)
+
+    assert fake.applied == [0, 1, 2, 3, 4, 5]
+    assert not fake.stalled
+    assert fake.most_at_once == 1
+
+
+async def test_a_failed_batch_drops_every_prefetch_and_resumes_at_the_stored_offsets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch's transaction failed: every batch prefetched after it is dropped (none applied),
+    the consumer is sought back to the stored offsets, and the loop goes on with fresh
+    fetches (in the real loop those bring the failed batch's records again)."""
+    tp = TopicPartition("dcr.visits", 0)
+    p = _projector()
+    recorder = _SeekRecorder()
+    p.bind(recorder)
+    p._next[tp] = 7
+    stop = asyncio.Event()
+    fake = _Pipeline(stop, apply_until=3, fail=1)
+    monkeypatch.setattr(p, "fetch", fake.fetch)
+    monkeypatch.setattr(p, "apply_fetched", fake.apply_fetched)
+    monkeypatch.setattr(consumer, "_release", _keep)
+
+    await asyncio.wait_for(p.run(stop, poll_timeout_ms=10, max_records=10, backoff_s=0), 10)
+
+    dropped = 1 + consumer.PREFETCH_DEPTH  # the failed batch's prefetches: 2 .. 1 + DEPTH
+    assert fake.applied == [0, dropped + 1, dropped + 2]  # none of the dropped ones applied
+    assert recorder.seeks[0] == (tp, 7)  # rewound after the failure
+    assert not fake.stalled
+    assert fake.most_at_once == 1
