@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -360,20 +360,34 @@ def conflicting_repeats(events: Iterable[Decoded]) -> list[Decoded]:
     return split_repeats(events)[1]
 
 
-def split_repeats(events: Iterable[Decoded]) -> tuple[list[Decoded], list[Decoded]]:
-    """(:func:`first_occurrences`, :func:`conflicting_repeats`) of ``events`` in one pass: the
-    first record of each (source, id) in order, and the later ones whose report differs from
-    that first one's (a later record equal to it is a plain duplicate, in neither list)."""
+class Repeats(NamedTuple):
+    """The records of a batch split by their (source, id) (:func:`split_repeats`): every record
+    is in exactly one of the three lists, each in the batch's order."""
+
+    #: The first record of each (source, id).
+    unique: list[Decoded]
+    #: The later ones whose report differs from the first one's.
+    conflicting: list[Decoded]
+    #: The later ones equal to it: plain duplicates.
+    duplicates: list[Decoded]
+
+
+def split_repeats(events: Iterable[Decoded]) -> Repeats:
+    """(:func:`first_occurrences`, :func:`conflicting_repeats`, the plain duplicates) of
+    ``events`` in one pass."""
     first: dict[tuple[str, str], Decoded] = {}
     unique: list[Decoded] = []
     conflicting: list[Decoded] = []
+    duplicates: list[Decoded] = []
     for d in events:
         seen = first.setdefault(d.dedup_key, d)
         if seen is d:
             unique.append(d)
-        elif not same_event(seen.event, d.event):
+        elif same_event(seen.event, d.event):
+            duplicates.append(d)
+        else:
             conflicting.append(d)
-    return unique, conflicting
+    return Repeats(unique, conflicting, duplicates)
 
 
 #: Dead-letter reason of an event whose local day retention has sealed (services/.../retention).

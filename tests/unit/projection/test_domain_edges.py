@@ -85,9 +85,10 @@ def test_only_a_different_report_under_one_id_is_a_conflict() -> None:
     decoded = _decoded([a, b, again, other])
     conflicts = conflicting_repeats(decoded)
     assert [d.event for d in conflicts] == [event_of(other)]
-    unique, conflicting = domain.split_repeats(decoded)  # the projector's one pass
+    unique, conflicting, duplicates = domain.split_repeats(decoded)  # the projector's one pass
     assert [d.event for d in unique] == [event_of(a), event_of(b)]
     assert conflicting == conflicts
+    assert [d.event for d in duplicates] == [event_of(again)]
 
 
 def test_a_retraction_negates_exactly_what_was_applied() -> None:
