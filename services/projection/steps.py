@@ -23,20 +23,24 @@ AT_ONCE = 1 << 30
 
 def finish(steps: Steps[T]) -> T:
     """Run ``steps`` through at once; their result."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: T = done.value
-            return result
+    while (done := _advance(steps)) is None:
+        pass
+    return done[0]
 
 
 async def stepped(steps: Steps[T]) -> T:
     """Run ``steps`` to their result, letting the event loop run between two steps."""
     while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: T = done.value
-            return result
-        await asyncio.sleep(0)
+        done = _advance(steps)
+        if done is not None:
+            return done[0]
+        await asyncio.sleep(0)  # a pause between two slices, not a wait for something
+
+
+def _advance(steps: Steps[T]) -> tuple[T] | None:
+    """Run one step: None while there are more, else the result (in a 1-tuple)."""
+    try:
+        next(steps)
+    except StopIteration as end:
+        return (end.value,)
+    return None
