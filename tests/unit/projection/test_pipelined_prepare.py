@@ -362,8 +362,9 @@ class _Pipeline:
     async def fetch(self, timeout_ms: int, max_records: int) -> int:
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
-        await asyncio.sleep(0)  # a fetch yields (getmany, prepare slices)
-        await asyncio.sleep(0)
+        # a fetch yields to the loop (getmany, prepare slices): only yield, twice
+        await asyncio.sleep(0)  # only yield
+        await asyncio.sleep(0)  # only yield
         self.running -= 1
         self.fetched += 1
         return self.fetched - 1
@@ -374,7 +375,7 @@ class _Pipeline:
             if asyncio.get_running_loop().time() > deadline:
                 self.stalled = True  # the batches after this one were not being prepared
                 break
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # polling interval: a bare yield, under the deadline above
         if batch == self.fail:
             self.fail = None
             raise OSError("connection lost")  # the transaction failed: retried

@@ -31,7 +31,7 @@ async def test_stepped_lets_other_tasks_run_between_steps() -> None:
     async def other() -> None:
         for i in range(2):
             trace.append(f"other {i}")
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # only yield
 
     task = asyncio.create_task(other())
     assert await stepped(_sum_in_steps([1, 2, 3], trace)) == 6
