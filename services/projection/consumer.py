@@ -333,35 +333,15 @@ class Projector:
         return applied
 
     def _prepare(self, by_tp: dict[TopicPartition, list[Any]]) -> Prepared:
-        """Decode, drop in-batch duplicates and project every unique event. Pure: no I/O."""
-        decoded, rejected = domain.decode_batch(
-            [r for rs in by_tp.values() for r in rs], self._city
-        )
-        unique, conflicting, duplicates = domain.split_repeats(decoded)
-        changes = domain.project_decoded(unique, self._city)
-        writes = self._writes(changes)
-        return Prepared(
-            by_tp,
-            decoded,
-            rejected,
-            unique,
-            changes,
-            store.claim_arguments(unique),
-            room_changes(unique),
-            writes,
-            _conflicting_keys(conflicting),
-            duplicates,
-        )
-
-    def _writes(self, changes: domain.Changes) -> store.ChangeArguments:
-        """The statements' arguments for a prepared batch's ``changes`` (its visit starts split
-        by ``_rows_without_start``), noting the visit rows they make (:meth:`_note_visits`)."""
-        return finish(self._write_steps(changes, AT_ONCE))
+        """Decode, drop in-batch duplicates and project every unique event, at once. Pure: no
+        I/O."""
+        return finish(self._prepare_steps(by_tp, AT_ONCE))
 
     def _write_steps(self, changes: domain.Changes, step: int) -> Steps[store.ChangeArguments]:
-        """:meth:`_writes` in steps (:func:`store.change_argument_steps`); the visit rows are
-        noted once the arguments are built (fetches never overlap: no other batch is prepared
-        meanwhile)."""
+        """The statements' arguments for a prepared batch's ``changes`` (its visit starts split
+        by ``_rows_without_start``), in steps (:func:`store.change_argument_steps`); the visit
+        rows they make are noted once they are built (:meth:`_note_visits`; fetches never
+        overlap: no other batch is prepared meanwhile)."""
         writes = yield from store.change_argument_steps(changes, self._rows_without_start, step)
         self._note_visits(changes)
         return writes
@@ -383,29 +363,34 @@ class Projector:
     async def _prepare_yielding(self, by_tp: dict[TopicPartition, list[Any]]) -> Prepared:
         """:meth:`_prepare` in slices of :data:`PREPARE_SLICE` records, yielding to the event
         loop between slices, so the statements of the transaction in flight are answered
-        promptly while this batch is decoded (the same result: decoding is per record,
-        projecting slices in log order into one Changes (and room sums) equals projecting them
-        at once, and the statements' arguments are built and encoded in steps that give the
-        same text, :mod:`.steps`). Only the in-batch repeats are found in one go (~11 ms)."""
+        promptly while this batch is decoded."""
+        return await stepped(self._prepare_steps(by_tp, PREPARE_SLICE))
+
+    def _prepare_steps(self, by_tp: dict[TopicPartition, list[Any]], step: int) -> Steps[Prepared]:
+        """The batch's pure work in slices of ``step`` records (:mod:`.steps`). The result does
+        not depend on ``step``: decoding is per record, projecting slices in log order into one
+        Changes (and room sums) equals projecting them at once, and the statements' arguments
+        are built and encoded in steps that give the same text. Only the in-batch repeats are
+        found in one go (~11 ms for a catch-up batch)."""
         records = [r for rs in by_tp.values() for r in rs]
         decoded: list[domain.Decoded] = []
         rejected: list[domain.Rejected] = []
         decode = batch_decoder()  # one for the batch: its repeated headers checked once
-        for i in range(0, len(records), PREPARE_SLICE):
-            d, r = domain.decode_batch(records[i : i + PREPARE_SLICE], self._city, decode)
+        for i in range(0, len(records), step):
+            d, r = domain.decode_batch(records[i : i + step], self._city, decode)
             decoded += d
             rejected += r
-            await asyncio.sleep(0)
+            yield
         unique, conflicting, duplicates = domain.split_repeats(decoded)
         changes = domain.Changes()
         rooms = RoomChanges()
-        for i in range(0, len(unique), PREPARE_SLICE):
-            part = unique[i : i + PREPARE_SLICE]
+        for i in range(0, len(unique), step):
+            part = unique[i : i + step]
             domain.project_decoded(part, self._city, into=changes)
             room_changes(part, into=rooms)
-            await asyncio.sleep(0)
-        claim = await stepped(store.claim_argument_steps(unique, PREPARE_SLICE))
-        writes = await stepped(self._write_steps(changes, PREPARE_SLICE))
+            yield
+        claim = yield from store.claim_argument_steps(unique, step)
+        writes = yield from self._write_steps(changes, step)
         repeats = _conflicting_keys(conflicting)
         return Prepared(
             by_tp, decoded, rejected, unique, changes, claim, rooms, writes, repeats, duplicates
