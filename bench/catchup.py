@@ -141,8 +141,12 @@ def _us_per_event(a: CpuSample, b: CpuSample, pids: list[int], records: int) -> 
     return round(seconds / records * 1e6, 1)
 
 
-async def load_log(env: BenchEnv, events: int, days: float) -> tuple[EventLog, Offsets, float]:
-    log = EventLog(env.city, n=events, days=days, seed=1)
+async def load_log(
+    env: BenchEnv, events: int, days: float, resend_after: int = 0
+) -> tuple[EventLog, Offsets, float]:
+    """Pre-load the benchmark log (:class:`EventLog`, seed 1; ``resend_after``: where its
+    duplicates repeat from) into ``env``'s topics; (the log, end offsets, seconds taken)."""
+    log = EventLog(env.city, n=events, days=days, seed=1, resend_after=resend_after)
     print(f"bench: pre-loading {events} events into {env.prefix}* (setup)", file=sys.stderr)
     n, seconds = await preload(env.bootstrap, env.prefix, log)
     ends = await end_offsets(env.bootstrap, env.prefix)

@@ -22,6 +22,10 @@ then), and the event loop's stalls (``loop_stalls``: a task sleeping 1 ms at a t
 late it wakes, when more than 10 ms: time the loop ran Python without yielding, during which an
 answer of the transaction in flight waits; the watcher costs ~1-2 % of a core).
 
+``--resend-after N`` makes the log's duplicates resends of the record N before instead of
+repeats of the one just before (:attr:`bench.workload.EventLog.resend_after`): some then cross
+a batch boundary, as a room's resend after a delay does.
+
 Every unprofiled replay also reports the garbage collector's share (``gc``: collections per
 generation and the CPU microseconds per event they took, timed by ``gc.callbacks``).
 ``--gc-young N`` replaces the service's youngest-generation threshold
@@ -256,7 +260,7 @@ def _cpu_summary(samples: list[list[float]]) -> dict[str, Any]:
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     async with isolated("profile", args.facilities) as env:
-        _, ends, _ = await load_log(env, args.events, args.days)
+        _, ends, _ = await load_log(env, args.events, args.days, args.resend_after)
         config = _config(env)
         total = sum(ends.values())
         plain: list[dict[str, Any]] = []
@@ -328,6 +332,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=float, default=30.0)
     ap.add_argument("--facilities", type=int, default=50)
     ap.add_argument("--runs", type=int, default=2, help="replays: the first unprofiled")
+    ap.add_argument(
+        "--resend-after",
+        type=int,
+        default=0,
+        help="duplicates repeat the record N before (a resend; default 0: the one just before)",
+    )
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument(
         "--timeline", action="store_true", help="mean prepare / transaction time per batch"
@@ -343,7 +353,13 @@ def main(argv: list[str] | None = None) -> int:
     before = load()
     gc_policy.tune_gc(args.gc_young or gc_policy.GC_YOUNG_THRESHOLD)
     result = uvloop.run(_run(args))
-    doc = {"machine": machine(), "load_before": before, "load_after": load(), **result}
+    doc = {
+        "machine": machine(),
+        "load_before": before,
+        "load_after": load(),
+        "resend_after": args.resend_after,
+        **result,
+    }
     text = json.dumps(doc, indent=2)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

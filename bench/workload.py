@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import random
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -71,6 +72,11 @@ class EventLog:
     days: float = 30.0
     seed: int = 1
     end: datetime | None = None
+    #: Where a duplicate (1 % of the records) repeats from: 0, the record just before (a
+    #: retry); N > 0, the record N before (a resend after a delay: 700 records are ~30 minutes
+    #: of the default 1M-event, 30-day log, enough to cross a catch-up batch's boundary now and
+    #: then).
+    resend_after: int = 0
     #: Records that repeat an earlier event's id (filled while iterating).
     duplicates: int = 0
 
@@ -92,6 +98,7 @@ class EventLog:
         emitted = 0
         t = start
         last: Envelope | None = None
+        recent: deque[Envelope] = deque(maxlen=max(self.resend_after, 1))  # the last emitted
         self.duplicates = 0
         while emitted < self.n:
             t += timedelta(seconds=rng.expovariate(1 / gap_s))
@@ -100,10 +107,11 @@ class EventLog:
                 yield env
                 emitted += 1
                 last = env
+                recent.append(env)
             if emitted >= self.n:
                 break
             if last is not None and rng.random() < _DUPLICATE_SHARE:
-                yield last
+                yield recent[0]  # ``resend_after`` back, or fewer at the log's start
                 emitted += 1
                 self.duplicates += 1
                 continue
@@ -123,6 +131,7 @@ class EventLog:
                 yield first
                 emitted += 1
                 last = first
+                recent.append(first)
                 if r < 0.95:
                     seq += 1
                     heapq.heappush(pending, (end_at, seq, second))
@@ -131,6 +140,7 @@ class EventLog:
             yield env
             emitted += 1
             last = env
+            recent.append(env)
 
     def _visit_started(self, rng: random.Random, fac: str, vid: str, t: datetime) -> Envelope:
         route = Route.INJECT if rng.random() < 0.6 else Route.SMOKE
