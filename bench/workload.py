@@ -97,8 +97,7 @@ class EventLog:
         seq = 0
         emitted = 0
         t = start
-        last: Envelope | None = None
-        recent: deque[Envelope] = deque(maxlen=max(self.resend_after, 1))  # the last emitted
+        recent: deque[Envelope] = deque(maxlen=max(self.resend_after, 1))  # originals emitted last
         self.duplicates = 0
         while emitted < self.n:
             t += timedelta(seconds=rng.expovariate(1 / gap_s))
@@ -106,11 +105,10 @@ class EventLog:
                 env = heapq.heappop(pending)[2]
                 yield env
                 emitted += 1
-                last = env
                 recent.append(env)
             if emitted >= self.n:
                 break
-            if last is not None and rng.random() < _DUPLICATE_SHARE:
+            if recent and rng.random() < _DUPLICATE_SHARE:
                 yield recent[0]  # ``resend_after`` back, or fewer at the log's start
                 emitted += 1
                 self.duplicates += 1
@@ -130,7 +128,6 @@ class EventLog:
                     first, second = started, ended
                 yield first
                 emitted += 1
-                last = first
                 recent.append(first)
                 if r < 0.95:
                     seq += 1
@@ -139,7 +136,6 @@ class EventLog:
             env = self._other(rng, kind, fac, districts, t)
             yield env
             emitted += 1
-            last = env
             recent.append(env)
 
     def _visit_started(self, rng: random.Random, fac: str, vid: str, t: datetime) -> Envelope:
