@@ -33,6 +33,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
@@ -90,6 +91,11 @@ RELEASE_SLICE = 1000
 #: a slow commit) and PostgreSQL idled whenever the preparation outlasted the transaction; with
 #: two, Python keeps preparing through a long transaction and the next ones start at once.
 PREFETCH_DEPTH = 2
+#: How many batches prepared before a batch it looks for repeats in (retries and resends of
+#: events already in them: :meth:`Projector._prepare_steps`): more than are ever in flight
+#: (``PREFETCH_DEPTH`` + the one applied), since a partition's records do not come in every
+#: batch. A repeat of an older one is left to the claim.
+EARLIER_BATCHES = 4
 #: The most visit rows made from an end alone that a projector remembers
 #: (:meth:`Projector._note_visits`); past it, it forgets them all: the next batches' starts of
 #: those visits then fail the optimistic insert once and are upserted (store._visits).
@@ -181,9 +187,21 @@ class Prepared:
     writes: store.ChangeArguments
     #: The keys of ``decoded``'s conflicting repeats (:func:`domain.conflicting_repeats`).
     repeats: frozenset[tuple[str, str]]
-    #: ``decoded``'s plain in-batch duplicates (:func:`domain.split_repeats`): when every
-    #: unique event is new, the events not new are these (counted per topic after the commit).
+    #: ``decoded``'s plain duplicates: its in-batch ones (:func:`domain.split_repeats`) and
+    #: its repeats of the batches prepared before (``again``). When every unique event is
+    #: new and each of ``again`` is the same report as its stored event, the events not new
+    #: are these (counted per topic after the commit).
     duplicates: list[domain.Decoded]
+    #: This batch's number in the order this projector prepared its batches.
+    seq: int
+    #: The events left out of ``unique`` as repeats of the batches numbered ``again_from`` to
+    #: ``seq - 1`` (:func:`domain.split_earlier`: also in ``duplicates``). If those batches
+    #: were the ones applied just before this one and applied them as new
+    #: (:meth:`Projector._repeats_applied`), they are decided against their stored events, as
+    #: events the claim found not new are; otherwise this batch is applied as if they were
+    #: unique.
+    again: list[domain.Decoded]
+    again_from: int
 
 
 class Projector:
@@ -218,6 +236,17 @@ class Projector:
         self._rows_without_start: set[tuple[str, str]] = set()
         #: The visit starts of the batch prepared last (:meth:`_note_visits`).
         self._previous_starts: frozenset[tuple[str, str]] = frozenset()
+        #: How many batches this projector has prepared (:attr:`Prepared.seq`).
+        self._prepared = 0
+        #: (number, keys of the first occurrences) of the batches prepared last, oldest first,
+        #: whose repeats the next one leaves out (:meth:`_prepare_steps`); emptied by a rewind
+        #: and an assignment (their records come again).
+        self._earlier: deque[tuple[int, frozenset[tuple[str, str]]]] = deque(maxlen=EARLIER_BATCHES)
+        #: (number, keys of the events applied as new) of the batches committed last, oldest
+        #: first (:meth:`_repeats_applied`).
+        self._applied: deque[tuple[int, AbstractSet[tuple[str, str]]]] = deque(
+            maxlen=EARLIER_BATCHES
+        )
         #: Kafka timestamp (ms) of the newest record applied by this instance.
         self.last_applied_ms: int | None = None
         #: Whether visit figures may be pending (``visit_figures_pending``): this projector
@@ -246,6 +275,7 @@ class Projector:
     async def assigned(self, tps: Sequence[TopicPartition]) -> None:
         async with self._lock:
             self._maybe_pending = True  # another instance may have left figures pending
+            self._earlier.clear()  # their records come from the stored offsets: maybe again
             await self._load(tps)
 
     async def revoked(self, tps: Sequence[TopicPartition]) -> None:
@@ -286,6 +316,7 @@ class Projector:
 
     def rewind(self) -> None:
         """Seek every owned partition back to its stored offset (after a failed batch)."""
+        self._earlier.clear()  # their records come again: not repeats of them
         for tp, offset in self._next.items():
             self._consumer.seek(tp, offset)
 
@@ -332,10 +363,13 @@ class Projector:
         self.observe()
         return applied
 
-    def _prepare(self, by_tp: dict[TopicPartition, list[Any]]) -> Prepared:
+    def _prepare(
+        self, by_tp: dict[TopicPartition, list[Any]], cut_from: Prepared | None = None
+    ) -> Prepared:
         """Decode, drop in-batch duplicates and project every unique event, at once. Pure: no
-        I/O."""
-        return finish(self._prepare_steps(by_tp, AT_ONCE))
+        I/O. ``cut_from``: the batch whose records of owned partitions ``by_tp`` keeps
+        (:meth:`_usable`, :meth:`_prepare_steps`)."""
+        return finish(self._prepare_steps(by_tp, AT_ONCE, cut_from))
 
     def _write_steps(self, changes: domain.Changes, step: int) -> Steps[store.ChangeArguments]:
         """The statements' arguments for a prepared batch's ``changes`` (its visit starts split
@@ -366,12 +400,27 @@ class Projector:
         promptly while this batch is decoded."""
         return await stepped(self._prepare_steps(by_tp, PREPARE_SLICE))
 
-    def _prepare_steps(self, by_tp: dict[TopicPartition, list[Any]], step: int) -> Steps[Prepared]:
+    def _prepare_steps(
+        self,
+        by_tp: dict[TopicPartition, list[Any]],
+        step: int,
+        cut_from: Prepared | None = None,
+    ) -> Steps[Prepared]:
         """The batch's pure work in slices of ``step`` records (:mod:`.steps`). The result does
         not depend on ``step``: decoding is per record, projecting slices in log order into one
         Changes (and room sums) equals projecting them at once, and the statements' arguments
         are built and encoded in steps that give the same text. Only the in-batch repeats are
-        found in one go (~11 ms for a catch-up batch)."""
+        found in one go (~11 ms for a catch-up batch), and the repeats of the
+        :data:`EARLIER_BATCHES` batches prepared before (:func:`domain.split_earlier`: a retry
+        or resend that crossed a batch boundary), which are left out of the claim like in-batch
+        duplicates. Claimed with the rest, one of them failed the batch's optimistic claim and
+        sent it down the slow path: with 1 % of the log resent ~30 minutes after its report,
+        17-21 of a catch-up's 26-28 batches, and 25,000 against 37,600 events/s
+        (bench/NOTES.md, "resends across batch boundaries").
+
+        A batch ``cut_from`` another (the part of a prefetched batch a rebalance left to this
+        instance) takes its place: its number, and no repeats left out (its events are those
+        of the batch it replaces, which was never applied: the claim decides)."""
         records = [r for rs in by_tp.values() for r in rs]
         decoded: list[domain.Decoded] = []
         rejected: list[domain.Rejected] = []
@@ -382,6 +431,24 @@ class Projector:
             rejected += r
             yield
         unique, conflicting, duplicates = domain.split_repeats(decoded)
+        repeats = _conflicting_keys(conflicting)
+        keys = store.dedup_keys(unique)
+        again: list[domain.Decoded] = []
+        if cut_from is not None:
+            seq = again_from = cut_from.seq
+        else:
+            self._prepared += 1
+            seq = self._prepared
+            earlier = self._earlier
+            again_from = earlier[0][0] if earlier else seq
+            if earlier:  # retries and resends of events of the batches before
+                unique, again = domain.split_earlier(
+                    unique, keys, [k for _, k in earlier], never=repeats
+                )
+                if again:
+                    keys -= store.dedup_keys(again)
+                    duplicates += again
+            earlier.append((seq, keys))
         changes = domain.Changes()
         rooms = RoomChanges()
         for i in range(0, len(unique), step):
@@ -389,11 +456,22 @@ class Projector:
             domain.project_decoded(part, self._city, into=changes)
             room_changes(part, into=rooms)
             yield
-        claim = yield from store.claim_argument_steps(unique, step)
+        claim = yield from store.claim_argument_steps(unique, step, keys)
         writes = yield from self._write_steps(changes, step)
-        repeats = _conflicting_keys(conflicting)
         return Prepared(
-            by_tp, decoded, rejected, unique, changes, claim, rooms, writes, repeats, duplicates
+            by_tp,
+            decoded,
+            rejected,
+            unique,
+            changes,
+            claim,
+            rooms,
+            writes,
+            repeats,
+            duplicates,
+            seq,
+            again,
+            again_from,
         )
 
     def _usable(self, batch: Prepared) -> Prepared | None:
@@ -426,7 +504,7 @@ class Projector:
             keep[tp] = rs
         if not changed:
             return batch
-        return self._prepare(keep) if keep else None
+        return self._prepare(keep, cut_from=batch) if keep else None
 
     async def run(
         self,
@@ -574,6 +652,22 @@ class Projector:
                 return True
         return False
 
+    def _repeats_applied(self, batch: Prepared) -> bool:
+        """Whether the events ``batch`` left out as repeats of the batches prepared before it
+        (:attr:`Prepared.again`) were claimed, each by the one of those batches that held it
+        (:func:`domain.split_earlier`): those batches are the ones committed last, in order,
+        and each applied its event as new. Such a repeat is then what the claim would call
+        not new, and it is decided as those are (:meth:`_apply`: the same report, a duplicate;
+        another, a conflict). Otherwise (one of those batches failed, was cut by a rebalance,
+        found it conflicting, claimed before or sealed) the batch is applied as if they were
+        unique, and the claim decides."""
+        if not batch.again:
+            return True
+        tail = list(self._applied)[-(batch.seq - batch.again_from) :]
+        if [n for n, _ in tail] != list(range(batch.again_from, batch.seq)):
+            return False
+        return all(any(d.dedup_key in keys for _, keys in tail) for d in batch.again)
+
     def reached(self, until: Mapping[TopicPartition, int]) -> bool:
         return all(self._next.get(tp, -1) >= end for tp, end in until.items())
 
@@ -604,6 +698,8 @@ class Projector:
                 decoded = [d for d in decoded if id(d) not in late_ids]
                 rejected = [*rejected, *(domain.Rejected(d.record, domain.SEALED) for d in late)]
                 unique = domain.first_occurrences(decoded)
+            if unique is batch.unique and not self._repeats_applied(batch):
+                unique = domain.first_occurrences(decoded)  # its repeats claimed after all
             defer = self._defers({tp: rs for tp, rs in by_tp.items() if tp not in stale}, kept)
             flush = [] if defer or not self._maybe_pending else await store.pending_districts(conn)
             await store.lock_districts(conn, {*flush, *(d.district for d in unique)})
@@ -620,10 +716,13 @@ class Projector:
             all_new = len(new_keys) == len(unique) and not stale and not late
             fresh = unique if all_new else [d for d in unique if d.dedup_key in new_keys]
             undo: list[EventView] = []
-            if not all_new:  # some were applied before: a retry, or an id reused (conflict)
-                again = [d for d in unique if d.dedup_key not in new_keys]
-                before = await store.stored_events(conn, [d.dedup_key for d in again])
-                for d in again:
+            # Claimed before: a retry, a resend, or an id reused with another report (conflict).
+            claimed_before = [] if all_new else [d for d in unique if d.dedup_key not in new_keys]
+            if unique is batch.unique:  # and those left out of the claim as claimed before
+                claimed_before += batch.again
+            if claimed_before:
+                before = await store.stored_events(conn, [d.dedup_key for d in claimed_before])
+                for d in claimed_before:
                     if d.dedup_key not in before:
                         continue
                     earlier = before[d.dedup_key]
@@ -641,7 +740,6 @@ class Projector:
                 rejected = [*rejected, *(domain.Rejected(d.record, domain.CONFLICT) for d in bad)]
                 decoded = [d for d in decoded if d.dedup_key not in conflicted]
                 fresh = [d for d in fresh if d.dedup_key not in conflicted]
-                all_new = False
             voids = [d for d in fresh if d.event.type == REPORT_VOIDED]
             fresh_keys = batch.claim.keys if fresh is batch.unique else {d.dedup_key for d in fresh}
             voided = fresh_keys & (domain.void_targets(voids) | voided_before)
@@ -650,8 +748,8 @@ class Projector:
                     [d for d in fresh if d.dedup_key not in voided], self._city
                 )
                 _still_seen(changes, [d for d in fresh if d.dedup_key in voided])
-            elif all_new:
-                changes = batch.changes  # computed for all unique events, all new
+            elif fresh is batch.unique:  # the unique events as prepared, all new
+                changes = batch.changes  # computed for exactly these events
             else:
                 changes = domain.project_decoded(fresh, self._city)
             if conflicted:
@@ -678,6 +776,7 @@ class Projector:
             }
             await store.save_offsets(conn, self._group, positions)
         # committed: from here on the effects are durable
+        self._applied.append((batch.seq, fresh_keys))
         if defer:
             FIGURES_DEFERRED.inc()
             self._maybe_pending = True

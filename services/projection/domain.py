@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -388,6 +389,33 @@ def split_repeats(events: Iterable[Decoded]) -> Repeats:
         else:
             conflicting.append(d)
     return Repeats(unique, conflicting, duplicates)
+
+
+def split_earlier(
+    unique: list[Decoded],
+    keys: frozenset[tuple[str, str]],
+    earlier: Sequence[AbstractSet[tuple[str, str]]],
+    never: AbstractSet[tuple[str, str]] = frozenset(),
+) -> tuple[list[Decoded], list[Decoded]]:
+    """(``unique`` without its repeats of ``earlier``, those repeats): the events whose (source,
+    id) exactly one of the ``earlier`` key sets (the first occurrences of the batches prepared
+    before) holds. ``keys``: those of ``unique``. A key in two of them, or in ``never``, stays
+    in the first list. Whether a repeat is a plain duplicate or a conflict (the same id with
+    another report) is decided against the stored event, as for any event claimed before.
+    Pure; the key sets are intersected in C, so a batch without repeats costs no pass over its
+    events."""
+    seen = set(never)
+    once: set[tuple[str, str]] = set()
+    for batch in earlier:
+        hits = keys & batch
+        if hits:
+            once -= hits & seen  # in two batches: which one was applied is the claim's to say
+            once |= hits - seen
+            seen |= hits
+    if not once:
+        return unique, []
+    kept = [d for d in unique if d.dedup_key not in once]
+    return kept, [d for d in unique if d.dedup_key in once]
 
 
 #: Dead-letter reason of an event whose local day retention has sealed (services/.../retention).

@@ -309,9 +309,12 @@ def claim_arguments(events: Sequence[Decoded]) -> ClaimArguments:
     return finish(claim_argument_steps(events, AT_ONCE))
 
 
-def claim_argument_steps(events: Sequence[Decoded], step: int) -> Steps[ClaimArguments]:
+def claim_argument_steps(
+    events: Sequence[Decoded], step: int, keys: frozenset[tuple[str, str]] | None = None
+) -> Steps[ClaimArguments]:
     """:func:`claim_arguments` in steps of ``step`` events (rows built, then encoded), so a
-    caller can yield to its event loop between steps (:mod:`.steps`). Pure."""
+    caller can yield to its event loop between steps (:mod:`.steps`). ``keys``: the events'
+    (source, id) keys, when the caller has them already. Pure."""
     digest = _pseudonym_digest
     rows: list[tuple[Any, ...]] = []
     values: list[bytes] = []
@@ -331,7 +334,8 @@ def claim_argument_steps(events: Sequence[Decoded], step: int) -> Steps[ClaimArg
     # visits than the log's random uuid order). The rows are sorted, not the events: a key
     # read in C, not a Python function per event; each row names its value's place in $3.
     rows.sort(key=_CLAIM_ORDER)
-    keys = frozenset(map(_DEDUP_KEY, events))
+    if keys is None:
+        keys = dedup_keys(events)
     yield
     encoded = yield from json_steps(rows, step)
     return ClaimArguments(keys, encoded, b"".join(values))
@@ -463,6 +467,11 @@ CLAIM_ALL_NEW = _CLAIM_TEMPLATE.format(on_conflict="")
 
 #: A decoded event's (source, id), read in C.
 _DEDUP_KEY = attrgetter("dedup_key")
+
+
+def dedup_keys(events: Iterable[Decoded]) -> frozenset[tuple[str, str]]:
+    """The (source, id) keys of ``events`` (read in C, no Python function per event)."""
+    return frozenset(map(_DEDUP_KEY, events))
 
 
 #: The order a claim inserts its rows in: by id (the leading column of ``projection_events``'

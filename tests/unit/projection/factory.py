@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from services.projection.consumer import Projector
 from services.projection.domain import RawRecord
 from shared.city import City, load_city
 from shared.events import payloads as p
@@ -28,9 +29,21 @@ from shared.events.vocabulary import (
     Substance,
     SupplyItem,
 )
-from shared.settings import REPO_ROOT
+from shared.settings import REPO_ROOT, KafkaSettings
 
 CITY: City = load_city(REPO_ROOT / "deploy" / "city.yaml")
+
+
+def offline_projector() -> Projector:
+    """A projector of :data:`CITY` for its pure work (preparing batches): no database, no
+    dead-letter sink, no consumer."""
+    return Projector(
+        pool=None,  # type: ignore[arg-type]  # preparing touches no database
+        city=CITY,
+        group="g",
+        kafka=KafkaSettings(),
+        deadletters=None,  # type: ignore[arg-type]
+    )
 
 
 def pseudonym(n: int) -> str:
