@@ -24,6 +24,22 @@ def load_results(results_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+#: A load generator at or above this many cores was saturated: an open loop's latencies then
+#: include its own queueing (requests due but not yet sent), not only the service's answer.
+CLIENT_SATURATED_CORES = 0.9
+
+
+def _saturated(result: dict[str, Any]) -> str:
+    """A warning for a fixed-rate result whose load generator was saturated, else ''."""
+    cores = result.get("client_cores")
+    if cores is None or cores < CLIENT_SATURATED_CORES:
+        return ""
+    return (
+        f"; **load generator saturated** (client {cores} cores): its own queueing is in "
+        "these latencies and timeouts"
+    )
+
+
 def _n(x: float) -> str:
     return f"{x:,.0f}"
 
@@ -102,7 +118,7 @@ def rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
                     f"({_n(fx['requests'])} requests)",
                     f"p50 {_ms(fx['p50_ms'])}, **p99 {_ms(fx['p99_ms'])}**, max "
                     f"{_ms(fx['max_ms'])}; errors {fx['errors']}; intake "
-                    f"{fx.get('service_cores')} cores",
+                    f"{fx.get('service_cores')} cores{_saturated(fx)}",
                     f"bare producer at {rf['offered_rate_per_s']:g}/s: p50 "
                     f"{_ms(rf['p50_ms'])}, p99 {_ms(rf['p99_ms'])}",
                 )
