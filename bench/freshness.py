@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import sys
 import time
@@ -30,11 +31,13 @@ from typing import Any
 
 import asyncpg
 
-from bench.env import BenchEnv, isolated
+from bench.env import SCRAPER, BenchEnv, isolated
 from bench.ingest import Client, raw_client
 from bench.kafka_tools import open_loop
+from bench.machine import cpu_between, cpu_sample
+from bench.server_side import Buckets, phase_quantiles, scrape_buckets
 from bench.stats import summarise
-from harness.process import INTAKE_APP, PROJECTION_APP
+from harness.process import INTAKE_APP, PROJECTION_APP, ServiceProcess
 
 PEAK_VISITS_PER_HOUR = 400 * 1.6 / 20.94
 REPORTS_PER_VISIT = 3
@@ -43,6 +46,30 @@ REPORTS_PER_VISIT = 3
 def city_scale_rate(facilities: int = 50, factor: float = 10) -> float:
     """Reports per second of ``facilities`` rooms at ``factor`` x their peak hour."""
     return round(facilities * factor * PEAK_VISITS_PER_HOUR * REPORTS_PER_VISIT / 3600, 1)
+
+
+#: What the projection measures itself (services/projection/metrics.py), reported per rate so a
+#: freshness figure can be split into its batches: how many records each applied batch held
+#: (bucket bounds) and how long its transaction took.
+PROJECTION_HISTOGRAMS = {
+    "projection_batch_records": "dcr_projection_batch_size_records",
+    "projection_batch_apply": "dcr_projection_batch_apply_duration_seconds",
+}
+
+
+async def _scrape(proj: ServiceProcess, token: str) -> dict[str, Buckets]:
+    return {
+        k: await scrape_buckets(proj.url, token, m, {}) for k, m in PROJECTION_HISTOGRAMS.items()
+    }
+
+
+def _inside(before: dict[str, Buckets], after: dict[str, Buckets]) -> dict[str, Any]:
+    """The projection's batches between two scrapes: count and p50/p99 (bucket bounds)."""
+    sizes, applies = PROJECTION_HISTOGRAMS
+    return {
+        sizes: phase_quantiles(before[sizes], after[sizes], (0.5, 0.99), "records", 1),
+        applies: phase_quantiles(before[applies], after[applies], (0.5, 0.99)),
+    }
 
 
 class Load:
@@ -197,13 +224,21 @@ async def freshness(
         try:
             await asyncio.gather(proj.wait_healthy(timeout=60), intake.wait_healthy(timeout=60))
             client = raw_client(intake.url)
+            token = env.tokens[SCRAPER]
             try:
                 load = Load(env, client)
                 for rate in rates:
                     print(f"bench: freshness at {rate}/s for {seconds} s", file=sys.stderr)
+                    pids = {"projection": proj.pid, "intake": intake.pid, "load": os.getpid()}
+                    before, c0 = await _scrape(proj, token), cpu_sample(list(pids.values()))
                     run = await run_rate(
                         load, conn, rate=rate, seconds=seconds, warmup_s=warmup_s, poll_ms=poll_ms
                     )
+                    cpu = cpu_between(c0, cpu_sample(list(pids.values())))
+                    run |= _inside(before, await _scrape(proj, token))
+                    run["cores"] = {
+                        name: cpu["process_cores"][str(pid)] for name, pid in pids.items()
+                    } | {"machine_busy_share": cpu["machine_busy_share"]}
                     print(
                         f"bench: freshness p50 {run['freshness']['p50_ms']} ms, "
                         f"p99 {run['freshness']['p99_ms']} ms",

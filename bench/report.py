@@ -29,6 +29,24 @@ def load_results(results_dir: Path) -> dict[str, dict[str, Any]]:
 CLIENT_SATURATED_CORES = 0.9
 
 
+def _batches(run: dict[str, Any]) -> str:
+    """What the projection measured itself during a freshness run (runs before 2026-12-01
+    have none)."""
+    sizes, applies = run.get("projection_batch_records"), run.get("projection_batch_apply")
+    if not sizes or not applies:
+        return ""
+    return (
+        f"; projection: {_n(sizes['count'])} batches, p50 <= "
+        f"{_bound(sizes.get('p50_records_at_most'))} records, transaction p50 <= "
+        f"{_bound(applies.get('p50_ms_at_most'))} ms"
+    )
+
+
+def _bound(value: object) -> str:
+    """A bucket bound as phase_quantiles gives it (a number, "> last bucket", or None)."""
+    return f"{value:g}" if isinstance(value, float | int) else str(value)
+
+
 def _saturated(result: dict[str, Any]) -> str:
     """A warning for a fixed-rate result whose load generator was saturated, else ''."""
     cores = result.get("client_cores")
@@ -135,7 +153,7 @@ def rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
                     f"{run['rate_per_s']:g} reports/s{label}, {_n(run['measured_events'])} events",
                     f"202 -> visible: p50 {_ms(fr['p50_ms'])}, **p99 {_ms(fr['p99_ms'])}**, "
                     f"max {_ms(fr['max_ms'])}; never visible {run['never_visible']}",
-                    f"HTTP p50 {_ms(http['p50_ms'])}, p99 {_ms(http['p99_ms'])}",
+                    f"HTTP p50 {_ms(http['p50_ms'])}, p99 {_ms(http['p99_ms'])}" + _batches(run),
                 )
             )
     s = results.get("scale")

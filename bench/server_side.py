@@ -40,19 +40,22 @@ async def scrape_buckets(url: str, token: str, metric: str, labels: Mapping[str,
     return out
 
 
-def phase_quantiles(before: Buckets, after: Buckets, qs: tuple[float, ...]) -> dict[str, object]:
-    """Count and bucket-bound quantiles (ms) of the observations made between two scrapes."""
+def phase_quantiles(
+    before: Buckets, after: Buckets, qs: tuple[float, ...], unit: str = "ms", scale: float = 1000
+) -> dict[str, object]:
+    """Count and bucket-bound quantiles of the observations made between two scrapes, in
+    ``unit`` (the bounds times ``scale``: seconds to ms by default)."""
     diff = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
     total = diff.get(math.inf, 0.0)
     largest = max((le for le in diff if not math.isinf(le)), default=0.0)
     out: dict[str, object] = {"count": int(total)}
     for q in qs:
         bound = next((le for le, n in diff.items() if total and n >= q * total), None)
-        key = f"p{round(q * 100)}_ms_at_most"
+        key = f"p{round(q * 100)}_{unit}_at_most"
         if bound is None:
             out[key] = None
         elif math.isinf(bound):
-            out[key] = f"> {largest * 1000:g}"  # beyond the last finite bucket
+            out[key] = f"> {largest * scale:g}"  # beyond the last finite bucket
         else:
-            out[key] = round(bound * 1000, 3)
+            out[key] = round(bound * scale, 3)
     return out

@@ -91,6 +91,11 @@ RELEASE_SLICE = 1000
 #: a slow commit) and PostgreSQL idled whenever the preparation outlasted the transaction; with
 #: two, Python keeps preparing through a long transaction and the next ones start at once.
 PREFETCH_DEPTH = 2
+#: A fetch that brought fewer records than this (or than it could take, if less) found the
+#: consumer caught up: the batches after it are fetched only when the one before is applied
+#: (:meth:`Projector.run`). Live batches hold a few records (at 200 reports/s, 2-5); a
+#: catch-up's are full (:class:`FetchRamp`: its first is 1/16 of ``batch_max_records``).
+PREFETCH_MIN_RECORDS = 1000
 #: How many batches prepared before a batch it looks for repeats in (retries and resends of
 #: events already in them: :meth:`Projector._prepare_steps`): more than are ever in flight
 #: (``PREFETCH_DEPTH`` + the one applied), since a partition's records do not come in every
@@ -256,6 +261,8 @@ class Projector:
         self._maybe_pending = True
         #: ``time.monotonic()`` of this projector's first deferral since its last flush.
         self._deferring_since: float | None = None
+        #: Whether this projector's last fetch found it caught up (:data:`PREFETCH_MIN_RECORDS`).
+        self._caught_up = False
 
     # --- wiring ---------------------------------------------------------------------------
 
@@ -332,6 +339,8 @@ class Projector:
         the stored positions; :meth:`apply_fetched` checks the batch against them."""
         await self.ensure_positions()
         by_tp = await self._take(timeout_ms, max_records)
+        taken = sum(len(records) for records in by_tp.values())
+        self._caught_up = taken < min(PREFETCH_MIN_RECORDS, max_records)
         return await self._prepare_yielding(by_tp) if by_tp else None
 
     async def _take(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
@@ -520,10 +529,14 @@ class Projector:
         end offset there). Failed batches are retried from the stored offsets. ``on_batch`` is
         called after every poll (progress reporting).
 
-        Pipelined: batches N+1 .. N+:data:`PREFETCH_DEPTH` are fetched and prepared
-        (:meth:`fetch`), one after another, while batch N's transaction runs, so Python and
-        PostgreSQL work at the same time, and Python goes on through a long transaction (a
-        figure flush) instead of idling once the next batch is ready. A prefetched batch is
+        Pipelined while behind: batches N+1 .. N+:data:`PREFETCH_DEPTH` are fetched and
+        prepared (:meth:`fetch`), one after another, while batch N's transaction runs, so Python
+        and PostgreSQL work at the same time, and Python goes on through a long transaction (a
+        figure flush) instead of idling once the next batch is ready. Caught up (the last fetch
+        brought fewer than :data:`PREFETCH_MIN_RECORDS`), the next batch is fetched once batch
+        N is applied, and so holds every record that arrived during N's transaction; fetched
+        ahead, live records were taken a few at a time as they arrived, in batches queued
+        behind N, each costing a transaction. A prefetched batch is
         only ever applied through :meth:`apply_fetched` (which keeps exactly the records
         continuing at the stored offsets, checked again under the offset row locks), and every
         prefetched batch is dropped when a batch fails or the loop ends (every partition is
@@ -547,9 +560,10 @@ class Projector:
                         await self.flush_figures()  # the end of a bounded run: none left
                         return
                     try:
-                        self._prefetch(ahead, poll_timeout_ms, ramp)
+                        self._prefetch(ahead, poll_timeout_ms, ramp, 1)
                         prepared = await ahead.popleft()
-                        self._prefetch(ahead, poll_timeout_ms, ramp)
+                        depth = 0 if self._caught_up else PREFETCH_DEPTH
+                        self._prefetch(ahead, poll_timeout_ms, ramp, depth)
                         await self.apply_fetched(prepared)
                         if prepared is None:  # an idle poll: nothing more to wait for
                             await self.flush_figures()
@@ -588,10 +602,14 @@ class Projector:
                         self.rewind()
 
     def _prefetch(
-        self, ahead: deque[asyncio.Task[Prepared | None]], timeout_ms: int, ramp: FetchRamp
+        self,
+        ahead: deque[asyncio.Task[Prepared | None]],
+        timeout_ms: int,
+        ramp: FetchRamp,
+        depth: int,
     ) -> None:
-        """Start fetches until :data:`PREFETCH_DEPTH` are ahead, each after the one before."""
-        while len(ahead) < PREFETCH_DEPTH:
+        """Start fetches until ``depth`` are ahead, each after the one before."""
+        while len(ahead) < depth:
             previous = ahead[-1] if ahead else None
             ahead.append(asyncio.create_task(self._fetch_after(previous, timeout_ms, ramp.take())))
 
