@@ -49,29 +49,43 @@ class Client(Protocol):
     ) -> tuple[int, dict[str, Any]]: ...
 
 
+#: Connections either client opens at most; requests beyond wait for one (their latency includes
+#: the wait).
+MAX_CONNECTIONS = 64
+
+
 class HttpxClient:
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    """``httpx.AsyncClient`` posting with at most :data:`MAX_CONNECTIONS` requests inside httpx.
+
+    Requests beyond wait on a semaphore here, not in httpcore's connection pool: httpcore 1.0
+    re-scans its queued requests and connections on every assignment pass (O(requests x
+    connections), encode/httpcore#1035), so once a fixed-rate run fell behind, the pool's own
+    bookkeeping took the load generator's core and the run collapsed (quiet13, quiet15: ~0.9
+    cores, thousands of timeouts; quiet16 did not finish its 30 s run in 10 minutes). The wait
+    on the semaphore is part of the latency, as the wait in the pool was."""
+
+    def __init__(self, client: httpx.AsyncClient, max_in_flight: int = MAX_CONNECTIONS) -> None:
         self._client = client
+        self._slots = asyncio.Semaphore(max_in_flight)
 
     async def post(
         self, path: str, body: dict[str, Any], headers: dict[str, str]
     ) -> tuple[int, dict[str, Any]]:
-        r = await self._client.post(path, json=body, headers=headers)
+        async with self._slots:
+            r = await self._client.post(path, json=body, headers=headers)
         return r.status_code, r.json()
 
 
 def httpx_client(url: str) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    limits = httpx.Limits(
+        max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+    )
     return httpx.AsyncClient(base_url=url, timeout=30, limits=limits)
-
-
-#: Connections the raw client opens at most (requests beyond wait for one).
-RAW_MAX_CONNECTIONS = 64
 
 
 def raw_client(url: str) -> RawClient:
     parts = urlsplit(url)
-    return RawClient(parts.hostname or "127.0.0.1", parts.port or 80, RAW_MAX_CONNECTIONS)
+    return RawClient(parts.hostname or "127.0.0.1", parts.port or 80, MAX_CONNECTIONS)
 
 
 class Poster:
